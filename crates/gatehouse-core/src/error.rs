@@ -1,0 +1,67 @@
+//! The domain's one error type.
+//!
+//! Protocol variants carry the RFC 6749 §5.2 / RFC 6750 §3.1 / RFC 7009 error codes; the HTTP
+//! crate decides status codes and headers from them in exactly one place. Descriptions are
+//! written for the client's developer and never contain a secret, a token or a reason that would
+//! tell an attacker which part of a credential was wrong.
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// RFC 6749 §5.2 `invalid_request`.
+    #[error("invalid_request: {0}")]
+    InvalidRequest(String),
+    /// RFC 6749 §5.2 `invalid_client`: client authentication failed.
+    #[error("invalid_client: {0}")]
+    InvalidClient(String),
+    /// RFC 6749 §5.2 `invalid_grant`.
+    #[error("invalid_grant: {0}")]
+    InvalidGrant(String),
+    /// RFC 6749 §5.2 `unauthorized_client`: the client may not use this grant or operation.
+    #[error("unauthorized_client: {0}")]
+    UnauthorizedClient(String),
+    /// RFC 6749 §5.2 `unsupported_grant_type`.
+    #[error("unsupported_grant_type: {0}")]
+    UnsupportedGrantType(String),
+    /// RFC 6749 §5.2 `invalid_scope`.
+    #[error("invalid_scope: {0}")]
+    InvalidScope(String),
+    /// RFC 6750 §3.1: no bearer token was presented at all (no `error` code is sent).
+    #[error("a bearer token is required")]
+    MissingToken,
+    /// RFC 6750 §3.1 `invalid_token`: expired, revoked, malformed or unknown.
+    #[error("invalid_token: {0}")]
+    InvalidToken(String),
+    /// RFC 6750 §3.1 `insufficient_scope`, with the scope that would have sufficed.
+    #[error("insufficient_scope: {0}")]
+    InsufficientScope(String),
+    /// The authenticated caller lacks the role an administrative operation needs.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// An administrative operation names a record that does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// An administrative operation would create a duplicate.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// An administrative input breaks a rule of the registry.
+    #[error("invalid: {0}")]
+    Validation(String),
+    /// Storage failed; the cause is logged by the HTTP layer and never shown to callers.
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    /// Anything else that is our fault (key material, encoding).
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        Error::InvalidRequest(description.into())
+    }
+
+    pub fn validation(description: impl Into<String>) -> Self {
+        Error::Validation(description.into())
+    }
+}

@@ -1,0 +1,23 @@
+//! The domain of Gatehouse: the OAuth 2.0 rules, the Application Registry, grants, tokens and
+//! signing keys.
+//!
+//! Invariant: this crate does no IO of its own. It reaches the world only through the ports it
+//! declares — [`store::Store`] for persistence and [`clock::Clock`] for time — and it names no
+//! web framework, SQL driver or HTTP client, so every rule here can be tested without a socket.
+//! Blocking work (Argon2) is moved off the async threads with `tokio::task::spawn_blocking`.
+
+pub mod client;
+pub mod client_auth;
+pub mod clock;
+pub mod error;
+pub mod grant;
+pub mod keys;
+pub mod manifest;
+pub mod registry;
+pub mod scope;
+pub mod secret;
+pub mod store;
+pub mod token;
+pub mod user;
+
+pub use error::Error;

@@ -1,0 +1,411 @@
+//! The declarative registry file: the desired state of applications and users, and the
+//! reconciliation that makes the store match it (`gatehouse apply`, and the same sections in the
+//! server's configuration file).
+//!
+//! Each entry describes a record completely: a field left out takes its default, so applying the
+//! same file twice changes nothing, and a change made by hand is undone by the next apply.
+//! Records created or updated by apply are marked `managed`; `--prune` deletes only managed
+//! records missing from the file, so a pruning apply never removes what an administrator made by
+//! hand (such as the bootstrap `admin` user).
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::client::{
+    Client, ClientType, DEFAULT_ACCESS_TOKEN_LIFESPAN, DEFAULT_REFRESH_TOKEN_LIFESPAN, GrantType,
+    TokenFormat,
+};
+use crate::registry::{AppChanges, NewApp, NewUser, Registry, UserChanges};
+use crate::secret::Secret;
+use crate::user::{self, User};
+
+/// The registry sections of a declarative file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    #[serde(default, rename = "application", skip_serializing_if = "Vec::is_empty")]
+    pub applications: Vec<AppEntry>,
+    #[serde(default, rename = "user", skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<UserEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AppEntry {
+    pub name: String,
+    /// Fixes the client_id; without it the entry is matched to an application by name.
+    pub client_id: Option<String>,
+    #[serde(default = "confidential")]
+    pub client_type: ClientType,
+    /// The secret inline (prefer `client_secret_env`).
+    pub client_secret: Option<String>,
+    /// The name of an environment variable holding the secret.
+    pub client_secret_env: Option<String>,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub grant_types: Vec<GrantType>,
+    #[serde(default)]
+    pub allowed_scopes: Vec<String>,
+    /// Defaults to the allowed scopes.
+    pub default_scopes: Option<Vec<String>>,
+    #[serde(default = "default_access_lifespan")]
+    pub access_token_lifespan: i64,
+    #[serde(default = "default_refresh_lifespan")]
+    pub refresh_token_lifespan: i64,
+    #[serde(default)]
+    pub token_format: TokenFormat,
+    pub run_as: Option<String>,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UserEntry {
+    pub user_name: String,
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default = "yes")]
+    pub active: bool,
+    pub password: Option<String>,
+    pub password_env: Option<String>,
+}
+
+fn confidential() -> ClientType {
+    ClientType::Confidential
+}
+fn default_access_lifespan() -> i64 {
+    DEFAULT_ACCESS_TOKEN_LIFESPAN
+}
+fn default_refresh_lifespan() -> i64 {
+    DEFAULT_REFRESH_TOKEN_LIFESPAN
+}
+fn yes() -> bool {
+    true
+}
+
+/// What reconciling changes, one line per record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub action: Action,
+    pub kind: &'static str,
+    /// client_id or user name.
+    pub key: String,
+    /// The fields that differ (for updates).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<&'static str>,
+    /// A secret generated for a new confidential application without one in the file; shown
+    /// once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generated_secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+}
+
+/// How to reconcile.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApplyOptions {
+    /// Delete managed records that the file no longer lists.
+    pub prune: bool,
+    /// Report the changes without making them.
+    pub dry_run: bool,
+}
+
+impl Manifest {
+    /// Makes the registry match this file. `env` resolves `*_env` references (the caller's
+    /// environment in production, a map in tests).
+    pub async fn apply(
+        &self,
+        registry: &Registry,
+        options: ApplyOptions,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Vec<Change>, Error> {
+        let mut changes = Vec::new();
+        // Users first: applications name their run-as user.
+        for entry in &self.users {
+            if let Some(change) = reconcile_user(registry, entry, options, env).await? {
+                changes.push(change);
+            }
+        }
+        let existing_apps = registry.list_apps().await?;
+        let mut kept_apps = Vec::new();
+        for entry in &self.applications {
+            let (change, client_id) =
+                reconcile_app(registry, &existing_apps, entry, options, env).await?;
+            kept_apps.push(client_id);
+            changes.extend(change);
+        }
+        if options.prune {
+            for app in existing_apps
+                .iter()
+                .filter(|a| a.managed && !kept_apps.contains(&a.client_id))
+            {
+                if !options.dry_run {
+                    registry.delete_app(&app.client_id).await?;
+                }
+                changes.push(change(Action::Delete, "application", &app.client_id, vec![]));
+            }
+            for user in registry.list_users().await? {
+                let listed = self.users.iter().any(|u| u.user_name == user.user_name);
+                if user.managed && !listed {
+                    if !options.dry_run {
+                        registry.delete_user(&user.user_name).await?;
+                    }
+                    changes.push(change(Action::Delete, "user", &user.user_name, vec![]));
+                }
+            }
+        }
+        Ok(changes)
+    }
+}
+
+fn change(action: Action, kind: &'static str, key: &str, fields: Vec<&'static str>) -> Change {
+    Change {
+        action,
+        kind,
+        key: key.to_owned(),
+        fields,
+        generated_secret: None,
+    }
+}
+
+fn resolve(
+    what: &str,
+    inline: &Option<String>,
+    variable: &Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Secret>, Error> {
+    match (inline, variable) {
+        (Some(_), Some(_)) => Err(Error::validation(format!(
+            "{what}: give the value inline or by environment variable, not both"
+        ))),
+        (Some(value), None) => Ok(Some(Secret::new(value.clone()))),
+        (None, Some(name)) => env(name).map(|v| Some(Secret::new(v))).ok_or_else(|| {
+            Error::validation(format!("{what}: environment variable {name} is not set"))
+        }),
+        (None, None) => Ok(None),
+    }
+}
+
+fn desired_app_fields(entry: &AppEntry) -> AppChanges {
+    AppChanges {
+        name: Some(entry.name.clone()),
+        client_type: Some(entry.client_type),
+        redirect_uris: Some(entry.redirect_uris.clone()),
+        grant_types: Some(entry.grant_types.clone()),
+        allowed_scopes: Some(entry.allowed_scopes.clone()),
+        default_scopes: Some(
+            entry
+                .default_scopes
+                .clone()
+                .unwrap_or_else(|| entry.allowed_scopes.clone()),
+        ),
+        access_token_lifespan: Some(entry.access_token_lifespan),
+        refresh_token_lifespan: Some(entry.refresh_token_lifespan),
+        token_format: Some(entry.token_format),
+        run_as: Some(entry.run_as.clone().unwrap_or_default()),
+        active: Some(entry.active),
+    }
+}
+
+/// The names of the fields in which `client` differs from `desired`.
+fn app_differences(client: &Client, desired: &AppChanges) -> Vec<&'static str> {
+    let mut sorted_grants = desired.grant_types.clone().unwrap_or_default();
+    sorted_grants.sort();
+    sorted_grants.dedup();
+    let sorted = |v: &Option<Vec<String>>| {
+        let mut v = v.clone().unwrap_or_default();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let mut fields = Vec::new();
+    let mut check = |name: &'static str, differs: bool| {
+        if differs {
+            fields.push(name);
+        }
+    };
+    check("name", desired.name.as_ref() != Some(&client.name));
+    check("client_type", desired.client_type != Some(client.client_type));
+    check("redirect_uris", desired.redirect_uris.as_ref() != Some(&client.redirect_uris));
+    check("grant_types", sorted_grants != client.grant_types);
+    check("allowed_scopes", sorted(&desired.allowed_scopes) != client.allowed_scopes);
+    check("default_scopes", sorted(&desired.default_scopes) != client.default_scopes);
+    check(
+        "access_token_lifespan",
+        desired.access_token_lifespan != Some(client.access_token_lifespan),
+    );
+    check(
+        "refresh_token_lifespan",
+        desired.refresh_token_lifespan != Some(client.refresh_token_lifespan),
+    );
+    check("token_format", desired.token_format != Some(client.token_format));
+    check(
+        "run_as",
+        desired.run_as.as_deref().unwrap_or_default() != client.run_as.as_deref().unwrap_or_default(),
+    );
+    check("active", desired.active != Some(client.active));
+    fields
+}
+
+async fn reconcile_app(
+    registry: &Registry,
+    existing: &[Client],
+    entry: &AppEntry,
+    options: ApplyOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Option<Change>, String), Error> {
+    let what = format!("application {:?}", entry.name);
+    let secret = resolve(&what, &entry.client_secret, &entry.client_secret_env, env)?;
+    let desired = desired_app_fields(entry);
+    let current = match &entry.client_id {
+        Some(id) => existing.iter().find(|c| &c.client_id == id),
+        None => {
+            let mut named = existing.iter().filter(|c| c.name == entry.name);
+            let first = named.next();
+            if named.next().is_some() {
+                return Err(Error::validation(format!(
+                    "{what}: several applications have this name; give its client_id"
+                )));
+            }
+            first
+        }
+    };
+    let Some(current) = current else {
+        let key = entry.client_id.clone().unwrap_or_else(|| entry.name.clone());
+        if options.dry_run {
+            return Ok((Some(change(Action::Create, "application", &key, vec![])), key));
+        }
+        let (client, generated) = registry
+            .create_app(
+                NewApp {
+                    client_id: entry.client_id.clone(),
+                    client_secret: secret.clone(),
+                    fields: desired,
+                },
+                true,
+            )
+            .await?;
+        let mut created = change(Action::Create, "application", &client.client_id, vec![]);
+        if secret.is_none() {
+            created.generated_secret = generated.map(|s| s.expose().to_owned());
+        }
+        return Ok((Some(created), client.client_id));
+    };
+    let mut fields = app_differences(current, &desired);
+    let secret_changes = match (&secret, &current.secret_hash) {
+        (Some(secret), Some(hash)) => !registry.hasher().verify(secret.expose(), hash),
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if secret_changes {
+        fields.push("client_secret");
+    }
+    if !current.managed {
+        fields.push("managed");
+    }
+    let client_id = current.client_id.clone();
+    if fields.is_empty() {
+        return Ok((None, client_id));
+    }
+    if !options.dry_run {
+        // A secret first, so that a public client turned confidential has one.
+        if secret_changes {
+            registry.rotate_secret(&client_id, secret).await?;
+        }
+        registry.update_app(&client_id, desired).await?;
+        registry.set_app_managed(&client_id, true).await?;
+    }
+    Ok((Some(change(Action::Update, "application", &client_id, fields)), client_id))
+}
+
+async fn reconcile_user(
+    registry: &Registry,
+    entry: &UserEntry,
+    options: ApplyOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Change>, Error> {
+    let what = format!("user {:?}", entry.user_name);
+    let password = resolve(&what, &entry.password, &entry.password_env, env)?;
+    let desired = UserChanges {
+        display_name: Some(
+            entry
+                .display_name
+                .clone()
+                .unwrap_or_else(|| entry.user_name.clone()),
+        ),
+        email: Some(entry.email.clone().unwrap_or_default()),
+        roles: Some(entry.roles.clone()),
+        active: Some(entry.active),
+    };
+    let current = registry.list_users().await?.into_iter().find(|u| u.user_name == entry.user_name);
+    let Some(current) = current else {
+        if !options.dry_run {
+            registry
+                .create_user(
+                    NewUser {
+                        user_name: entry.user_name.clone(),
+                        password,
+                        fields: desired,
+                    },
+                    true,
+                )
+                .await?;
+        }
+        return Ok(Some(change(Action::Create, "user", &entry.user_name, vec![])));
+    };
+    let mut fields = user_differences(&current, &desired);
+    let password_changes = match (&password, &current.password_hash) {
+        (Some(password), Some(hash)) => {
+            !user::verify_password(password.expose().to_owned(), hash.clone()).await?
+        }
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if password_changes {
+        fields.push("password");
+    }
+    if !current.managed {
+        fields.push("managed");
+    }
+    if fields.is_empty() {
+        return Ok(None);
+    }
+    if !options.dry_run {
+        registry.update_user(&entry.user_name, desired).await?;
+        if let (true, Some(password)) = (password_changes, password) {
+            registry.set_password(&entry.user_name, password).await?;
+        }
+        registry.set_user_managed(&entry.user_name, true).await?;
+    }
+    Ok(Some(change(Action::Update, "user", &entry.user_name, fields)))
+}
+
+fn user_differences(user: &User, desired: &UserChanges) -> Vec<&'static str> {
+    let mut roles = desired.roles.clone().unwrap_or_default();
+    roles.sort();
+    roles.dedup();
+    let mut fields = Vec::new();
+    if desired.display_name.as_ref() != Some(&user.display_name) {
+        fields.push("display_name");
+    }
+    if desired.email.as_deref().unwrap_or_default() != user.email.as_deref().unwrap_or_default() {
+        fields.push("email");
+    }
+    if roles != user.roles {
+        fields.push("roles");
+    }
+    if desired.active != Some(user.active) {
+        fields.push("active");
+    }
+    fields
+}

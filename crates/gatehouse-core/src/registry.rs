@@ -1,0 +1,565 @@
+//! The Application Registry's use cases — creating, changing, rotating and deleting
+//! applications and users — shared by the CLI, the admin REST API and `gatehouse apply`, so the
+//! three can never disagree about a rule.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::client::{
+    Client, ClientType, DEFAULT_ACCESS_TOKEN_LIFESPAN, DEFAULT_REFRESH_TOKEN_LIFESPAN, GrantType,
+    TokenFormat,
+};
+use crate::clock::Clock;
+use crate::scope::ScopeSet;
+use crate::secret::{self, Secret, SecretHasher};
+use crate::store::{Store, StoreError};
+use crate::user::{self, User};
+
+/// The shortest client secret an administrator may supply: 32 characters.
+pub const MIN_CLIENT_SECRET_LENGTH: usize = 32;
+
+/// Changes to an application; `None` leaves a field as it is (on creation: takes its default).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppChanges {
+    pub name: Option<String>,
+    pub client_type: Option<ClientType>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub grant_types: Option<Vec<GrantType>>,
+    pub allowed_scopes: Option<Vec<String>>,
+    pub default_scopes: Option<Vec<String>>,
+    pub access_token_lifespan: Option<i64>,
+    pub refresh_token_lifespan: Option<i64>,
+    pub token_format: Option<TokenFormat>,
+    /// The run-as user's name; an empty string removes it.
+    pub run_as: Option<String>,
+    pub active: Option<bool>,
+}
+
+/// A new application.
+#[derive(Debug, Clone, Default)]
+pub struct NewApp {
+    /// Fixed by the administrator, or generated when `None`.
+    pub client_id: Option<String>,
+    /// Supplied by the administrator (at least 32 characters), or generated when `None`.
+    pub client_secret: Option<Secret>,
+    pub fields: AppChanges,
+}
+
+/// Changes to a user; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserChanges {
+    pub display_name: Option<String>,
+    /// An empty string removes the email address.
+    pub email: Option<String>,
+    pub roles: Option<Vec<String>>,
+    pub active: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    pub user_name: String,
+    pub password: Option<Secret>,
+    pub fields: UserChanges,
+}
+
+/// The registry's use cases over a store.
+#[derive(Clone)]
+pub struct Registry {
+    store: Arc<dyn Store>,
+    hasher: SecretHasher,
+    clock: Arc<dyn Clock>,
+}
+
+impl Registry {
+    pub fn new(store: Arc<dyn Store>, hasher: SecretHasher, clock: Arc<dyn Clock>) -> Self {
+        Registry {
+            store,
+            hasher,
+            clock,
+        }
+    }
+
+    pub fn hasher(&self) -> &SecretHasher {
+        &self.hasher
+    }
+
+    pub async fn list_apps(&self) -> Result<Vec<Client>, Error> {
+        Ok(self.store.list_clients().await?)
+    }
+
+    pub async fn get_app(&self, client_id: &str) -> Result<Client, Error> {
+        self.store
+            .find_client(client_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("application {client_id:?}")))
+    }
+
+    /// Creates an application; returns it with its secret in clear, which is never shown again.
+    pub async fn create_app(
+        &self,
+        new: NewApp,
+        managed: bool,
+    ) -> Result<(Client, Option<Secret>), Error> {
+        let now = self.clock.now();
+        let client_id = match new.client_id {
+            Some(id) => {
+                check_identifier("client_id", &id, 128)?;
+                id
+            }
+            None => uuid::Uuid::new_v4().simple().to_string(),
+        };
+        let name = new
+            .fields
+            .name
+            .clone()
+            .ok_or_else(|| Error::validation("an application needs a name"))?;
+        let mut client = Client {
+            id: uuid::Uuid::now_v7().to_string(),
+            client_id,
+            name,
+            client_type: ClientType::Confidential,
+            secret_hash: None,
+            redirect_uris: vec![],
+            grant_types: vec![],
+            allowed_scopes: vec![],
+            default_scopes: vec![],
+            access_token_lifespan: DEFAULT_ACCESS_TOKEN_LIFESPAN,
+            refresh_token_lifespan: DEFAULT_REFRESH_TOKEN_LIFESPAN,
+            token_format: TokenFormat::default(),
+            run_as: None,
+            active: true,
+            managed,
+            created_at: now,
+            updated_at: now,
+        };
+        let defaults_given = new.fields.default_scopes.is_some();
+        apply_app_changes(&mut client, new.fields);
+        // Unless told otherwise, a client gets everything it may have when it asks for no scope.
+        if !defaults_given {
+            client.default_scopes = client.allowed_scopes.clone();
+        }
+        let secret = match client.client_type {
+            ClientType::Confidential => Some(match new.client_secret {
+                Some(secret) => {
+                    check_client_secret(&secret)?;
+                    secret
+                }
+                None => Secret::new(secret::generate()),
+            }),
+            ClientType::Public if new.client_secret.is_some() => {
+                return Err(Error::validation("a public client has no secret"));
+            }
+            ClientType::Public => None,
+        };
+        client.secret_hash = secret.as_ref().map(|s| self.hasher.hash(s.expose()));
+        self.validate_app(&client).await?;
+        self.store
+            .insert_client(&client)
+            .await
+            .map_err(conflict_as_domain)?;
+        Ok((client, secret))
+    }
+
+    pub async fn update_app(&self, client_id: &str, changes: AppChanges) -> Result<Client, Error> {
+        let mut client = self.get_app(client_id).await?;
+        let becomes_public = changes.client_type == Some(ClientType::Public);
+        apply_app_changes(&mut client, changes);
+        if becomes_public {
+            client.secret_hash = None;
+        } else if client.client_type == ClientType::Confidential && client.secret_hash.is_none() {
+            return Err(Error::validation(
+                "a public client becomes confidential only through rotate-secret",
+            ));
+        }
+        client.updated_at = self.clock.now();
+        self.validate_app(&client).await?;
+        self.store.update_client(&client).await?;
+        Ok(client)
+    }
+
+    /// Marks a record as owned (or not) by `gatehouse apply`.
+    pub async fn set_app_managed(&self, client_id: &str, managed: bool) -> Result<(), Error> {
+        let mut client = self.get_app(client_id).await?;
+        if client.managed != managed {
+            client.managed = managed;
+            self.store.update_client(&client).await?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the secret (with `secret`, or a generated one) and returns it in clear. The old
+    /// secret stops working at once; a public client becomes confidential.
+    pub async fn rotate_secret(
+        &self,
+        client_id: &str,
+        secret: Option<Secret>,
+    ) -> Result<(Client, Secret), Error> {
+        let mut client = self.get_app(client_id).await?;
+        let secret = match secret {
+            Some(secret) => {
+                check_client_secret(&secret)?;
+                secret
+            }
+            None => Secret::new(secret::generate()),
+        };
+        client.client_type = ClientType::Confidential;
+        client.secret_hash = Some(self.hasher.hash(secret.expose()));
+        client.updated_at = self.clock.now();
+        self.store.update_client(&client).await?;
+        Ok((client, secret))
+    }
+
+    pub async fn delete_app(&self, client_id: &str) -> Result<(), Error> {
+        if self.store.delete_client(client_id).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound(format!("application {client_id:?}")))
+        }
+    }
+
+    async fn validate_app(&self, client: &Client) -> Result<(), Error> {
+        if client.name.trim().is_empty() {
+            return Err(Error::validation("an application needs a name"));
+        }
+        if client.client_type == ClientType::Public
+            && client.allows_grant(GrantType::ClientCredentials)
+        {
+            return Err(Error::validation(
+                "a public client cannot use client_credentials (RFC 6749 §4.4)",
+            ));
+        }
+        let redirecting = [GrantType::AuthorizationCode, GrantType::Implicit];
+        if redirecting.iter().any(|g| client.allows_grant(*g)) && client.redirect_uris.is_empty() {
+            return Err(Error::validation(
+                "authorization_code and implicit need at least one redirect URI",
+            ));
+        }
+        for uri in &client.redirect_uris {
+            check_redirect_uri(uri)?;
+        }
+        let allowed = ScopeSet::from_list(&client.allowed_scopes)?;
+        let defaults = ScopeSet::from_list(&client.default_scopes)?;
+        if !defaults.is_subset(&allowed) {
+            return Err(Error::validation(
+                "default scopes must be among the allowed scopes",
+            ));
+        }
+        for (what, value) in [
+            ("access_token_lifespan", client.access_token_lifespan),
+            ("refresh_token_lifespan", client.refresh_token_lifespan),
+        ] {
+            if !(1..=10 * 365 * 86_400).contains(&value) {
+                return Err(Error::validation(format!(
+                    "{what} must be between 1 second and 10 years"
+                )));
+            }
+        }
+        if let Some(user_name) = &client.run_as
+            && self.store.find_user_by_name(user_name).await?.is_none()
+        {
+            return Err(Error::validation(format!(
+                "run-as user {user_name:?} does not exist"
+            )));
+        }
+        Ok(())
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<User>, Error> {
+        Ok(self.store.list_users().await?)
+    }
+
+    pub async fn get_user(&self, user_name: &str) -> Result<User, Error> {
+        self.store
+            .find_user_by_name(user_name)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("user {user_name:?}")))
+    }
+
+    pub async fn create_user(&self, new: NewUser, managed: bool) -> Result<User, Error> {
+        check_identifier("user name", &new.user_name, 64)?;
+        let now = self.clock.now();
+        let password_hash = match new.password {
+            Some(password) => {
+                user::check_password_policy(password.expose())?;
+                Some(user::hash_password(password.expose().to_owned()).await?)
+            }
+            None => None,
+        };
+        let mut user = User {
+            id: uuid::Uuid::now_v7().to_string(),
+            display_name: new.user_name.clone(),
+            user_name: new.user_name,
+            email: None,
+            roles: vec![],
+            active: true,
+            password_hash,
+            managed,
+            created_at: now,
+            updated_at: now,
+        };
+        apply_user_changes(&mut user, new.fields);
+        check_user(&user)?;
+        self.store
+            .insert_user(&user)
+            .await
+            .map_err(conflict_as_domain)?;
+        Ok(user)
+    }
+
+    pub async fn update_user(&self, user_name: &str, changes: UserChanges) -> Result<User, Error> {
+        let mut user = self.get_user(user_name).await?;
+        let was_admin = user.active && user.is_registry_admin();
+        apply_user_changes(&mut user, changes);
+        check_user(&user)?;
+        if was_admin && !(user.active && user.is_registry_admin()) {
+            self.ensure_another_admin(user_name).await?;
+        }
+        user.updated_at = self.clock.now();
+        self.store.update_user(&user).await?;
+        Ok(user)
+    }
+
+    pub async fn set_user_managed(&self, user_name: &str, managed: bool) -> Result<(), Error> {
+        let mut user = self.get_user(user_name).await?;
+        if user.managed != managed {
+            user.managed = managed;
+            self.store.update_user(&user).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn set_password(&self, user_name: &str, password: Secret) -> Result<(), Error> {
+        user::check_password_policy(password.expose())?;
+        let mut user = self.get_user(user_name).await?;
+        user.password_hash = Some(user::hash_password(password.expose().to_owned()).await?);
+        user.updated_at = self.clock.now();
+        self.store.update_user(&user).await?;
+        Ok(())
+    }
+
+    pub async fn delete_user(&self, user_name: &str) -> Result<(), Error> {
+        let user = self.get_user(user_name).await?;
+        if user.active && user.is_registry_admin() {
+            self.ensure_another_admin(user_name).await?;
+        }
+        let dependents: Vec<String> = self
+            .store
+            .list_clients()
+            .await?
+            .into_iter()
+            .filter(|c| c.run_as.as_deref() == Some(user_name))
+            .map(|c| c.client_id)
+            .collect();
+        if !dependents.is_empty() {
+            return Err(Error::Conflict(format!(
+                "user {user_name:?} is the run-as user of {}",
+                dependents.join(", ")
+            )));
+        }
+        self.store.delete_user(user_name).await?;
+        Ok(())
+    }
+
+    /// Refuses to remove the last active user who can manage the registry, which would lock
+    /// every administrator out of the admin API.
+    async fn ensure_another_admin(&self, user_name: &str) -> Result<(), Error> {
+        let others = self
+            .store
+            .list_users()
+            .await?
+            .into_iter()
+            .any(|u| u.user_name != user_name && u.active && u.is_registry_admin());
+        if others {
+            Ok(())
+        } else {
+            Err(Error::Conflict(format!(
+                "{user_name:?} is the last active administrator"
+            )))
+        }
+    }
+}
+
+fn apply_app_changes(client: &mut Client, changes: AppChanges) {
+    let AppChanges {
+        name,
+        client_type,
+        redirect_uris,
+        grant_types,
+        allowed_scopes,
+        default_scopes,
+        access_token_lifespan,
+        refresh_token_lifespan,
+        token_format,
+        run_as,
+        active,
+    } = changes;
+    if let Some(v) = name {
+        client.name = v;
+    }
+    if let Some(v) = client_type {
+        client.client_type = v;
+    }
+    if let Some(v) = redirect_uris {
+        client.redirect_uris = v;
+    }
+    if let Some(mut v) = grant_types {
+        v.sort();
+        v.dedup();
+        client.grant_types = v;
+    }
+    if let Some(v) = allowed_scopes {
+        client.allowed_scopes = sorted(v);
+    }
+    if let Some(v) = default_scopes {
+        client.default_scopes = sorted(v);
+    }
+    if let Some(v) = access_token_lifespan {
+        client.access_token_lifespan = v;
+    }
+    if let Some(v) = refresh_token_lifespan {
+        client.refresh_token_lifespan = v;
+    }
+    if let Some(v) = token_format {
+        client.token_format = v;
+    }
+    if let Some(v) = run_as {
+        client.run_as = (!v.is_empty()).then_some(v);
+    }
+    if let Some(v) = active {
+        client.active = v;
+    }
+}
+
+fn apply_user_changes(user: &mut User, changes: UserChanges) {
+    let UserChanges {
+        display_name,
+        email,
+        roles,
+        active,
+    } = changes;
+    if let Some(v) = display_name {
+        user.display_name = v;
+    }
+    if let Some(v) = email {
+        user.email = (!v.is_empty()).then_some(v);
+    }
+    if let Some(v) = roles {
+        user.roles = sorted(v);
+    }
+    if let Some(v) = active {
+        user.active = v;
+    }
+}
+
+fn sorted(mut values: Vec<String>) -> Vec<String> {
+    values.sort();
+    values.dedup();
+    values
+}
+
+fn check_user(user: &User) -> Result<(), Error> {
+    if let Some(email) = &user.email
+        && (!email.contains('@') || email.chars().any(char::is_whitespace))
+    {
+        return Err(Error::validation(format!("{email:?} is not an email address")));
+    }
+    for role in &user.roles {
+        let valid = !role.is_empty()
+            && role
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !valid {
+            return Err(Error::validation(format!(
+                "role {role:?} must be lower-case letters, digits and underscores"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_identifier(what: &str, value: &str, max: usize) -> Result<(), Error> {
+    let valid = !value.is_empty()
+        && value.len() <= max
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@~".contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::validation(format!(
+            "{what} must be 1 to {max} letters, digits or . _ - @ ~"
+        )))
+    }
+}
+
+fn check_client_secret(secret: &Secret) -> Result<(), Error> {
+    if secret.expose().chars().count() < MIN_CLIENT_SECRET_LENGTH {
+        return Err(Error::validation(format!(
+            "a client secret must have at least {MIN_CLIENT_SECRET_LENGTH} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// RFC 9700 §2.1 and §4.1.3: redirect URIs are registered in full, compared exactly, carry no
+/// fragment, and use TLS unless they stay on the machine (loopback) or belong to a native app.
+fn check_redirect_uri(uri: &str) -> Result<(), Error> {
+    let invalid = |why: &str| Err(Error::validation(format!("redirect URI {uri:?} {why}")));
+    let Ok(parsed) = url::Url::parse(uri) else {
+        return invalid("is not an absolute URI");
+    };
+    if parsed.fragment().is_some() {
+        return invalid("must not contain a fragment");
+    }
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" => match parsed.host_str() {
+            Some("127.0.0.1" | "[::1]" | "localhost") => Ok(()),
+            _ => invalid("must use https unless it is a loopback address"),
+        },
+        // RFC 8252 §7.1: private-use schemes are reverse domain names.
+        scheme if scheme.contains('.') => Ok(()),
+        "javascript" | "data" | "file" | "vbscript" => invalid("uses a forbidden scheme"),
+        _ => invalid("must be https, loopback http, or a reverse-domain private-use scheme"),
+    }
+}
+
+fn conflict_as_domain(error: StoreError) -> Error {
+    match error {
+        StoreError::Conflict(what) => Error::Conflict(what),
+        other => Error::Store(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uri_rules() {
+        assert!(check_redirect_uri("https://app.example/cb").is_ok());
+        assert!(check_redirect_uri("http://127.0.0.1/cb").is_ok());
+        assert!(check_redirect_uri("com.example.app:/cb").is_ok());
+        assert!(check_redirect_uri("http://app.example/cb").is_err());
+        assert!(check_redirect_uri("https://app.example/cb#x").is_err());
+        assert!(check_redirect_uri("/cb").is_err());
+        assert!(check_redirect_uri("javascript:alert(1)").is_err());
+    }
+
+    #[test]
+    fn short_admin_secrets_are_refused() {
+        assert!(check_client_secret(&Secret::new("x".repeat(31))).is_err());
+        assert!(check_client_secret(&Secret::new("x".repeat(32))).is_ok());
+    }
+
+    #[test]
+    fn identifiers_are_restricted() {
+        assert!(check_identifier("client_id", "billing-app.v2", 128).is_ok());
+        assert!(check_identifier("client_id", "has space", 128).is_err());
+        assert!(check_identifier("client_id", "", 128).is_err());
+    }
+}

@@ -1,0 +1,395 @@
+//! Access tokens: minting (opaque or RFC 9068 JWT), validation, introspection (RFC 7662) and
+//! revocation (RFC 7009).
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::client::{Client, TokenFormat};
+use crate::clock::Clock;
+use crate::keys::{KeyRing, SharedKeyRing, SigningAlgorithm, SigningKey};
+use crate::scope::ScopeSet;
+use crate::secret::{self, MasterKey, SecretHasher};
+use crate::store::{AccessTokenRecord, Store};
+use crate::user::User;
+
+/// Every opaque access token starts with this, so leaked tokens are easy to recognise in logs
+/// and by secret scanners.
+pub const OPAQUE_ACCESS_TOKEN_PREFIX: &str = "gh_at_";
+
+/// The body of a successful token response (RFC 6749 §5.1).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// What a valid access token grants: the facts every protected API decides on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessTokenInfo {
+    pub jti: String,
+    pub client_id: String,
+    pub user_id: Option<String>,
+    pub user_name: Option<String>,
+    pub scope: ScopeSet,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub format: TokenFormat,
+}
+
+impl AccessTokenInfo {
+    /// The RFC 9068 `sub`: the user when there is one, otherwise the client itself.
+    pub fn subject(&self) -> &str {
+        self.user_id.as_deref().unwrap_or(&self.client_id)
+    }
+}
+
+/// The claims of a JWT access token (RFC 9068 §2.2).
+#[derive(Debug, Serialize, Deserialize)]
+struct AccessTokenClaims {
+    iss: String,
+    sub: String,
+    aud: String,
+    exp: i64,
+    iat: i64,
+    jti: String,
+    client_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    scope: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct JwsHeader {
+    alg: String,
+    #[serde(default)]
+    typ: Option<String>,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    crit: Option<serde_json::Value>,
+}
+
+/// The RFC 7662 §2.2 introspection response.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+}
+
+/// Mints, validates, introspects and revokes access tokens.
+pub struct TokenService {
+    issuer: String,
+    store: Arc<dyn Store>,
+    hasher: SecretHasher,
+    master_key: MasterKey,
+    keys: SharedKeyRing,
+    clock: Arc<dyn Clock>,
+}
+
+impl TokenService {
+    pub fn new(
+        issuer: String,
+        store: Arc<dyn Store>,
+        master_key: MasterKey,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        TokenService {
+            issuer,
+            store,
+            hasher: master_key.secret_hasher(),
+            master_key,
+            keys: SharedKeyRing::default(),
+            clock,
+        }
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
+    pub fn hasher(&self) -> &SecretHasher {
+        &self.hasher
+    }
+
+    pub fn key_ring(&self) -> Arc<KeyRing> {
+        self.keys.get()
+    }
+
+    /// Reads the signing keys from the store into memory. Called at start and periodically, so
+    /// keys rotated by another process or instance are picked up well before they sign.
+    pub async fn reload_keys(&self) -> Result<(), Error> {
+        let sealer = self.master_key.sealer();
+        let stored = self.store.list_signing_keys().await?;
+        let keys = stored
+            .iter()
+            .map(|s| SigningKey::load(s, &sealer))
+            .collect::<Result<Vec<_>, _>>()?;
+        let max_lifetime = self
+            .store
+            .list_clients()
+            .await?
+            .iter()
+            .map(|c| c.access_token_lifespan)
+            .max()
+            .unwrap_or(crate::client::DEFAULT_ACCESS_TOKEN_LIFESPAN)
+            .max(crate::client::DEFAULT_ACCESS_TOKEN_LIFESPAN);
+        self.keys.replace(KeyRing::new(keys, max_lifetime));
+        Ok(())
+    }
+
+    /// Adds a signing key that is published now and signs from `now + delay`.
+    pub async fn rotate_key(&self, alg: SigningAlgorithm, delay: i64) -> Result<String, Error> {
+        let now = self.clock.now();
+        let (stored, _) = SigningKey::generate(alg, now, now + delay, &self.master_key.sealer())?;
+        self.store.insert_signing_key(&stored).await?;
+        self.reload_keys().await?;
+        Ok(stored.kid)
+    }
+
+    /// Makes sure there is a key to sign with (the first start of a new installation).
+    pub async fn ensure_signing_key(&self, alg: SigningAlgorithm) -> Result<(), Error> {
+        self.reload_keys().await?;
+        if self.keys.get().signing_key(self.clock.now()).is_none() {
+            self.rotate_key(alg, 0).await?;
+        }
+        Ok(())
+    }
+
+    /// Issues an access token for `client`, acting for `user` when there is one.
+    pub async fn issue_access_token(
+        &self,
+        client: &Client,
+        user: Option<&User>,
+        scope: &ScopeSet,
+    ) -> Result<TokenResponse, Error> {
+        let now = self.clock.now();
+        let expires_at = now + client.access_token_lifespan;
+        let jti = uuid::Uuid::new_v4().to_string();
+        let access_token = match client.token_format {
+            TokenFormat::Jwt => {
+                let claims = AccessTokenClaims {
+                    iss: self.issuer.clone(),
+                    sub: user
+                        .map(|u| u.id.clone())
+                        .unwrap_or_else(|| client.client_id.clone()),
+                    aud: self.issuer.clone(),
+                    exp: expires_at,
+                    iat: now,
+                    jti,
+                    client_id: client.client_id.clone(),
+                    scope: scope.to_string(),
+                };
+                self.sign_jwt("at+jwt", &claims)?
+            }
+            TokenFormat::Opaque => {
+                let token = format!("{OPAQUE_ACCESS_TOKEN_PREFIX}{}", secret::generate());
+                let record = AccessTokenRecord {
+                    token_hash: self.hasher.hash(&token),
+                    jti,
+                    client_id: client.client_id.clone(),
+                    user_id: user.map(|u| u.id.clone()),
+                    scope: scope.to_string(),
+                    issued_at: now,
+                    expires_at,
+                    revoked: false,
+                };
+                self.store.insert_access_token(&record).await?;
+                token
+            }
+        };
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_in: client.access_token_lifespan,
+            scope: (!scope.is_empty()).then(|| scope.to_string()),
+            refresh_token: None,
+        })
+    }
+
+    /// Signs `claims` as a compact JWS with the current key. The key is parsed once at load, so
+    /// this costs one signature and two base64 encodings.
+    fn sign_jwt<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, Error> {
+        let ring = self.keys.get();
+        let key = ring
+            .signing_key(self.clock.now())
+            .ok_or_else(|| Error::Internal("no signing key is active".into()))?;
+        let header = serde_json::json!({"alg": key.alg.as_str(), "typ": typ, "kid": key.kid});
+        let mut jws = URL_SAFE_NO_PAD.encode(header.to_string());
+        jws.push('.');
+        let claims = serde_json::to_vec(claims).map_err(|e| Error::Internal(e.to_string()))?;
+        jws.push_str(&URL_SAFE_NO_PAD.encode(claims));
+        let signature = key.sign(jws.as_bytes())?;
+        jws.push('.');
+        jws.push_str(&URL_SAFE_NO_PAD.encode(signature));
+        Ok(jws)
+    }
+
+    /// Checks a JWT's signature and header against our own keys and returns its claims, whether
+    /// or not they are still current.
+    fn verify_own_jwt(&self, token: &str) -> Option<AccessTokenClaims> {
+        let (signed, signature) = token.rsplit_once('.')?;
+        let (header, claims) = signed.split_once('.')?;
+        let header: JwsHeader =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
+        // RFC 8725 §3.11: the type keeps ID tokens and other JWTs from passing as access tokens;
+        // RFC 7515 §4.1.11: we understand no critical extension.
+        let typ = header.typ.as_deref()?.to_ascii_lowercase();
+        if (typ != "at+jwt" && typ != "application/at+jwt") || header.crit.is_some() {
+            return None;
+        }
+        let ring = self.keys.get();
+        let key = ring.find(header.kid.as_deref()?)?;
+        if header.alg != key.alg.as_str() {
+            return None;
+        }
+        let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+        if !key.verify(signed.as_bytes(), &signature) {
+            return None;
+        }
+        let claims: AccessTokenClaims =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).ok()?).ok()?;
+        (claims.iss == self.issuer).then_some(claims)
+    }
+
+    /// Validates an access token presented to a protected API: signature or lookup, expiry,
+    /// revocation, and that its client and user are still active.
+    pub async fn validate(&self, token: &str) -> Result<AccessTokenInfo, Error> {
+        let invalid = || Error::InvalidToken("the access token is invalid, expired or revoked".into());
+        let now = self.clock.now();
+        let info = if token.starts_with(OPAQUE_ACCESS_TOKEN_PREFIX) {
+            let record = self
+                .store
+                .find_access_token(&self.hasher.hash(token))
+                .await?
+                .ok_or_else(invalid)?;
+            if record.revoked {
+                return Err(invalid());
+            }
+            AccessTokenInfo {
+                jti: record.jti,
+                client_id: record.client_id,
+                user_id: record.user_id,
+                user_name: None,
+                scope: ScopeSet::parse(&record.scope).unwrap_or_default(),
+                issued_at: record.issued_at,
+                expires_at: record.expires_at,
+                format: TokenFormat::Opaque,
+            }
+        } else {
+            let claims = self.verify_own_jwt(token).ok_or_else(invalid)?;
+            if claims.aud != self.issuer || self.store.is_jwt_revoked(&claims.jti).await? {
+                return Err(invalid());
+            }
+            let user_id = (claims.sub != claims.client_id).then_some(claims.sub);
+            AccessTokenInfo {
+                jti: claims.jti,
+                client_id: claims.client_id,
+                user_id,
+                user_name: None,
+                scope: ScopeSet::parse(&claims.scope).unwrap_or_default(),
+                issued_at: claims.iat,
+                expires_at: claims.exp,
+                format: TokenFormat::Jwt,
+            }
+        };
+        if info.expires_at <= now {
+            return Err(invalid());
+        }
+        let client_active = self
+            .store
+            .find_client(&info.client_id)
+            .await?
+            .is_some_and(|c| c.active);
+        if !client_active {
+            return Err(invalid());
+        }
+        let mut info = info;
+        if let Some(user_id) = &info.user_id {
+            let user = self
+                .store
+                .find_user_by_id(user_id)
+                .await?
+                .filter(|u| u.active)
+                .ok_or_else(invalid)?;
+            info.user_name = Some(user.user_name);
+        }
+        Ok(info)
+    }
+
+    /// RFC 7662: the state of any token, for an authenticated confidential client.
+    pub async fn introspect(&self, token: &str) -> Result<Introspection, Error> {
+        match self.validate(token).await {
+            Ok(info) => Ok(Introspection {
+                active: true,
+                scope: Some(info.scope.to_string()),
+                client_id: Some(info.client_id.clone()),
+                username: info.user_name.clone(),
+                token_type: Some("Bearer".into()),
+                exp: Some(info.expires_at),
+                iat: Some(info.issued_at),
+                sub: Some(info.subject().to_owned()),
+                aud: Some(self.issuer.clone()),
+                iss: Some(self.issuer.clone()),
+                jti: Some(info.jti),
+            }),
+            Err(Error::InvalidToken(_)) => Ok(Introspection::default()),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// RFC 7009: revokes a token issued to `client`. Unknown, malformed and expired tokens are
+    /// not an error (§2.2); a token of another client is refused.
+    pub async fn revoke(&self, token: &str, client: &Client) -> Result<(), Error> {
+        let not_yours =
+            || Error::UnauthorizedClient("the token was not issued to this client".into());
+        if token.starts_with(OPAQUE_ACCESS_TOKEN_PREFIX) {
+            let hash = self.hasher.hash(token);
+            let Some(record) = self.store.find_access_token(&hash).await? else {
+                return Ok(());
+            };
+            if record.client_id != client.client_id {
+                return Err(not_yours());
+            }
+            self.store.revoke_access_token(&hash).await?;
+        } else if let Some(claims) = self.verify_own_jwt(token) {
+            if claims.client_id != client.client_id {
+                return Err(not_yours());
+            }
+            if claims.exp > self.clock.now() {
+                self.store.revoke_jwt(&claims.jti, claims.exp).await?;
+            }
+        }
+        Ok(())
+    }
+}
