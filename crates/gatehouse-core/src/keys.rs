@@ -103,7 +103,8 @@ impl SigningKey {
         activates_at: i64,
         sealer: &Sealer,
     ) -> Result<(StoredSigningKey, SigningKey), Error> {
-        let crypto = |e: aws_lc_rs::error::Unspecified| Error::Internal(format!("key generation: {e}"));
+        let crypto =
+            |e: aws_lc_rs::error::Unspecified| Error::Internal(format!("key generation: {e}"));
         let pkcs8: Vec<u8> = match alg {
             SigningAlgorithm::Es256 => {
                 EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
@@ -148,7 +149,8 @@ impl SigningKey {
         activates_at: i64,
         pkcs8: &[u8],
     ) -> Result<SigningKey, Error> {
-        let rejected = |e: aws_lc_rs::error::KeyRejected| Error::Internal(format!("bad key {kid}: {e}"));
+        let rejected =
+            |e: aws_lc_rs::error::KeyRejected| Error::Internal(format!("bad key {kid}: {e}"));
         let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
         let (private, public_key, jwk) = match alg {
             SigningAlgorithm::Es256 => {
@@ -312,13 +314,19 @@ mod tests {
 
     fn key(alg: SigningAlgorithm, activates_at: i64) -> SigningKey {
         let sealer = MasterKey::generate().sealer();
-        SigningKey::generate(alg, 0, activates_at, &sealer).unwrap().1
+        SigningKey::generate(alg, 0, activates_at, &sealer)
+            .unwrap()
+            .1
     }
 
     #[test]
     fn every_algorithm_signs_and_verifies_and_survives_sealing() {
         let sealer = MasterKey::generate().sealer();
-        for alg in [SigningAlgorithm::Es256, SigningAlgorithm::EdDsa, SigningAlgorithm::Rs256] {
+        for alg in [
+            SigningAlgorithm::Es256,
+            SigningAlgorithm::EdDsa,
+            SigningAlgorithm::Rs256,
+        ] {
             let (stored, fresh) = SigningKey::generate(alg, 0, 0, &sealer).unwrap();
             let loaded = SigningKey::load(&stored, &sealer).unwrap();
             let signature = loaded.sign(b"message").unwrap();
@@ -331,7 +339,10 @@ mod tests {
     #[test]
     fn rotation_publishes_first_signs_later_and_retires_after_the_longest_token() {
         let ring = KeyRing::new(
-            vec![key(SigningAlgorithm::Es256, 0), key(SigningAlgorithm::Es256, 100)],
+            vec![
+                key(SigningAlgorithm::Es256, 0),
+                key(SigningAlgorithm::Es256, 100),
+            ],
             30,
         );
         let (old, new) = (ring.keys[0].kid.clone(), ring.keys[1].kid.clone());

@@ -152,7 +152,12 @@ impl Manifest {
                 if !options.dry_run {
                     registry.delete_app(&app.client_id).await?;
                 }
-                changes.push(change(Action::Delete, "application", &app.client_id, vec![]));
+                changes.push(change(
+                    Action::Delete,
+                    "application",
+                    &app.client_id,
+                    vec![],
+                ));
             }
             for user in registry.list_users().await? {
                 let listed = self.users.iter().any(|u| u.user_name == user.user_name);
@@ -235,11 +240,23 @@ fn app_differences(client: &Client, desired: &AppChanges) -> Vec<&'static str> {
         }
     };
     check("name", desired.name.as_ref() != Some(&client.name));
-    check("client_type", desired.client_type != Some(client.client_type));
-    check("redirect_uris", desired.redirect_uris.as_ref() != Some(&client.redirect_uris));
+    check(
+        "client_type",
+        desired.client_type != Some(client.client_type),
+    );
+    check(
+        "redirect_uris",
+        desired.redirect_uris.as_ref() != Some(&client.redirect_uris),
+    );
     check("grant_types", sorted_grants != client.grant_types);
-    check("allowed_scopes", sorted(&desired.allowed_scopes) != client.allowed_scopes);
-    check("default_scopes", sorted(&desired.default_scopes) != client.default_scopes);
+    check(
+        "allowed_scopes",
+        sorted(&desired.allowed_scopes) != client.allowed_scopes,
+    );
+    check(
+        "default_scopes",
+        sorted(&desired.default_scopes) != client.default_scopes,
+    );
     check(
         "access_token_lifespan",
         desired.access_token_lifespan != Some(client.access_token_lifespan),
@@ -248,10 +265,14 @@ fn app_differences(client: &Client, desired: &AppChanges) -> Vec<&'static str> {
         "refresh_token_lifespan",
         desired.refresh_token_lifespan != Some(client.refresh_token_lifespan),
     );
-    check("token_format", desired.token_format != Some(client.token_format));
+    check(
+        "token_format",
+        desired.token_format != Some(client.token_format),
+    );
     check(
         "run_as",
-        desired.run_as.as_deref().unwrap_or_default() != client.run_as.as_deref().unwrap_or_default(),
+        desired.run_as.as_deref().unwrap_or_default()
+            != client.run_as.as_deref().unwrap_or_default(),
     );
     check("active", desired.active != Some(client.active));
     fields
@@ -281,9 +302,15 @@ async fn reconcile_app(
         }
     };
     let Some(current) = current else {
-        let key = entry.client_id.clone().unwrap_or_else(|| entry.name.clone());
+        let key = entry
+            .client_id
+            .clone()
+            .unwrap_or_else(|| entry.name.clone());
         if options.dry_run {
-            return Ok((Some(change(Action::Create, "application", &key, vec![])), key));
+            return Ok((
+                Some(change(Action::Create, "application", &key, vec![])),
+                key,
+            ));
         }
         let (client, generated) = registry
             .create_app(
@@ -325,7 +352,10 @@ async fn reconcile_app(
         registry.update_app(&client_id, desired).await?;
         registry.set_app_managed(&client_id, true).await?;
     }
-    Ok((Some(change(Action::Update, "application", &client_id, fields)), client_id))
+    Ok((
+        Some(change(Action::Update, "application", &client_id, fields)),
+        client_id,
+    ))
 }
 
 async fn reconcile_user(
@@ -347,7 +377,11 @@ async fn reconcile_user(
         roles: Some(entry.roles.clone()),
         active: Some(entry.active),
     };
-    let current = registry.list_users().await?.into_iter().find(|u| u.user_name == entry.user_name);
+    let current = registry
+        .list_users()
+        .await?
+        .into_iter()
+        .find(|u| u.user_name == entry.user_name);
     let Some(current) = current else {
         if !options.dry_run {
             registry
@@ -361,7 +395,12 @@ async fn reconcile_user(
                 )
                 .await?;
         }
-        return Ok(Some(change(Action::Create, "user", &entry.user_name, vec![])));
+        return Ok(Some(change(
+            Action::Create,
+            "user",
+            &entry.user_name,
+            vec![],
+        )));
     };
     let mut fields = user_differences(&current, &desired);
     let password_changes = match (&password, &current.password_hash) {
@@ -387,7 +426,12 @@ async fn reconcile_user(
         }
         registry.set_user_managed(&entry.user_name, true).await?;
     }
-    Ok(Some(change(Action::Update, "user", &entry.user_name, fields)))
+    Ok(Some(change(
+        Action::Update,
+        "user",
+        &entry.user_name,
+        fields,
+    )))
 }
 
 fn user_differences(user: &User, desired: &UserChanges) -> Vec<&'static str> {

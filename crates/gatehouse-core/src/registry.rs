@@ -465,7 +465,9 @@ fn check_user(user: &User) -> Result<(), Error> {
     if let Some(email) = &user.email
         && (!email.contains('@') || email.chars().any(char::is_whitespace))
     {
-        return Err(Error::validation(format!("{email:?} is not an email address")));
+        return Err(Error::validation(format!(
+            "{email:?} is not an email address"
+        )));
     }
     for role in &user.roles {
         let valid = !role.is_empty()

@@ -116,8 +116,14 @@ mod tests {
 
     #[test]
     fn quote_and_backslash_are_refused() {
-        assert!(matches!(ScopeSet::parse("a\"b"), Err(Error::InvalidScope(_))));
-        assert!(matches!(ScopeSet::parse("a\\b"), Err(Error::InvalidScope(_))));
+        assert!(matches!(
+            ScopeSet::parse("a\"b"),
+            Err(Error::InvalidScope(_))
+        ));
+        assert!(matches!(
+            ScopeSet::parse("a\\b"),
+            Err(Error::InvalidScope(_))
+        ));
         assert!(matches!(ScopeSet::parse("é"), Err(Error::InvalidScope(_))));
     }
 
@@ -125,7 +131,10 @@ mod tests {
     fn down_scoping_stays_within_allowed_and_defaults_apply() {
         let allowed = set("read write");
         let defaults = set("read");
-        assert_eq!(ScopeSet::down_scope(None, &allowed, &defaults).unwrap(), defaults);
+        assert_eq!(
+            ScopeSet::down_scope(None, &allowed, &defaults).unwrap(),
+            defaults
+        );
         assert_eq!(
             ScopeSet::down_scope(Some("write"), &allowed, &defaults).unwrap(),
             set("write")

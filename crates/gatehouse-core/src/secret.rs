@@ -95,8 +95,11 @@ impl MasterKey {
     }
 
     pub fn sealer(&self) -> Sealer {
-        let unbound = UnboundKey::new(&AES_256_GCM, &self.derive("gatehouse at-rest encryption v1"))
-            .expect("a 32-byte key is valid for AES-256-GCM");
+        let unbound = UnboundKey::new(
+            &AES_256_GCM,
+            &self.derive("gatehouse at-rest encryption v1"),
+        )
+        .expect("a 32-byte key is valid for AES-256-GCM");
         Sealer {
             key: LessSafeKey::new(unbound),
         }
@@ -190,7 +193,11 @@ mod tests {
         let stored = hasher.hash("s3cret");
         assert!(hasher.verify("s3cret", &stored));
         assert!(!hasher.verify("s3cret!", &stored));
-        assert!(!MasterKey::generate().secret_hasher().verify("s3cret", &stored));
+        assert!(
+            !MasterKey::generate()
+                .secret_hasher()
+                .verify("s3cret", &stored)
+        );
     }
 
     #[test]
@@ -199,7 +206,12 @@ mod tests {
         let sealed = master.sealer().seal("kid-1", b"private");
         assert_eq!(master.sealer().open("kid-1", &sealed).unwrap(), b"private");
         assert!(master.sealer().open("kid-2", &sealed).is_err());
-        assert!(MasterKey::generate().sealer().open("kid-1", &sealed).is_err());
+        assert!(
+            MasterKey::generate()
+                .sealer()
+                .open("kid-1", &sealed)
+                .is_err()
+        );
     }
 
     #[test]

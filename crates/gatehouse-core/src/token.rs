@@ -285,7 +285,8 @@ impl TokenService {
     /// Validates an access token presented to a protected API: signature or lookup, expiry,
     /// revocation, and that its client and user are still active.
     pub async fn validate(&self, token: &str) -> Result<AccessTokenInfo, Error> {
-        let invalid = || Error::InvalidToken("the access token is invalid, expired or revoked".into());
+        let invalid =
+            || Error::InvalidToken("the access token is invalid, expired or revoked".into());
         let now = self.clock.now();
         let info = if token.starts_with(OPAQUE_ACCESS_TOKEN_PREFIX) {
             let record = self

@@ -79,7 +79,11 @@ mod tests {
     async fn password_hash_verifies_only_the_right_password() {
         let hash = hash_password("correct horse battery".into()).await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse battery".into(), hash.clone()).await.unwrap());
+        assert!(
+            verify_password("correct horse battery".into(), hash.clone())
+                .await
+                .unwrap()
+        );
         assert!(!verify_password("wrong".into(), hash).await.unwrap());
     }
 }

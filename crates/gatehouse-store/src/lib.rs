@@ -1,1 +1,59 @@
-//! placeholder
+//! The storage of Gatehouse: the [`Store`](gatehouse_core::store::Store) port implemented for
+//! SQLite (the embedded default) and PostgreSQL (for several instances sharing one database).
+//!
+//! Invariant: this is the only crate with SQL in it. Both backends run the very same queries —
+//! [`shared_store_impl!`] writes them once — and differ only in how they connect, their
+//! migrations folder and how SQLite separates its single writer from its readers.
+
+#[macro_use]
+mod shared;
+mod postgres;
+mod rows;
+mod sqlite;
+#[cfg(feature = "test-support")]
+pub mod test_support;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use gatehouse_core::store::{Store, StoreError};
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// How much a write must survive before it is acknowledged (SQLite only; PostgreSQL follows its
+/// own `synchronous_commit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// A committed write survives a crash of the process (`synchronous=NORMAL` in WAL mode);
+    /// a power loss may cost the last moments of commits.
+    #[default]
+    Process,
+    /// Every commit is flushed to the disk before it is acknowledged (`synchronous=FULL`).
+    Full,
+}
+
+/// Opens the database a URL names — `sqlite://PATH` or `postgres://…` — and applies its
+/// migrations.
+pub async fn open(url: &str, durability: Durability) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url).await?))
+    } else if let Some(path) = url.strip_prefix("sqlite://") {
+        Ok(Arc::new(
+            SqliteStore::open(Path::new(path), durability).await?,
+        ))
+    } else {
+        Err(StoreError::Backend(
+            "the database URL must start with sqlite:// or postgres://".into(),
+        ))
+    }
+}
+
+fn backend_error(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(db.table().unwrap_or("record").to_owned())
+        }
+        _ => StoreError::Backend(error.to_string()),
+    }
+}

@@ -42,7 +42,9 @@ impl TokenGrant for ClientCredentialsGrant {
                     .await?
                     .filter(|u| u.active)
                     .ok_or_else(|| {
-                        Error::InvalidGrant("the client's run-as user is missing or inactive".into())
+                        Error::InvalidGrant(
+                            "the client's run-as user is missing or inactive".into(),
+                        )
                     })?;
                 Some(user)
             }

@@ -1,0 +1,187 @@
+//! Rows as the database returns them, and their conversion to the domain's types. Lists are
+//! kept as JSON text so that both backends store them the same way.
+
+use gatehouse_core::client::Client;
+use gatehouse_core::store::{AccessTokenRecord, StoreError, StoredSigningKey};
+use gatehouse_core::user::User;
+use serde_json::Value;
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ClientRow {
+    id: String,
+    client_id: String,
+    name: String,
+    client_type: String,
+    secret_hash: Option<String>,
+    redirect_uris: String,
+    grant_types: String,
+    allowed_scopes: String,
+    default_scopes: String,
+    access_token_lifespan: i64,
+    refresh_token_lifespan: i64,
+    token_format: String,
+    run_as: Option<String>,
+    active: bool,
+    managed: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+/// The column values of a client, in the order of [`CLIENT_COLUMNS`](crate::shared).
+pub(crate) struct ClientValues {
+    pub(crate) redirect_uris: String,
+    pub(crate) grant_types: String,
+    pub(crate) allowed_scopes: String,
+    pub(crate) default_scopes: String,
+}
+
+pub(crate) fn client_values(client: &Client) -> ClientValues {
+    ClientValues {
+        redirect_uris: json_list(&client.redirect_uris),
+        grant_types: json_list(
+            &client
+                .grant_types
+                .iter()
+                .map(|g| g.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        allowed_scopes: json_list(&client.allowed_scopes),
+        default_scopes: json_list(&client.default_scopes),
+    }
+}
+
+fn json_list<S: AsRef<str>>(items: &[S]) -> String {
+    Value::Array(
+        items
+            .iter()
+            .map(|s| Value::String(s.as_ref().to_owned()))
+            .collect(),
+    )
+    .to_string()
+}
+
+fn parse_list(column: &str, text: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Backend(format!("column {column} holds invalid JSON: {e}")))
+}
+
+fn corrupt(column: &str) -> impl Fn(gatehouse_core::Error) -> StoreError + '_ {
+    move |e| StoreError::Backend(format!("column {column}: {e}"))
+}
+
+impl TryFrom<ClientRow> for Client {
+    type Error = StoreError;
+
+    fn try_from(row: ClientRow) -> Result<Client, StoreError> {
+        Ok(Client {
+            id: row.id,
+            client_id: row.client_id,
+            name: row.name,
+            client_type: row.client_type.parse().map_err(corrupt("client_type"))?,
+            secret_hash: row.secret_hash,
+            redirect_uris: parse_list("redirect_uris", &row.redirect_uris)?,
+            grant_types: parse_list("grant_types", &row.grant_types)?
+                .iter()
+                .map(|g| g.parse())
+                .collect::<Result<_, _>>()
+                .map_err(corrupt("grant_types"))?,
+            allowed_scopes: parse_list("allowed_scopes", &row.allowed_scopes)?,
+            default_scopes: parse_list("default_scopes", &row.default_scopes)?,
+            access_token_lifespan: row.access_token_lifespan,
+            refresh_token_lifespan: row.refresh_token_lifespan,
+            token_format: row.token_format.parse().map_err(corrupt("token_format"))?,
+            run_as: row.run_as,
+            active: row.active,
+            managed: row.managed,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserRow {
+    id: String,
+    user_name: String,
+    display_name: String,
+    email: Option<String>,
+    roles: String,
+    active: bool,
+    password_hash: Option<String>,
+    managed: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+pub(crate) fn roles_value(user: &User) -> String {
+    json_list(&user.roles)
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StoreError;
+
+    fn try_from(row: UserRow) -> Result<User, StoreError> {
+        Ok(User {
+            id: row.id,
+            user_name: row.user_name,
+            display_name: row.display_name,
+            email: row.email,
+            roles: parse_list("roles", &row.roles)?,
+            active: row.active,
+            password_hash: row.password_hash,
+            managed: row.managed,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AccessTokenRow {
+    token_hash: String,
+    jti: String,
+    client_id: String,
+    user_id: Option<String>,
+    scope: String,
+    issued_at: i64,
+    expires_at: i64,
+    revoked: bool,
+}
+
+impl From<AccessTokenRow> for AccessTokenRecord {
+    fn from(row: AccessTokenRow) -> Self {
+        AccessTokenRecord {
+            token_hash: row.token_hash,
+            jti: row.jti,
+            client_id: row.client_id,
+            user_id: row.user_id,
+            scope: row.scope,
+            issued_at: row.issued_at,
+            expires_at: row.expires_at,
+            revoked: row.revoked,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SigningKeyRow {
+    kid: String,
+    alg: String,
+    private_key_sealed: Vec<u8>,
+    public_jwk: String,
+    created_at: i64,
+    activates_at: i64,
+}
+
+impl From<SigningKeyRow> for StoredSigningKey {
+    fn from(row: SigningKeyRow) -> Self {
+        StoredSigningKey {
+            kid: row.kid,
+            alg: row.alg,
+            private_key_sealed: row.private_key_sealed,
+            public_jwk: row.public_jwk,
+            created_at: row.created_at,
+            activates_at: row.activates_at,
+        }
+    }
+}

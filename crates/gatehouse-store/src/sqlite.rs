@@ -1,0 +1,61 @@
+//! SQLite, the embedded default: one file in WAL mode, a single-connection pool for writes (so
+//! writers queue in the process instead of failing with `SQLITE_BUSY`) and a small pool for
+//! concurrent reads.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Pool, Sqlite};
+
+use crate::Durability;
+
+pub struct SqliteStore {
+    reader: Pool<Sqlite>,
+    writer: Pool<Sqlite>,
+}
+
+impl SqliteStore {
+    const BACKEND: &'static str = "sqlite";
+
+    pub async fn open(path: &Path, durability: Durability) -> Result<Self, StoreError> {
+        let synchronous = match durability {
+            Durability::Process => SqliteSynchronous::Normal,
+            Durability::Full => SqliteSynchronous::Full,
+        };
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(backend_error)?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(synchronous)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(backend_error)?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&writer)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(backend_error)?;
+        Ok(SqliteStore { reader, writer })
+    }
+
+    fn reader(&self) -> &Pool<Sqlite> {
+        &self.reader
+    }
+
+    fn writer(&self) -> &Pool<Sqlite> {
+        &self.writer
+    }
+}
+
+shared_store_impl!(SqliteStore);
