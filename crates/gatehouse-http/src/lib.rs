@@ -1,1 +1,67 @@
-//! placeholder
+//! The HTTP surface of Gatehouse: the route table, the extractors that turn requests into the
+//! domain's inputs, thin handlers, and the one place where domain errors become HTTP responses.
+//!
+//! Invariant: handlers hold no OAuth rules; they extract, call `gatehouse-core`, and serialise.
+//! Every error response is built in [`error`], nowhere else.
+
+mod admin;
+pub mod error;
+mod extract;
+pub mod metrics;
+mod oauth;
+mod ops;
+mod state;
+pub mod views;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::header;
+use axum::routing::{get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use admin::openapi_document;
+pub use state::{AppState, HttpSettings};
+
+/// The whole route table: standard paths and their ServiceNow-style aliases side by side.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/oauth/token", post(oauth::token::token))
+        .route("/oauth_token.do", post(oauth::token::token))
+        .route("/oauth/introspect", post(oauth::introspect::introspect))
+        .route("/oauth/revoke", post(oauth::revoke::revoke))
+        .route("/oauth_revoke_token.do", post(oauth::revoke::revoke))
+        .route("/oauth/jwks", get(oauth::metadata::jwks))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(oauth::metadata::discovery),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            get(oauth::metadata::discovery),
+        )
+        .nest("/api/admin/v1", admin::routes())
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(ops::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::record_request,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+        .layer(TraceLayer::new_for_http().make_span_with(ops::request_span))
+        .layer(SetSensitiveHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+            header::SET_COOKIE,
+        ]))
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .with_state(state)
+}

@@ -36,6 +36,10 @@ impl TokenRequest {
         self.params.get(name).map(String::as_str)
     }
 
+    pub fn params(&self) -> &BTreeMap<String, String> {
+        &self.params
+    }
+
     pub fn require(&self, name: &str) -> Result<&str, Error> {
         self.get(name)
             .ok_or_else(|| Error::invalid_request(format!("the {name} parameter is missing")))

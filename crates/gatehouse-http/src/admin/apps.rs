@@ -1,0 +1,164 @@
+//! `/apps`: applications of the registry.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use gatehouse_core::Error;
+use gatehouse_core::registry::{AppChanges, NewApp};
+use gatehouse_core::secret::Secret;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::RegistryAdmin;
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::state::AppState;
+use crate::views::AppView;
+
+/// The fields of an application; on update, a field left out keeps its value.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppInput {
+    pub name: Option<String>,
+    /// Only on creation; generated when left out.
+    pub client_id: Option<String>,
+    /// `confidential` (default) or `public`.
+    pub client_type: Option<String>,
+    /// Only on creation; at least 32 characters; generated when left out.
+    pub client_secret: Option<String>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub grant_types: Option<Vec<String>>,
+    pub allowed_scopes: Option<Vec<String>>,
+    /// Defaults to the allowed scopes on creation.
+    pub default_scopes: Option<Vec<String>>,
+    pub access_token_lifespan: Option<i64>,
+    pub refresh_token_lifespan: Option<i64>,
+    /// `opaque` (default) or `jwt`.
+    pub token_format: Option<String>,
+    /// A user name; an empty string removes the run-as user.
+    pub run_as: Option<String>,
+    pub active: Option<bool>,
+}
+
+impl AppInput {
+    /// Parses the input into registry changes; the client_id and secret are taken separately.
+    pub fn into_changes(self) -> Result<(Option<String>, Option<Secret>, AppChanges), Error> {
+        let changes = AppChanges {
+            name: self.name,
+            client_type: self.client_type.map(|t| t.parse()).transpose()?,
+            redirect_uris: self.redirect_uris,
+            grant_types: self
+                .grant_types
+                .map(|g| g.iter().map(|g| g.parse()).collect())
+                .transpose()?,
+            allowed_scopes: self.allowed_scopes,
+            default_scopes: self.default_scopes,
+            access_token_lifespan: self.access_token_lifespan,
+            refresh_token_lifespan: self.refresh_token_lifespan,
+            token_format: self.token_format.map(|f| f.parse()).transpose()?,
+            run_as: self.run_as,
+            active: self.active,
+        };
+        Ok((self.client_id, self.client_secret.map(Secret::new), changes))
+    }
+}
+
+/// Lists every application.
+#[utoipa::path(get, path = "/apps", tag = "applications",
+    responses((status = 200, body = [AppView]), (status = 401, body = super::ErrorBody),
+        (status = 403, body = super::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list(_: RegistryAdmin, State(state): State<AppState>) -> Result<Json<Vec<AppView>>, ApiError> {
+    let apps = state.registry.list_apps().await?;
+    Ok(Json(apps.iter().map(AppView::from).collect()))
+}
+
+/// Creates an application. The answer carries the client secret, shown this once.
+#[utoipa::path(post, path = "/apps", tag = "applications", request_body = AppInput,
+    responses((status = 201, body = AppView), (status = 400, body = super::ErrorBody),
+        (status = 409, body = super::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create(
+    _: RegistryAdmin,
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<AppInput>,
+) -> Result<(StatusCode, Json<AppView>), ApiError> {
+    let (client_id, client_secret, fields) = input.into_changes()?;
+    let new = NewApp {
+        client_id,
+        client_secret,
+        fields,
+    };
+    let (client, secret) = state.registry.create_app(new, false).await?;
+    let mut view = AppView::from(&client);
+    view.client_secret = secret.map(|s| s.expose().to_owned());
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Shows one application.
+#[utoipa::path(get, path = "/apps/{client_id}", tag = "applications",
+    params(("client_id" = String, Path)),
+    responses((status = 200, body = AppView), (status = 404, body = super::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn show(
+    _: RegistryAdmin,
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+) -> Result<Json<AppView>, ApiError> {
+    Ok(Json(AppView::from(&state.registry.get_app(&client_id).await?)))
+}
+
+/// Changes the given fields of an application.
+#[utoipa::path(patch, path = "/apps/{client_id}", tag = "applications", request_body = AppInput,
+    params(("client_id" = String, Path)),
+    responses((status = 200, body = AppView), (status = 400, body = super::ErrorBody),
+        (status = 404, body = super::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update(
+    _: RegistryAdmin,
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+    ApiJson(input): ApiJson<AppInput>,
+) -> Result<Json<AppView>, ApiError> {
+    let (new_id, secret, changes) = input.into_changes()?;
+    if new_id.is_some() || secret.is_some() {
+        return Err(Error::validation(
+            "client_id cannot change; a secret changes through rotate-secret",
+        )
+        .into());
+    }
+    Ok(Json(AppView::from(
+        &state.registry.update_app(&client_id, changes).await?,
+    )))
+}
+
+/// Deletes an application and every token issued to it.
+#[utoipa::path(delete, path = "/apps/{client_id}", tag = "applications",
+    params(("client_id" = String, Path)),
+    responses((status = 204), (status = 404, body = super::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn delete(
+    _: RegistryAdmin,
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.registry.delete_app(&client_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replaces the client secret with a generated one, returned this once. The old secret stops
+/// working at once.
+#[utoipa::path(post, path = "/apps/{client_id}/rotate-secret", tag = "applications",
+    params(("client_id" = String, Path)),
+    responses((status = 200, body = AppView), (status = 404, body = super::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn rotate_secret(
+    _: RegistryAdmin,
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+) -> Result<Json<AppView>, ApiError> {
+    let (client, secret) = state.registry.rotate_secret(&client_id, None).await?;
+    let mut view = AppView::from(&client);
+    view.client_secret = Some(secret.expose().to_owned());
+    Ok(Json(view))
+}

@@ -1,0 +1,142 @@
+//! The admin REST API under `/api/admin/v1`: the Application Registry over JSON, for users
+//! holding `admin`, `oauth_admin` or `mi_admin`, and its OpenAPI document.
+
+mod apps;
+mod users;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::routing::{get, post, put};
+use gatehouse_core::Error;
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::error::ApiError;
+use crate::extract::Bearer;
+use crate::state::AppState;
+use crate::views::{AppView, UserView};
+
+/// The scope every admin API call needs: "everything the user's roles allow".
+pub const ADMIN_SCOPE: &str = "useraccount";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/openapi.json", get(openapi_json))
+        .route("/whoami", get(whoami))
+        .route("/apps", get(apps::list).post(apps::create))
+        .route(
+            "/apps/{client_id}",
+            get(apps::show).patch(apps::update).delete(apps::delete),
+        )
+        .route("/apps/{client_id}/rotate-secret", post(apps::rotate_secret))
+        .route("/users", get(users::list).post(users::create))
+        .route(
+            "/users/{user_name}",
+            get(users::show).patch(users::update).delete(users::delete),
+        )
+        .route("/users/{user_name}/password", put(users::set_password))
+}
+
+/// A caller allowed to manage the registry: a valid token with the `useraccount` scope whose
+/// user holds one of the registry roles.
+pub struct RegistryAdmin;
+
+impl FromRequestParts<AppState> for RegistryAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Bearer(token) = Bearer::from_request_parts(parts, state).await?;
+        if !token.scope.contains(ADMIN_SCOPE) {
+            return Err(Error::InsufficientScope(ADMIN_SCOPE.into()).into());
+        }
+        let user = match &token.user_id {
+            Some(id) => state.store.find_user_by_id(id).await?,
+            None => None,
+        };
+        match user {
+            Some(user) if user.active && user.is_registry_admin() => Ok(RegistryAdmin),
+            _ => Err(Error::Forbidden(
+                "managing the registry needs the admin, oauth_admin or mi_admin role".into(),
+            )
+            .into()),
+        }
+    }
+}
+
+/// Who the presented access token speaks for.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WhoAmI {
+    /// The token's subject: the user's id, or the client_id when no user is involved.
+    sub: String,
+    client_id: String,
+    user_name: Option<String>,
+    scope: String,
+    /// Unix seconds.
+    exp: i64,
+}
+
+/// Describes the caller's access token. Any valid token may ask.
+#[utoipa::path(get, path = "/whoami", tag = "session",
+    responses((status = 200, body = WhoAmI), (status = 401, description = "No valid bearer token")),
+    security(("bearer" = [])))]
+async fn whoami(Bearer(token): Bearer) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        sub: token.subject().to_owned(),
+        client_id: token.client_id.clone(),
+        user_name: token.user_name.clone(),
+        scope: token.scope.to_string(),
+        exp: token.expires_at,
+    })
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Gatehouse admin API",
+        description = "The Application Registry: applications (OAuth clients) and users. \
+            Every operation except this document needs a bearer access token with the \
+            `useraccount` scope whose user holds `admin`, `oauth_admin` or `mi_admin`."
+    ),
+    servers((url = "/api/admin/v1")),
+    paths(
+        whoami,
+        apps::list, apps::create, apps::show, apps::update, apps::delete, apps::rotate_secret,
+        users::list, users::create, users::show, users::update, users::delete,
+        users::set_password
+    ),
+    components(schemas(AppView, UserView, WhoAmI, apps::AppInput, users::UserInput,
+        users::PasswordInput, ErrorBody)),
+    modifiers(&BearerAuth)
+)]
+struct AdminApi;
+
+/// The RFC 6749-style error body every failed call returns.
+#[derive(Serialize, ToSchema)]
+struct ErrorBody {
+    error: String,
+    error_description: Option<String>,
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI 3 document of the admin API.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    AdminApi::openapi()
+}
+
+async fn openapi_json(State(_): State<AppState>) -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi_document())
+}

@@ -1,0 +1,134 @@
+//! The one place where errors become HTTP responses.
+//!
+//! Three surfaces answer errors differently, each as its RFC prescribes:
+//! - the OAuth endpoints (token, introspection, revocation): RFC 6749 §5.2 JSON, `401` with a
+//!   `WWW-Authenticate: Basic` challenge for `invalid_client`, `Cache-Control: no-store`;
+//! - bearer-protected APIs: RFC 6750 §3 challenges (`invalid_token`, `insufficient_scope`);
+//! - both: internal failures are logged here once and answered with a bare `server_error`.
+
+use std::any::Any;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gatehouse_core::Error;
+use serde_json::json;
+
+/// The realm named in every challenge.
+pub const REALM: &str = "gatehouse";
+
+/// An error raised by an OAuth endpoint (RFC 6749 §5.2, RFC 7009, RFC 7662).
+#[derive(Debug)]
+pub struct OAuthError(pub Error);
+
+/// An error raised by a bearer-protected API (RFC 6750 §3) or the admin API.
+#[derive(Debug)]
+pub struct ApiError(pub Error);
+
+impl<E: Into<Error>> From<E> for OAuthError {
+    fn from(error: E) -> Self {
+        OAuthError(error.into())
+    }
+}
+
+impl<E: Into<Error>> From<E> for ApiError {
+    fn from(error: E) -> Self {
+        ApiError(error.into())
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        error_response(&self.0, Surface::OAuth)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error_response(&self.0, Surface::Api)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Surface {
+    OAuth,
+    Api,
+}
+
+/// The `error` code, status and description of a domain error.
+fn classify(error: &Error) -> (StatusCode, &'static str, Option<&str>) {
+    use StatusCode as S;
+    match error {
+        Error::InvalidRequest(d) => (S::BAD_REQUEST, "invalid_request", Some(d)),
+        Error::InvalidClient(d) => (S::UNAUTHORIZED, "invalid_client", Some(d)),
+        Error::InvalidGrant(d) => (S::BAD_REQUEST, "invalid_grant", Some(d)),
+        Error::UnauthorizedClient(d) => (S::BAD_REQUEST, "unauthorized_client", Some(d)),
+        Error::UnsupportedGrantType(d) => (S::BAD_REQUEST, "unsupported_grant_type", Some(d)),
+        Error::InvalidScope(d) => (S::BAD_REQUEST, "invalid_scope", Some(d)),
+        Error::MissingToken => (S::UNAUTHORIZED, "", None),
+        Error::InvalidToken(d) => (S::UNAUTHORIZED, "invalid_token", Some(d)),
+        Error::InsufficientScope(_) => (
+            S::FORBIDDEN,
+            "insufficient_scope",
+            Some("the access token lacks a required scope"),
+        ),
+        Error::Forbidden(d) => (S::FORBIDDEN, "access_denied", Some(d)),
+        Error::NotFound(d) => (S::NOT_FOUND, "not_found", Some(d)),
+        Error::Conflict(d) => (S::CONFLICT, "conflict", Some(d)),
+        Error::Validation(d) => (S::BAD_REQUEST, "invalid_request", Some(d)),
+        Error::Store(_) | Error::Internal(_) => (S::INTERNAL_SERVER_ERROR, "server_error", None),
+    }
+}
+
+fn error_response(error: &Error, surface: Surface) -> Response {
+    let (status, code, description) = classify(error);
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        tracing::error!(error = %error, "request failed");
+    }
+    let mut response = if code.is_empty() {
+        status.into_response()
+    } else {
+        let mut body = json!({ "error": code });
+        if let Some(description) = description {
+            body["error_description"] = json!(description);
+        }
+        (status, Json(body)).into_response()
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    let challenge = match (surface, error) {
+        // RFC 6749 §5.2: a failed client authentication is answered with a challenge.
+        (_, Error::InvalidClient(_)) => Some(format!("Basic realm=\"{REALM}\"")),
+        (Surface::Api, Error::MissingToken) => Some(format!("Bearer realm=\"{REALM}\"")),
+        (Surface::Api, Error::InvalidToken(d)) => Some(format!(
+            "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{}\"",
+            quoted(d)
+        )),
+        (Surface::Api, Error::InsufficientScope(scope)) => Some(format!(
+            "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{}\"",
+            quoted(scope)
+        )),
+        (Surface::Api, Error::InvalidRequest(_)) => Some(format!(
+            "Bearer realm=\"{REALM}\", error=\"invalid_request\""
+        )),
+        _ => None,
+    };
+    if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        headers.insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+/// RFC 6750 §3: attribute values are quoted strings of printable ASCII without `"` and `\`.
+fn quoted(text: &str) -> String {
+    text.chars()
+        .filter(|c| (' '..='~').contains(c) && *c != '"' && *c != '\\')
+        .collect()
+}
+
+/// A panic in a handler becomes a bare 500: no message or stack trace reaches the client.
+pub fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    error_response(&Error::Internal("panic".into()), Surface::Api)
+}

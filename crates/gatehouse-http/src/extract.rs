@@ -1,0 +1,164 @@
+//! Extractors: the request shapes the OAuth RFCs define, checked before any handler runs.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use gatehouse_core::Error;
+use gatehouse_core::client_auth::{AuthMethod, PresentedCredentials};
+use gatehouse_core::secret::Secret;
+use gatehouse_core::token::AccessTokenInfo;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, OAuthError};
+use crate::state::AppState;
+
+/// The largest form body an OAuth endpoint reads.
+pub const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// An `application/x-www-form-urlencoded` body as OAuth requires it: the right content type, at
+/// most [`MAX_FORM_BYTES`], no parameter twice (RFC 6749 §3.1, §3.2), empty values dropped.
+pub struct OAuthForm(pub BTreeMap<String, String>);
+
+impl<S: Send + Sync> FromRequest<S> for OAuthForm {
+    type Rejection = OAuthError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, OAuthError> {
+        let is_form = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| {
+                v.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        if !is_form {
+            return Err(Error::invalid_request(
+                "the body must be application/x-www-form-urlencoded",
+            )
+            .into());
+        }
+        let body = axum::body::to_bytes(request.into_body(), MAX_FORM_BYTES)
+            .await
+            .map_err(|_| {
+                Error::invalid_request(format!("the body exceeds {MAX_FORM_BYTES} bytes"))
+            })?;
+        let mut params = BTreeMap::new();
+        let mut seen = Vec::new();
+        for (name, value) in form_urlencoded::parse(&body) {
+            if seen.contains(&name) {
+                return Err(Error::invalid_request(format!(
+                    "the {name} parameter is repeated"
+                ))
+                .into());
+            }
+            seen.push(name.clone());
+            if !value.is_empty() {
+                params.insert(name.into_owned(), value.into_owned());
+            }
+        }
+        Ok(OAuthForm(params))
+    }
+}
+
+/// What the client presented to authenticate (RFC 6749 §2.3.1): HTTP Basic with form-encoded
+/// id and secret, or `client_id`/`client_secret` in the body — never both.
+pub fn presented_credentials(
+    headers: &HeaderMap,
+    params: &BTreeMap<String, String>,
+) -> Result<PresentedCredentials, Error> {
+    let failed = || Error::InvalidClient("client authentication failed".into());
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"));
+    if let Some((_, encoded)) = basic {
+        if params.contains_key("client_secret") {
+            return Err(Error::invalid_request(
+                "use one client authentication method, not Basic and client_secret together",
+            ));
+        }
+        let decoded = STANDARD.decode(encoded.trim()).map_err(|_| failed())?;
+        let decoded = String::from_utf8(decoded).map_err(|_| failed())?;
+        let (id, secret) = decoded.split_once(':').ok_or_else(failed)?;
+        let client_id = form_decode(id);
+        if params.get("client_id").is_some_and(|id| *id != client_id) {
+            return Err(Error::invalid_request(
+                "client_id in the body differs from the authenticated client",
+            ));
+        }
+        return Ok(PresentedCredentials {
+            client_id,
+            secret: Some(Secret::new(form_decode(secret))),
+            method: AuthMethod::SecretBasic,
+        });
+    }
+    let client_id = params.get("client_id").ok_or_else(failed)?.clone();
+    Ok(match params.get("client_secret") {
+        Some(secret) => PresentedCredentials {
+            client_id,
+            secret: Some(Secret::new(secret.clone())),
+            method: AuthMethod::SecretPost,
+        },
+        None => PresentedCredentials {
+            client_id,
+            secret: None,
+            method: AuthMethod::None,
+        },
+    })
+}
+
+/// Undoes the `application/x-www-form-urlencoded` encoding RFC 6749 §2.3.1 applies inside Basic.
+fn form_decode(text: &str) -> String {
+    form_urlencoded::parse(format!("v={text}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// The validated access token of a request to a protected API (RFC 6750 §2.1: the
+/// `Authorization: Bearer` header; tokens in query strings are not accepted).
+pub struct Bearer(pub AccessTokenInfo);
+
+impl FromRequestParts<AppState> for Bearer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(Error::MissingToken.into());
+        };
+        let value = value
+            .to_str()
+            .map_err(|_| Error::invalid_request("malformed Authorization header"))?;
+        let Some((scheme, token)) = value.split_once(' ') else {
+            return Err(Error::MissingToken.into());
+        };
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(Error::MissingToken.into());
+        }
+        let token = token.trim();
+        if token.is_empty() || token.contains(' ') {
+            return Err(Error::invalid_request("malformed bearer token").into());
+        }
+        Ok(Bearer(state.tokens.validate(token).await?))
+    }
+}
+
+/// A JSON body whose rejection is an [`ApiError`] rather than axum's plain-text one.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        axum::Json::<T>::from_request(request, state)
+            .await
+            .map(|axum::Json(value)| ApiJson(value))
+            .map_err(|rejection| Error::validation(rejection.body_text()).into())
+    }
+}

@@ -1,0 +1,29 @@
+//! `POST /oauth/introspect`: RFC 7662. Only authenticated confidential clients may ask; an
+//! inactive, unknown or revoked token is `{"active": false}` and nothing more (§2.2).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use gatehouse_core::Error;
+use gatehouse_core::client::ClientType;
+
+use super::{authenticate, no_store};
+use crate::error::OAuthError;
+use crate::extract::OAuthForm;
+use crate::state::AppState;
+
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OAuthForm(params): OAuthForm,
+) -> Result<Response, OAuthError> {
+    let client = authenticate(&state, &headers, &params).await?;
+    if client.client_type != ClientType::Confidential {
+        return Err(Error::InvalidClient("client authentication failed".into()).into());
+    }
+    let token = params
+        .get("token")
+        .ok_or_else(|| Error::invalid_request("the token parameter is missing"))?;
+    Ok(no_store(Json(state.tokens.introspect(token).await?)))
+}

@@ -1,0 +1,36 @@
+//! The OAuth endpoints: token, introspection, revocation, and the metadata that describes them.
+
+pub mod introspect;
+pub mod metadata;
+pub mod revoke;
+pub mod token;
+
+use std::collections::BTreeMap;
+
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use gatehouse_core::Error;
+use gatehouse_core::client::Client;
+use gatehouse_core::client_auth;
+
+use crate::extract::presented_credentials;
+use crate::state::AppState;
+
+/// Authenticates the client of an OAuth request from its headers and form.
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &BTreeMap<String, String>,
+) -> Result<Client, Error> {
+    let presented = presented_credentials(headers, params)?;
+    client_auth::authenticate(state.store.as_ref(), state.tokens.hasher(), &presented).await
+}
+
+/// RFC 6749 §5.1: responses carrying tokens or token state must not be cached.
+fn no_store(response: impl IntoResponse) -> Response {
+    let mut response = response.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}

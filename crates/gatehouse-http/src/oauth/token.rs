@@ -1,0 +1,54 @@
+//! `POST /oauth/token` (and `/oauth_token.do`): RFC 6749 §3.2.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use gatehouse_core::Error;
+use gatehouse_core::grant::{GrantContext, TokenRequest};
+
+use super::{authenticate, no_store};
+use crate::error::OAuthError;
+use crate::extract::OAuthForm;
+use crate::state::AppState;
+
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OAuthForm(params): OAuthForm,
+) -> Result<Response, OAuthError> {
+    let request = TokenRequest::new(params);
+    // The metric label is the grant the server knows, never the raw (unbounded) parameter.
+    let grant_label = state
+        .grants
+        .grant_for(&request)
+        .map(|g| g.grant_type().as_str())
+        .unwrap_or("unknown");
+    let result = exchange(&state, &headers, &request).await;
+    let outcome = match &result {
+        Ok(_) => "issued",
+        Err(Error::InvalidClient(_)) => "invalid_client",
+        Err(Error::InvalidGrant(_)) => "invalid_grant",
+        Err(Error::InvalidScope(_)) => "invalid_scope",
+        Err(Error::InvalidRequest(_)) => "invalid_request",
+        Err(Error::UnauthorizedClient(_)) => "unauthorized_client",
+        Err(Error::UnsupportedGrantType(_)) => "unsupported_grant_type",
+        Err(_) => "server_error",
+    };
+    state.metrics.token_request(grant_label, outcome);
+    Ok(no_store(Json(result?)))
+}
+
+async fn exchange(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: &TokenRequest,
+) -> Result<gatehouse_core::token::TokenResponse, Error> {
+    let client = authenticate(state, headers, request.params()).await?;
+    let context = GrantContext {
+        client: &client,
+        store: state.store.as_ref(),
+        tokens: &state.tokens,
+    };
+    state.grants.exchange(&context, request).await
+}

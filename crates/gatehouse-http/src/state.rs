@@ -1,0 +1,27 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+
+use gatehouse_core::grant::GrantRegistry;
+use gatehouse_core::registry::Registry;
+use gatehouse_core::store::Store;
+use gatehouse_core::token::TokenService;
+
+use crate::metrics::Metrics;
+
+/// Settings of the HTTP surface.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// How long relying parties may cache the JWKS (`Cache-Control: max-age`), in seconds.
+    pub jwks_max_age: u64,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub tokens: Arc<TokenService>,
+    pub grants: Arc<GrantRegistry>,
+    pub registry: Registry,
+    pub metrics: Arc<Metrics>,
+    pub settings: Arc<HttpSettings>,
+}

@@ -1,0 +1,93 @@
+//! The JSON shapes of registry records, shared by the admin API and the CLI's `--json` output
+//! so that scripts see one format. Secrets appear only in the answer that created them.
+
+use gatehouse_core::client::Client;
+use gatehouse_core::user::User;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// An application of the registry.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AppView {
+    pub client_id: String,
+    pub name: String,
+    /// `confidential` or `public`.
+    pub client_type: String,
+    pub redirect_uris: Vec<String>,
+    /// Registry grant names: authorization_code, client_credentials, password, jwt_bearer,
+    /// implicit, refresh_token.
+    pub grant_types: Vec<String>,
+    pub allowed_scopes: Vec<String>,
+    pub default_scopes: Vec<String>,
+    /// Seconds.
+    pub access_token_lifespan: i64,
+    /// Seconds.
+    pub refresh_token_lifespan: i64,
+    /// `opaque` or `jwt`.
+    pub token_format: String,
+    pub run_as: Option<String>,
+    pub active: bool,
+    /// Whether `gatehouse apply` owns the record.
+    pub managed: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// Present only when the secret was just created or rotated; it is never shown again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
+impl From<&Client> for AppView {
+    fn from(client: &Client) -> Self {
+        AppView {
+            client_id: client.client_id.clone(),
+            name: client.name.clone(),
+            client_type: client.client_type.as_str().into(),
+            redirect_uris: client.redirect_uris.clone(),
+            grant_types: client.grant_types.iter().map(|g| g.as_str().into()).collect(),
+            allowed_scopes: client.allowed_scopes.clone(),
+            default_scopes: client.default_scopes.clone(),
+            access_token_lifespan: client.access_token_lifespan,
+            refresh_token_lifespan: client.refresh_token_lifespan,
+            token_format: client.token_format.as_str().into(),
+            run_as: client.run_as.clone(),
+            active: client.active,
+            managed: client.managed,
+            created_at: client.created_at,
+            updated_at: client.updated_at,
+            client_secret: None,
+        }
+    }
+}
+
+/// A user.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UserView {
+    pub id: String,
+    pub user_name: String,
+    pub display_name: String,
+    pub email: Option<String>,
+    pub roles: Vec<String>,
+    pub active: bool,
+    /// Whether the user can log in with a password.
+    pub has_password: bool,
+    pub managed: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<&User> for UserView {
+    fn from(user: &User) -> Self {
+        UserView {
+            id: user.id.clone(),
+            user_name: user.user_name.clone(),
+            display_name: user.display_name.clone(),
+            email: user.email.clone(),
+            roles: user.roles.clone(),
+            active: user.active,
+            has_password: user.password_hash.is_some(),
+            managed: user.managed,
+            created_at: user.created_at,
+            updated_at: user.updated_at,
+        }
+    }
+}
