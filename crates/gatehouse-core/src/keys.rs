@@ -283,8 +283,9 @@ impl KeyRing {
         json!({ "keys": keys })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+    /// Every key, oldest activation first.
+    pub fn keys(&self) -> &[Arc<SigningKey>] {
+        &self.keys
     }
 }
 

@@ -51,10 +51,9 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
         let mut seen = Vec::new();
         for (name, value) in form_urlencoded::parse(&body) {
             if seen.contains(&name) {
-                return Err(Error::invalid_request(format!(
-                    "the {name} parameter is repeated"
-                ))
-                .into());
+                return Err(
+                    Error::invalid_request(format!("the {name} parameter is repeated")).into(),
+                );
             }
             seen.push(name.clone());
             if !value.is_empty() {

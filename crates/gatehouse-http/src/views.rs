@@ -43,7 +43,11 @@ impl From<&Client> for AppView {
             name: client.name.clone(),
             client_type: client.client_type.as_str().into(),
             redirect_uris: client.redirect_uris.clone(),
-            grant_types: client.grant_types.iter().map(|g| g.as_str().into()).collect(),
+            grant_types: client
+                .grant_types
+                .iter()
+                .map(|g| g.as_str().into())
+                .collect(),
             allowed_scopes: client.allowed_scopes.clone(),
             default_scopes: client.default_scopes.clone(),
             access_token_lifespan: client.access_token_lifespan,

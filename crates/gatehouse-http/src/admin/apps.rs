@@ -68,7 +68,10 @@ impl AppInput {
     responses((status = 200, body = [AppView]), (status = 401, body = super::ErrorBody),
         (status = 403, body = super::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list(_: RegistryAdmin, State(state): State<AppState>) -> Result<Json<Vec<AppView>>, ApiError> {
+pub async fn list(
+    _: RegistryAdmin,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<AppView>>, ApiError> {
     let apps = state.registry.list_apps().await?;
     Ok(Json(apps.iter().map(AppView::from).collect()))
 }
@@ -105,7 +108,9 @@ pub async fn show(
     State(state): State<AppState>,
     Path(client_id): Path<String>,
 ) -> Result<Json<AppView>, ApiError> {
-    Ok(Json(AppView::from(&state.registry.get_app(&client_id).await?)))
+    Ok(Json(AppView::from(
+        &state.registry.get_app(&client_id).await?,
+    )))
 }
 
 /// Changes the given fields of an application.

@@ -50,7 +50,10 @@ fn changes(input: &UserInput) -> UserChanges {
 #[utoipa::path(get, path = "/users", tag = "users",
     responses((status = 200, body = [UserView]), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list(_: RegistryAdmin, State(state): State<AppState>) -> Result<Json<Vec<UserView>>, ApiError> {
+pub async fn list(
+    _: RegistryAdmin,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<UserView>>, ApiError> {
     let users = state.registry.list_users().await?;
     Ok(Json(users.iter().map(UserView::from).collect()))
 }
@@ -88,7 +91,9 @@ pub async fn show(
     State(state): State<AppState>,
     Path(user_name): Path<String>,
 ) -> Result<Json<UserView>, ApiError> {
-    Ok(Json(UserView::from(&state.registry.get_user(&user_name).await?)))
+    Ok(Json(UserView::from(
+        &state.registry.get_user(&user_name).await?,
+    )))
 }
 
 /// Changes the given fields of a user.
@@ -109,7 +114,10 @@ pub async fn update(
         )
         .into());
     }
-    let user = state.registry.update_user(&user_name, changes(&input)).await?;
+    let user = state
+        .registry
+        .update_user(&user_name, changes(&input))
+        .await?;
     Ok(Json(UserView::from(&user)))
 }
 

@@ -1,0 +1,580 @@
+//! The command line: `serve`, the registry commands (`app`, `user`, `keys`, `apply`), their
+//! `--json` output and the conventions scripts rely on (one-line errors, non-zero exit status).
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use gatehouse_core::manifest::{ApplyOptions, Manifest};
+use gatehouse_core::registry::{AppChanges, NewApp, NewUser, UserChanges};
+use gatehouse_core::secret::Secret;
+use gatehouse_http::views::{AppView, UserView};
+use serde::Serialize;
+
+use crate::config::{GlobalArgs, ServeArgs, Settings};
+use crate::server::Services;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "A self-hosted OAuth 2.0 and OpenID Connect authorization server"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Manage applications (OAuth clients) of the registry.
+    #[command(subcommand)]
+    App(AppCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Make the registry match a declarative TOML file.
+    Apply(ApplyArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// Register an application; prints its client secret once.
+    Create {
+        /// Fix the client_id instead of generating one.
+        #[arg(long)]
+        client_id: Option<String>,
+        /// Read an administrator-chosen secret (32+ characters) from this environment variable.
+        #[arg(long, value_name = "VAR")]
+        secret_env: Option<String>,
+        #[command(flatten)]
+        fields: AppFieldArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List applications.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one application.
+    Show {
+        client_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change the given fields of an application (a list option replaces the whole list).
+    Update {
+        client_id: String,
+        #[command(flatten)]
+        fields: AppFieldArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an application and every token issued to it.
+    Delete { client_id: String },
+    /// Replace the client secret; prints the new one once.
+    RotateSecret {
+        client_id: String,
+        /// Read an administrator-chosen secret from this environment variable.
+        #[arg(long, value_name = "VAR")]
+        secret_env: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The fields of an application, for `create` and `update`.
+#[derive(Debug, Args)]
+pub struct AppFieldArgs {
+    #[arg(long)]
+    name: Option<String>,
+    /// confidential or public.
+    #[arg(long = "type", value_name = "TYPE")]
+    client_type: Option<String>,
+    /// An allowed grant (repeatable): authorization_code, client_credentials, password,
+    /// jwt_bearer, implicit, refresh_token.
+    #[arg(long = "grant", value_name = "GRANT")]
+    grants: Vec<String>,
+    /// An allowed scope (repeatable).
+    #[arg(long = "scope", value_name = "SCOPE")]
+    scopes: Vec<String>,
+    /// A default scope (repeatable; default: the allowed scopes).
+    #[arg(long = "default-scope", value_name = "SCOPE")]
+    default_scopes: Vec<String>,
+    /// A redirect URI (repeatable).
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    redirect_uris: Vec<String>,
+    /// Access-token lifespan in seconds (default 1800).
+    #[arg(long, value_name = "SECONDS")]
+    access_token_lifespan: Option<i64>,
+    /// Refresh-token lifespan in seconds (default 8640000).
+    #[arg(long, value_name = "SECONDS")]
+    refresh_token_lifespan: Option<i64>,
+    /// opaque or jwt.
+    #[arg(long, value_name = "FORMAT")]
+    token_format: Option<String>,
+    /// The user client-credentials tokens act as ("" removes it).
+    #[arg(long, value_name = "USER")]
+    run_as: Option<String>,
+    /// Whether the application may obtain tokens.
+    #[arg(long, value_name = "BOOL")]
+    active: Option<bool>,
+}
+
+impl AppFieldArgs {
+    fn into_changes(self) -> anyhow::Result<AppChanges> {
+        // A list option replaces the list; given once with an empty value it empties it.
+        let list = |values: Vec<String>| {
+            (!values.is_empty()).then(|| values.into_iter().filter(|v| !v.is_empty()).collect())
+        };
+        let grants: Option<Vec<String>> = list(self.grants);
+        Ok(AppChanges {
+            name: self.name,
+            client_type: self.client_type.map(|t| t.parse()).transpose()?,
+            redirect_uris: list(self.redirect_uris),
+            grant_types: grants
+                .map(|g| g.iter().map(|g| g.parse()).collect())
+                .transpose()?,
+            allowed_scopes: list(self.scopes),
+            default_scopes: list(self.default_scopes),
+            access_token_lifespan: self.access_token_lifespan,
+            refresh_token_lifespan: self.refresh_token_lifespan,
+            token_format: self.token_format.map(|f| f.parse()).transpose()?,
+            run_as: self.run_as,
+            active: self.active,
+        })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user.
+    Create {
+        user_name: String,
+        #[command(flatten)]
+        fields: UserFieldArgs,
+        #[command(flatten)]
+        password: PasswordArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List users.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one user.
+    Show {
+        user_name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change the given fields of a user.
+    Update {
+        user_name: String,
+        #[command(flatten)]
+        fields: UserFieldArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a user and every token issued for them.
+    Delete { user_name: String },
+    /// Set a user's password (from an environment variable or standard input).
+    SetPassword {
+        user_name: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct UserFieldArgs {
+    #[arg(long)]
+    display_name: Option<String>,
+    /// An email address ("" removes it).
+    #[arg(long)]
+    email: Option<String>,
+    /// A role (repeatable), e.g. admin, oauth_admin, mi_admin.
+    #[arg(long = "role", value_name = "ROLE")]
+    roles: Vec<String>,
+    #[arg(long, value_name = "BOOL")]
+    active: Option<bool>,
+}
+
+impl From<UserFieldArgs> for UserChanges {
+    fn from(args: UserFieldArgs) -> Self {
+        UserChanges {
+            display_name: args.display_name,
+            email: args.email,
+            roles: (!args.roles.is_empty())
+                .then(|| args.roles.into_iter().filter(|r| !r.is_empty()).collect()),
+            active: args.active,
+        }
+    }
+}
+
+/// Where a password comes from: never the command line, where other users could read it.
+#[derive(Debug, Args)]
+pub struct PasswordArgs {
+    /// Read the password from this environment variable.
+    #[arg(long, value_name = "VAR", conflicts_with = "password_stdin")]
+    password_env: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+impl PasswordArgs {
+    fn read(&self) -> anyhow::Result<Option<Secret>> {
+        if let Some(var) = &self.password_env {
+            return Ok(Some(secret_from_env(var)?));
+        }
+        if self.password_stdin {
+            let mut line = String::new();
+            std::io::stdin().read_to_string(&mut line)?;
+            let password = line.lines().next().unwrap_or_default().to_owned();
+            return Ok(Some(Secret::new(password)));
+        }
+        Ok(None)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List signing keys and their state.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish a new signing key now; it signs after the delay (default: the JWKS cache
+    /// lifetime), so no relying party meets an unknown kid.
+    Rotate {
+        /// ES256, RS256 or EdDSA.
+        #[arg(long, default_value = "ES256")]
+        alg: String,
+        /// Seconds before the new key signs.
+        #[arg(long, value_name = "SECONDS")]
+        delay: Option<u64>,
+        #[command(flatten)]
+        serve: ServeArgs,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The TOML file with [[application]] and [[user]] sections.
+    file: PathBuf,
+    /// Delete records that earlier applies created and the file no longer lists.
+    #[arg(long)]
+    prune: bool,
+    /// Print what would change, change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+fn secret_from_env(var: &str) -> anyhow::Result<Secret> {
+    std::env::var(var)
+        .map(Secret::new)
+        .with_context(|| format!("environment variable {var} is not set"))
+}
+
+fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn print_app(view: &AppView, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(view);
+    }
+    println!("client_id:              {}", view.client_id);
+    println!("name:                   {}", view.name);
+    println!("client_type:            {}", view.client_type);
+    println!("grant_types:            {}", view.grant_types.join(" "));
+    println!("allowed_scopes:         {}", view.allowed_scopes.join(" "));
+    println!("default_scopes:         {}", view.default_scopes.join(" "));
+    println!("redirect_uris:          {}", view.redirect_uris.join(" "));
+    println!("access_token_lifespan:  {}", view.access_token_lifespan);
+    println!("refresh_token_lifespan: {}", view.refresh_token_lifespan);
+    println!("token_format:           {}", view.token_format);
+    println!(
+        "run_as:                 {}",
+        view.run_as.as_deref().unwrap_or("-")
+    );
+    println!("active:                 {}", view.active);
+    if let Some(secret) = &view.client_secret {
+        println!("client_secret:          {secret}");
+        eprintln!("The client secret is shown only this once; store it now.");
+    }
+    Ok(())
+}
+
+fn print_user(view: &UserView, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(view);
+    }
+    println!("user_name:    {}", view.user_name);
+    println!("display_name: {}", view.display_name);
+    println!("email:        {}", view.email.as_deref().unwrap_or("-"));
+    println!("roles:        {}", view.roles.join(" "));
+    println!("active:       {}", view.active);
+    println!("has_password: {}", view.has_password);
+    Ok(())
+}
+
+/// Runs a command other than `serve`.
+pub async fn run(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
+    let serve_args = match &command {
+        Command::Keys(KeysCommand::Rotate { serve, .. }) => serve.clone(),
+        _ => ServeArgs::default(),
+    };
+    let settings = Settings::resolve(&global, &serve_args)?;
+    let services = Services::open(&settings).await?;
+    let registry = &services.registry;
+    match command {
+        Command::Serve(_) => unreachable!("serve is run by main"),
+        Command::App(AppCommand::Create {
+            client_id,
+            secret_env,
+            fields,
+            json,
+        }) => {
+            let new = NewApp {
+                client_id,
+                client_secret: secret_env.as_deref().map(secret_from_env).transpose()?,
+                fields: fields.into_changes()?,
+            };
+            let (client, secret) = registry.create_app(new, false).await?;
+            let mut view = AppView::from(&client);
+            view.client_secret = secret.map(|s| s.expose().to_owned());
+            print_app(&view, json)
+        }
+        Command::App(AppCommand::List { json }) => {
+            let views: Vec<AppView> = registry
+                .list_apps()
+                .await?
+                .iter()
+                .map(AppView::from)
+                .collect();
+            if json {
+                return print_json(&views);
+            }
+            println!(
+                "{:<34} {:<24} {:<13} {:<7} {:<7} GRANTS",
+                "CLIENT_ID", "NAME", "TYPE", "FORMAT", "ACTIVE"
+            );
+            for v in views {
+                println!(
+                    "{:<34} {:<24} {:<13} {:<7} {:<7} {}",
+                    v.client_id,
+                    v.name,
+                    v.client_type,
+                    v.token_format,
+                    v.active,
+                    v.grant_types.join(",")
+                );
+            }
+            Ok(())
+        }
+        Command::App(AppCommand::Show { client_id, json }) => {
+            print_app(&AppView::from(&registry.get_app(&client_id).await?), json)
+        }
+        Command::App(AppCommand::Update {
+            client_id,
+            fields,
+            json,
+        }) => {
+            let client = registry
+                .update_app(&client_id, fields.into_changes()?)
+                .await?;
+            print_app(&AppView::from(&client), json)
+        }
+        Command::App(AppCommand::Delete { client_id }) => {
+            registry.delete_app(&client_id).await?;
+            eprintln!("Deleted application {client_id}.");
+            Ok(())
+        }
+        Command::App(AppCommand::RotateSecret {
+            client_id,
+            secret_env,
+            json,
+        }) => {
+            let secret = secret_env.as_deref().map(secret_from_env).transpose()?;
+            let (client, secret) = registry.rotate_secret(&client_id, secret).await?;
+            let mut view = AppView::from(&client);
+            view.client_secret = Some(secret.expose().to_owned());
+            print_app(&view, json)
+        }
+        Command::User(UserCommand::Create {
+            user_name,
+            fields,
+            password,
+            json,
+        }) => {
+            let new = NewUser {
+                user_name,
+                password: password.read()?,
+                fields: fields.into(),
+            };
+            print_user(
+                &UserView::from(&registry.create_user(new, false).await?),
+                json,
+            )
+        }
+        Command::User(UserCommand::List { json }) => {
+            let views: Vec<UserView> = registry
+                .list_users()
+                .await?
+                .iter()
+                .map(UserView::from)
+                .collect();
+            if json {
+                return print_json(&views);
+            }
+            println!(
+                "{:<24} {:<24} {:<7} ROLES",
+                "USER_NAME", "DISPLAY_NAME", "ACTIVE"
+            );
+            for v in views {
+                println!(
+                    "{:<24} {:<24} {:<7} {}",
+                    v.user_name,
+                    v.display_name,
+                    v.active,
+                    v.roles.join(",")
+                );
+            }
+            Ok(())
+        }
+        Command::User(UserCommand::Show { user_name, json }) => {
+            print_user(&UserView::from(&registry.get_user(&user_name).await?), json)
+        }
+        Command::User(UserCommand::Update {
+            user_name,
+            fields,
+            json,
+        }) => {
+            let user = registry.update_user(&user_name, fields.into()).await?;
+            print_user(&UserView::from(&user), json)
+        }
+        Command::User(UserCommand::Delete { user_name }) => {
+            registry.delete_user(&user_name).await?;
+            eprintln!("Deleted user {user_name}.");
+            Ok(())
+        }
+        Command::User(UserCommand::SetPassword {
+            user_name,
+            password,
+        }) => {
+            let Some(password) = password.read()? else {
+                bail!("give the password with --password-env VAR or --password-stdin");
+            };
+            registry.set_password(&user_name, password).await?;
+            eprintln!("Password of {user_name} set.");
+            Ok(())
+        }
+        Command::Keys(KeysCommand::List { json }) => list_keys(&services, json),
+        Command::Keys(KeysCommand::Rotate {
+            alg, delay, json, ..
+        }) => {
+            let delay = delay.unwrap_or(settings.jwks_max_age);
+            let kid = services
+                .tokens
+                .rotate_key(alg.parse()?, i64::try_from(delay)?)
+                .await?;
+            if json {
+                return print_json(
+                    &serde_json::json!({ "kid": kid, "alg": alg, "signs_in_seconds": delay }),
+                );
+            }
+            println!("Published key {kid} ({alg}); it signs in {delay} s.");
+            Ok(())
+        }
+        Command::Apply(args) => {
+            let text = std::fs::read_to_string(&args.file)
+                .with_context(|| format!("cannot read {}", args.file.display()))?;
+            let manifest: Manifest = toml::from_str(&text)
+                .with_context(|| format!("invalid registry file {}", args.file.display()))?;
+            let options = ApplyOptions {
+                prune: args.prune,
+                dry_run: args.dry_run,
+            };
+            let changes = manifest
+                .apply(registry, options, &|name| std::env::var(name).ok())
+                .await?;
+            if args.json {
+                return print_json(&changes);
+            }
+            if changes.is_empty() {
+                println!("No changes.");
+            }
+            let prefix = if args.dry_run { "would " } else { "" };
+            for change in &changes {
+                let action = match change.action {
+                    gatehouse_core::manifest::Action::Create => "create",
+                    gatehouse_core::manifest::Action::Update => "update",
+                    gatehouse_core::manifest::Action::Delete => "delete",
+                };
+                let fields = if change.fields.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", change.fields.join(", "))
+                };
+                println!("{prefix}{action} {} {}{fields}", change.kind, change.key);
+                if let Some(secret) = &change.generated_secret {
+                    println!("  client_secret: {secret}  (shown only this once)");
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn list_keys(services: &Services, json: bool) -> anyhow::Result<()> {
+    let ring = services.tokens.key_ring();
+    let now = services.tokens.clock().now();
+    let signing = ring.signing_key(now).map(|k| k.kid.clone());
+    let published: Vec<String> = ring.published(now).iter().map(|k| k.kid.clone()).collect();
+    let mut rows = Vec::new();
+    for key in ring.keys() {
+        let state = if Some(&key.kid) == signing.as_ref() {
+            "signing"
+        } else if key.activates_at > now {
+            "next"
+        } else if published.contains(&key.kid) {
+            "retired, published"
+        } else {
+            "retired"
+        };
+        rows.push(serde_json::json!({
+            "kid": key.kid, "alg": key.alg.as_str(), "activates_at": key.activates_at, "state": state
+        }));
+    }
+    if json {
+        return print_json(&rows);
+    }
+    println!("{:<18} {:<6} {:<12} STATE", "KID", "ALG", "ACTIVATES_AT");
+    for row in rows {
+        println!(
+            "{:<18} {:<6} {:<12} {}",
+            row["kid"].as_str().unwrap_or_default(),
+            row["alg"].as_str().unwrap_or_default(),
+            row["activates_at"],
+            row["state"].as_str().unwrap_or_default()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,277 @@
+//! Settings: built-in defaults, overridden by the optional TOML file, overridden by
+//! `GATEHOUSE_*` environment variables, overridden by flags. clap resolves flag-over-environment;
+//! [`Settings::resolve`] puts the file and the defaults under them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use gatehouse_core::keys::SigningAlgorithm;
+use gatehouse_core::manifest::Manifest;
+use gatehouse_store::Durability;
+use serde::{Deserialize, Serialize};
+
+/// Options every subcommand accepts.
+#[derive(Debug, Clone, Default, Args)]
+pub struct GlobalArgs {
+    /// The folder for the SQLite database and the master key file.
+    #[arg(long, global = true, env = "GATEHOUSE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The database: sqlite://PATH or postgres://USER@HOST/DB (default: SQLite in the data dir).
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_DATABASE_URL",
+        value_name = "URL"
+    )]
+    pub database: Option<String>,
+    /// A TOML configuration file (see gatehouse.example.toml).
+    #[arg(long, global = true, env = "GATEHOUSE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, global = true, env = "GATEHOUSE_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter, e.g. info or gatehouse=debug,info.
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_LOG_LEVEL",
+        value_name = "FILTER"
+    )]
+    pub log_level: Option<String>,
+}
+
+/// Options of `gatehouse serve`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// The address to listen on.
+    #[arg(long, env = "GATEHOUSE_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// The issuer URL tokens name and discovery announces (default: http://LISTEN).
+    #[arg(long, env = "GATEHOUSE_ISSUER", value_name = "URL")]
+    pub issuer: Option<String>,
+    /// Seconds relying parties may cache the JWKS; also the default key activation delay.
+    #[arg(long, env = "GATEHOUSE_JWKS_MAX_AGE", value_name = "SECONDS")]
+    pub jwks_max_age: Option<u64>,
+    /// The algorithm of the first signing key.
+    #[arg(long, env = "GATEHOUSE_SIGNING_ALG", value_name = "ALG")]
+    pub signing_alg: Option<String>,
+    /// `process` (a write survives a crash of the server) or `full` (also a power loss).
+    #[arg(long, env = "GATEHOUSE_DURABILITY", value_enum)]
+    pub durability: Option<DurabilitySetting>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DurabilitySetting {
+    #[default]
+    Process,
+    Full,
+}
+
+/// The settings part of the TOML file; every key is documented in gatehouse.example.toml.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    pub listen: Option<SocketAddr>,
+    pub issuer: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database: Option<String>,
+    pub log_format: Option<LogFormat>,
+    pub log_level: Option<String>,
+    pub jwks_max_age: Option<u64>,
+    pub signing_alg: Option<String>,
+    pub durability: Option<DurabilitySetting>,
+}
+
+/// The settings in force.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub issuer: String,
+    pub data_dir: PathBuf,
+    pub database: String,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub jwks_max_age: u64,
+    pub signing_alg: SigningAlgorithm,
+    pub durability: Durability,
+    /// The `[[application]]` and `[[user]]` sections of the file, applied at start.
+    pub registry: Manifest,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "gatehouse-data";
+pub const DEFAULT_JWKS_MAX_AGE: u64 = 300;
+
+impl Settings {
+    pub fn resolve(global: &GlobalArgs, serve: &ServeArgs) -> anyhow::Result<Settings> {
+        let (file, registry) = match &global.config {
+            Some(path) => read_file(path)?,
+            None => (FileSettings::default(), Manifest::default()),
+        };
+        let listen = match serve.listen.or(file.listen) {
+            Some(listen) => listen,
+            None => DEFAULT_LISTEN.parse()?,
+        };
+        let data_dir = global
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let database = global
+            .database
+            .clone()
+            .or(file.database)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("gatehouse.db").display()));
+        let issuer = serve
+            .issuer
+            .clone()
+            .or(file.issuer)
+            .unwrap_or_else(|| format!("http://{listen}"));
+        let issuer = check_issuer(&issuer)?;
+        let signing_alg = serve
+            .signing_alg
+            .clone()
+            .or(file.signing_alg)
+            .map(|alg| alg.parse::<SigningAlgorithm>())
+            .transpose()?
+            .unwrap_or_default();
+        let durability = match serve.durability.or(file.durability).unwrap_or_default() {
+            DurabilitySetting::Process => Durability::Process,
+            DurabilitySetting::Full => Durability::Full,
+        };
+        Ok(Settings {
+            listen,
+            issuer,
+            data_dir,
+            database,
+            log_format: global.log_format.or(file.log_format).unwrap_or_default(),
+            log_level: global
+                .log_level
+                .clone()
+                .or(file.log_level)
+                .unwrap_or_else(|| "info".into()),
+            jwks_max_age: serve
+                .jwks_max_age
+                .or(file.jwks_max_age)
+                .unwrap_or(DEFAULT_JWKS_MAX_AGE),
+            signing_alg,
+            durability,
+            registry,
+        })
+    }
+}
+
+/// Splits the file into its settings and its registry sections.
+pub fn read_file(path: &Path) -> anyhow::Result<(FileSettings, Manifest)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    parse_file(&text).with_context(|| format!("invalid configuration in {}", path.display()))
+}
+
+pub fn parse_file(text: &str) -> anyhow::Result<(FileSettings, Manifest)> {
+    let mut table: toml::Table = toml::from_str(text)?;
+    let mut registry = toml::Table::new();
+    for section in ["application", "user"] {
+        if let Some(value) = table.remove(section) {
+            registry.insert(section.into(), value);
+        }
+    }
+    let settings = FileSettings::deserialize(toml::Value::Table(table))?;
+    let registry = Manifest::deserialize(toml::Value::Table(registry))?;
+    Ok((settings, registry))
+}
+
+/// The issuer is an https URL (or http on loopback) with no query or fragment (RFC 8414 §2);
+/// a trailing slash is dropped so endpoint URLs join cleanly.
+fn check_issuer(issuer: &str) -> anyhow::Result<String> {
+    let trimmed = issuer.trim_end_matches('/');
+    let (scheme, rest) = trimmed
+        .split_once("://")
+        .with_context(|| format!("issuer {issuer:?} is not a URL"))?;
+    if rest.is_empty() || rest.contains(['?', '#']) {
+        bail!("issuer {issuer:?} must have a host and no query or fragment");
+    }
+    match scheme {
+        "https" | "http" => Ok(trimmed.to_owned()),
+        _ => bail!("issuer {issuer:?} must be an http(s) URL"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_file_documents_every_setting_and_parses() {
+        let text = include_str!("../../../gatehouse.example.toml");
+        let (settings, registry) = parse_file(text).expect("the example parses");
+        let documented: toml::Table = toml::from_str(text).unwrap();
+        let all_keys = toml::Table::try_from(FileSettings {
+            listen: Some(DEFAULT_LISTEN.parse().unwrap()),
+            issuer: Some(String::new()),
+            data_dir: Some(PathBuf::new()),
+            database: Some(String::new()),
+            log_format: Some(LogFormat::Text),
+            log_level: Some(String::new()),
+            jwks_max_age: Some(0),
+            signing_alg: Some(String::new()),
+            durability: Some(DurabilitySetting::Process),
+        })
+        .unwrap();
+        for key in all_keys.keys() {
+            assert!(
+                documented.contains_key(key),
+                "gatehouse.example.toml does not document {key}"
+            );
+        }
+        assert!(settings.listen.is_some());
+        assert!(!registry.applications.is_empty() && !registry.users.is_empty());
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let dir = std::env::temp_dir().join(format!("gatehouse-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("gatehouse.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\njwks_max_age = 60\n").unwrap();
+        let global = GlobalArgs {
+            config: Some(path),
+            ..GlobalArgs::default()
+        };
+        let from_file = Settings::resolve(&global, &ServeArgs::default()).unwrap();
+        assert_eq!(from_file.listen.port(), 9000);
+        assert_eq!(from_file.jwks_max_age, 60);
+        assert_eq!(from_file.issuer, "http://127.0.0.1:9000");
+        let flags = ServeArgs {
+            listen: Some("127.0.0.1:9001".parse().unwrap()),
+            ..ServeArgs::default()
+        };
+        assert_eq!(
+            Settings::resolve(&global, &flags).unwrap().listen.port(),
+            9001
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_issuers_are_refused() {
+        assert!(parse_file("listn = \"x\"").is_err());
+        assert!(check_issuer("ftp://x").is_err());
+        assert!(check_issuer("https://x/?a").is_err());
+        assert_eq!(
+            check_issuer("https://id.example/").unwrap(),
+            "https://id.example"
+        );
+    }
+}

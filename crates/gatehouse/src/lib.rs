@@ -1,0 +1,49 @@
+//! The `gatehouse` binary's library half: the CLI, configuration loading and the wiring that
+//! turns settings into a running server. It is a library so the integration tests can start
+//! real servers in-process.
+
+pub mod cli;
+pub mod config;
+pub mod server;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command};
+use crate::config::{LogFormat, Settings};
+
+/// Parses the command line and runs it; the binary's `main` maps the result to an exit status.
+pub async fn main_entry() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(serve_args) => {
+            let settings = Settings::resolve(&cli.global, &serve_args)?;
+            init_tracing(settings.log_format, &settings.log_level);
+            let listener = tokio::net::TcpListener::bind(settings.listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+            server::serve(settings, listener, server::shutdown_signal()).await
+        }
+        command => {
+            // Commands print their own results; logs only for problems.
+            let level = cli
+                .global
+                .log_level
+                .clone()
+                .unwrap_or_else(|| "warn".into());
+            init_tracing(cli.global.log_format.unwrap_or_default(), &level);
+            cli::run(cli.global, command).await
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat, filter: &str) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

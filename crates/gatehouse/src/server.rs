@@ -1,0 +1,229 @@
+//! Wiring: opening the store and the master key, first-start bootstrap, and `serve` with its
+//! background maintenance and graceful shutdown.
+
+use std::future::Future;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use gatehouse_core::clock::{Clock, SystemClock};
+use gatehouse_core::grant::GrantRegistry;
+use gatehouse_core::manifest::{Action, ApplyOptions, Change};
+use gatehouse_core::registry::{NewUser, Registry, UserChanges};
+use gatehouse_core::secret::{self, MasterKey, Secret};
+use gatehouse_core::store::Store;
+use gatehouse_core::token::TokenService;
+use gatehouse_http::metrics::Metrics;
+use gatehouse_http::{AppState, HttpSettings};
+use tokio::net::TcpListener;
+
+use crate::config::Settings;
+
+/// The environment variable that may hold the master key (base64 of 32 bytes). Instances that
+/// share a PostgreSQL database must share it.
+pub const MASTER_KEY_VAR: &str = "GATEHOUSE_MASTER_KEY";
+/// The environment variable that may fix the bootstrap administrator's password.
+pub const ADMIN_PASSWORD_VAR: &str = "GATEHOUSE_ADMIN_PASSWORD";
+
+/// The services every command works through.
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    pub tokens: Arc<TokenService>,
+    pub registry: Registry,
+}
+
+impl Services {
+    pub async fn open(settings: &Settings) -> anyhow::Result<Services> {
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                settings.data_dir.display()
+            )
+        })?;
+        let master_key = load_master_key(&settings.data_dir)?;
+        let store = gatehouse_store::open(&settings.database, settings.durability)
+            .await
+            .context("cannot open the database")?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let registry = Registry::new(store.clone(), master_key.secret_hasher(), clock.clone());
+        let tokens = Arc::new(TokenService::new(
+            settings.issuer.clone(),
+            store.clone(),
+            master_key,
+            clock,
+        ));
+        tokens.reload_keys().await?;
+        Ok(Services {
+            store,
+            tokens,
+            registry,
+        })
+    }
+}
+
+/// Reads the master key from the environment, or from `master.key` in the data directory,
+/// creating that file (readable by its owner only) on the very first start.
+fn load_master_key(data_dir: &Path) -> anyhow::Result<MasterKey> {
+    if let Ok(value) = std::env::var(MASTER_KEY_VAR) {
+        return MasterKey::decode(&value).with_context(|| format!("invalid {MASTER_KEY_VAR}"));
+    }
+    let path = data_dir.join("master.key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            MasterKey::decode(&text).with_context(|| format!("invalid key in {}", path.display()))
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let key = MasterKey::generate();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options
+                .open(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            writeln!(file, "{}", key.encode())?;
+            Ok(key)
+        }
+        Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// On the first start of an empty registry: creates the `admin` user, with the password from
+/// `GATEHOUSE_ADMIN_PASSWORD` or a generated one printed once. Returns the generated password.
+pub async fn bootstrap_admin(services: &Services) -> anyhow::Result<Option<Secret>> {
+    if !services.registry.list_users().await?.is_empty() {
+        return Ok(None);
+    }
+    let (password, generated) = match std::env::var(ADMIN_PASSWORD_VAR) {
+        Ok(value) => (Secret::new(value), false),
+        Err(_) => (Secret::new(secret::generate()), true),
+    };
+    let admin = NewUser {
+        user_name: "admin".into(),
+        password: Some(password.clone()),
+        fields: UserChanges {
+            display_name: Some("Administrator".into()),
+            roles: Some(vec!["admin".into()]),
+            ..UserChanges::default()
+        },
+    };
+    services.registry.create_user(admin, false).await?;
+    Ok(generated.then_some(password))
+}
+
+/// Runs the server on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn serve(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let services = Services::open(&settings).await?;
+    services
+        .tokens
+        .ensure_signing_key(settings.signing_alg)
+        .await?;
+    if let Some(password) = bootstrap_admin(&services).await? {
+        // Printed, never logged: logs must not hold secrets.
+        eprintln!(
+            "Created the administrator \"admin\". Its password, shown only this once: {}",
+            password.expose()
+        );
+    }
+    if settings.registry != Default::default() {
+        let changes = settings
+            .registry
+            .apply(&services.registry, ApplyOptions::default(), &|name| {
+                std::env::var(name).ok()
+            })
+            .await
+            .context("cannot apply the registry sections of the configuration file")?;
+        report_changes(&changes);
+    }
+    let maintenance = tokio::spawn(maintain(services.store.clone(), services.tokens.clone()));
+    let state = AppState {
+        store: services.store.clone(),
+        tokens: services.tokens.clone(),
+        grants: Arc::new(GrantRegistry::standard()),
+        registry: services.registry.clone(),
+        metrics: Arc::new(Metrics::default()),
+        settings: Arc::new(HttpSettings {
+            jwks_max_age: settings.jwks_max_age,
+        }),
+    };
+    tracing::info!(
+        address = %listener.local_addr()?,
+        issuer = %settings.issuer,
+        database = services.store.backend_name(),
+        "gatehouse is serving"
+    );
+    axum::serve(listener, gatehouse_http::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    maintenance.abort();
+    tracing::info!("gatehouse stopped");
+    Ok(())
+}
+
+/// Prints what applying the registry changed; generated secrets go to the terminal once.
+pub fn report_changes(changes: &[Change]) {
+    for change in changes {
+        let action = match change.action {
+            Action::Create => "created",
+            Action::Update => "updated",
+            Action::Delete => "deleted",
+        };
+        tracing::info!(kind = change.kind, key = %change.key, fields = ?change.fields, "registry {action}");
+        if let Some(secret) = &change.generated_secret {
+            eprintln!(
+                "Generated the client secret of {} {}, shown only this once: {secret}",
+                change.kind, change.key
+            );
+        }
+    }
+}
+
+/// Background upkeep: picks up keys rotated elsewhere, and deletes expired tokens so the tables
+/// stay bounded without a separate janitor.
+async fn maintain(store: Arc<dyn Store>, tokens: Arc<TokenService>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let mut round: u64 = 0;
+    loop {
+        tick.tick().await;
+        if let Err(error) = tokens.reload_keys().await {
+            tracing::warn!(%error, "reloading signing keys failed");
+        }
+        if round % 10 == 0 {
+            match store.purge_expired(tokens.clock().now()).await {
+                Ok(purged) if purged > 0 => tracing::info!(purged, "expired tokens deleted"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "purging expired tokens failed"),
+            }
+        }
+        round += 1;
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
