@@ -127,7 +127,7 @@ impl Manifest {
         &self,
         registry: &Registry,
         options: ApplyOptions,
-        env: &dyn Fn(&str) -> Option<String>,
+        env: &(dyn Fn(&str) -> Option<String> + Sync),
     ) -> Result<Vec<Change>, Error> {
         let mut changes = Vec::new();
         // Users first: applications name their run-as user.
@@ -187,7 +187,7 @@ fn resolve(
     what: &str,
     inline: &Option<String>,
     variable: &Option<String>,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Result<Option<Secret>, Error> {
     match (inline, variable) {
         (Some(_), Some(_)) => Err(Error::validation(format!(
@@ -283,7 +283,7 @@ async fn reconcile_app(
     existing: &[Client],
     entry: &AppEntry,
     options: ApplyOptions,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Result<(Option<Change>, String), Error> {
     let what = format!("application {:?}", entry.name);
     let secret = resolve(&what, &entry.client_secret, &entry.client_secret_env, env)?;
@@ -362,7 +362,7 @@ async fn reconcile_user(
     registry: &Registry,
     entry: &UserEntry,
     options: ApplyOptions,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Result<Option<Change>, Error> {
     let what = format!("user {:?}", entry.user_name);
     let password = resolve(&what, &entry.password, &entry.password_env, env)?;

@@ -167,7 +167,24 @@ impl Registry {
     pub async fn update_app(&self, client_id: &str, changes: AppChanges) -> Result<Client, Error> {
         let mut client = self.get_app(client_id).await?;
         let becomes_public = changes.client_type == Some(ClientType::Public);
+        let defaults_given = changes.default_scopes.is_some();
+        let defaults_followed_allowed = client.default_scopes == client.allowed_scopes;
         apply_app_changes(&mut client, changes);
+        // New allowed scopes without new defaults: defaults that were "everything allowed" stay
+        // so, others keep what is still allowed.
+        if !defaults_given {
+            client.default_scopes = if defaults_followed_allowed {
+                client.allowed_scopes.clone()
+            } else {
+                let allowed = &client.allowed_scopes;
+                client
+                    .default_scopes
+                    .iter()
+                    .filter(|s| allowed.contains(s))
+                    .cloned()
+                    .collect()
+            };
+        }
         if becomes_public {
             client.secret_hash = None;
         } else if client.client_type == ClientType::Confidential && client.secret_hash.is_none() {

@@ -107,6 +107,10 @@ pub struct Settings {
     pub durability: Durability,
     /// The `[[application]]` and `[[user]]` sections of the file, applied at start.
     pub registry: Manifest,
+    /// How often a running server re-reads the signing keys, picking up keys rotated by the
+    /// CLI or another instance. Far shorter than `jwks_max_age`, so a new key is published
+    /// everywhere long before it signs.
+    pub key_reload_interval: std::time::Duration,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -168,6 +172,7 @@ impl Settings {
             signing_alg,
             durability,
             registry,
+            key_reload_interval: std::time::Duration::from_secs(60),
         })
     }
 }

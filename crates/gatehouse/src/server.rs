@@ -141,7 +141,11 @@ pub async fn serve(
             .context("cannot apply the registry sections of the configuration file")?;
         report_changes(&changes);
     }
-    let maintenance = tokio::spawn(maintain(services.store.clone(), services.tokens.clone()));
+    let maintenance = tokio::spawn(maintain(
+        services.store.clone(),
+        services.tokens.clone(),
+        settings.key_reload_interval,
+    ));
     let state = AppState {
         store: services.store.clone(),
         tokens: services.tokens.clone(),
@@ -186,22 +190,23 @@ pub fn report_changes(changes: &[Change]) {
 
 /// Background upkeep: picks up keys rotated elsewhere, and deletes expired tokens so the tables
 /// stay bounded without a separate janitor.
-async fn maintain(store: Arc<dyn Store>, tokens: Arc<TokenService>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
-    let mut round: u64 = 0;
+async fn maintain(store: Arc<dyn Store>, tokens: Arc<TokenService>, reload_interval: Duration) {
+    const PURGE_INTERVAL: Duration = Duration::from_secs(600);
+    let mut tick = tokio::time::interval(reload_interval);
+    let mut last_purge: Option<std::time::Instant> = None;
     loop {
         tick.tick().await;
         if let Err(error) = tokens.reload_keys().await {
             tracing::warn!(%error, "reloading signing keys failed");
         }
-        if round % 10 == 0 {
+        if last_purge.is_none_or(|at| at.elapsed() >= PURGE_INTERVAL) {
+            last_purge = Some(std::time::Instant::now());
             match store.purge_expired(tokens.clock().now()).await {
                 Ok(purged) if purged > 0 => tracing::info!(purged, "expired tokens deleted"),
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "purging expired tokens failed"),
             }
         }
-        round += 1;
     }
 }
 

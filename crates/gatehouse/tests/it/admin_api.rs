@@ -1,0 +1,277 @@
+//! The admin REST API: who may call it, and the registry operations over JSON.
+
+use gatehouse_core::client::TokenFormat;
+use serde_json::{Value, json};
+
+use crate::harness::{TestServer, server_test};
+
+async fn call(
+    server: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = server
+        .http
+        .request(method, server.url(&format!("/api/admin/v1{path}")))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+server_test!(each_registry_role_may_manage_and_others_may_not, |server| {
+    for role in ["admin", "oauth_admin", "mi_admin"] {
+        let token = server.token_for_role(role).await;
+        let (status, _) = call(&server, reqwest::Method::GET, "/apps", &token, None).await;
+        assert_eq!(status, 200, "{role}");
+    }
+    let token = server.token_for_role("itil").await;
+    let (status, body) = call(&server, reqwest::Method::GET, "/apps", &token, None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("access_denied"))
+    );
+    // A token without a user (no run-as) manages nothing.
+    let app = server.app(TokenFormat::Jwt, &["useraccount"], None).await;
+    let token = server.token(&app, None).await;
+    let (status, _) = call(&server, reqwest::Method::GET, "/users", &token, None).await;
+    assert_eq!(status, 403);
+});
+
+server_test!(applications_lifecycle_over_json, |server| {
+    let token = server.token_for_role("oauth_admin").await;
+    let (status, created) = call(
+        &server,
+        reqwest::Method::POST,
+        "/apps",
+        &token,
+        Some(json!({
+            "name": "billing",
+            "client_id": "billing",
+            "grant_types": ["client_credentials"],
+            "allowed_scopes": ["useraccount", "read"],
+            "default_scopes": ["read"],
+            "token_format": "jwt",
+            "access_token_lifespan": 600
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["client_id"], "billing");
+    assert_eq!(created["default_scopes"], json!(["read"]));
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    assert!(secret.len() >= 43);
+
+    // The secret works, and is never shown again.
+    let app = crate::harness::TestApp {
+        client_id: "billing".into(),
+        secret: secret.clone(),
+    };
+    server.token(&app, None).await;
+    let (status, shown) = call(&server, reqwest::Method::GET, "/apps/billing", &token, None).await;
+    assert_eq!(status, 200);
+    assert!(shown.get("client_secret").is_none());
+    assert!(!shown.to_string().contains(&secret));
+
+    let (status, updated) = call(
+        &server,
+        reqwest::Method::PATCH,
+        "/apps/billing",
+        &token,
+        Some(json!({"name": "Billing", "access_token_lifespan": 60})),
+    )
+    .await;
+    assert_eq!(
+        (
+            status,
+            updated["name"].as_str(),
+            updated["access_token_lifespan"].as_i64()
+        ),
+        (200, Some("Billing"), Some(60))
+    );
+
+    let (status, rotated) = call(
+        &server,
+        reqwest::Method::POST,
+        "/apps/billing/rotate-secret",
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let new_secret = rotated["client_secret"].as_str().unwrap();
+    assert_ne!(new_secret, secret);
+    let (status, _, _) = crate::harness::post_form(
+        &server,
+        "/oauth/token",
+        Some(("billing", &secret)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(status, 401, "the old secret stops working");
+
+    // Bad input: exact errors, nothing written.
+    let (status, body) = call(
+        &server,
+        reqwest::Method::POST,
+        "/apps",
+        &token,
+        Some(json!({"name": "x", "client_secret": "short"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let (status, body) = call(
+        &server,
+        reqwest::Method::POST,
+        "/apps",
+        &token,
+        Some(json!({"name": "x", "grant_types": ["teleport"]})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let (status, _) = call(
+        &server,
+        reqwest::Method::POST,
+        "/apps",
+        &token,
+        Some(json!({"nme": "typo"})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, body) = call(
+        &server,
+        reqwest::Method::POST,
+        "/apps",
+        &token,
+        Some(json!({"name": "dup", "client_id": "billing"})),
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("conflict")));
+    let (status, _) = call(
+        &server,
+        reqwest::Method::POST,
+        "/apps",
+        &token,
+        Some(
+            json!({"name": "spa", "client_type": "public", "grant_types": ["client_credentials"]}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (_, list) = call(&server, reqwest::Method::GET, "/apps", &token, None).await;
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["name"] != "x" && a["name"] != "dup")
+    );
+
+    let (status, _) = call(
+        &server,
+        reqwest::Method::DELETE,
+        "/apps/billing",
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, body) = call(&server, reqwest::Method::GET, "/apps/billing", &token, None).await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
+});
+
+server_test!(users_lifecycle_over_json, |server| {
+    let token = server.token_for_role("admin").await;
+    let (status, created) = call(
+        &server,
+        reqwest::Method::POST,
+        "/users",
+        &token,
+        Some(json!({"user_name": "alice", "display_name": "Alice", "email": "alice@example.com", "roles": ["itil"], "password": "correct horse battery"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["has_password"], true);
+    assert!(!created.to_string().contains("correct horse"));
+    let (status, updated) = call(
+        &server,
+        reqwest::Method::PATCH,
+        "/users/alice",
+        &token,
+        Some(json!({"roles": ["mi_admin"], "email": ""})),
+    )
+    .await;
+    assert_eq!(
+        (status, updated["roles"].clone(), updated["email"].clone()),
+        (200, json!(["mi_admin"]), Value::Null)
+    );
+    let (status, _) = call(
+        &server,
+        reqwest::Method::PUT,
+        "/users/alice/password",
+        &token,
+        Some(json!({"password": "short"})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = call(
+        &server,
+        reqwest::Method::PUT,
+        "/users/alice/password",
+        &token,
+        Some(json!({"password": "another long password"})),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = call(
+        &server,
+        reqwest::Method::DELETE,
+        "/users/alice",
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = call(&server, reqwest::Method::GET, "/users/alice", &token, None).await;
+    assert_eq!(status, 404);
+});
+
+server_test!(openapi_document_lists_every_admin_route, |server| {
+    let document: Value = server
+        .http
+        .get(server.url("/api/admin/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = document["paths"].as_object().unwrap();
+    for path in [
+        "/whoami",
+        "/apps",
+        "/apps/{client_id}",
+        "/apps/{client_id}/rotate-secret",
+        "/users",
+        "/users/{user_name}",
+        "/users/{user_name}/password",
+    ] {
+        assert!(
+            paths.contains_key(path),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    assert_eq!(paths["/apps"].as_object().unwrap().len(), 2);
+    assert_eq!(paths["/apps/{client_id}"].as_object().unwrap().len(), 3);
+});

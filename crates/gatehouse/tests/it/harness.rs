@@ -1,0 +1,254 @@
+//! Test servers and helpers.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use gatehouse::config::{LogFormat, Settings};
+use gatehouse::server::{self, Services};
+use gatehouse_core::client::{GrantType, TokenFormat};
+use gatehouse_core::keys::SigningAlgorithm;
+use gatehouse_core::manifest::Manifest;
+use gatehouse_core::registry::{AppChanges, NewApp, NewUser, UserChanges};
+use gatehouse_core::secret::Secret;
+use gatehouse_store::Durability;
+pub use gatehouse_store::test_support::Backend;
+use gatehouse_store::test_support::TestDatabase;
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Runs one async test body against a server on each backend, as `name::sqlite` and
+/// `name::postgres`.
+macro_rules! server_test {
+    ($name:ident, |$server:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            use crate::harness::{Backend, TestServer};
+
+            async fn run($server: TestServer) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                if let Some(server) = TestServer::start(Backend::Sqlite).await {
+                    run(server).await;
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(server) = TestServer::start(Backend::Postgres).await {
+                    run(server).await;
+                }
+            }
+        }
+    };
+}
+pub(crate) use server_test;
+
+/// A Gatehouse server running in this process on a free loopback port.
+pub struct TestServer {
+    pub base: String,
+    pub settings: Settings,
+    pub services: Services,
+    pub http: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+    // Dropped last: the database outlives the server that uses it.
+    _database: TestDatabase,
+}
+
+/// A registered application with its clear secret.
+#[derive(Debug, Clone)]
+pub struct TestApp {
+    pub client_id: String,
+    pub secret: String,
+}
+
+impl TestServer {
+    /// Starts a server on `backend`; `None` when that backend is not configured here.
+    pub async fn start(backend: Backend) -> Option<TestServer> {
+        TestServer::start_with(backend, Manifest::default()).await
+    }
+
+    /// Starts a server whose configuration file carries `registry` sections.
+    pub async fn start_with(backend: Backend, registry: Manifest) -> Option<TestServer> {
+        let database = TestDatabase::create(backend).await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address: SocketAddr = listener.local_addr().unwrap();
+        let data_dir = std::env::temp_dir().join(format!("gatehouse-it-{}", uuid_like()));
+        let settings = Settings {
+            listen: address,
+            issuer: format!("http://{address}"),
+            data_dir: data_dir.clone(),
+            database: database.url.clone(),
+            log_format: LogFormat::Text,
+            log_level: "warn".into(),
+            jwks_max_age: 300,
+            signing_alg: SigningAlgorithm::Es256,
+            durability: Durability::Process,
+            registry,
+            key_reload_interval: std::time::Duration::from_millis(200),
+        };
+        let (shutdown, shutdown_rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(server::serve(settings.clone(), listener, async move {
+            let _ = shutdown_rx.await;
+        }));
+        let http = reqwest::Client::new();
+        let base = settings.issuer.clone();
+        // Ready once discovery answers.
+        for _ in 0..200 {
+            if http
+                .get(format!("{base}/healthz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let services = Services::open(&settings).await.expect("open services");
+        Some(TestServer {
+            base,
+            settings,
+            services,
+            http,
+            shutdown: Some(shutdown),
+            handle: Some(handle),
+            _database: database,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn data_dir(&self) -> &PathBuf {
+        &self.settings.data_dir
+    }
+
+    /// Registers a confidential client-credentials application.
+    pub async fn app(&self, format: TokenFormat, scopes: &[&str], run_as: Option<&str>) -> TestApp {
+        self.app_with(AppChanges {
+            name: Some("test app".into()),
+            grant_types: Some(vec![GrantType::ClientCredentials]),
+            allowed_scopes: Some(scopes.iter().map(|s| s.to_string()).collect()),
+            token_format: Some(format),
+            run_as: run_as.map(str::to_owned),
+            ..AppChanges::default()
+        })
+        .await
+    }
+
+    pub async fn app_with(&self, fields: AppChanges) -> TestApp {
+        let (client, secret) = self
+            .services
+            .registry
+            .create_app(
+                NewApp {
+                    fields,
+                    ..NewApp::default()
+                },
+                false,
+            )
+            .await
+            .expect("create an application");
+        TestApp {
+            client_id: client.client_id,
+            secret: secret.map(|s| s.expose().to_owned()).unwrap_or_default(),
+        }
+    }
+
+    pub async fn user(&self, user_name: &str, roles: &[&str]) {
+        self.services
+            .registry
+            .create_user(
+                NewUser {
+                    user_name: user_name.into(),
+                    password: Some(Secret::new("a long enough password")),
+                    fields: UserChanges {
+                        roles: Some(roles.iter().map(|r| r.to_string()).collect()),
+                        ..UserChanges::default()
+                    },
+                },
+                false,
+            )
+            .await
+            .expect("create a user");
+    }
+
+    /// A token from the client-credentials grant, by `client_secret_basic`.
+    pub async fn token(&self, app: &TestApp, scope: Option<&str>) -> String {
+        let mut form = vec![("grant_type", "client_credentials")];
+        if let Some(scope) = scope {
+            form.push(("scope", scope));
+        }
+        let response = self
+            .http
+            .post(self.url("/oauth/token"))
+            .basic_auth(&app.client_id, Some(&app.secret))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A token for a new user holding `role`, with the `useraccount` scope.
+    pub async fn token_for_role(&self, role: &str) -> String {
+        let user_name = format!("{role}-{}", uuid_like());
+        self.user(&user_name, &[role]).await;
+        let app = self
+            .app(TokenFormat::Jwt, &["useraccount"], Some(&user_name))
+            .await;
+        self.token(&app, None).await
+    }
+
+    /// Stops the server the way SIGTERM does and waits for it to finish.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        self.handle.take().expect("running").await?
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(handle) = &self.handle {
+            handle.abort();
+        }
+        let _ = std::fs::remove_dir_all(&self.settings.data_dir);
+    }
+}
+
+/// A unique-enough name part for test records and folders.
+pub fn uuid_like() -> String {
+    gatehouse_core::secret::generate()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(12)
+        .collect::<String>()
+        .to_lowercase()
+}
+
+/// POSTs a form with optional Basic credentials; returns the status, headers and JSON body.
+pub async fn post_form(
+    server: &TestServer,
+    path: &str,
+    basic: Option<(&str, &str)>,
+    form: &[(&str, &str)],
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut request = server.http.post(server.url(path)).form(form);
+    if let Some((id, secret)) = basic {
+        request = request.basic_auth(id, Some(secret));
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, headers, body)
+}

@@ -1,0 +1,22 @@
+//! The end-to-end suite: real servers on 127.0.0.1, real HTTP, real client libraries, and every
+//! storage-touching test on both SQLite and PostgreSQL. One binary, because every file directly
+//! under `tests/` would be linked separately, and linking is the slow step.
+//!
+//! - `harness`: starting servers, the `server_test!` macro, and HTTP helpers;
+//! - `client_credentials`: the grant through the Rust `oauth2` crate, introspection, revocation;
+//! - `errors`: every RFC error case of the token, introspection and revocation endpoints;
+//! - `admin_api`: the admin REST API and its authorisation;
+//! - `cli`: the `gatehouse` binary's commands, as a script would run them;
+//! - `apply`: the declarative registry file;
+//! - `keys`: staged key rotation and the JWKS;
+//! - `ops`: discovery, health, metrics, shutdown.
+
+mod harness;
+
+mod admin_api;
+mod apply;
+mod cli;
+mod client_credentials;
+mod errors;
+mod keys;
+mod ops;

@@ -1,0 +1,110 @@
+//! Discovery, health, metrics and shutdown.
+
+use gatehouse_core::client::TokenFormat;
+use serde_json::Value;
+
+use crate::harness::server_test;
+
+server_test!(discovery_documents_describe_what_is_served, |server| {
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ] {
+        let document: Value = server
+            .http
+            .get(server.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(document["issuer"], server.base.as_str());
+        assert_eq!(document["token_endpoint"], server.url("/oauth/token"));
+        assert_eq!(
+            document["grant_types_supported"],
+            serde_json::json!(["client_credentials"])
+        );
+        // Every advertised endpoint answers.
+        for endpoint in [
+            "jwks_uri",
+            "introspection_endpoint",
+            "revocation_endpoint",
+            "token_endpoint",
+        ] {
+            let url = document[endpoint].as_str().unwrap();
+            let status = server
+                .http
+                .post(url)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
+            assert_ne!(status, 404, "{endpoint}");
+        }
+    }
+});
+
+server_test!(health_readiness_and_metrics, |server| {
+    assert_eq!(
+        server
+            .http
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        server
+            .http
+            .get(server.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let app = server.app(TokenFormat::Jwt, &[], None).await;
+    server.token(&app, None).await;
+    crate::harness::post_form(
+        &server,
+        "/oauth/token",
+        Some((&app.client_id, "bad")),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    let metrics = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "gatehouse_token_requests_total{grant_type=\"client_credentials\",outcome=\"issued\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("gatehouse_token_requests_total{grant_type=\"client_credentials\",outcome=\"invalid_client\"} 1"));
+    assert!(metrics.contains("gatehouse_http_request_duration_seconds_bucket{"));
+    assert!(metrics.contains("route=\"/oauth/token\""));
+    let response = server
+        .http
+        .get(server.url("/no/such/page"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+});
+
+server_test!(graceful_shutdown_finishes_cleanly, |server| {
+    let base = server.base.clone();
+    server.stop().await.expect("the server stops without error");
+    assert!(reqwest::get(format!("{base}/healthz")).await.is_err());
+});
