@@ -232,3 +232,132 @@ server_test!(help_and_usage_errors, |server| {
     let keys = json(&gatehouse(&server, &["keys", "list", "--json"], &[]).await);
     assert_eq!(keys[1]["state"], "next");
 });
+
+/// `gatehouse serve` as a newcomer runs it: zero configuration, the admin password printed on
+/// the first start only, JSON logs without secrets, and a clean exit on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_process_first_start_logs_and_sigterm() {
+    let data_dir =
+        std::env::temp_dir().join(format!("gatehouse-serve-{}", crate::harness::uuid_like()));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let start = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+        command
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--log-format",
+                "json",
+                "--log-level",
+                "debug",
+            ])
+            .env("GATEHOUSE_DATA_DIR", &data_dir)
+            .env_remove("GATEHOUSE_DATABASE_URL")
+            .env_remove("GATEHOUSE_CONFIG")
+            .env_remove("GATEHOUSE_ADMIN_PASSWORD")
+            .env_remove("GATEHOUSE_MASTER_KEY")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        command.spawn().expect("start gatehouse serve")
+    };
+    let http = reqwest::Client::new();
+    let wait_ready = || async {
+        for _ in 0..300 {
+            if http
+                .get(format!("{base}/.well-known/openid-configuration"))
+                .send()
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the server did not start");
+    };
+    let stop = |child: std::process::Child| async move {
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+            .await
+            .unwrap()
+    };
+
+    let server = start();
+    wait_ready().await;
+    let discovery: Value = http
+        .get(format!("{base}/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["issuer"], base.as_str());
+    // A client registered by the CLI next to the running server.
+    let created = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args([
+            "app",
+            "create",
+            "--name",
+            "logs",
+            "--grant",
+            "client_credentials",
+            "--token-format",
+            "opaque",
+            "--json",
+        ])
+        .env("GATEHOUSE_DATA_DIR", &data_dir)
+        .env_remove("GATEHOUSE_DATABASE_URL")
+        .output()
+        .unwrap();
+    let created: Value = serde_json::from_slice(&created.stdout).unwrap();
+    let (client_id, secret) = (
+        created["client_id"].as_str().unwrap(),
+        created["client_secret"].as_str().unwrap(),
+    );
+    let token: Value = http
+        .post(format!("{base}/oauth/token"))
+        .basic_auth(client_id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access_token = token["access_token"].as_str().unwrap().to_owned();
+    let output = stop(server).await;
+    assert!(output.status.success(), "exit status {:?}", output.status);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let password_line = stderr
+        .lines()
+        .find(|l| l.contains("shown only this once"))
+        .expect("the admin password is printed");
+    let password = password_line.rsplit(' ').next().unwrap();
+    let log_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with('{')).collect();
+    assert!(!log_lines.is_empty());
+    for line in &log_lines {
+        serde_json::from_str::<Value>(line).expect("every log line is JSON");
+        for secret in [secret, access_token.as_str(), password] {
+            assert!(!line.contains(secret), "a secret reached the log: {line}");
+        }
+    }
+
+    // The second start reuses keys and users and prints no password.
+    let server = start();
+    wait_ready().await;
+    let output = stop(server).await;
+    assert!(output.status.success());
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("shown only this once"));
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
