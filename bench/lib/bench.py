@@ -13,6 +13,10 @@ Subcommands:
   urlencode VALUE                print VALUE percent-encoded for a form body
   preflight BASE                 send the request described by the BENCH_* environment
                                  once (as wrk will) and check it succeeds
+  wrk-run OUT SERVER_PID -- WRK_ARGS...
+                                 run wrk, save its output to OUT, and add a line with the
+                                 CPU time of the server, of wrk and of everything else
+  idle-check SECONDS             print how busy the machine is (percent of all cores)
   record FILE SYSTEM SCENARIO CONNS WRK_OUTPUT
                                  append one wrk run (or a skip) to a JSON-lines file
   memory PID                     print "VmHWM_kB VmRSS_kB" for a process
@@ -212,6 +216,75 @@ def lua_pattern_to_re(pattern):
     return "".join(out)
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu():
+    """Seconds of CPU time of the whole machine from /proc/stat: busy (user, nice, system),
+    interrupts (irq, softirq), steal."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    fields += [0] * (8 - len(fields))
+    user, nice, system, idle, iowait, irq, softirq, steal = fields[:8]
+    return {
+        "busy": (user + nice + system) / CLK_TCK,
+        "irq": (irq + softirq) / CLK_TCK,
+        "steal": steal / CLK_TCK,
+        "idle": (idle + iowait) / CLK_TCK,
+    }
+
+
+def process_cpu(pid):
+    """utime + stime of a process (all its threads), in seconds."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return 0.0
+    rest = data[data.rindex(")") + 2:].split()
+    return (int(rest[11]) + int(rest[12])) / CLK_TCK
+
+
+def cmd_idle_check(args):
+    seconds = float(args[0]) if args else 3.0
+    a = machine_cpu()
+    time.sleep(seconds)
+    b = machine_cpu()
+    total = sum(b[k] - a[k] for k in b)
+    busy = (b["busy"] - a["busy"]) + (b["irq"] - a["irq"]) + (b["steal"] - a["steal"])
+    print(f"{100 * busy / total:.0f}" if total > 0 else "0")
+
+
+def cmd_wrk_run(args):
+    import resource
+    import subprocess
+
+    sep = args.index("--")
+    out, server_pid = args[0], int(args[1])
+    wrk_args = args[sep + 1:]
+    m0, s0 = machine_cpu(), process_cpu(server_pid)
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    with open(out, "w") as f:
+        subprocess.run(wrk_args, stdout=f, stderr=subprocess.STDOUT, check=False)
+    wall = time.monotonic() - t0
+    m1, s1 = machine_cpu(), process_cpu(server_pid)
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server = s1 - s0
+    wrk = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    busy = m1["busy"] - m0["busy"]
+    cpu = {
+        "wall_s": round(wall, 3),
+        "server_s": round(server, 2),
+        "wrk_s": round(wrk, 2),
+        "other_s": round(max(0.0, busy - server - wrk), 2),
+        "interrupts_s": round(m1["irq"] - m0["irq"], 2),
+        "steal_s": round(m1["steal"] - m0["steal"], 2),
+    }
+    with open(out, "a") as f:
+        f.write("BENCH_CPU " + json.dumps(cpu) + "\n")
+
+
 def cmd_record(args):
     path, system, scenario, conns, wrk_out = args[:5]
     entry = {"system": system, "scenario": scenario, "connections": int(conns)}
@@ -249,6 +322,13 @@ def cmd_record(args):
                 },
                 first_error=r["first_error"] or None,
             )
+            c = re.search(r"^BENCH_CPU (\{.*\})\s*$", text, re.M)
+            if c:
+                cpu = json.loads(c.group(1))
+                entry["cpu"] = cpu
+                if r["requests"]:
+                    entry["server_cpu_us_per_request"] = round(
+                        cpu["server_s"] * 1e6 / r["requests"], 1)
     with open(path, "a") as f:
         f.write(json.dumps(entry) + "\n")
 
@@ -335,7 +415,8 @@ def cmd_report(args):
       f"{meta['nproc']} cores as the servers, over loopback (127.0.0.1).")
     w("")
     header = (f"{'scenario':<34} {'conns':>5}  {'system':<9} {'req/s':>10} {'p50 ms':>8} "
-              f"{'p99 ms':>8} {'errors':>7} | {'req/s GH/peer':>13} {'p50 peer/GH':>11} {'p99 peer/GH':>11}")
+              f"{'p99 ms':>8} {'errors':>7} {'CPU us/req':>10} | {'req/s GH/peer':>13} "
+              f"{'p50 peer/GH':>11} {'p99 peer/GH':>11}")
     w(header)
     w("-" * len(header))
     for row in rows:
@@ -350,7 +431,7 @@ def cmd_report(args):
                 continue
             line = (f"{name:<34} {conns:>5}  {system:<9} {fmt_num(r['requests_per_s']):>10} "
                     f"{fmt_num(r['latency_ms']['p50'], 2):>8} {fmt_num(r['latency_ms']['p99'], 2):>8} "
-                    f"{r['errors']:>7,}")
+                    f"{r['errors']:>7,} {fmt_num(r.get('server_cpu_us_per_request'), 0):>10}")
             if first:
                 rt = row["ratio"]
                 def x(v):
@@ -364,6 +445,7 @@ def cmd_report(args):
     w("Ratios: req/s GH/peer = Gatehouse throughput / peer throughput; p50 and p99 peer/GH = "
       "peer latency / Gatehouse latency. Above 1.00x, Gatehouse is better on that measure.")
     w("errors = non-2xx responses + 2xx with an unexpected body + socket errors (connect, read, write, timeout).")
+    w("CPU us/req = CPU time (user + system, all threads) of the server process during the run / requests completed.")
     w("Introspection: both systems introspect one opaque access token obtained just before the run "
       "(the peer refuses to introspect JWT access tokens).")
     w("")
@@ -372,6 +454,19 @@ def cmd_report(args):
         m = meta["memory_kb"].get(system, {})
         w(f"  {system:<9} peak RSS (VmHWM) {m.get('peak_rss', 0):>9,}   RSS when idle before load "
           f"{m.get('idle_rss', 0):>9,}   process: {meta['processes'].get(system, '')}")
+    if meta.get("idle_busy_percent") is not None:
+        w(f"Machine load before the runs (servers idle): {meta['idle_busy_percent']}% of all cores busy.")
+    disturbed = []
+    for r in runs:
+        cpu = r.get("cpu")
+        if cpu and cpu["wall_s"] and cpu["other_s"] / cpu["wall_s"] > 0.10:
+            disturbed.append(f"{r['scenario']} c{r['connections']} {r['system']} "
+                             f"({100 * cpu['other_s'] / cpu['wall_s']:.0f}%)")
+    if disturbed:
+        w("Warning: other processes used more than 10% of a core during these runs, so their "
+          "numbers are disturbed: " + ", ".join(disturbed))
+    else:
+        w("Other processes used under 10% of a core during every run.")
     for note in meta.get("notes", []):
         w(f"Note: {note}")
     failures = [
@@ -389,6 +484,8 @@ def cmd_report(args):
 
 COMMANDS = {
     "free-port": cmd_free_port,
+    "idle-check": cmd_idle_check,
+    "wrk-run": cmd_wrk_run,
     "secret": cmd_secret,
     "wait": cmd_wait,
     "client-json": cmd_client_json,
