@@ -6,6 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use crate::keys::SigningAlgorithm;
 use crate::scope::ScopeSet;
 
 /// Default access-token lifespan: 30 minutes.
@@ -157,6 +158,13 @@ pub struct Client {
     /// The user the client-credentials grant acts as, by user name.
     pub run_as: Option<String>,
     pub active: bool,
+    /// Whether the authorization-code grant demands PKCE of this client (always for public
+    /// clients).
+    pub require_pkce: bool,
+    /// Whether the `plain` PKCE method is accepted besides `S256` (RFC 7636 §4.2).
+    pub allow_plain_pkce: bool,
+    /// The algorithm of this client's ID tokens.
+    pub id_token_alg: SigningAlgorithm,
     /// Whether `gatehouse apply` owns this record (and may prune it).
     pub managed: bool,
     pub created_at: i64,
@@ -174,5 +182,11 @@ impl Client {
 
     pub fn default_scope_set(&self) -> ScopeSet {
         ScopeSet::from_list(&self.default_scopes).unwrap_or_default()
+    }
+
+    /// RFC 7636 / RFC 9700 §2.1.1: public clients always use PKCE; confidential ones unless
+    /// their record says otherwise.
+    pub fn pkce_required(&self) -> bool {
+        self.client_type == ClientType::Public || self.require_pkce
     }
 }

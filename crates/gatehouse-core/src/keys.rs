@@ -26,15 +26,18 @@ use crate::secret::{self, Sealer};
 use crate::store::StoredSigningKey;
 
 /// The JWS algorithms Gatehouse signs with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum SigningAlgorithm {
     /// ECDSA P-256 with SHA-256: the default, fast to sign and small.
     #[default]
+    #[serde(rename = "ES256")]
     Es256,
     /// RSASSA-PKCS1-v1_5 with SHA-256 (2048-bit keys): for relying parties that know nothing else.
     /// Signing is about 30 times slower than ES256.
+    #[serde(rename = "RS256")]
     Rs256,
     /// Ed25519.
+    #[serde(rename = "EdDSA")]
     EdDsa,
 }
 
@@ -245,9 +248,13 @@ impl KeyRing {
         }
     }
 
-    /// The key that signs at `now`: the most recently activated one.
-    pub fn signing_key(&self, now: i64) -> Option<&Arc<SigningKey>> {
-        self.keys.iter().rev().find(|k| k.activates_at <= now)
+    /// The key that signs with `alg` at `now`: the most recently activated one of that
+    /// algorithm. Each algorithm rotates on its own line.
+    pub fn signing_key(&self, alg: SigningAlgorithm, now: i64) -> Option<&Arc<SigningKey>> {
+        self.keys
+            .iter()
+            .rev()
+            .find(|k| k.alg == alg && k.activates_at <= now)
     }
 
     pub fn find(&self, kid: &str) -> Option<&Arc<SigningKey>> {
@@ -257,18 +264,17 @@ impl KeyRing {
     /// The keys to publish at `now`: every key not yet superseded, plus superseded keys whose
     /// tokens may still be valid.
     pub fn published(&self, now: i64) -> Vec<&Arc<SigningKey>> {
-        let max_token_lifetime = self.max_token_lifetime;
-        let active_index = self.keys.iter().rposition(|k| k.activates_at <= now);
         self.keys
             .iter()
             .enumerate()
-            .filter(|(index, _)| match active_index {
-                Some(active) if *index < active => {
-                    // Superseded when the next key activated.
-                    let superseded_at = self.keys[index + 1].activates_at;
-                    superseded_at + max_token_lifetime >= now
-                }
-                _ => true,
+            .filter(|(index, key)| {
+                // A key is superseded when the next key of its algorithm activates.
+                let superseded_at = self.keys[index + 1..]
+                    .iter()
+                    .find(|later| later.alg == key.alg)
+                    .map(|later| later.activates_at)
+                    .filter(|at| *at <= now);
+                superseded_at.is_none_or(|at| at + self.max_token_lifetime >= now)
             })
             .map(|(_, k)| k)
             .collect()
@@ -348,10 +354,12 @@ mod tests {
         );
         let (old, new) = (ring.keys[0].kid.clone(), ring.keys[1].kid.clone());
         // Before activation: the old key signs, both are published.
-        assert_eq!(ring.signing_key(50).unwrap().kid, old);
+        let es256 = SigningAlgorithm::Es256;
+        assert_eq!(ring.signing_key(es256, 50).unwrap().kid, old);
         assert_eq!(ring.published(50).len(), 2);
         // After activation: the new key signs; the old one stays until its tokens expire.
-        assert_eq!(ring.signing_key(100).unwrap().kid, new);
+        assert_eq!(ring.signing_key(es256, 100).unwrap().kid, new);
+        assert!(ring.signing_key(SigningAlgorithm::Rs256, 100).is_none());
         assert_eq!(ring.published(130).len(), 2);
         let late: Vec<_> = ring.published(131).iter().map(|k| k.kid.clone()).collect();
         assert_eq!(late, vec![new]);

@@ -58,6 +58,13 @@ pub struct AppEntry {
     pub run_as: Option<String>,
     #[serde(default = "yes")]
     pub active: bool,
+    #[serde(default = "yes")]
+    pub require_pkce: bool,
+    #[serde(default)]
+    pub allow_plain_pkce: bool,
+    /// "ES256" (default) or "RS256".
+    #[serde(default = "es256")]
+    pub id_token_alg: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -65,11 +72,15 @@ pub struct AppEntry {
 pub struct UserEntry {
     pub user_name: String,
     pub display_name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
     pub email: Option<String>,
     #[serde(default)]
     pub roles: Vec<String>,
     #[serde(default = "yes")]
     pub active: bool,
+    #[serde(default)]
+    pub locked_out: bool,
     pub password: Option<String>,
     pub password_env: Option<String>,
 }
@@ -85,6 +96,9 @@ fn default_refresh_lifespan() -> i64 {
 }
 fn yes() -> bool {
     true
+}
+fn es256() -> String {
+    "ES256".into()
 }
 
 /// What reconciling changes, one line per record.
@@ -201,8 +215,8 @@ fn resolve(
     }
 }
 
-fn desired_app_fields(entry: &AppEntry) -> AppChanges {
-    AppChanges {
+fn desired_app_fields(entry: &AppEntry) -> Result<AppChanges, Error> {
+    Ok(AppChanges {
         name: Some(entry.name.clone()),
         client_type: Some(entry.client_type),
         redirect_uris: Some(entry.redirect_uris.clone()),
@@ -219,7 +233,10 @@ fn desired_app_fields(entry: &AppEntry) -> AppChanges {
         token_format: Some(entry.token_format),
         run_as: Some(entry.run_as.clone().unwrap_or_default()),
         active: Some(entry.active),
-    }
+        require_pkce: Some(entry.require_pkce),
+        allow_plain_pkce: Some(entry.allow_plain_pkce),
+        id_token_alg: Some(entry.id_token_alg.parse()?),
+    })
 }
 
 /// The names of the fields in which `client` differs from `desired`.
@@ -275,6 +292,18 @@ fn app_differences(client: &Client, desired: &AppChanges) -> Vec<&'static str> {
             != client.run_as.as_deref().unwrap_or_default(),
     );
     check("active", desired.active != Some(client.active));
+    check(
+        "require_pkce",
+        desired.require_pkce != Some(client.require_pkce),
+    );
+    check(
+        "allow_plain_pkce",
+        desired.allow_plain_pkce != Some(client.allow_plain_pkce),
+    );
+    check(
+        "id_token_alg",
+        desired.id_token_alg != Some(client.id_token_alg),
+    );
     fields
 }
 
@@ -287,7 +316,7 @@ async fn reconcile_app(
 ) -> Result<(Option<Change>, String), Error> {
     let what = format!("application {:?}", entry.name);
     let secret = resolve(&what, &entry.client_secret, &entry.client_secret_env, env)?;
-    let desired = desired_app_fields(entry);
+    let desired = desired_app_fields(entry)?;
     let current = match &entry.client_id {
         Some(id) => existing.iter().find(|c| &c.client_id == id),
         None => {
@@ -373,9 +402,12 @@ async fn reconcile_user(
                 .clone()
                 .unwrap_or_else(|| entry.user_name.clone()),
         ),
+        given_name: Some(entry.given_name.clone().unwrap_or_default()),
+        family_name: Some(entry.family_name.clone().unwrap_or_default()),
         email: Some(entry.email.clone().unwrap_or_default()),
         roles: Some(entry.roles.clone()),
         active: Some(entry.active),
+        locked_out: Some(entry.locked_out),
     };
     let current = registry
         .list_users()
@@ -450,6 +482,16 @@ fn user_differences(user: &User, desired: &UserChanges) -> Vec<&'static str> {
     }
     if desired.active != Some(user.active) {
         fields.push("active");
+    }
+    if desired.locked_out != Some(user.locked_out) {
+        fields.push("locked_out");
+    }
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    if text(&desired.given_name) != text(&user.given_name) {
+        fields.push("given_name");
+    }
+    if text(&desired.family_name) != text(&user.family_name) {
+        fields.push("family_name");
     }
     fields
 }

@@ -12,6 +12,7 @@ use crate::client::{
     TokenFormat,
 };
 use crate::clock::Clock;
+use crate::keys::SigningAlgorithm;
 use crate::scope::ScopeSet;
 use crate::secret::{self, Secret, SecretHasher};
 use crate::store::{Store, StoreError};
@@ -36,6 +37,9 @@ pub struct AppChanges {
     /// The run-as user's name; an empty string removes it.
     pub run_as: Option<String>,
     pub active: Option<bool>,
+    pub require_pkce: Option<bool>,
+    pub allow_plain_pkce: Option<bool>,
+    pub id_token_alg: Option<SigningAlgorithm>,
 }
 
 /// A new application.
@@ -53,10 +57,16 @@ pub struct NewApp {
 #[serde(deny_unknown_fields)]
 pub struct UserChanges {
     pub display_name: Option<String>,
+    /// An empty string removes it.
+    pub given_name: Option<String>,
+    /// An empty string removes it.
+    pub family_name: Option<String>,
     /// An empty string removes the email address.
     pub email: Option<String>,
     pub roles: Option<Vec<String>>,
     pub active: Option<bool>,
+    /// An administrator's lock: the user cannot log in while it is set.
+    pub locked_out: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -132,6 +142,9 @@ impl Registry {
             token_format: TokenFormat::default(),
             run_as: None,
             active: true,
+            require_pkce: true,
+            allow_plain_pkce: false,
+            id_token_alg: SigningAlgorithm::Es256,
             managed,
             created_at: now,
             updated_at: now,
@@ -275,6 +288,12 @@ impl Registry {
                 )));
             }
         }
+        if client.id_token_alg == SigningAlgorithm::EdDsa {
+            return Err(Error::validation(
+                "ID tokens are signed with ES256 or RS256 (OpenID Connect relying parties rarely \
+                 accept EdDSA)",
+            ));
+        }
         if let Some(user_name) = &client.run_as
             && self.store.find_user_by_name(user_name).await?.is_none()
         {
@@ -310,9 +329,12 @@ impl Registry {
             id: uuid::Uuid::now_v7().to_string(),
             display_name: new.user_name.clone(),
             user_name: new.user_name,
+            given_name: None,
+            family_name: None,
             email: None,
             roles: vec![],
             active: true,
+            locked_out: false,
             password_hash,
             managed,
             created_at: now,
@@ -413,7 +435,19 @@ fn apply_app_changes(client: &mut Client, changes: AppChanges) {
         token_format,
         run_as,
         active,
+        require_pkce,
+        allow_plain_pkce,
+        id_token_alg,
     } = changes;
+    if let Some(v) = require_pkce {
+        client.require_pkce = v;
+    }
+    if let Some(v) = allow_plain_pkce {
+        client.allow_plain_pkce = v;
+    }
+    if let Some(v) = id_token_alg {
+        client.id_token_alg = v;
+    }
     if let Some(v) = name {
         client.name = v;
     }
@@ -454,10 +488,22 @@ fn apply_app_changes(client: &mut Client, changes: AppChanges) {
 fn apply_user_changes(user: &mut User, changes: UserChanges) {
     let UserChanges {
         display_name,
+        given_name,
+        family_name,
         email,
         roles,
         active,
+        locked_out,
     } = changes;
+    if let Some(v) = given_name {
+        user.given_name = (!v.is_empty()).then_some(v);
+    }
+    if let Some(v) = family_name {
+        user.family_name = (!v.is_empty()).then_some(v);
+    }
+    if let Some(v) = locked_out {
+        user.locked_out = v;
+    }
     if let Some(v) = display_name {
         user.display_name = v;
     }

@@ -31,6 +31,80 @@ pub struct AccessTokenRecord {
     pub issued_at: i64,
     pub expires_at: i64,
     pub revoked: bool,
+    /// The authorization grant (code or login) the token descends from, if any.
+    pub grant_id: Option<String>,
+}
+
+/// An authorization code as stored, by the keyed hash of the code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationCodeRecord {
+    pub code_hash: String,
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub redirect_uri: Option<String>,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub auth_time: i64,
+    pub expires_at: i64,
+    pub consumed: bool,
+}
+
+/// The outcome of redeeming a code: codes are single-use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeRedemption {
+    Redeemed(AuthorizationCodeRecord),
+    /// The code had been redeemed before: everything issued from it must be revoked.
+    Replayed(AuthorizationCodeRecord),
+    Unknown,
+}
+
+/// A refresh token as stored, by the keyed hash of the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    pub token_hash: String,
+    /// The family: every refresh token rotated from the same original grant shares it.
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub scope: String,
+    pub auth_time: i64,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    /// When it was exchanged for its successor.
+    pub rotated_at: Option<i64>,
+    pub revoked: bool,
+}
+
+/// The outcome of rotating a refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshRotation {
+    /// The token was current; it is now rotated and its successor stored.
+    Rotated(RefreshTokenRecord),
+    /// The token exists but was rotated before (outside the grace period), revoked or expired;
+    /// nothing was stored.
+    Refused(RefreshTokenRecord),
+    Unknown,
+}
+
+/// A login session, by the keyed hash of its cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub session_hash: String,
+    pub user_id: String,
+    pub auth_time: i64,
+    pub expires_at: i64,
+}
+
+/// A user's remembered consent to an application's scopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRecord {
+    pub user_id: String,
+    pub client_id: String,
+    pub scope: String,
+    pub granted_at: i64,
 }
 
 /// A signing key as stored: the private half sealed under the master key.
@@ -79,8 +153,61 @@ pub trait TokenStore: Send + Sync {
     /// Records a revoked JWT by its `jti` until it would have expired anyway.
     async fn revoke_jwt(&self, jti: &str, expires_at: i64) -> Result<(), StoreError>;
     async fn is_jwt_revoked(&self, jti: &str) -> Result<bool, StoreError>;
-    /// Deletes tokens and revocation entries that expired before `now`; returns how many.
+    /// Deletes tokens, codes, sessions and revocation entries that expired before `now`;
+    /// returns how many.
     async fn purge_expired(&self, now: i64) -> Result<u64, StoreError>;
+}
+
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    async fn insert_authorization_code(
+        &self,
+        code: &AuthorizationCodeRecord,
+    ) -> Result<(), StoreError>;
+    /// Marks the code consumed, atomically: of any number of concurrent redemptions exactly one
+    /// gets `Redeemed`.
+    async fn redeem_authorization_code(
+        &self,
+        code_hash: &str,
+    ) -> Result<CodeRedemption, StoreError>;
+    async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> Result<(), StoreError>;
+    async fn find_refresh_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<RefreshTokenRecord>, StoreError>;
+    /// Atomically marks `old_hash` rotated and stores `successor` — if `old_hash` is unrevoked,
+    /// unexpired at `now`, and was not rotated at or before `now - grace`. Of any number of
+    /// concurrent rotations without grace, exactly one gets `Rotated`.
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        successor: &RefreshTokenRecord,
+        now: i64,
+        grace: i64,
+    ) -> Result<RefreshRotation, StoreError>;
+    /// Revokes every access and refresh token issued from a grant.
+    async fn revoke_grant(&self, grant_id: &str) -> Result<(), StoreError>;
+    /// Revokes every grant a user gave a client (consent withdrawn).
+    async fn revoke_user_client_grants(
+        &self,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
+    async fn find_session(&self, session_hash: &str) -> Result<Option<SessionRecord>, StoreError>;
+    async fn delete_session(&self, session_hash: &str) -> Result<(), StoreError>;
+    async fn upsert_consent(&self, consent: &ConsentRecord) -> Result<(), StoreError>;
+    async fn find_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<Option<ConsentRecord>, StoreError>;
+    async fn list_consents(&self, user_id: &str) -> Result<Vec<ConsentRecord>, StoreError>;
+    async fn delete_consent(&self, user_id: &str, client_id: &str) -> Result<bool, StoreError>;
 }
 
 #[async_trait]
@@ -92,7 +219,9 @@ pub trait KeyStore: Send + Sync {
 
 /// Everything Gatehouse persists, behind one object the server holds as `Arc<dyn Store>`.
 #[async_trait]
-pub trait Store: ClientStore + UserStore + TokenStore + KeyStore + Send + Sync {
+pub trait Store:
+    ClientStore + UserStore + TokenStore + GrantStore + SessionStore + KeyStore + Send + Sync
+{
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;
     /// `sqlite` or `postgres`, for logs.

@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::keys::{KeyRing, SharedKeyRing, SigningAlgorithm, SigningKey};
 use crate::scope::ScopeSet;
 use crate::secret::{self, MasterKey, SecretHasher};
-use crate::store::{AccessTokenRecord, Store};
+use crate::store::{AccessTokenRecord, RefreshTokenRecord, Store};
 use crate::user::User;
 
 /// Every opaque access token starts with this, so leaked tokens are easy to recognise in logs
@@ -30,6 +30,33 @@ pub struct TokenResponse {
     pub scope: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+/// Prefix of opaque refresh tokens.
+pub const REFRESH_TOKEN_PREFIX: &str = "gh_rt_";
+
+/// What a token is issued for.
+pub struct Issue<'a> {
+    pub client: &'a Client,
+    /// The user the token acts for, if any.
+    pub user: Option<&'a User>,
+    pub scope: &'a ScopeSet,
+    /// The grant a person gave (a code or a password login) that the tokens descend from.
+    pub grant: Option<GrantLink<'a>>,
+    /// A refresh token already stored by the caller, to hand out with the access token.
+    pub refresh_token: Option<String>,
+    /// Whether to add an ID token (the token endpoint does when `openid` was granted).
+    pub with_id_token: bool,
+}
+
+/// The person's authorization behind an issuance: revocable as one, and what ID tokens tell.
+#[derive(Debug, Clone, Copy)]
+pub struct GrantLink<'a> {
+    pub grant_id: &'a str,
+    pub auth_time: i64,
+    pub nonce: Option<&'a str>,
 }
 
 /// What a valid access token grants: the facts every protected API decides on.
@@ -106,6 +133,7 @@ pub struct Introspection {
 /// Mints, validates, introspects and revokes access tokens.
 pub struct TokenService {
     issuer: String,
+    access_token_alg: SigningAlgorithm,
     store: Arc<dyn Store>,
     hasher: SecretHasher,
     master_key: MasterKey,
@@ -116,12 +144,14 @@ pub struct TokenService {
 impl TokenService {
     pub fn new(
         issuer: String,
+        access_token_alg: SigningAlgorithm,
         store: Arc<dyn Store>,
         master_key: MasterKey,
         clock: Arc<dyn Clock>,
     ) -> Self {
         TokenService {
             issuer,
+            access_token_alg,
             store,
             hasher: master_key.secret_hasher(),
             master_key,
@@ -177,21 +207,107 @@ impl TokenService {
         Ok(stored.kid)
     }
 
-    /// Makes sure there is a key to sign with (the first start of a new installation).
-    pub async fn ensure_signing_key(&self, alg: SigningAlgorithm) -> Result<(), Error> {
+    /// Makes sure there is a key to sign with for access tokens and for ID tokens of either
+    /// algorithm (the first start of a new installation).
+    pub async fn ensure_signing_keys(&self) -> Result<(), Error> {
         self.reload_keys().await?;
-        if self.keys.get().signing_key(self.clock.now()).is_none() {
-            self.rotate_key(alg, 0).await?;
+        let mut needed = vec![
+            self.access_token_alg,
+            SigningAlgorithm::Es256,
+            SigningAlgorithm::Rs256,
+        ];
+        needed.dedup();
+        for alg in needed {
+            if self.keys.get().signing_key(alg, self.clock.now()).is_none() {
+                self.rotate_key(alg, 0).await?;
+            }
         }
         Ok(())
     }
 
+    /// A new refresh token and its stored form; the caller stores it (or rotates into it).
+    pub fn mint_refresh_token(
+        &self,
+        client: &Client,
+        user: &User,
+        scope: &ScopeSet,
+        link: GrantLink<'_>,
+    ) -> (String, RefreshTokenRecord) {
+        let now = self.clock.now();
+        let token = format!("{REFRESH_TOKEN_PREFIX}{}", secret::generate());
+        let record = RefreshTokenRecord {
+            token_hash: self.hasher.hash(&token),
+            grant_id: link.grant_id.to_owned(),
+            client_id: client.client_id.clone(),
+            user_id: user.id.clone(),
+            scope: scope.to_string(),
+            auth_time: link.auth_time,
+            issued_at: now,
+            expires_at: now + client.refresh_token_lifespan,
+            rotated_at: None,
+            revoked: false,
+        };
+        (token, record)
+    }
+
+    /// Issues an access token — plus the given refresh token, and an ID token when the scope
+    /// asks for `openid` on behalf of a person.
+    pub async fn issue(&self, issue: Issue<'_>) -> Result<TokenResponse, Error> {
+        let mut response = self
+            .issue_access_token(issue.client, issue.user, issue.scope, issue.grant)
+            .await?;
+        response.refresh_token = issue.refresh_token;
+        if let (Some(user), Some(link), true) = (issue.user, issue.grant, issue.with_id_token) {
+            response.id_token = Some(self.id_token(
+                issue.client,
+                user,
+                issue.scope,
+                link,
+                Some(&response.access_token),
+                None,
+            )?);
+        }
+        Ok(response)
+    }
+
+    /// An OpenID Connect ID token (Core §2), with `at_hash`/`c_hash` when it travels with an
+    /// access token or a code (§3.3.2.11).
+    pub fn id_token(
+        &self,
+        client: &Client,
+        user: &User,
+        scope: &ScopeSet,
+        link: GrantLink<'_>,
+        access_token: Option<&str>,
+        code: Option<&str>,
+    ) -> Result<String, Error> {
+        let now = self.clock.now();
+        let mut claims = user_claims(user, scope);
+        claims.insert("iss".into(), self.issuer.clone().into());
+        claims.insert("aud".into(), client.client_id.clone().into());
+        claims.insert("azp".into(), client.client_id.clone().into());
+        claims.insert("iat".into(), now.into());
+        claims.insert("exp".into(), (now + client.access_token_lifespan).into());
+        claims.insert("auth_time".into(), link.auth_time.into());
+        if let Some(nonce) = link.nonce {
+            claims.insert("nonce".into(), nonce.into());
+        }
+        if let Some(token) = access_token {
+            claims.insert("at_hash".into(), half_hash(token).into());
+        }
+        if let Some(code) = code {
+            claims.insert("c_hash".into(), half_hash(code).into());
+        }
+        self.sign_jwt(client.id_token_alg, "JWT", &claims)
+    }
+
     /// Issues an access token for `client`, acting for `user` when there is one.
-    pub async fn issue_access_token(
+    async fn issue_access_token(
         &self,
         client: &Client,
         user: Option<&User>,
         scope: &ScopeSet,
+        grant: Option<GrantLink<'_>>,
     ) -> Result<TokenResponse, Error> {
         let now = self.clock.now();
         let expires_at = now + client.access_token_lifespan;
@@ -206,11 +322,28 @@ impl TokenService {
                     aud: self.issuer.clone(),
                     exp: expires_at,
                     iat: now,
-                    jti,
+                    jti: jti.clone(),
                     client_id: client.client_id.clone(),
                     scope: scope.to_string(),
                 };
-                self.sign_jwt("at+jwt", &claims)?
+                let token = self.sign_jwt(self.access_token_alg, "at+jwt", &claims)?;
+                // JWTs of a person's grant are recorded by `jti`, so revoking the grant (a
+                // replayed code, a reused refresh token) can revoke them too.
+                if let Some(link) = grant {
+                    let record = AccessTokenRecord {
+                        token_hash: format!("jwt:{jti}"),
+                        jti,
+                        client_id: client.client_id.clone(),
+                        user_id: user.map(|u| u.id.clone()),
+                        scope: scope.to_string(),
+                        issued_at: now,
+                        expires_at,
+                        revoked: false,
+                        grant_id: Some(link.grant_id.to_owned()),
+                    };
+                    self.store.insert_access_token(&record).await?;
+                }
+                token
             }
             TokenFormat::Opaque => {
                 let token = format!("{OPAQUE_ACCESS_TOKEN_PREFIX}{}", secret::generate());
@@ -223,6 +356,7 @@ impl TokenService {
                     issued_at: now,
                     expires_at,
                     revoked: false,
+                    grant_id: grant.map(|g| g.grant_id.to_owned()),
                 };
                 self.store.insert_access_token(&record).await?;
                 token
@@ -234,15 +368,21 @@ impl TokenService {
             expires_in: client.access_token_lifespan,
             scope: (!scope.is_empty()).then(|| scope.to_string()),
             refresh_token: None,
+            id_token: None,
         })
     }
 
     /// Signs `claims` as a compact JWS with the current key. The key is parsed once at load, so
     /// this costs one signature and two base64 encodings.
-    fn sign_jwt<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, Error> {
+    fn sign_jwt<T: Serialize>(
+        &self,
+        alg: SigningAlgorithm,
+        typ: &str,
+        claims: &T,
+    ) -> Result<String, Error> {
         let ring = self.keys.get();
         let key = ring
-            .signing_key(self.clock.now())
+            .signing_key(alg, self.clock.now())
             .ok_or_else(|| Error::Internal("no signing key is active".into()))?;
         let header = serde_json::json!({"alg": key.alg.as_str(), "typ": typ, "kid": key.kid});
         let mut jws = URL_SAFE_NO_PAD.encode(header.to_string());
@@ -341,7 +481,7 @@ impl TokenService {
                 .store
                 .find_user_by_id(user_id)
                 .await?
-                .filter(|u| u.active)
+                .filter(User::can_authenticate)
                 .ok_or_else(invalid)?;
             info.user_name = Some(user.user_name);
         }
@@ -374,7 +514,20 @@ impl TokenService {
     pub async fn revoke(&self, token: &str, client: &Client) -> Result<(), Error> {
         let not_yours =
             || Error::UnauthorizedClient("the token was not issued to this client".into());
-        if token.starts_with(OPAQUE_ACCESS_TOKEN_PREFIX) {
+        if token.starts_with(REFRESH_TOKEN_PREFIX) {
+            // §2.1: revoking a refresh token revokes the access tokens of the same grant too.
+            let Some(record) = self
+                .store
+                .find_refresh_token(&self.hasher.hash(token))
+                .await?
+            else {
+                return Ok(());
+            };
+            if record.client_id != client.client_id {
+                return Err(not_yours());
+            }
+            self.store.revoke_grant(&record.grant_id).await?;
+        } else if token.starts_with(OPAQUE_ACCESS_TOKEN_PREFIX) {
             let hash = self.hasher.hash(token);
             let Some(record) = self.store.find_access_token(&hash).await? else {
                 return Ok(());
@@ -393,4 +546,35 @@ impl TokenService {
         }
         Ok(())
     }
+}
+
+/// The standard claims (OIDC Core §5.1, §5.4) a scope releases about a user.
+pub fn user_claims(user: &User, scope: &ScopeSet) -> serde_json::Map<String, serde_json::Value> {
+    let mut claims = serde_json::Map::new();
+    claims.insert("sub".into(), user.id.clone().into());
+    if scope.contains("profile") {
+        claims.insert("name".into(), user.display_name.clone().into());
+        claims.insert("preferred_username".into(), user.user_name.clone().into());
+        if let Some(given) = &user.given_name {
+            claims.insert("given_name".into(), given.clone().into());
+        }
+        if let Some(family) = &user.family_name {
+            claims.insert("family_name".into(), family.clone().into());
+        }
+        claims.insert("updated_at".into(), user.updated_at.into());
+    }
+    if scope.contains("email")
+        && let Some(email) = &user.email
+    {
+        claims.insert("email".into(), email.clone().into());
+        // Addresses are entered by administrators, not proven by the user.
+        claims.insert("email_verified".into(), false.into());
+    }
+    claims
+}
+
+/// OIDC Core §3.1.3.6 / §3.3.2.11: the left half of the SHA-256 of a token, base64url.
+fn half_hash(value: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, value.as_bytes());
+    URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16])
 }

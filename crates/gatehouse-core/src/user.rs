@@ -12,9 +12,13 @@ pub struct User {
     pub id: String,
     pub user_name: String,
     pub display_name: String,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
     pub email: Option<String>,
     pub roles: Vec<String>,
     pub active: bool,
+    /// Set by an administrator: the user may not log in until it is cleared.
+    pub locked_out: bool,
     /// Argon2id PHC string; `None` for accounts that cannot log in with a password.
     pub password_hash: Option<String>,
     pub managed: bool,
@@ -25,6 +29,11 @@ pub struct User {
 impl User {
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
+    }
+
+    /// Whether the user may log in and tokens may act for them.
+    pub fn can_authenticate(&self) -> bool {
+        self.active && !self.locked_out
     }
 
     pub fn is_registry_admin(&self) -> bool {

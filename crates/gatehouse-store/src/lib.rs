@@ -49,6 +49,19 @@ pub async fn open(url: &str, durability: Durability) -> Result<Arc<dyn Store>, S
     }
 }
 
+/// Names the sqlx database a store type runs on, so shared code can be generic over executors.
+trait StoreDatabase {
+    type Database: sqlx::Database;
+}
+
+impl StoreDatabase for SqliteStore {
+    type Database = sqlx::Sqlite;
+}
+
+impl StoreDatabase for PostgresStore {
+    type Database = sqlx::Postgres;
+}
+
 fn backend_error(error: sqlx::Error) -> StoreError {
     match &error {
         sqlx::Error::Database(db) if db.is_unique_violation() => {

@@ -2,7 +2,10 @@
 //! kept as JSON text so that both backends store them the same way.
 
 use gatehouse_core::client::Client;
-use gatehouse_core::store::{AccessTokenRecord, StoreError, StoredSigningKey};
+use gatehouse_core::store::{
+    AccessTokenRecord, AuthorizationCodeRecord, ConsentRecord, RefreshTokenRecord, SessionRecord,
+    StoreError, StoredSigningKey,
+};
 use gatehouse_core::user::User;
 use serde_json::Value;
 
@@ -22,6 +25,9 @@ pub(crate) struct ClientRow {
     token_format: String,
     run_as: Option<String>,
     active: bool,
+    require_pkce: bool,
+    allow_plain_pkce: bool,
+    id_token_alg: String,
     managed: bool,
     created_at: i64,
     updated_at: i64,
@@ -92,6 +98,9 @@ impl TryFrom<ClientRow> for Client {
             token_format: row.token_format.parse().map_err(corrupt("token_format"))?,
             run_as: row.run_as,
             active: row.active,
+            require_pkce: row.require_pkce,
+            allow_plain_pkce: row.allow_plain_pkce,
+            id_token_alg: row.id_token_alg.parse().map_err(corrupt("id_token_alg"))?,
             managed: row.managed,
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -104,9 +113,12 @@ pub(crate) struct UserRow {
     id: String,
     user_name: String,
     display_name: String,
+    given_name: Option<String>,
+    family_name: Option<String>,
     email: Option<String>,
     roles: String,
     active: bool,
+    locked_out: bool,
     password_hash: Option<String>,
     managed: bool,
     created_at: i64,
@@ -125,9 +137,12 @@ impl TryFrom<UserRow> for User {
             id: row.id,
             user_name: row.user_name,
             display_name: row.display_name,
+            given_name: row.given_name,
+            family_name: row.family_name,
             email: row.email,
             roles: parse_list("roles", &row.roles)?,
             active: row.active,
+            locked_out: row.locked_out,
             password_hash: row.password_hash,
             managed: row.managed,
             created_at: row.created_at,
@@ -146,6 +161,7 @@ pub(crate) struct AccessTokenRow {
     issued_at: i64,
     expires_at: i64,
     revoked: bool,
+    grant_id: Option<String>,
 }
 
 impl From<AccessTokenRow> for AccessTokenRecord {
@@ -159,6 +175,111 @@ impl From<AccessTokenRow> for AccessTokenRecord {
             issued_at: row.issued_at,
             expires_at: row.expires_at,
             revoked: row.revoked,
+            grant_id: row.grant_id,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AuthorizationCodeRow {
+    code_hash: String,
+    grant_id: String,
+    client_id: String,
+    user_id: String,
+    redirect_uri: Option<String>,
+    scope: String,
+    nonce: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+    auth_time: i64,
+    expires_at: i64,
+    consumed: bool,
+}
+
+impl From<AuthorizationCodeRow> for AuthorizationCodeRecord {
+    fn from(row: AuthorizationCodeRow) -> Self {
+        AuthorizationCodeRecord {
+            code_hash: row.code_hash,
+            grant_id: row.grant_id,
+            client_id: row.client_id,
+            user_id: row.user_id,
+            redirect_uri: row.redirect_uri,
+            scope: row.scope,
+            nonce: row.nonce,
+            code_challenge: row.code_challenge,
+            code_challenge_method: row.code_challenge_method,
+            auth_time: row.auth_time,
+            expires_at: row.expires_at,
+            consumed: row.consumed,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RefreshTokenRow {
+    token_hash: String,
+    grant_id: String,
+    client_id: String,
+    user_id: String,
+    scope: String,
+    auth_time: i64,
+    issued_at: i64,
+    expires_at: i64,
+    rotated_at: Option<i64>,
+    revoked: bool,
+}
+
+impl From<RefreshTokenRow> for RefreshTokenRecord {
+    fn from(row: RefreshTokenRow) -> Self {
+        RefreshTokenRecord {
+            token_hash: row.token_hash,
+            grant_id: row.grant_id,
+            client_id: row.client_id,
+            user_id: row.user_id,
+            scope: row.scope,
+            auth_time: row.auth_time,
+            issued_at: row.issued_at,
+            expires_at: row.expires_at,
+            rotated_at: row.rotated_at,
+            revoked: row.revoked,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SessionRow {
+    session_hash: String,
+    user_id: String,
+    auth_time: i64,
+    expires_at: i64,
+}
+
+impl From<SessionRow> for SessionRecord {
+    fn from(row: SessionRow) -> Self {
+        SessionRecord {
+            session_hash: row.session_hash,
+            user_id: row.user_id,
+            auth_time: row.auth_time,
+            expires_at: row.expires_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ConsentRow {
+    user_id: String,
+    client_id: String,
+    scope: String,
+    granted_at: i64,
+}
+
+impl From<ConsentRow> for ConsentRecord {
+    fn from(row: ConsentRow) -> Self {
+        ConsentRecord {
+            user_id: row.user_id,
+            client_id: row.client_id,
+            scope: row.scope,
+            granted_at: row.granted_at,
         }
     }
 }

@@ -9,14 +9,35 @@ macro_rules! client_columns {
     () => {
         "id, client_id, name, client_type, secret_hash, redirect_uris, grant_types, \
          allowed_scopes, default_scopes, access_token_lifespan, refresh_token_lifespan, \
-         token_format, run_as, active, managed, created_at, updated_at"
+         token_format, run_as, active, require_pkce, allow_plain_pkce, id_token_alg, managed, \
+         created_at, updated_at"
     };
 }
 
 macro_rules! user_columns {
     () => {
-        "id, user_name, display_name, email, roles, active, password_hash, managed, created_at, \
-         updated_at"
+        "id, user_name, display_name, given_name, family_name, email, roles, active, locked_out, \
+         password_hash, managed, created_at, updated_at"
+    };
+}
+
+macro_rules! access_token_columns {
+    () => {
+        "token_hash, jti, client_id, user_id, scope, issued_at, expires_at, revoked, grant_id"
+    };
+}
+
+macro_rules! code_columns {
+    () => {
+        "code_hash, grant_id, client_id, user_id, redirect_uri, scope, nonce, code_challenge, \
+         code_challenge_method, auth_time, expires_at, consumed"
+    };
+}
+
+macro_rules! refresh_columns {
+    () => {
+        "token_hash, grant_id, client_id, user_id, scope, auth_time, issued_at, expires_at, \
+         rotated_at, revoked"
     };
 }
 
@@ -25,14 +46,17 @@ macro_rules! shared_store_impl {
         use async_trait::async_trait;
         use gatehouse_core::client::Client;
         use gatehouse_core::store::{
-            AccessTokenRecord, ClientStore, KeyStore, StoreError, StoredSigningKey, TokenStore,
-            UserStore,
+            AccessTokenRecord, AuthorizationCodeRecord, ClientStore, CodeRedemption,
+            ConsentRecord, GrantStore, KeyStore, RefreshRotation, RefreshTokenRecord,
+            SessionRecord, SessionStore, StoreError, StoredSigningKey, TokenStore, UserStore,
         };
         use gatehouse_core::user::User;
 
         use crate::backend_error;
+        use crate::StoreDatabase;
         use crate::rows::{
-            AccessTokenRow, ClientRow, SigningKeyRow, UserRow, client_values, roles_value,
+            AccessTokenRow, AuthorizationCodeRow, ClientRow, ConsentRow, RefreshTokenRow,
+            SessionRow, SigningKeyRow, UserRow, client_values, roles_value,
         };
 
         #[async_trait]
@@ -43,7 +67,7 @@ macro_rules! shared_store_impl {
                     "INSERT INTO clients (",
                     client_columns!(),
                     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                     $15, $16, $17)"
+                     $15, $16, $17, $18, $19, $20)"
                 ))
                 .bind(&client.id)
                 .bind(&client.client_id)
@@ -59,6 +83,9 @@ macro_rules! shared_store_impl {
                 .bind(client.token_format.as_str())
                 .bind(&client.run_as)
                 .bind(client.active)
+                .bind(client.require_pkce)
+                .bind(client.allow_plain_pkce)
+                .bind(client.id_token_alg.as_str())
                 .bind(client.managed)
                 .bind(client.created_at)
                 .bind(client.updated_at)
@@ -75,7 +102,8 @@ macro_rules! shared_store_impl {
                      redirect_uris = $5, grant_types = $6, allowed_scopes = $7, \
                      default_scopes = $8, access_token_lifespan = $9, \
                      refresh_token_lifespan = $10, token_format = $11, run_as = $12, \
-                     active = $13, managed = $14, updated_at = $15 WHERE client_id = $1",
+                     active = $13, managed = $14, updated_at = $15, require_pkce = $16, \
+                     allow_plain_pkce = $17, id_token_alg = $18 WHERE client_id = $1",
                 )
                 .bind(&client.client_id)
                 .bind(&client.name)
@@ -92,6 +120,9 @@ macro_rules! shared_store_impl {
                 .bind(client.active)
                 .bind(client.managed)
                 .bind(client.updated_at)
+                .bind(client.require_pkce)
+                .bind(client.allow_plain_pkce)
+                .bind(client.id_token_alg.as_str())
                 .execute(self.writer())
                 .await
                 .map_err(backend_error)?;
@@ -128,11 +159,18 @@ macro_rules! shared_store_impl {
 
             async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
                 let mut transaction = self.writer().begin().await.map_err(backend_error)?;
-                sqlx::query("DELETE FROM access_tokens WHERE client_id = $1")
-                    .bind(client_id)
-                    .execute(&mut *transaction)
-                    .await
-                    .map_err(backend_error)?;
+                for query in [
+                    "DELETE FROM access_tokens WHERE client_id = $1",
+                    "DELETE FROM refresh_tokens WHERE client_id = $1",
+                    "DELETE FROM authorization_codes WHERE client_id = $1",
+                    "DELETE FROM consents WHERE client_id = $1",
+                ] {
+                    sqlx::query(query)
+                        .bind(client_id)
+                        .execute(&mut *transaction)
+                        .await
+                        .map_err(backend_error)?;
+                }
                 let deleted = sqlx::query("DELETE FROM clients WHERE client_id = $1")
                     .bind(client_id)
                     .execute(&mut *transaction)
@@ -150,14 +188,17 @@ macro_rules! shared_store_impl {
                 sqlx::query(concat!(
                     "INSERT INTO users (",
                     user_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
                 ))
                 .bind(&user.id)
                 .bind(&user.user_name)
                 .bind(&user.display_name)
+                .bind(&user.given_name)
+                .bind(&user.family_name)
                 .bind(&user.email)
                 .bind(roles_value(user))
                 .bind(user.active)
+                .bind(user.locked_out)
                 .bind(&user.password_hash)
                 .bind(user.managed)
                 .bind(user.created_at)
@@ -171,7 +212,8 @@ macro_rules! shared_store_impl {
             async fn update_user(&self, user: &User) -> Result<bool, StoreError> {
                 let result = sqlx::query(
                     "UPDATE users SET display_name = $2, email = $3, roles = $4, active = $5, \
-                     password_hash = $6, managed = $7, updated_at = $8 WHERE user_name = $1",
+                     password_hash = $6, managed = $7, updated_at = $8, given_name = $9, \
+                     family_name = $10, locked_out = $11 WHERE user_name = $1",
                 )
                 .bind(&user.user_name)
                 .bind(&user.display_name)
@@ -181,6 +223,9 @@ macro_rules! shared_store_impl {
                 .bind(&user.password_hash)
                 .bind(user.managed)
                 .bind(user.updated_at)
+                .bind(&user.given_name)
+                .bind(&user.family_name)
+                .bind(user.locked_out)
                 .execute(self.writer())
                 .await
                 .map_err(backend_error)?;
@@ -219,14 +264,24 @@ macro_rules! shared_store_impl {
 
             async fn delete_user(&self, user_name: &str) -> Result<bool, StoreError> {
                 let mut transaction = self.writer().begin().await.map_err(backend_error)?;
-                sqlx::query(
+                for query in [
                     "DELETE FROM access_tokens WHERE user_id IN \
                      (SELECT id FROM users WHERE user_name = $1)",
-                )
-                .bind(user_name)
-                .execute(&mut *transaction)
-                .await
-                .map_err(backend_error)?;
+                    "DELETE FROM refresh_tokens WHERE user_id IN \
+                     (SELECT id FROM users WHERE user_name = $1)",
+                    "DELETE FROM authorization_codes WHERE user_id IN \
+                     (SELECT id FROM users WHERE user_name = $1)",
+                    "DELETE FROM sessions WHERE user_id IN \
+                     (SELECT id FROM users WHERE user_name = $1)",
+                    "DELETE FROM consents WHERE user_id IN \
+                     (SELECT id FROM users WHERE user_name = $1)",
+                ] {
+                    sqlx::query(query)
+                        .bind(user_name)
+                        .execute(&mut *transaction)
+                        .await
+                        .map_err(backend_error)?;
+                }
                 let deleted = sqlx::query("DELETE FROM users WHERE user_name = $1")
                     .bind(user_name)
                     .execute(&mut *transaction)
@@ -260,10 +315,11 @@ macro_rules! shared_store_impl {
                 &self,
                 token: &AccessTokenRecord,
             ) -> Result<(), StoreError> {
-                sqlx::query(
-                    "INSERT INTO access_tokens (token_hash, jti, client_id, user_id, scope, \
-                     issued_at, expires_at, revoked) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
+                sqlx::query(concat!(
+                    "INSERT INTO access_tokens (",
+                    access_token_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                ))
                 .bind(&token.token_hash)
                 .bind(&token.jti)
                 .bind(&token.client_id)
@@ -272,6 +328,7 @@ macro_rules! shared_store_impl {
                 .bind(token.issued_at)
                 .bind(token.expires_at)
                 .bind(token.revoked)
+                .bind(&token.grant_id)
                 .execute(self.writer())
                 .await
                 .map_err(backend_error)?;
@@ -282,10 +339,11 @@ macro_rules! shared_store_impl {
                 &self,
                 token_hash: &str,
             ) -> Result<Option<AccessTokenRecord>, StoreError> {
-                Ok(sqlx::query_as::<_, AccessTokenRow>(
-                    "SELECT token_hash, jti, client_id, user_id, scope, issued_at, expires_at, \
-                     revoked FROM access_tokens WHERE token_hash = $1",
-                )
+                Ok(sqlx::query_as::<_, AccessTokenRow>(concat!(
+                    "SELECT ",
+                    access_token_columns!(),
+                    " FROM access_tokens WHERE token_hash = $1"
+                ))
                 .bind(token_hash)
                 .fetch_optional(self.reader())
                 .await
@@ -332,6 +390,9 @@ macro_rules! shared_store_impl {
                 for query in [
                     "DELETE FROM access_tokens WHERE expires_at < $1",
                     "DELETE FROM revoked_jwts WHERE expires_at < $1",
+                    "DELETE FROM authorization_codes WHERE expires_at < $1",
+                    "DELETE FROM refresh_tokens WHERE expires_at < $1",
+                    "DELETE FROM sessions WHERE expires_at < $1",
                 ] {
                     purged += sqlx::query(query)
                         .bind(now)
@@ -342,6 +403,311 @@ macro_rules! shared_store_impl {
                 }
                 transaction.commit().await.map_err(backend_error)?;
                 Ok(purged)
+            }
+        }
+
+        #[async_trait]
+        impl GrantStore for $store {
+            async fn insert_authorization_code(
+                &self,
+                code: &AuthorizationCodeRecord,
+            ) -> Result<(), StoreError> {
+                sqlx::query(concat!(
+                    "INSERT INTO authorization_codes (",
+                    code_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                ))
+                .bind(&code.code_hash)
+                .bind(&code.grant_id)
+                .bind(&code.client_id)
+                .bind(&code.user_id)
+                .bind(&code.redirect_uri)
+                .bind(&code.scope)
+                .bind(&code.nonce)
+                .bind(&code.code_challenge)
+                .bind(&code.code_challenge_method)
+                .bind(code.auth_time)
+                .bind(code.expires_at)
+                .bind(code.consumed)
+                .execute(self.writer())
+                .await
+                .map_err(backend_error)?;
+                Ok(())
+            }
+
+            async fn redeem_authorization_code(
+                &self,
+                code_hash: &str,
+            ) -> Result<CodeRedemption, StoreError> {
+                let redeemed = sqlx::query_as::<_, AuthorizationCodeRow>(concat!(
+                    "UPDATE authorization_codes SET consumed = $2 \
+                     WHERE code_hash = $1 AND consumed = $3 RETURNING ",
+                    code_columns!()
+                ))
+                .bind(code_hash)
+                .bind(true)
+                .bind(false)
+                .fetch_optional(self.writer())
+                .await
+                .map_err(backend_error)?;
+                if let Some(row) = redeemed {
+                    return Ok(CodeRedemption::Redeemed(row.into()));
+                }
+                let existing = sqlx::query_as::<_, AuthorizationCodeRow>(concat!(
+                    "SELECT ",
+                    code_columns!(),
+                    " FROM authorization_codes WHERE code_hash = $1"
+                ))
+                .bind(code_hash)
+                .fetch_optional(self.writer())
+                .await
+                .map_err(backend_error)?;
+                Ok(match existing {
+                    Some(row) => CodeRedemption::Replayed(row.into()),
+                    None => CodeRedemption::Unknown,
+                })
+            }
+
+            async fn insert_refresh_token(
+                &self,
+                token: &RefreshTokenRecord,
+            ) -> Result<(), StoreError> {
+                insert_refresh(self.writer(), token).await
+            }
+
+            async fn find_refresh_token(
+                &self,
+                token_hash: &str,
+            ) -> Result<Option<RefreshTokenRecord>, StoreError> {
+                Ok(sqlx::query_as::<_, RefreshTokenRow>(concat!(
+                    "SELECT ",
+                    refresh_columns!(),
+                    " FROM refresh_tokens WHERE token_hash = $1"
+                ))
+                .bind(token_hash)
+                .fetch_optional(self.reader())
+                .await
+                .map_err(backend_error)?
+                .map(RefreshTokenRecord::from))
+            }
+
+            async fn rotate_refresh_token(
+                &self,
+                old_hash: &str,
+                successor: &RefreshTokenRecord,
+                now: i64,
+                grace: i64,
+            ) -> Result<RefreshRotation, StoreError> {
+                let mut transaction = self.writer().begin().await.map_err(backend_error)?;
+                // The row update is the compare-and-swap: concurrent rotations of one token
+                // serialise on it, and only the first still finds it unrotated.
+                let rotated = sqlx::query_as::<_, RefreshTokenRow>(concat!(
+                    "UPDATE refresh_tokens SET rotated_at = COALESCE(rotated_at, $2) \
+                     WHERE token_hash = $1 AND revoked = $3 AND expires_at > $2 \
+                     AND (rotated_at IS NULL OR rotated_at > $4) RETURNING ",
+                    refresh_columns!()
+                ))
+                .bind(old_hash)
+                .bind(now)
+                .bind(false)
+                .bind(now - grace)
+                .fetch_optional(&mut *transaction)
+                .await
+                .map_err(backend_error)?;
+                let Some(rotated) = rotated else {
+                    transaction.rollback().await.map_err(backend_error)?;
+                    return Ok(match self.find_refresh_token(old_hash).await? {
+                        Some(record) => RefreshRotation::Refused(record),
+                        None => RefreshRotation::Unknown,
+                    });
+                };
+                insert_refresh(&mut *transaction, successor).await?;
+                transaction.commit().await.map_err(backend_error)?;
+                Ok(RefreshRotation::Rotated(rotated.into()))
+            }
+
+            async fn revoke_grant(&self, grant_id: &str) -> Result<(), StoreError> {
+                self.revoke_grants_where(
+                    [
+                        "INSERT INTO revoked_jwts (jti, expires_at) SELECT jti, expires_at \
+                         FROM access_tokens WHERE grant_id = $1 AND token_hash LIKE 'jwt:%' \
+                         ON CONFLICT (jti) DO NOTHING",
+                        "UPDATE access_tokens SET revoked = TRUE WHERE grant_id = $1",
+                        "UPDATE refresh_tokens SET revoked = TRUE WHERE grant_id = $1",
+                    ],
+                    grant_id,
+                    None,
+                )
+                .await
+            }
+
+            async fn revoke_user_client_grants(
+                &self,
+                user_id: &str,
+                client_id: &str,
+            ) -> Result<(), StoreError> {
+                self.revoke_grants_where(
+                    [
+                        "INSERT INTO revoked_jwts (jti, expires_at) SELECT jti, expires_at \
+                         FROM access_tokens WHERE user_id = $1 AND client_id = $2 \
+                         AND token_hash LIKE 'jwt:%' ON CONFLICT (jti) DO NOTHING",
+                        "UPDATE access_tokens SET revoked = TRUE \
+                         WHERE user_id = $1 AND client_id = $2",
+                        "UPDATE refresh_tokens SET revoked = TRUE \
+                         WHERE user_id = $1 AND client_id = $2",
+                    ],
+                    user_id,
+                    Some(client_id),
+                )
+                .await
+            }
+        }
+
+        impl $store {
+            /// Runs the statements of a revocation in one transaction.
+            async fn revoke_grants_where(
+                &self,
+                queries: [&'static str; 3],
+                first: &str,
+                second: Option<&str>,
+            ) -> Result<(), StoreError> {
+                let mut transaction = self.writer().begin().await.map_err(backend_error)?;
+                for query in queries {
+                    let mut statement = sqlx::query(query).bind(first);
+                    if let Some(second) = second {
+                        statement = statement.bind(second);
+                    }
+                    statement
+                        .execute(&mut *transaction)
+                        .await
+                        .map_err(backend_error)?;
+                }
+                transaction.commit().await.map_err(backend_error)?;
+                Ok(())
+            }
+        }
+
+        async fn insert_refresh<'e, E>(executor: E, token: &RefreshTokenRecord) -> Result<(), StoreError>
+        where
+            E: sqlx::Executor<'e, Database = <$store as StoreDatabase>::Database>,
+        {
+            sqlx::query(concat!(
+                "INSERT INTO refresh_tokens (",
+                refresh_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            ))
+            .bind(&token.token_hash)
+            .bind(&token.grant_id)
+            .bind(&token.client_id)
+            .bind(&token.user_id)
+            .bind(&token.scope)
+            .bind(token.auth_time)
+            .bind(token.issued_at)
+            .bind(token.expires_at)
+            .bind(token.rotated_at)
+            .bind(token.revoked)
+            .execute(executor)
+            .await
+            .map_err(backend_error)?;
+            Ok(())
+        }
+
+        #[async_trait]
+        impl SessionStore for $store {
+            async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO sessions (session_hash, user_id, auth_time, expires_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&session.session_hash)
+                .bind(&session.user_id)
+                .bind(session.auth_time)
+                .bind(session.expires_at)
+                .execute(self.writer())
+                .await
+                .map_err(backend_error)?;
+                Ok(())
+            }
+
+            async fn find_session(
+                &self,
+                session_hash: &str,
+            ) -> Result<Option<SessionRecord>, StoreError> {
+                Ok(sqlx::query_as::<_, SessionRow>(
+                    "SELECT session_hash, user_id, auth_time, expires_at FROM sessions \
+                     WHERE session_hash = $1",
+                )
+                .bind(session_hash)
+                .fetch_optional(self.reader())
+                .await
+                .map_err(backend_error)?
+                .map(SessionRecord::from))
+            }
+
+            async fn delete_session(&self, session_hash: &str) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM sessions WHERE session_hash = $1")
+                    .bind(session_hash)
+                    .execute(self.writer())
+                    .await
+                    .map_err(backend_error)?;
+                Ok(())
+            }
+
+            async fn upsert_consent(&self, consent: &ConsentRecord) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO consents (user_id, client_id, scope, granted_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, client_id) \
+                     DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at",
+                )
+                .bind(&consent.user_id)
+                .bind(&consent.client_id)
+                .bind(&consent.scope)
+                .bind(consent.granted_at)
+                .execute(self.writer())
+                .await
+                .map_err(backend_error)?;
+                Ok(())
+            }
+
+            async fn find_consent(
+                &self,
+                user_id: &str,
+                client_id: &str,
+            ) -> Result<Option<ConsentRecord>, StoreError> {
+                Ok(sqlx::query_as::<_, ConsentRow>(
+                    "SELECT user_id, client_id, scope, granted_at FROM consents \
+                     WHERE user_id = $1 AND client_id = $2",
+                )
+                .bind(user_id)
+                .bind(client_id)
+                .fetch_optional(self.reader())
+                .await
+                .map_err(backend_error)?
+                .map(ConsentRecord::from))
+            }
+
+            async fn list_consents(&self, user_id: &str) -> Result<Vec<ConsentRecord>, StoreError> {
+                Ok(sqlx::query_as::<_, ConsentRow>(
+                    "SELECT user_id, client_id, scope, granted_at FROM consents \
+                     WHERE user_id = $1 ORDER BY client_id",
+                )
+                .bind(user_id)
+                .fetch_all(self.reader())
+                .await
+                .map_err(backend_error)?
+                .into_iter()
+                .map(ConsentRecord::from)
+                .collect())
+            }
+
+            async fn delete_consent(&self, user_id: &str, client_id: &str) -> Result<bool, StoreError> {
+                let result = sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
+                    .bind(user_id)
+                    .bind(client_id)
+                    .execute(self.writer())
+                    .await
+                    .map_err(backend_error)?;
+                Ok(result.rows_affected() == 1)
             }
         }
 

@@ -4,7 +4,11 @@
 use std::sync::Arc;
 
 use gatehouse_core::client::{Client, ClientType, GrantType, TokenFormat};
-use gatehouse_core::store::{AccessTokenRecord, Store, StoreError, StoredSigningKey};
+use gatehouse_core::keys::SigningAlgorithm;
+use gatehouse_core::store::{
+    AccessTokenRecord, AuthorizationCodeRecord, CodeRedemption, ConsentRecord, RefreshRotation,
+    RefreshTokenRecord, SessionRecord, Store, StoreError, StoredSigningKey,
+};
 use gatehouse_core::user::User;
 use gatehouse_store::test_support::{Backend, TestDatabase};
 use gatehouse_store::{Durability, open};
@@ -60,6 +64,9 @@ fn client(client_id: &str) -> Client {
         token_format: TokenFormat::Jwt,
         run_as: Some("svc".into()),
         active: true,
+        require_pkce: true,
+        allow_plain_pkce: false,
+        id_token_alg: SigningAlgorithm::Rs256,
         managed: false,
         created_at: 1,
         updated_at: 2,
@@ -71,9 +78,12 @@ fn user(user_name: &str) -> User {
         id: format!("id-{user_name}"),
         user_name: user_name.into(),
         display_name: "Service".into(),
+        given_name: Some("Ser".into()),
+        family_name: None,
         email: Some("svc@example.com".into()),
         roles: vec!["admin".into(), "oauth_admin".into()],
         active: true,
+        locked_out: false,
         password_hash: None,
         managed: true,
         created_at: 1,
@@ -91,6 +101,7 @@ fn token(hash: &str, client_id: &str, user_id: Option<&str>, expires_at: i64) ->
         issued_at: 10,
         expires_at,
         revoked: false,
+        grant_id: None,
     }
 }
 
@@ -211,4 +222,243 @@ storage_test!(signing_keys_list_in_activation_order, |store| {
     let keys = store.list_signing_keys().await.unwrap();
     assert_eq!(keys, vec![key("first", 10), key("later", 50)]);
     store.ping().await.unwrap();
+});
+
+fn code(hash: &str) -> AuthorizationCodeRecord {
+    AuthorizationCodeRecord {
+        code_hash: hash.into(),
+        grant_id: format!("grant-{hash}"),
+        client_id: "billing".into(),
+        user_id: "id-svc".into(),
+        redirect_uri: Some("https://app.example/cb".into()),
+        scope: "openid".into(),
+        nonce: Some("n".into()),
+        code_challenge: Some("c".repeat(43)),
+        code_challenge_method: Some("S256".into()),
+        auth_time: 5,
+        expires_at: 100,
+        consumed: false,
+    }
+}
+
+fn refresh(hash: &str, grant_id: &str) -> RefreshTokenRecord {
+    RefreshTokenRecord {
+        token_hash: hash.into(),
+        grant_id: grant_id.into(),
+        client_id: "billing".into(),
+        user_id: "id-svc".into(),
+        scope: "openid offline".into(),
+        auth_time: 5,
+        issued_at: 10,
+        expires_at: 1000,
+        rotated_at: None,
+        revoked: false,
+    }
+}
+
+storage_test!(codes_are_redeemed_once_even_concurrently, |store| {
+    store.insert_authorization_code(&code("c1")).await.unwrap();
+    let attempts = (0..16).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.redeem_authorization_code("c1").await.unwrap() })
+    });
+    let mut redeemed = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            CodeRedemption::Redeemed(record) => {
+                redeemed += 1;
+                assert_eq!(
+                    record,
+                    AuthorizationCodeRecord {
+                        consumed: true,
+                        ..code("c1")
+                    }
+                );
+            }
+            CodeRedemption::Replayed(record) => assert!(record.consumed),
+            CodeRedemption::Unknown => panic!("the code vanished"),
+        }
+    }
+    assert_eq!(redeemed, 1);
+    assert_eq!(
+        store.redeem_authorization_code("nope").await.unwrap(),
+        CodeRedemption::Unknown
+    );
+});
+
+storage_test!(refresh_tokens_rotate_once_even_concurrently, |store| {
+    store
+        .insert_refresh_token(&refresh("r0", "g"))
+        .await
+        .unwrap();
+    let attempts = (0..16).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .rotate_refresh_token("r0", &refresh(&format!("r1-{i}"), "g"), 20, 0)
+                .await
+                .unwrap()
+        })
+    });
+    let mut rotated = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            RefreshRotation::Rotated(old) => {
+                rotated += 1;
+                assert_eq!(old.token_hash, "r0");
+            }
+            RefreshRotation::Refused(old) => assert_eq!(old.rotated_at, Some(20)),
+            RefreshRotation::Unknown => panic!("the token vanished"),
+        }
+    }
+    assert_eq!(rotated, 1);
+    // Exactly one successor was stored.
+    let mut successors = 0;
+    for i in 0..16 {
+        successors += usize::from(
+            store
+                .find_refresh_token(&format!("r1-{i}"))
+                .await
+                .unwrap()
+                .is_some(),
+        );
+    }
+    assert_eq!(successors, 1);
+});
+
+storage_test!(
+    refresh_rotation_honours_grace_expiry_and_revocation,
+    |store| {
+        store
+            .insert_refresh_token(&refresh("r0", "g"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store
+                .rotate_refresh_token("r0", &refresh("r1", "g"), 20, 5)
+                .await
+                .unwrap(),
+            RefreshRotation::Rotated(_)
+        ));
+        // Within the grace period a retry rotates again; after it, it is refused.
+        assert!(matches!(
+            store
+                .rotate_refresh_token("r0", &refresh("r2", "g"), 24, 5)
+                .await
+                .unwrap(),
+            RefreshRotation::Rotated(_)
+        ));
+        assert!(matches!(
+            store
+                .rotate_refresh_token("r0", &refresh("r3", "g"), 26, 5)
+                .await
+                .unwrap(),
+            RefreshRotation::Refused(_)
+        ));
+        assert!(store.find_refresh_token("r3").await.unwrap().is_none());
+        // Expired.
+        assert!(matches!(
+            store
+                .rotate_refresh_token("r1", &refresh("r4", "g"), 1000, 0)
+                .await
+                .unwrap(),
+            RefreshRotation::Refused(_)
+        ));
+        assert_eq!(
+            store
+                .rotate_refresh_token("missing", &refresh("r5", "g"), 20, 0)
+                .await
+                .unwrap(),
+            RefreshRotation::Unknown
+        );
+    }
+);
+
+storage_test!(revoking_a_grant_revokes_its_tokens_and_jwts, |store| {
+    store
+        .insert_refresh_token(&refresh("r0", "g"))
+        .await
+        .unwrap();
+    store
+        .insert_refresh_token(&refresh("other", "h"))
+        .await
+        .unwrap();
+    let mut opaque = token("h1", "billing", Some("id-svc"), 500);
+    opaque.grant_id = Some("g".into());
+    let mut jwt = token("jwt:j1", "billing", Some("id-svc"), 500);
+    jwt.jti = "j1".into();
+    jwt.grant_id = Some("g".into());
+    store.insert_access_token(&opaque).await.unwrap();
+    store.insert_access_token(&jwt).await.unwrap();
+    store.revoke_grant("g").await.unwrap();
+    assert!(
+        store
+            .find_refresh_token("r0")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    assert!(
+        !store
+            .find_refresh_token("other")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    assert!(
+        store
+            .find_access_token("h1")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    assert!(store.is_jwt_revoked("j1").await.unwrap());
+
+    store
+        .revoke_user_client_grants("id-svc", "billing")
+        .await
+        .unwrap();
+    assert!(
+        store
+            .find_refresh_token("other")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+});
+
+storage_test!(sessions_and_consents, |store| {
+    let session = SessionRecord {
+        session_hash: "s".into(),
+        user_id: "u".into(),
+        auth_time: 1,
+        expires_at: 50,
+    };
+    store.insert_session(&session).await.unwrap();
+    assert_eq!(store.find_session("s").await.unwrap(), Some(session));
+    store.delete_session("s").await.unwrap();
+    assert_eq!(store.find_session("s").await.unwrap(), None);
+
+    let consent = |scope: &str| ConsentRecord {
+        user_id: "u".into(),
+        client_id: "c".into(),
+        scope: scope.into(),
+        granted_at: 3,
+    };
+    store.upsert_consent(&consent("openid")).await.unwrap();
+    store
+        .upsert_consent(&consent("openid profile"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_consent("u", "c").await.unwrap(),
+        Some(consent("openid profile"))
+    );
+    assert_eq!(store.list_consents("u").await.unwrap().len(), 1);
+    assert!(store.delete_consent("u", "c").await.unwrap());
+    assert!(store.list_consents("u").await.unwrap().is_empty());
 });

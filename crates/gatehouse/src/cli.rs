@@ -128,6 +128,16 @@ pub struct AppFieldArgs {
     /// Whether the application may obtain tokens.
     #[arg(long, value_name = "BOOL")]
     active: Option<bool>,
+    /// Whether the authorization-code grant demands PKCE (default true; always for public
+    /// clients).
+    #[arg(long, value_name = "BOOL")]
+    require_pkce: Option<bool>,
+    /// Whether the plain PKCE method is accepted besides S256 (default false).
+    #[arg(long, value_name = "BOOL")]
+    allow_plain_pkce: Option<bool>,
+    /// ID-token algorithm: ES256 (default) or RS256.
+    #[arg(long, value_name = "ALG")]
+    id_token_alg: Option<String>,
 }
 
 impl AppFieldArgs {
@@ -151,6 +161,9 @@ impl AppFieldArgs {
             token_format: self.token_format.map(|f| f.parse()).transpose()?,
             run_as: self.run_as,
             active: self.active,
+            require_pkce: self.require_pkce,
+            allow_plain_pkce: self.allow_plain_pkce,
+            id_token_alg: self.id_token_alg.map(|a| a.parse()).transpose()?,
         })
     }
 }
@@ -200,6 +213,12 @@ pub enum UserCommand {
 pub struct UserFieldArgs {
     #[arg(long)]
     display_name: Option<String>,
+    /// Given name ("" removes it).
+    #[arg(long)]
+    given_name: Option<String>,
+    /// Family name ("" removes it).
+    #[arg(long)]
+    family_name: Option<String>,
     /// An email address ("" removes it).
     #[arg(long)]
     email: Option<String>,
@@ -208,16 +227,22 @@ pub struct UserFieldArgs {
     roles: Vec<String>,
     #[arg(long, value_name = "BOOL")]
     active: Option<bool>,
+    /// Lock the user out (true) or let them log in again (false).
+    #[arg(long, value_name = "BOOL")]
+    locked_out: Option<bool>,
 }
 
 impl From<UserFieldArgs> for UserChanges {
     fn from(args: UserFieldArgs) -> Self {
         UserChanges {
             display_name: args.display_name,
+            given_name: args.given_name,
+            family_name: args.family_name,
             email: args.email,
             roles: (!args.roles.is_empty())
                 .then(|| args.roles.into_iter().filter(|r| !r.is_empty()).collect()),
             active: args.active,
+            locked_out: args.locked_out,
         }
     }
 }
@@ -546,11 +571,15 @@ pub async fn run(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
 fn list_keys(services: &Services, json: bool) -> anyhow::Result<()> {
     let ring = services.tokens.key_ring();
     let now = services.tokens.clock().now();
-    let signing = ring.signing_key(now).map(|k| k.kid.clone());
+    let signing: Vec<String> = ring
+        .keys()
+        .iter()
+        .filter_map(|k| ring.signing_key(k.alg, now).map(|s| s.kid.clone()))
+        .collect();
     let published: Vec<String> = ring.published(now).iter().map(|k| k.kid.clone()).collect();
     let mut rows = Vec::new();
     for key in ring.keys() {
-        let state = if Some(&key.kid) == signing.as_ref() {
+        let state = if signing.contains(&key.kid) {
             "signing"
         } else if key.activates_at > now {
             "next"

@@ -50,6 +50,7 @@ impl Services {
         let registry = Registry::new(store.clone(), master_key.secret_hasher(), clock.clone());
         let tokens = Arc::new(TokenService::new(
             settings.issuer.clone(),
+            settings.signing_alg,
             store.clone(),
             master_key,
             clock,
@@ -120,10 +121,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let services = Services::open(&settings).await?;
-    services
-        .tokens
-        .ensure_signing_key(settings.signing_alg)
-        .await?;
+    services.tokens.ensure_signing_keys().await?;
     if let Some(password) = bootstrap_admin(&services).await? {
         // Printed, never logged: logs must not hold secrets.
         eprintln!(

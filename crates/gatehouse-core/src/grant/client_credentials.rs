@@ -7,7 +7,8 @@ use super::{GrantContext, TokenGrant, TokenRequest};
 use crate::Error;
 use crate::client::{ClientType, GrantType};
 use crate::scope::ScopeSet;
-use crate::token::TokenResponse;
+use crate::token::{Issue, TokenResponse};
+use crate::user::User;
 
 pub struct ClientCredentialsGrant;
 
@@ -40,7 +41,7 @@ impl TokenGrant for ClientCredentialsGrant {
                     .store
                     .find_user_by_name(user_name)
                     .await?
-                    .filter(|u| u.active)
+                    .filter(User::can_authenticate)
                     .ok_or_else(|| {
                         Error::InvalidGrant(
                             "the client's run-as user is missing or inactive".into(),
@@ -52,7 +53,14 @@ impl TokenGrant for ClientCredentialsGrant {
         };
         context
             .tokens
-            .issue_access_token(client, user.as_ref(), &scope)
+            .issue(Issue {
+                client,
+                user: user.as_ref(),
+                scope: &scope,
+                grant: None,
+                refresh_token: None,
+                with_id_token: false,
+            })
             .await
     }
 }

@@ -38,6 +38,13 @@ pub struct AppInput {
     /// A user name; an empty string removes the run-as user.
     pub run_as: Option<String>,
     pub active: Option<bool>,
+    /// Whether the authorization-code grant demands PKCE (default true; always for public
+    /// clients).
+    pub require_pkce: Option<bool>,
+    /// Whether the `plain` PKCE method is accepted (default false).
+    pub allow_plain_pkce: Option<bool>,
+    /// `ES256` (default) or `RS256`.
+    pub id_token_alg: Option<String>,
 }
 
 impl AppInput {
@@ -58,6 +65,9 @@ impl AppInput {
             token_format: self.token_format.map(|f| f.parse()).transpose()?,
             run_as: self.run_as,
             active: self.active,
+            require_pkce: self.require_pkce,
+            allow_plain_pkce: self.allow_plain_pkce,
+            id_token_alg: self.id_token_alg.map(|a| a.parse()).transpose()?,
         };
         Ok((self.client_id, self.client_secret.map(Secret::new), changes))
     }

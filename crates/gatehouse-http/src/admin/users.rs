@@ -22,10 +22,16 @@ pub struct UserInput {
     /// Only on creation.
     pub user_name: Option<String>,
     pub display_name: Option<String>,
+    /// An empty string removes it.
+    pub given_name: Option<String>,
+    /// An empty string removes it.
+    pub family_name: Option<String>,
     /// An empty string removes the address.
     pub email: Option<String>,
     pub roles: Option<Vec<String>>,
     pub active: Option<bool>,
+    /// An administrator's lock: the user cannot log in while it is set.
+    pub locked_out: Option<bool>,
     /// Only on creation; at least 12 characters.
     pub password: Option<String>,
 }
@@ -40,9 +46,12 @@ pub struct PasswordInput {
 fn changes(input: &UserInput) -> UserChanges {
     UserChanges {
         display_name: input.display_name.clone(),
+        given_name: input.given_name.clone(),
+        family_name: input.family_name.clone(),
         email: input.email.clone(),
         roles: input.roles.clone(),
         active: input.active,
+        locked_out: input.locked_out,
     }
 }
 

@@ -73,11 +73,19 @@ impl TestServer {
 
     /// Starts a server whose configuration file carries `registry` sections.
     pub async fn start_with(backend: Backend, registry: Manifest) -> Option<TestServer> {
+        TestServer::start_configured(backend, |settings| settings.registry = registry).await
+    }
+
+    /// Starts a server with settings adjusted by `configure`.
+    pub async fn start_configured(
+        backend: Backend,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Option<TestServer> {
         let database = TestDatabase::create(backend).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address: SocketAddr = listener.local_addr().unwrap();
         let data_dir = std::env::temp_dir().join(format!("gatehouse-it-{}", uuid_like()));
-        let settings = Settings {
+        let mut settings = Settings {
             listen: address,
             issuer: format!("http://{address}"),
             data_dir: data_dir.clone(),
@@ -87,9 +95,10 @@ impl TestServer {
             jwks_max_age: 300,
             signing_alg: SigningAlgorithm::Es256,
             durability: Durability::Process,
-            registry,
+            registry: Manifest::default(),
             key_reload_interval: std::time::Duration::from_millis(200),
         };
+        configure(&mut settings);
         let (shutdown, shutdown_rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(server::serve(settings.clone(), listener, async move {
             let _ = shutdown_rx.await;
