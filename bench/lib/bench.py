@@ -442,12 +442,13 @@ def cmd_report(args):
                 line += " |"
             w(line)
     w("")
-    w("Ratios: req/s GH/peer = Gatehouse throughput / peer throughput; p50 and p99 peer/GH = "
-      "peer latency / Gatehouse latency. Above 1.00x, Gatehouse is better on that measure.")
+    w("Ratios: req/s GH/peer = Gatehouse throughput / peer throughput; p50 and p99 peer/GH =")
+    w("peer latency / Gatehouse latency. Above 1.00x, Gatehouse is better on that measure.")
     w("errors = non-2xx responses + 2xx with an unexpected body + socket errors (connect, read, write, timeout).")
-    w("CPU us/req = CPU time (user + system, all threads) of the server process during the run / requests completed.")
-    w("Introspection: both systems introspect one opaque access token obtained just before the run "
-      "(the peer refuses to introspect JWT access tokens).")
+    w("CPU us/req = CPU time (user + system, all threads) of the server process during the run,")
+    w("divided by the requests completed.")
+    w("Introspection: both systems introspect one opaque access token obtained just before the run")
+    w("(the peer refuses to introspect JWT access tokens).")
     w("")
     w("Server memory (whole benchmark, kB):")
     for system in SYSTEMS:
@@ -463,8 +464,10 @@ def cmd_report(args):
             disturbed.append(f"{r['scenario']} c{r['connections']} {r['system']} "
                              f"({100 * cpu['other_s'] / cpu['wall_s']:.0f}%)")
     if disturbed:
-        w("Warning: other processes used more than 10% of a core during these runs, so their "
-          "numbers are disturbed: " + ", ".join(disturbed))
+        import textwrap
+        w(textwrap.fill(
+            "Warning: other processes used more than 10% of a core during these runs, so their "
+            "numbers are disturbed: " + ", ".join(disturbed), width=110, subsequent_indent="  "))
     else:
         w("Other processes used under 10% of a core during every run.")
     for note in meta.get("notes", []):
