@@ -6,17 +6,22 @@
 //! web framework, SQL driver or HTTP client, so every rule here can be tested without a socket.
 //! Blocking work (Argon2) is moved off the async threads with `tokio::task::spawn_blocking`.
 
+pub mod authorize;
 pub mod client;
 pub mod client_auth;
 pub mod clock;
 pub mod error;
 pub mod grant;
 pub mod keys;
+pub mod login;
 pub mod manifest;
+pub mod pkce;
 pub mod registry;
 pub mod scope;
 pub mod secret;
+pub mod session;
 pub mod store;
+pub mod throttle;
 pub mod token;
 pub mod user;
 

@@ -31,6 +31,14 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
+/// Standard base64 of the SHA-256 of `text` (for Content-Security-Policy hashes).
+pub fn sha256_base64(text: &str) -> String {
+    STANDARD.encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        text.as_bytes(),
+    ))
+}
+
 /// A string that must never reach a log: its `Debug` is redacted.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);

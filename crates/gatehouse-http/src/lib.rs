@@ -10,6 +10,7 @@ mod extract;
 pub mod metrics;
 mod oauth;
 mod ops;
+mod pages;
 mod state;
 pub mod views;
 
@@ -31,6 +32,27 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/oauth/token", post(oauth::token::token))
         .route("/oauth_token.do", post(oauth::token::token))
+        .route(
+            "/oauth/authorize",
+            get(oauth::authorize::authorize_get).post(oauth::authorize::authorize_post),
+        )
+        .route(
+            "/oauth_auth.do",
+            get(oauth::authorize::authorize_get).post(oauth::authorize::authorize_post),
+        )
+        .route("/oauth/authorize/login", post(oauth::authorize::login))
+        .route("/oauth/authorize/consent", post(oauth::authorize::consent))
+        .route(
+            "/oauth/userinfo",
+            get(oauth::userinfo::userinfo).post(oauth::userinfo::userinfo),
+        )
+        .route(
+            "/oauth/logout",
+            get(oauth::session_pages::logout_get).post(oauth::session_pages::logout_post),
+        )
+        .route("/account", get(oauth::session_pages::account))
+        .route("/account/withdraw", post(oauth::session_pages::withdraw))
+        .route("/assets/gatehouse.css", get(oauth::authorize::stylesheet))
         .route("/oauth/introspect", post(oauth::introspect::introspect))
         .route("/oauth/revoke", post(oauth::revoke::revoke))
         .route("/oauth_revoke_token.do", post(oauth::revoke::revoke))

@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use gatehouse_core::grant::GrantRegistry;
 use gatehouse_core::registry::Registry;
+use gatehouse_core::secret::Sealer;
+use gatehouse_core::session::Sessions;
 use gatehouse_core::store::Store;
+use gatehouse_core::throttle::LoginThrottle;
 use gatehouse_core::token::TokenService;
 
 use crate::metrics::Metrics;
@@ -14,6 +17,8 @@ use crate::metrics::Metrics;
 pub struct HttpSettings {
     /// How long relying parties may cache the JWKS (`Cache-Control: max-age`), in seconds.
     pub jwks_max_age: u64,
+    /// Seconds an already rotated refresh token may still be rotated (concurrent retries).
+    pub refresh_token_grace: i64,
 }
 
 #[derive(Clone)]
@@ -22,6 +27,10 @@ pub struct AppState {
     pub tokens: Arc<TokenService>,
     pub grants: Arc<GrantRegistry>,
     pub registry: Registry,
+    pub throttle: Arc<LoginThrottle>,
+    pub sessions: Sessions,
+    /// Seals the continuation of the login and consent forms.
+    pub sealer: Arc<Sealer>,
     pub metrics: Arc<Metrics>,
     pub settings: Arc<HttpSettings>,
 }

@@ -60,6 +60,9 @@ pub struct ServeArgs {
     /// `process` (a write survives a crash of the server) or `full` (also a power loss).
     #[arg(long, env = "GATEHOUSE_DURABILITY", value_enum)]
     pub durability: Option<DurabilitySetting>,
+    /// Seconds a rotated refresh token may be used again (concurrent retries); 0 = never.
+    #[arg(long, env = "GATEHOUSE_REFRESH_TOKEN_GRACE", value_name = "SECONDS")]
+    pub refresh_token_grace: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
@@ -91,6 +94,7 @@ pub struct FileSettings {
     pub jwks_max_age: Option<u64>,
     pub signing_alg: Option<String>,
     pub durability: Option<DurabilitySetting>,
+    pub refresh_token_grace: Option<u32>,
 }
 
 /// The settings in force.
@@ -105,6 +109,7 @@ pub struct Settings {
     pub jwks_max_age: u64,
     pub signing_alg: SigningAlgorithm,
     pub durability: Durability,
+    pub refresh_token_grace: i64,
     /// The `[[application]]` and `[[user]]` sections of the file, applied at start.
     pub registry: Manifest,
     /// How often a running server re-reads the signing keys, picking up keys rotated by the
@@ -171,6 +176,12 @@ impl Settings {
                 .unwrap_or(DEFAULT_JWKS_MAX_AGE),
             signing_alg,
             durability,
+            refresh_token_grace: i64::from(
+                serve
+                    .refresh_token_grace
+                    .or(file.refresh_token_grace)
+                    .unwrap_or(0),
+            ),
             registry,
             key_reload_interval: std::time::Duration::from_secs(60),
         })
@@ -232,6 +243,7 @@ mod tests {
             jwks_max_age: Some(0),
             signing_alg: Some(String::new()),
             durability: Some(DurabilitySetting::Process),
+            refresh_token_grace: Some(0),
         })
         .unwrap();
         for key in all_keys.keys() {

@@ -12,8 +12,10 @@ use gatehouse_core::clock::{Clock, SystemClock};
 use gatehouse_core::grant::GrantRegistry;
 use gatehouse_core::manifest::{Action, ApplyOptions, Change};
 use gatehouse_core::registry::{NewUser, Registry, UserChanges};
-use gatehouse_core::secret::{self, MasterKey, Secret};
+use gatehouse_core::secret::{self, MasterKey, Sealer, Secret};
+use gatehouse_core::session::Sessions;
 use gatehouse_core::store::Store;
+use gatehouse_core::throttle::LoginThrottle;
 use gatehouse_core::token::TokenService;
 use gatehouse_http::metrics::Metrics;
 use gatehouse_http::{AppState, HttpSettings};
@@ -32,6 +34,8 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     pub tokens: Arc<TokenService>,
     pub registry: Registry,
+    pub sessions: Sessions,
+    pub sealer: Arc<Sealer>,
 }
 
 impl Services {
@@ -48,6 +52,8 @@ impl Services {
             .context("cannot open the database")?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let registry = Registry::new(store.clone(), master_key.secret_hasher(), clock.clone());
+        let sessions = Sessions::new(store.clone(), master_key.secret_hasher(), clock.clone());
+        let sealer = Arc::new(master_key.sealer());
         let tokens = Arc::new(TokenService::new(
             settings.issuer.clone(),
             settings.signing_alg,
@@ -60,6 +66,8 @@ impl Services {
             store,
             tokens,
             registry,
+            sessions,
+            sealer,
         })
     }
 }
@@ -149,9 +157,13 @@ pub async fn serve(
         tokens: services.tokens.clone(),
         grants: Arc::new(GrantRegistry::standard()),
         registry: services.registry.clone(),
+        throttle: Arc::new(LoginThrottle::default()),
+        sessions: services.sessions.clone(),
+        sealer: services.sealer.clone(),
         metrics: Arc::new(Metrics::default()),
         settings: Arc::new(HttpSettings {
             jwks_max_age: settings.jwks_max_age,
+            refresh_token_grace: settings.refresh_token_grace,
         }),
     };
     tracing::info!(
@@ -160,9 +172,13 @@ pub async fn serve(
         database = services.store.backend_name(),
         "gatehouse is serving"
     );
-    axum::serve(listener, gatehouse_http::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let app = gatehouse_http::router(state);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
     maintenance.abort();
     tracing::info!("gatehouse stopped");
     Ok(())

@@ -6,17 +6,25 @@
 //! `unauthorized_client` — both decided here, before any grant runs. Each grant then parses the
 //! parameters it needs from the [`TokenRequest`] itself.
 
+mod authorization_code;
 mod client_credentials;
+mod password;
+mod refresh_token;
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use async_trait::async_trait;
 
+pub use authorization_code::AuthorizationCodeGrant;
 pub use client_credentials::ClientCredentialsGrant;
+pub use password::PasswordGrant;
+pub use refresh_token::RefreshTokenGrant;
 
 use crate::Error;
 use crate::client::{Client, GrantType};
 use crate::store::Store;
+use crate::throttle::LoginThrottle;
 use crate::token::{TokenResponse, TokenService};
 
 /// The form parameters of a token request, already checked for repeats (RFC 6749 §3.2) and with
@@ -52,6 +60,12 @@ pub struct GrantContext<'a> {
     pub client: &'a Client,
     pub store: &'a dyn Store,
     pub tokens: &'a TokenService,
+    pub throttle: &'a LoginThrottle,
+    /// The address the request came from, for brute-force protection.
+    pub client_address: Option<IpAddr>,
+    /// Seconds during which an already rotated refresh token may be rotated again (concurrent
+    /// retries); 0 refuses every reuse.
+    pub refresh_token_grace: i64,
 }
 
 /// One grant type of the token endpoint.
@@ -77,7 +91,12 @@ impl GrantRegistry {
     /// The grants Gatehouse offers. Adding a grant is one module and one line here.
     pub fn standard() -> Self {
         GrantRegistry {
-            grants: vec![Box::new(ClientCredentialsGrant)],
+            grants: vec![
+                Box::new(AuthorizationCodeGrant),
+                Box::new(ClientCredentialsGrant),
+                Box::new(PasswordGrant),
+                Box::new(RefreshTokenGrant),
+            ],
         }
     }
 

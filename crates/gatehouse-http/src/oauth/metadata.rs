@@ -37,14 +37,36 @@ pub async fn discovery(State(state): State<AppState>) -> impl IntoResponse {
         algs.dedup();
         algs
     };
+    let mut grant_types = state.grants.supported();
+    grant_types.push("implicit");
     Json(json!({
         "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/oauth/authorize"),
         "token_endpoint": format!("{issuer}/oauth/token"),
+        "userinfo_endpoint": format!("{issuer}/oauth/userinfo"),
+        "end_session_endpoint": format!("{issuer}/oauth/logout"),
         "jwks_uri": format!("{issuer}/oauth/jwks"),
         "introspection_endpoint": format!("{issuer}/oauth/introspect"),
         "revocation_endpoint": format!("{issuer}/oauth/revoke"),
-        "grant_types_supported": state.grants.supported(),
-        "response_types_supported": [],
+        "grant_types_supported": grant_types,
+        "response_types_supported": [
+            "code", "token", "id_token", "code id_token", "code token", "id_token token",
+            "code id_token token"
+        ],
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
+        "prompt_values_supported": ["none", "login", "consent"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256", "RS256"],
+        "scopes_supported": ["openid", "profile", "email"],
+        "claims_supported": [
+            "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "c_hash", "azp",
+            "name", "given_name", "family_name", "preferred_username", "updated_at", "email",
+            "email_verified"
+        ],
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
         "token_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,

@@ -1,9 +1,12 @@
 //! The OAuth endpoints: token, introspection, revocation, and the metadata that describes them.
 
+pub mod authorize;
 pub mod introspect;
 pub mod metadata;
 pub mod revoke;
+pub mod session_pages;
 pub mod token;
+pub mod userinfo;
 
 use std::collections::BTreeMap;
 

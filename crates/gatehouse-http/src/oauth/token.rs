@@ -9,11 +9,12 @@ use gatehouse_core::grant::{GrantContext, TokenRequest};
 
 use super::{authenticate, no_store};
 use crate::error::OAuthError;
-use crate::extract::OAuthForm;
+use crate::extract::{ClientAddress, OAuthForm};
 use crate::state::AppState;
 
 pub async fn token(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     OAuthForm(params): OAuthForm,
 ) -> Result<Response, OAuthError> {
@@ -24,7 +25,7 @@ pub async fn token(
         .grant_for(&request)
         .map(|g| g.grant_type().as_str())
         .unwrap_or("unknown");
-    let result = exchange(&state, &headers, &request).await;
+    let result = exchange(&state, address, &headers, &request).await;
     let outcome = match &result {
         Ok(_) => "issued",
         Err(Error::InvalidClient(_)) => "invalid_client",
@@ -41,6 +42,7 @@ pub async fn token(
 
 async fn exchange(
     state: &AppState,
+    address: Option<std::net::IpAddr>,
     headers: &HeaderMap,
     request: &TokenRequest,
 ) -> Result<gatehouse_core::token::TokenResponse, Error> {
@@ -49,6 +51,9 @@ async fn exchange(
         client: &client,
         store: state.store.as_ref(),
         tokens: &state.tokens,
+        throttle: &state.throttle,
+        client_address: address,
+        refresh_token_grace: state.settings.refresh_token_grace,
     };
     state.grants.exchange(&context, request).await
 }

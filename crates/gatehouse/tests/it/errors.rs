@@ -122,7 +122,7 @@ server_test!(token_endpoint_errors, |server| {
         )
         .await,
         400,
-        "unsupported_grant_type",
+        "unauthorized_client",
     );
     assert_oauth_error(
         post_form(

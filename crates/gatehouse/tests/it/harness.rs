@@ -95,6 +95,7 @@ impl TestServer {
             jwks_max_age: 300,
             signing_alg: SigningAlgorithm::Es256,
             durability: Durability::Process,
+            refresh_token_grace: 0,
             registry: Manifest::default(),
             key_reload_interval: std::time::Duration::from_millis(200),
         };

@@ -23,14 +23,24 @@ server_test!(discovery_documents_describe_what_is_served, |server| {
         assert_eq!(document["token_endpoint"], server.url("/oauth/token"));
         assert_eq!(
             document["grant_types_supported"],
-            serde_json::json!(["client_credentials"])
+            serde_json::json!([
+                "authorization_code",
+                "client_credentials",
+                "password",
+                "refresh_token",
+                "implicit"
+            ])
         );
+        assert_eq!(document["authorization_response_iss_parameter_supported"], true);
         // Every advertised endpoint answers.
         for endpoint in [
             "jwks_uri",
             "introspection_endpoint",
             "revocation_endpoint",
             "token_endpoint",
+            "userinfo_endpoint",
+            "authorization_endpoint",
+            "end_session_endpoint",
         ] {
             let url = document[endpoint].as_str().unwrap();
             let status = server

@@ -1,0 +1,470 @@
+//! The authorization endpoint's rules (RFC 6749 §3.1, §4.1.1, §4.2.1; OpenID Connect Core §3;
+//! RFC 9207; RFC 9700 §2.1, §4.1): which requests are valid, which errors may be sent back to
+//! the client and which must not, and what the response carries.
+//!
+//! Until the client and its redirect URI are established, nothing is sent to the redirect URI:
+//! an unknown client or an unregistered redirect URI is shown to the user as an error page.
+//! Every later error goes back to the client (§4.1.2.1).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::client::{Client, GrantType};
+use crate::pkce::{self, ChallengeMethod};
+use crate::scope::ScopeSet;
+use crate::secret;
+use crate::store::{AuthorizationCodeRecord, Store};
+use crate::token::{GrantLink, Issue, TokenService};
+use crate::user::User;
+
+/// How long an authorization code lives.
+pub const CODE_LIFETIME: i64 = 60;
+/// Prefix of authorization codes.
+pub const CODE_PREFIX: &str = "gh_ac_";
+
+/// Where the response parameters go (OAuth 2.0 Multiple Response Types, Form Post Response
+/// Mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    Query,
+    Fragment,
+    FormPost,
+}
+
+/// A validated authorization request. It is sealed into the login and consent forms, so it
+/// travels through the browser without being open to change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationRequest {
+    pub client_id: String,
+    /// The redirect URI responses go to.
+    pub redirect_uri: String,
+    /// Whether the request named it (then the token request must repeat it).
+    pub redirect_uri_given: bool,
+    pub code: bool,
+    pub token: bool,
+    pub id_token: bool,
+    pub response_mode: ResponseMode,
+    pub scope: String,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub prompt_none: bool,
+    pub prompt_login: bool,
+    pub prompt_consent: bool,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+    /// When the request expires if the user does not finish.
+    pub expires_at: i64,
+}
+
+/// A failed authorization request.
+#[derive(Debug)]
+pub enum AuthorizeError {
+    /// The client or redirect URI could not be trusted: show this to the user, never redirect.
+    Page(String),
+    /// Tell the client, at its redirect URI.
+    Redirect(ErrorRedirect),
+    /// Our own failure.
+    Internal(Error),
+}
+
+/// An error response for the client (RFC 6749 §4.1.2.1).
+#[derive(Debug)]
+pub struct ErrorRedirect {
+    pub redirect_uri: String,
+    pub response_mode: ResponseMode,
+    pub error: &'static str,
+    pub description: String,
+    pub state: Option<String>,
+}
+
+impl From<Error> for AuthorizeError {
+    fn from(error: Error) -> Self {
+        AuthorizeError::Internal(error)
+    }
+}
+
+/// The parameters of a response for the client: where to, how, and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationResponse {
+    pub redirect_uri: String,
+    pub response_mode: ResponseMode,
+    pub params: Vec<(String, String)>,
+}
+
+impl AuthorizationRequest {
+    pub fn scope_set(&self) -> ScopeSet {
+        ScopeSet::parse(&self.scope).unwrap_or_default()
+    }
+
+    /// An error for the client of this request.
+    pub fn error(&self, error: &'static str, description: impl Into<String>) -> AuthorizeError {
+        AuthorizeError::Redirect(ErrorRedirect {
+            redirect_uri: self.redirect_uri.clone(),
+            response_mode: self.response_mode,
+            error,
+            description: description.into(),
+            state: self.state.clone(),
+        })
+    }
+
+    /// Validates the parameters of an authorization request.
+    pub async fn validate(
+        store: &dyn Store,
+        params: &BTreeMap<String, String>,
+        now: i64,
+    ) -> Result<(Client, AuthorizationRequest), AuthorizeError> {
+        let get = |name: &str| {
+            params
+                .get(name)
+                .map(String::as_str)
+                .filter(|v| !v.is_empty())
+        };
+        let page = |why: &str| AuthorizeError::Page(why.to_owned());
+        let client_id = get("client_id").ok_or_else(|| page("The request names no client."))?;
+        let client = store
+            .find_client(client_id)
+            .await
+            .map_err(Error::from)?
+            .filter(|c| c.active)
+            .ok_or_else(|| page("The application is unknown or disabled."))?;
+        let redirect_uri = match get("redirect_uri") {
+            Some(uri) if redirect_uri_matches(&client.redirect_uris, uri) => uri.to_owned(),
+            Some(_) => {
+                return Err(page(
+                    "The redirect URI is not registered for this application.",
+                ));
+            }
+            None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
+            None => {
+                return Err(page(
+                    "The request must name one of the application's redirect URIs.",
+                ));
+            }
+        };
+
+        // From here on, errors go back to the client. Until the response type is known the
+        // default mode is the query.
+        let response_type = get("response_type").unwrap_or_default();
+        let mut parts: Vec<&str> = response_type.split(' ').filter(|p| !p.is_empty()).collect();
+        parts.sort_unstable();
+        parts.dedup();
+        let code = parts.contains(&"code");
+        let token = parts.contains(&"token");
+        let id_token = parts.contains(&"id_token");
+        let known = parts
+            .iter()
+            .all(|p| ["code", "token", "id_token"].contains(p));
+        let default_mode = if token || id_token {
+            ResponseMode::Fragment
+        } else {
+            ResponseMode::Query
+        };
+        let response_mode = match get("response_mode") {
+            None => default_mode,
+            Some("query") => ResponseMode::Query,
+            Some("fragment") => ResponseMode::Fragment,
+            Some("form_post") => ResponseMode::FormPost,
+            Some(_) => default_mode,
+        };
+        let mut request = AuthorizationRequest {
+            client_id: client.client_id.clone(),
+            redirect_uri,
+            redirect_uri_given: get("redirect_uri").is_some(),
+            code,
+            token,
+            id_token,
+            response_mode,
+            scope: String::new(),
+            state: get("state").map(str::to_owned),
+            nonce: get("nonce").map(str::to_owned),
+            code_challenge: get("code_challenge").map(str::to_owned),
+            code_challenge_method: get("code_challenge_method").map(str::to_owned),
+            prompt_none: false,
+            prompt_login: false,
+            prompt_consent: false,
+            max_age: None,
+            login_hint: get("login_hint").map(str::to_owned),
+            expires_at: now + 600,
+        };
+        if parts.is_empty() {
+            return Err(request.error("invalid_request", "response_type is missing"));
+        }
+        if !known {
+            return Err(request.error(
+                "unsupported_response_type",
+                format!("response_type {response_type:?} is not supported"),
+            ));
+        }
+        if let Some(mode) = get("response_mode")
+            && !["query", "fragment", "form_post"].contains(&mode)
+        {
+            return Err(request.error(
+                "invalid_request",
+                format!("response_mode {mode:?} is not supported"),
+            ));
+        }
+        // Tokens never travel in a query string (OAuth 2.0 Multiple Response Types §5).
+        if (token || id_token) && response_mode == ResponseMode::Query {
+            return Err(request.error("invalid_request", "response_mode=query cannot carry tokens"));
+        }
+        if code && !client.allows_grant(GrantType::AuthorizationCode) {
+            return Err(request.error(
+                "unauthorized_client",
+                "this client may not use the authorization code grant",
+            ));
+        }
+        if (token || id_token) && !client.allows_grant(GrantType::Implicit) {
+            return Err(request.error(
+                "unauthorized_client",
+                "this client may not use the implicit grant",
+            ));
+        }
+        if get("request").is_some() {
+            return Err(request.error("request_not_supported", "request objects are not supported"));
+        }
+        if get("request_uri").is_some() {
+            return Err(request.error("request_uri_not_supported", "request_uri is not supported"));
+        }
+        let scope = ScopeSet::down_scope(
+            get("scope"),
+            &client.allowed_scope_set(),
+            &client.default_scope_set(),
+        )
+        .map_err(|e| request.error("invalid_scope", e.to_string()))?;
+        request.scope = scope.to_string();
+        if id_token && !scope.contains("openid") {
+            return Err(request.error("invalid_scope", "an id_token needs the openid scope"));
+        }
+        // OIDC Core §3.2.2.1 / §3.3.2.11: a nonce is required whenever an ID token comes from
+        // the authorization endpoint.
+        if id_token && request.nonce.is_none() {
+            return Err(request.error(
+                "invalid_request",
+                "nonce is required when an id_token is returned",
+            ));
+        }
+        if let Some(prompt) = get("prompt") {
+            for value in prompt.split(' ').filter(|p| !p.is_empty()) {
+                match value {
+                    "none" => request.prompt_none = true,
+                    "login" => request.prompt_login = true,
+                    "consent" => request.prompt_consent = true,
+                    "select_account" => {}
+                    other => {
+                        return Err(request.error(
+                            "invalid_request",
+                            format!("prompt {other:?} is not supported"),
+                        ));
+                    }
+                }
+            }
+            if request.prompt_none && (request.prompt_login || request.prompt_consent) {
+                return Err(request.error("invalid_request", "prompt=none cannot be combined"));
+            }
+        }
+        if let Some(max_age) = get("max_age") {
+            request.max_age = Some(max_age.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(
+                || request.error("invalid_request", "max_age must be a number of seconds"),
+            )?);
+        }
+        if code {
+            match &request.code_challenge {
+                Some(challenge) => {
+                    let method = ChallengeMethod::parse(request.code_challenge_method.as_deref())
+                        .map_err(|e| request.error("invalid_request", e.to_string()))?;
+                    if method == ChallengeMethod::Plain && !client.allow_plain_pkce {
+                        return Err(
+                            request.error("invalid_request", "code_challenge_method must be S256")
+                        );
+                    }
+                    if !pkce::is_well_formed(challenge) {
+                        return Err(request.error("invalid_request", "code_challenge is malformed"));
+                    }
+                    request.code_challenge_method = Some(method.as_str().to_owned());
+                }
+                None if client.pkce_required() => {
+                    return Err(
+                        request.error("invalid_request", "code_challenge is required (PKCE)")
+                    );
+                }
+                None => {}
+            }
+        }
+        Ok((client, request))
+    }
+
+    /// Whether the user's login at `auth_time` is recent enough for this request.
+    pub fn accepts_login(&self, auth_time: i64, now: i64) -> bool {
+        self.max_age
+            .is_none_or(|max_age| now - auth_time <= max_age)
+    }
+
+    /// Issues what the request asked for to `user`, who logged in at `auth_time` and consented.
+    pub async fn respond(
+        &self,
+        store: &dyn Store,
+        tokens: &TokenService,
+        client: &Client,
+        user: &User,
+        auth_time: i64,
+    ) -> Result<AuthorizationResponse, Error> {
+        let now = tokens.clock().now();
+        let scope = self.scope_set();
+        let grant_id = uuid::Uuid::new_v4().to_string();
+        let link = GrantLink {
+            grant_id: &grant_id,
+            auth_time,
+            nonce: self.nonce.as_deref(),
+        };
+        let mut params = Vec::new();
+        let mut code_value = None;
+        if self.code {
+            let code = format!("{CODE_PREFIX}{}", secret::generate());
+            store
+                .insert_authorization_code(&AuthorizationCodeRecord {
+                    code_hash: tokens.hasher().hash(&code),
+                    grant_id: grant_id.clone(),
+                    client_id: client.client_id.clone(),
+                    user_id: user.id.clone(),
+                    redirect_uri: self.redirect_uri_given.then(|| self.redirect_uri.clone()),
+                    scope: self.scope.clone(),
+                    nonce: self.nonce.clone(),
+                    code_challenge: self.code_challenge.clone(),
+                    code_challenge_method: self.code_challenge_method.clone(),
+                    auth_time,
+                    expires_at: now + CODE_LIFETIME,
+                    consumed: false,
+                })
+                .await?;
+            params.push(("code".to_owned(), code.clone()));
+            code_value = Some(code);
+        }
+        let mut access_token = None;
+        if self.token {
+            let issued = tokens
+                .issue(Issue {
+                    client,
+                    user: Some(user),
+                    scope: &scope,
+                    grant: Some(link),
+                    refresh_token: None,
+                    with_id_token: false,
+                })
+                .await?;
+            params.push(("access_token".to_owned(), issued.access_token.clone()));
+            params.push(("token_type".to_owned(), issued.token_type));
+            params.push(("expires_in".to_owned(), issued.expires_in.to_string()));
+            if let Some(scope) = issued.scope {
+                params.push(("scope".to_owned(), scope));
+            }
+            access_token = Some(issued.access_token);
+        }
+        if self.id_token {
+            let id_token = tokens.id_token(
+                client,
+                user,
+                &scope,
+                link,
+                access_token.as_deref(),
+                code_value.as_deref(),
+            )?;
+            params.push(("id_token".to_owned(), id_token));
+        }
+        if let Some(state) = &self.state {
+            params.push(("state".to_owned(), state.clone()));
+        }
+        // RFC 9207: the issuer in every response, so a client talking to several servers can
+        // tell which one answered.
+        params.push(("iss".to_owned(), tokens.issuer().to_owned()));
+        Ok(AuthorizationResponse {
+            redirect_uri: self.redirect_uri.clone(),
+            response_mode: self.response_mode,
+            params,
+        })
+    }
+}
+
+impl ErrorRedirect {
+    /// The error as response parameters, with `state` and `iss`.
+    pub fn into_response(self, issuer: &str) -> AuthorizationResponse {
+        let mut params = vec![
+            ("error".to_owned(), self.error.to_owned()),
+            ("error_description".to_owned(), self.description),
+        ];
+        if let Some(state) = self.state {
+            params.push(("state".to_owned(), state));
+        }
+        params.push(("iss".to_owned(), issuer.to_owned()));
+        AuthorizationResponse {
+            redirect_uri: self.redirect_uri,
+            response_mode: self.response_mode,
+            params,
+        }
+    }
+}
+
+/// RFC 9700 §4.1.3: exact string comparison — except that for loopback redirect URIs of native
+/// apps the port may differ (RFC 8252 §7.3), since the app picks a free one at run time.
+pub fn redirect_uri_matches(registered: &[String], presented: &str) -> bool {
+    if registered.iter().any(|r| r == presented) {
+        return true;
+    }
+    let Ok(presented) = url::Url::parse(presented) else {
+        return false;
+    };
+    if presented.scheme() != "http" || !matches!(presented.host_str(), Some("127.0.0.1" | "[::1]"))
+    {
+        return false;
+    }
+    registered.iter().any(|r| {
+        url::Url::parse(r).is_ok_and(|mut r| {
+            let mut p = presented.clone();
+            let _ = r.set_port(None);
+            let _ = p.set_port(None);
+            r == p
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uris_match_exactly_except_loopback_ports() {
+        let registered = vec![
+            "https://app.example/cb".to_owned(),
+            "http://127.0.0.1/cb".to_owned(),
+        ];
+        assert!(redirect_uri_matches(&registered, "https://app.example/cb"));
+        assert!(!redirect_uri_matches(
+            &registered,
+            "https://app.example/cb/"
+        ));
+        assert!(!redirect_uri_matches(
+            &registered,
+            "https://app.example/cb?x=1"
+        ));
+        assert!(!redirect_uri_matches(
+            &registered,
+            "https://app.example:444/cb"
+        ));
+        assert!(redirect_uri_matches(
+            &registered,
+            "http://127.0.0.1:51234/cb"
+        ));
+        assert!(!redirect_uri_matches(
+            &registered,
+            "http://127.0.0.1:51234/other"
+        ));
+        assert!(!redirect_uri_matches(
+            &registered,
+            "http://localhost:51234/cb"
+        ));
+    }
+}

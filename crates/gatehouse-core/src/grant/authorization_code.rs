@@ -1,0 +1,110 @@
+//! The authorization-code grant's token side (RFC 6749 §4.1.3, RFC 7636 §4.5-4.6): a code is
+//! redeemed once, by the client it was issued to, with the same redirect URI and the PKCE
+//! verifier. A second redemption revokes everything the first one issued (RFC 6749 §4.1.2,
+//! RFC 9700 §4.5).
+
+use async_trait::async_trait;
+
+use super::{GrantContext, TokenGrant, TokenRequest};
+use crate::Error;
+use crate::client::GrantType;
+use crate::pkce::{self, ChallengeMethod};
+use crate::scope::ScopeSet;
+use crate::store::CodeRedemption;
+use crate::token::{GrantLink, Issue, TokenResponse};
+use crate::user::User;
+
+pub struct AuthorizationCodeGrant;
+
+#[async_trait]
+impl TokenGrant for AuthorizationCodeGrant {
+    fn grant_type(&self) -> GrantType {
+        GrantType::AuthorizationCode
+    }
+
+    async fn exchange(
+        &self,
+        context: &GrantContext<'_>,
+        request: &TokenRequest,
+    ) -> Result<TokenResponse, Error> {
+        let client = context.client;
+        let code = request.require("code")?;
+        let invalid = |why: &str| Error::InvalidGrant(why.to_owned());
+        let record = match context
+            .store
+            .redeem_authorization_code(&context.tokens.hasher().hash(code))
+            .await?
+        {
+            CodeRedemption::Redeemed(record) => record,
+            CodeRedemption::Replayed(record) => {
+                context.store.revoke_grant(&record.grant_id).await?;
+                return Err(invalid(
+                    "the code was already used; the tokens issued from it are revoked",
+                ));
+            }
+            CodeRedemption::Unknown => return Err(invalid("the code is invalid or expired")),
+        };
+        if record.client_id != client.client_id {
+            return Err(invalid("the code was issued to another client"));
+        }
+        if record.expires_at <= context.tokens.clock().now() {
+            return Err(invalid("the code is invalid or expired"));
+        }
+        // §4.1.3: the same redirect_uri as in the authorization request, when one was sent.
+        if record.redirect_uri.as_deref() != request.get("redirect_uri")
+            && record.redirect_uri.is_some()
+        {
+            return Err(invalid(
+                "redirect_uri does not match the authorization request",
+            ));
+        }
+        match (&record.code_challenge, request.get("code_verifier")) {
+            (Some(challenge), Some(verifier)) => {
+                let method = ChallengeMethod::parse(record.code_challenge_method.as_deref())?;
+                if !pkce::verify(challenge, method, verifier) {
+                    return Err(invalid(
+                        "the code_verifier does not match the code_challenge",
+                    ));
+                }
+            }
+            (Some(_), None) => return Err(invalid("code_verifier is required")),
+            // RFC 9700 §2.1.1: a verifier for a code issued without a challenge is a downgrade.
+            (None, Some(_)) => {
+                return Err(invalid("the authorization request had no code_challenge"));
+            }
+            (None, None) => {}
+        }
+        let user = context
+            .store
+            .find_user_by_id(&record.user_id)
+            .await?
+            .filter(User::can_authenticate)
+            .ok_or_else(|| invalid("the user is no longer active"))?;
+        let scope = ScopeSet::parse(&record.scope)?;
+        let link = GrantLink {
+            grant_id: &record.grant_id,
+            auth_time: record.auth_time,
+            nonce: record.nonce.as_deref(),
+        };
+        let refresh_token = if client.allows_grant(GrantType::RefreshToken) {
+            let (token, stored) = context
+                .tokens
+                .mint_refresh_token(client, &user, &scope, link);
+            context.store.insert_refresh_token(&stored).await?;
+            Some(token)
+        } else {
+            None
+        };
+        context
+            .tokens
+            .issue(Issue {
+                client,
+                user: Some(&user),
+                scope: &scope,
+                grant: Some(link),
+                refresh_token,
+                with_id_token: scope.contains("openid"),
+            })
+            .await
+    }
+}

@@ -1,0 +1,85 @@
+//! The resource-owner password credentials grant (RFC 6749 §4.3), for applications that are
+//! explicitly allowed it. RFC 9700 §2.4 says it MUST NOT be used; it exists for legacy and
+//! tightly controlled integrations, behind brute-force protection.
+
+use async_trait::async_trait;
+
+use super::{GrantContext, TokenGrant, TokenRequest};
+use crate::Error;
+use crate::client::GrantType;
+use crate::login::{self, LoginFailure};
+use crate::scope::ScopeSet;
+use crate::token::{GrantLink, Issue, TokenResponse};
+
+pub struct PasswordGrant;
+
+#[async_trait]
+impl TokenGrant for PasswordGrant {
+    fn grant_type(&self) -> GrantType {
+        GrantType::Password
+    }
+
+    async fn exchange(
+        &self,
+        context: &GrantContext<'_>,
+        request: &TokenRequest,
+    ) -> Result<TokenResponse, Error> {
+        let client = context.client;
+        let user_name = request.require("username")?;
+        let password = request.require("password")?;
+        let scope = ScopeSet::down_scope(
+            request.get("scope"),
+            &client.allowed_scope_set(),
+            &client.default_scope_set(),
+        )?;
+        let now = context.tokens.clock().now();
+        let user = match login::check_password(
+            context.store,
+            context.throttle,
+            user_name,
+            password,
+            context.client_address,
+            now,
+        )
+        .await?
+        {
+            Ok(user) => user,
+            Err(LoginFailure::Rejected) => {
+                return Err(Error::InvalidGrant(
+                    "the user name or password is wrong".into(),
+                ));
+            }
+            Err(LoginFailure::Throttled) => {
+                return Err(Error::InvalidGrant(
+                    "too many failed attempts; try again later".into(),
+                ));
+            }
+        };
+        let grant_id = uuid::Uuid::new_v4().to_string();
+        let link = GrantLink {
+            grant_id: &grant_id,
+            auth_time: now,
+            nonce: None,
+        };
+        let refresh_token = if client.allows_grant(GrantType::RefreshToken) {
+            let (token, stored) = context
+                .tokens
+                .mint_refresh_token(client, &user, &scope, link);
+            context.store.insert_refresh_token(&stored).await?;
+            Some(token)
+        } else {
+            None
+        };
+        context
+            .tokens
+            .issue(Issue {
+                client,
+                user: Some(&user),
+                scope: &scope,
+                grant: Some(link),
+                refresh_token,
+                with_id_token: scope.contains("openid"),
+            })
+            .await
+    }
+}

@@ -1,0 +1,132 @@
+//! Login sessions and the anti-forgery tokens of the login and consent forms.
+//!
+//! A session is a random cookie value; only its keyed hash is stored. A form's CSRF token is
+//! an HMAC over the purpose of the form and the browser's cookie value, so a page on another
+//! site can neither read nor forge it.
+
+use std::sync::Arc;
+
+use crate::Error;
+use crate::clock::Clock;
+use crate::scope::ScopeSet;
+use crate::secret::{self, SecretHasher};
+use crate::store::{ConsentRecord, SessionRecord, Store};
+use crate::user::User;
+
+/// How long a login lasts.
+pub const SESSION_LIFETIME: i64 = 8 * 3600;
+
+#[derive(Clone)]
+pub struct Sessions {
+    store: Arc<dyn Store>,
+    hasher: SecretHasher,
+    clock: Arc<dyn Clock>,
+}
+
+impl Sessions {
+    pub fn new(store: Arc<dyn Store>, hasher: SecretHasher, clock: Arc<dyn Clock>) -> Self {
+        Sessions {
+            store,
+            hasher,
+            clock,
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// Starts a session for a user who just logged in; returns the cookie value. A new value
+    /// at every login prevents session fixation.
+    pub async fn start(&self, user: &User) -> Result<(String, SessionRecord), Error> {
+        let now = self.clock.now();
+        let cookie = secret::generate();
+        let record = SessionRecord {
+            session_hash: self.hasher.hash(&cookie),
+            user_id: user.id.clone(),
+            auth_time: now,
+            expires_at: now + SESSION_LIFETIME,
+        };
+        self.store.insert_session(&record).await?;
+        Ok((cookie, record))
+    }
+
+    /// The session and its user behind a cookie, when both are still valid.
+    pub async fn find(&self, cookie: &str) -> Result<Option<(SessionRecord, User)>, Error> {
+        let Some(session) = self.store.find_session(&self.hasher.hash(cookie)).await? else {
+            return Ok(None);
+        };
+        if session.expires_at <= self.clock.now() {
+            return Ok(None);
+        }
+        let user = self
+            .store
+            .find_user_by_id(&session.user_id)
+            .await?
+            .filter(User::can_authenticate);
+        Ok(user.map(|user| (session, user)))
+    }
+
+    pub async fn end(&self, cookie: &str) -> Result<(), Error> {
+        Ok(self.store.delete_session(&self.hasher.hash(cookie)).await?)
+    }
+
+    /// The CSRF token of a form for `purpose`, bound to the browser's cookie value.
+    pub fn csrf_token(&self, purpose: &str, cookie: &str) -> String {
+        self.hasher.hash(&format!("csrf\0{purpose}\0{cookie}"))
+    }
+
+    pub fn csrf_valid(&self, purpose: &str, cookie: &str, token: &str) -> bool {
+        self.hasher
+            .verify(&format!("csrf\0{purpose}\0{cookie}"), token)
+    }
+
+    /// Whether the user already consented to at least these scopes for this client.
+    pub async fn consented(
+        &self,
+        user: &User,
+        client_id: &str,
+        scope: &ScopeSet,
+    ) -> Result<bool, Error> {
+        let Some(consent) = self.store.find_consent(&user.id, client_id).await? else {
+            return Ok(false);
+        };
+        Ok(scope.is_subset(&ScopeSet::parse(&consent.scope)?))
+    }
+
+    /// Remembers a consent, widening an earlier one of the same client.
+    pub async fn remember_consent(
+        &self,
+        user: &User,
+        client_id: &str,
+        scope: &ScopeSet,
+    ) -> Result<(), Error> {
+        let mut granted: Vec<String> = scope.to_vec();
+        if let Some(earlier) = self.store.find_consent(&user.id, client_id).await? {
+            granted.extend(ScopeSet::parse(&earlier.scope)?.to_vec());
+        }
+        let granted = ScopeSet::from_list(&granted)?;
+        self.store
+            .upsert_consent(&ConsentRecord {
+                user_id: user.id.clone(),
+                client_id: client_id.to_owned(),
+                scope: granted.to_string(),
+                granted_at: self.clock.now(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Withdraws a consent and revokes every token the client holds for the user.
+    pub async fn withdraw_consent(&self, user: &User, client_id: &str) -> Result<(), Error> {
+        self.store.delete_consent(&user.id, client_id).await?;
+        self.store
+            .revoke_user_client_grants(&user.id, client_id)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn consents(&self, user: &User) -> Result<Vec<ConsentRecord>, Error> {
+        Ok(self.store.list_consents(&user.id).await?)
+    }
+}

@@ -1,0 +1,450 @@
+//! The authorization endpoint (`/oauth/authorize`, `/oauth_auth.do`; GET and POST) and the login
+//! and consent forms it leads through. The rules are in `gatehouse_core::authorize`; this module
+//! only moves the browser between pages.
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gatehouse_core::Error;
+use gatehouse_core::authorize::{AuthorizationRequest, AuthorizeError};
+use gatehouse_core::client::Client;
+use gatehouse_core::login::{self, LoginFailure};
+use gatehouse_core::session::SESSION_LIFETIME;
+use gatehouse_core::user::User;
+use serde::Deserialize;
+
+use crate::extract::ClientAddress;
+use crate::pages::{
+    self, BROWSER_COOKIE, Continuation, SESSION_COOKIE, cookie, deliver, describe_scope, page,
+    set_cookie,
+};
+use crate::state::AppState;
+
+/// `GET /oauth/authorize?…`
+pub async fn authorize_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    authorize(&state, &headers, query.unwrap_or_default().as_bytes()).await
+}
+
+/// `POST /oauth/authorize` with a form body (OpenID Connect Core §3.1.2.1).
+pub async fn authorize_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    authorize(&state, &headers, &body).await
+}
+
+async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Response {
+    let params = match pages::unique_params(raw) {
+        Ok(params) => params,
+        Err(error) => {
+            return pages::message(
+                StatusCode::BAD_REQUEST,
+                "Invalid request",
+                &error.to_string(),
+            );
+        }
+    };
+    let now = state.tokens.clock().now();
+    match AuthorizationRequest::validate(state.store.as_ref(), &params, now).await {
+        Ok((client, request)) => {
+            let session = match current_session(state, headers).await {
+                Ok(session) => session,
+                Err(error) => return pages::internal_error(&error),
+            };
+            proceed(state, headers, &client, request, session, false).await
+        }
+        Err(error) => authorize_error(state, error),
+    }
+}
+
+/// The logged-in user of this browser, and when they logged in.
+async fn current_session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<(User, i64)>, Error> {
+    let Some(value) = cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    Ok(state
+        .sessions
+        .find(value)
+        .await?
+        .map(|(session, user)| (user, session.auth_time)))
+}
+
+fn authorize_error(state: &AppState, error: AuthorizeError) -> Response {
+    match error {
+        AuthorizeError::Page(message) => pages::message(
+            StatusCode::BAD_REQUEST,
+            "This request cannot be completed",
+            &message,
+        ),
+        AuthorizeError::Redirect(redirect) => {
+            deliver(redirect.into_response(state.tokens.issuer()))
+        }
+        AuthorizeError::Internal(error) => pages::internal_error(&error),
+    }
+}
+
+/// Takes a validated request as far as it can go: login, consent, or the response.
+async fn proceed(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: &Client,
+    request: AuthorizationRequest,
+    session: Option<(User, i64)>,
+    just_logged_in: bool,
+) -> Response {
+    let now = state.tokens.clock().now();
+    let logged_in = session.filter(|(_, auth_time)| {
+        request.accepts_login(*auth_time, now) && (just_logged_in || !request.prompt_login)
+    });
+    let Some((user, auth_time)) = logged_in else {
+        if request.prompt_none {
+            return authorize_error(
+                state,
+                request.error("login_required", "the user is not logged in"),
+            );
+        }
+        let hint = request.login_hint.clone().unwrap_or_default();
+        return login_page(
+            state,
+            headers,
+            Some(&client.name),
+            Continuation::Authorize(Box::new(request)),
+            &hint,
+            None,
+        );
+    };
+    let scope = request.scope_set();
+    let consented = match state
+        .sessions
+        .consented(&user, &client.client_id, &scope)
+        .await
+    {
+        Ok(consented) => consented,
+        Err(error) => return pages::internal_error(&error),
+    };
+    if request.prompt_consent || !consented {
+        if request.prompt_none {
+            return authorize_error(
+                state,
+                request.error("consent_required", "the user has not consented"),
+            );
+        }
+        return consent_page(state, headers, client, &user, request);
+    }
+    respond(state, client, &user, auth_time, &request).await
+}
+
+async fn respond(
+    state: &AppState,
+    client: &Client,
+    user: &User,
+    auth_time: i64,
+    request: &AuthorizationRequest,
+) -> Response {
+    match request
+        .respond(state.store.as_ref(), &state.tokens, client, user, auth_time)
+        .await
+    {
+        Ok(response) => deliver(response),
+        Err(error) => pages::internal_error(&error),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    app_name: Option<&'a str>,
+    error: Option<&'a str>,
+    continuation: String,
+    csrf: String,
+    login_hint: &'a str,
+}
+
+/// The login form, bound to this browser by a cookie and the CSRF token derived from it.
+pub fn login_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    app_name: Option<&str>,
+    continuation: Continuation,
+    login_hint: &str,
+    error: Option<&str>,
+) -> Response {
+    let existing = cookie(headers, BROWSER_COOKIE).map(str::to_owned);
+    let browser = existing
+        .clone()
+        .unwrap_or_else(gatehouse_core::secret::generate);
+    let target = match &continuation {
+        Continuation::Authorize(request) => Some(request.redirect_uri.clone()),
+        Continuation::Account => None,
+    };
+    let html = LoginPage {
+        app_name,
+        error,
+        continuation: pages::seal(state, &continuation),
+        csrf: state.sessions.csrf_token("login", &browser),
+        login_hint,
+    }
+    .render();
+    let status = if error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    let mut response = page(status, html, target.as_deref(), None);
+    if existing.is_none() {
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            set_cookie(state, BROWSER_COOKIE, &browser, None),
+        );
+    }
+    response
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    continuation: String,
+    csrf: String,
+    username: String,
+    password: String,
+}
+
+/// `POST /oauth/authorize/login`
+pub async fn login(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(form) = form::<LoginForm>(&body) else {
+        return pages::message(
+            StatusCode::BAD_REQUEST,
+            "Invalid request",
+            "The form is incomplete.",
+        );
+    };
+    let csrf_ok = cookie(&headers, BROWSER_COOKIE)
+        .is_some_and(|browser| state.sessions.csrf_valid("login", browser, &form.csrf));
+    if !csrf_ok {
+        return forged();
+    }
+    let Some(continuation) = pages::open(&state, &form.continuation) else {
+        return expired();
+    };
+    let now = state.tokens.clock().now();
+    let checked = login::check_password(
+        state.store.as_ref(),
+        &state.throttle,
+        &form.username,
+        &form.password,
+        address,
+        now,
+    )
+    .await;
+    let user = match checked {
+        Ok(Ok(user)) => user,
+        Ok(Err(failure)) => {
+            let message = match failure {
+                LoginFailure::Rejected => "The user name or password is wrong.",
+                LoginFailure::Throttled => "Too many failed attempts. Try again later.",
+            };
+            let app_name = match &continuation {
+                Continuation::Authorize(request) => state
+                    .store
+                    .find_client(&request.client_id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|c| c.name),
+                Continuation::Account => None,
+            };
+            return login_page(
+                &state,
+                &headers,
+                app_name.as_deref(),
+                continuation,
+                &form.username,
+                Some(message),
+            );
+        }
+        Err(error) => return pages::internal_error(&error),
+    };
+    let (session_cookie, session) = match state.sessions.start(&user).await {
+        Ok(started) => started,
+        Err(error) => return pages::internal_error(&error),
+    };
+    // The follow-up pages must see the new session, not the one the request came with.
+    let mut headers = headers.clone();
+    headers.insert(
+        header::COOKIE,
+        axum::http::HeaderValue::from_str(&format!(
+            "{SESSION_COOKIE}={session_cookie}; {BROWSER_COOKIE}={}",
+            cookie(&headers, BROWSER_COOKIE).unwrap_or_default()
+        ))
+        .expect("cookie values are base64url"),
+    );
+    let mut response = match continuation {
+        Continuation::Authorize(request) => {
+            let client = match state.store.find_client(&request.client_id).await {
+                Ok(Some(client)) if client.active => client,
+                Ok(_) => {
+                    return pages::message(
+                        StatusCode::BAD_REQUEST,
+                        "This request cannot be completed",
+                        "The application is unknown or disabled.",
+                    );
+                }
+                Err(error) => return pages::internal_error(&error.into()),
+            };
+            proceed(
+                &state,
+                &headers,
+                &client,
+                *request,
+                Some((user, session.auth_time)),
+                true,
+            )
+            .await
+        }
+        Continuation::Account => pages::redirect("/account"),
+    };
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(
+            &state,
+            SESSION_COOKIE,
+            &session_cookie,
+            Some(SESSION_LIFETIME),
+        ),
+    );
+    response
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentPage<'a> {
+    app_name: &'a str,
+    user_name: &'a str,
+    scopes: Vec<(String, &'static str)>,
+    continuation: String,
+    csrf: String,
+}
+
+fn consent_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: &Client,
+    user: &User,
+    request: AuthorizationRequest,
+) -> Response {
+    let session = cookie(headers, SESSION_COOKIE).unwrap_or_default();
+    let scopes = request
+        .scope_set()
+        .iter()
+        .map(|s| (s.to_owned(), describe_scope(s)))
+        .collect();
+    let target = request.redirect_uri.clone();
+    let html = ConsentPage {
+        app_name: &client.name,
+        user_name: &user.display_name,
+        scopes,
+        continuation: pages::seal(state, &Continuation::Authorize(Box::new(request))),
+        csrf: state.sessions.csrf_token("consent", session),
+    }
+    .render();
+    page(StatusCode::OK, html, Some(&target), None)
+}
+
+#[derive(Deserialize)]
+pub struct ConsentForm {
+    continuation: String,
+    csrf: String,
+    decision: String,
+}
+
+/// `POST /oauth/authorize/consent`
+pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(form) = form::<ConsentForm>(&body) else {
+        return pages::message(
+            StatusCode::BAD_REQUEST,
+            "Invalid request",
+            "The form is incomplete.",
+        );
+    };
+    let Some(session_cookie) = cookie(&headers, SESSION_COOKIE) else {
+        return forged();
+    };
+    if !state
+        .sessions
+        .csrf_valid("consent", session_cookie, &form.csrf)
+    {
+        return forged();
+    }
+    let Some(Continuation::Authorize(request)) = pages::open(&state, &form.continuation) else {
+        return expired();
+    };
+    let (session, client) = match (
+        current_session(&state, &headers).await,
+        state.store.find_client(&request.client_id).await,
+    ) {
+        (Ok(Some(session)), Ok(Some(client))) if client.active => (session, client),
+        (Err(error), _) => return pages::internal_error(&error),
+        _ => return expired(),
+    };
+    let (user, auth_time) = session;
+    if form.decision != "allow" {
+        return authorize_error(
+            &state,
+            request.error("access_denied", "the user denied access"),
+        );
+    }
+    if let Err(error) = state
+        .sessions
+        .remember_consent(&user, &client.client_id, &request.scope_set())
+        .await
+    {
+        return pages::internal_error(&error);
+    }
+    respond(&state, &client, &user, auth_time, &request).await
+}
+
+fn form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<T> {
+    let params = pages::unique_params(body).ok()?;
+    serde_json::from_value(serde_json::to_value(params).ok()?).ok()
+}
+
+fn forged() -> Response {
+    pages::message(
+        StatusCode::FORBIDDEN,
+        "Request refused",
+        "The form could not be verified (missing or wrong anti-forgery token). Go back and try again.",
+    )
+}
+
+fn expired() -> Response {
+    pages::message(
+        StatusCode::BAD_REQUEST,
+        "This request has expired",
+        "Start again from the application you came from.",
+    )
+}
+
+/// The stylesheet every page uses.
+pub async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        pages::STYLESHEET,
+    )
+}

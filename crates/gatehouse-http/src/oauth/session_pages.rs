@@ -1,0 +1,195 @@
+//! The user's own pages: the account page (consents given, and withdrawing them) and signing
+//! out (OpenID Connect RP-Initiated Logout 1.0, with a confirmation so no other site can sign a
+//! user out).
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use gatehouse_core::authorize::redirect_uri_matches;
+use serde::Deserialize;
+
+use super::authorize::login_page;
+use crate::pages::{self, Continuation, SESSION_COOKIE, cookie, page, set_cookie};
+use crate::state::AppState;
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    user_name: String,
+    /// (application name, scopes, client_id)
+    consents: Vec<(String, String, String)>,
+    csrf: String,
+    logout_csrf: String,
+}
+
+/// `GET /account`
+pub async fn account(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let session_cookie = cookie(&headers, SESSION_COOKIE)
+        .unwrap_or_default()
+        .to_owned();
+    let user = match state.sessions.find(&session_cookie).await {
+        Ok(Some((_, user))) => user,
+        Ok(None) => return login_page(&state, &headers, None, Continuation::Account, "", None),
+        Err(error) => return pages::internal_error(&error),
+    };
+    let consents = match state.sessions.consents(&user).await {
+        Ok(consents) => consents,
+        Err(error) => return pages::internal_error(&error),
+    };
+    let mut rows = Vec::new();
+    for consent in consents {
+        let name = match state.store.find_client(&consent.client_id).await {
+            Ok(Some(client)) => client.name,
+            _ => consent.client_id.clone(),
+        };
+        rows.push((name, consent.scope, consent.client_id));
+    }
+    let html = AccountPage {
+        user_name: user.display_name,
+        consents: rows,
+        csrf: state.sessions.csrf_token("account", &session_cookie),
+        logout_csrf: state.sessions.csrf_token("logout", &session_cookie),
+    }
+    .render();
+    page(StatusCode::OK, html, None, None)
+}
+
+#[derive(Deserialize)]
+struct WithdrawForm {
+    csrf: String,
+    client_id: String,
+}
+
+/// `POST /account/withdraw`: forgets a consent and revokes the application's tokens for the
+/// user.
+pub async fn withdraw(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let session_cookie = cookie(&headers, SESSION_COOKIE)
+        .unwrap_or_default()
+        .to_owned();
+    let form: Option<WithdrawForm> = parse(&body);
+    let Some(form) = form.filter(|f| {
+        state
+            .sessions
+            .csrf_valid("account", &session_cookie, &f.csrf)
+    }) else {
+        return refused();
+    };
+    match state.sessions.find(&session_cookie).await {
+        Ok(Some((_, user))) => match state
+            .sessions
+            .withdraw_consent(&user, &form.client_id)
+            .await
+        {
+            Ok(()) => pages::redirect("/account"),
+            Err(error) => pages::internal_error(&error),
+        },
+        Ok(None) => refused(),
+        Err(error) => pages::internal_error(&error),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "logout.html")]
+struct LogoutPage<'a> {
+    csrf: String,
+    client_id: &'a str,
+    post_logout_redirect_uri: &'a str,
+    state: &'a str,
+}
+
+#[derive(Deserialize, Default)]
+struct LogoutParams {
+    #[serde(default)]
+    client_id: String,
+    #[serde(default)]
+    post_logout_redirect_uri: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `GET /oauth/logout` (the `end_session_endpoint`): asks the user to confirm.
+pub async fn logout_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params: LogoutParams = parse(query.unwrap_or_default().as_bytes()).unwrap_or_default();
+    let Some(session_cookie) = cookie(&headers, SESSION_COOKIE) else {
+        return after_logout(&state, &params).await;
+    };
+    let html = LogoutPage {
+        csrf: state.sessions.csrf_token("logout", session_cookie),
+        client_id: &params.client_id,
+        post_logout_redirect_uri: &params.post_logout_redirect_uri,
+        state: &params.state,
+    }
+    .render();
+    page(StatusCode::OK, html, None, None)
+}
+
+/// `POST /oauth/logout`: ends the session.
+pub async fn logout_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let params: LogoutParams = parse(&body).unwrap_or_default();
+    if let Some(session_cookie) = cookie(&headers, SESSION_COOKIE) {
+        if !state
+            .sessions
+            .csrf_valid("logout", session_cookie, &params.csrf)
+        {
+            return refused();
+        }
+        if let Err(error) = state.sessions.end(session_cookie).await {
+            return pages::internal_error(&error);
+        }
+    }
+    let mut response = after_logout(&state, &params).await;
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&state, SESSION_COOKIE, "", Some(0)),
+    );
+    response
+}
+
+/// Back to the application when it named one of its registered redirect URIs, otherwise a
+/// page.
+async fn after_logout(state: &AppState, params: &LogoutParams) -> Response {
+    if !params.post_logout_redirect_uri.is_empty()
+        && let Ok(Some(client)) = state.store.find_client(&params.client_id).await
+        && redirect_uri_matches(&client.redirect_uris, &params.post_logout_redirect_uri)
+    {
+        let mut target = params.post_logout_redirect_uri.clone();
+        if !params.state.is_empty() {
+            let separator = if target.contains('?') { '&' } else { '?' };
+            let state_param = form_urlencoded::Serializer::new(String::new())
+                .append_pair("state", &params.state)
+                .finish();
+            target = format!("{target}{separator}{state_param}");
+        }
+        return pages::redirect(&target);
+    }
+    pages::message(
+        StatusCode::OK,
+        "Signed out",
+        "You are signed out of Gatehouse.",
+    )
+}
+
+fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    let params = pages::unique_params(bytes).ok()?;
+    serde_json::from_value(serde_json::to_value(params).ok()?).ok()
+}
+
+fn refused() -> Response {
+    pages::message(
+        StatusCode::FORBIDDEN,
+        "Request refused",
+        "The form could not be verified. Go back, reload the page and try again.",
+    )
+}

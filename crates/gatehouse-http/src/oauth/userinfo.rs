@@ -1,0 +1,32 @@
+//! The UserInfo endpoint (OpenID Connect Core §5.3): the claims the token's scope releases about
+//! its user. Bearer tokens only, in the header (GET or POST).
+
+use axum::Json;
+use axum::extract::State;
+use gatehouse_core::Error;
+use gatehouse_core::token::user_claims;
+use gatehouse_core::user::User;
+
+use crate::error::ApiError;
+use crate::extract::Bearer;
+use crate::state::AppState;
+
+pub async fn userinfo(
+    State(state): State<AppState>,
+    Bearer(token): Bearer,
+) -> Result<Json<serde_json::Map<String, serde_json::Value>>, ApiError> {
+    if !token.scope.contains("openid") {
+        return Err(Error::InsufficientScope("openid".into()).into());
+    }
+    let user_id = token
+        .user_id
+        .as_deref()
+        .ok_or_else(|| Error::InvalidToken("the token acts for no user".into()))?;
+    let user = state
+        .store
+        .find_user_by_id(user_id)
+        .await?
+        .filter(User::can_authenticate)
+        .ok_or_else(|| Error::InvalidToken("the token's user is no longer active".into()))?;
+    Ok(Json(user_claims(&user, &token.scope)))
+}

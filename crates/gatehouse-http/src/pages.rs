@@ -1,0 +1,253 @@
+//! Server-rendered pages (login, consent, account, sign-out, errors) and what every page
+//! carries: strict security headers, the browser cookies and their CSRF tokens, and the
+//! continuation sealed into each form.
+//!
+//! Pages load nothing from elsewhere: one stylesheet served by Gatehouse itself, no scripts
+//! except the one-line auto-submit of a `form_post` response, allowed by its hash.
+
+use std::collections::BTreeMap;
+
+use askama::Template;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use gatehouse_core::Error;
+use gatehouse_core::authorize::{AuthorizationRequest, AuthorizationResponse, ResponseMode};
+use serde::{Deserialize, Serialize};
+
+use crate::state::AppState;
+
+/// The session cookie.
+pub const SESSION_COOKIE: &str = "gh_session";
+/// A random per-browser value that binds the login form's CSRF token before there is a session.
+pub const BROWSER_COOKIE: &str = "gh_browser";
+/// The script that submits a `form_post` response.
+pub const SUBMIT_SCRIPT: &str = "document.forms[0].submit();";
+
+pub static STYLESHEET: &str = include_str!("../assets/gatehouse.css");
+
+/// Where a login leads once it succeeds. It travels sealed (encrypted and authenticated with a
+/// key derived from the master key), so the browser can neither read nor alter it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Continuation {
+    Authorize(Box<AuthorizationRequest>),
+    Account,
+}
+
+pub fn seal(state: &AppState, continuation: &Continuation) -> String {
+    let json = serde_json::to_vec(continuation).expect("a continuation serialises");
+    URL_SAFE_NO_PAD.encode(state.sealer.seal("continuation", &json))
+}
+
+pub fn open(state: &AppState, sealed: &str) -> Option<Continuation> {
+    let bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+    let json = state.sealer.open("continuation", &bytes).ok()?;
+    let continuation: Continuation = serde_json::from_slice(&json).ok()?;
+    match &continuation {
+        Continuation::Authorize(request) if request.expires_at <= state.tokens.clock().now() => {
+            None
+        }
+        _ => Some(continuation),
+    }
+}
+
+/// Reads one cookie.
+pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
+}
+
+/// A `Set-Cookie` value: `HttpOnly`, `SameSite=Lax`, and `Secure` whenever the issuer is https.
+pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
+    let secure = if state.tokens.issuer().starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let max_age = max_age
+        .map(|s| format!("; Max-Age={s}"))
+        .unwrap_or_default();
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Lax{secure}{max_age}"
+    ))
+    .expect("cookie values are base64url")
+}
+
+/// The origin of a URI, for the CSP `form-action` of pages whose forms end in a redirect there.
+fn origin(uri: &str) -> Option<String> {
+    let url = url::Url::parse(uri).ok()?;
+    match url.origin() {
+        url::Origin::Tuple(..) => Some(url.origin().ascii_serialization()),
+        // Private-use schemes of native apps.
+        url::Origin::Opaque(_) => Some(format!("{}:", url.scheme())),
+    }
+}
+
+/// Renders a page with the headers every page carries.
+pub fn page(
+    status: StatusCode,
+    html: Result<String, askama::Error>,
+    form_target: Option<&str>,
+    script_hash: Option<&str>,
+) -> Response {
+    let Ok(html) = html else {
+        tracing::error!("a page template failed to render");
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let form_action = match form_target.and_then(origin) {
+        Some(origin) => format!("'self' {origin}"),
+        None => "'self'".to_owned(),
+    };
+    let script = script_hash
+        .map(|h| format!("; script-src '{h}'"))
+        .unwrap_or_default();
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; \
+         frame-ancestors 'none'; base-uri 'none'{script}"
+    );
+    let mut response = (status, Html(html)).into_response();
+    let headers = response.headers_mut();
+    if let Ok(csp) = HeaderValue::from_str(&csp) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    title: &'a str,
+    message: &'a str,
+    is_error: bool,
+}
+
+/// A page that tells the user something (an error that must not be redirected, or a result).
+pub fn message(status: StatusCode, title: &str, message: &str) -> Response {
+    let is_error = !status.is_success();
+    page(
+        status,
+        MessagePage {
+            title,
+            message,
+            is_error,
+        }
+        .render(),
+        None,
+        None,
+    )
+}
+
+/// A page for a failure of ours: nothing about it is shown.
+pub fn internal_error(error: &Error) -> Response {
+    tracing::error!(%error, "page failed");
+    message(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "The server could not complete the request. Please try again later.",
+    )
+}
+
+#[derive(Template)]
+#[template(path = "form_post.html")]
+struct FormPostPage<'a> {
+    action: &'a str,
+    params: &'a [(String, String)],
+}
+
+/// Sends an authorization response to the client in its response mode.
+pub fn deliver(response: AuthorizationResponse) -> Response {
+    let encoded = || {
+        form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&response.params)
+            .finish()
+    };
+    let location = match response.response_mode {
+        ResponseMode::Query => {
+            let mut url = match url::Url::parse(&response.redirect_uri) {
+                Ok(url) => url,
+                Err(_) => return internal_error(&Error::Internal("bad redirect URI".into())),
+            };
+            url.query_pairs_mut().extend_pairs(&response.params);
+            url.to_string()
+        }
+        ResponseMode::Fragment => format!("{}#{}", response.redirect_uri, encoded()),
+        ResponseMode::FormPost => {
+            let html = FormPostPage {
+                action: &response.redirect_uri,
+                params: &response.params,
+            }
+            .render();
+            return page(
+                StatusCode::OK,
+                html,
+                Some(&response.redirect_uri),
+                Some(&script_hash()),
+            );
+        }
+    };
+    redirect(&location)
+}
+
+/// A 303 redirect: after a POST, the browser follows with a GET (RFC 9700 §4.12).
+pub fn redirect(location: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The CSP source of [`SUBMIT_SCRIPT`].
+fn script_hash() -> String {
+    format!(
+        "sha256-{}",
+        gatehouse_core::secret::sha256_base64(SUBMIT_SCRIPT)
+    )
+}
+
+/// Parses a query string or form body, refusing repeated parameters (RFC 6749 §3.1).
+pub fn unique_params(bytes: &[u8]) -> Result<BTreeMap<String, String>, Error> {
+    let mut params = BTreeMap::new();
+    for (name, value) in form_urlencoded::parse(bytes) {
+        if params.contains_key(name.as_ref()) {
+            return Err(Error::invalid_request(format!(
+                "the {name} parameter is repeated"
+            )));
+        }
+        params.insert(name.into_owned(), value.into_owned());
+    }
+    Ok(params)
+}
+
+/// What a scope lets an application do, as the consent page says it.
+pub fn describe_scope(scope: &str) -> &'static str {
+    match scope {
+        "openid" => "know who you are",
+        "profile" => "see your name and user name",
+        "email" => "see your email address",
+        "offline_access" => "keep access while you are away",
+        "useraccount" => "act as you, with everything your roles allow",
+        _ => "use this permission on your behalf",
+    }
+}
