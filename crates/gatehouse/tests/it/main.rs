@@ -9,7 +9,8 @@
 //! - `cli`: the `gatehouse` binary's commands, as a script would run them;
 //! - `apply`: the declarative registry file;
 //! - `keys`: staged key rotation and the JWKS;
-//! - `ops`: discovery, health, metrics, shutdown.
+//! - `ops`: discovery, health, metrics, shutdown;
+//! - `people`: authorization endpoint, login and consent, code, refresh and password grants.
 
 mod harness;
 
@@ -20,3 +21,4 @@ mod client_credentials;
 mod errors;
 mod keys;
 mod ops;
+mod people;

@@ -31,7 +31,10 @@ server_test!(discovery_documents_describe_what_is_served, |server| {
                 "implicit"
             ])
         );
-        assert_eq!(document["authorization_response_iss_parameter_supported"], true);
+        assert_eq!(
+            document["authorization_response_iss_parameter_supported"],
+            true
+        );
         // Every advertised endpoint answers.
         for endpoint in [
             "jwks_uri",
