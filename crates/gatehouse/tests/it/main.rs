@@ -10,12 +10,14 @@
 //! - `apply`: the declarative registry file;
 //! - `keys`: staged key rotation and the JWKS;
 //! - `ops`: discovery, health, metrics, shutdown;
-//! - `people`: authorization endpoint, login and consent, code, refresh and password grants.
+//! - `people`: authorization endpoint, login and consent, code, refresh and password grants;
+//! - `browser`: the person flows in headless Chromium, checked by `openid-client`.
 
 mod harness;
 
 mod admin_api;
 mod apply;
+mod browser;
 mod cli;
 mod client_credentials;
 mod errors;
