@@ -3,8 +3,10 @@
 
 use crate::Error;
 use crate::client::{Client, ClientType};
-use crate::secret::{Secret, SecretHasher};
-use crate::store::ClientStore;
+use std::sync::Arc;
+
+use crate::secret::Secret;
+use crate::token::TokenService;
 
 /// How the client presented its credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,13 +29,13 @@ pub struct PresentedCredentials {
 /// Authenticates a client. Every failure gives the same `invalid_client`, so the answer never
 /// tells whether the client exists, is disabled, or only the secret was wrong.
 pub async fn authenticate(
-    store: &dyn ClientStore,
-    hasher: &SecretHasher,
+    tokens: &TokenService,
     presented: &PresentedCredentials,
-) -> Result<Client, Error> {
+) -> Result<Arc<Client>, Error> {
     let failed = || Error::InvalidClient("client authentication failed".into());
-    let client = store
-        .find_client(&presented.client_id)
+    let hasher = tokens.hasher();
+    let client = tokens
+        .client(&presented.client_id)
         .await?
         .filter(|c| c.active)
         .ok_or_else(failed)?;

@@ -7,6 +7,7 @@
 //! Blocking work (Argon2) is moved off the async threads with `tokio::task::spawn_blocking`.
 
 pub mod authorize;
+pub mod cache;
 pub mod client;
 pub mod client_auth;
 pub mod clock;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use crate::cache::RegistryCache;
 use crate::client::{
     Client, ClientType, DEFAULT_ACCESS_TOKEN_LIFESPAN, DEFAULT_REFRESH_TOKEN_LIFESPAN, GrantType,
     TokenFormat,
@@ -81,16 +82,31 @@ pub struct NewUser {
 pub struct Registry {
     store: Arc<dyn Store>,
     hasher: SecretHasher,
+    cache: Arc<RegistryCache>,
     clock: Arc<dyn Clock>,
 }
 
 impl Registry {
-    pub fn new(store: Arc<dyn Store>, hasher: SecretHasher, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        hasher: SecretHasher,
+        cache: Arc<RegistryCache>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Registry {
             store,
             hasher,
+            cache,
             clock,
         }
+    }
+
+    /// Tells this process's caches, and other instances sharing the database, that a record
+    /// changed.
+    async fn changed(&self, notice: String) -> Result<(), Error> {
+        self.cache.apply_notice(&notice);
+        self.store.publish_change(&notice).await?;
+        Ok(())
     }
 
     pub fn hasher(&self) -> &SecretHasher {
@@ -208,6 +224,7 @@ impl Registry {
         client.updated_at = self.clock.now();
         self.validate_app(&client).await?;
         self.store.update_client(&client).await?;
+        self.changed(format!("client:{client_id}")).await?;
         Ok(client)
     }
 
@@ -217,6 +234,7 @@ impl Registry {
         if client.managed != managed {
             client.managed = managed;
             self.store.update_client(&client).await?;
+            self.changed(format!("client:{client_id}")).await?;
         }
         Ok(())
     }
@@ -240,12 +258,13 @@ impl Registry {
         client.secret_hash = Some(self.hasher.hash(secret.expose()));
         client.updated_at = self.clock.now();
         self.store.update_client(&client).await?;
+        self.changed(format!("client:{client_id}")).await?;
         Ok((client, secret))
     }
 
     pub async fn delete_app(&self, client_id: &str) -> Result<(), Error> {
         if self.store.delete_client(client_id).await? {
-            Ok(())
+            self.changed(format!("client:{client_id}")).await
         } else {
             Err(Error::NotFound(format!("application {client_id:?}")))
         }
@@ -359,6 +378,7 @@ impl Registry {
         }
         user.updated_at = self.clock.now();
         self.store.update_user(&user).await?;
+        self.changed(format!("user:{user_name}")).await?;
         Ok(user)
     }
 
@@ -367,6 +387,7 @@ impl Registry {
         if user.managed != managed {
             user.managed = managed;
             self.store.update_user(&user).await?;
+            self.changed(format!("user:{user_name}")).await?;
         }
         Ok(())
     }
@@ -377,7 +398,7 @@ impl Registry {
         user.password_hash = Some(user::hash_password(password.expose().to_owned()).await?);
         user.updated_at = self.clock.now();
         self.store.update_user(&user).await?;
-        Ok(())
+        self.changed(format!("user:{user_name}")).await
     }
 
     pub async fn delete_user(&self, user_name: &str) -> Result<(), Error> {
@@ -400,7 +421,7 @@ impl Registry {
             )));
         }
         self.store.delete_user(user_name).await?;
-        Ok(())
+        self.changed(format!("user:{user_name}")).await
     }
 
     /// Refuses to remove the last active user who can manage the registry, which would lock

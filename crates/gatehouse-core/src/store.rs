@@ -226,4 +226,11 @@ pub trait Store:
     async fn ping(&self) -> Result<(), StoreError>;
     /// `sqlite` or `postgres`, for logs.
     fn backend_name(&self) -> &'static str;
+    /// Tells other instances sharing the database that a registry record changed
+    /// (`client:ID`, `user:NAME`). A single-instance backend does nothing.
+    async fn publish_change(&self, notice: &str) -> Result<(), StoreError>;
+    /// The change notices of other instances, for backends that several instances share.
+    async fn subscribe_changes(
+        &self,
+    ) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError>;
 }

@@ -8,6 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use crate::cache::RegistryCache;
 use crate::client::{Client, TokenFormat};
 use crate::clock::Clock;
 use crate::keys::{KeyRing, SharedKeyRing, SigningAlgorithm, SigningKey};
@@ -138,6 +139,7 @@ pub struct TokenService {
     hasher: SecretHasher,
     master_key: MasterKey,
     keys: SharedKeyRing,
+    cache: Arc<RegistryCache>,
     clock: Arc<dyn Clock>,
 }
 
@@ -147,9 +149,11 @@ impl TokenService {
         access_token_alg: SigningAlgorithm,
         store: Arc<dyn Store>,
         master_key: MasterKey,
+        cache: Arc<RegistryCache>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         TokenService {
+            cache,
             issuer,
             access_token_alg,
             store,
@@ -170,6 +174,26 @@ impl TokenService {
 
     pub fn hasher(&self) -> &SecretHasher {
         &self.hasher
+    }
+
+    /// An application, from the cache when it is fresh.
+    pub async fn client(&self, client_id: &str) -> Result<Option<Arc<Client>>, Error> {
+        self.cache
+            .clients
+            .get(client_id, || async {
+                Ok(self.store.find_client(client_id).await?)
+            })
+            .await
+    }
+
+    /// A user by id, from the cache when it is fresh.
+    pub async fn user(&self, user_id: &str) -> Result<Option<Arc<User>>, Error> {
+        self.cache
+            .users
+            .get(user_id, || async {
+                Ok(self.store.find_user_by_id(user_id).await?)
+            })
+            .await
     }
 
     pub fn key_ring(&self) -> Arc<KeyRing> {
@@ -468,8 +492,7 @@ impl TokenService {
             return Err(invalid());
         }
         let client_active = self
-            .store
-            .find_client(&info.client_id)
+            .client(&info.client_id)
             .await?
             .is_some_and(|c| c.active);
         if !client_active {
@@ -478,12 +501,11 @@ impl TokenService {
         let mut info = info;
         if let Some(user_id) = &info.user_id {
             let user = self
-                .store
-                .find_user_by_id(user_id)
+                .user(user_id)
                 .await?
-                .filter(User::can_authenticate)
+                .filter(|u| u.can_authenticate())
                 .ok_or_else(invalid)?;
-            info.user_name = Some(user.user_name);
+            info.user_name = Some(user.user_name.clone());
         }
         Ok(info)
     }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::{Pool, Postgres};
 
 pub struct PostgresStore {
@@ -27,6 +27,52 @@ impl PostgresStore {
             .await
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         Ok(PostgresStore { pool })
+    }
+
+    /// Registry changes travel between instances on this channel.
+    const CHANNEL: &'static str = "gatehouse_registry";
+
+    async fn publish(&self, notice: &str) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(Self::CHANNEL)
+            .bind(notice)
+            .execute(&self.pool)
+            .await
+            .map_err(backend_error)?;
+        Ok(())
+    }
+
+    /// Listens for other instances' notices. If the connection drops, the listener reconnects;
+    /// notices sent meanwhile are lost, which the caches' short time to live makes good.
+    async fn subscribe(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
+        let mut listener = PgListener::connect_with(&self.pool)
+            .await
+            .map_err(backend_error)?;
+        listener
+            .listen(Self::CHANNEL)
+            .await
+            .map_err(backend_error)?;
+        let (sender, receiver) = tokio::sync::mpsc::channel(256);
+        tokio::spawn(async move {
+            loop {
+                match listener.recv().await {
+                    Ok(notification) => {
+                        if sender
+                            .send(notification.payload().to_owned())
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "registry change listener failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Ok(Some(receiver))
     }
 
     fn reader(&self) -> &Pool<Postgres> {

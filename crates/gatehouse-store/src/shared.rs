@@ -757,6 +757,16 @@ macro_rules! shared_store_impl {
             fn backend_name(&self) -> &'static str {
                 Self::BACKEND
             }
+
+            async fn publish_change(&self, notice: &str) -> Result<(), StoreError> {
+                self.publish(notice).await
+            }
+
+            async fn subscribe_changes(
+                &self,
+            ) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
+                self.subscribe().await
+            }
         }
     };
 }

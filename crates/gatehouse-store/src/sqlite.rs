@@ -49,6 +49,15 @@ impl SqliteStore {
         Ok(SqliteStore { reader, writer })
     }
 
+    /// One instance owns a SQLite file: there is nobody to tell.
+    async fn publish(&self, _notice: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn subscribe(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
+        Ok(None)
+    }
+
     fn reader(&self) -> &Pool<Sqlite> {
         &self.reader
     }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use gatehouse_core::cache::RegistryCache;
 use gatehouse_core::clock::{Clock, SystemClock};
 use gatehouse_core::grant::GrantRegistry;
 use gatehouse_core::manifest::{Action, ApplyOptions, Change};
@@ -30,12 +31,14 @@ pub const MASTER_KEY_VAR: &str = "GATEHOUSE_MASTER_KEY";
 pub const ADMIN_PASSWORD_VAR: &str = "GATEHOUSE_ADMIN_PASSWORD";
 
 /// The services every command works through.
+#[derive(Clone)]
 pub struct Services {
     pub store: Arc<dyn Store>,
     pub tokens: Arc<TokenService>,
     pub registry: Registry,
     pub sessions: Sessions,
     pub sealer: Arc<Sealer>,
+    pub cache: Arc<RegistryCache>,
 }
 
 impl Services {
@@ -51,7 +54,13 @@ impl Services {
             .await
             .context("cannot open the database")?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let registry = Registry::new(store.clone(), master_key.secret_hasher(), clock.clone());
+        let cache = Arc::new(RegistryCache::new(clock.clone()));
+        let registry = Registry::new(
+            store.clone(),
+            master_key.secret_hasher(),
+            cache.clone(),
+            clock.clone(),
+        );
         let sessions = Sessions::new(store.clone(), master_key.secret_hasher(), clock.clone());
         let sealer = Arc::new(master_key.sealer());
         let tokens = Arc::new(TokenService::new(
@@ -59,6 +68,7 @@ impl Services {
             settings.signing_alg,
             store.clone(),
             master_key,
+            cache.clone(),
             clock,
         ));
         tokens.reload_keys().await?;
@@ -68,6 +78,7 @@ impl Services {
             registry,
             sessions,
             sealer,
+            cache,
         })
     }
 }
@@ -129,6 +140,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let services = Services::open(&settings).await?;
+    serve_with(services, settings, listener, shutdown).await
+}
+
+/// Runs the server with services already opened (tests share them with the server).
+pub async fn serve_with(
+    services: Services,
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     services.tokens.ensure_signing_keys().await?;
     if let Some(password) = bootstrap_admin(&services).await? {
         // Printed, never logged: logs must not hold secrets.
@@ -147,6 +168,18 @@ pub async fn serve(
             .context("cannot apply the registry sections of the configuration file")?;
         report_changes(&changes);
     }
+    // Other instances' registry changes reach this instance's caches at once.
+    let change_listener = match services.store.subscribe_changes().await? {
+        Some(mut notices) => {
+            let cache = services.cache.clone();
+            Some(tokio::spawn(async move {
+                while let Some(notice) = notices.recv().await {
+                    cache.apply_notice(&notice);
+                }
+            }))
+        }
+        None => None,
+    };
     let maintenance = tokio::spawn(maintain(
         services.store.clone(),
         services.tokens.clone(),
@@ -180,6 +213,9 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await?;
     maintenance.abort();
+    if let Some(change_listener) = change_listener {
+        change_listener.abort();
+    }
     tracing::info!("gatehouse stopped");
     Ok(())
 }

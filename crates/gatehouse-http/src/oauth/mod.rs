@@ -9,6 +9,7 @@ pub mod token;
 pub mod userinfo;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -24,9 +25,9 @@ async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     params: &BTreeMap<String, String>,
-) -> Result<Client, Error> {
+) -> Result<Arc<Client>, Error> {
     let presented = presented_credentials(headers, params)?;
-    client_auth::authenticate(state.store.as_ref(), state.tokens.hasher(), &presented).await
+    client_auth::authenticate(&state.tokens, &presented).await
 }
 
 /// RFC 6749 §5.1: responses carrying tokens or token state must not be cached.

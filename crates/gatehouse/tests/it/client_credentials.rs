@@ -175,3 +175,48 @@ server_test!(disabling_the_application_invalidates_its_tokens, |server| {
     .await;
     assert_eq!(body, serde_json::json!({"active": false}));
 });
+
+/// Two instances on one PostgreSQL database: a change made through one reaches the other's
+/// caches at once (LISTEN/NOTIFY), well before their time to live runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_on_one_instance_reaches_the_others_cache() {
+    let Some(server) = crate::harness::TestServer::start(crate::harness::Backend::Postgres).await
+    else {
+        return;
+    };
+    let app = server.app(TokenFormat::Opaque, &[], None).await;
+    server.token(&app, None).await;
+    let other_instance = gatehouse::server::Services::open(&server.settings)
+        .await
+        .unwrap();
+    other_instance
+        .registry
+        .update_app(
+            &app.client_id,
+            gatehouse_core::registry::AppChanges {
+                active: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut refused = false;
+    for _ in 0..20 {
+        let (status, _, _) = crate::harness::post_form(
+            &server,
+            "/oauth/token",
+            Some((&app.client_id, &app.secret)),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+        if status == 401 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        refused,
+        "the disabled application still obtained tokens after 2 s"
+    );
+}

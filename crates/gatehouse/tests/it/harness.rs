@@ -100,10 +100,18 @@ impl TestServer {
             key_reload_interval: std::time::Duration::from_millis(200),
         };
         configure(&mut settings);
+        // The test manages the registry through the server's own services (as the admin API
+        // would), so the server's caches see every change at once.
+        let services = Services::open(&settings).await.expect("open services");
         let (shutdown, shutdown_rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(server::serve(settings.clone(), listener, async move {
-            let _ = shutdown_rx.await;
-        }));
+        let handle = tokio::spawn(server::serve_with(
+            services.clone(),
+            settings.clone(),
+            listener,
+            async move {
+                let _ = shutdown_rx.await;
+            },
+        ));
         let http = reqwest::Client::new();
         let base = settings.issuer.clone();
         // Ready once discovery answers.
@@ -118,7 +126,6 @@ impl TestServer {
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        let services = Services::open(&settings).await.expect("open services");
         Some(TestServer {
             base,
             settings,
