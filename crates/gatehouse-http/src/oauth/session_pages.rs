@@ -128,7 +128,20 @@ pub async fn logout_get(
         state: &params.state,
     }
     .render();
-    page(StatusCode::OK, html, None, None)
+    // The confirmation form ends in a redirect to the application, which the page's CSP
+    // `form-action` must allow (browsers enforce it on redirects after a form submission).
+    let target = post_logout_target(&state, &params).await;
+    page(StatusCode::OK, html, target.as_deref(), None)
+}
+
+/// The registered redirect URI a sign-out should return to, if the request names one.
+async fn post_logout_target(state: &AppState, params: &LogoutParams) -> Option<String> {
+    if params.post_logout_redirect_uri.is_empty() {
+        return None;
+    }
+    let client = state.store.find_client(&params.client_id).await.ok()??;
+    redirect_uri_matches(&client.redirect_uris, &params.post_logout_redirect_uri)
+        .then(|| params.post_logout_redirect_uri.clone())
 }
 
 /// `POST /oauth/logout`: ends the session.
@@ -160,11 +173,7 @@ pub async fn logout_post(
 /// Back to the application when it named one of its registered redirect URIs, otherwise a
 /// page.
 async fn after_logout(state: &AppState, params: &LogoutParams) -> Response {
-    if !params.post_logout_redirect_uri.is_empty()
-        && let Ok(Some(client)) = state.store.find_client(&params.client_id).await
-        && redirect_uri_matches(&client.redirect_uris, &params.post_logout_redirect_uri)
-    {
-        let mut target = params.post_logout_redirect_uri.clone();
+    if let Some(mut target) = post_logout_target(state, params).await {
         if !params.state.is_empty() {
             let separator = if target.contains('?') { '&' } else { '?' };
             let state_param = form_urlencoded::Serializer::new(String::new())
