@@ -118,12 +118,14 @@ impl Sessions {
     }
 
     /// Withdraws a consent and revokes every token the client holds for the user.
-    pub async fn withdraw_consent(&self, user: &User, client_id: &str) -> Result<(), Error> {
+    pub async fn withdraw_consent(
+        &self,
+        tokens: &crate::token::TokenService,
+        user: &User,
+        client_id: &str,
+    ) -> Result<(), Error> {
         self.store.delete_consent(&user.id, client_id).await?;
-        self.store
-            .revoke_user_client_grants(&user.id, client_id)
-            .await?;
-        Ok(())
+        tokens.revoke_user_client(&user.id, client_id).await
     }
 
     pub async fn consents(&self, user: &User) -> Result<Vec<ConsentRecord>, Error> {

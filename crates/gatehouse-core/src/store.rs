@@ -153,6 +153,8 @@ pub trait TokenStore: Send + Sync {
     /// Records a revoked JWT by its `jti` until it would have expired anyway.
     async fn revoke_jwt(&self, jti: &str, expires_at: i64) -> Result<(), StoreError>;
     async fn is_jwt_revoked(&self, jti: &str) -> Result<bool, StoreError>;
+    /// Every revoked JWT that has not expired at `now`, as (`jti`, expiry).
+    async fn list_revoked_jwts(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError>;
     /// Deletes tokens, codes, sessions and revocation entries that expired before `now`;
     /// returns how many.
     async fn purge_expired(&self, now: i64) -> Result<u64, StoreError>;

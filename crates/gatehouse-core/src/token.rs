@@ -8,7 +8,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::cache::RegistryCache;
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use crate::cache::{RecordCache, RegistryCache};
 use crate::client::{Client, TokenFormat};
 use crate::clock::Clock;
 use crate::keys::{KeyRing, SharedKeyRing, SigningAlgorithm, SigningKey};
@@ -140,8 +143,17 @@ pub struct TokenService {
     master_key: MasterKey,
     keys: SharedKeyRing,
     cache: Arc<RegistryCache>,
+    /// Opaque access tokens recently looked up, by hash.
+    opaque: RecordCache<AccessTokenRecord>,
+    /// Revoked JWTs that have not expired yet (`jti` → expiry), so validating a JWT needs no
+    /// database round trip. Reloaded after every revocation, on other instances' notices, and
+    /// periodically.
+    revoked_jwts: RwLock<HashMap<String, i64>>,
     clock: Arc<dyn Clock>,
 }
+
+/// The change notice that tells other instances a token was revoked.
+const REVOCATION_NOTICE: &str = "revocation";
 
 impl TokenService {
     pub fn new(
@@ -154,6 +166,8 @@ impl TokenService {
     ) -> Self {
         TokenService {
             cache,
+            opaque: RecordCache::new(clock.clone()),
+            revoked_jwts: RwLock::default(),
             issuer,
             access_token_alg,
             store,
@@ -198,6 +212,59 @@ impl TokenService {
 
     pub fn key_ring(&self) -> Arc<KeyRing> {
         self.keys.get()
+    }
+
+    /// Reads the revoked JWTs from the store into memory.
+    pub async fn reload_revocations(&self) -> Result<(), Error> {
+        let now = self.clock.now();
+        let revoked: HashMap<String, i64> = self
+            .store
+            .list_revoked_jwts(now)
+            .await?
+            .into_iter()
+            .collect();
+        *self.revoked_jwts.write().unwrap_or_else(|p| p.into_inner()) = revoked;
+        Ok(())
+    }
+
+    fn is_revoked(&self, jti: &str) -> bool {
+        self.revoked_jwts
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(jti)
+    }
+
+    /// After a revocation here: forget cached token state, reload, and tell other instances.
+    async fn revoked(&self) -> Result<(), Error> {
+        self.opaque.clear();
+        self.reload_revocations().await?;
+        self.store.publish_change(REVOCATION_NOTICE).await?;
+        Ok(())
+    }
+
+    /// Handles a change notice from another instance.
+    pub async fn apply_notice(&self, notice: &str) -> Result<(), Error> {
+        if notice == REVOCATION_NOTICE {
+            self.opaque.clear();
+            self.reload_revocations().await
+        } else {
+            self.cache.apply_notice(notice);
+            Ok(())
+        }
+    }
+
+    /// Revokes every token issued from a grant (a replayed code, a reused refresh token).
+    pub async fn revoke_grant(&self, grant_id: &str) -> Result<(), Error> {
+        self.store.revoke_grant(grant_id).await?;
+        self.revoked().await
+    }
+
+    /// Revokes every token a user's consent gave a client (the consent was withdrawn).
+    pub async fn revoke_user_client(&self, user_id: &str, client_id: &str) -> Result<(), Error> {
+        self.store
+            .revoke_user_client_grants(user_id, client_id)
+            .await?;
+        self.revoked().await
     }
 
     /// Reads the signing keys from the store into memory. Called at start and periodically, so
@@ -453,18 +520,21 @@ impl TokenService {
             || Error::InvalidToken("the access token is invalid, expired or revoked".into());
         let now = self.clock.now();
         let info = if token.starts_with(OPAQUE_ACCESS_TOKEN_PREFIX) {
+            let hash = self.hasher.hash(token);
             let record = self
-                .store
-                .find_access_token(&self.hasher.hash(token))
+                .opaque
+                .get(&hash, || async {
+                    Ok(self.store.find_access_token(&hash).await?)
+                })
                 .await?
                 .ok_or_else(invalid)?;
             if record.revoked {
                 return Err(invalid());
             }
             AccessTokenInfo {
-                jti: record.jti,
-                client_id: record.client_id,
-                user_id: record.user_id,
+                jti: record.jti.clone(),
+                client_id: record.client_id.clone(),
+                user_id: record.user_id.clone(),
                 user_name: None,
                 scope: ScopeSet::parse(&record.scope).unwrap_or_default(),
                 issued_at: record.issued_at,
@@ -473,7 +543,7 @@ impl TokenService {
             }
         } else {
             let claims = self.verify_own_jwt(token).ok_or_else(invalid)?;
-            if claims.aud != self.issuer || self.store.is_jwt_revoked(&claims.jti).await? {
+            if claims.aud != self.issuer || self.is_revoked(&claims.jti) {
                 return Err(invalid());
             }
             let user_id = (claims.sub != claims.client_id).then_some(claims.sub);
@@ -548,7 +618,7 @@ impl TokenService {
             if record.client_id != client.client_id {
                 return Err(not_yours());
             }
-            self.store.revoke_grant(&record.grant_id).await?;
+            self.revoke_grant(&record.grant_id).await?;
         } else if token.starts_with(OPAQUE_ACCESS_TOKEN_PREFIX) {
             let hash = self.hasher.hash(token);
             let Some(record) = self.store.find_access_token(&hash).await? else {
@@ -558,12 +628,14 @@ impl TokenService {
                 return Err(not_yours());
             }
             self.store.revoke_access_token(&hash).await?;
+            self.revoked().await?;
         } else if let Some(claims) = self.verify_own_jwt(token) {
             if claims.client_id != client.client_id {
                 return Err(not_yours());
             }
             if claims.exp > self.clock.now() {
                 self.store.revoke_jwt(&claims.jti, claims.exp).await?;
+                self.revoked().await?;
             }
         }
         Ok(())

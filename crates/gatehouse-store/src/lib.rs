@@ -5,6 +5,7 @@
 //! [`shared_store_impl!`] writes them once — and differ only in how they connect, their
 //! migrations folder and how SQLite separates its single writer from its readers.
 
+mod batch;
 #[macro_use]
 mod shared;
 mod postgres;

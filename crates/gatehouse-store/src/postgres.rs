@@ -10,6 +10,7 @@ use sqlx::{Pool, Postgres};
 
 pub struct PostgresStore {
     pool: Pool<Postgres>,
+    token_writer: crate::batch::TokenWriter,
 }
 
 impl PostgresStore {
@@ -26,7 +27,8 @@ impl PostgresStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
-        Ok(PostgresStore { pool })
+        let token_writer = crate::batch::TokenWriter::start(pool.clone());
+        Ok(PostgresStore { pool, token_writer })
     }
 
     /// Registry changes travel between instances on this channel.

@@ -315,24 +315,7 @@ macro_rules! shared_store_impl {
                 &self,
                 token: &AccessTokenRecord,
             ) -> Result<(), StoreError> {
-                sqlx::query(concat!(
-                    "INSERT INTO access_tokens (",
-                    access_token_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-                ))
-                .bind(&token.token_hash)
-                .bind(&token.jti)
-                .bind(&token.client_id)
-                .bind(&token.user_id)
-                .bind(&token.scope)
-                .bind(token.issued_at)
-                .bind(token.expires_at)
-                .bind(token.revoked)
-                .bind(&token.grant_id)
-                .execute(self.writer())
-                .await
-                .map_err(backend_error)?;
-                Ok(())
+                self.token_writer.insert(token.clone()).await
             }
 
             async fn find_access_token(
@@ -382,6 +365,16 @@ macro_rules! shared_store_impl {
                     .await
                     .map_err(backend_error)?
                     .is_some())
+            }
+
+            async fn list_revoked_jwts(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
+                sqlx::query_as::<_, (String, i64)>(
+                    "SELECT jti, expires_at FROM revoked_jwts WHERE expires_at > $1",
+                )
+                .bind(now)
+                .fetch_all(self.reader())
+                .await
+                .map_err(backend_error)
             }
 
             async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
@@ -584,6 +577,54 @@ macro_rules! shared_store_impl {
                 }
                 transaction.commit().await.map_err(backend_error)?;
                 Ok(())
+            }
+        }
+
+        /// Inserts access tokens, many in one statement: the writer task's unit of work.
+        async fn insert_access_tokens(
+            pool: &sqlx::Pool<<$store as StoreDatabase>::Database>,
+            tokens: &[AccessTokenRecord],
+        ) -> Result<(), StoreError> {
+            let mut sql = String::from(concat!(
+                "INSERT INTO access_tokens (",
+                access_token_columns!(),
+                ") VALUES "
+            ));
+            for index in 0..tokens.len() {
+                let first = index * 9;
+                if index > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push('(');
+                for column in 1..=9 {
+                    if column > 1 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!("${}", first + column));
+                }
+                sql.push(')');
+            }
+            // Only placeholders are spliced into the statement; every value is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for token in tokens {
+                query = query
+                    .bind(&token.token_hash)
+                    .bind(&token.jti)
+                    .bind(&token.client_id)
+                    .bind(&token.user_id)
+                    .bind(&token.scope)
+                    .bind(token.issued_at)
+                    .bind(token.expires_at)
+                    .bind(token.revoked)
+                    .bind(&token.grant_id);
+            }
+            query.execute(pool).await.map_err(backend_error)?;
+            Ok(())
+        }
+
+        impl crate::batch::BatchInsert for sqlx::Pool<<$store as StoreDatabase>::Database> {
+            async fn insert_batch(&self, tokens: &[AccessTokenRecord]) -> Result<(), StoreError> {
+                insert_access_tokens(self, tokens).await
             }
         }
 

@@ -14,6 +14,7 @@ use crate::Durability;
 pub struct SqliteStore {
     reader: Pool<Sqlite>,
     writer: Pool<Sqlite>,
+    token_writer: crate::batch::TokenWriter,
 }
 
 impl SqliteStore {
@@ -46,7 +47,12 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(backend_error)?;
-        Ok(SqliteStore { reader, writer })
+        let token_writer = crate::batch::TokenWriter::start(writer.clone());
+        Ok(SqliteStore {
+            reader,
+            writer,
+            token_writer,
+        })
     }
 
     /// One instance owns a SQLite file: there is nobody to tell.

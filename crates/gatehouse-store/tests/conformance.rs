@@ -462,3 +462,43 @@ storage_test!(sessions_and_consents, |store| {
     assert!(store.delete_consent("u", "c").await.unwrap());
     assert!(store.list_consents("u").await.unwrap().is_empty());
 });
+
+storage_test!(
+    concurrent_token_inserts_are_grouped_and_all_committed,
+    |store| {
+        let inserts = (0..200).map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .insert_access_token(&token(&format!("h{i}"), "billing", None, 500))
+                    .await
+            })
+        });
+        for insert in inserts {
+            insert.await.unwrap().unwrap();
+        }
+        for i in 0..200 {
+            assert!(
+                store
+                    .find_access_token(&format!("h{i}"))
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+        }
+        // A duplicate hash is refused (a batch fails as one; random 256-bit tokens never collide).
+        let duplicate = store
+            .insert_access_token(&token("h0", "billing", None, 500))
+            .await;
+        assert!(duplicate.is_err());
+    }
+);
+
+storage_test!(revoked_jwts_are_listed_until_they_expire, |store| {
+    store.revoke_jwt("old", 10).await.unwrap();
+    store.revoke_jwt("live", 100).await.unwrap();
+    assert_eq!(
+        store.list_revoked_jwts(50).await.unwrap(),
+        vec![("live".to_owned(), 100)]
+    );
+});

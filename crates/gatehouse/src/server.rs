@@ -72,6 +72,7 @@ impl Services {
             clock,
         ));
         tokens.reload_keys().await?;
+        tokens.reload_revocations().await?;
         Ok(Services {
             store,
             tokens,
@@ -171,10 +172,12 @@ pub async fn serve_with(
     // Other instances' registry changes reach this instance's caches at once.
     let change_listener = match services.store.subscribe_changes().await? {
         Some(mut notices) => {
-            let cache = services.cache.clone();
+            let tokens = services.tokens.clone();
             Some(tokio::spawn(async move {
                 while let Some(notice) = notices.recv().await {
-                    cache.apply_notice(&notice);
+                    if let Err(error) = tokens.apply_notice(&notice).await {
+                        tracing::warn!(%error, "applying a change notice failed");
+                    }
                 }
             }))
         }
@@ -248,6 +251,9 @@ async fn maintain(store: Arc<dyn Store>, tokens: Arc<TokenService>, reload_inter
         tick.tick().await;
         if let Err(error) = tokens.reload_keys().await {
             tracing::warn!(%error, "reloading signing keys failed");
+        }
+        if let Err(error) = tokens.reload_revocations().await {
+            tracing::warn!(%error, "reloading revoked tokens failed");
         }
         if last_purge.is_none_or(|at| at.elapsed() >= PURGE_INTERVAL) {
             last_purge = Some(std::time::Instant::now());

@@ -37,7 +37,7 @@ impl TokenGrant for AuthorizationCodeGrant {
         {
             CodeRedemption::Redeemed(record) => record,
             CodeRedemption::Replayed(record) => {
-                context.store.revoke_grant(&record.grant_id).await?;
+                context.tokens.revoke_grant(&record.grant_id).await?;
                 return Err(invalid(
                     "the code was already used; the tokens issued from it are revoked",
                 ));

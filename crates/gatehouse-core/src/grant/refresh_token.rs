@@ -73,7 +73,7 @@ impl TokenGrant for RefreshTokenGrant {
         {
             RefreshRotation::Rotated(_) => {}
             RefreshRotation::Refused(old) if old.rotated_at.is_some() && !old.revoked => {
-                context.store.revoke_grant(&old.grant_id).await?;
+                context.tokens.revoke_grant(&old.grant_id).await?;
                 return Err(invalid(
                     "the refresh token was already used; its whole family is revoked",
                 ));

@@ -79,7 +79,7 @@ pub async fn withdraw(State(state): State<AppState>, headers: HeaderMap, body: B
     match state.sessions.find(&session_cookie).await {
         Ok(Some((_, user))) => match state
             .sessions
-            .withdraw_consent(&user, &form.client_id)
+            .withdraw_consent(&state.tokens, &user, &form.client_id)
             .await
         {
             Ok(()) => pages::redirect("/account"),
