@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::Error;
@@ -31,6 +32,9 @@ struct Entry<T> {
 /// cannot fill it.
 pub struct RecordCache<T> {
     entries: RwLock<HashMap<String, Entry<T>>>,
+    /// Bumped by every invalidation, so a load that raced with one is not cached: it may have
+    /// read the record from before the change.
+    generation: AtomicU64,
     clock: Arc<dyn Clock>,
 }
 
@@ -38,6 +42,7 @@ impl<T> RecordCache<T> {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         RecordCache {
             entries: RwLock::default(),
+            generation: AtomicU64::new(0),
             clock,
         }
     }
@@ -49,6 +54,7 @@ impl<T> RecordCache<T> {
         Fut: Future<Output = Result<Option<T>, Error>>,
     {
         let now = self.clock.now();
+        let generation = self.generation.load(Ordering::SeqCst);
         {
             let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
             if let Some(entry) = entries.get(key)
@@ -62,6 +68,9 @@ impl<T> RecordCache<T> {
             return Ok(None);
         };
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return Ok(Some(record));
+        }
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
@@ -76,17 +85,15 @@ impl<T> RecordCache<T> {
     }
 
     pub fn invalidate(&self, key: &str) {
-        self.entries
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        entries.remove(key);
     }
 
     pub fn clear(&self) {
-        self.entries
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        entries.clear();
     }
 }
 
@@ -120,7 +127,7 @@ impl RegistryCache {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicI64, AtomicUsize};
 
     use super::*;
 

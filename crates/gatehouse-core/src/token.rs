@@ -635,6 +635,10 @@ impl TokenService {
             }
             if claims.exp > self.clock.now() {
                 self.store.revoke_jwt(&claims.jti, claims.exp).await?;
+                self.revoked_jwts
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(claims.jti.clone(), claims.exp);
                 self.revoked().await?;
             }
         }

@@ -5,13 +5,13 @@
 
 use async_trait::async_trait;
 
-use super::{GrantContext, TokenGrant, TokenRequest};
+use super::{GrantContext, TokenGrant, TokenRequest, issue_for_person};
 use crate::Error;
 use crate::client::GrantType;
 use crate::pkce::{self, ChallengeMethod};
 use crate::scope::ScopeSet;
 use crate::store::CodeRedemption;
-use crate::token::{GrantLink, Issue, TokenResponse};
+use crate::token::{GrantLink, TokenResponse};
 use crate::user::User;
 
 pub struct AuthorizationCodeGrant;
@@ -86,25 +86,6 @@ impl TokenGrant for AuthorizationCodeGrant {
             auth_time: record.auth_time,
             nonce: record.nonce.as_deref(),
         };
-        let refresh_token = if client.allows_grant(GrantType::RefreshToken) {
-            let (token, stored) = context
-                .tokens
-                .mint_refresh_token(client, &user, &scope, link);
-            context.store.insert_refresh_token(&stored).await?;
-            Some(token)
-        } else {
-            None
-        };
-        context
-            .tokens
-            .issue(Issue {
-                client,
-                user: Some(&user),
-                scope: &scope,
-                grant: Some(link),
-                refresh_token,
-                with_id_token: scope.contains("openid"),
-            })
-            .await
+        issue_for_person(context, &user, &scope, link).await
     }
 }

@@ -23,9 +23,11 @@ pub use refresh_token::RefreshTokenGrant;
 
 use crate::Error;
 use crate::client::{Client, GrantType};
+use crate::scope::ScopeSet;
 use crate::store::Store;
 use crate::throttle::LoginThrottle;
-use crate::token::{TokenResponse, TokenService};
+use crate::token::{GrantLink, Issue, TokenResponse, TokenService};
+use crate::user::User;
 
 /// The form parameters of a token request, already checked for repeats (RFC 6749 §3.2) and with
 /// empty values dropped (§3.1: "parameters sent without a value MUST be treated as if they were
@@ -66,6 +68,35 @@ pub struct GrantContext<'a> {
     /// Seconds during which an already rotated refresh token may be rotated again (concurrent
     /// retries); 0 refuses every reuse.
     pub refresh_token_grace: i64,
+}
+
+/// Issues the tokens of a grant a person gave: an access token, a refresh token when the client
+/// may use them, and an ID token when `openid` was granted.
+async fn issue_for_person(
+    context: &GrantContext<'_>,
+    user: &User,
+    scope: &ScopeSet,
+    link: GrantLink<'_>,
+) -> Result<TokenResponse, Error> {
+    let client = context.client;
+    let refresh_token = if client.allows_grant(GrantType::RefreshToken) {
+        let (token, stored) = context.tokens.mint_refresh_token(client, user, scope, link);
+        context.store.insert_refresh_token(&stored).await?;
+        Some(token)
+    } else {
+        None
+    };
+    context
+        .tokens
+        .issue(Issue {
+            client,
+            user: Some(user),
+            scope,
+            grant: Some(link),
+            refresh_token,
+            with_id_token: scope.contains("openid"),
+        })
+        .await
 }
 
 /// One grant type of the token endpoint.

@@ -4,12 +4,12 @@
 
 use async_trait::async_trait;
 
-use super::{GrantContext, TokenGrant, TokenRequest};
+use super::{GrantContext, TokenGrant, TokenRequest, issue_for_person};
 use crate::Error;
 use crate::client::GrantType;
 use crate::login::{self, LoginFailure};
 use crate::scope::ScopeSet;
-use crate::token::{GrantLink, Issue, TokenResponse};
+use crate::token::{GrantLink, TokenResponse};
 
 pub struct PasswordGrant;
 
@@ -61,25 +61,6 @@ impl TokenGrant for PasswordGrant {
             auth_time: now,
             nonce: None,
         };
-        let refresh_token = if client.allows_grant(GrantType::RefreshToken) {
-            let (token, stored) = context
-                .tokens
-                .mint_refresh_token(client, &user, &scope, link);
-            context.store.insert_refresh_token(&stored).await?;
-            Some(token)
-        } else {
-            None
-        };
-        context
-            .tokens
-            .issue(Issue {
-                client,
-                user: Some(&user),
-                scope: &scope,
-                grant: Some(link),
-                refresh_token,
-                with_id_token: scope.contains("openid"),
-            })
-            .await
+        issue_for_person(context, &user, &scope, link).await
     }
 }
