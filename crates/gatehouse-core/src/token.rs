@@ -145,6 +145,10 @@ pub struct TokenService {
     cache: Arc<RegistryCache>,
     /// Opaque access tokens recently looked up, by hash.
     opaque: RecordCache<AccessTokenRecord>,
+    /// JWTs whose signature was recently verified, by hash: a client that calls an API many
+    /// times with one token pays for one verification. Expiry, revocation and the client's and
+    /// user's state are still checked on every use.
+    verified: RecordCache<AccessTokenClaims>,
     /// Revoked JWTs that have not expired yet (`jti` → expiry), so validating a JWT needs no
     /// database round trip. Reloaded after every revocation, on other instances' notices, and
     /// periodically.
@@ -167,6 +171,7 @@ impl TokenService {
         TokenService {
             cache,
             opaque: RecordCache::new(clock.clone()),
+            verified: RecordCache::new(clock.clone()),
             revoked_jwts: RwLock::default(),
             issuer,
             access_token_alg,
@@ -542,14 +547,20 @@ impl TokenService {
                 format: TokenFormat::Opaque,
             }
         } else {
-            let claims = self.verify_own_jwt(token).ok_or_else(invalid)?;
+            let claims = self
+                .verified
+                .get(&self.hasher.hash(token), || async {
+                    Ok(self.verify_own_jwt(token))
+                })
+                .await?
+                .ok_or_else(invalid)?;
             if claims.aud != self.issuer || self.is_revoked(&claims.jti) {
                 return Err(invalid());
             }
-            let user_id = (claims.sub != claims.client_id).then_some(claims.sub);
+            let user_id = (claims.sub != claims.client_id).then(|| claims.sub.clone());
             AccessTokenInfo {
-                jti: claims.jti,
-                client_id: claims.client_id,
+                jti: claims.jti.clone(),
+                client_id: claims.client_id.clone(),
                 user_id,
                 user_name: None,
                 scope: ScopeSet::parse(&claims.scope).unwrap_or_default(),

@@ -46,7 +46,9 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         let reader = SqlitePoolOptions::new()
-            .max_connections(4)
+            // Two readers: the hot paths read from memory caches, and each SQLite connection is a
+            // thread with its own page cache.
+            .max_connections(2)
             .connect_with(options.read_only(true))
             .await
             .map_err(backend_error)?;
