@@ -47,19 +47,8 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
             .map_err(|_| {
                 Error::invalid_request(format!("the body exceeds {MAX_FORM_BYTES} bytes"))
             })?;
-        let mut params = BTreeMap::new();
-        let mut seen = Vec::new();
-        for (name, value) in form_urlencoded::parse(&body) {
-            if seen.contains(&name) {
-                return Err(
-                    Error::invalid_request(format!("the {name} parameter is repeated")).into(),
-                );
-            }
-            seen.push(name.clone());
-            if !value.is_empty() {
-                params.insert(name.into_owned(), value.into_owned());
-            }
-        }
+        let mut params = crate::pages::unique_params(&body)?;
+        params.retain(|_, value| !value.is_empty());
         Ok(OAuthForm(params))
     }
 }

@@ -240,6 +240,12 @@ pub fn unique_params(bytes: &[u8]) -> Result<BTreeMap<String, String>, Error> {
     Ok(params)
 }
 
+/// A form body (or query string) as a typed struct; `None` when a field is missing or repeated.
+pub fn form<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    let params = unique_params(bytes).ok()?;
+    serde_json::from_value(serde_json::to_value(params).ok()?).ok()
+}
+
 /// What a scope lets an application do, as the consent page says it.
 pub fn describe_scope(scope: &str) -> &'static str {
     match scope {

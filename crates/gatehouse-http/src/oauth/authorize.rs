@@ -225,7 +225,7 @@ pub async fn login(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(form) = form::<LoginForm>(&body) else {
+    let Some(form) = pages::form::<LoginForm>(&body) else {
         return pages::message(
             StatusCode::BAD_REQUEST,
             "Invalid request",
@@ -373,7 +373,7 @@ pub struct ConsentForm {
 
 /// `POST /oauth/authorize/consent`
 pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(form) = form::<ConsentForm>(&body) else {
+    let Some(form) = pages::form::<ConsentForm>(&body) else {
         return pages::message(
             StatusCode::BAD_REQUEST,
             "Invalid request",
@@ -415,11 +415,6 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: By
         return pages::internal_error(&error);
     }
     respond(&state, &client, &user, auth_time, &request).await
-}
-
-fn form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<T> {
-    let params = pages::unique_params(body).ok()?;
-    serde_json::from_value(serde_json::to_value(params).ok()?).ok()
 }
 
 fn forged() -> Response {

@@ -68,7 +68,7 @@ pub async fn withdraw(State(state): State<AppState>, headers: HeaderMap, body: B
     let session_cookie = cookie(&headers, SESSION_COOKIE)
         .unwrap_or_default()
         .to_owned();
-    let form: Option<WithdrawForm> = parse(&body);
+    let form: Option<WithdrawForm> = pages::form(&body);
     let Some(form) = form.filter(|f| {
         state
             .sessions
@@ -117,7 +117,8 @@ pub async fn logout_get(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let params: LogoutParams = parse(query.unwrap_or_default().as_bytes()).unwrap_or_default();
+    let params: LogoutParams =
+        pages::form(query.unwrap_or_default().as_bytes()).unwrap_or_default();
     let Some(session_cookie) = cookie(&headers, SESSION_COOKIE) else {
         return after_logout(&state, &params).await;
     };
@@ -150,7 +151,7 @@ pub async fn logout_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let params: LogoutParams = parse(&body).unwrap_or_default();
+    let params: LogoutParams = pages::form(&body).unwrap_or_default();
     if let Some(session_cookie) = cookie(&headers, SESSION_COOKIE) {
         if !state
             .sessions
@@ -188,11 +189,6 @@ async fn after_logout(state: &AppState, params: &LogoutParams) -> Response {
         "Signed out",
         "You are signed out of Gatehouse.",
     )
-}
-
-fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
-    let params = pages::unique_params(bytes).ok()?;
-    serde_json::from_value(serde_json::to_value(params).ok()?).ok()
 }
 
 fn refused() -> Response {
