@@ -1,6 +1,9 @@
 //! Users: the people and service accounts tokens can act for, their roles and their passwords.
 
+use std::sync::OnceLock;
+
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
+use tokio::sync::Semaphore;
 
 use crate::Error;
 
@@ -41,10 +44,26 @@ impl User {
     }
 }
 
+/// Argon2 costs about 20 ms of CPU and 19 MiB of memory per hash. At most one hash per core
+/// runs at a time, so a flood of password attempts queues here instead of exhausting memory or
+/// the blocking pool.
+fn argon2_permits() -> &'static Semaphore {
+    static PERMITS: OnceLock<Semaphore> = OnceLock::new();
+    PERMITS
+        .get_or_init(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())))
+}
+
 /// Hashes a person's password with Argon2id. This is the only slow hash in Gatehouse; it runs on
 /// the blocking pool so it never stalls the async workers.
 pub async fn hash_password(password: String) -> Result<String, Error> {
+    let permit = argon2_permits()
+        .acquire()
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    // The permit moves into the blocking task, so it is held for as long as the hash runs, even
+    // if the request that asked for it goes away.
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let hashed: Result<PasswordHash, _> = Argon2::default().hash_password(password.as_bytes());
         hashed
             .map(|hash| hash.to_string())
@@ -56,7 +75,12 @@ pub async fn hash_password(password: String) -> Result<String, Error> {
 
 /// Verifies a password against its stored hash on the blocking pool.
 pub async fn verify_password(password: String, stored: String) -> Result<bool, Error> {
+    let permit = argon2_permits()
+        .acquire()
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let Ok(parsed) = PasswordHash::new(stored.as_str()) else {
             return false;
         };
