@@ -92,8 +92,6 @@ server_test!(
 
         // A change by hand is reported and undone.
         server
-            .services
-            .registry
             .update_app(
                 "billing",
                 gatehouse_core::registry::AppChanges {
@@ -101,8 +99,7 @@ server_test!(
                     ..Default::default()
                 },
             )
-            .await
-            .unwrap();
+            .await;
         let changes = apply(&server, FILE, &[], &env).await;
         assert_eq!(changes.len(), 1);
         assert_eq!(

@@ -143,8 +143,6 @@ server_test!(disabling_the_application_invalidates_its_tokens, |server| {
     let app = server.app(TokenFormat::Opaque, &["a"], None).await;
     let token = server.token(&app, None).await;
     server
-        .services
-        .registry
         .update_app(
             &app.client_id,
             gatehouse_core::registry::AppChanges {
@@ -152,8 +150,7 @@ server_test!(disabling_the_application_invalidates_its_tokens, |server| {
                 ..Default::default()
             },
         )
-        .await
-        .unwrap();
+        .await;
     let (status, _, body) = crate::harness::post_form(
         &server,
         "/oauth/token",

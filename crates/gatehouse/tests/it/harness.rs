@@ -177,6 +177,15 @@ impl TestServer {
         }
     }
 
+    /// Changes an application, as an administrator would.
+    pub async fn update_app(&self, client_id: &str, changes: AppChanges) {
+        self.services
+            .registry
+            .update_app(client_id, changes)
+            .await
+            .expect("update the application");
+    }
+
     pub async fn user(&self, user_name: &str, roles: &[&str]) {
         self.services
             .registry
