@@ -25,7 +25,10 @@ pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
 /// RFC 8414 §2: what this server supports, and nothing it does not.
 pub async fn discovery(State(state): State<AppState>) -> impl IntoResponse {
     let issuer = state.tokens.issuer();
-    let auth_methods = ["client_secret_basic", "client_secret_post"];
+    let secret_methods = ["client_secret_basic", "client_secret_post"];
+    // Public clients present only their client_id (`none`) at the token and revocation
+    // endpoints; introspection is for confidential clients.
+    let all_methods = ["client_secret_basic", "client_secret_post", "none"];
     let signing_algs: Vec<&str> = {
         let ring = state.tokens.key_ring();
         let mut algs: Vec<&str> = ring
@@ -67,9 +70,9 @@ pub async fn discovery(State(state): State<AppState>) -> impl IntoResponse {
         ],
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
-        "token_endpoint_auth_methods_supported": auth_methods,
-        "introspection_endpoint_auth_methods_supported": auth_methods,
-        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_methods_supported": all_methods,
+        "introspection_endpoint_auth_methods_supported": secret_methods,
+        "revocation_endpoint_auth_methods_supported": all_methods,
         "access_token_signing_alg_values_supported": signing_algs,
     }))
 }
