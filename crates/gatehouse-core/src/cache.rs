@@ -97,29 +97,35 @@ impl<T> RecordCache<T> {
     }
 }
 
-/// The caches of the registry: applications by client_id, users by id.
+/// The caches of the registry: applications by client_id, users by id and by name.
 pub struct RegistryCache {
     pub clients: RecordCache<Client>,
     pub users: RecordCache<User>,
+    pub users_by_name: RecordCache<User>,
 }
 
 impl RegistryCache {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         RegistryCache {
             clients: RecordCache::new(clock.clone()),
-            users: RecordCache::new(clock),
+            users: RecordCache::new(clock.clone()),
+            users_by_name: RecordCache::new(clock),
         }
     }
 
     /// Applies a change notice from the store (`client:ID`, or `user:…` which clears every
-    /// user, since notices name users by name while the cache keys them by id).
+    /// cached user, since notices name users by name while one cache keys them by id).
     pub fn apply_notice(&self, notice: &str) {
         match notice.split_once(':') {
             Some(("client", client_id)) => self.clients.invalidate(client_id),
-            Some(("user", _)) => self.users.clear(),
+            Some(("user", _)) => {
+                self.users.clear();
+                self.users_by_name.clear();
+            }
             _ => {
                 self.clients.clear();
                 self.users.clear();
+                self.users_by_name.clear();
             }
         }
     }

@@ -205,6 +205,16 @@ impl TokenService {
             .await
     }
 
+    /// A user by name, from the cache when it is fresh.
+    pub async fn user_by_name(&self, user_name: &str) -> Result<Option<Arc<User>>, Error> {
+        self.cache
+            .users_by_name
+            .get(user_name, || async {
+                Ok(self.store.find_user_by_name(user_name).await?)
+            })
+            .await
+    }
+
     /// A user by id, from the cache when it is fresh.
     pub async fn user(&self, user_id: &str) -> Result<Option<Arc<User>>, Error> {
         self.cache

@@ -12,7 +12,6 @@ use crate::pkce::{self, ChallengeMethod};
 use crate::scope::ScopeSet;
 use crate::store::CodeRedemption;
 use crate::token::{GrantLink, TokenResponse};
-use crate::user::User;
 
 pub struct AuthorizationCodeGrant;
 
@@ -75,10 +74,10 @@ impl TokenGrant for AuthorizationCodeGrant {
             (None, None) => {}
         }
         let user = context
-            .store
-            .find_user_by_id(&record.user_id)
+            .tokens
+            .user(&record.user_id)
             .await?
-            .filter(User::can_authenticate)
+            .filter(|u| u.can_authenticate())
             .ok_or_else(|| invalid("the user is no longer active"))?;
         let scope = ScopeSet::parse(&record.scope)?;
         let link = GrantLink {

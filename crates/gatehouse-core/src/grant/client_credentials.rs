@@ -8,7 +8,6 @@ use crate::Error;
 use crate::client::{ClientType, GrantType};
 use crate::scope::ScopeSet;
 use crate::token::{Issue, TokenResponse};
-use crate::user::User;
 
 pub struct ClientCredentialsGrant;
 
@@ -38,10 +37,10 @@ impl TokenGrant for ClientCredentialsGrant {
         let user = match &client.run_as {
             Some(user_name) => {
                 let user = context
-                    .store
-                    .find_user_by_name(user_name)
+                    .tokens
+                    .user_by_name(user_name)
                     .await?
-                    .filter(User::can_authenticate)
+                    .filter(|u| u.can_authenticate())
                     .ok_or_else(|| {
                         Error::InvalidGrant(
                             "the client's run-as user is missing or inactive".into(),
@@ -55,7 +54,7 @@ impl TokenGrant for ClientCredentialsGrant {
             .tokens
             .issue(Issue {
                 client,
-                user: user.as_ref(),
+                user: user.as_deref(),
                 scope: &scope,
                 grant: None,
                 refresh_token: None,

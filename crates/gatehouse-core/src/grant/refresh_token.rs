@@ -10,7 +10,6 @@ use crate::client::GrantType;
 use crate::scope::ScopeSet;
 use crate::store::RefreshRotation;
 use crate::token::{GrantLink, Issue, TokenResponse};
-use crate::user::User;
 
 pub struct RefreshTokenGrant;
 
@@ -53,10 +52,10 @@ impl TokenGrant for RefreshTokenGrant {
             None => granted.clone(),
         };
         let user = context
-            .store
-            .find_user_by_id(&record.user_id)
+            .tokens
+            .user(&record.user_id)
             .await?
-            .filter(User::can_authenticate)
+            .filter(|u| u.can_authenticate())
             .ok_or_else(|| invalid("the user is no longer active"))?;
         let link = GrantLink {
             grant_id: &record.grant_id,

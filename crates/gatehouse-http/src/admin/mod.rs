@@ -53,7 +53,7 @@ impl FromRequestParts<AppState> for RegistryAdmin {
             return Err(Error::InsufficientScope(ADMIN_SCOPE.into()).into());
         }
         let user = match &token.user_id {
-            Some(id) => state.store.find_user_by_id(id).await?,
+            Some(id) => state.tokens.user(id).await?,
             None => None,
         };
         match user {

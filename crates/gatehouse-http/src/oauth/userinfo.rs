@@ -5,7 +5,6 @@ use axum::Json;
 use axum::extract::State;
 use gatehouse_core::Error;
 use gatehouse_core::token::user_claims;
-use gatehouse_core::user::User;
 
 use crate::error::ApiError;
 use crate::extract::Bearer;
@@ -23,10 +22,10 @@ pub async fn userinfo(
         .as_deref()
         .ok_or_else(|| Error::InvalidToken("the token acts for no user".into()))?;
     let user = state
-        .store
-        .find_user_by_id(user_id)
+        .tokens
+        .user(user_id)
         .await?
-        .filter(User::can_authenticate)
+        .filter(|u| u.can_authenticate())
         .ok_or_else(|| Error::InvalidToken("the token's user is no longer active".into()))?;
     Ok(Json(user_claims(&user, &token.scope)))
 }
