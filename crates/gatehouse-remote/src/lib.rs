@@ -1,0 +1,5 @@
+//! Gatehouse as an HTTP client. Everything the server fetches from other servers goes through
+//! [`fetch::Fetcher`], which bounds the time and size of every exchange, follows no redirects
+//! and speaks plain HTTP only to loopback addresses.
+
+pub mod fetch;
