@@ -214,6 +214,19 @@ impl SigningKey {
         }
     }
 
+    /// Signs `claims` as a compact JWS whose header names this key and the type `typ`.
+    pub fn sign_jws<T: serde::Serialize>(&self, typ: &str, claims: &T) -> Result<String, Error> {
+        let header = json!({"alg": self.alg.as_str(), "typ": typ, "kid": self.kid});
+        let mut jws = URL_SAFE_NO_PAD.encode(header.to_string());
+        jws.push('.');
+        let claims = serde_json::to_vec(claims).map_err(|e| Error::Internal(e.to_string()))?;
+        jws.push_str(&URL_SAFE_NO_PAD.encode(claims));
+        let signature = self.sign(jws.as_bytes())?;
+        jws.push('.');
+        jws.push_str(&URL_SAFE_NO_PAD.encode(signature));
+        Ok(jws)
+    }
+
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         let algorithm: &dyn signature::VerificationAlgorithm = match self.alg {
             SigningAlgorithm::Es256 => &signature::ECDSA_P256_SHA256_FIXED,

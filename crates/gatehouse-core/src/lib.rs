@@ -16,6 +16,7 @@ pub mod grant;
 pub mod keys;
 pub mod login;
 pub mod manifest;
+pub mod outbound;
 pub mod pkce;
 pub mod registry;
 pub mod scope;

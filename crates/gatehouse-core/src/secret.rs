@@ -40,7 +40,8 @@ pub fn sha256_base64(text: &str) -> String {
 }
 
 /// A string that must never reach a log: its `Debug` is redacted.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {
@@ -141,7 +142,8 @@ impl SecretHasher {
     }
 }
 
-/// Authenticated encryption of data at rest (private signing keys, later outbound credentials).
+/// Authenticated encryption of data at rest (private signing keys, outbound credentials and
+/// tokens).
 pub struct Sealer {
     key: LessSafeKey,
 }

@@ -8,6 +8,7 @@
 use async_trait::async_trait;
 
 use crate::client::Client;
+use crate::outbound::{ConnectionAlias, OAuthProfile, OAuthProvider, OutboundTokenRecord};
 use crate::user::User;
 
 #[derive(Debug, thiserror::Error)]
@@ -219,10 +220,47 @@ pub trait KeyStore: Send + Sync {
     async fn list_signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError>;
 }
 
+/// Outbound OAuth: providers, profiles, connection aliases (by name) and the tokens obtained.
+#[async_trait]
+pub trait OutboundStore: Send + Sync {
+    async fn insert_provider(&self, provider: &OAuthProvider) -> Result<(), StoreError>;
+    async fn update_provider(&self, provider: &OAuthProvider) -> Result<bool, StoreError>;
+    async fn find_provider(&self, name: &str) -> Result<Option<OAuthProvider>, StoreError>;
+    async fn list_providers(&self) -> Result<Vec<OAuthProvider>, StoreError>;
+    async fn delete_provider(&self, name: &str) -> Result<bool, StoreError>;
+    async fn insert_profile(&self, profile: &OAuthProfile) -> Result<(), StoreError>;
+    async fn update_profile(&self, profile: &OAuthProfile) -> Result<bool, StoreError>;
+    async fn find_profile(&self, name: &str) -> Result<Option<OAuthProfile>, StoreError>;
+    async fn list_profiles(&self) -> Result<Vec<OAuthProfile>, StoreError>;
+    /// Deletes the profile and every token obtained for it.
+    async fn delete_profile(&self, name: &str) -> Result<bool, StoreError>;
+    async fn insert_alias(&self, alias: &ConnectionAlias) -> Result<(), StoreError>;
+    async fn update_alias(&self, alias: &ConnectionAlias) -> Result<bool, StoreError>;
+    async fn find_alias(&self, name: &str) -> Result<Option<ConnectionAlias>, StoreError>;
+    async fn list_aliases(&self) -> Result<Vec<ConnectionAlias>, StoreError>;
+    async fn delete_alias(&self, name: &str) -> Result<bool, StoreError>;
+    async fn find_outbound_token(
+        &self,
+        profile: &str,
+        owner: &str,
+    ) -> Result<Option<OutboundTokenRecord>, StoreError>;
+    /// Stores the token of a (profile, owner), replacing the previous one.
+    async fn save_outbound_token(&self, token: &OutboundTokenRecord) -> Result<(), StoreError>;
+    async fn delete_outbound_tokens(&self, profile: &str) -> Result<(), StoreError>;
+}
+
 /// Everything Gatehouse persists, behind one object the server holds as `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store:
-    ClientStore + UserStore + TokenStore + GrantStore + SessionStore + KeyStore + Send + Sync
+    ClientStore
+    + UserStore
+    + TokenStore
+    + GrantStore
+    + SessionStore
+    + KeyStore
+    + OutboundStore
+    + Send
+    + Sync
 {
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -490,15 +490,7 @@ impl TokenService {
         let key = ring
             .signing_key(alg, self.clock.now())
             .ok_or_else(|| Error::Internal("no signing key is active".into()))?;
-        let header = serde_json::json!({"alg": key.alg.as_str(), "typ": typ, "kid": key.kid});
-        let mut jws = URL_SAFE_NO_PAD.encode(header.to_string());
-        jws.push('.');
-        let claims = serde_json::to_vec(claims).map_err(|e| Error::Internal(e.to_string()))?;
-        jws.push_str(&URL_SAFE_NO_PAD.encode(claims));
-        let signature = key.sign(jws.as_bytes())?;
-        jws.push('.');
-        jws.push_str(&URL_SAFE_NO_PAD.encode(signature));
-        Ok(jws)
+        key.sign_jws(typ, claims)
     }
 
     /// Checks a JWT's signature and header against our own keys and returns its claims, whether

@@ -8,6 +8,8 @@
 mod batch;
 #[macro_use]
 mod shared;
+#[macro_use]
+mod outbound;
 mod postgres;
 mod rows;
 mod sqlite;

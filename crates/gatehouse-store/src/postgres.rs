@@ -87,3 +87,4 @@ impl PostgresStore {
 }
 
 shared_store_impl!(PostgresStore);
+outbound_store_impl!(PostgresStore);

@@ -56,7 +56,7 @@ pub(crate) fn client_values(client: &Client) -> ClientValues {
     }
 }
 
-fn json_list<S: AsRef<str>>(items: &[S]) -> String {
+pub(crate) fn json_list<S: AsRef<str>>(items: &[S]) -> String {
     Value::Array(
         items
             .iter()
@@ -66,12 +66,12 @@ fn json_list<S: AsRef<str>>(items: &[S]) -> String {
     .to_string()
 }
 
-fn parse_list(column: &str, text: &str) -> Result<Vec<String>, StoreError> {
+pub(crate) fn parse_list(column: &str, text: &str) -> Result<Vec<String>, StoreError> {
     serde_json::from_str(text)
         .map_err(|e| StoreError::Backend(format!("column {column} holds invalid JSON: {e}")))
 }
 
-fn corrupt(column: &str) -> impl Fn(gatehouse_core::Error) -> StoreError + '_ {
+pub(crate) fn corrupt(column: &str) -> impl Fn(gatehouse_core::Error) -> StoreError + '_ {
     move |e| StoreError::Backend(format!("column {column}: {e}"))
 }
 

@@ -79,3 +79,4 @@ impl SqliteStore {
 }
 
 shared_store_impl!(SqliteStore);
+outbound_store_impl!(SqliteStore);
