@@ -1,5 +1,7 @@
 //! Gatehouse as an HTTP client. Everything the server fetches from other servers goes through
 //! [`fetch::Fetcher`], which bounds the time and size of every exchange, follows no redirects
-//! and speaks plain HTTP only to loopback addresses.
+//! and speaks plain HTTP only to loopback addresses. [`outbound`] obtains tokens from external
+//! OAuth providers and calls APIs through connection aliases with them.
 
 pub mod fetch;
+pub mod outbound;
