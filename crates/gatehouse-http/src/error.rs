@@ -4,7 +4,9 @@
 //! - the OAuth endpoints (token, introspection, revocation): RFC 6749 §5.2 JSON, `401` with a
 //!   `WWW-Authenticate: Basic` challenge for `invalid_client`, `Cache-Control: no-store`;
 //! - bearer-protected APIs: RFC 6750 §3 challenges (`invalid_token`, `insufficient_scope`);
-//! - both: internal failures are logged here once and answered with a bare `server_error`.
+//! - the outbound proxy: a provider or API that fails is a `502` (`504` when it was too slow)
+//!   with `error: upstream_error` and a description naming the provider's own `error`;
+//! - all: internal failures are logged here once and answered with a bare `server_error`.
 
 use std::any::Any;
 
@@ -12,6 +14,8 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::Error;
+use gatehouse_remote::fetch::FetchError;
+use gatehouse_remote::outbound::OutboundError;
 use serde_json::json;
 
 /// The realm named in every challenge.
@@ -46,6 +50,60 @@ impl IntoResponse for OAuthError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         error_response(&self.0, Surface::Api)
+    }
+}
+
+/// An error of the outbound proxy: the caller's (an [`ApiError`]) or the far side's.
+#[derive(Debug)]
+pub enum ProxyError {
+    Api(ApiError),
+    Upstream(OutboundError),
+}
+
+impl From<Error> for ProxyError {
+    fn from(error: Error) -> Self {
+        ProxyError::Api(ApiError(error))
+    }
+}
+
+impl From<ApiError> for ProxyError {
+    fn from(error: ApiError) -> Self {
+        ProxyError::Api(error)
+    }
+}
+
+impl From<OutboundError> for ProxyError {
+    fn from(error: OutboundError) -> Self {
+        match error {
+            OutboundError::Domain(error) => ProxyError::Api(ApiError(error)),
+            OutboundError::PathEscapes(_) => {
+                ProxyError::Api(ApiError(Error::invalid_request(error.to_string())))
+            }
+            other => ProxyError::Upstream(other),
+        }
+    }
+}
+
+impl IntoResponse for ProxyError {
+    fn into_response(self) -> Response {
+        match self {
+            ProxyError::Api(error) => error.into_response(),
+            ProxyError::Upstream(error) => {
+                let status = match &error {
+                    OutboundError::Provider(FetchError::Timeout)
+                    | OutboundError::Upstream(FetchError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
+                    _ => StatusCode::BAD_GATEWAY,
+                };
+                tracing::warn!(%error, "outbound call failed");
+                let body =
+                    json!({"error": "upstream_error", "error_description": error.to_string()});
+                let mut response = (status, Json(body)).into_response();
+                response
+                    .headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                response
+            }
+        }
     }
 }
 

@@ -10,6 +10,7 @@ mod extract;
 pub mod metrics;
 mod oauth;
 mod ops;
+mod outbound;
 mod pages;
 mod state;
 pub mod views;
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::header;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
             get(oauth::metadata::discovery),
         )
         .nest("/api/admin/v1", admin::routes())
+        .route("/api/outbound/{alias}/{*path}", any(outbound::proxy))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

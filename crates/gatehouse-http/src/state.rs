@@ -9,6 +9,7 @@ use gatehouse_core::session::Sessions;
 use gatehouse_core::store::Store;
 use gatehouse_core::throttle::LoginThrottle;
 use gatehouse_core::token::TokenService;
+use gatehouse_remote::outbound::TokenManager;
 
 use crate::metrics::Metrics;
 
@@ -32,5 +33,7 @@ pub struct AppState {
     /// Seals the continuation of the login and consent forms.
     pub sealer: Arc<Sealer>,
     pub metrics: Arc<Metrics>,
+    /// Outbound OAuth: tokens for external APIs, and calls through connection aliases.
+    pub outbound: Arc<TokenManager>,
     pub settings: Arc<HttpSettings>,
 }

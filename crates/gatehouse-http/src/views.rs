@@ -2,6 +2,7 @@
 //! so that scripts see one format. Secrets appear only in the answer that created them.
 
 use gatehouse_core::client::Client;
+use gatehouse_core::outbound::{ConnectionAlias, OAuthProfile, OAuthProvider};
 use gatehouse_core::user::User;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -105,6 +106,108 @@ impl From<&User> for UserView {
             managed: user.managed,
             created_at: user.created_at,
             updated_at: user.updated_at,
+        }
+    }
+}
+
+/// An external OAuth provider. Its credentials are never shown: only whether they are set.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProviderView {
+    pub name: String,
+    pub token_url: String,
+    pub authorization_url: Option<String>,
+    pub client_id: String,
+    /// `client_secret_basic`, `client_secret_post` or `private_key_jwt`.
+    pub auth_method: String,
+    /// `client_credentials`, `authorization_code`, `password` or `jwt_bearer`.
+    pub grant: String,
+    pub audience: Option<String>,
+    pub resource: Option<String>,
+    pub username: Option<String>,
+    pub has_secret: bool,
+    pub has_password: bool,
+    /// `ES256` or `RS256`, when Gatehouse signs for this provider.
+    pub signing_alg: Option<String>,
+    /// The public half of Gatehouse's signing key, to register at the provider.
+    #[schema(value_type = Option<Object>)]
+    pub public_jwk: Option<serde_json::Value>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<&OAuthProvider> for ProviderView {
+    fn from(p: &OAuthProvider) -> Self {
+        ProviderView {
+            name: p.name.clone(),
+            token_url: p.token_url.clone(),
+            authorization_url: p.authorization_url.clone(),
+            client_id: p.client_id.clone(),
+            auth_method: p.auth_method.as_str().into(),
+            grant: p.grant.as_str().into(),
+            audience: p.audience.clone(),
+            resource: p.resource.clone(),
+            username: p.username.clone(),
+            has_secret: p.client_secret_sealed.is_some(),
+            has_password: p.password_sealed.is_some(),
+            signing_alg: p.signing_alg.clone(),
+            public_jwk: p
+                .signing_public_jwk
+                .as_deref()
+                .and_then(|jwk| serde_json::from_str(jwk).ok()),
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+/// An OAuth profile: a provider and the scopes its tokens are asked for.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProfileView {
+    pub name: String,
+    pub provider: String,
+    pub scopes: Vec<String>,
+    pub per_user: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<&OAuthProfile> for ProfileView {
+    fn from(p: &OAuthProfile) -> Self {
+        ProfileView {
+            name: p.name.clone(),
+            provider: p.provider.clone(),
+            scopes: p.scopes.clone(),
+            per_user: p.per_user,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+/// A connection alias: an external API's base URL and the profile whose token it gets.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AliasView {
+    pub name: String,
+    pub base_url: String,
+    pub profile: String,
+    pub allowed_roles: Vec<String>,
+    pub timeout_seconds: i64,
+    pub max_retries: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<&ConnectionAlias> for AliasView {
+    fn from(a: &ConnectionAlias) -> Self {
+        AliasView {
+            name: a.name.clone(),
+            base_url: a.base_url.clone(),
+            profile: a.profile.clone(),
+            allowed_roles: a.allowed_roles.clone(),
+            timeout_seconds: a.timeout_seconds,
+            max_retries: a.max_retries,
+            created_at: a.created_at,
+            updated_at: a.updated_at,
         }
     }
 }

@@ -13,6 +13,7 @@ use gatehouse_http::views::{AppView, UserView};
 use serde::Serialize;
 
 use crate::config::{GlobalArgs, ServeArgs, Settings};
+use crate::outbound_cli::{CallArgs, OutboundCommand, run_call, run_outbound};
 use crate::server::Services;
 
 #[derive(Debug, Parser)]
@@ -43,6 +44,11 @@ pub enum Command {
     Keys(KeysCommand),
     /// Make the registry match a declarative TOML file.
     Apply(ApplyArgs),
+    /// Manage outbound OAuth: providers, profiles and connection aliases.
+    #[command(subcommand)]
+    Outbound(OutboundCommand),
+    /// Call an external API through a connection alias, with the alias' token.
+    Call(CallArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -528,6 +534,8 @@ pub async fn run(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
             println!("Published key {kid} ({alg}); it signs in {delay} s.");
             Ok(())
         }
+        Command::Outbound(command) => run_outbound(&services, command).await,
+        Command::Call(args) => run_call(&services, args).await,
         Command::Apply(args) => {
             let text = std::fs::read_to_string(&args.file)
                 .with_context(|| format!("cannot read {}", args.file.display()))?;

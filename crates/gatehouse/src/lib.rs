@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod outbound_cli;
 pub mod server;
 
 use clap::Parser;

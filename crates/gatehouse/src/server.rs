@@ -12,6 +12,7 @@ use gatehouse_core::cache::RegistryCache;
 use gatehouse_core::clock::{Clock, SystemClock};
 use gatehouse_core::grant::GrantRegistry;
 use gatehouse_core::manifest::{Action, ApplyOptions, Change};
+use gatehouse_core::outbound::OutboundRegistry;
 use gatehouse_core::registry::{NewUser, Registry, UserChanges};
 use gatehouse_core::secret::{self, MasterKey, Sealer, Secret};
 use gatehouse_core::session::Sessions;
@@ -20,6 +21,8 @@ use gatehouse_core::throttle::LoginThrottle;
 use gatehouse_core::token::TokenService;
 use gatehouse_http::metrics::Metrics;
 use gatehouse_http::{AppState, HttpSettings};
+use gatehouse_remote::fetch::{Fetcher, Limits};
+use gatehouse_remote::outbound::TokenManager;
 use tokio::net::TcpListener;
 
 use crate::config::Settings;
@@ -39,6 +42,7 @@ pub struct Services {
     pub sessions: Sessions,
     pub sealer: Arc<Sealer>,
     pub cache: Arc<RegistryCache>,
+    pub outbound: Arc<TokenManager>,
 }
 
 impl Services {
@@ -63,6 +67,10 @@ impl Services {
         );
         let sessions = Sessions::new(store.clone(), master_key.secret_hasher(), clock.clone());
         let sealer = Arc::new(master_key.sealer());
+        let outbound = Arc::new(TokenManager::new(
+            OutboundRegistry::new(store.clone(), sealer.clone(), clock.clone()),
+            Fetcher::new(Limits::default())?,
+        ));
         let tokens = Arc::new(TokenService::new(
             settings.issuer.clone(),
             settings.signing_alg,
@@ -80,6 +88,7 @@ impl Services {
             sessions,
             sealer,
             cache,
+            outbound,
         })
     }
 }
@@ -197,6 +206,7 @@ pub async fn serve_with(
         sessions: services.sessions.clone(),
         sealer: services.sealer.clone(),
         metrics: Arc::new(Metrics::default()),
+        outbound: services.outbound.clone(),
         settings: Arc::new(HttpSettings {
             jwks_max_age: settings.jwks_max_age,
             refresh_token_grace: settings.refresh_token_grace,

@@ -2,13 +2,14 @@
 //! holding `admin`, `oauth_admin` or `mi_admin`, and its OpenAPI document.
 
 mod apps;
+mod outbound;
 mod users;
 
 use axum::Json;
 use axum::Router;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use gatehouse_core::Error;
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -17,7 +18,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use crate::error::ApiError;
 use crate::extract::Bearer;
 use crate::state::AppState;
-use crate::views::{AppView, UserView};
+use crate::views::{AliasView, AppView, ProfileView, ProviderView, UserView};
 
 /// The scope every admin API call needs: "everything the user's roles allow".
 pub const ADMIN_SCOPE: &str = "useraccount";
@@ -38,6 +39,27 @@ pub fn routes() -> Router<AppState> {
             get(users::show).patch(users::update).delete(users::delete),
         )
         .route("/users/{user_name}/password", put(users::set_password))
+        .route(
+            "/outbound/providers",
+            get(outbound::list_providers).post(outbound::save_provider),
+        )
+        .route(
+            "/outbound/providers/{name}",
+            get(outbound::show_provider).delete(outbound::delete_provider),
+        )
+        .route(
+            "/outbound/profiles",
+            get(outbound::list_profiles).post(outbound::save_profile),
+        )
+        .route(
+            "/outbound/profiles/{name}",
+            delete(outbound::delete_profile),
+        )
+        .route(
+            "/outbound/aliases",
+            get(outbound::list_aliases).post(outbound::save_alias),
+        )
+        .route("/outbound/aliases/{name}", delete(outbound::delete_alias))
 }
 
 /// A caller allowed to manage the registry: a valid token with the `useraccount` scope whose
@@ -96,7 +118,8 @@ async fn whoami(Bearer(token): Bearer) -> Json<WhoAmI> {
 #[openapi(
     info(
         title = "Gatehouse admin API",
-        description = "The Application Registry: applications (OAuth clients) and users. \
+        description = "The Application Registry: applications (OAuth clients), users, and the \
+            providers, profiles and connection aliases of outbound OAuth. \
             Every operation except this document needs a bearer access token with the \
             `useraccount` scope whose user holds `admin`, `oauth_admin` or `mi_admin`."
     ),
@@ -105,10 +128,14 @@ async fn whoami(Bearer(token): Bearer) -> Json<WhoAmI> {
         whoami,
         apps::list, apps::create, apps::show, apps::update, apps::delete, apps::rotate_secret,
         users::list, users::create, users::show, users::update, users::delete,
-        users::set_password
+        users::set_password,
+        outbound::list_providers, outbound::save_provider, outbound::show_provider,
+        outbound::delete_provider, outbound::list_profiles, outbound::save_profile,
+        outbound::delete_profile, outbound::list_aliases, outbound::save_alias,
+        outbound::delete_alias
     ),
     components(schemas(AppView, UserView, WhoAmI, apps::AppInput, users::UserInput,
-        users::PasswordInput, ErrorBody)),
+        users::PasswordInput, ErrorBody, ProviderView, ProfileView, AliasView)),
     modifiers(&BearerAuth)
 )]
 struct AdminApi;

@@ -11,6 +11,8 @@
 //! - `keys`: staged key rotation and the JWKS;
 //! - `ops`: discovery, health, metrics, shutdown;
 //! - `people`: authorization endpoint, login and consent, code, refresh and password grants;
+//! - `outbound`: outbound OAuth against a second Gatehouse: profiles, aliases, the proxy and
+//!   `gatehouse call`;
 //! - `browser`: the person flows in headless Chromium, checked by `openid-client`.
 
 mod harness;
@@ -23,4 +25,5 @@ mod client_credentials;
 mod errors;
 mod keys;
 mod ops;
+mod outbound;
 mod people;

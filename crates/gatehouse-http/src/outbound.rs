@@ -1,0 +1,80 @@
+//! `/api/outbound/{alias}/{path…}`: calls an external API through a connection alias for a
+//! user holding one of the alias' roles. The caller's credentials stay here; the alias'
+//! token goes upstream, and the upstream's answer streams back as it arrives.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::Response;
+use gatehouse_core::Error;
+use gatehouse_remote::outbound::UpstreamRequest;
+
+use crate::admin::ADMIN_SCOPE;
+use crate::error::ProxyError;
+use crate::extract::Bearer;
+use crate::state::AppState;
+
+pub async fn proxy(
+    State(state): State<AppState>,
+    Path((alias, _)): Path<(String, String)>,
+    Bearer(token): Bearer,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ProxyError> {
+    if !token.scope.contains(ADMIN_SCOPE) {
+        return Err(Error::InsufficientScope(ADMIN_SCOPE.into()).into());
+    }
+    let route = state.outbound.registry().route(&alias).await?;
+    let user = match &token.user_id {
+        Some(id) => state.tokens.user(id).await?,
+        None => None,
+    };
+    let allowed = user.as_ref().is_some_and(|u| {
+        u.active
+            && route
+                .alias
+                .allowed_roles
+                .iter()
+                .any(|role| u.has_role(role))
+    });
+    if !allowed {
+        return Err(Error::Forbidden(format!(
+            "calling {alias:?} needs one of the roles {}",
+            route.alias.allowed_roles.join(", ")
+        ))
+        .into());
+    }
+    // The path as sent, not decoded: the remote side resolves it below the base URL.
+    let prefix = format!("/api/outbound/{alias}");
+    let path = uri.path().strip_prefix(&prefix).unwrap_or_default();
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    };
+    let header_text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let request = UpstreamRequest {
+        method: method.as_str().to_owned(),
+        path_and_query,
+        content_type: header_text(header::CONTENT_TYPE),
+        accept: header_text(header::ACCEPT),
+        body,
+    };
+    let user_id = user.as_ref().map(|u| u.id.as_str());
+    let upstream = state.outbound.call(&route, user_id, &request).await?;
+    let mut response = Response::builder()
+        .status(StatusCode::from_u16(upstream.status).unwrap_or(StatusCode::BAD_GATEWAY));
+    if let Some(content_type) = &upstream.content_type {
+        response = response.header(header::CONTENT_TYPE, content_type);
+    }
+    response
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::from_stream(upstream.into_stream()))
+        .map_err(|e| Error::Internal(format!("relaying the answer: {e}")).into())
+}

@@ -1,0 +1,529 @@
+//! Outbound OAuth against a second Gatehouse on 127.0.0.1 as the external provider (and its
+//! admin API as the external API): client credentials, password and refresh, the proxy
+//! endpoint and `gatehouse call`, single flight, renewal after a 401, and providers that are
+//! down, slow or answer garbage.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+
+use gatehouse_core::client::{GrantType, TokenFormat};
+use gatehouse_core::clock::Clock;
+use gatehouse_core::outbound::{
+    AliasSpec, ClientAuthMethod, OutboundRegistry, ProfileSpec, ProviderSpec, Route, SYSTEM_OWNER,
+};
+use gatehouse_core::registry::AppChanges;
+use gatehouse_core::secret::Secret;
+use gatehouse_remote::fetch::{Fetcher, Limits};
+use gatehouse_remote::outbound::{OutboundError, TokenManager};
+use serde_json::Value;
+
+use crate::cli::gatehouse;
+use crate::harness::{Backend, TestApp, TestServer, post_form, server_test, uuid_like};
+
+/// The external provider: another Gatehouse, with a service user whose tokens may call its
+/// admin API, and a client-credentials application acting as that user.
+struct Provider {
+    server: TestServer,
+    app: TestApp,
+}
+
+async fn provider() -> Provider {
+    let server = TestServer::start(Backend::Sqlite)
+        .await
+        .expect("SQLite is always available");
+    server.user("integration-svc", &["oauth_admin"]).await;
+    let app = server
+        .app(
+            TokenFormat::Opaque,
+            &["useraccount"],
+            Some("integration-svc"),
+        )
+        .await;
+    Provider { server, app }
+}
+
+/// Token requests the provider has answered for `grant_type`, whatever the outcome.
+async fn token_requests(provider: &TestServer, grant_type: &str) -> u64 {
+    let metrics = provider
+        .http
+        .get(provider.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("gatehouse_token_requests_total{{grant_type=\"{grant_type}\",");
+    metrics
+        .lines()
+        .filter(|line| line.starts_with(&prefix))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+fn provider_spec(name: &str, token_url: String, app: &TestApp) -> ProviderSpec {
+    ProviderSpec {
+        name: name.into(),
+        token_url,
+        authorization_url: None,
+        client_id: app.client_id.clone(),
+        client_secret: Some(Secret::new(app.secret.clone())),
+        auth_method: ClientAuthMethod::ClientSecretBasic,
+        grant: GrantType::ClientCredentials,
+        audience: None,
+        resource: None,
+        username: None,
+        password: None,
+        signing_alg: None,
+    }
+}
+
+/// Registers provider, profile and alias `name` on `server`, the alias pointing at the
+/// provider's admin API and open to the `integration` role.
+async fn connect(server: &TestServer, name: &str, spec: ProviderSpec, api_base: String) -> Route {
+    let registry = server.services.outbound.registry();
+    registry.save_provider(spec).await.expect("provider");
+    registry
+        .save_profile(ProfileSpec {
+            name: name.into(),
+            provider: name.into(),
+            scopes: vec!["useraccount".into()],
+            per_user: false,
+        })
+        .await
+        .expect("profile");
+    registry
+        .save_alias(AliasSpec {
+            name: name.into(),
+            base_url: api_base,
+            profile: name.into(),
+            allowed_roles: vec!["integration".into()],
+            timeout_seconds: Some(2),
+            max_retries: Some(1),
+        })
+        .await
+        .expect("alias");
+    registry.route(name).await.unwrap()
+}
+
+async fn proxy_get(server: &TestServer, path: &str, token: &str) -> (u16, Value) {
+    let response = server
+        .http
+        .get(server.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+server_test!(
+    client_credentials_token_serves_the_proxy_and_stays_sealed,
+    |server| {
+        let provider = provider().await;
+        let route = connect(
+            &server,
+            "crm",
+            provider_spec("crm", provider.server.url("/oauth/token"), &provider.app),
+            provider.server.url("/api/admin/v1"),
+        )
+        .await;
+        let caller = server.token_for_role("integration").await;
+
+        let (status, body) = proxy_get(&server, "/api/outbound/crm/whoami", &caller).await;
+        assert_eq!(status, 200, "{body}");
+        // The provider saw the alias' token (its own application), not the caller's.
+        assert_eq!(body["client_id"], provider.app.client_id);
+        assert_eq!(body["user_name"], "integration-svc");
+        let (status, _) = proxy_get(&server, "/api/outbound/crm/whoami?x=1", &caller).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            token_requests(&provider.server, "client_credentials").await,
+            1
+        );
+
+        // At rest the token is sealed: its text appears nowhere in the record.
+        let registry = server.services.outbound.registry();
+        let record = registry
+            .find_token("crm", SYSTEM_OWNER)
+            .await
+            .unwrap()
+            .expect("stored");
+        let clear = registry.open_token(&record).unwrap();
+        let needle = clear.access_token.expose().as_bytes();
+        assert!(
+            !record
+                .access_token_sealed
+                .windows(needle.len())
+                .any(|w| w == needle)
+        );
+        // No API shows the client secret back.
+        let admin = server.token_for_role("admin").await;
+        let (status, view) =
+            proxy_get(&server, "/api/admin/v1/outbound/providers/crm", &admin).await;
+        assert_eq!(status, 200);
+        assert_eq!(view["has_secret"], true);
+        assert!(!view.to_string().contains(&provider.app.secret));
+
+        // A user without one of the alias' roles is refused, and nothing is fetched for them.
+        let outsider = server.token_for_role("someone_else").await;
+        let (status, body) = proxy_get(&server, "/api/outbound/crm/whoami", &outsider).await;
+        assert_eq!(status, 403, "{body}");
+        let (status, body) = proxy_get(&server, "/api/outbound/nope/whoami", &caller).await;
+        assert_eq!(status, 404, "{body}");
+
+        // A restart (a new manager over the same database) uses the stored token.
+        let restarted = TokenManager::new(
+            OutboundRegistry::new(
+                server.services.store.clone(),
+                server.services.sealer.clone(),
+                Arc::new(gatehouse_core::clock::SystemClock),
+            ),
+            Fetcher::new(Limits::default()).unwrap(),
+        );
+        let token = restarted.access_token(&route, SYSTEM_OWNER).await.unwrap();
+        assert_eq!(token, clear.access_token);
+        assert_eq!(
+            token_requests(&provider.server, "client_credentials").await,
+            1
+        );
+    }
+);
+
+server_test!(hundred_concurrent_calls_make_one_token_request, |server| {
+    let provider = provider().await;
+    connect(
+        &server,
+        "erp",
+        provider_spec("erp", provider.server.url("/oauth/token"), &provider.app),
+        provider.server.url("/api/admin/v1"),
+    )
+    .await;
+    let caller = server.token_for_role("integration").await;
+    let url = server.url("/api/outbound/erp/whoami");
+    let calls = (0..100).map(|_| {
+        let request = server.http.get(&url).bearer_auth(&caller).send();
+        async move { request.await.unwrap().status().as_u16() }
+    });
+    let statuses = all_concurrently(calls).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(
+        token_requests(&provider.server, "client_credentials").await,
+        1
+    );
+});
+
+/// Runs the futures concurrently on the runtime and collects their results in order.
+async fn all_concurrently<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut results = Vec::new();
+    for handle in handles {
+        results.push(handle.await.unwrap());
+    }
+    results
+}
+
+server_test!(
+    a_rejected_token_is_renewed_once_and_the_call_retried,
+    |server| {
+        let provider = provider().await;
+        let route = connect(
+            &server,
+            "hr",
+            provider_spec("hr", provider.server.url("/oauth/token"), &provider.app),
+            provider.server.url("/api/admin/v1"),
+        )
+        .await;
+        let caller = server.token_for_role("integration").await;
+        let (status, _) = proxy_get(&server, "/api/outbound/hr/whoami", &caller).await;
+        assert_eq!(status, 200);
+        // The provider revokes the token long before it expires.
+        let first = server
+            .services
+            .outbound
+            .access_token(&route, SYSTEM_OWNER)
+            .await
+            .unwrap();
+        let (status, _, _) = post_form(
+            &provider.server,
+            "/oauth/revoke",
+            Some((&provider.app.client_id, &provider.app.secret)),
+            &[("token", first.expose())],
+        )
+        .await;
+        assert_eq!(status, 200);
+
+        let (status, body) = proxy_get(&server, "/api/outbound/hr/whoami", &caller).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            token_requests(&provider.server, "client_credentials").await,
+            2
+        );
+        let second = server
+            .services
+            .outbound
+            .access_token(&route, SYSTEM_OWNER)
+            .await
+            .unwrap();
+        assert_ne!(first, second);
+    }
+);
+
+/// A clock the test moves, so expiry needs no sleeping.
+struct TestClock(AtomicI64);
+
+impl Clock for TestClock {
+    fn now(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+server_test!(
+    password_grant_tokens_are_refreshed_and_re_requested_when_refresh_fails,
+    |server| {
+        let provider = provider().await;
+        let app = provider
+            .server
+            .app_with(AppChanges {
+                name: Some("password app".into()),
+                grant_types: Some(vec![GrantType::Password, GrantType::RefreshToken]),
+                allowed_scopes: Some(vec!["useraccount".into()]),
+                access_token_lifespan: Some(600),
+                ..AppChanges::default()
+            })
+            .await;
+        let mut spec = provider_spec("files", provider.server.url("/oauth/token"), &app);
+        spec.grant = GrantType::Password;
+        spec.auth_method = ClientAuthMethod::ClientSecretPost;
+        spec.username = Some("integration-svc".into());
+        spec.password = Some(Secret::new("a long enough password"));
+        let route = connect(&server, "files", spec, provider.server.url("/api/admin/v1")).await;
+
+        let now = gatehouse_core::clock::SystemClock.now();
+        let clock = Arc::new(TestClock(AtomicI64::new(now)));
+        let manager = TokenManager::new(
+            OutboundRegistry::new(
+                server.services.store.clone(),
+                server.services.sealer.clone(),
+                clock.clone(),
+            ),
+            Fetcher::new(Limits::default()).unwrap(),
+        );
+        let first = manager.access_token(&route, SYSTEM_OWNER).await.unwrap();
+        assert_eq!(token_requests(&provider.server, "password").await, 1);
+        // Within its life the token is reused.
+        clock.0.store(now + 300, Ordering::SeqCst);
+        assert_eq!(
+            manager.access_token(&route, SYSTEM_OWNER).await.unwrap(),
+            first
+        );
+        // In its last minute it is refreshed with the refresh token.
+        clock.0.store(now + 541, Ordering::SeqCst);
+        let refreshed = manager.access_token(&route, SYSTEM_OWNER).await.unwrap();
+        assert_ne!(refreshed, first);
+        assert_eq!(token_requests(&provider.server, "refresh_token").await, 1);
+        assert_eq!(token_requests(&provider.server, "password").await, 1);
+
+        // When the provider no longer accepts the refresh token, the password grant runs again.
+        let registry = manager.registry();
+        let stored = registry
+            .open_token(
+                &registry
+                    .find_token("files", SYSTEM_OWNER)
+                    .await
+                    .unwrap()
+                    .unwrap(),
+            )
+            .unwrap();
+        let refresh_token = stored.refresh_token.expect("a refresh token");
+        let (status, _, _) = post_form(
+            &provider.server,
+            "/oauth/revoke",
+            Some((&app.client_id, &app.secret)),
+            &[("token", refresh_token.expose())],
+        )
+        .await;
+        assert_eq!(status, 200);
+        clock.0.store(now + 541 + 541, Ordering::SeqCst);
+        let again = manager.access_token(&route, SYSTEM_OWNER).await.unwrap();
+        assert_ne!(again, refreshed);
+        assert_eq!(token_requests(&provider.server, "refresh_token").await, 2);
+        assert_eq!(token_requests(&provider.server, "password").await, 2);
+    }
+);
+
+server_test!(
+    gatehouse_call_prints_the_body_or_one_line_with_the_provider_error,
+    |server| {
+        let provider = provider().await;
+        connect(
+            &server,
+            "billing",
+            provider_spec(
+                "billing",
+                provider.server.url("/oauth/token"),
+                &provider.app,
+            ),
+            provider.server.url("/api/admin/v1"),
+        )
+        .await;
+        let output = gatehouse(&server, &["call", "billing", "whoami"], &[]).await;
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let body: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(body["client_id"], provider.app.client_id);
+        // A path that climbs out of the base URL is refused before anything is sent.
+        let output = gatehouse(&server, &["call", "billing", "../../metrics"], &[]).await;
+        assert!(!output.status.success());
+        assert!(String::from_utf8_lossy(&output.stderr).contains("leaves the alias' base URL"));
+
+        // A wrong secret: the provider's own error, on one line, and a failing exit status.
+        let mut wrong = provider_spec(
+            "billing",
+            provider.server.url("/oauth/token"),
+            &provider.app,
+        );
+        wrong.client_secret = Some(Secret::new("x".repeat(43)));
+        server
+            .services
+            .outbound
+            .registry()
+            .save_provider(wrong)
+            .await
+            .unwrap();
+        let output = gatehouse(&server, &["call", "billing", "GET", "/whoami"], &[]).await;
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("invalid_client"), "{stderr}");
+        assert!(
+            server
+                .services
+                .outbound
+                .registry()
+                .find_token("billing", SYSTEM_OWNER)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+);
+
+/// A provider that accepts connections and answers whatever `answer` says, counting requests.
+async fn fake_provider(answer: Option<&'static str>) -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let counter = count.clone();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut open = Vec::new();
+        while let Ok((mut socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut buffer = [0u8; 4096];
+            let _ = socket.read(&mut buffer).await;
+            match answer {
+                Some(text) => {
+                    let _ = socket.write_all(text.as_bytes()).await;
+                }
+                // Never answers: the connection is kept open and silent.
+                None => open.push(socket),
+            }
+        }
+    });
+    (format!("http://{address}/token"), count)
+}
+
+server_test!(
+    providers_down_slow_or_garbled_give_clear_errors_and_store_nothing,
+    |server| {
+        let provider = provider().await;
+        let caller = server.token_for_role("integration").await;
+        let closed = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}/token", listener.local_addr().unwrap())
+        };
+        let (silent, _) = fake_provider(None).await;
+        let (html, _) = fake_provider(Some(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: 13\r\nconnection: close\r\n\r\n<html></html>",
+    ))
+    .await;
+        let (no_token, _) = fake_provider(Some(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 22\r\nconnection: close\r\n\r\n{\"token_type\":\"Bearer\"}",
+    ))
+    .await;
+        let (busy, busy_count) = fake_provider(Some(
+        "HTTP/1.1 503 Service Unavailable\r\nretry-after: 0\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+    ))
+    .await;
+        let cases = [
+            ("down", closed, 502, "could not connect"),
+            ("slow", silent, 504, "no answer within the time limit"),
+            ("garbled", html, 502, "not a token response"),
+            ("tokenless", no_token, 502, "not a token response"),
+            ("busy", busy, 502, "answered HTTP 503"),
+        ];
+        for (name, token_url, status, message) in cases {
+            connect(
+                &server,
+                name,
+                provider_spec(name, token_url, &provider.app),
+                provider.server.url("/api/admin/v1"),
+            )
+            .await;
+            let (got, body) =
+                proxy_get(&server, &format!("/api/outbound/{name}/whoami"), &caller).await;
+            assert_eq!(got, status, "{name}: {body}");
+            assert_eq!(body["error"], "upstream_error", "{name}");
+            let description = body["error_description"].as_str().unwrap();
+            assert!(description.contains(message), "{name}: {description}");
+            assert!(
+                server
+                    .services
+                    .outbound
+                    .registry()
+                    .find_token(name, SYSTEM_OWNER)
+                    .await
+                    .unwrap()
+                    .is_none(),
+                "{name}"
+            );
+        }
+        // A server error is retried as the alias says (one retry), honouring Retry-After.
+        assert_eq!(busy_count.load(Ordering::SeqCst), 2);
+
+        // The same through the manager: the provider's refusal carries its error code.
+        let route = connect(
+            &server,
+            "refused",
+            {
+                let mut spec = provider_spec(
+                    "refused",
+                    provider.server.url("/oauth/token"),
+                    &provider.app,
+                );
+                spec.client_secret = Some(Secret::new(uuid_like()));
+                spec
+            },
+            provider.server.url("/api/admin/v1"),
+        )
+        .await;
+        match server
+            .services
+            .outbound
+            .access_token(&route, SYSTEM_OWNER)
+            .await
+        {
+            Err(OutboundError::Refused { error, .. }) => assert_eq!(error, "invalid_client"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+);
