@@ -5,6 +5,9 @@ use std::sync::Arc;
 
 use gatehouse_core::client::{Client, ClientType, GrantType, TokenFormat};
 use gatehouse_core::keys::SigningAlgorithm;
+use gatehouse_core::outbound::{
+    ClientAuthMethod, ConnectionAlias, OAuthProfile, OAuthProvider, OutboundTokenRecord,
+};
 use gatehouse_core::store::{
     AccessTokenRecord, AuthorizationCodeRecord, CodeRedemption, ConsentRecord, RefreshRotation,
     RefreshTokenRecord, SessionRecord, Store, StoreError, StoredSigningKey,
@@ -502,3 +505,101 @@ storage_test!(revoked_jwts_are_listed_until_they_expire, |store| {
         vec![("live".to_owned(), 100)]
     );
 });
+
+fn provider(name: &str) -> OAuthProvider {
+    OAuthProvider {
+        name: name.into(),
+        token_url: "https://idp.example/token".into(),
+        authorization_url: Some("https://idp.example/authorize".into()),
+        client_id: "gatehouse".into(),
+        client_secret_sealed: Some(vec![1, 2, 3]),
+        auth_method: ClientAuthMethod::PrivateKeyJwt,
+        grant: GrantType::AuthorizationCode,
+        audience: Some("api".into()),
+        resource: None,
+        username: None,
+        password_sealed: None,
+        signing_key_sealed: Some(vec![0, 255]),
+        signing_kid: Some("kid".into()),
+        signing_alg: Some("ES256".into()),
+        signing_public_jwk: Some("{}".into()),
+        created_at: 1,
+        updated_at: 2,
+    }
+}
+
+storage_test!(
+    outbound_records_round_trip_and_tokens_replace_each_other,
+    |store| {
+        let mut crm = provider("crm");
+        store.insert_provider(&crm).await.unwrap();
+        assert!(matches!(
+            store.insert_provider(&crm).await,
+            Err(StoreError::Conflict(_))
+        ));
+        crm.audience = None;
+        crm.client_secret_sealed = None;
+        assert!(store.update_provider(&crm).await.unwrap());
+        assert_eq!(store.find_provider("crm").await.unwrap(), Some(crm.clone()));
+        let profile = OAuthProfile {
+            name: "crm-read".into(),
+            provider: "crm".into(),
+            scopes: vec!["a".into(), "b".into()],
+            per_user: true,
+            created_at: 1,
+            updated_at: 1,
+        };
+        store.insert_profile(&profile).await.unwrap();
+        assert_eq!(store.list_profiles().await.unwrap(), vec![profile.clone()]);
+        let alias = ConnectionAlias {
+            name: "crm".into(),
+            base_url: "https://crm.example/api".into(),
+            profile: "crm-read".into(),
+            allowed_roles: vec!["integration".into()],
+            timeout_seconds: 5,
+            max_retries: 1,
+            created_at: 1,
+            updated_at: 1,
+        };
+        store.insert_alias(&alias).await.unwrap();
+        assert_eq!(store.find_alias("crm").await.unwrap(), Some(alias));
+
+        let mut token = OutboundTokenRecord {
+            profile: "crm-read".into(),
+            owner: "user-1".into(),
+            access_token_sealed: vec![9; 40],
+            refresh_token_sealed: Some(vec![8; 40]),
+            obtained_at: 10,
+            expires_at: Some(20),
+        };
+        store.save_outbound_token(&token).await.unwrap();
+        token.access_token_sealed = vec![7; 40];
+        token.refresh_token_sealed = None;
+        token.expires_at = None;
+        store.save_outbound_token(&token).await.unwrap();
+        assert_eq!(
+            store
+                .find_outbound_token("crm-read", "user-1")
+                .await
+                .unwrap(),
+            Some(token)
+        );
+        assert_eq!(
+            store.find_outbound_token("crm-read", "").await.unwrap(),
+            None
+        );
+
+        assert!(store.delete_alias("crm").await.unwrap());
+        // Deleting a profile takes its tokens along.
+        assert!(store.delete_profile("crm-read").await.unwrap());
+        assert_eq!(
+            store
+                .find_outbound_token("crm-read", "user-1")
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(store.delete_provider("crm").await.unwrap());
+        assert!(!store.delete_provider("crm").await.unwrap());
+    }
+);
