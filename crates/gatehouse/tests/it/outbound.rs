@@ -527,3 +527,193 @@ server_test!(
         }
     }
 );
+
+server_test!(
+    the_declarative_file_manages_outbound_records_and_keeps_their_tokens,
+    |server| {
+        let provider = provider().await;
+        let file = server.data_dir().join("outbound.toml");
+        let write = |scopes: &str| {
+            std::fs::write(
+            &file,
+            format!(
+                "[[oauth_provider]]\nname = \"ledger\"\ntoken_url = \"{}\"\nclient_id = \"{}\"\n\
+                 client_secret_env = \"LEDGER_SECRET\"\n\n\
+                 [[oauth_profile]]\nname = \"ledger\"\nprovider = \"ledger\"\nscopes = [{scopes}]\n\n\
+                 [[connection_alias]]\nname = \"ledger\"\nbase_url = \"{}\"\nprofile = \"ledger\"\n\
+                 allowed_roles = [\"integration\"]\n",
+                provider.server.url("/oauth/token"),
+                provider.app.client_id,
+                provider.server.url("/api/admin/v1"),
+            ),
+        )
+        .unwrap();
+        };
+        write("\"useraccount\"");
+        let path = file.to_str().unwrap();
+        let env = [("LEDGER_SECRET", provider.app.secret.as_str())];
+        let output = gatehouse(&server, &["apply", path, "--json"], &env).await;
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let changes: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(changes.as_array().unwrap().len(), 3, "{changes}");
+
+        let output = gatehouse(&server, &["call", "ledger", "whoami"], &[]).await;
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let registry = server.services.outbound.registry();
+        assert!(
+            registry
+                .find_token("ledger", SYSTEM_OWNER)
+                .await
+                .unwrap()
+                .is_some()
+        );
+
+        // The same file again changes nothing, and the token survives.
+        let output = gatehouse(&server, &["apply", path, "--json"], &env).await;
+        let changes: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(changes, serde_json::json!([]));
+        assert!(
+            registry
+                .find_token("ledger", SYSTEM_OWNER)
+                .await
+                .unwrap()
+                .is_some()
+        );
+
+        // Other scopes: the profile is updated and its token dropped.
+        write("\"useraccount\", \"profile\"");
+        let output = gatehouse(&server, &["apply", path, "--json"], &env).await;
+        let changes: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(changes[0]["kind"], "oauth_profile", "{changes}");
+        assert_eq!(changes[0]["fields"], serde_json::json!(["scopes"]));
+        assert!(
+            registry
+                .find_token("ledger", SYSTEM_OWNER)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+);
+
+server_test!(
+    the_admin_api_manages_outbound_records_without_showing_secrets,
+    |server| {
+        let admin = server.token_for_role("oauth_admin").await;
+        let post = |path: &'static str, body: Value| {
+            let request = server
+                .http
+                .post(server.url(&format!("/api/admin/v1/outbound/{path}")))
+                .bearer_auth(&admin)
+                .json(&body)
+                .send();
+            async move {
+                let response = request.await.unwrap();
+                let status = response.status().as_u16();
+                (
+                    status,
+                    response.json::<Value>().await.unwrap_or(Value::Null),
+                )
+            }
+        };
+        let secret = "a-client-secret-nobody-may-read-back";
+        let (status, view) = post(
+            "providers",
+            serde_json::json!({
+                "name": "signer", "token_url": "https://idp.example/token", "client_id": "gh",
+                "client_secret": secret, "auth_method": "private_key_jwt", "signing_alg": "ES256",
+            }),
+        )
+        .await;
+        assert_eq!(status, 200, "{view}");
+        assert_eq!(view["has_secret"], true);
+        assert_eq!(view["public_jwk"]["kty"], "EC");
+        assert!(view["public_jwk"].get("d").is_none(), "{view}");
+        assert!(!view.to_string().contains(secret));
+        // Saving again without the secret keeps it, and keeps the key.
+        let (_, again) = post(
+            "providers",
+            serde_json::json!({
+                "name": "signer", "token_url": "https://idp.example/token", "client_id": "gh",
+                "auth_method": "private_key_jwt", "signing_alg": "ES256",
+            }),
+        )
+        .await;
+        assert_eq!(again["has_secret"], true);
+        assert_eq!(again["public_jwk"], view["public_jwk"]);
+        // Plain HTTP to another machine is refused: credentials would travel in clear.
+        let (status, body) = post(
+            "providers",
+            serde_json::json!({"name": "open", "token_url": "http://idp.example/token",
+            "client_id": "gh", "client_secret": secret}),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        let (status, _) = post(
+            "profiles",
+            serde_json::json!({"name": "signer", "provider": "signer", "scopes": ["read"]}),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let (status, alias) = post(
+            "aliases",
+            serde_json::json!({"name": "signer", "base_url": "https://api.example/v1/",
+            "profile": "signer", "allowed_roles": ["integration"]}),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(alias["base_url"], "https://api.example/v1");
+        assert_eq!(alias["max_retries"], 2);
+
+        let delete = |path: &str| {
+            server
+                .http
+                .delete(server.url(&format!("/api/admin/v1/outbound/{path}")))
+                .bearer_auth(&admin)
+                .send()
+        };
+        // In use: refused, until what uses it is gone.
+        assert_eq!(delete("providers/signer").await.unwrap().status(), 409);
+        assert_eq!(delete("profiles/signer").await.unwrap().status(), 409);
+        assert_eq!(delete("aliases/signer").await.unwrap().status(), 204);
+        assert_eq!(delete("profiles/signer").await.unwrap().status(), 204);
+        assert_eq!(delete("providers/signer").await.unwrap().status(), 204);
+        assert_eq!(delete("providers/signer").await.unwrap().status(), 404);
+
+        // Without a registry role: refused.
+        let other = server.token_for_role("integration").await;
+        let response = server
+            .http
+            .get(server.url("/api/admin/v1/outbound/providers"))
+            .bearer_auth(&other)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403);
+        let document: Value = server
+            .http
+            .get(server.url("/api/admin/v1/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for path in [
+            "/outbound/providers",
+            "/outbound/providers/{name}",
+            "/outbound/profiles",
+            "/outbound/aliases",
+        ] {
+            assert!(document["paths"].get(path).is_some(), "{path}");
+        }
+    }
+);
