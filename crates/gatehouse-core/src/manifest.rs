@@ -15,6 +15,7 @@ use crate::client::{
     Client, ClientType, DEFAULT_ACCESS_TOKEN_LIFESPAN, DEFAULT_REFRESH_TOKEN_LIFESPAN, GrantType,
     TokenFormat,
 };
+use crate::outbound::{AliasSpec, ProfileSpec, ProviderEntry};
 use crate::registry::{AppChanges, NewApp, NewUser, Registry, UserChanges};
 use crate::secret::Secret;
 use crate::user::{self, User};
@@ -27,6 +28,24 @@ pub struct Manifest {
     pub applications: Vec<AppEntry>,
     #[serde(default, rename = "user", skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<UserEntry>,
+    #[serde(
+        default,
+        rename = "oauth_provider",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub oauth_providers: Vec<ProviderEntry>,
+    #[serde(
+        default,
+        rename = "oauth_profile",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub oauth_profiles: Vec<ProfileSpec>,
+    #[serde(
+        default,
+        rename = "connection_alias",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub connection_aliases: Vec<AliasSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -187,7 +206,12 @@ impl Manifest {
     }
 }
 
-fn change(action: Action, kind: &'static str, key: &str, fields: Vec<&'static str>) -> Change {
+pub(crate) fn change(
+    action: Action,
+    kind: &'static str,
+    key: &str,
+    fields: Vec<&'static str>,
+) -> Change {
     Change {
         action,
         kind,
@@ -197,7 +221,7 @@ fn change(action: Action, kind: &'static str, key: &str, fields: Vec<&'static st
     }
 }
 
-fn resolve(
+pub(crate) fn resolve(
     what: &str,
     inline: &Option<String>,
     variable: &Option<String>,

@@ -304,7 +304,8 @@ pub enum KeysCommand {
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    /// The TOML file with [[application]] and [[user]] sections.
+    /// The TOML file with [[application]], [[user]], [[oauth_provider]], [[oauth_profile]]
+    /// and [[connection_alias]] sections.
     file: PathBuf,
     /// Delete records that earlier applies created and the file no longer lists.
     #[arg(long)]
@@ -545,9 +546,13 @@ pub async fn run(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
                 prune: args.prune,
                 dry_run: args.dry_run,
             };
-            let changes = manifest
-                .apply(registry, options, &|name| std::env::var(name).ok())
-                .await?;
+            let env = |name: &str| std::env::var(name).ok();
+            let mut changes = manifest.apply(registry, options, &env).await?;
+            changes.extend(
+                manifest
+                    .apply_outbound(services.outbound.registry(), options, &env)
+                    .await?,
+            );
             if args.json {
                 return print_json(&changes);
             }

@@ -198,7 +198,13 @@ pub fn read_file(path: &Path) -> anyhow::Result<(FileSettings, Manifest)> {
 pub fn parse_file(text: &str) -> anyhow::Result<(FileSettings, Manifest)> {
     let mut table: toml::Table = toml::from_str(text)?;
     let mut registry = toml::Table::new();
-    for section in ["application", "user"] {
+    for section in [
+        "application",
+        "user",
+        "oauth_provider",
+        "oauth_profile",
+        "connection_alias",
+    ] {
         if let Some(value) = table.remove(section) {
             registry.insert(section.into(), value);
         }
@@ -254,6 +260,7 @@ mod tests {
         }
         assert!(settings.listen.is_some());
         assert!(!registry.applications.is_empty() && !registry.users.is_empty());
+        assert!(!registry.oauth_providers.is_empty() && !registry.connection_aliases.is_empty());
     }
 
     #[test]

@@ -169,13 +169,19 @@ pub async fn serve_with(
         );
     }
     if settings.registry != Default::default() {
-        let changes = settings
+        let env = |name: &str| std::env::var(name).ok();
+        let mut changes = settings
             .registry
-            .apply(&services.registry, ApplyOptions::default(), &|name| {
-                std::env::var(name).ok()
-            })
+            .apply(&services.registry, ApplyOptions::default(), &env)
             .await
             .context("cannot apply the registry sections of the configuration file")?;
+        changes.extend(
+            settings
+                .registry
+                .apply_outbound(services.outbound.registry(), ApplyOptions::default(), &env)
+                .await
+                .context("cannot apply the outbound sections of the configuration file")?,
+        );
         report_changes(&changes);
     }
     // Other instances' registry changes reach this instance's caches at once.
