@@ -16,6 +16,7 @@ use std::sync::{Arc, RwLock};
 use crate::Error;
 use crate::client::Client;
 use crate::clock::Clock;
+use crate::entry::Catalog;
 use crate::user::User;
 
 /// How long a cached record is trusted without asking the database.
@@ -102,19 +103,26 @@ pub struct RegistryCache {
     pub clients: RecordCache<Client>,
     pub users: RecordCache<User>,
     pub users_by_name: RecordCache<User>,
+    /// Every configuration entry, as one snapshot under the key [`CATALOG_KEY`].
+    pub catalog: RecordCache<Catalog>,
 }
+
+/// The catalog cache's one key.
+pub const CATALOG_KEY: &str = "catalog";
 
 impl RegistryCache {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         RegistryCache {
             clients: RecordCache::new(clock.clone()),
             users: RecordCache::new(clock.clone()),
-            users_by_name: RecordCache::new(clock),
+            users_by_name: RecordCache::new(clock.clone()),
+            catalog: RecordCache::new(clock),
         }
     }
 
-    /// Applies a change notice from the store (`client:ID`, or `user:…` which clears every
-    /// cached user, since notices name users by name while one cache keys them by id).
+    /// Applies a change notice from the store (`client:ID`; `user:…`, which clears every cached
+    /// user, since notices name users by name while one cache keys them by id; `entry:KIND:NAME`,
+    /// which reloads the catalog).
     pub fn apply_notice(&self, notice: &str) {
         match notice.split_once(':') {
             Some(("client", client_id)) => self.clients.invalidate(client_id),
@@ -122,7 +130,9 @@ impl RegistryCache {
                 self.users.clear();
                 self.users_by_name.clear();
             }
+            Some(("entry", _)) => self.catalog.clear(),
             _ => {
+                self.catalog.clear();
                 self.clients.clear();
                 self.users.clear();
                 self.users_by_name.clear();

@@ -48,6 +48,12 @@ pub enum Error {
     /// An administrative input breaks a rule of the registry.
     #[error("invalid: {0}")]
     Validation(String),
+    /// A gateway route's upstream could not be reached or failed before answering.
+    #[error("upstream unreachable: {0}")]
+    UpstreamUnreachable(String),
+    /// A gateway route's upstream did not answer within the route's time limit.
+    #[error("upstream did not answer in time")]
+    UpstreamTimeout,
     /// Storage failed; the cause is logged by the HTTP layer and never shown to callers.
     #[error("storage: {0}")]
     Store(#[from] StoreError),

@@ -6,12 +6,15 @@
 //! web framework, SQL driver or HTTP client, so every rule here can be tested without a socket.
 //! Blocking work (Argon2) is moved off the async threads with `tokio::task::spawn_blocking`.
 
+pub mod access;
 pub mod authorize;
 pub mod cache;
 pub mod client;
 pub mod client_auth;
 pub mod clock;
+pub mod entry;
 pub mod error;
+pub mod gateway;
 pub mod grant;
 pub mod keys;
 pub mod login;

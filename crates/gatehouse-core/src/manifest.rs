@@ -8,13 +8,17 @@
 //! records missing from the file, so a pruning apply never removes what an administrator made by
 //! hand (such as the bootstrap `admin` user).
 
+mod entries;
+
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use crate::access::{ScopeEntry, ScopeRule};
 use crate::client::{
     Client, ClientType, DEFAULT_ACCESS_TOKEN_LIFESPAN, DEFAULT_REFRESH_TOKEN_LIFESPAN, GrantType,
     TokenFormat,
 };
+use crate::gateway::Route;
 use crate::outbound::{AliasSpec, ProfileSpec, ProviderEntry};
 use crate::registry::{AppChanges, NewApp, NewUser, Registry, UserChanges};
 use crate::secret::Secret;
@@ -46,6 +50,12 @@ pub struct Manifest {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub connection_aliases: Vec<AliasSpec>,
+    #[serde(default, rename = "scope", skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<ScopeEntry>,
+    #[serde(default, rename = "scope_rule", skip_serializing_if = "Vec::is_empty")]
+    pub scope_rules: Vec<ScopeRule>,
+    #[serde(default, rename = "route", skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<Route>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -154,6 +164,18 @@ pub struct ApplyOptions {
 }
 
 impl Manifest {
+    /// The names of the file's registry sections, as they appear in a configuration file.
+    pub const SECTIONS: [&'static str; 8] = [
+        "application",
+        "user",
+        "oauth_provider",
+        "oauth_profile",
+        "connection_alias",
+        "scope",
+        "scope_rule",
+        "route",
+    ];
+
     /// Makes the registry match this file. `env` resolves `*_env` references (the caller's
     /// environment in production, a map in tests).
     pub async fn apply(
@@ -163,6 +185,10 @@ impl Manifest {
         env: &(dyn Fn(&str) -> Option<String> + Sync),
     ) -> Result<Vec<Change>, Error> {
         let mut changes = Vec::new();
+        // Scopes before the rules that name them.
+        entries::reconcile(registry, &self.scopes, options, &mut changes).await?;
+        entries::reconcile(registry, &self.scope_rules, options, &mut changes).await?;
+        entries::reconcile(registry, &self.routes, options, &mut changes).await?;
         // Users first: applications name their run-as user.
         for entry in &self.users {
             if let Some(change) = reconcile_user(registry, entry, options, env).await? {
@@ -201,6 +227,9 @@ impl Manifest {
                     changes.push(change(Action::Delete, "user", &user.user_name, vec![]));
                 }
             }
+            entries::prune(registry, &self.routes, options, &mut changes).await?;
+            entries::prune(registry, &self.scope_rules, options, &mut changes).await?;
+            entries::prune(registry, &self.scopes, options, &mut changes).await?;
         }
         Ok(changes)
     }

@@ -2,6 +2,8 @@
 //! applications and users — shared by the CLI, the admin REST API and `gatehouse apply`, so the
 //! three can never disagree about a rule.
 
+mod entries;
+
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -165,8 +167,14 @@ impl Registry {
             created_at: now,
             updated_at: now,
         };
-        let defaults_given = new.fields.default_scopes.is_some();
-        apply_app_changes(&mut client, new.fields);
+        let mut fields = new.fields;
+        // As registered without a scope list, an application may use the registry's default
+        // scopes (`useraccount` unless an administrator changed that).
+        if fields.allowed_scopes.is_none() {
+            fields.allowed_scopes = Some(self.default_scopes().await?);
+        }
+        let defaults_given = fields.default_scopes.is_some();
+        apply_app_changes(&mut client, fields);
         // Unless told otherwise, a client gets everything it may have when it asks for no scope.
         if !defaults_given {
             client.default_scopes = client.allowed_scopes.clone();

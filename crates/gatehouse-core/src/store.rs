@@ -120,6 +120,28 @@ pub struct StoredSigningKey {
     pub activates_at: i64,
 }
 
+/// A configuration entry of the registry (scope, scope rule, route, ...): a JSON document by
+/// kind and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryRecord {
+    pub kind: String,
+    pub name: String,
+    pub body: String,
+    pub managed: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[async_trait]
+pub trait EntryStore: Send + Sync {
+    async fn insert_entry(&self, entry: &EntryRecord) -> Result<(), StoreError>;
+    /// Replaces the body of the entry with the same kind and name; `false` when there is none.
+    async fn update_entry(&self, entry: &EntryRecord) -> Result<bool, StoreError>;
+    /// Every entry of every kind, by kind and name.
+    async fn list_entries(&self) -> Result<Vec<EntryRecord>, StoreError>;
+    async fn delete_entry(&self, kind: &str, name: &str) -> Result<bool, StoreError>;
+}
+
 #[async_trait]
 pub trait ClientStore: Send + Sync {
     async fn insert_client(&self, client: &Client) -> Result<(), StoreError>;
@@ -259,6 +281,7 @@ pub trait Store:
     + SessionStore
     + KeyStore
     + OutboundStore
+    + EntryStore
     + Send
     + Sync
 {

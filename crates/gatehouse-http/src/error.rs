@@ -134,6 +134,16 @@ fn classify(error: &Error) -> (StatusCode, &'static str, Option<&str>) {
         Error::NotFound(d) => (S::NOT_FOUND, "not_found", Some(d)),
         Error::Conflict(d) => (S::CONFLICT, "conflict", Some(d)),
         Error::Validation(d) => (S::BAD_REQUEST, "invalid_request", Some(d)),
+        Error::UpstreamUnreachable(_) => (
+            S::BAD_GATEWAY,
+            "upstream_error",
+            Some("the upstream service could not be reached"),
+        ),
+        Error::UpstreamTimeout => (
+            S::GATEWAY_TIMEOUT,
+            "upstream_error",
+            Some("the upstream service did not answer in time"),
+        ),
         Error::Store(_) | Error::Internal(_) => (S::INTERNAL_SERVER_ERROR, "server_error", None),
     }
 }
@@ -142,6 +152,8 @@ fn error_response(error: &Error, surface: Surface) -> Response {
     let (status, code, description) = classify(error);
     if status == StatusCode::INTERNAL_SERVER_ERROR {
         tracing::error!(error = %error, "request failed");
+    } else if let Error::UpstreamUnreachable(_) = error {
+        tracing::warn!(error = %error, "gateway request failed");
     }
     let mut response = if code.is_empty() {
         status.into_response()

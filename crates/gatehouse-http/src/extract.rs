@@ -2,12 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use gatehouse_core::Error;
+use gatehouse_core::access::Caller;
 use gatehouse_core::client_auth::{AuthMethod, PresentedCredentials};
 use gatehouse_core::secret::Secret;
 use gatehouse_core::token::AccessTokenInfo;
@@ -134,6 +135,30 @@ impl FromRequestParts<AppState> for Bearer {
             return Err(Error::invalid_request("malformed bearer token").into());
         }
         Ok(Bearer(state.tokens.validate(token).await?))
+    }
+}
+
+/// The caller of a protected API, authorized by the REST API auth scope rules for this
+/// request's method and path. Every protected API takes its caller from here.
+pub struct Authorized(pub Caller);
+
+impl FromRequestParts<AppState> for Authorized {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Bearer(token) = Bearer::from_request_parts(parts, state).await?;
+        let caller = Caller::from(token);
+        // Nested routers see their own part of the path; the rules speak of the whole one.
+        let path = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or(parts.uri.path(), |original| original.0.path());
+        state
+            .registry
+            .catalog()
+            .await?
+            .authorize(&caller, parts.method.as_str(), path)?;
+        Ok(Authorized(caller))
     }
 }
 

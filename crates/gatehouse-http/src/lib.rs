@@ -7,6 +7,7 @@
 mod admin;
 pub mod error;
 mod extract;
+mod gateway;
 pub mod metrics;
 mod oauth;
 mod ops;
@@ -71,7 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .fallback(ops::not_found)
+        .fallback(gateway::dispatch)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::record_request,

@@ -3,9 +3,7 @@
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use gatehouse_core::Error;
 
-use crate::error::ApiError;
 use crate::state::AppState;
 
 pub async fn healthz() -> &'static str {
@@ -31,10 +29,6 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         state.metrics.encode(),
     )
-}
-
-pub async fn not_found() -> ApiError {
-    Error::NotFound("no such endpoint".into()).into()
 }
 
 /// The span of a request names its method and route template only: query strings and paths

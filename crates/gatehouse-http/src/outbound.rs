@@ -9,25 +9,21 @@ use axum::response::Response;
 use gatehouse_core::Error;
 use gatehouse_remote::outbound::UpstreamRequest;
 
-use crate::admin::ADMIN_SCOPE;
 use crate::error::ProxyError;
-use crate::extract::Bearer;
+use crate::extract::Authorized;
 use crate::state::AppState;
 
 pub async fn proxy(
     State(state): State<AppState>,
     Path((alias, _)): Path<(String, String)>,
-    Bearer(token): Bearer,
+    Authorized(caller): Authorized,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ProxyError> {
-    if !token.scope.contains(ADMIN_SCOPE) {
-        return Err(Error::InsufficientScope(ADMIN_SCOPE.into()).into());
-    }
     let route = state.outbound.registry().route(&alias).await?;
-    let user = match &token.user_id {
+    let user = match &caller.user_id {
         Some(id) => state.tokens.user(id).await?,
         None => None,
     };

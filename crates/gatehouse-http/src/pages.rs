@@ -245,15 +245,3 @@ pub fn form<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
     let params = unique_params(bytes).ok()?;
     serde_json::from_value(serde_json::to_value(params).ok()?).ok()
 }
-
-/// What a scope lets an application do, as the consent page says it.
-pub fn describe_scope(scope: &str) -> &'static str {
-    match scope {
-        "openid" => "know who you are",
-        "profile" => "see your name and user name",
-        "email" => "see your email address",
-        "offline_access" => "keep access while you are away",
-        "useraccount" => "act as you, with everything your roles allow",
-        _ => "use this permission on your behalf",
-    }
-}

@@ -9,6 +9,7 @@ use gatehouse_core::session::Sessions;
 use gatehouse_core::store::Store;
 use gatehouse_core::throttle::LoginThrottle;
 use gatehouse_core::token::TokenService;
+use gatehouse_remote::fetch::Fetcher;
 use gatehouse_remote::outbound::TokenManager;
 
 use crate::metrics::Metrics;
@@ -35,5 +36,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Outbound OAuth: tokens for external APIs, and calls through connection aliases.
     pub outbound: Arc<TokenManager>,
+    /// The outbound HTTP client, for the gateway's upstreams.
+    pub fetcher: Fetcher,
     pub settings: Arc<HttpSettings>,
 }

@@ -7,6 +7,8 @@
 
 mod batch;
 #[macro_use]
+mod entries;
+#[macro_use]
 mod shared;
 #[macro_use]
 mod outbound;

@@ -88,3 +88,4 @@ impl PostgresStore {
 
 shared_store_impl!(PostgresStore);
 outbound_store_impl!(PostgresStore);
+entry_store_impl!(PostgresStore);

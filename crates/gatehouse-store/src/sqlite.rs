@@ -80,3 +80,4 @@ impl SqliteStore {
 
 shared_store_impl!(SqliteStore);
 outbound_store_impl!(SqliteStore);
+entry_store_impl!(SqliteStore);

@@ -603,3 +603,47 @@ storage_test!(
         assert!(!store.delete_provider("crm").await.unwrap());
     }
 );
+
+storage_test!(
+    registry_entries_round_trip_and_start_with_useraccount,
+    |store| {
+        use gatehouse_core::store::EntryRecord;
+        let seeded = store.list_entries().await.unwrap();
+        assert!(
+            seeded
+                .iter()
+                .any(|e| e.kind == "scope" && e.name == "useraccount")
+        );
+        let mut entry = EntryRecord {
+            kind: "scope_rule".into(),
+            name: "inventory".into(),
+            body: r#"{"name":"inventory"}"#.into(),
+            managed: false,
+            created_at: 10,
+            updated_at: 10,
+        };
+        store.insert_entry(&entry).await.unwrap();
+        assert!(matches!(
+            store.insert_entry(&entry).await,
+            Err(StoreError::Conflict(_))
+        ));
+        entry.body = r#"{"name":"inventory","x":1}"#.into();
+        entry.managed = true;
+        entry.updated_at = 20;
+        assert!(store.update_entry(&entry).await.unwrap());
+        let stored = store.list_entries().await.unwrap();
+        let found = stored
+            .iter()
+            .find(|e| e.kind == "scope_rule" && e.name == "inventory")
+            .unwrap();
+        assert_eq!(
+            (found.body.as_str(), found.managed),
+            (entry.body.as_str(), true)
+        );
+        assert_eq!((found.created_at, found.updated_at), (10, 20));
+        assert!(store.delete_entry("scope_rule", "inventory").await.unwrap());
+        assert!(!store.delete_entry("scope_rule", "inventory").await.unwrap());
+        entry.name = "missing".into();
+        assert!(!store.update_entry(&entry).await.unwrap());
+    }
+);

@@ -1,6 +1,8 @@
 //! The command line: `serve`, the registry commands (`app`, `user`, `keys`, `apply`), their
 //! `--json` output and the conventions scripts rely on (one-line errors, non-zero exit status).
 
+mod entries;
+
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -12,6 +14,7 @@ use gatehouse_core::secret::Secret;
 use gatehouse_http::views::{AppView, UserView};
 use serde::Serialize;
 
+use self::entries::{EntryCommand, RouteArgs, RuleArgs, ScopeArgs};
 use crate::config::{GlobalArgs, ServeArgs, Settings};
 use crate::outbound_cli::{CallArgs, OutboundCommand, run_call, run_outbound};
 use crate::server::Services;
@@ -49,6 +52,15 @@ pub enum Command {
     Outbound(OutboundCommand),
     /// Call an external API through a connection alias, with the alias' token.
     Call(CallArgs),
+    /// Manage scopes (name, consent-page description, granted by default).
+    #[command(subcommand)]
+    Scope(EntryCommand<ScopeArgs>),
+    /// Manage REST API auth scope rules (methods, path pattern, scopes needed).
+    #[command(subcommand)]
+    Rule(EntryCommand<RuleArgs>),
+    /// Manage gateway routes (path prefix, upstream URL, timeout).
+    #[command(subcommand)]
+    Route(EntryCommand<RouteArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -304,8 +316,8 @@ pub enum KeysCommand {
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    /// The TOML file with [[application]], [[user]], [[oauth_provider]], [[oauth_profile]]
-    /// and [[connection_alias]] sections.
+    /// The TOML file with [[application]], [[user]], [[oauth_provider]], [[oauth_profile]],
+    /// [[connection_alias]], [[scope]], [[scope_rule]] and [[route]] sections.
     file: PathBuf,
     /// Delete records that earlier applies created and the file no longer lists.
     #[arg(long)]
@@ -537,6 +549,9 @@ pub async fn run(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
         }
         Command::Outbound(command) => run_outbound(&services, command).await,
         Command::Call(args) => run_call(&services, args).await,
+        Command::Scope(command) => entries::run(registry, command).await,
+        Command::Rule(command) => entries::run(registry, command).await,
+        Command::Route(command) => entries::run(registry, command).await,
         Command::Apply(args) => {
             let text = std::fs::read_to_string(&args.file)
                 .with_context(|| format!("cannot read {}", args.file.display()))?;

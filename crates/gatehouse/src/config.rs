@@ -198,13 +198,7 @@ pub fn read_file(path: &Path) -> anyhow::Result<(FileSettings, Manifest)> {
 pub fn parse_file(text: &str) -> anyhow::Result<(FileSettings, Manifest)> {
     let mut table: toml::Table = toml::from_str(text)?;
     let mut registry = toml::Table::new();
-    for section in [
-        "application",
-        "user",
-        "oauth_provider",
-        "oauth_profile",
-        "connection_alias",
-    ] {
+    for section in Manifest::SECTIONS {
         if let Some(value) = table.remove(section) {
             registry.insert(section.into(), value);
         }
@@ -261,6 +255,8 @@ mod tests {
         assert!(settings.listen.is_some());
         assert!(!registry.applications.is_empty() && !registry.users.is_empty());
         assert!(!registry.oauth_providers.is_empty() && !registry.connection_aliases.is_empty());
+        assert!(!registry.scopes.is_empty() && !registry.scope_rules.is_empty());
+        assert!(!registry.routes.is_empty());
     }
 
     #[test]

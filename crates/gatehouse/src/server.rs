@@ -43,6 +43,9 @@ pub struct Services {
     pub sealer: Arc<Sealer>,
     pub cache: Arc<RegistryCache>,
     pub outbound: Arc<TokenManager>,
+    /// The one outbound HTTP client (its connection pool shared by outbound OAuth and the
+    /// gateway).
+    pub fetcher: Fetcher,
 }
 
 impl Services {
@@ -67,9 +70,10 @@ impl Services {
         );
         let sessions = Sessions::new(store.clone(), master_key.secret_hasher(), clock.clone());
         let sealer = Arc::new(master_key.sealer());
+        let fetcher = Fetcher::new(Limits::default())?;
         let outbound = Arc::new(TokenManager::new(
             OutboundRegistry::new(store.clone(), sealer.clone(), clock.clone()),
-            Fetcher::new(Limits::default())?,
+            fetcher.clone(),
         ));
         let tokens = Arc::new(TokenService::new(
             settings.issuer.clone(),
@@ -89,6 +93,7 @@ impl Services {
             sealer,
             cache,
             outbound,
+            fetcher,
         })
     }
 }
@@ -213,6 +218,7 @@ pub async fn serve_with(
         sealer: services.sealer.clone(),
         metrics: Arc::new(Metrics::default()),
         outbound: services.outbound.clone(),
+        fetcher: services.fetcher.clone(),
         settings: Arc::new(HttpSettings {
             jwks_max_age: settings.jwks_max_age,
             refresh_token_grace: settings.refresh_token_grace,

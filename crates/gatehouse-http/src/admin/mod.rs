@@ -2,6 +2,7 @@
 //! holding `admin`, `oauth_admin` or `mi_admin`, and its OpenAPI document.
 
 mod apps;
+mod entries;
 mod outbound;
 mod users;
 
@@ -11,17 +12,17 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::routing::{delete, get, post, put};
 use gatehouse_core::Error;
+use gatehouse_core::access::{ScopeEntry, ScopeRule};
+use gatehouse_core::entry::Entry;
+use gatehouse_core::gateway::Route;
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::error::ApiError;
-use crate::extract::Bearer;
+use crate::extract::{Authorized, Bearer};
 use crate::state::AppState;
 use crate::views::{AliasView, AppView, ProfileView, ProviderView, UserView};
-
-/// The scope every admin API call needs: "everything the user's roles allow".
-pub const ADMIN_SCOPE: &str = "useraccount";
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -60,21 +61,34 @@ pub fn routes() -> Router<AppState> {
             get(outbound::list_aliases).post(outbound::save_alias),
         )
         .route("/outbound/aliases/{name}", delete(outbound::delete_alias))
+        .merge(entry_routes::<ScopeEntry>("/scopes"))
+        .merge(entry_routes::<ScopeRule>("/scope-rules"))
+        .merge(entry_routes::<Route>("/routes"))
 }
 
-/// A caller allowed to manage the registry: a valid token with the `useraccount` scope whose
-/// user holds one of the registry roles.
+/// The five operations on one kind of configuration entry.
+fn entry_routes<T: Entry>(path: &str) -> Router<AppState> {
+    Router::new()
+        .route(path, get(entries::list::<T>).post(entries::create::<T>))
+        .route(
+            &format!("{path}/{{name}}"),
+            get(entries::show::<T>)
+                .patch(entries::update::<T>)
+                .delete(entries::delete::<T>),
+        )
+}
+
+/// A caller allowed to manage the registry: authorized by the scope rules (with none covering
+/// the admin API, that takes `useraccount`), and acting for a user holding one of the registry
+/// roles.
 pub struct RegistryAdmin;
 
 impl FromRequestParts<AppState> for RegistryAdmin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Bearer(token) = Bearer::from_request_parts(parts, state).await?;
-        if !token.scope.contains(ADMIN_SCOPE) {
-            return Err(Error::InsufficientScope(ADMIN_SCOPE.into()).into());
-        }
-        let user = match &token.user_id {
+        let Authorized(caller) = Authorized::from_request_parts(parts, state).await?;
+        let user = match &caller.user_id {
             Some(id) => state.tokens.user(id).await?,
             None => None,
         };

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use gatehouse_core::Error;
 use gatehouse_core::authorize::{AuthorizationRequest, AuthorizeError};
 use gatehouse_core::client::Client;
+use gatehouse_core::entry::Catalog;
 use gatehouse_core::login::{self, LoginFailure};
 use gatehouse_core::session::SESSION_LIFETIME;
 use gatehouse_core::user::User;
@@ -17,8 +18,7 @@ use serde::Deserialize;
 
 use crate::extract::ClientAddress;
 use crate::pages::{
-    self, BROWSER_COOKIE, Continuation, SESSION_COOKIE, cookie, deliver, describe_scope, page,
-    set_cookie,
+    self, BROWSER_COOKIE, Continuation, SESSION_COOKIE, cookie, deliver, page, set_cookie,
 };
 use crate::state::AppState;
 
@@ -139,7 +139,11 @@ async fn proceed(
                 request.error("consent_required", "the user has not consented"),
             );
         }
-        return consent_page(state, headers, client, &user, request);
+        let catalog = match state.registry.catalog().await {
+            Ok(catalog) => catalog,
+            Err(error) => return pages::internal_error(&error),
+        };
+        return consent_page(state, headers, client, &user, &catalog, request);
     }
     respond(state, client, &user, auth_time, &request).await
 }
@@ -334,7 +338,7 @@ pub async fn login(
 struct ConsentPage<'a> {
     app_name: &'a str,
     user_name: &'a str,
-    scopes: Vec<(String, &'static str)>,
+    scopes: Vec<(String, String)>,
     continuation: String,
     csrf: String,
 }
@@ -344,13 +348,18 @@ fn consent_page(
     headers: &HeaderMap,
     client: &Client,
     user: &User,
+    catalog: &Catalog,
     request: AuthorizationRequest,
 ) -> Response {
     let session = cookie(headers, SESSION_COOKIE).unwrap_or_default();
+    // The registry's description of each scope; an unregistered one is shown by its name only.
     let scopes = request
         .scope_set()
         .iter()
-        .map(|s| (s.to_owned(), describe_scope(s)))
+        .map(|s| {
+            let description = catalog.scope(s).map(|e| e.description.clone());
+            (s.to_owned(), description.unwrap_or_default())
+        })
         .collect();
     let target = request.redirect_uri.clone();
     let html = ConsentPage {

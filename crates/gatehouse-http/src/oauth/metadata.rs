@@ -7,6 +7,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use serde_json::json;
 
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The published signing keys, cacheable for the announced lifetime. Key rotation waits that
@@ -23,7 +24,10 @@ pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// RFC 8414 §2: what this server supports, and nothing it does not.
-pub async fn discovery(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn discovery(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let scopes: Vec<String> = (state.registry.catalog().await?.scopes.iter())
+        .map(|s| s.name.clone())
+        .collect();
     let issuer = state.tokens.issuer();
     let secret_methods = ["client_secret_basic", "client_secret_post"];
     // Public clients present only their client_id (`none`) at the token and revocation
@@ -42,7 +46,7 @@ pub async fn discovery(State(state): State<AppState>) -> impl IntoResponse {
     };
     let mut grant_types = state.grants.supported();
     grant_types.push("implicit");
-    Json(json!({
+    Ok(Json(json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/oauth/authorize"),
         "token_endpoint": format!("{issuer}/oauth/token"),
@@ -62,7 +66,7 @@ pub async fn discovery(State(state): State<AppState>) -> impl IntoResponse {
         "prompt_values_supported": ["none", "login", "consent"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256", "RS256"],
-        "scopes_supported": ["openid", "profile", "email"],
+        "scopes_supported": scopes,
         "claims_supported": [
             "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "c_hash", "azp",
             "name", "given_name", "family_name", "preferred_username", "updated_at", "email",
@@ -74,5 +78,5 @@ pub async fn discovery(State(state): State<AppState>) -> impl IntoResponse {
         "introspection_endpoint_auth_methods_supported": secret_methods,
         "revocation_endpoint_auth_methods_supported": all_methods,
         "access_token_signing_alg_values_supported": signing_algs,
-    }))
+    })))
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::cli::gatehouse;
 use crate::harness::{Backend, TestApp, TestServer, server_test};
 
-async fn apply(
+pub async fn apply(
     server: &TestServer,
     file: &str,
     flags: &[&str],

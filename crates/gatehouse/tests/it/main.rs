@@ -5,9 +5,11 @@
 //! - `harness`: starting servers, the `server_test!` macro, and HTTP helpers;
 //! - `client_credentials`: the grant through the Rust `oauth2` crate, introspection, revocation;
 //! - `errors`: every RFC error case of the token, introspection and revocation endpoints;
+//! - `access`: scopes and REST API auth scope rules, managed and enforced;
 //! - `admin_api`: the admin REST API and its authorisation;
 //! - `cli`: the `gatehouse` binary's commands, as a script would run them;
 //! - `apply`: the declarative registry file;
+//! - `gateway`: routes to a real upstream server, their authorization and failures;
 //! - `keys`: staged key rotation and the JWKS;
 //! - `ops`: discovery, health, metrics, shutdown;
 //! - `people`: authorization endpoint, login and consent, code, refresh and password grants;
@@ -17,12 +19,14 @@
 
 mod harness;
 
+mod access;
 mod admin_api;
 mod apply;
 mod browser;
 mod cli;
 mod client_credentials;
 mod errors;
+mod gateway;
 mod keys;
 mod ops;
 mod outbound;

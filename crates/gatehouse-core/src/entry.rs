@@ -1,0 +1,91 @@
+//! Registry entries that configure what protected APIs allow: scopes, scope rules, gateway
+//! routes and tables. Each kind is a small document with a name; all of them together form the
+//! [`Catalog`], which the request path reads from memory.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::Error;
+use crate::access::{ScopeEntry, ScopeRule};
+use crate::gateway::Route;
+use crate::store::EntryRecord;
+
+/// One kind of configuration entry.
+pub trait Entry: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+    /// The kind's name in storage, change notices and messages: `scope`, `scope_rule`, ...
+    const KIND: &'static str;
+    /// The fields of its document, for reports of what changed.
+    const FIELDS: &'static [&'static str];
+
+    fn name(&self) -> &str;
+
+    /// Checks the entry on its own and against the rest of the registry.
+    fn check(&self, catalog: &Catalog) -> Result<(), Error>;
+
+    /// The entries this one names, as (kind, name): they must exist, and cannot be deleted while
+    /// it does.
+    fn references(&self) -> Vec<(&'static str, &str)> {
+        Vec::new()
+    }
+}
+
+/// Every configuration entry, decoded, as the request path needs them: rules most specific
+/// first, routes longest prefix first.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub scopes: Vec<ScopeEntry>,
+    pub rules: Vec<ScopeRule>,
+    pub routes: Vec<Route>,
+}
+
+impl Catalog {
+    pub fn from_records(records: &[EntryRecord]) -> Result<Catalog, Error> {
+        let mut catalog = Catalog::default();
+        for record in records {
+            match record.kind.as_str() {
+                ScopeEntry::KIND => catalog.scopes.push(decode(record)?),
+                ScopeRule::KIND => catalog.rules.push(decode(record)?),
+                Route::KIND => catalog.routes.push(decode(record)?),
+                // A kind this version does not know was written by a newer one: ignore it.
+                _ => {}
+            }
+        }
+        catalog.scopes.sort_by(|a, b| a.name.cmp(&b.name));
+        catalog.rules.sort_by(|a, b| {
+            b.specificity()
+                .cmp(&a.specificity())
+                .then(a.name.cmp(&b.name))
+        });
+        catalog
+            .routes
+            .sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        Ok(catalog)
+    }
+
+    /// Whether an entry of `kind` named `name` exists.
+    pub fn contains(&self, kind: &str, name: &str) -> bool {
+        match kind {
+            ScopeEntry::KIND => self.scopes.iter().any(|s| s.name == name),
+            ScopeRule::KIND => self.rules.iter().any(|r| r.name == name),
+            Route::KIND => self.routes.iter().any(|r| r.name == name),
+            _ => false,
+        }
+    }
+
+    /// The first entry that names the entry `kind` `name`, as (its kind, its name).
+    pub fn referrer_of(&self, kind: &str, name: &str) -> Option<(&'static str, &str)> {
+        self.rules
+            .iter()
+            .find(|rule| rule.references().contains(&(kind, name)))
+            .map(|rule| (ScopeRule::KIND, rule.name.as_str()))
+    }
+}
+
+pub(crate) fn decode<T: Entry>(record: &EntryRecord) -> Result<T, Error> {
+    serde_json::from_str(&record.body).map_err(|e| {
+        Error::Internal(format!(
+            "stored {} {:?} does not decode: {e}",
+            record.kind, record.name
+        ))
+    })
+}

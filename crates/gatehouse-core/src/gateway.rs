@@ -1,0 +1,199 @@
+//! Gateway routes: a path prefix of Gatehouse forwarded to an upstream service, so an existing
+//! REST service gets OAuth protection without code of its own. The forwarding itself is IO and
+//! lives in `gatehouse-remote`; this is the registry entry and the choice of route.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::entry::{Catalog, Entry};
+
+/// The longest an administrator may let an upstream take: below the 30 s in which the server
+/// answers every request, so a slow upstream is a 504 from the gateway.
+pub const MAX_ROUTE_TIMEOUT_SECONDS: u64 = 25;
+
+fn default_timeout() -> u64 {
+    10
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub name: String,
+    /// Requests whose path is this prefix or lies under it (`/api/x/inventory`, or
+    /// `/api/x/inventory/…`) take this route.
+    pub prefix: String,
+    /// The upstream base URL; the path after the prefix is appended to it.
+    pub upstream: String,
+    /// Seconds the upstream has to answer, body included (default 10, at most 25).
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u64,
+}
+
+impl Entry for Route {
+    const KIND: &'static str = "route";
+    const FIELDS: &'static [&'static str] = &["prefix", "upstream", "timeout_seconds"];
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn check(&self, catalog: &Catalog) -> Result<(), Error> {
+        let prefix = &self.prefix;
+        let valid_prefix = prefix.starts_with("/api/")
+            && !prefix.ends_with('/')
+            && prefix.split('/').skip(1).all(|s| {
+                !s.is_empty()
+                    && s != "."
+                    && s != ".."
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+            });
+        if !valid_prefix {
+            return Err(Error::validation(format!(
+                "prefix {prefix:?} must start with /api/ and be plain path segments without a \
+                 trailing /"
+            )));
+        }
+        // Gatehouse's own APIs cannot be shadowed by a route.
+        if ["/api/admin", "/api/now"]
+            .iter()
+            .any(|own| covers(own, prefix) || covers(prefix, own))
+        {
+            return Err(Error::validation(format!(
+                "prefix {prefix:?} overlaps Gatehouse's own APIs"
+            )));
+        }
+        if let Some(other) = catalog
+            .routes
+            .iter()
+            .find(|r| r.name != self.name && r.prefix == self.prefix)
+        {
+            return Err(Error::Conflict(format!(
+                "route {:?} already has prefix {prefix:?}",
+                other.name
+            )));
+        }
+        let upstream = url::Url::parse(&self.upstream)
+            .map_err(|_| Error::validation(format!("upstream {:?} is not a URL", self.upstream)))?;
+        let loopback = match upstream.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+            None => false,
+        };
+        // Forwarded requests carry the caller's identity: plain HTTP only where there is no
+        // network path to listen on.
+        if !(upstream.scheme() == "https" || upstream.scheme() == "http" && loopback) {
+            return Err(Error::validation(
+                "the upstream must use https, or http to a loopback address",
+            ));
+        }
+        if upstream.query().is_some()
+            || upstream.fragment().is_some()
+            || !upstream.username().is_empty()
+        {
+            return Err(Error::validation(
+                "the upstream must be a base URL without credentials, query or fragment",
+            ));
+        }
+        if !(1..=MAX_ROUTE_TIMEOUT_SECONDS).contains(&self.timeout_seconds) {
+            return Err(Error::validation(format!(
+                "timeout_seconds must be between 1 and {MAX_ROUTE_TIMEOUT_SECONDS}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `path` is `prefix` or lies under it.
+fn covers(prefix: &str, path: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+impl Route {
+    /// The upstream URL of a request path this route covers (`None` otherwise): the path after
+    /// the prefix appended to the upstream base, and the query kept.
+    pub fn upstream_url(&self, path: &str, query: Option<&str>) -> Option<String> {
+        let rest = path.strip_prefix(&self.prefix)?;
+        if !(rest.is_empty() || rest.starts_with('/')) {
+            return None;
+        }
+        let mut url = self.upstream.trim_end_matches('/').to_owned();
+        url.push_str(rest);
+        if let Some(query) = query {
+            url.push('?');
+            url.push_str(query);
+        }
+        Some(url)
+    }
+}
+
+impl Catalog {
+    /// The route of the longest prefix covering `path`.
+    pub fn route_for(&self, path: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| covers(&r.prefix, path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(prefix: &str, upstream: &str) -> Route {
+        Route {
+            name: "r".into(),
+            prefix: prefix.into(),
+            upstream: upstream.into(),
+            timeout_seconds: 10,
+        }
+    }
+
+    #[test]
+    fn paths_under_the_prefix_map_to_the_upstream() {
+        let r = route("/api/x/inventory", "http://127.0.0.1:9000/v1/");
+        assert_eq!(
+            r.upstream_url("/api/x/inventory/items/3", Some("a=1"))
+                .unwrap(),
+            "http://127.0.0.1:9000/v1/items/3?a=1"
+        );
+        assert_eq!(
+            r.upstream_url("/api/x/inventory", None).unwrap(),
+            "http://127.0.0.1:9000/v1"
+        );
+        assert!(r.upstream_url("/api/x/inventoryx", None).is_none());
+    }
+
+    #[test]
+    fn prefixes_are_checked() {
+        let catalog = Catalog::default();
+        assert!(
+            route("/api/x/inv", "http://127.0.0.1:1")
+                .check(&catalog)
+                .is_ok()
+        );
+        assert!(
+            route("/api/x/inv", "https://u.example")
+                .check(&catalog)
+                .is_ok()
+        );
+        for bad in [
+            "/api/x/",
+            "/x/y",
+            "/api/admin/v2",
+            "/api/now",
+            "/api/x/../admin",
+            "/api",
+        ] {
+            assert!(route(bad, "https://u").check(&catalog).is_err(), "{bad}");
+        }
+        for bad in [
+            "ftp://u",
+            "https://u:p@h",
+            "http://u.example",
+            "https://u/?q",
+        ] {
+            assert!(route("/api/x/y", bad).check(&catalog).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! The use cases of configuration entries (scopes, scope rules, routes), one generic set for
+//! every kind: create, list, show, change some fields, replace, delete.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::{Registry, check_identifier, conflict_as_domain};
+use crate::Error;
+use crate::access::{ScopeEntry, USERACCOUNT};
+use crate::cache::CATALOG_KEY;
+use crate::entry::{Catalog, Entry, decode};
+use crate::store::EntryRecord;
+
+impl Registry {
+    /// Every configuration entry, from memory unless the snapshot is older than the cache's
+    /// time to live or a change invalidated it.
+    pub async fn catalog(&self) -> Result<Arc<Catalog>, Error> {
+        let catalog = self
+            .cache
+            .catalog
+            .get(CATALOG_KEY, || async {
+                let records = self.store.list_entries().await?;
+                Catalog::from_records(&records).map(Some)
+            })
+            .await?;
+        Ok(catalog.unwrap_or_default())
+    }
+
+    /// Entries of one kind, with whether `gatehouse apply` manages them.
+    pub async fn list_entries<T: Entry>(&self) -> Result<Vec<(T, bool)>, Error> {
+        let mut entries = Vec::new();
+        for record in self.store.list_entries().await? {
+            if record.kind == T::KIND {
+                entries.push((decode(&record)?, record.managed));
+            }
+        }
+        Ok(entries)
+    }
+
+    pub async fn get_entry<T: Entry>(&self, name: &str) -> Result<T, Error> {
+        self.list_entries::<T>()
+            .await?
+            .into_iter()
+            .map(|(entry, _)| entry)
+            .find(|entry| entry.name() == name)
+            .ok_or_else(|| Error::NotFound(format!("{} {name:?}", T::KIND)))
+    }
+
+    /// Creates an entry from its fields (as JSON, so every surface shares the decoding).
+    pub async fn create_entry<T: Entry>(&self, fields: Value, managed: bool) -> Result<T, Error> {
+        let entry: T = from_fields(fields)?;
+        check_identifier(T::KIND, entry.name(), 128)?;
+        self.check_entry(&entry).await?;
+        let now = self.clock.now();
+        self.store
+            .insert_entry(&record(&entry, managed, now, now)?)
+            .await
+            .map_err(conflict_as_domain)?;
+        self.entry_changed::<T>(entry.name()).await?;
+        Ok(entry)
+    }
+
+    /// Changes the given fields of an entry; a field given as `null` takes its default.
+    pub async fn update_entry<T: Entry>(
+        &self,
+        name: &str,
+        changes: Map<String, Value>,
+    ) -> Result<T, Error> {
+        let (current, managed) = self.find_entry::<T>(name).await?;
+        let Value::Object(mut fields) = to_fields(&current)? else {
+            return Err(Error::Internal(format!("{} is not an object", T::KIND)));
+        };
+        for (field, value) in changes {
+            if field == "name" && value.as_str() != Some(name) {
+                return Err(Error::validation(format!(
+                    "a {}'s name cannot change",
+                    T::KIND
+                )));
+            }
+            if value.is_null() {
+                fields.remove(&field);
+            } else {
+                fields.insert(field, value);
+            }
+        }
+        let entry: T = from_fields(Value::Object(fields))?;
+        self.replace_entry(entry, managed).await
+    }
+
+    /// Replaces an existing entry as a whole.
+    pub async fn replace_entry<T: Entry>(&self, entry: T, managed: bool) -> Result<T, Error> {
+        self.check_entry(&entry).await?;
+        let now = self.clock.now();
+        // created_at is kept by the store, which updates only body, managed and updated_at.
+        if !self
+            .store
+            .update_entry(&record(&entry, managed, now, now)?)
+            .await?
+        {
+            return Err(Error::NotFound(format!("{} {:?}", T::KIND, entry.name())));
+        }
+        self.entry_changed::<T>(entry.name()).await?;
+        Ok(entry)
+    }
+
+    pub async fn delete_entry<T: Entry>(&self, name: &str) -> Result<(), Error> {
+        if T::KIND == ScopeEntry::KIND && name == USERACCOUNT {
+            return Err(Error::Conflict(format!(
+                "scope {USERACCOUNT:?} is built in: it stands for everything a user's roles allow"
+            )));
+        }
+        if let Some((kind, other)) = self.fresh_catalog().await?.referrer_of(T::KIND, name) {
+            return Err(Error::Conflict(format!(
+                "{} {name:?} is named by {kind} {other:?}",
+                T::KIND
+            )));
+        }
+        if !self.store.delete_entry(T::KIND, name).await? {
+            return Err(Error::NotFound(format!("{} {name:?}", T::KIND)));
+        }
+        self.entry_changed::<T>(name).await
+    }
+
+    async fn find_entry<T: Entry>(&self, name: &str) -> Result<(T, bool), Error> {
+        self.list_entries::<T>()
+            .await?
+            .into_iter()
+            .find(|(entry, _)| entry.name() == name)
+            .ok_or_else(|| Error::NotFound(format!("{} {name:?}", T::KIND)))
+    }
+
+    /// The names of the scopes new applications get when registered without a scope list.
+    pub async fn default_scopes(&self) -> Result<Vec<String>, Error> {
+        Ok(self
+            .catalog()
+            .await?
+            .scopes
+            .iter()
+            .filter(|s| s.default)
+            .map(|s| s.name.clone())
+            .collect())
+    }
+
+    async fn check_entry<T: Entry>(&self, entry: &T) -> Result<(), Error> {
+        let catalog = self.fresh_catalog().await?;
+        entry.check(&catalog)?;
+        for (kind, name) in entry.references() {
+            if !catalog.contains(kind, name) {
+                return Err(Error::validation(format!("{kind} {name:?} does not exist")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks before a write read the database, not the cache, which may lag another process.
+    async fn fresh_catalog(&self) -> Result<Catalog, Error> {
+        Catalog::from_records(&self.store.list_entries().await?)
+    }
+
+    async fn entry_changed<T: Entry>(&self, name: &str) -> Result<(), Error> {
+        self.changed(format!("entry:{}:{name}", T::KIND)).await
+    }
+}
+
+fn record<T: Entry>(
+    entry: &T,
+    managed: bool,
+    created_at: i64,
+    updated_at: i64,
+) -> Result<EntryRecord, Error> {
+    Ok(EntryRecord {
+        kind: T::KIND.to_owned(),
+        name: entry.name().to_owned(),
+        body: serde_json::to_string(entry).map_err(|e| Error::Internal(e.to_string()))?,
+        managed,
+        created_at,
+        updated_at,
+    })
+}
+
+fn to_fields<T: Entry>(entry: &T) -> Result<Value, Error> {
+    serde_json::to_value(entry).map_err(|e| Error::Internal(e.to_string()))
+}
+
+fn from_fields<T: Entry>(fields: Value) -> Result<T, Error> {
+    serde_json::from_value(fields).map_err(|e| Error::validation(format!("{}: {e}", T::KIND)))
+}

@@ -1,0 +1,77 @@
+//! The gateway: a request under a route's prefix is authorized like every protected API, then
+//! forwarded to the route's upstream with the caller's identity in `X-Gatehouse-*` headers, and
+//! the upstream's answer streams back. Paths no route covers are 404.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use gatehouse_core::Error;
+use gatehouse_core::access::Caller;
+use gatehouse_remote::fetch::FetchError;
+use gatehouse_remote::forward::{Outbound, without_hop_by_hop};
+
+use crate::error::ApiError;
+use crate::extract::Authorized;
+use crate::state::AppState;
+
+/// The router's fallback: forwards what a route covers, answers 404 for the rest.
+pub async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
+    forward(state, request)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn forward(state: AppState, request: Request) -> Result<Response, ApiError> {
+    let catalog = state.registry.catalog().await?;
+    let Some(route) = catalog.route_for(request.uri().path()) else {
+        return Err(Error::NotFound("no such endpoint".into()).into());
+    };
+    let (mut parts, body) = request.into_parts();
+    let Authorized(caller) = Authorized::from_request_parts(&mut parts, &state).await?;
+    let url = route
+        .upstream_url(parts.uri.path(), parts.uri.query())
+        .ok_or_else(|| Error::Internal("a route was chosen for a path it does not cover".into()))?;
+    let outbound = Outbound {
+        method: parts.method,
+        url,
+        headers: parts.headers,
+        identity: identity_headers(&caller),
+        body: reqwest::Body::wrap_stream(body.into_data_stream()),
+        timeout: Duration::from_secs(route.timeout_seconds),
+    };
+    let upstream = state
+        .fetcher
+        .forward(outbound)
+        .await
+        .map_err(|error| match error {
+            FetchError::Timeout => Error::UpstreamTimeout,
+            other => Error::UpstreamUnreachable(other.to_string()),
+        })?;
+    let mut response = Response::builder().status(upstream.status());
+    if let Some(headers) = response.headers_mut() {
+        *headers = without_hop_by_hop(upstream.headers().clone());
+    }
+    response
+        .body(Body::from_stream(upstream.bytes_stream()))
+        .map_err(|e| Error::Internal(e.to_string()).into())
+}
+
+/// Who is calling, for the upstream: the user's name (for a user's token), the client and the
+/// token's scopes.
+fn identity_headers(caller: &Caller) -> Vec<(HeaderName, HeaderValue)> {
+    let mut headers = Vec::new();
+    let mut add = |name: &'static str, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.push((HeaderName::from_static(name), value));
+        }
+    };
+    if let Some(user) = &caller.user_name {
+        add("x-gatehouse-user", user);
+    }
+    add("x-gatehouse-client-id", &caller.client_id);
+    add("x-gatehouse-scopes", &caller.scopes.to_string());
+    headers
+}

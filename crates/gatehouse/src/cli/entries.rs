@@ -1,0 +1,204 @@
+//! `gatehouse scope|rule|route …`: the configuration entries of the registry, one generic
+//! command set for every kind.
+
+use clap::{Args, Subcommand};
+use gatehouse_core::access::{ScopeEntry, ScopeRule};
+use gatehouse_core::entry::Entry;
+use gatehouse_core::gateway::Route;
+use gatehouse_core::registry::Registry;
+use serde_json::{Map, Value};
+
+use super::print_json;
+
+#[derive(Debug, Subcommand)]
+pub enum EntryCommand<A: EntryArgs> {
+    /// Create one.
+    Create {
+        name: String,
+        #[command(flatten)]
+        fields: A,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List them.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change the given fields of one (a list option replaces the whole list).
+    Update {
+        name: String,
+        #[command(flatten)]
+        fields: A,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete one.
+    Delete { name: String },
+}
+
+/// The options of one kind of entry, as the JSON fields they set.
+pub trait EntryArgs: Args {
+    type Entry: Entry;
+    fn into_fields(self) -> Map<String, Value>;
+}
+
+#[derive(Debug, Args)]
+pub struct ScopeArgs {
+    /// What the consent page says the scope allows.
+    #[arg(long)]
+    description: Option<String>,
+    /// Whether applications registered without a scope list get it.
+    #[arg(long, value_name = "BOOL")]
+    default: Option<bool>,
+}
+
+impl EntryArgs for ScopeArgs {
+    type Entry = ScopeEntry;
+    fn into_fields(self) -> Map<String, Value> {
+        let mut fields = Map::new();
+        set(&mut fields, "description", self.description);
+        set(&mut fields, "default", self.default);
+        fields
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RuleArgs {
+    /// An HTTP method the rule covers (repeatable; none: every method).
+    #[arg(long = "method", value_name = "METHOD")]
+    methods: Vec<String>,
+    /// The path pattern: `*` matches one segment, a final `**` the rest.
+    #[arg(long)]
+    path: Option<String>,
+    /// A scope the token needs (repeatable; it needs all of them, or useraccount).
+    #[arg(long = "scope", value_name = "SCOPE")]
+    scopes: Vec<String>,
+}
+
+impl EntryArgs for RuleArgs {
+    type Entry = ScopeRule;
+    fn into_fields(self) -> Map<String, Value> {
+        let mut fields = Map::new();
+        set(&mut fields, "methods", list(self.methods));
+        set(&mut fields, "path", self.path);
+        set(&mut fields, "scopes", list(self.scopes));
+        fields
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RouteArgs {
+    /// The path prefix it serves, such as /api/x/inventory.
+    #[arg(long)]
+    prefix: Option<String>,
+    /// The upstream base URL requests are forwarded to.
+    #[arg(long)]
+    upstream: Option<String>,
+    /// Seconds the upstream has to answer (default 30).
+    #[arg(long = "timeout", value_name = "SECONDS")]
+    timeout_seconds: Option<u64>,
+}
+
+impl EntryArgs for RouteArgs {
+    type Entry = Route;
+    fn into_fields(self) -> Map<String, Value> {
+        let mut fields = Map::new();
+        set(&mut fields, "prefix", self.prefix);
+        set(&mut fields, "upstream", self.upstream);
+        set(&mut fields, "timeout_seconds", self.timeout_seconds);
+        fields
+    }
+}
+
+fn set<T: Into<Value>>(fields: &mut Map<String, Value>, name: &str, value: Option<T>) {
+    if let Some(value) = value {
+        fields.insert(name.to_owned(), value.into());
+    }
+}
+
+/// A list option given once with an empty value empties the list.
+fn list(values: Vec<String>) -> Option<Vec<String>> {
+    (!values.is_empty()).then(|| values.into_iter().filter(|v| !v.is_empty()).collect())
+}
+
+pub async fn run<A: EntryArgs>(
+    registry: &Registry,
+    command: EntryCommand<A>,
+) -> anyhow::Result<()> {
+    let kind = A::Entry::KIND;
+    match command {
+        EntryCommand::Create { name, fields, json } => {
+            let mut fields = fields.into_fields();
+            fields.insert("name".into(), name.into());
+            let entry = registry
+                .create_entry::<A::Entry>(Value::Object(fields), false)
+                .await?;
+            print(&entry, json)
+        }
+        EntryCommand::List { json } => {
+            let entries: Vec<A::Entry> = registry
+                .list_entries::<A::Entry>()
+                .await?
+                .into_iter()
+                .map(|(entry, _)| entry)
+                .collect();
+            if json {
+                return print_json(&entries);
+            }
+            for entry in entries {
+                let fields = A::Entry::FIELDS.iter().map(|f| {
+                    let value = serde_json::to_value(&entry).unwrap_or_default()[f].clone();
+                    format!("{f}={}", text(&value))
+                });
+                println!(
+                    "{:<24} {}",
+                    entry.name(),
+                    fields.collect::<Vec<_>>().join(" ")
+                );
+            }
+            Ok(())
+        }
+        EntryCommand::Show { name, json } => {
+            print(&registry.get_entry::<A::Entry>(&name).await?, json)
+        }
+        EntryCommand::Update { name, fields, json } => {
+            let entry = registry
+                .update_entry::<A::Entry>(&name, fields.into_fields())
+                .await?;
+            print(&entry, json)
+        }
+        EntryCommand::Delete { name } => {
+            registry.delete_entry::<A::Entry>(&name).await?;
+            eprintln!("Deleted {kind} {name}.");
+            Ok(())
+        }
+    }
+}
+
+fn print<T: Entry>(entry: &T, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(entry);
+    }
+    let value = serde_json::to_value(entry)?;
+    println!("{:<16} {}", "name:", entry.name());
+    for field in T::FIELDS {
+        println!("{:<16} {}", format!("{field}:"), text(&value[field]));
+    }
+    Ok(())
+}
+
+/// A field as a person reads it: lists space-separated, strings unquoted.
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(" "),
+        other => other.to_string(),
+    }
+}
