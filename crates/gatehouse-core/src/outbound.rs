@@ -21,9 +21,11 @@ use crate::client::GrantType;
 use crate::clock::Clock;
 use crate::keys::{SigningAlgorithm, SigningKey};
 use crate::manifest::{Action, ApplyOptions, Change, Manifest, change, resolve};
+use crate::pkce;
 use crate::scope::ScopeSet;
-use crate::secret::{Sealer, Secret};
+use crate::secret::{self, Sealer, Secret};
 use crate::store::{Store, StoreError, StoredSigningKey};
+use crate::user::User;
 
 /// How Gatehouse authenticates to a provider's token endpoint (RFC 6749 §2.3, RFC 7523 §2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -858,6 +860,133 @@ impl OutboundRegistry {
             obtained_at: record.obtained_at,
             expires_at: record.expires_at,
         })
+    }
+}
+
+/// How long a user has to authorize at the provider after pressing "Get OAuth token".
+pub const AUTHORIZATION_LIFETIME: i64 = 600;
+
+/// An outbound authorization in progress, between the "Get OAuth token" button and the
+/// provider's answer at Gatehouse's callback. It travels sealed in a cookie of the browser that
+/// started it, so it works whichever instance receives the callback.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingAuthorization {
+    pub profile: String,
+    pub owner: String,
+    pub state: String,
+    pub code_verifier: String,
+    pub redirect_uri: String,
+    pub expires_at: i64,
+}
+
+impl PendingAuthorization {
+    /// Whether the callback's `state` is this authorization's, and still in time (RFC 6749
+    /// §10.12).
+    pub fn answers(&self, state: &str, now: i64) -> bool {
+        now < self.expires_at && secret::constant_time_eq(&self.state, state)
+    }
+}
+
+/// A system-wide token serves everybody, so only administrators obtain it; a per-user token
+/// is each user's own.
+fn may_authorize(profile: &OAuthProfile, user: &User) -> bool {
+    user.active && (profile.per_user || user.is_registry_admin())
+}
+
+impl OutboundRegistry {
+    /// The authorization-code profiles `user` may obtain a token for in the browser, with their
+    /// providers and whether a token is held.
+    pub async fn authorizable_profiles(
+        &self,
+        user: &User,
+    ) -> Result<Vec<(OAuthProfile, OAuthProvider, bool)>, Error> {
+        let mut rows = Vec::new();
+        for profile in self.store.list_profiles().await? {
+            if !may_authorize(&profile, user) {
+                continue;
+            }
+            let Some(provider) = self.store.find_provider(&profile.provider).await? else {
+                continue;
+            };
+            if provider.grant != GrantType::AuthorizationCode {
+                continue;
+            }
+            let owner = owner_for(&profile, user);
+            let held = self
+                .store
+                .find_outbound_token(&profile.name, &owner)
+                .await?
+                .is_some();
+            rows.push((profile, provider, held));
+        }
+        Ok(rows)
+    }
+
+    /// Starts the authorization-code grant (with PKCE S256 and `state`) for a profile on behalf
+    /// of `user`; returns what the browser must keep and where to send it.
+    pub async fn start_authorization(
+        &self,
+        profile: &str,
+        user: &User,
+        redirect_uri: &str,
+    ) -> Result<(PendingAuthorization, String), Error> {
+        let profile = self.get_profile(profile).await?;
+        if !may_authorize(&profile, user) {
+            return Err(Error::Forbidden(
+                "a system-wide token is obtained by an administrator".into(),
+            ));
+        }
+        let provider = self.get_provider(&profile.provider).await?;
+        let authorization_url = match (&provider.grant, &provider.authorization_url) {
+            (GrantType::AuthorizationCode, Some(url)) => url,
+            _ => {
+                return Err(Error::validation(format!(
+                    "profile {:?} does not use the authorization_code grant",
+                    profile.name
+                )));
+            }
+        };
+        let pending = PendingAuthorization {
+            owner: owner_for(&profile, user),
+            profile: profile.name.clone(),
+            state: secret::generate(),
+            code_verifier: secret::generate(),
+            redirect_uri: redirect_uri.to_owned(),
+            expires_at: self.clock.now() + AUTHORIZATION_LIFETIME,
+        };
+        let mut url = url::Url::parse(authorization_url)
+            .map_err(|_| Error::Internal("a stored authorization_url is invalid".into()))?;
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("response_type", "code")
+                .append_pair("client_id", &provider.client_id)
+                .append_pair("redirect_uri", redirect_uri)
+                .append_pair("state", &pending.state)
+                .append_pair(
+                    "code_challenge",
+                    &pkce::s256_challenge(&pending.code_verifier),
+                )
+                .append_pair("code_challenge_method", "S256");
+            if !profile.scopes.is_empty() {
+                query.append_pair("scope", &profile.scopes.join(" "));
+            }
+            if let Some(audience) = &provider.audience {
+                query.append_pair("audience", audience);
+            }
+            if let Some(resource) = &provider.resource {
+                query.append_pair("resource", resource);
+            }
+        }
+        Ok((pending, url.into()))
+    }
+}
+
+fn owner_for(profile: &OAuthProfile, user: &User) -> String {
+    if profile.per_user {
+        user.id.clone()
+    } else {
+        SYSTEM_OWNER.to_owned()
     }
 }
 

@@ -43,15 +43,18 @@ pub fn is_well_formed(value: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
 
+/// §4.2: the S256 challenge of a verifier.
+pub fn s256_challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, verifier.as_bytes()))
+}
+
 /// §4.6: whether `verifier` answers `challenge`.
 pub fn verify(challenge: &str, method: ChallengeMethod, verifier: &str) -> bool {
     if !is_well_formed(verifier) {
         return false;
     }
     let expected = match method {
-        ChallengeMethod::S256 => {
-            URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, verifier.as_bytes()))
-        }
+        ChallengeMethod::S256 => s256_challenge(verifier),
         ChallengeMethod::Plain => verifier.to_owned(),
     };
     constant_time::verify_slices_are_equal(expected.as_bytes(), challenge.as_bytes()).is_ok()

@@ -31,6 +31,11 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
+/// Compares two values without leaking, through timing, how much of them matched.
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
+}
+
 /// Standard base64 of the SHA-256 of `text` (for Content-Security-Policy hashes).
 pub fn sha256_base64(text: &str) -> String {
     STANDARD.encode(aws_lc_rs::digest::digest(

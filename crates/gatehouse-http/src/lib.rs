@@ -12,6 +12,7 @@ pub mod metrics;
 mod oauth;
 mod ops;
 mod outbound;
+mod outbound_pages;
 mod pages;
 mod state;
 pub mod views;
@@ -53,6 +54,9 @@ pub fn router(state: AppState) -> Router {
             get(oauth::session_pages::logout_get).post(oauth::session_pages::logout_post),
         )
         .route("/account", get(oauth::session_pages::account))
+        .route("/outbound", get(outbound_pages::outbound_page))
+        .route("/outbound/authorize", post(outbound_pages::authorize))
+        .route("/oauth_redirect.do", get(outbound_pages::callback))
         .route("/account/withdraw", post(oauth::session_pages::withdraw))
         .route("/assets/gatehouse.css", get(oauth::authorize::stylesheet))
         .route("/oauth/introspect", post(oauth::introspect::introspect))

@@ -33,6 +33,8 @@ pub static STYLESHEET: &str = include_str!("../assets/gatehouse.css");
 pub enum Continuation {
     Authorize(Box<AuthorizationRequest>),
     Account,
+    /// The page where tokens for outbound OAuth profiles are obtained.
+    Outbound,
 }
 
 pub fn seal(state: &AppState, continuation: &Continuation) -> String {
@@ -98,14 +100,27 @@ pub fn page(
     form_target: Option<&str>,
     script_hash: Option<&str>,
 ) -> Response {
+    page_with_form_targets(status, html, form_target.as_slice(), script_hash)
+}
+
+/// Like [`page`], for a page whose forms may end in redirects to several origins.
+pub fn page_with_form_targets(
+    status: StatusCode,
+    html: Result<String, askama::Error>,
+    form_targets: &[&str],
+    script_hash: Option<&str>,
+) -> Response {
     let Ok(html) = html else {
         tracing::error!("a page template failed to render");
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    let form_action = match form_target.and_then(origin) {
-        Some(origin) => format!("'self' {origin}"),
-        None => "'self'".to_owned(),
-    };
+    let mut origins: Vec<String> = form_targets.iter().filter_map(|t| origin(t)).collect();
+    origins.sort();
+    origins.dedup();
+    let form_action = std::iter::once("'self'".to_owned())
+        .chain(origins)
+        .collect::<Vec<_>>()
+        .join(" ");
     let script = script_hash
         .map(|h| format!("; script-src '{h}'"))
         .unwrap_or_default();

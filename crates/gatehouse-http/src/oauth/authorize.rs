@@ -189,7 +189,7 @@ pub fn login_page(
         .unwrap_or_else(gatehouse_core::secret::generate);
     let target = match &continuation {
         Continuation::Authorize(request) => Some(request.redirect_uri.clone()),
-        Continuation::Account => None,
+        Continuation::Account | Continuation::Outbound => None,
     };
     let html = LoginPage {
         app_name,
@@ -269,7 +269,7 @@ pub async fn login(
                     .ok()
                     .flatten()
                     .map(|c| c.name),
-                Continuation::Account => None,
+                Continuation::Account | Continuation::Outbound => None,
             };
             return login_page(
                 &state,
@@ -320,6 +320,7 @@ pub async fn login(
             .await
         }
         Continuation::Account => pages::redirect("/account"),
+        Continuation::Outbound => pages::redirect("/outbound"),
     };
     response.headers_mut().append(
         header::SET_COOKIE,

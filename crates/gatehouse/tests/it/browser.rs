@@ -3,6 +3,9 @@
 //! every response — authorization code with PKCE, userinfo, refresh-token rotation and reuse,
 //! implicit, hybrid with `form_post`, denial and signing out.
 //!
+//! `tests/browser/outbound.mjs` drives outbound OAuth's "Get OAuth token" through a second
+//! Gatehouse standing for the external provider: login, denial, consent and the callback.
+//!
 //! It needs Debian's `chromium` and `npm ci` in `tests/browser`; without them it prints why it
 //! was skipped — except under CI (`CI` set), where they must be there.
 
@@ -14,9 +17,24 @@ use gatehouse_core::keys::SigningAlgorithm;
 use gatehouse_core::registry::{AppChanges, NewUser, UserChanges};
 use gatehouse_core::secret::Secret;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use gatehouse_core::clock::{Clock, SystemClock};
+use gatehouse_core::outbound::{
+    AliasSpec, ClientAuthMethod, OutboundRegistry, ProfileSpec, ProviderSpec, SYSTEM_OWNER,
+};
+use gatehouse_remote::fetch::{Fetcher, Limits};
+use gatehouse_remote::outbound::TokenManager;
+
 use crate::harness::server_test;
+use crate::outbound::{TestClock, token_requests};
 
 const FLOW: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/browser/flow.mjs");
+const OUTBOUND_FLOW: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/browser/outbound.mjs"
+);
 const NODE_MODULES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../tests/browser/node_modules"
@@ -107,7 +125,13 @@ server_test!(people_sign_in_and_consent_in_a_real_browser, |server| {
         .env("GATEHOUSE_EXPECT_NAME", "Alice Liddell")
         .env("GATEHOUSE_EXPECT_EMAIL", "alice@example.org")
         .env("CHROMIUM", CHROMIUM);
-    // Off the async threads: the in-process server keeps serving the browser meanwhile.
+    let summary = run_node(command).await;
+    assert_eq!(summary["implicit"]["sub"], summary["code"]["sub"]);
+});
+
+/// Runs a browser script off the async threads (the in-process servers keep serving the
+/// browser meanwhile) and returns its JSON summary.
+async fn run_node(mut command: Command) -> serde_json::Value {
     let output = tokio::task::spawn_blocking(move || command.output().expect("run node"))
         .await
         .unwrap();
@@ -120,6 +144,159 @@ server_test!(people_sign_in_and_consent_in_a_real_browser, |server| {
     );
     let summary: serde_json::Value = serde_json::from_str(&stdout).expect("a JSON summary");
     assert_eq!(summary["ok"], true, "{stdout}");
-    assert_eq!(summary["implicit"]["sub"], summary["code"]["sub"]);
     println!("{stdout}");
-});
+    summary
+}
+
+server_test!(
+    an_administrator_gets_an_outbound_token_in_a_real_browser,
+    |server| {
+        if let Some(why) = missing_browser() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "the browser test must run under CI: {why}"
+            );
+            eprintln!("skipped: {why}");
+            return;
+        }
+        // The external provider, with a person who authorizes Gatehouse there.
+        let provider = TestServer::start(Backend::Sqlite)
+            .await
+            .expect("SQLite is always available");
+        let redirect_uri = server.url("/oauth_redirect.do");
+        let app = provider
+            .app_with(AppChanges {
+                name: Some("Gatehouse next door".into()),
+                client_type: Some(ClientType::Confidential),
+                redirect_uris: Some(vec![redirect_uri]),
+                grant_types: Some(vec![GrantType::AuthorizationCode, GrantType::RefreshToken]),
+                allowed_scopes: Some(vec!["useraccount".into()]),
+                ..AppChanges::default()
+            })
+            .await;
+        for (target, user_name, roles) in [
+            (&provider, "pat", vec![]),
+            (&server, "carol", vec!["admin".to_owned()]),
+        ] {
+            target
+                .services
+                .registry
+                .create_user(
+                    NewUser {
+                        user_name: user_name.into(),
+                        password: Some(Secret::new(PASSWORD)),
+                        fields: UserChanges {
+                            roles: Some(roles),
+                            ..UserChanges::default()
+                        },
+                    },
+                    false,
+                )
+                .await
+                .expect("create a user");
+        }
+        // The browser reaches the provider as localhost: cookies ignore ports, and the two servers'
+        // sessions must stay apart.
+        let provider_origin = provider.base.replace("127.0.0.1", "localhost");
+        let registry = server.services.outbound.registry();
+        registry
+            .save_provider(ProviderSpec {
+                name: "crm".into(),
+                token_url: provider.url("/oauth/token"),
+                authorization_url: Some(format!("{provider_origin}/oauth/authorize")),
+                client_id: app.client_id.clone(),
+                client_secret: Some(Secret::new(app.secret.clone())),
+                auth_method: ClientAuthMethod::ClientSecretPost,
+                grant: GrantType::AuthorizationCode,
+                audience: None,
+                resource: None,
+                username: None,
+                password: None,
+                signing_alg: None,
+            })
+            .await
+            .unwrap();
+        registry
+            .save_profile(ProfileSpec {
+                name: "crm".into(),
+                provider: "crm".into(),
+                scopes: vec!["useraccount".into()],
+                per_user: false,
+            })
+            .await
+            .unwrap();
+        registry
+            .save_alias(AliasSpec {
+                name: "crm".into(),
+                base_url: provider.url("/api/admin/v1"),
+                profile: "crm".into(),
+                allowed_roles: vec!["integration".into()],
+                timeout_seconds: None,
+                max_retries: None,
+            })
+            .await
+            .unwrap();
+        // Before anyone consents, calls through the alias say what is missing.
+        let caller = server.token_for_role("integration").await;
+        let response = server
+            .http
+            .get(server.url("/api/outbound/crm/whoami"))
+            .bearer_auth(&caller)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 502);
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("authorize it in the browser")
+        );
+
+        let mut command = Command::new("node");
+        command
+            .arg(OUTBOUND_FLOW)
+            .env("GATEHOUSE_CONSUMER", &server.base)
+            .env("GATEHOUSE_CONSUMER_USERNAME", "carol")
+            .env("GATEHOUSE_CONSUMER_PASSWORD", PASSWORD)
+            .env("GATEHOUSE_PROVIDER_ORIGIN", &provider_origin)
+            .env("GATEHOUSE_PROVIDER_USERNAME", "pat")
+            .env("GATEHOUSE_PROVIDER_PASSWORD", PASSWORD)
+            .env("GATEHOUSE_PROFILE", "crm")
+            .env("CHROMIUM", CHROMIUM);
+        run_node(command).await;
+        assert_eq!(token_requests(&provider, "authorization_code").await, 1);
+
+        // The alias now calls the provider's API as the person who consented.
+        let response = server
+            .http
+            .get(server.url("/api/outbound/crm/whoami"))
+            .bearer_auth(&caller)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let whoami: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(whoami["user_name"], "pat");
+
+        // Near its expiry the token is refreshed with its refresh token, without the browser.
+        let route = registry.route("crm").await.unwrap();
+        let now = SystemClock.now();
+        let clock = Arc::new(TestClock(AtomicI64::new(now)));
+        let manager = TokenManager::new(
+            OutboundRegistry::new(
+                server.services.store.clone(),
+                server.services.sealer.clone(),
+                clock.clone(),
+            ),
+            Fetcher::new(Limits::default()).unwrap(),
+        );
+        let first = manager.access_token(&route, SYSTEM_OWNER).await.unwrap();
+        clock.0.store(now + 1800, Ordering::SeqCst);
+        let refreshed = manager.access_token(&route, SYSTEM_OWNER).await.unwrap();
+        assert_ne!(first, refreshed);
+        assert_eq!(token_requests(&provider, "refresh_token").await, 1);
+        assert_eq!(token_requests(&provider, "authorization_code").await, 1);
+    }
+);

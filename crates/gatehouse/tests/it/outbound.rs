@@ -43,7 +43,7 @@ async fn provider() -> Provider {
 }
 
 /// Token requests the provider has answered for `grant_type`, whatever the outcome.
-async fn token_requests(provider: &TestServer, grant_type: &str) -> u64 {
+pub async fn token_requests(provider: &TestServer, grant_type: &str) -> u64 {
     let metrics = provider
         .http
         .get(provider.url("/metrics"))
@@ -275,7 +275,7 @@ server_test!(
 );
 
 /// A clock the test moves, so expiry needs no sleeping.
-struct TestClock(AtomicI64);
+pub struct TestClock(pub AtomicI64);
 
 impl Clock for TestClock {
     fn now(&self) -> i64 {

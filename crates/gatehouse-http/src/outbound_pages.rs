@@ -1,0 +1,236 @@
+//! The browser side of outbound OAuth's authorization-code grant: the page listing the
+//! profiles a user may authorize ("Get OAuth token"), the start of the authorization at the
+//! provider (PKCE S256 and `state`), and Gatehouse's callback `/oauth_redirect.do`, which
+//! redeems the code and stores the tokens for the profile — system-wide or the user's own.
+//!
+//! The authorization in progress travels sealed in a cookie of the browser that started it and
+//! is cleared at the callback, whatever the outcome; a replayed callback finds no cookie, and
+//! the provider redeems a code only once anyway.
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use gatehouse_core::Error;
+use gatehouse_core::outbound::{AUTHORIZATION_LIFETIME, PendingAuthorization};
+use serde::Deserialize;
+
+use crate::oauth::authorize::login_page;
+use crate::pages::{self, Continuation, SESSION_COOKIE, cookie, set_cookie};
+use crate::state::AppState;
+
+/// The cookie carrying the sealed [`PendingAuthorization`].
+const PENDING_COOKIE: &str = "gh_outbound";
+/// The sealing context of that cookie.
+const PENDING_CONTEXT: &str = "outbound authorization";
+
+struct Row {
+    profile: String,
+    provider: String,
+    scopes: String,
+    per_user: bool,
+    held: bool,
+}
+
+#[derive(Template)]
+#[template(path = "outbound.html")]
+struct OutboundPage {
+    user_name: String,
+    rows: Vec<Row>,
+    csrf: String,
+}
+
+/// `GET /outbound`
+pub async fn outbound_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let session_cookie = cookie(&headers, SESSION_COOKIE)
+        .unwrap_or_default()
+        .to_owned();
+    let user = match state.sessions.find(&session_cookie).await {
+        Ok(Some((_, user))) => user,
+        Ok(None) => return login_page(&state, &headers, None, Continuation::Outbound, "", None),
+        Err(error) => return pages::internal_error(&error),
+    };
+    let profiles = match state.outbound.registry().authorizable_profiles(&user).await {
+        Ok(profiles) => profiles,
+        Err(error) => return pages::internal_error(&error),
+    };
+    // The buttons' forms end in redirects to the providers: the CSP must allow those.
+    let targets: Vec<String> = profiles
+        .iter()
+        .filter_map(|(_, provider, _)| provider.authorization_url.clone())
+        .collect();
+    let rows = profiles
+        .into_iter()
+        .map(|(profile, provider, held)| Row {
+            scopes: profile.scopes.join(" "),
+            per_user: profile.per_user,
+            profile: profile.name,
+            provider: provider.name,
+            held,
+        })
+        .collect();
+    let html = OutboundPage {
+        user_name: user.display_name,
+        rows,
+        csrf: state.sessions.csrf_token("outbound", &session_cookie),
+    }
+    .render();
+    let targets: Vec<&str> = targets.iter().map(String::as_str).collect();
+    pages::page_with_form_targets(StatusCode::OK, html, &targets, None)
+}
+
+#[derive(Deserialize)]
+struct AuthorizeForm {
+    csrf: String,
+    profile: String,
+}
+
+/// `POST /outbound/authorize`: sends the browser to the provider.
+pub async fn authorize(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let session_cookie = cookie(&headers, SESSION_COOKIE)
+        .unwrap_or_default()
+        .to_owned();
+    let form: Option<AuthorizeForm> = pages::form(&body);
+    let Some(form) = form.filter(|f| {
+        state
+            .sessions
+            .csrf_valid("outbound", &session_cookie, &f.csrf)
+    }) else {
+        return refused();
+    };
+    let user = match state.sessions.find(&session_cookie).await {
+        Ok(Some((_, user))) => user,
+        Ok(None) => return refused(),
+        Err(error) => return pages::internal_error(&error),
+    };
+    let redirect_uri = format!("{}/oauth_redirect.do", state.tokens.issuer());
+    let started = state
+        .outbound
+        .registry()
+        .start_authorization(&form.profile, &user, &redirect_uri)
+        .await;
+    let (pending, location) = match started {
+        Ok(started) => started,
+        Err(Error::Forbidden(why)) => {
+            return pages::message(StatusCode::FORBIDDEN, "Not allowed", &why);
+        }
+        Err(error @ (Error::NotFound(_) | Error::Validation(_))) => {
+            return pages::message(StatusCode::BAD_REQUEST, "Cannot start", &error.to_string());
+        }
+        Err(error) => return pages::internal_error(&error),
+    };
+    let json = serde_json::to_vec(&pending).expect("a pending authorization serialises");
+    let sealed = URL_SAFE_NO_PAD.encode(state.sealer.seal(PENDING_CONTEXT, &json));
+    let mut response = pages::redirect(&location);
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(
+            &state,
+            PENDING_COOKIE,
+            &sealed,
+            Some(AUTHORIZATION_LIFETIME),
+        ),
+    );
+    response
+}
+
+/// `GET /oauth_redirect.do`: the provider's answer.
+pub async fn callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params = pages::unique_params(query.unwrap_or_default().as_bytes()).unwrap_or_default();
+    let now = state.tokens.clock().now();
+    let pending = cookie(&headers, PENDING_COOKIE)
+        .and_then(|sealed| URL_SAFE_NO_PAD.decode(sealed).ok())
+        .and_then(|bytes| state.sealer.open(PENDING_CONTEXT, &bytes).ok())
+        .and_then(|json| serde_json::from_slice::<PendingAuthorization>(&json).ok())
+        .filter(|p| p.answers(params.get("state").map_or("", String::as_str), now));
+    let mut response = match pending {
+        None => pages::message(
+            StatusCode::BAD_REQUEST,
+            "No authorization in progress",
+            "This answer does not belong to an authorization started in this browser, or it \
+             came too late. Start again from the OAuth tokens page.",
+        ),
+        Some(pending) => redeem(&state, &pending, &params).await,
+    };
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&state, PENDING_COOKIE, "", Some(0)),
+    );
+    response
+}
+
+async fn redeem(
+    state: &AppState,
+    pending: &PendingAuthorization,
+    params: &std::collections::BTreeMap<String, String>,
+) -> Response {
+    if let Some(error) = params.get("error") {
+        let description = params
+            .get("error_description")
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        return pages::message(
+            StatusCode::BAD_REQUEST,
+            "No token",
+            &format!("The provider answered {error}{description}. No token was stored."),
+        );
+    }
+    let Some(code) = params.get("code") else {
+        return pages::message(
+            StatusCode::BAD_REQUEST,
+            "No token",
+            "The provider's answer carries no code. No token was stored.",
+        );
+    };
+    let registry = state.outbound.registry();
+    let records = async {
+        let profile = registry.get_profile(&pending.profile).await?;
+        let provider = registry.get_provider(&profile.provider).await?;
+        Ok::<_, Error>((profile, provider))
+    };
+    let (profile, provider) = match records.await {
+        Ok(records) => records,
+        Err(error) => return pages::internal_error(&error),
+    };
+    let redeemed = state
+        .outbound
+        .redeem_code(
+            &profile,
+            &provider,
+            &pending.owner,
+            code,
+            &pending.redirect_uri,
+            &pending.code_verifier,
+        )
+        .await;
+    match redeemed {
+        Ok(()) => pages::message(
+            StatusCode::OK,
+            "Token stored",
+            &format!(
+                "Gatehouse now holds a token for the profile {}.",
+                profile.name
+            ),
+        ),
+        Err(error) => pages::message(
+            StatusCode::BAD_GATEWAY,
+            "No token",
+            &format!("{error}. No token was stored."),
+        ),
+    }
+}
+
+fn refused() -> Response {
+    pages::message(
+        StatusCode::FORBIDDEN,
+        "Request refused",
+        "The form could not be verified. Go back, reload the page and try again.",
+    )
+}
