@@ -7,7 +7,8 @@
 //      the provider's access_denied back to Gatehouse's /oauth_redirect.do, shown and not
 //      stored;
 //   3. a second "Get OAuth token", allowed this time, ends on "Token stored";
-//   4. replaying that callback URL is refused: the authorization was used up.
+//   4. replaying that callback URL is refused: the authorization was used up;
+//   5. a per-user profile gets the signed-in user's own token the same way.
 //
 // The provider is reached as `localhost` and Gatehouse as `127.0.0.1`, so the two servers'
 // cookies (which ignore ports) stay apart.
@@ -17,7 +18,8 @@
 //   GATEHOUSE_CONSUMER_USERNAME, GATEHOUSE_CONSUMER_PASSWORD   an administrator there
 //   GATEHOUSE_PROVIDER_ORIGIN           the provider as the browser reaches it
 //   GATEHOUSE_PROVIDER_USERNAME, GATEHOUSE_PROVIDER_PASSWORD   a user at the provider
-//   GATEHOUSE_PROFILE                   the profile to authorize
+//   GATEHOUSE_PROFILE                   the system-wide profile to authorize
+//   GATEHOUSE_PER_USER_PROFILE          a per-user profile to authorize
 //   CHROMIUM                            the browser (default /usr/bin/chromium)
 //
 // Prints a JSON summary on stdout; exits 1 with the failed step on stderr otherwise.
@@ -146,6 +148,26 @@ async function main() {
     step = 'replay';
     const replay = await page.goto(callbackUrl);
     check(replay.status() === 400, 'the same callback a second time is refused', replay.status());
+
+    step = 'per-user token';
+    const own = env('GATEHOUSE_PER_USER_PROFILE');
+    await page.goto(new URL('/outbound', consumer).href);
+    check(await page.locator(`#status-${own}`).textContent() === 'no token',
+      'the per-user profile is listed without a token of this user');
+    // The provider may remember the consent given above and answer at once.
+    await Promise.all([
+      page.waitForURL((url) => url.origin === providerOrigin
+        || url.pathname === '/oauth_redirect.do'),
+      page.click(`#get-token-${own}`),
+    ]);
+    if (new URL(page.url()).origin === providerOrigin) {
+      await Promise.all([
+        page.waitForURL((url) => url.pathname === '/oauth_redirect.do'),
+        page.click('#allow'),
+      ]);
+    }
+    check(await page.locator('h1').textContent() === 'Token stored',
+      "the user's own token is stored", await page.locator('main').textContent());
 
     check(problems.length === 0, 'the browser reported no errors', problems);
   } finally {

@@ -12,7 +12,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use gatehouse_core::client::{ClientType, GrantType};
+use gatehouse_core::client::{ClientType, GrantType, TokenFormat};
 use gatehouse_core::keys::SigningAlgorithm;
 use gatehouse_core::registry::{AppChanges, NewUser, UserChanges};
 use gatehouse_core::secret::Secret;
@@ -148,155 +148,175 @@ async fn run_node(mut command: Command) -> serde_json::Value {
     summary
 }
 
-server_test!(
-    an_administrator_gets_an_outbound_token_in_a_real_browser,
-    |server| {
-        if let Some(why) = missing_browser() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "the browser test must run under CI: {why}"
-            );
-            eprintln!("skipped: {why}");
-            return;
-        }
-        // The external provider, with a person who authorizes Gatehouse there.
-        let provider = TestServer::start(Backend::Sqlite)
-            .await
-            .expect("SQLite is always available");
-        let redirect_uri = server.url("/oauth_redirect.do");
-        let app = provider
-            .app_with(AppChanges {
-                name: Some("Gatehouse next door".into()),
-                client_type: Some(ClientType::Confidential),
-                redirect_uris: Some(vec![redirect_uri]),
-                grant_types: Some(vec![GrantType::AuthorizationCode, GrantType::RefreshToken]),
-                allowed_scopes: Some(vec!["useraccount".into()]),
-                ..AppChanges::default()
-            })
-            .await;
-        for (target, user_name, roles) in [
-            (&provider, "pat", vec![]),
-            (&server, "carol", vec!["admin".to_owned()]),
-        ] {
-            target
-                .services
-                .registry
-                .create_user(
-                    NewUser {
-                        user_name: user_name.into(),
-                        password: Some(Secret::new(PASSWORD)),
-                        fields: UserChanges {
-                            roles: Some(roles),
-                            ..UserChanges::default()
-                        },
+server_test!(outbound_tokens_are_obtained_in_a_real_browser, |server| {
+    if let Some(why) = missing_browser() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the browser test must run under CI: {why}"
+        );
+        eprintln!("skipped: {why}");
+        return;
+    }
+    // The external provider, with a person who authorizes Gatehouse there.
+    let provider = TestServer::start(Backend::Sqlite)
+        .await
+        .expect("SQLite is always available");
+    let redirect_uri = server.url("/oauth_redirect.do");
+    let app = provider
+        .app_with(AppChanges {
+            name: Some("Gatehouse next door".into()),
+            client_type: Some(ClientType::Confidential),
+            redirect_uris: Some(vec![redirect_uri]),
+            grant_types: Some(vec![GrantType::AuthorizationCode, GrantType::RefreshToken]),
+            allowed_scopes: Some(vec!["useraccount".into()]),
+            ..AppChanges::default()
+        })
+        .await;
+    for (target, user_name, roles) in [
+        (&provider, "pat", vec![]),
+        (
+            &server,
+            "carol",
+            vec!["admin".to_owned(), "integration".to_owned()],
+        ),
+    ] {
+        target
+            .services
+            .registry
+            .create_user(
+                NewUser {
+                    user_name: user_name.into(),
+                    password: Some(Secret::new(PASSWORD)),
+                    fields: UserChanges {
+                        roles: Some(roles),
+                        ..UserChanges::default()
                     },
-                    false,
-                )
-                .await
-                .expect("create a user");
-        }
-        // The browser reaches the provider as localhost: cookies ignore ports, and the two servers'
-        // sessions must stay apart.
-        let provider_origin = provider.base.replace("127.0.0.1", "localhost");
-        let registry = server.services.outbound.registry();
-        registry
-            .save_provider(ProviderSpec {
-                name: "crm".into(),
-                token_url: provider.url("/oauth/token"),
-                authorization_url: Some(format!("{provider_origin}/oauth/authorize")),
-                client_id: app.client_id.clone(),
-                client_secret: Some(Secret::new(app.secret.clone())),
-                auth_method: ClientAuthMethod::ClientSecretPost,
-                grant: GrantType::AuthorizationCode,
-                audience: None,
-                resource: None,
-                username: None,
-                password: None,
-                signing_alg: None,
-            })
+                },
+                false,
+            )
             .await
-            .unwrap();
+            .expect("create a user");
+    }
+    // The browser reaches the provider as localhost: cookies ignore ports, and the two servers'
+    // sessions must stay apart.
+    let provider_origin = provider.base.replace("127.0.0.1", "localhost");
+    let registry = server.services.outbound.registry();
+    registry
+        .save_provider(ProviderSpec {
+            name: "crm".into(),
+            token_url: provider.url("/oauth/token"),
+            authorization_url: Some(format!("{provider_origin}/oauth/authorize")),
+            client_id: app.client_id.clone(),
+            client_secret: Some(Secret::new(app.secret.clone())),
+            auth_method: ClientAuthMethod::ClientSecretPost,
+            grant: GrantType::AuthorizationCode,
+            audience: None,
+            resource: None,
+            username: None,
+            password: None,
+            signing_alg: None,
+        })
+        .await
+        .unwrap();
+    for (name, per_user) in [("crm", false), ("mine", true)] {
         registry
             .save_profile(ProfileSpec {
-                name: "crm".into(),
+                name: name.into(),
                 provider: "crm".into(),
                 scopes: vec!["useraccount".into()],
-                per_user: false,
+                per_user,
             })
             .await
             .unwrap();
         registry
             .save_alias(AliasSpec {
-                name: "crm".into(),
+                name: name.into(),
                 base_url: provider.url("/api/admin/v1"),
-                profile: "crm".into(),
+                profile: name.into(),
                 allowed_roles: vec!["integration".into()],
                 timeout_seconds: None,
                 max_retries: None,
             })
             .await
             .unwrap();
-        // Before anyone consents, calls through the alias say what is missing.
-        let caller = server.token_for_role("integration").await;
-        let response = server
-            .http
-            .get(server.url("/api/outbound/crm/whoami"))
-            .bearer_auth(&caller)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 502);
-        let body: serde_json::Value = response.json().await.unwrap();
-        assert!(
-            body["error_description"]
-                .as_str()
-                .unwrap()
-                .contains("authorize it in the browser")
-        );
-
-        let mut command = Command::new("node");
-        command
-            .arg(OUTBOUND_FLOW)
-            .env("GATEHOUSE_CONSUMER", &server.base)
-            .env("GATEHOUSE_CONSUMER_USERNAME", "carol")
-            .env("GATEHOUSE_CONSUMER_PASSWORD", PASSWORD)
-            .env("GATEHOUSE_PROVIDER_ORIGIN", &provider_origin)
-            .env("GATEHOUSE_PROVIDER_USERNAME", "pat")
-            .env("GATEHOUSE_PROVIDER_PASSWORD", PASSWORD)
-            .env("GATEHOUSE_PROFILE", "crm")
-            .env("CHROMIUM", CHROMIUM);
-        run_node(command).await;
-        assert_eq!(token_requests(&provider, "authorization_code").await, 1);
-
-        // The alias now calls the provider's API as the person who consented.
-        let response = server
-            .http
-            .get(server.url("/api/outbound/crm/whoami"))
-            .bearer_auth(&caller)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let whoami: serde_json::Value = response.json().await.unwrap();
-        assert_eq!(whoami["user_name"], "pat");
-
-        // Near its expiry the token is refreshed with its refresh token, without the browser.
-        let route = registry.route("crm").await.unwrap();
-        let now = SystemClock.now();
-        let clock = Arc::new(TestClock(AtomicI64::new(now)));
-        let manager = TokenManager::new(
-            OutboundRegistry::new(
-                server.services.store.clone(),
-                server.services.sealer.clone(),
-                clock.clone(),
-            ),
-            Fetcher::new(Limits::default()).unwrap(),
-        );
-        let first = manager.access_token(&route, SYSTEM_OWNER).await.unwrap();
-        clock.0.store(now + 1800, Ordering::SeqCst);
-        let refreshed = manager.access_token(&route, SYSTEM_OWNER).await.unwrap();
-        assert_ne!(first, refreshed);
-        assert_eq!(token_requests(&provider, "refresh_token").await, 1);
-        assert_eq!(token_requests(&provider, "authorization_code").await, 1);
     }
-);
+    // Before anyone consents, calls through the alias say what is missing.
+    let caller = server.token_for_role("integration").await;
+    let response = server
+        .http
+        .get(server.url("/api/outbound/crm/whoami"))
+        .bearer_auth(&caller)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("authorize it in the browser")
+    );
+
+    let mut command = Command::new("node");
+    command
+        .arg(OUTBOUND_FLOW)
+        .env("GATEHOUSE_CONSUMER", &server.base)
+        .env("GATEHOUSE_CONSUMER_USERNAME", "carol")
+        .env("GATEHOUSE_CONSUMER_PASSWORD", PASSWORD)
+        .env("GATEHOUSE_PROVIDER_ORIGIN", &provider_origin)
+        .env("GATEHOUSE_PROVIDER_USERNAME", "pat")
+        .env("GATEHOUSE_PROVIDER_PASSWORD", PASSWORD)
+        .env("GATEHOUSE_PROFILE", "crm")
+        .env("GATEHOUSE_PER_USER_PROFILE", "mine")
+        .env("CHROMIUM", CHROMIUM);
+    run_node(command).await;
+    assert_eq!(token_requests(&provider, "authorization_code").await, 2);
+
+    // A per-user alias calls with the caller's own token: Carol's works, someone else has none.
+    let carol_app = server
+        .app(TokenFormat::Jwt, &["useraccount"], Some("carol"))
+        .await;
+    let carol = server.token(&carol_app, None).await;
+    let call_mine = |token: String| {
+        let request = server
+            .http
+            .get(server.url("/api/outbound/mine/whoami"))
+            .bearer_auth(token)
+            .send();
+        async move { request.await.unwrap().status().as_u16() }
+    };
+    assert_eq!(call_mine(carol).await, 200);
+    assert_eq!(call_mine(caller.clone()).await, 502);
+
+    // The alias now calls the provider's API as the person who consented.
+    let response = server
+        .http
+        .get(server.url("/api/outbound/crm/whoami"))
+        .bearer_auth(&caller)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let whoami: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(whoami["user_name"], "pat");
+
+    // Near its expiry the token is refreshed with its refresh token, without the browser.
+    let route = registry.route("crm").await.unwrap();
+    let now = SystemClock.now();
+    let clock = Arc::new(TestClock(AtomicI64::new(now)));
+    let manager = TokenManager::new(
+        OutboundRegistry::new(
+            server.services.store.clone(),
+            server.services.sealer.clone(),
+            clock.clone(),
+        ),
+        Fetcher::new(Limits::default()).unwrap(),
+    );
+    let first = manager.access_token(&route, SYSTEM_OWNER).await.unwrap();
+    clock.0.store(now + 1800, Ordering::SeqCst);
+    let refreshed = manager.access_token(&route, SYSTEM_OWNER).await.unwrap();
+    assert_ne!(first, refreshed);
+    assert_eq!(token_requests(&provider, "refresh_token").await, 1);
+    assert_eq!(token_requests(&provider, "authorization_code").await, 2);
+});
