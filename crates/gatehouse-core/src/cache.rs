@@ -17,6 +17,8 @@ use crate::Error;
 use crate::client::Client;
 use crate::clock::Clock;
 use crate::entry::Catalog;
+use crate::federation::JwtProvider;
+use crate::token::AccessTokenInfo;
 use crate::user::User;
 
 /// How long a cached record is trusted without asking the database.
@@ -98,13 +100,16 @@ impl<T> RecordCache<T> {
     }
 }
 
-/// The caches of the registry: applications by client_id, users by id and by name.
+/// The caches of the registry: applications by client_id, users by id and by name, the
+/// configuration entries, the active JWT providers, and validated third-party tokens (by hash).
 pub struct RegistryCache {
     pub clients: RecordCache<Client>,
     pub users: RecordCache<User>,
     pub users_by_name: RecordCache<User>,
     /// Every configuration entry, as one snapshot under the key [`CATALOG_KEY`].
     pub catalog: RecordCache<Catalog>,
+    pub jwt_providers: RecordCache<Vec<JwtProvider>>,
+    pub federated_tokens: RecordCache<AccessTokenInfo>,
 }
 
 /// The catalog cache's one key.
@@ -116,19 +121,27 @@ impl RegistryCache {
             clients: RecordCache::new(clock.clone()),
             users: RecordCache::new(clock.clone()),
             users_by_name: RecordCache::new(clock.clone()),
-            catalog: RecordCache::new(clock),
+            catalog: RecordCache::new(clock.clone()),
+            jwt_providers: RecordCache::new(clock.clone()),
+            federated_tokens: RecordCache::new(clock),
         }
     }
 
     /// Applies a change notice from the store (`client:ID`; `user:…`, which clears every cached
     /// user, since notices name users by name while one cache keys them by id; `entry:KIND:NAME`,
-    /// which reloads the catalog).
+    /// which reloads the catalog; `jwt_provider:NAME`). Validated third-party tokens depend on
+    /// providers and users, so they go with either.
     pub fn apply_notice(&self, notice: &str) {
         match notice.split_once(':') {
             Some(("client", client_id)) => self.clients.invalidate(client_id),
             Some(("user", _)) => {
                 self.users.clear();
                 self.users_by_name.clear();
+                self.federated_tokens.clear();
+            }
+            Some(("jwt_provider", _)) => {
+                self.jwt_providers.clear();
+                self.federated_tokens.clear();
             }
             Some(("entry", _)) => self.catalog.clear(),
             _ => {
@@ -136,6 +149,8 @@ impl RegistryCache {
                 self.clients.clear();
                 self.users.clear();
                 self.users_by_name.clear();
+                self.jwt_providers.clear();
+                self.federated_tokens.clear();
             }
         }
     }

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use crate::federation::KeySource;
 use crate::keys::SigningAlgorithm;
 use crate::scope::ScopeSet;
 
@@ -165,6 +166,10 @@ pub struct Client {
     pub allow_plain_pkce: bool,
     /// The algorithm of this client's ID tokens.
     pub id_token_alg: SigningAlgorithm,
+    /// Public keys registered for `private_key_jwt` (a JWK Set, a JWK or a PEM public key).
+    pub jwks: Option<String>,
+    /// A JWK Set URL registered for `private_key_jwt`.
+    pub jwks_uri: Option<String>,
     /// Whether `gatehouse apply` owns this record (and may prune it).
     pub managed: bool,
     pub created_at: i64,
@@ -188,5 +193,15 @@ impl Client {
     /// their record says otherwise.
     pub fn pkce_required(&self) -> bool {
         self.client_type == ClientType::Public || self.require_pkce
+    }
+
+    /// Where the keys for this client's `private_key_jwt` assertions come from, if it
+    /// registered any.
+    pub fn key_source(&self) -> Option<KeySource> {
+        match (&self.jwks, &self.jwks_uri) {
+            (Some(jwks), _) => Some(KeySource::Static(jwks.clone())),
+            (None, Some(uri)) => Some(KeySource::JwksUrl(uri.clone())),
+            (None, None) => None,
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::Error;
 use crate::client::{Client, ClientType};
+use crate::federation::Federation;
 use std::sync::Arc;
 
 use crate::secret::Secret;
@@ -17,12 +18,16 @@ pub enum AuthMethod {
     SecretPost,
     /// Only a `client_id`: a public client (`none`).
     None,
+    /// A signed assertion (`private_key_jwt`, RFC 7523 §2.2).
+    PrivateKeyJwt,
 }
 
 #[derive(Debug, Clone)]
 pub struct PresentedCredentials {
     pub client_id: String,
     pub secret: Option<Secret>,
+    /// The `client_assertion` of `private_key_jwt`.
+    pub assertion: Option<String>,
     pub method: AuthMethod,
 }
 
@@ -30,6 +35,7 @@ pub struct PresentedCredentials {
 /// tells whether the client exists, is disabled, or only the secret was wrong.
 pub async fn authenticate(
     tokens: &TokenService,
+    federation: &Federation,
     presented: &PresentedCredentials,
 ) -> Result<Arc<Client>, Error> {
     let failed = || Error::InvalidClient("client authentication failed".into());
@@ -39,6 +45,17 @@ pub async fn authenticate(
         .await?
         .filter(|c| c.active)
         .ok_or_else(failed)?;
+    if let Some(assertion) = &presented.assertion {
+        return match client.client_type {
+            ClientType::Confidential => {
+                federation
+                    .authenticate_client_assertion(&client, assertion)
+                    .await?;
+                Ok(client)
+            }
+            ClientType::Public => Err(failed()),
+        };
+    }
     match (&client.client_type, &presented.secret, &client.secret_hash) {
         (ClientType::Confidential, Some(secret), Some(hash))
             if hasher.verify(secret.expose(), hash) =>

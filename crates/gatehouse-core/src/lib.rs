@@ -14,6 +14,7 @@ pub mod client_auth;
 pub mod clock;
 pub mod entry;
 pub mod error;
+pub mod federation;
 pub mod gateway;
 pub mod grant;
 pub mod keys;

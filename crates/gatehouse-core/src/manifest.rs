@@ -18,6 +18,11 @@ use crate::client::{
     Client, ClientType, DEFAULT_ACCESS_TOKEN_LIFESPAN, DEFAULT_REFRESH_TOKEN_LIFESPAN, GrantType,
     TokenFormat,
 };
+use crate::federation::jose::JwsAlgorithm;
+use crate::federation::{
+    DEFAULT_MAX_ASSERTION_AGE, JwtProvider, JwtProviderChanges, KeySource, NewJwtProvider,
+    UserField,
+};
 use crate::gateway::Route;
 use crate::outbound::{AliasSpec, ProfileSpec, ProviderEntry};
 use crate::registry::{AppChanges, NewApp, NewUser, Registry, UserChanges};
@@ -56,6 +61,12 @@ pub struct Manifest {
     pub scope_rules: Vec<ScopeRule>,
     #[serde(default, rename = "route", skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<Route>,
+    #[serde(
+        default,
+        rename = "jwt_provider",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub jwt_providers: Vec<JwtProviderEntry>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -94,6 +105,49 @@ pub struct AppEntry {
     /// "ES256" (default) or "RS256".
     #[serde(default = "es256")]
     pub id_token_alg: String,
+    /// Public keys for `private_key_jwt` (JWK Set, JWK or PEM).
+    pub jwks: Option<String>,
+    /// A JWK Set URL for `private_key_jwt`.
+    pub jwks_uri: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct JwtProviderEntry {
+    pub name: String,
+    pub issuer: String,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// One of `jwks_url`, `discovery_url` and `static_key` (a PEM public key, JWK or JWK Set).
+    pub jwks_url: Option<String>,
+    pub discovery_url: Option<String>,
+    pub static_key: Option<String>,
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<JwsAlgorithm>,
+    #[serde(default = "sub")]
+    pub user_claim: String,
+    #[serde(default)]
+    pub user_field: UserField,
+    #[serde(default)]
+    pub allowed_clients: Vec<String>,
+    #[serde(default = "default_max_age")]
+    pub max_age: i64,
+    #[serde(default)]
+    pub api_access: bool,
+    #[serde(default)]
+    pub api_scopes: Vec<String>,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn default_algorithms() -> Vec<JwsAlgorithm> {
+    vec![JwsAlgorithm::RS256, JwsAlgorithm::ES256]
+}
+fn sub() -> String {
+    "sub".into()
+}
+fn default_max_age() -> i64 {
+    DEFAULT_MAX_ASSERTION_AGE
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -165,9 +219,10 @@ pub struct ApplyOptions {
 
 impl Manifest {
     /// The names of the file's registry sections, as they appear in a configuration file.
-    pub const SECTIONS: [&'static str; 8] = [
+    pub const SECTIONS: [&'static str; 9] = [
         "application",
         "user",
+        "jwt_provider",
         "oauth_provider",
         "oauth_profile",
         "connection_alias",
@@ -203,7 +258,27 @@ impl Manifest {
             kept_apps.push(client_id);
             changes.extend(change);
         }
+        // After applications: providers name the applications allowed to use them.
+        let existing_providers = registry.list_jwt_providers().await?;
+        for entry in &self.jwt_providers {
+            let current = existing_providers.iter().find(|p| p.name == entry.name);
+            changes.extend(reconcile_jwt_provider(registry, current, entry, options).await?);
+        }
         if options.prune {
+            for provider in existing_providers
+                .iter()
+                .filter(|p| p.managed && !self.jwt_providers.iter().any(|e| e.name == p.name))
+            {
+                if !options.dry_run {
+                    registry.delete_jwt_provider(&provider.name).await?;
+                }
+                changes.push(change(
+                    Action::Delete,
+                    "jwt_provider",
+                    &provider.name,
+                    vec![],
+                ));
+            }
             for app in existing_apps
                 .iter()
                 .filter(|a| a.managed && !kept_apps.contains(&a.client_id))
@@ -289,6 +364,8 @@ fn desired_app_fields(entry: &AppEntry) -> Result<AppChanges, Error> {
         require_pkce: Some(entry.require_pkce),
         allow_plain_pkce: Some(entry.allow_plain_pkce),
         id_token_alg: Some(entry.id_token_alg.parse()?),
+        jwks: Some(entry.jwks.clone().unwrap_or_default()),
+        jwks_uri: Some(entry.jwks_uri.clone().unwrap_or_default()),
     })
 }
 
@@ -357,7 +434,98 @@ fn app_differences(client: &Client, desired: &AppChanges) -> Vec<&'static str> {
         "id_token_alg",
         desired.id_token_alg != Some(client.id_token_alg),
     );
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    check("jwks", text(&desired.jwks) != text(&client.jwks));
+    check(
+        "jwks_uri",
+        text(&desired.jwks_uri) != text(&client.jwks_uri),
+    );
     fields
+}
+
+async fn reconcile_jwt_provider(
+    registry: &Registry,
+    current: Option<&JwtProvider>,
+    entry: &JwtProviderEntry,
+    options: ApplyOptions,
+) -> Result<Option<Change>, Error> {
+    let key_source = KeySource::from_options(
+        entry.jwks_url.clone(),
+        entry.discovery_url.clone(),
+        entry.static_key.clone(),
+    )?
+    .ok_or_else(|| {
+        Error::validation(format!(
+            "JWT provider {:?}: give jwks_url, discovery_url or static_key",
+            entry.name
+        ))
+    })?;
+    let desired = JwtProviderChanges {
+        issuer: Some(entry.issuer.clone()),
+        audiences: Some(entry.audiences.clone()),
+        key_source: Some(key_source.clone()),
+        algorithms: Some(entry.algorithms.clone()),
+        user_claim: Some(entry.user_claim.clone()),
+        user_field: Some(entry.user_field),
+        allowed_clients: Some(entry.allowed_clients.clone()),
+        max_age: Some(entry.max_age),
+        api_access: Some(entry.api_access),
+        api_scopes: Some(entry.api_scopes.clone()),
+        active: Some(entry.active),
+    };
+    let Some(current) = current else {
+        if !options.dry_run {
+            let new = NewJwtProvider {
+                name: entry.name.clone(),
+                fields: desired,
+            };
+            registry.create_jwt_provider(new, true).await?;
+        }
+        return Ok(Some(change(
+            Action::Create,
+            "jwt_provider",
+            &entry.name,
+            vec![],
+        )));
+    };
+    let mut algorithms = entry.algorithms.clone();
+    algorithms.sort();
+    algorithms.dedup();
+    let mut fields = Vec::new();
+    for (name, differs) in [
+        ("issuer", entry.issuer != current.issuer),
+        ("audiences", entry.audiences != current.audiences),
+        ("key_source", key_source != current.key_source),
+        ("algorithms", algorithms != current.algorithms),
+        ("user_claim", entry.user_claim != current.user_claim),
+        ("user_field", entry.user_field != current.user_field),
+        (
+            "allowed_clients",
+            entry.allowed_clients != current.allowed_clients,
+        ),
+        ("max_age", entry.max_age != current.max_age),
+        ("api_access", entry.api_access != current.api_access),
+        ("api_scopes", entry.api_scopes != current.api_scopes),
+        ("active", entry.active != current.active),
+        ("managed", !current.managed),
+    ] {
+        if differs {
+            fields.push(name);
+        }
+    }
+    if fields.is_empty() {
+        return Ok(None);
+    }
+    if !options.dry_run {
+        registry.update_jwt_provider(&entry.name, desired).await?;
+        registry.set_jwt_provider_managed(&entry.name, true).await?;
+    }
+    Ok(Some(change(
+        Action::Update,
+        "jwt_provider",
+        &entry.name,
+        fields,
+    )))
 }
 
 async fn reconcile_app(

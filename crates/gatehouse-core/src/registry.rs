@@ -43,6 +43,10 @@ pub struct AppChanges {
     pub require_pkce: Option<bool>,
     pub allow_plain_pkce: Option<bool>,
     pub id_token_alg: Option<SigningAlgorithm>,
+    /// Public keys for `private_key_jwt` (JWK Set, JWK or PEM); an empty string removes them.
+    pub jwks: Option<String>,
+    /// A JWK Set URL for `private_key_jwt`; an empty string removes it.
+    pub jwks_uri: Option<String>,
 }
 
 /// A new application.
@@ -82,10 +86,10 @@ pub struct NewUser {
 /// The registry's use cases over a store.
 #[derive(Clone)]
 pub struct Registry {
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     hasher: SecretHasher,
     cache: Arc<RegistryCache>,
-    clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl Registry {
@@ -105,7 +109,7 @@ impl Registry {
 
     /// Tells this process's caches, and other instances sharing the database, that a record
     /// changed.
-    async fn changed(&self, notice: String) -> Result<(), Error> {
+    pub(crate) async fn changed(&self, notice: String) -> Result<(), Error> {
         self.cache.apply_notice(&notice);
         self.store.publish_change(&notice).await?;
         Ok(())
@@ -163,6 +167,8 @@ impl Registry {
             require_pkce: true,
             allow_plain_pkce: false,
             id_token_alg: SigningAlgorithm::Es256,
+            jwks: None,
+            jwks_uri: None,
             managed,
             created_at: now,
             updated_at: now,
@@ -180,6 +186,15 @@ impl Registry {
             client.default_scopes = client.allowed_scopes.clone();
         }
         let secret = match client.client_type {
+            // A client that registered keys authenticates with them (private_key_jwt) only.
+            ClientType::Confidential if client.key_source().is_some() => {
+                if new.client_secret.is_some() {
+                    return Err(Error::validation(
+                        "a client that registers keys authenticates with them, not a secret",
+                    ));
+                }
+                None
+            }
             ClientType::Confidential => Some(match new.client_secret {
                 Some(secret) => {
                     check_client_secret(&secret)?;
@@ -224,7 +239,10 @@ impl Registry {
         }
         if becomes_public {
             client.secret_hash = None;
-        } else if client.client_type == ClientType::Confidential && client.secret_hash.is_none() {
+        } else if client.client_type == ClientType::Confidential
+            && client.secret_hash.is_none()
+            && client.key_source().is_none()
+        {
             return Err(Error::validation(
                 "a public client becomes confidential only through rotate-secret",
             ));
@@ -314,6 +332,23 @@ impl Registry {
                     "{what} must be between 1 second and 10 years"
                 )));
             }
+        }
+        match (&client.jwks, &client.jwks_uri) {
+            (Some(_), Some(_)) => {
+                return Err(Error::validation(
+                    "register keys inline (jwks) or by URL (jwks_uri), not both",
+                ));
+            }
+            (Some(jwks), None) => {
+                crate::federation::jose::KeySet::from_static(jwks).map_err(|e| {
+                    Error::validation(format!("the registered keys are unusable: {e}"))
+                })?;
+            }
+            (None, Some(uri)) => crate::federation::check_remote_url(uri)?,
+            (None, None) => {}
+        }
+        if client.client_type == ClientType::Public && client.key_source().is_some() {
+            return Err(Error::validation("a public client registers no keys"));
         }
         if client.id_token_alg == SigningAlgorithm::EdDsa {
             return Err(Error::validation(
@@ -467,7 +502,15 @@ fn apply_app_changes(client: &mut Client, changes: AppChanges) {
         require_pkce,
         allow_plain_pkce,
         id_token_alg,
+        jwks,
+        jwks_uri,
     } = changes;
+    if let Some(v) = jwks {
+        client.jwks = Some(v).filter(|v| !v.is_empty());
+    }
+    if let Some(v) = jwks_uri {
+        client.jwks_uri = Some(v).filter(|v| !v.is_empty());
+    }
     if let Some(v) = require_pkce {
         client.require_pkce = v;
     }
@@ -575,7 +618,7 @@ fn check_user(user: &User) -> Result<(), Error> {
     Ok(())
 }
 
-fn check_identifier(what: &str, value: &str, max: usize) -> Result<(), Error> {
+pub(crate) fn check_identifier(what: &str, value: &str, max: usize) -> Result<(), Error> {
     let valid = !value.is_empty()
         && value.len() <= max
         && value
@@ -622,7 +665,7 @@ fn check_redirect_uri(uri: &str) -> Result<(), Error> {
     }
 }
 
-fn conflict_as_domain(error: StoreError) -> Error {
+pub(crate) fn conflict_as_domain(error: StoreError) -> Error {
     match error {
         StoreError::Conflict(what) => Error::Conflict(what),
         other => Error::Store(other),

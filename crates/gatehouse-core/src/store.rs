@@ -8,6 +8,7 @@
 use async_trait::async_trait;
 
 use crate::client::Client;
+use crate::federation::JwtProvider;
 use crate::outbound::{ConnectionAlias, OAuthProfile, OAuthProvider, OutboundTokenRecord};
 use crate::user::User;
 
@@ -271,6 +272,20 @@ pub trait OutboundStore: Send + Sync {
     async fn delete_outbound_tokens(&self, profile: &str) -> Result<(), StoreError>;
 }
 
+#[async_trait]
+pub trait FederationStore: Send + Sync {
+    async fn insert_jwt_provider(&self, provider: &JwtProvider) -> Result<(), StoreError>;
+    /// Replaces the record with the same name; `false` when there is none.
+    async fn update_jwt_provider(&self, provider: &JwtProvider) -> Result<bool, StoreError>;
+    async fn find_jwt_provider(&self, name: &str) -> Result<Option<JwtProvider>, StoreError>;
+    async fn list_jwt_providers(&self) -> Result<Vec<JwtProvider>, StoreError>;
+    async fn delete_jwt_provider(&self, name: &str) -> Result<bool, StoreError>;
+    /// Records that an assertion (by a hash of its issuer and `jti`) was used, until
+    /// `expires_at`. `false` when it was already recorded: of concurrent uses exactly one wins.
+    async fn record_assertion_use(&self, key: &str, expires_at: i64) -> Result<bool, StoreError>;
+    async fn find_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
+}
+
 /// Everything Gatehouse persists, behind one object the server holds as `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store:
@@ -282,6 +297,7 @@ pub trait Store:
     + KeyStore
     + OutboundStore
     + EntryStore
+    + FederationStore
     + Send
     + Sync
 {

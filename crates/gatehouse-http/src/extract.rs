@@ -10,6 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use gatehouse_core::Error;
 use gatehouse_core::access::Caller;
 use gatehouse_core::client_auth::{AuthMethod, PresentedCredentials};
+use gatehouse_core::federation::jose::UnverifiedJwt;
 use gatehouse_core::secret::Secret;
 use gatehouse_core::token::AccessTokenInfo;
 use serde::de::DeserializeOwned;
@@ -66,8 +67,9 @@ pub fn presented_credentials(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"));
+    let assertion = client_assertion(params)?;
     if let Some((_, encoded)) = basic {
-        if params.contains_key("client_secret") {
+        if params.contains_key("client_secret") || assertion.is_some() {
             return Err(Error::invalid_request(
                 "use one client authentication method, not Basic and client_secret together",
             ));
@@ -84,22 +86,64 @@ pub fn presented_credentials(
         return Ok(PresentedCredentials {
             client_id,
             secret: Some(Secret::new(form_decode(secret))),
+            assertion: None,
             method: AuthMethod::SecretBasic,
         });
     }
-    let client_id = params.get("client_id").ok_or_else(failed)?.clone();
-    Ok(match params.get("client_secret") {
-        Some(secret) => PresentedCredentials {
-            client_id,
-            secret: Some(Secret::new(secret.clone())),
-            method: AuthMethod::SecretPost,
-        },
-        None => PresentedCredentials {
+    if let Some(assertion) = assertion {
+        if params.contains_key("client_secret") {
+            return Err(Error::invalid_request(
+                "use one client authentication method, not client_assertion and client_secret",
+            ));
+        }
+        // RFC 7523 §3: the assertion's `sub` is the client_id; `client_id` may be omitted. The
+        // value read here only selects the client's keys: verification then requires both
+        // `iss` and `sub` to equal it.
+        let client_id = match params.get("client_id") {
+            Some(id) => id.clone(),
+            None => UnverifiedJwt::parse(&assertion)
+                .ok()
+                .and_then(|jwt| jwt.subject().map(str::to_owned))
+                .ok_or_else(failed)?,
+        };
+        return Ok(PresentedCredentials {
             client_id,
             secret: None,
-            method: AuthMethod::None,
-        },
+            assertion: Some(assertion),
+            method: AuthMethod::PrivateKeyJwt,
+        });
+    }
+    let client_id = params.get("client_id").ok_or_else(failed)?.clone();
+    let secret = params.get("client_secret").map(|s| Secret::new(s.clone()));
+    let method = match secret {
+        Some(_) => AuthMethod::SecretPost,
+        None => AuthMethod::None,
+    };
+    Ok(PresentedCredentials {
+        client_id,
+        secret,
+        assertion: None,
+        method,
     })
+}
+
+/// RFC 7521 §4.2: `client_assertion` with its type, which must be the JWT one.
+fn client_assertion(params: &BTreeMap<String, String>) -> Result<Option<String>, Error> {
+    const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+    match (
+        params.get("client_assertion_type"),
+        params.get("client_assertion"),
+    ) {
+        (None, None) => Ok(None),
+        (Some(kind), Some(assertion)) if kind == JWT_BEARER => Ok(Some(assertion.clone())),
+        (Some(_), Some(_)) => Err(Error::InvalidClient(
+            "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+                .into(),
+        )),
+        _ => Err(Error::invalid_request(
+            "client_assertion and client_assertion_type go together",
+        )),
+    }
 }
 
 /// Undoes the `application/x-www-form-urlencoded` encoding RFC 6749 §2.3.1 applies inside Basic.
@@ -134,7 +178,16 @@ impl FromRequestParts<AppState> for Bearer {
         if token.is_empty() || token.contains(' ') {
             return Err(Error::invalid_request("malformed bearer token").into());
         }
-        Ok(Bearer(state.tokens.validate(token).await?))
+        match state.tokens.validate(token).await {
+            Ok(info) => Ok(Bearer(info)),
+            // Not one of ours: perhaps a trusted identity provider's.
+            Err(Error::InvalidToken(why)) => match state.federation.validate_api_token(token).await
+            {
+                Some(result) => Ok(Bearer(result?)),
+                None => Err(Error::InvalidToken(why).into()),
+            },
+            Err(other) => Err(other.into()),
+        }
     }
 }
 

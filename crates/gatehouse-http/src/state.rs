@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use gatehouse_core::federation::Federation;
 use gatehouse_core::grant::GrantRegistry;
 use gatehouse_core::registry::Registry;
 use gatehouse_core::secret::Sealer;
@@ -27,6 +28,8 @@ pub struct HttpSettings {
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub tokens: Arc<TokenService>,
+    /// Trusted JWT providers: assertions, client assertions, third-party tokens.
+    pub federation: Arc<Federation>,
     pub grants: Arc<GrantRegistry>,
     pub registry: Registry,
     pub throttle: Arc<LoginThrottle>,

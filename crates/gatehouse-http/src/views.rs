@@ -2,6 +2,7 @@
 //! so that scripts see one format. Secrets appear only in the answer that created them.
 
 use gatehouse_core::client::Client;
+use gatehouse_core::federation::{JwtProvider, KeySource};
 use gatehouse_core::outbound::{ConnectionAlias, OAuthProfile, OAuthProvider};
 use gatehouse_core::user::User;
 use serde::{Deserialize, Serialize};
@@ -32,6 +33,10 @@ pub struct AppView {
     pub allow_plain_pkce: bool,
     /// `ES256` or `RS256`.
     pub id_token_alg: String,
+    /// Public keys registered for `private_key_jwt`.
+    pub jwks: Option<String>,
+    /// A JWK Set URL registered for `private_key_jwt`.
+    pub jwks_uri: Option<String>,
     /// Whether `gatehouse apply` owns the record.
     pub managed: bool,
     pub created_at: i64,
@@ -63,6 +68,8 @@ impl From<&Client> for AppView {
             require_pkce: client.require_pkce,
             allow_plain_pkce: client.allow_plain_pkce,
             id_token_alg: client.id_token_alg.as_str().into(),
+            jwks: client.jwks.clone(),
+            jwks_uri: client.jwks_uri.clone(),
             managed: client.managed,
             created_at: client.created_at,
             updated_at: client.updated_at,
@@ -208,6 +215,65 @@ impl From<&ConnectionAlias> for AliasView {
             max_retries: a.max_retries,
             created_at: a.created_at,
             updated_at: a.updated_at,
+        }
+    }
+}
+
+/// A trusted JWT provider.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JwtProviderView {
+    pub name: String,
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    /// Exactly one of `jwks_url`, `discovery_url` and `static_key` is set.
+    pub jwks_url: Option<String>,
+    pub discovery_url: Option<String>,
+    pub static_key: Option<String>,
+    pub algorithms: Vec<String>,
+    pub user_claim: String,
+    /// `user_name` or `email`.
+    pub user_field: String,
+    pub allowed_clients: Vec<String>,
+    /// Seconds.
+    pub max_age: i64,
+    pub api_access: bool,
+    pub api_scopes: Vec<String>,
+    pub active: bool,
+    pub managed: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<&JwtProvider> for JwtProviderView {
+    fn from(provider: &JwtProvider) -> Self {
+        let (mut jwks_url, mut discovery_url, mut static_key) = (None, None, None);
+        match &provider.key_source {
+            KeySource::JwksUrl(url) => jwks_url = Some(url.clone()),
+            KeySource::DiscoveryUrl(url) => discovery_url = Some(url.clone()),
+            KeySource::Static(key) => static_key = Some(key.clone()),
+        }
+        JwtProviderView {
+            name: provider.name.clone(),
+            issuer: provider.issuer.clone(),
+            audiences: provider.audiences.clone(),
+            jwks_url,
+            discovery_url,
+            static_key,
+            algorithms: provider
+                .algorithms
+                .iter()
+                .map(|a| a.as_str().into())
+                .collect(),
+            user_claim: provider.user_claim.clone(),
+            user_field: provider.user_field.as_str().into(),
+            allowed_clients: provider.allowed_clients.clone(),
+            max_age: provider.max_age,
+            api_access: provider.api_access,
+            api_scopes: provider.api_scopes.clone(),
+            active: provider.active,
+            managed: provider.managed,
+            created_at: provider.created_at,
+            updated_at: provider.updated_at,
         }
     }
 }

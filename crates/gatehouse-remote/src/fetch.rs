@@ -128,20 +128,11 @@ impl Fetcher {
     }
 }
 
-/// Plain HTTP would let anyone on the path substitute keys or steal credentials; on a loopback
-/// address there is no path, so local development and tests may use it.
+/// The same rule the registry applies to the URLs it stores
+/// ([`gatehouse_core::federation::check_remote_url`]).
 pub fn check_url(url: &Url) -> Result<(), FetchError> {
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if loopback => Ok(()),
-        _ => Err(FetchError::Insecure(url.to_string())),
-    }
+    gatehouse_core::federation::check_remote_url(url.as_str())
+        .map_err(|_| FetchError::Insecure(url.to_string()))
 }
 
 /// `Cache-Control: max-age=N` as a duration; `no-store`/`no-cache` as zero.

@@ -2,6 +2,7 @@
 //! kept as JSON text so that both backends store them the same way.
 
 use gatehouse_core::client::Client;
+use gatehouse_core::federation::{JwtProvider, KeySource};
 use gatehouse_core::store::{
     AccessTokenRecord, AuthorizationCodeRecord, ConsentRecord, RefreshTokenRecord, SessionRecord,
     StoreError, StoredSigningKey,
@@ -31,6 +32,8 @@ pub(crate) struct ClientRow {
     managed: bool,
     created_at: i64,
     updated_at: i64,
+    jwks: Option<String>,
+    jwks_uri: Option<String>,
 }
 
 /// The column values of a client, in the order of [`CLIENT_COLUMNS`](crate::shared).
@@ -101,6 +104,8 @@ impl TryFrom<ClientRow> for Client {
             require_pkce: row.require_pkce,
             allow_plain_pkce: row.allow_plain_pkce,
             id_token_alg: row.id_token_alg.parse().map_err(corrupt("id_token_alg"))?,
+            jwks: row.jwks,
+            jwks_uri: row.jwks_uri,
             managed: row.managed,
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -304,5 +309,79 @@ impl From<SigningKeyRow> for StoredSigningKey {
             created_at: row.created_at,
             activates_at: row.activates_at,
         }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct JwtProviderRow {
+    id: String,
+    name: String,
+    issuer: String,
+    audiences: String,
+    key_source_kind: String,
+    key_source_value: String,
+    algorithms: String,
+    user_claim: String,
+    user_field: String,
+    allowed_clients: String,
+    max_age: i64,
+    api_access: bool,
+    api_scopes: String,
+    active: bool,
+    managed: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+/// The list columns of a JWT provider, as JSON text.
+pub(crate) struct JwtProviderValues {
+    pub(crate) audiences: String,
+    pub(crate) algorithms: String,
+    pub(crate) allowed_clients: String,
+    pub(crate) api_scopes: String,
+}
+
+pub(crate) fn jwt_provider_values(provider: &JwtProvider) -> JwtProviderValues {
+    JwtProviderValues {
+        audiences: json_list(&provider.audiences),
+        algorithms: json_list(
+            &provider
+                .algorithms
+                .iter()
+                .map(|a| a.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        allowed_clients: json_list(&provider.allowed_clients),
+        api_scopes: json_list(&provider.api_scopes),
+    }
+}
+
+impl TryFrom<JwtProviderRow> for JwtProvider {
+    type Error = StoreError;
+
+    fn try_from(row: JwtProviderRow) -> Result<JwtProvider, StoreError> {
+        Ok(JwtProvider {
+            id: row.id,
+            name: row.name,
+            issuer: row.issuer,
+            audiences: parse_list("audiences", &row.audiences)?,
+            key_source: KeySource::from_parts(&row.key_source_kind, row.key_source_value)
+                .map_err(corrupt("key_source_kind"))?,
+            algorithms: parse_list("algorithms", &row.algorithms)?
+                .iter()
+                .map(|a| a.parse())
+                .collect::<Result<_, _>>()
+                .map_err(corrupt("algorithms"))?,
+            user_claim: row.user_claim,
+            user_field: row.user_field.parse().map_err(corrupt("user_field"))?,
+            allowed_clients: parse_list("allowed_clients", &row.allowed_clients)?,
+            max_age: row.max_age,
+            api_access: row.api_access,
+            api_scopes: parse_list("api_scopes", &row.api_scopes)?,
+            active: row.active,
+            managed: row.managed,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
     }
 }

@@ -10,7 +10,7 @@ macro_rules! client_columns {
         "id, client_id, name, client_type, secret_hash, redirect_uris, grant_types, \
          allowed_scopes, default_scopes, access_token_lifespan, refresh_token_lifespan, \
          token_format, run_as, active, require_pkce, allow_plain_pkce, id_token_alg, managed, \
-         created_at, updated_at"
+         created_at, updated_at, jwks, jwks_uri"
     };
 }
 
@@ -41,6 +41,14 @@ macro_rules! refresh_columns {
     };
 }
 
+macro_rules! jwt_provider_columns {
+    () => {
+        "id, name, issuer, audiences, key_source_kind, key_source_value, algorithms, user_claim, \
+         user_field, allowed_clients, max_age, api_access, api_scopes, active, managed, \
+         created_at, updated_at"
+    };
+}
+
 macro_rules! shared_store_impl {
     ($store:ty) => {
         use async_trait::async_trait;
@@ -60,6 +68,142 @@ macro_rules! shared_store_impl {
         };
 
         #[async_trait]
+        impl gatehouse_core::store::FederationStore for $store {
+            async fn insert_jwt_provider(
+                &self,
+                provider: &gatehouse_core::federation::JwtProvider,
+            ) -> Result<(), StoreError> {
+                let values = crate::rows::jwt_provider_values(provider);
+                sqlx::query(concat!(
+                    "INSERT INTO jwt_providers (",
+                    jwt_provider_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+                     $15, $16, $17)"
+                ))
+                .bind(&provider.id)
+                .bind(&provider.name)
+                .bind(&provider.issuer)
+                .bind(&values.audiences)
+                .bind(provider.key_source.kind())
+                .bind(provider.key_source.value())
+                .bind(&values.algorithms)
+                .bind(&provider.user_claim)
+                .bind(provider.user_field.as_str())
+                .bind(&values.allowed_clients)
+                .bind(provider.max_age)
+                .bind(provider.api_access)
+                .bind(&values.api_scopes)
+                .bind(provider.active)
+                .bind(provider.managed)
+                .bind(provider.created_at)
+                .bind(provider.updated_at)
+                .execute(self.writer())
+                .await
+                .map_err(backend_error)?;
+                Ok(())
+            }
+
+            async fn update_jwt_provider(
+                &self,
+                provider: &gatehouse_core::federation::JwtProvider,
+            ) -> Result<bool, StoreError> {
+                let values = crate::rows::jwt_provider_values(provider);
+                let result = sqlx::query(
+                    "UPDATE jwt_providers SET issuer = $2, audiences = $3, key_source_kind = $4, \
+                     key_source_value = $5, algorithms = $6, user_claim = $7, user_field = $8, \
+                     allowed_clients = $9, max_age = $10, api_access = $11, api_scopes = $12, \
+                     active = $13, managed = $14, updated_at = $15 WHERE name = $1",
+                )
+                .bind(&provider.name)
+                .bind(&provider.issuer)
+                .bind(&values.audiences)
+                .bind(provider.key_source.kind())
+                .bind(provider.key_source.value())
+                .bind(&values.algorithms)
+                .bind(&provider.user_claim)
+                .bind(provider.user_field.as_str())
+                .bind(&values.allowed_clients)
+                .bind(provider.max_age)
+                .bind(provider.api_access)
+                .bind(&values.api_scopes)
+                .bind(provider.active)
+                .bind(provider.managed)
+                .bind(provider.updated_at)
+                .execute(self.writer())
+                .await
+                .map_err(backend_error)?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn find_jwt_provider(
+                &self,
+                name: &str,
+            ) -> Result<Option<gatehouse_core::federation::JwtProvider>, StoreError> {
+                sqlx::query_as::<_, crate::rows::JwtProviderRow>(concat!(
+                    "SELECT ",
+                    jwt_provider_columns!(),
+                    " FROM jwt_providers WHERE name = $1"
+                ))
+                .bind(name)
+                .fetch_optional(self.reader())
+                .await
+                .map_err(backend_error)?
+                .map(TryInto::try_into)
+                .transpose()
+            }
+
+            async fn list_jwt_providers(
+                &self,
+            ) -> Result<Vec<gatehouse_core::federation::JwtProvider>, StoreError> {
+                sqlx::query_as::<_, crate::rows::JwtProviderRow>(concat!(
+                    "SELECT ",
+                    jwt_provider_columns!(),
+                    " FROM jwt_providers ORDER BY name"
+                ))
+                .fetch_all(self.reader())
+                .await
+                .map_err(backend_error)?
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect()
+            }
+
+            async fn delete_jwt_provider(&self, name: &str) -> Result<bool, StoreError> {
+                let result = sqlx::query("DELETE FROM jwt_providers WHERE name = $1")
+                    .bind(name)
+                    .execute(self.writer())
+                    .await
+                    .map_err(backend_error)?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn record_assertion_use(
+                &self,
+                key: &str,
+                expires_at: i64,
+            ) -> Result<bool, StoreError> {
+                let result = sqlx::query(
+                    "INSERT INTO used_assertions (assertion_key, expires_at) VALUES ($1, $2) \
+                     ON CONFLICT (assertion_key) DO NOTHING",
+                )
+                .bind(key)
+                .bind(expires_at)
+                .execute(self.writer())
+                .await
+                .map_err(backend_error)?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn find_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+                self.find_user(
+                    concat!("SELECT ", user_columns!(), " FROM users WHERE email = $1"),
+                    email,
+                )
+                .await
+            }
+        }
+
+        #[async_trait]
         impl ClientStore for $store {
             async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
                 let values = client_values(client);
@@ -67,7 +211,7 @@ macro_rules! shared_store_impl {
                     "INSERT INTO clients (",
                     client_columns!(),
                     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                     $15, $16, $17, $18, $19, $20)"
+                     $15, $16, $17, $18, $19, $20, $21, $22)"
                 ))
                 .bind(&client.id)
                 .bind(&client.client_id)
@@ -89,6 +233,8 @@ macro_rules! shared_store_impl {
                 .bind(client.managed)
                 .bind(client.created_at)
                 .bind(client.updated_at)
+                .bind(&client.jwks)
+                .bind(&client.jwks_uri)
                 .execute(self.writer())
                 .await
                 .map_err(backend_error)?;
@@ -103,7 +249,8 @@ macro_rules! shared_store_impl {
                      default_scopes = $8, access_token_lifespan = $9, \
                      refresh_token_lifespan = $10, token_format = $11, run_as = $12, \
                      active = $13, managed = $14, updated_at = $15, require_pkce = $16, \
-                     allow_plain_pkce = $17, id_token_alg = $18 WHERE client_id = $1",
+                     allow_plain_pkce = $17, id_token_alg = $18, jwks = $19, jwks_uri = $20 \
+                     WHERE client_id = $1",
                 )
                 .bind(&client.client_id)
                 .bind(&client.name)
@@ -123,6 +270,8 @@ macro_rules! shared_store_impl {
                 .bind(client.require_pkce)
                 .bind(client.allow_plain_pkce)
                 .bind(client.id_token_alg.as_str())
+                .bind(&client.jwks)
+                .bind(&client.jwks_uri)
                 .execute(self.writer())
                 .await
                 .map_err(backend_error)?;
@@ -386,6 +535,7 @@ macro_rules! shared_store_impl {
                     "DELETE FROM authorization_codes WHERE expires_at < $1",
                     "DELETE FROM refresh_tokens WHERE expires_at < $1",
                     "DELETE FROM sessions WHERE expires_at < $1",
+                    "DELETE FROM used_assertions WHERE expires_at < $1",
                 ] {
                     purged += sqlx::query(query)
                         .bind(now)

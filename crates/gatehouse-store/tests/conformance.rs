@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use gatehouse_core::client::{Client, ClientType, GrantType, TokenFormat};
+use gatehouse_core::federation::jose::JwsAlgorithm;
+use gatehouse_core::federation::{JwtProvider, KeySource, UserField};
 use gatehouse_core::keys::SigningAlgorithm;
 use gatehouse_core::outbound::{
     ClientAuthMethod, ConnectionAlias, OAuthProfile, OAuthProvider, OutboundTokenRecord,
@@ -70,6 +72,8 @@ fn client(client_id: &str) -> Client {
         require_pkce: true,
         allow_plain_pkce: false,
         id_token_alg: SigningAlgorithm::Rs256,
+        jwks: Some(r#"{"keys": []}"#.into()),
+        jwks_uri: None,
         managed: false,
         created_at: 1,
         updated_at: 2,
@@ -645,5 +649,66 @@ storage_test!(
         assert!(!store.delete_entry("scope_rule", "inventory").await.unwrap());
         entry.name = "missing".into();
         assert!(!store.update_entry(&entry).await.unwrap());
+    }
+);
+
+fn jwt_provider(name: &str) -> JwtProvider {
+    JwtProvider {
+        id: format!("id-{name}"),
+        name: name.into(),
+        issuer: "https://idp.example".into(),
+        audiences: vec!["api://gatehouse".into()],
+        key_source: KeySource::JwksUrl("https://idp.example/jwks".into()),
+        algorithms: vec![JwsAlgorithm::ES256, JwsAlgorithm::RS256],
+        user_claim: "email".into(),
+        user_field: UserField::Email,
+        allowed_clients: vec!["billing".into()],
+        max_age: 300,
+        api_access: true,
+        api_scopes: vec!["useraccount".into()],
+        active: true,
+        managed: false,
+        created_at: 1,
+        updated_at: 2,
+    }
+}
+
+storage_test!(jwt_providers_round_trip, |store| {
+    let original = jwt_provider("okta");
+    store.insert_jwt_provider(&original).await.unwrap();
+    assert_eq!(
+        store.find_jwt_provider("okta").await.unwrap(),
+        Some(original.clone())
+    );
+    assert!(matches!(
+        store.insert_jwt_provider(&jwt_provider("okta")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mut changed = original.clone();
+    changed.key_source = KeySource::Static("-----BEGIN PUBLIC KEY-----".into());
+    changed.active = false;
+    assert!(store.update_jwt_provider(&changed).await.unwrap());
+    assert_eq!(store.list_jwt_providers().await.unwrap(), vec![changed]);
+    assert!(store.delete_jwt_provider("okta").await.unwrap());
+    assert!(!store.delete_jwt_provider("okta").await.unwrap());
+});
+
+storage_test!(
+    an_assertion_is_recorded_once_even_under_concurrency,
+    |store| {
+        let attempts = (0..8).map(|_| {
+            let store = store.clone();
+            tokio::spawn(
+                async move { store.record_assertion_use("issuer-jti", 100).await.unwrap() },
+            )
+        });
+        let mut accepted = 0;
+        for attempt in attempts {
+            accepted += usize::from(attempt.await.unwrap());
+        }
+        assert_eq!(accepted, 1);
+        // Purged once expired; then the key could be recorded again.
+        store.purge_expired(101).await.unwrap();
+        assert!(store.record_assertion_use("issuer-jti", 200).await.unwrap());
     }
 );

@@ -8,10 +8,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use gatehouse_core::federation::{JwtProviderChanges, KeySource, NewJwtProvider};
 use gatehouse_core::manifest::{ApplyOptions, Manifest};
 use gatehouse_core::registry::{AppChanges, NewApp, NewUser, UserChanges};
 use gatehouse_core::secret::Secret;
-use gatehouse_http::views::{AppView, UserView};
+use gatehouse_http::views::{AppView, JwtProviderView, UserView};
 use serde::Serialize;
 
 use self::entries::{EntryCommand, RouteArgs, RuleArgs, ScopeArgs};
@@ -42,6 +43,9 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage trusted issuers of JWTs (JWT bearer grant, third-party tokens on the APIs).
+    #[command(subcommand)]
+    JwtProvider(JwtProviderCommand),
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -156,6 +160,13 @@ pub struct AppFieldArgs {
     /// ID-token algorithm: ES256 (default) or RS256.
     #[arg(long, value_name = "ALG")]
     id_token_alg: Option<String>,
+    /// A file with the public keys for private_key_jwt (JWK Set, JWK or PEM); a client with
+    /// keys gets no secret.
+    #[arg(long, value_name = "FILE")]
+    jwks_file: Option<PathBuf>,
+    /// A JWK Set URL for private_key_jwt ("" removes it).
+    #[arg(long, value_name = "URL")]
+    jwks_uri: Option<String>,
 }
 
 impl AppFieldArgs {
@@ -182,6 +193,106 @@ impl AppFieldArgs {
             require_pkce: self.require_pkce,
             allow_plain_pkce: self.allow_plain_pkce,
             id_token_alg: self.id_token_alg.map(|a| a.parse()).transpose()?,
+            jwks: self.jwks_file.as_deref().map(read_text).transpose()?,
+            jwks_uri: self.jwks_uri,
+        })
+    }
+}
+
+fn read_text(path: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JwtProviderCommand {
+    /// Trust an issuer of JWTs.
+    Create {
+        name: String,
+        #[command(flatten)]
+        fields: JwtProviderFieldArgs,
+    },
+    /// List JWT providers.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one JWT provider.
+    Show { name: String },
+    /// Change the given fields of a JWT provider (a list option replaces the whole list).
+    Update {
+        name: String,
+        #[command(flatten)]
+        fields: JwtProviderFieldArgs,
+    },
+    /// Stop trusting an issuer.
+    Delete { name: String },
+}
+
+/// The fields of a JWT provider, for `create` and `update`.
+#[derive(Debug, Args)]
+pub struct JwtProviderFieldArgs {
+    /// The `iss` of its tokens.
+    #[arg(long)]
+    issuer: Option<String>,
+    /// An `aud` value naming this server at that issuer (repeatable).
+    #[arg(long = "audience", value_name = "AUD")]
+    audiences: Vec<String>,
+    /// Its JWK Set URL.
+    #[arg(long, value_name = "URL")]
+    jwks_url: Option<String>,
+    /// Its OpenID Connect discovery URL (the JWK Set is found there).
+    #[arg(long, value_name = "URL")]
+    discovery_url: Option<String>,
+    /// A file with its public key (PEM, JWK or JWK Set).
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// An accepted algorithm (repeatable): RS256, RS384, RS512, PS256, ES256, ES384, EdDSA
+    /// (default RS256 and ES256).
+    #[arg(long = "alg", value_name = "ALG")]
+    algorithms: Vec<String>,
+    /// The claim naming the user (default sub).
+    #[arg(long, value_name = "CLAIM")]
+    user_claim: Option<String>,
+    /// The user field the claim is matched against: user_name (default) or email.
+    #[arg(long, value_name = "FIELD")]
+    user_field: Option<String>,
+    /// The client_id of an application that may present its assertions (repeatable).
+    #[arg(long = "allow-app", value_name = "CLIENT_ID")]
+    allowed_clients: Vec<String>,
+    /// The oldest assertion accepted, in seconds since its iat (default 300).
+    #[arg(long, value_name = "SECONDS")]
+    max_age: Option<i64>,
+    /// Whether its tokens are accepted as bearer tokens on the APIs.
+    #[arg(long, value_name = "BOOL")]
+    api_access: Option<bool>,
+    /// A scope its tokens may carry on the APIs (repeatable).
+    #[arg(long = "api-scope", value_name = "SCOPE")]
+    api_scopes: Vec<String>,
+    #[arg(long, value_name = "BOOL")]
+    active: Option<bool>,
+}
+
+impl JwtProviderFieldArgs {
+    fn into_changes(self) -> anyhow::Result<JwtProviderChanges> {
+        let list = |values: Vec<String>| {
+            (!values.is_empty()).then(|| values.into_iter().filter(|v| !v.is_empty()).collect())
+        };
+        let static_key = self.key_file.as_deref().map(read_text).transpose()?;
+        let algorithms: Option<Vec<String>> = list(self.algorithms);
+        Ok(JwtProviderChanges {
+            issuer: self.issuer,
+            audiences: list(self.audiences),
+            key_source: KeySource::from_options(self.jwks_url, self.discovery_url, static_key)?,
+            algorithms: algorithms
+                .map(|a| a.iter().map(|a| a.parse()).collect())
+                .transpose()?,
+            user_claim: self.user_claim,
+            user_field: self.user_field.map(|f| f.parse()).transpose()?,
+            allowed_clients: list(self.allowed_clients),
+            max_age: self.max_age,
+            api_access: self.api_access,
+            api_scopes: list(self.api_scopes),
+            active: self.active,
         })
     }
 }
@@ -461,6 +572,48 @@ pub async fn run(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
             let mut view = AppView::from(&client);
             view.client_secret = Some(secret.expose().to_owned());
             print_app(&view, json)
+        }
+        Command::JwtProvider(JwtProviderCommand::Create { name, fields }) => {
+            let new = NewJwtProvider {
+                name,
+                fields: fields.into_changes()?,
+            };
+            print_json(&JwtProviderView::from(
+                &registry.create_jwt_provider(new, false).await?,
+            ))
+        }
+        Command::JwtProvider(JwtProviderCommand::List { json }) => {
+            let views: Vec<JwtProviderView> = registry
+                .list_jwt_providers()
+                .await?
+                .iter()
+                .map(JwtProviderView::from)
+                .collect();
+            if json {
+                return print_json(&views);
+            }
+            println!("{:<24} {:<7} {:<6} ISSUER", "NAME", "ACTIVE", "API");
+            for v in views {
+                println!(
+                    "{:<24} {:<7} {:<6} {}",
+                    v.name, v.active, v.api_access, v.issuer
+                );
+            }
+            Ok(())
+        }
+        Command::JwtProvider(JwtProviderCommand::Show { name }) => print_json(
+            &JwtProviderView::from(&registry.get_jwt_provider(&name).await?),
+        ),
+        Command::JwtProvider(JwtProviderCommand::Update { name, fields }) => {
+            let provider = registry
+                .update_jwt_provider(&name, fields.into_changes()?)
+                .await?;
+            print_json(&JwtProviderView::from(&provider))
+        }
+        Command::JwtProvider(JwtProviderCommand::Delete { name }) => {
+            registry.delete_jwt_provider(&name).await?;
+            eprintln!("Deleted JWT provider {name}.");
+            Ok(())
         }
         Command::User(UserCommand::Create {
             user_name,

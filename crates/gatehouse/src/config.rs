@@ -63,6 +63,14 @@ pub struct ServeArgs {
     /// Seconds a rotated refresh token may be used again (concurrent retries); 0 = never.
     #[arg(long, env = "GATEHOUSE_REFRESH_TOKEN_GRACE", value_name = "SECONDS")]
     pub refresh_token_grace: Option<u32>,
+    /// Seconds between two fetches of one identity provider's keys (at least; also the least
+    /// time fetched keys are kept).
+    #[arg(
+        long,
+        env = "GATEHOUSE_JWKS_MIN_REFRESH_INTERVAL",
+        value_name = "SECONDS"
+    )]
+    pub jwks_min_refresh_interval: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
@@ -95,6 +103,7 @@ pub struct FileSettings {
     pub signing_alg: Option<String>,
     pub durability: Option<DurabilitySetting>,
     pub refresh_token_grace: Option<u32>,
+    pub jwks_min_refresh_interval: Option<u32>,
 }
 
 /// The settings in force.
@@ -110,6 +119,7 @@ pub struct Settings {
     pub signing_alg: SigningAlgorithm,
     pub durability: Durability,
     pub refresh_token_grace: i64,
+    pub jwks_min_refresh_interval: std::time::Duration,
     /// The `[[application]]` and `[[user]]` sections of the file, applied at start.
     pub registry: Manifest,
     /// How often a running server re-reads the signing keys, picking up keys rotated by the
@@ -121,6 +131,7 @@ pub struct Settings {
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "gatehouse-data";
 pub const DEFAULT_JWKS_MAX_AGE: u64 = 300;
+pub const DEFAULT_JWKS_MIN_REFRESH_INTERVAL: u32 = 10;
 
 impl Settings {
     pub fn resolve(global: &GlobalArgs, serve: &ServeArgs) -> anyhow::Result<Settings> {
@@ -182,6 +193,12 @@ impl Settings {
                     .or(file.refresh_token_grace)
                     .unwrap_or(0),
             ),
+            jwks_min_refresh_interval: std::time::Duration::from_secs(u64::from(
+                serve
+                    .jwks_min_refresh_interval
+                    .or(file.jwks_min_refresh_interval)
+                    .unwrap_or(DEFAULT_JWKS_MIN_REFRESH_INTERVAL),
+            )),
             registry,
             key_reload_interval: std::time::Duration::from_secs(60),
         })
@@ -244,6 +261,7 @@ mod tests {
             signing_alg: Some(String::new()),
             durability: Some(DurabilitySetting::Process),
             refresh_token_grace: Some(0),
+            jwks_min_refresh_interval: Some(0),
         })
         .unwrap();
         for key in all_keys.keys() {

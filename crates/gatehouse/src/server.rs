@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use gatehouse_core::cache::RegistryCache;
 use gatehouse_core::clock::{Clock, SystemClock};
+use gatehouse_core::federation::Federation;
 use gatehouse_core::grant::GrantRegistry;
 use gatehouse_core::manifest::{Action, ApplyOptions, Change};
 use gatehouse_core::outbound::OutboundRegistry;
@@ -22,6 +23,7 @@ use gatehouse_core::token::TokenService;
 use gatehouse_http::metrics::Metrics;
 use gatehouse_http::{AppState, HttpSettings};
 use gatehouse_remote::fetch::{Fetcher, Limits};
+use gatehouse_remote::jwks::{KeyCache, KeyCachePolicy};
 use gatehouse_remote::outbound::TokenManager;
 use tokio::net::TcpListener;
 
@@ -46,6 +48,7 @@ pub struct Services {
     /// The one outbound HTTP client (its connection pool shared by outbound OAuth and the
     /// gateway).
     pub fetcher: Fetcher,
+    pub federation: Arc<Federation>,
 }
 
 impl Services {
@@ -70,6 +73,7 @@ impl Services {
         );
         let sessions = Sessions::new(store.clone(), master_key.secret_hasher(), clock.clone());
         let sealer = Arc::new(master_key.sealer());
+        // One HTTP client (connection pool, TLS setup) for everything fetched from elsewhere.
         let fetcher = Fetcher::new(Limits::default())?;
         let outbound = Arc::new(TokenManager::new(
             OutboundRegistry::new(store.clone(), sealer.clone(), clock.clone()),
@@ -85,7 +89,21 @@ impl Services {
         ));
         tokens.reload_keys().await?;
         tokens.reload_revocations().await?;
+        let key_cache = KeyCache::new(
+            fetcher.clone(),
+            KeyCachePolicy {
+                min_refresh_interval: settings.jwks_min_refresh_interval,
+                ..KeyCachePolicy::default()
+            },
+        );
+        let federation = Arc::new(Federation::new(
+            store.clone(),
+            tokens.clone(),
+            cache.clone(),
+            Arc::new(key_cache),
+        ));
         Ok(Services {
+            federation,
             store,
             tokens,
             registry,
@@ -211,6 +229,7 @@ pub async fn serve_with(
     let state = AppState {
         store: services.store.clone(),
         tokens: services.tokens.clone(),
+        federation: services.federation.clone(),
         grants: Arc::new(GrantRegistry::standard()),
         registry: services.registry.clone(),
         throttle: Arc::new(LoginThrottle::default()),

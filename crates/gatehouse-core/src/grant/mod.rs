@@ -8,6 +8,7 @@
 
 mod authorization_code;
 mod client_credentials;
+mod jwt_bearer;
 mod password;
 mod refresh_token;
 
@@ -18,11 +19,13 @@ use async_trait::async_trait;
 
 pub use authorization_code::AuthorizationCodeGrant;
 pub use client_credentials::ClientCredentialsGrant;
+pub use jwt_bearer::JwtBearerGrant;
 pub use password::PasswordGrant;
 pub use refresh_token::RefreshTokenGrant;
 
 use crate::Error;
 use crate::client::{Client, GrantType};
+use crate::federation::Federation;
 use crate::scope::ScopeSet;
 use crate::store::Store;
 use crate::throttle::LoginThrottle;
@@ -62,6 +65,8 @@ pub struct GrantContext<'a> {
     pub client: &'a Client,
     pub store: &'a dyn Store,
     pub tokens: &'a TokenService,
+    /// Verifies assertions of trusted JWT providers.
+    pub federation: &'a Federation,
     pub throttle: &'a LoginThrottle,
     /// The address the request came from, for brute-force protection.
     pub client_address: Option<IpAddr>,
@@ -125,6 +130,7 @@ impl GrantRegistry {
             grants: vec![
                 Box::new(AuthorizationCodeGrant),
                 Box::new(ClientCredentialsGrant),
+                Box::new(JwtBearerGrant),
                 Box::new(PasswordGrant),
                 Box::new(RefreshTokenGrant),
             ],

@@ -45,6 +45,11 @@ pub struct AppInput {
     pub allow_plain_pkce: Option<bool>,
     /// `ES256` (default) or `RS256`.
     pub id_token_alg: Option<String>,
+    /// Public keys for `private_key_jwt` (JWK Set, JWK or PEM public key); a client with keys
+    /// gets no secret. An empty string removes them.
+    pub jwks: Option<String>,
+    /// A JWK Set URL for `private_key_jwt`; an empty string removes it.
+    pub jwks_uri: Option<String>,
 }
 
 impl AppInput {
@@ -68,6 +73,8 @@ impl AppInput {
             require_pkce: self.require_pkce,
             allow_plain_pkce: self.allow_plain_pkce,
             id_token_alg: self.id_token_alg.map(|a| a.parse()).transpose()?,
+            jwks: self.jwks,
+            jwks_uri: self.jwks_uri,
         };
         Ok((self.client_id, self.client_secret.map(Secret::new), changes))
     }

@@ -3,6 +3,7 @@
 
 mod apps;
 mod entries;
+mod jwt_providers;
 mod outbound;
 mod users;
 
@@ -22,7 +23,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use crate::error::ApiError;
 use crate::extract::{Authorized, Bearer};
 use crate::state::AppState;
-use crate::views::{AliasView, AppView, ProfileView, ProviderView, UserView};
+use crate::views::{AliasView, AppView, JwtProviderView, ProfileView, ProviderView, UserView};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -64,6 +65,16 @@ pub fn routes() -> Router<AppState> {
         .merge(entry_routes::<ScopeEntry>("/scopes"))
         .merge(entry_routes::<ScopeRule>("/scope-rules"))
         .merge(entry_routes::<Route>("/routes"))
+        .route(
+            "/jwt-providers",
+            get(jwt_providers::list).post(jwt_providers::create),
+        )
+        .route(
+            "/jwt-providers/{name}",
+            get(jwt_providers::show)
+                .patch(jwt_providers::update)
+                .delete(jwt_providers::delete),
+        )
 }
 
 /// The five operations on one kind of configuration entry.
@@ -146,10 +157,13 @@ async fn whoami(Bearer(token): Bearer) -> Json<WhoAmI> {
         outbound::list_providers, outbound::save_provider, outbound::show_provider,
         outbound::delete_provider, outbound::list_profiles, outbound::save_profile,
         outbound::delete_profile, outbound::list_aliases, outbound::save_alias,
-        outbound::delete_alias
+        outbound::delete_alias,
+        jwt_providers::list, jwt_providers::create, jwt_providers::show, jwt_providers::update,
+        jwt_providers::delete
     ),
     components(schemas(AppView, UserView, WhoAmI, apps::AppInput, users::UserInput,
-        users::PasswordInput, ErrorBody, ProviderView, ProfileView, AliasView)),
+        users::PasswordInput, ErrorBody, ProviderView, ProfileView, AliasView, JwtProviderView,
+        jwt_providers::JwtProviderInput)),
     modifiers(&BearerAuth)
 )]
 struct AdminApi;

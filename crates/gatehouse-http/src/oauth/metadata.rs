@@ -5,6 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+use gatehouse_core::federation::jose::JwsAlgorithm;
 use serde_json::json;
 
 use crate::error::ApiError;
@@ -29,10 +30,20 @@ pub async fn discovery(State(state): State<AppState>) -> Result<impl IntoRespons
         .map(|s| s.name.clone())
         .collect();
     let issuer = state.tokens.issuer();
-    let secret_methods = ["client_secret_basic", "client_secret_post"];
+    let confidential_methods = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ];
     // Public clients present only their client_id (`none`) at the token and revocation
     // endpoints; introspection is for confidential clients.
-    let all_methods = ["client_secret_basic", "client_secret_post", "none"];
+    let all_methods = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+        "none",
+    ];
+    let assertion_algs: Vec<&str> = JwsAlgorithm::ALL.iter().map(|a| a.as_str()).collect();
     let signing_algs: Vec<&str> = {
         let ring = state.tokens.key_ring();
         let mut algs: Vec<&str> = ring
@@ -75,7 +86,10 @@ pub async fn discovery(State(state): State<AppState>) -> Result<impl IntoRespons
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "token_endpoint_auth_methods_supported": all_methods,
-        "introspection_endpoint_auth_methods_supported": secret_methods,
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "introspection_endpoint_auth_methods_supported": confidential_methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "revocation_endpoint_auth_methods_supported": all_methods,
         "access_token_signing_alg_values_supported": signing_algs,
     })))

@@ -51,6 +51,7 @@ async fn exchange(
         client: &client,
         store: state.store.as_ref(),
         tokens: &state.tokens,
+        federation: &state.federation,
         throttle: &state.throttle,
         client_address: address,
         refresh_token_grace: state.settings.refresh_token_grace,

@@ -96,6 +96,7 @@ impl TestServer {
             signing_alg: SigningAlgorithm::Es256,
             durability: Durability::Process,
             refresh_token_grace: 0,
+            jwks_min_refresh_interval: std::time::Duration::from_secs(1),
             registry: Manifest::default(),
             key_reload_interval: std::time::Duration::from_millis(200),
         };

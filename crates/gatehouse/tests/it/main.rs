@@ -12,6 +12,8 @@
 //! - `gateway`: routes to a real upstream server, their authorization and failures;
 //! - `keys`: staged key rotation and the JWKS;
 //! - `ops`: discovery, health, metrics, shutdown;
+//! - `federation`: JWT providers, the JWT bearer grant, `private_key_jwt`, third-party tokens,
+//!   against a stand-in identity provider process (`tests/idp/idp.py`);
 //! - `people`: authorization endpoint, login and consent, code, refresh and password grants;
 //! - `outbound`: outbound OAuth against a second Gatehouse: profiles, aliases, the proxy and
 //!   `gatehouse call`;
@@ -26,6 +28,7 @@ mod browser;
 mod cli;
 mod client_credentials;
 mod errors;
+mod federation;
 mod gateway;
 mod keys;
 mod ops;

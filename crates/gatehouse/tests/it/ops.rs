@@ -26,6 +26,7 @@ server_test!(discovery_documents_describe_what_is_served, |server| {
             serde_json::json!([
                 "authorization_code",
                 "client_credentials",
+                "urn:ietf:params:oauth:grant-type:jwt-bearer",
                 "password",
                 "refresh_token",
                 "implicit"

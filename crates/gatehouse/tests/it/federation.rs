@@ -1,0 +1,886 @@
+//! Federation: JWT providers, the JWT bearer grant, `private_key_jwt`, and third-party tokens on
+//! the APIs. The identity provider is a separate process (`tests/idp/idp.py`) serving discovery
+//! and a JWK Set over HTTP; assertions are signed with the `jsonwebtoken` crate using RSA, EC
+//! and Ed25519 keys.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::{KeySize, PublicKeyComponents};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair,
+};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use gatehouse_core::client::{GrantType, TokenFormat};
+use gatehouse_core::federation::jose::JwsAlgorithm;
+use gatehouse_core::federation::{JwtProviderChanges, KeySource, NewJwtProvider};
+use gatehouse_core::registry::{AppChanges, UserChanges};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+use crate::harness::{TestApp, TestServer, post_form, server_test, uuid_like};
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+const CLIENT_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// A signing key of the stand-in identity provider (or of a client).
+struct TestKey {
+    kid: String,
+    alg: Algorithm,
+    encoding: EncodingKey,
+    jwk: Value,
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        STANDARD.encode(der)
+    )
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl TestKey {
+    fn rsa(kid: &str) -> TestKey {
+        let pair = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
+        let pkcs8 = pair.as_der().unwrap();
+        let components = PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+        TestKey {
+            kid: kid.into(),
+            alg: Algorithm::RS256,
+            encoding: EncodingKey::from_rsa_pem(pem("PRIVATE KEY", pkcs8.as_ref()).as_bytes())
+                .unwrap(),
+            jwk: json!({"kty": "RSA", "kid": kid, "use": "sig",
+                "n": b64(&components.n), "e": b64(&components.e)}),
+        }
+    }
+
+    fn ec(kid: &str) -> TestKey {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+        let point = pair.public_key().as_ref();
+        TestKey {
+            kid: kid.into(),
+            alg: Algorithm::ES256,
+            encoding: EncodingKey::from_ec_der(pkcs8.as_ref()),
+            jwk: json!({"kty": "EC", "crv": "P-256", "kid": kid,
+                "x": b64(&point[1..33]), "y": b64(&point[33..65])}),
+        }
+    }
+
+    fn ed25519(kid: &str) -> TestKey {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        TestKey {
+            kid: kid.into(),
+            alg: Algorithm::EdDSA,
+            encoding: EncodingKey::from_ed_der(pkcs8.as_ref()),
+            jwk: json!({"kty": "OKP", "crv": "Ed25519", "kid": kid,
+                "x": b64(pair.public_key().as_ref())}),
+        }
+    }
+
+    /// An EC key whose public half is given as a PEM (for static keys).
+    fn ec_with_pem(kid: &str) -> (TestKey, String) {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+        let spki = pair.public_key().as_der().unwrap();
+        let mut key = TestKey::ec(kid);
+        key.encoding = EncodingKey::from_ec_der(pkcs8.as_ref());
+        (key, pem("PUBLIC KEY", spki.as_ref()))
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        let mut header = Header::new(self.alg);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding).unwrap()
+    }
+}
+
+/// Signs claims under a hand-made header: for the algorithms no honest library would produce.
+fn forge(header: Value, claims: &Value, signature: &[u8]) -> String {
+    format!(
+        "{}.{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes()),
+        b64(signature)
+    )
+}
+
+/// The stand-in identity provider, a child process.
+struct Idp {
+    child: Child,
+    state: PathBuf,
+    base: String,
+}
+
+impl Idp {
+    fn start(keys: &[&TestKey]) -> Idp {
+        let state = std::env::temp_dir().join(format!("gatehouse-idp-{}", uuid_like()));
+        std::fs::create_dir_all(&state).unwrap();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/idp/idp.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(&state)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs the stand-in identity provider");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let idp = Idp {
+            child,
+            state,
+            base: format!("http://127.0.0.1:{}", line.trim()),
+        };
+        idp.set_keys(keys);
+        idp
+    }
+
+    fn set_keys(&self, keys: &[&TestKey]) {
+        let jwks = json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()});
+        std::fs::write(self.state.join("jwks.json"), jwks.to_string()).unwrap();
+    }
+
+    fn set(&self, file: &str, value: &str) {
+        std::fs::write(self.state.join(file), value).unwrap();
+    }
+
+    async fn fetches(&self) -> i64 {
+        let stats: Value = reqwest::get(format!("{}/stats", self.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        stats["jwks"].as_i64().unwrap()
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// The claims of a good assertion for `sub`.
+fn assertion_claims(idp: &Idp, server: &TestServer, sub: &str) -> Value {
+    json!({
+        "iss": idp.base, "sub": sub, "aud": server.url("/oauth/token"),
+        "iat": now(), "exp": now() + 120, "jti": uuid_like(),
+    })
+}
+
+/// A provider trusting `idp` (by discovery), with every asymmetric algorithm allowed.
+async fn provider(server: &TestServer, idp: &Idp, name: &str, fields: JwtProviderChanges) {
+    let mut fields = fields;
+    fields.issuer.get_or_insert(idp.base.clone());
+    fields
+        .key_source
+        .get_or_insert(KeySource::DiscoveryUrl(format!(
+            "{}/.well-known/openid-configuration",
+            idp.base
+        )));
+    fields.algorithms.get_or_insert(JwsAlgorithm::ALL.to_vec());
+    server
+        .services
+        .registry
+        .create_jwt_provider(
+            NewJwtProvider {
+                name: name.into(),
+                fields,
+            },
+            false,
+        )
+        .await
+        .expect("create the JWT provider");
+}
+
+async fn bearer_app(server: &TestServer) -> TestApp {
+    server
+        .app_with(AppChanges {
+            name: Some("assertion app".into()),
+            grant_types: Some(vec![GrantType::JwtBearer]),
+            allowed_scopes: Some(vec!["useraccount".into()]),
+            ..AppChanges::default()
+        })
+        .await
+}
+
+async fn exchange(server: &TestServer, app: &TestApp, assertion: &str) -> (u16, Value) {
+    let (status, _, body) = post_form(
+        server,
+        "/oauth_token.do",
+        Some((&app.client_id, &app.secret)),
+        &[("grant_type", JWT_BEARER), ("assertion", assertion)],
+    )
+    .await;
+    (status, body)
+}
+
+server_test!(
+    jwt_bearer_grant_accepts_rsa_ec_and_ed25519_assertions,
+    |server| {
+        let (rsa, ec, ed) = (
+            TestKey::rsa("r1"),
+            TestKey::ec("e1"),
+            TestKey::ed25519("d1"),
+        );
+        let idp = Idp::start(&[&rsa, &ec, &ed]);
+        let app = bearer_app(&server).await;
+        server.user("alice", &[]).await;
+        provider(
+            &server,
+            &idp,
+            "corporate",
+            JwtProviderChanges {
+                allowed_clients: Some(vec![app.client_id.clone()]),
+                ..JwtProviderChanges::default()
+            },
+        )
+        .await;
+        for key in [&rsa, &ec, &ed] {
+            let assertion = key.sign(&assertion_claims(&idp, &server, "alice"));
+            let (status, body) = exchange(&server, &app, &assertion).await;
+            assert_eq!(status, 200, "{:?}: {body}", key.alg);
+            assert!(body.get("refresh_token").is_none());
+            let token = body["access_token"].as_str().unwrap();
+            let (_, _, info) = post_form(
+                &server,
+                "/oauth/introspect",
+                Some((&app.client_id, &app.secret)),
+                &[("token", token)],
+            )
+            .await;
+            assert_eq!(info["active"], true);
+            assert_eq!(info["username"], "alice");
+            assert_eq!(info["scope"], "useraccount");
+        }
+    }
+);
+
+server_test!(assertions_are_refused_with_the_reason, |server| {
+    let (rsa, ec) = (TestKey::rsa("r1"), TestKey::ec("e1"));
+    let idp = Idp::start(&[&rsa, &ec]);
+    let app = bearer_app(&server).await;
+    let other_app = bearer_app(&server).await;
+    server.user("alice", &[]).await;
+    server.user("bob", &[]).await;
+    server
+        .services
+        .registry
+        .update_user(
+            "bob",
+            UserChanges {
+                active: Some(false),
+                ..UserChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+    provider(
+        &server,
+        &idp,
+        "corporate",
+        JwtProviderChanges {
+            allowed_clients: Some(vec![app.client_id.clone()]),
+            max_age: Some(300),
+            ..JwtProviderChanges::default()
+        },
+    )
+    .await;
+    let good = assertion_claims(&idp, &server, "alice");
+    let with = |changes: Value| {
+        let mut claims = good.clone();
+        for (k, v) in changes.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        claims["jti"] = json!(uuid_like());
+        claims
+    };
+    let rsa_modulus = rsa.jwk["n"].as_str().unwrap().to_owned();
+    let hs256 = {
+        let header = json!({"alg": "HS256", "kid": "r1"});
+        let claims = with(json!({}));
+        let signing_input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, rsa_modulus.as_bytes());
+        let tag = aws_lc_rs::hmac::sign(&key, signing_input.as_bytes());
+        format!("{signing_input}.{}", b64(tag.as_ref()))
+    };
+    let replayed = rsa.sign(&with(json!({})));
+    assert_eq!(exchange(&server, &app, &replayed).await.0, 200);
+    let mut mismatched = TestKey::rsa("e1");
+    mismatched.kid = "e1".into();
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "wrong issuer",
+            rsa.sign(&with(json!({"iss": "https://elsewhere.example"}))),
+            "is not a trusted JWT provider",
+        ),
+        (
+            "wrong audience",
+            rsa.sign(&with(json!({"aud": "https://other.example/token"}))),
+            "its audience does not name this server",
+        ),
+        (
+            "expired",
+            rsa.sign(&with(json!({"exp": now() - 120, "iat": now() - 200}))),
+            "it has expired",
+        ),
+        (
+            "not yet valid",
+            rsa.sign(&with(json!({"nbf": now() + 600}))),
+            "it is not valid yet",
+        ),
+        (
+            "too old",
+            rsa.sign(&with(json!({"iat": now() - 1000, "exp": now() + 60}))),
+            "issued more than 300 seconds ago",
+        ),
+        ("replayed jti", replayed, "was already used"),
+        (
+            "unknown kid",
+            {
+                let mut forged = TestKey::rsa("nobody-knows-me");
+                forged.kid = "nobody-knows-me".into();
+                forged.sign(&with(json!({})))
+            },
+            "no key with kid \"nobody-knows-me\"",
+        ),
+        (
+            "alg none",
+            forge(json!({"alg": "none"}), &with(json!({})), b""),
+            "alg \"none\" is never accepted",
+        ),
+        (
+            "HS256 signed with the provider's public key",
+            hs256,
+            "algorithm HS256 is not among the accepted algorithms",
+        ),
+        (
+            "an RSA signature under an EC key's kid",
+            mismatched.sign(&with(json!({}))),
+            "is an EC P-256 key, which cannot verify RS256",
+        ),
+        (
+            "missing jti",
+            rsa.sign(&{
+                let mut c = with(json!({}));
+                c.as_object_mut().unwrap().remove("jti");
+                c
+            }),
+            "claim jti is missing",
+        ),
+        (
+            "unknown user",
+            rsa.sign(&with(json!({"sub": "mallory"}))),
+            "does not name an active user",
+        ),
+        (
+            "inactive user",
+            rsa.sign(&with(json!({"sub": "bob"}))),
+            "does not name an active user",
+        ),
+        (
+            "not a JWT",
+            "not-a-jwt".into(),
+            "not a well-formed signed JWT",
+        ),
+    ];
+    for (case, assertion, reason) in cases {
+        let (status, body) = exchange(&server, &app, &assertion).await;
+        assert_eq!(status, 400, "{case}: {body}");
+        assert_eq!(body["error"], "invalid_grant", "{case}: {body}");
+        let description = body["error_description"].as_str().unwrap();
+        assert!(description.contains(reason), "{case}: {description}");
+    }
+    let (status, body) = exchange(&server, &other_app, &rsa.sign(&with(json!({})))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("is not allowed for this application")
+    );
+    // An application not allowed the grant at all.
+    let cc_app = server
+        .app(TokenFormat::Opaque, &["useraccount"], None)
+        .await;
+    let (status, body) = exchange(&server, &cc_app, &rsa.sign(&with(json!({})))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unauthorized_client"))
+    );
+    let (status, _, body) = post_form(
+        &server,
+        "/oauth/token",
+        Some((&app.client_id, &app.secret)),
+        &[("grant_type", JWT_BEARER)],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+});
+
+server_test!(
+    a_failing_identity_provider_is_bounded_and_degrades,
+    |server| {
+        let rsa = TestKey::rsa("r1");
+        let idp = Idp::start(&[&rsa]);
+        let app = bearer_app(&server).await;
+        server.user("alice", &[]).await;
+        provider(
+            &server,
+            &idp,
+            "corporate",
+            JwtProviderChanges {
+                key_source: Some(KeySource::JwksUrl(format!("{}/jwks", idp.base))),
+                allowed_clients: Some(vec![app.client_id.clone()]),
+                ..JwtProviderChanges::default()
+            },
+        )
+        .await;
+        // The keys arrive and are cached for max-age (clamped to at least the refresh interval).
+        idp.set("cache_control", "max-age=1");
+        let sign = || rsa.sign(&assertion_claims(&idp, &server, "alice"));
+        assert_eq!(exchange(&server, &app, &sign()).await.0, 200);
+        // Forged kids cannot make Gatehouse hammer the provider.
+        let mut forged = TestKey::rsa("x");
+        let fetched = idp.fetches().await;
+        for _ in 0..20 {
+            forged.kid = uuid_like();
+            let (status, _) = exchange(
+                &server,
+                &app,
+                &forged.sign(&assertion_claims(&idp, &server, "alice")),
+            )
+            .await;
+            assert_eq!(status, 400);
+        }
+        // At most one fetch per interval (1 s here); the loop spans at most two.
+        assert!(
+            idp.fetches().await <= fetched + 2,
+            "forged kids caused fetches"
+        );
+        // The provider fails: once the cached keys are stale a refresh is tried, fails, and the
+        // known keys stay in use.
+        idp.set("mode", "error");
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let before = idp.fetches().await;
+        assert_eq!(exchange(&server, &app, &sign()).await.0, 200);
+        assert!(idp.fetches().await > before, "a refresh was attempted");
+
+        // A provider never seen before that hangs, or answers 50 MB, gives a clear error in bounded
+        // time and size.
+        for (mode, reason) in [
+            ("hang", "no answer within the time limit"),
+            ("huge", "larger than"),
+            ("huge-chunked", "larger than"),
+        ] {
+            let idp = Idp::start(&[&rsa]);
+            idp.set("mode", mode);
+            let name = format!("failing-{mode}");
+            provider(
+                &server,
+                &idp,
+                &name,
+                JwtProviderChanges {
+                    key_source: Some(KeySource::JwksUrl(format!("{}/jwks", idp.base))),
+                    allowed_clients: Some(vec![app.client_id.clone()]),
+                    ..JwtProviderChanges::default()
+                },
+            )
+            .await;
+            let (status, body) = exchange(&server, &app, &sign_for(&rsa, &idp, &server)).await;
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (400, Some("invalid_grant")),
+                "{mode}"
+            );
+            let description = body["error_description"].as_str().unwrap();
+            assert!(description.contains(reason), "{mode}: {description}");
+        }
+    }
+);
+
+fn sign_for(key: &TestKey, idp: &Idp, server: &TestServer) -> String {
+    key.sign(&assertion_claims(idp, server, "alice"))
+}
+
+server_test!(private_key_jwt_authenticates_clients, |server| {
+    let ec = TestKey::ec("client-key");
+    let inline = server
+        .app_with(AppChanges {
+            name: Some("signed client".into()),
+            grant_types: Some(vec![GrantType::ClientCredentials]),
+            allowed_scopes: Some(vec!["inventory".into()]),
+            jwks: Some(json!({"keys": [ec.jwk.clone()]}).to_string()),
+            ..AppChanges::default()
+        })
+        .await;
+    assert!(
+        inline.secret.is_empty(),
+        "a client with keys gets no secret"
+    );
+    let client_assertion = |key: &TestKey, client_id: &str, aud: String| {
+        key.sign(&json!({
+            "iss": client_id, "sub": client_id, "aud": aud,
+            "iat": now(), "exp": now() + 60, "jti": uuid_like(),
+        }))
+    };
+    let server = &server;
+    let request = |assertion: String, client_id: Option<String>| async move {
+        let mut form = vec![
+            ("grant_type".to_owned(), "client_credentials".to_owned()),
+            (
+                "client_assertion_type".to_owned(),
+                CLIENT_ASSERTION.to_owned(),
+            ),
+            ("client_assertion".to_owned(), assertion),
+        ];
+        if let Some(id) = client_id {
+            form.push(("client_id".to_owned(), id));
+        }
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        post_form(server, "/oauth/token", None, &form).await
+    };
+    let assertion = client_assertion(&ec, &inline.client_id, server.url("/oauth/token"));
+    let (status, _, body) = request(assertion.clone(), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["scope"], "inventory");
+    // Replayed, signed by another key, or naming another audience: invalid_client.
+    let stranger = TestKey::ec("client-key");
+    for assertion in [
+        assertion,
+        client_assertion(&stranger, &inline.client_id, server.url("/oauth/token")),
+        client_assertion(&ec, &inline.client_id, "https://elsewhere.example".into()),
+    ] {
+        let (status, headers, body) = request(assertion, Some(inline.client_id.clone())).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("invalid_client"))
+        );
+        assert!(headers.contains_key("www-authenticate"));
+    }
+    // Keys by URL, fetched from the client's own JWK Set (here: the stand-in IdP serving it),
+    // with the issuer as audience.
+    let rsa = TestKey::rsa("rotating");
+    let idp = Idp::start(&[&rsa]);
+    let by_url = server
+        .app_with(AppChanges {
+            name: Some("signed client by url".into()),
+            grant_types: Some(vec![GrantType::ClientCredentials]),
+            allowed_scopes: Some(vec!["inventory".into()]),
+            jwks_uri: Some(format!("{}/jwks", idp.base)),
+            ..AppChanges::default()
+        })
+        .await;
+    let (status, _, body) = request(
+        client_assertion(&rsa, &by_url.client_id, server.base.clone()),
+        Some(by_url.client_id.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // A secret and an assertion together are refused.
+    let (status, _, body) = post_form(
+        server,
+        "/oauth/token",
+        None,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &by_url.client_id),
+            ("client_secret", "x"),
+            ("client_assertion_type", CLIENT_ASSERTION),
+            ("client_assertion", "a.b.c"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let discovery: Value = server
+        .http
+        .get(server.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        discovery["token_endpoint_auth_methods_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("private_key_jwt"))
+    );
+    assert!(
+        discovery["grant_types_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(JWT_BEARER))
+    );
+});
+
+server_test!(
+    third_party_tokens_reach_the_apis_until_the_provider_is_disabled,
+    |server| {
+        let (ec, pem) = TestKey::ec_with_pem("any");
+        server.user("carol", &["oauth_admin"]).await;
+        let audience = "api://gatehouse".to_owned();
+        server
+            .services
+            .registry
+            .create_jwt_provider(
+                NewJwtProvider {
+                    name: "okta".into(),
+                    fields: JwtProviderChanges {
+                        issuer: Some("https://corp.okta.example/oauth2/default".into()),
+                        audiences: Some(vec![audience.clone()]),
+                        key_source: Some(KeySource::Static(pem)),
+                        algorithms: Some(vec![JwsAlgorithm::ES256]),
+                        api_access: Some(true),
+                        api_scopes: Some(vec!["useraccount".into()]),
+                        ..JwtProviderChanges::default()
+                    },
+                },
+                false,
+            )
+            .await
+            .unwrap();
+        let token = |scp: Value, aud: &str| {
+            let mut header = Header::new(Algorithm::ES256);
+            header.typ = Some("at+jwt".into());
+            let claims = json!({
+                "iss": "https://corp.okta.example/oauth2/default", "sub": "carol", "aud": aud,
+                "iat": now(), "exp": now() + 300, "scp": scp, "cid": "okta-app",
+            });
+            jsonwebtoken::encode(&header, &claims, &ec.encoding).unwrap()
+        };
+        let get = |path: &str, token: String| {
+            let request = server.http.get(server.url(path)).bearer_auth(token);
+            async move {
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                let challenge = response
+                    .headers()
+                    .get("www-authenticate")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                (
+                    status,
+                    challenge,
+                    response.json::<Value>().await.unwrap_or(Value::Null),
+                )
+            }
+        };
+        let good = token(json!(["useraccount", "offline_access"]), &audience);
+        let (status, _, whoami) = get("/api/admin/v1/whoami", good.clone()).await;
+        assert_eq!(status, 200, "{whoami}");
+        assert_eq!(whoami["user_name"], "carol");
+        assert_eq!(whoami["client_id"], "okta-app");
+        assert_eq!(
+            whoami["scope"], "useraccount",
+            "scopes beyond the provider's are dropped"
+        );
+        let (status, _, apps) = get("/api/admin/v1/apps", good.clone()).await;
+        assert_eq!(status, 200, "{apps}");
+        // A token without the scope the API needs.
+        let (status, challenge, _) = get(
+            "/api/admin/v1/apps",
+            token(json!("profile email"), &audience),
+        )
+        .await;
+        assert_eq!(status, 403);
+        assert!(challenge.unwrap().contains("insufficient_scope"));
+        // A token for another audience.
+        let (status, challenge, _) = get(
+            "/api/admin/v1/whoami",
+            token(json!(["useraccount"]), "api://other"),
+        )
+        .await;
+        assert_eq!(status, 401);
+        assert!(challenge.unwrap().contains("invalid_token"));
+        // Disabled: refused at once.
+        let own = server.token_for_role("admin").await;
+        let response = server
+            .http
+            .patch(server.url("/api/admin/v1/jwt-providers/okta"))
+            .bearer_auth(&own)
+            .json(&json!({"active": false}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let (status, challenge, _) = get("/api/admin/v1/whoami", good).await;
+        assert_eq!(status, 401);
+        assert!(challenge.unwrap().contains("invalid_token"));
+    }
+);
+
+server_test!(jwt_providers_are_managed_through_the_admin_api, |server| {
+    let admin = server.token_for_role("oauth_admin").await;
+    let call = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut request = server
+            .http
+            .request(method, server.url(&format!("/api/admin/v1{path}")))
+            .bearer_auth(&admin);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, created) = call(
+        reqwest::Method::POST,
+        "/jwt-providers",
+        Some(json!({
+            "name": "entra", "issuer": "https://login.microsoftonline.com/tenant/v2.0",
+            "discovery_url": "https://login.microsoftonline.com/tenant/v2.0/.well-known/openid-configuration",
+            "algorithms": ["RS256"], "user_claim": "email", "user_field": "email",
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["max_age"], 300);
+    assert_eq!(created["api_access"], false);
+    for (body, reason) in [
+        (
+            json!({"name": "bad1", "issuer": "x", "jwks_url": "https://x/jwks", "algorithms": ["HS256"]}),
+            "not accepted",
+        ),
+        (
+            json!({"name": "bad2", "issuer": "x", "jwks_url": "http://idp.example/jwks"}),
+            "only https",
+        ),
+        (
+            json!({"name": "bad3", "issuer": "x", "static_key": "not a key"}),
+            "static key is unusable",
+        ),
+        (
+            json!({"name": "bad4", "issuer": "x", "jwks_url": "https://x/j", "static_key": "{}"}),
+            "give one of",
+        ),
+        (
+            json!({"name": "bad5", "issuer": "x", "jwks_url": "https://x/j", "api_access": true}),
+            "api_scopes",
+        ),
+        (
+            json!({"name": "bad6", "issuer": "x", "jwks_url": "https://x/j", "allowed_clients": ["ghost"]}),
+            "does not exist",
+        ),
+    ] {
+        let (status, error) = call(reqwest::Method::POST, "/jwt-providers", Some(body)).await;
+        assert_eq!(status, 400, "{error}");
+        assert!(
+            error["error_description"]
+                .as_str()
+                .unwrap()
+                .contains(reason),
+            "{error}"
+        );
+    }
+    let (status, list) = call(reqwest::Method::GET, "/jwt-providers", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let (status, updated) = call(
+        reqwest::Method::PATCH,
+        "/jwt-providers/entra",
+        Some(json!({"max_age": 60, "api_access": true, "api_scopes": ["useraccount"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["max_age"], 60);
+    let (status, _) = call(reqwest::Method::DELETE, "/jwt-providers/entra", None).await;
+    assert_eq!(status, 204);
+    let (status, _) = call(reqwest::Method::GET, "/jwt-providers/entra", None).await;
+    assert_eq!(status, 404);
+});
+
+server_test!(jwt_providers_follow_the_declarative_file, |server| {
+    let file = |max_age: i64| -> gatehouse_core::manifest::Manifest {
+        toml::from_str(&format!(
+            r#"
+            [[application]]
+            name = "assertion app"
+            client_id = "assertion-app"
+            grant_types = ["jwt_bearer"]
+
+            [[jwt_provider]]
+            name = "corporate"
+            issuer = "https://idp.example"
+            jwks_url = "https://idp.example/jwks"
+            algorithms = ["ES256"]
+            allowed_clients = ["assertion-app"]
+            max_age = {max_age}
+            "#
+        ))
+        .unwrap()
+    };
+    let registry = &server.services.registry;
+    let apply = |manifest: gatehouse_core::manifest::Manifest, prune: bool| async move {
+        let options = gatehouse_core::manifest::ApplyOptions {
+            prune,
+            ..Default::default()
+        };
+        manifest.apply(registry, options, &|_| None).await.unwrap()
+    };
+    let created = apply(file(300), false).await;
+    assert!(
+        created
+            .iter()
+            .any(|c| c.kind == "jwt_provider" && c.key == "corporate")
+    );
+    assert!(
+        apply(file(300), false).await.is_empty(),
+        "applying twice changes nothing"
+    );
+    let updated = apply(file(60), false).await;
+    assert_eq!(updated.len(), 1);
+    assert_eq!(updated[0].fields, vec!["max_age"]);
+    assert_eq!(
+        registry
+            .get_jwt_provider("corporate")
+            .await
+            .unwrap()
+            .max_age,
+        60
+    );
+    let pruned = apply(gatehouse_core::manifest::Manifest::default(), true).await;
+    assert!(pruned.iter().any(|c| c.kind == "jwt_provider"));
+    assert!(registry.list_jwt_providers().await.unwrap().is_empty());
+});
