@@ -119,12 +119,21 @@ fn forge(header: Value, claims: &Value, signature: &[u8]) -> String {
 
 /// The stand-in identity provider, a child process.
 struct Idp {
-    child: Child,
+    child: Option<Child>,
     state: PathBuf,
     base: String,
 }
 
 impl Idp {
+    /// Another Gatehouse, seen as an identity provider (nothing to stop or clean up).
+    fn of(server: &TestServer) -> Idp {
+        Idp {
+            child: None,
+            state: PathBuf::new(),
+            base: server.base.clone(),
+        }
+    }
+
     fn start(keys: &[&TestKey]) -> Idp {
         let state = std::env::temp_dir().join(format!("gatehouse-idp-{}", uuid_like()));
         std::fs::create_dir_all(&state).unwrap();
@@ -140,7 +149,7 @@ impl Idp {
             .read_line(&mut line)
             .unwrap();
         let idp = Idp {
-            child,
+            child: Some(child),
             state,
             base: format!("http://127.0.0.1:{}", line.trim()),
         };
@@ -170,9 +179,11 @@ impl Idp {
 
 impl Drop for Idp {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.state);
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_dir_all(&self.state);
+        }
     }
 }
 
@@ -883,4 +894,134 @@ server_test!(jwt_providers_follow_the_declarative_file, |server| {
     let pruned = apply(gatehouse_core::manifest::Manifest::default(), true).await;
     assert!(pruned.iter().any(|c| c.kind == "jwt_provider"));
     assert!(registry.list_jwt_providers().await.unwrap().is_empty());
+});
+
+server_test!(another_gatehouse_is_a_trusted_identity_provider, |server| {
+    // The identity provider is a second Gatehouse; its ID token (ES256, keys from its own
+    // discovery document and JWKS) reaches this server's APIs as the user it names.
+    let Some(idp) = TestServer::start(crate::harness::Backend::Sqlite).await else {
+        return;
+    };
+    idp.user("dave", &[]).await;
+    let idp_app = idp
+        .app_with(AppChanges {
+            name: Some("portal".into()),
+            grant_types: Some(vec![GrantType::Password]),
+            allowed_scopes: Some(vec!["openid".into(), "profile".into()]),
+            ..AppChanges::default()
+        })
+        .await;
+    let (status, _, tokens) = post_form(
+        &idp,
+        "/oauth/token",
+        Some((&idp_app.client_id, &idp_app.secret)),
+        &[
+            ("grant_type", "password"),
+            ("username", "dave"),
+            ("password", "a long enough password"),
+            ("scope", "openid profile"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+    let id_token = tokens["id_token"].as_str().unwrap().to_owned();
+
+    server.user("dave", &["oauth_admin"]).await;
+    provider(
+        &server,
+        &Idp::of(&idp),
+        "upstream-gatehouse",
+        JwtProviderChanges {
+            audiences: Some(vec![idp_app.client_id.clone()]),
+            algorithms: Some(vec![JwsAlgorithm::ES256]),
+            user_claim: Some("preferred_username".into()),
+            api_access: Some(true),
+            api_scopes: Some(vec!["useraccount".into()]),
+            ..JwtProviderChanges::default()
+        },
+    )
+    .await;
+    let response = server
+        .http
+        .get(server.url("/api/admin/v1/whoami"))
+        .bearer_auth(&id_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let whoami: Value = response.json().await.unwrap();
+    assert_eq!(whoami["user_name"], "dave");
+    assert_eq!(whoami["client_id"], idp_app.client_id.as_str());
+    assert_eq!(whoami["scope"], "useraccount");
+});
+
+server_test!(jwt_providers_are_managed_from_the_cli, |server| {
+    let app = bearer_app(&server).await;
+    let server = &server;
+    let run = |args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            crate::cli::gatehouse(server, &args, &[]).await
+        }
+    };
+    let created = run(&[
+        "jwt-provider",
+        "create",
+        "okta",
+        "--issuer",
+        "https://corp.okta.example",
+        "--jwks-url",
+        "https://corp.okta.example/v1/keys",
+        "--alg",
+        "RS256",
+        "--alg",
+        "PS256",
+        "--user-claim",
+        "email",
+        "--user-field",
+        "email",
+        "--allow-app",
+        &app.client_id,
+    ])
+    .await;
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let view: Value = serde_json::from_slice(&created.stdout).unwrap();
+    assert_eq!(view["algorithms"], json!(["RS256", "PS256"]));
+    assert_eq!(view["allowed_clients"], json!([app.client_id]));
+    let refused = run(&[
+        "jwt-provider",
+        "create",
+        "weak",
+        "--issuer",
+        "x",
+        "--jwks-url",
+        "https://x/keys",
+        "--alg",
+        "HS256",
+    ])
+    .await;
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("HS256"));
+    let updated = run(&["jwt-provider", "update", "okta", "--active", "false"]).await;
+    assert!(updated.status.success());
+    let listed = run(&["jwt-provider", "list", "--json"]).await;
+    let list: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(list[0]["active"], false);
+    assert!(
+        run(&["jwt-provider", "delete", "okta"])
+            .await
+            .status
+            .success()
+    );
+    assert!(
+        !run(&["jwt-provider", "show", "okta"])
+            .await
+            .status
+            .success()
+    );
 });
