@@ -4,7 +4,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use gatehouse_core::client::GrantType;
-use gatehouse_core::outbound::{ClientAuthMethod, ObtainedToken, OutboundRegistry};
+use gatehouse_core::keys::SigningKey;
+use gatehouse_core::outbound::{ClientAuthMethod, OAuthProvider, ObtainedToken, OutboundRegistry};
 use gatehouse_core::secret::{self, Secret};
 use serde::Deserialize;
 use url::Url;
@@ -209,15 +210,24 @@ fn assertion(
     now: i64,
 ) -> Result<String, OutboundError> {
     let key = registry.assertion_key(target.provider)?;
+    Ok(sign_assertion(&key, target.provider, subject, now)?)
+}
+
+fn sign_assertion(
+    key: &SigningKey,
+    provider: &OAuthProvider,
+    subject: &str,
+    now: i64,
+) -> Result<String, gatehouse_core::Error> {
     let claims = serde_json::json!({
-        "iss": target.provider.client_id,
+        "iss": provider.client_id,
         "sub": subject,
-        "aud": target.provider.token_url,
+        "aud": provider.token_url,
         "iat": now,
         "exp": now + ASSERTION_LIFETIME,
         "jti": secret::generate(),
     });
-    Ok(key.sign_jws("JWT", &claims)?)
+    key.sign_jws("JWT", &claims)
 }
 
 #[cfg(test)]
@@ -230,5 +240,50 @@ mod tests {
         let encoded = value.expose().strip_prefix("Basic ").unwrap();
         let decoded = String::from_utf8(STANDARD.decode(encoded).unwrap()).unwrap();
         assert_eq!(decoded, "a%3Ab:p%40ss+word");
+    }
+
+    #[test]
+    fn assertions_name_the_client_and_the_token_endpoint_and_verify_with_the_key() {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use gatehouse_core::keys::SigningAlgorithm;
+        use gatehouse_core::secret::MasterKey;
+
+        let sealer = MasterKey::generate().sealer();
+        let (_, key) = SigningKey::generate(SigningAlgorithm::Es256, 0, 0, &sealer).unwrap();
+        let provider = OAuthProvider {
+            name: "idp".into(),
+            token_url: "https://idp.example/token".into(),
+            authorization_url: None,
+            client_id: "gatehouse".into(),
+            client_secret_sealed: None,
+            auth_method: ClientAuthMethod::PrivateKeyJwt,
+            grant: GrantType::ClientCredentials,
+            audience: None,
+            resource: None,
+            username: None,
+            password_sealed: None,
+            signing_key_sealed: None,
+            signing_kid: Some(key.kid.clone()),
+            signing_alg: Some("ES256".into()),
+            signing_public_jwk: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let jws = sign_assertion(&key, &provider, "gatehouse", 1_000).unwrap();
+        let parts: Vec<&str> = jws.split('.').collect();
+        let decode = |part: &str| -> serde_json::Value {
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+        };
+        let header = decode(parts[0]);
+        assert_eq!(header["alg"], "ES256");
+        assert_eq!(header["kid"], key.kid.as_str());
+        let claims = decode(parts[1]);
+        assert_eq!(claims["iss"], "gatehouse");
+        assert_eq!(claims["sub"], "gatehouse");
+        assert_eq!(claims["aud"], "https://idp.example/token");
+        assert_eq!(claims["exp"], 1_000 + ASSERTION_LIFETIME);
+        let signed = format!("{}.{}", parts[0], parts[1]);
+        let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+        assert!(key.verify(signed.as_bytes(), &signature));
     }
 }
