@@ -9,6 +9,7 @@ use crate::Error;
 use crate::access::{ScopeEntry, ScopeRule};
 use crate::gateway::Route;
 use crate::store::EntryRecord;
+use crate::table::TableDef;
 
 /// One kind of configuration entry.
 pub trait Entry: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
@@ -36,6 +37,7 @@ pub struct Catalog {
     pub scopes: Vec<ScopeEntry>,
     pub rules: Vec<ScopeRule>,
     pub routes: Vec<Route>,
+    pub tables: Vec<TableDef>,
 }
 
 impl Catalog {
@@ -46,6 +48,7 @@ impl Catalog {
                 ScopeEntry::KIND => catalog.scopes.push(decode(record)?),
                 ScopeRule::KIND => catalog.rules.push(decode(record)?),
                 Route::KIND => catalog.routes.push(decode(record)?),
+                TableDef::KIND => catalog.tables.push(decode(record)?),
                 // A kind this version does not know was written by a newer one: ignore it.
                 _ => {}
             }
@@ -68,6 +71,7 @@ impl Catalog {
             ScopeEntry::KIND => self.scopes.iter().any(|s| s.name == name),
             ScopeRule::KIND => self.rules.iter().any(|r| r.name == name),
             Route::KIND => self.routes.iter().any(|r| r.name == name),
+            TableDef::KIND => self.tables.iter().any(|t| t.name == name),
             _ => false,
         }
     }

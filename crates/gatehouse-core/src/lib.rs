@@ -27,6 +27,7 @@ pub mod scope;
 pub mod secret;
 pub mod session;
 pub mod store;
+pub mod table;
 pub mod throttle;
 pub mod token;
 pub mod user;

@@ -27,6 +27,7 @@ use crate::gateway::Route;
 use crate::outbound::{AliasSpec, ProfileSpec, ProviderEntry};
 use crate::registry::{AppChanges, NewApp, NewUser, Registry, UserChanges};
 use crate::secret::Secret;
+use crate::table::TableDef;
 use crate::user::{self, User};
 
 /// The registry sections of a declarative file.
@@ -67,6 +68,8 @@ pub struct Manifest {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub jwt_providers: Vec<JwtProviderEntry>,
+    #[serde(default, rename = "table", skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<TableDef>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -219,7 +222,7 @@ pub struct ApplyOptions {
 
 impl Manifest {
     /// The names of the file's registry sections, as they appear in a configuration file.
-    pub const SECTIONS: [&'static str; 9] = [
+    pub const SECTIONS: [&'static str; 10] = [
         "application",
         "user",
         "jwt_provider",
@@ -229,6 +232,7 @@ impl Manifest {
         "scope",
         "scope_rule",
         "route",
+        "table",
     ];
 
     /// Makes the registry match this file. `env` resolves `*_env` references (the caller's
@@ -244,6 +248,7 @@ impl Manifest {
         entries::reconcile(registry, &self.scopes, options, &mut changes).await?;
         entries::reconcile(registry, &self.scope_rules, options, &mut changes).await?;
         entries::reconcile(registry, &self.routes, options, &mut changes).await?;
+        entries::reconcile(registry, &self.tables, options, &mut changes).await?;
         // Users first: applications name their run-as user.
         for entry in &self.users {
             if let Some(change) = reconcile_user(registry, entry, options, env).await? {
@@ -302,6 +307,7 @@ impl Manifest {
                     changes.push(change(Action::Delete, "user", &user.user_name, vec![]));
                 }
             }
+            entries::prune(registry, &self.tables, options, &mut changes).await?;
             entries::prune(registry, &self.routes, options, &mut changes).await?;
             entries::prune(registry, &self.scope_rules, options, &mut changes).await?;
             entries::prune(registry, &self.scopes, options, &mut changes).await?;

@@ -143,6 +143,50 @@ pub trait EntryStore: Send + Sync {
     async fn delete_entry(&self, kind: &str, name: &str) -> Result<bool, StoreError>;
 }
 
+/// A record of the Table API: its fields and the system fields Gatehouse keeps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableRecord {
+    pub sys_id: String,
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    pub sys_created_on: i64,
+    pub sys_updated_on: i64,
+    pub sys_mod_count: i64,
+}
+
+/// Which records of a table to list: equality filters on fields (compared as text), oldest
+/// first, one page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordQuery {
+    pub filters: Vec<(String, String)>,
+    pub limit: u64,
+    pub offset: u64,
+}
+
+#[async_trait]
+pub trait TableStore: Send + Sync {
+    async fn insert_record(&self, table: &str, record: &TableRecord) -> Result<(), StoreError>;
+    async fn find_record(
+        &self,
+        table: &str,
+        sys_id: &str,
+    ) -> Result<Option<TableRecord>, StoreError>;
+    /// One page of matching records and the number of all matching records.
+    async fn list_records(
+        &self,
+        table: &str,
+        query: &RecordQuery,
+    ) -> Result<(Vec<TableRecord>, u64), StoreError>;
+    /// Replaces the record if its `sys_mod_count` is still `expected_mod_count` (a
+    /// compare-and-swap); `false` when another change came first or the record is gone.
+    async fn replace_record(
+        &self,
+        table: &str,
+        record: &TableRecord,
+        expected_mod_count: i64,
+    ) -> Result<bool, StoreError>;
+    async fn delete_record(&self, table: &str, sys_id: &str) -> Result<bool, StoreError>;
+}
+
 #[async_trait]
 pub trait ClientStore: Send + Sync {
     async fn insert_client(&self, client: &Client) -> Result<(), StoreError>;
@@ -298,6 +342,7 @@ pub trait Store:
     + OutboundStore
     + EntryStore
     + FederationStore
+    + TableStore
     + Send
     + Sync
 {

@@ -15,6 +15,7 @@ mod outbound;
 mod outbound_pages;
 mod pages;
 mod state;
+mod table;
 pub mod views;
 
 use std::time::Duration;
@@ -72,6 +73,17 @@ pub fn router(state: AppState) -> Router {
             get(oauth::metadata::discovery),
         )
         .nest("/api/admin/v1", admin::routes())
+        .route(
+            "/api/now/table/{table}",
+            get(table::list).post(table::create),
+        )
+        .route(
+            "/api/now/table/{table}/{sys_id}",
+            get(table::show)
+                .put(table::update)
+                .patch(table::update)
+                .delete(table::delete),
+        )
         .route("/api/outbound/{alias}/{*path}", any(outbound::proxy))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

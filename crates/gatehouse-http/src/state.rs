@@ -8,6 +8,7 @@ use gatehouse_core::registry::Registry;
 use gatehouse_core::secret::Sealer;
 use gatehouse_core::session::Sessions;
 use gatehouse_core::store::Store;
+use gatehouse_core::table::Tables;
 use gatehouse_core::throttle::LoginThrottle;
 use gatehouse_core::token::TokenService;
 use gatehouse_remote::fetch::Fetcher;
@@ -37,6 +38,8 @@ pub struct AppState {
     /// Seals the continuation of the login and consent forms.
     pub sealer: Arc<Sealer>,
     pub metrics: Arc<Metrics>,
+    /// The Table API's records.
+    pub tables: Tables,
     /// Outbound OAuth: tokens for external APIs, and calls through connection aliases.
     pub outbound: Arc<TokenManager>,
     /// The outbound HTTP client, for the gateway's upstreams.

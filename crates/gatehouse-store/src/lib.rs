@@ -9,6 +9,8 @@ mod batch;
 #[macro_use]
 mod entries;
 #[macro_use]
+mod tables;
+#[macro_use]
 mod shared;
 #[macro_use]
 mod outbound;

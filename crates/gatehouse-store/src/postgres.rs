@@ -89,3 +89,4 @@ impl PostgresStore {
 shared_store_impl!(PostgresStore);
 outbound_store_impl!(PostgresStore);
 entry_store_impl!(PostgresStore);
+table_store_impl!(PostgresStore);

@@ -81,3 +81,4 @@ impl SqliteStore {
 shared_store_impl!(SqliteStore);
 outbound_store_impl!(SqliteStore);
 entry_store_impl!(SqliteStore);
+table_store_impl!(SqliteStore);

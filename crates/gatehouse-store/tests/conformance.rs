@@ -712,3 +712,93 @@ storage_test!(
         assert!(store.record_assertion_use("issuer-jti", 200).await.unwrap());
     }
 );
+
+storage_test!(table_records_filter_page_and_compare_and_swap, |store| {
+    use gatehouse_core::store::{RecordQuery, TableRecord};
+    let record = |n: i64, state: &str| TableRecord {
+        sys_id: format!("{n:032x}"),
+        fields: serde_json::json!({"state": state, "priority": n % 2, "note": "x"})
+            .as_object()
+            .unwrap()
+            .clone(),
+        sys_created_on: 100 + n,
+        sys_updated_on: 100 + n,
+        sys_mod_count: 0,
+    };
+    for n in 0..5 {
+        let state = if n < 3 { "open" } else { "closed" };
+        store
+            .insert_record("incident", &record(n, state))
+            .await
+            .unwrap();
+    }
+    store
+        .insert_record("problem", &record(9, "open"))
+        .await
+        .unwrap();
+    let query = |filters: &[(&str, &str)], limit, offset| RecordQuery {
+        filters: filters
+            .iter()
+            .map(|(f, v)| (f.to_string(), v.to_string()))
+            .collect(),
+        limit,
+        offset,
+    };
+    let (all, total) = store
+        .list_records("incident", &query(&[], 10, 0))
+        .await
+        .unwrap();
+    assert_eq!((all.len(), total), (5, 5));
+    assert_eq!(all[0], record(0, "open"));
+    let (page, total) = store
+        .list_records("incident", &query(&[("state", "open")], 2, 1))
+        .await
+        .unwrap();
+    assert_eq!(total, 3);
+    let ids: Vec<&str> = page.iter().map(|r| r.sys_id.as_str()).collect();
+    assert_eq!(ids, [record(1, "").sys_id, record(2, "").sys_id]);
+    let (odd, total) = store
+        .list_records(
+            "incident",
+            &query(&[("state", "open"), ("priority", "1")], 10, 0),
+        )
+        .await
+        .unwrap();
+    assert_eq!((odd.len(), total), (1, 1), "numbers compare as their text");
+    let (none, total) = store
+        .list_records("incident", &query(&[("missing", "x")], 10, 0))
+        .await
+        .unwrap();
+    assert_eq!((none.len(), total), (0, 0));
+
+    let mut changed = record(0, "resolved");
+    changed.sys_mod_count = 1;
+    assert!(store.replace_record("incident", &changed, 0).await.unwrap());
+    assert!(
+        !store.replace_record("incident", &changed, 0).await.unwrap(),
+        "a stale version loses"
+    );
+    assert_eq!(
+        store
+            .find_record("incident", &changed.sys_id)
+            .await
+            .unwrap(),
+        Some(changed.clone())
+    );
+    assert_eq!(
+        store.find_record("problem", &changed.sys_id).await.unwrap(),
+        None
+    );
+    assert!(
+        store
+            .delete_record("incident", &changed.sys_id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_record("incident", &changed.sys_id)
+            .await
+            .unwrap()
+    );
+});

@@ -15,7 +15,7 @@ use gatehouse_core::secret::Secret;
 use gatehouse_http::views::{AppView, JwtProviderView, UserView};
 use serde::Serialize;
 
-use self::entries::{EntryCommand, RouteArgs, RuleArgs, ScopeArgs};
+use self::entries::{EntryCommand, RouteArgs, RuleArgs, ScopeArgs, TableArgs};
 use crate::config::{GlobalArgs, ServeArgs, Settings};
 use crate::outbound_cli::{CallArgs, OutboundCommand, run_call, run_outbound};
 use crate::server::Services;
@@ -65,6 +65,9 @@ pub enum Command {
     /// Manage gateway routes (path prefix, upstream URL, timeout).
     #[command(subcommand)]
     Route(EntryCommand<RouteArgs>),
+    /// Manage the Table API's tables (read and write roles).
+    #[command(subcommand)]
+    Table(EntryCommand<TableArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -428,7 +431,7 @@ pub enum KeysCommand {
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     /// The TOML file with [[application]], [[user]], [[oauth_provider]], [[oauth_profile]],
-    /// [[connection_alias]], [[scope]], [[scope_rule]] and [[route]] sections.
+    /// [[connection_alias]], [[scope]], [[scope_rule]], [[route]] and [[table]] sections.
     file: PathBuf,
     /// Delete records that earlier applies created and the file no longer lists.
     #[arg(long)]
@@ -705,6 +708,7 @@ pub async fn run(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
         Command::Scope(command) => entries::run(registry, command).await,
         Command::Rule(command) => entries::run(registry, command).await,
         Command::Route(command) => entries::run(registry, command).await,
+        Command::Table(command) => entries::run(registry, command).await,
         Command::Apply(args) => {
             let text = std::fs::read_to_string(&args.file)
                 .with_context(|| format!("cannot read {}", args.file.display()))?;

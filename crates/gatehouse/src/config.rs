@@ -274,7 +274,7 @@ mod tests {
         assert!(!registry.applications.is_empty() && !registry.users.is_empty());
         assert!(!registry.oauth_providers.is_empty() && !registry.connection_aliases.is_empty());
         assert!(!registry.scopes.is_empty() && !registry.scope_rules.is_empty());
-        assert!(!registry.routes.is_empty());
+        assert!(!registry.routes.is_empty() && !registry.tables.is_empty());
     }
 
     #[test]

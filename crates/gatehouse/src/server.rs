@@ -18,6 +18,7 @@ use gatehouse_core::registry::{NewUser, Registry, UserChanges};
 use gatehouse_core::secret::{self, MasterKey, Sealer, Secret};
 use gatehouse_core::session::Sessions;
 use gatehouse_core::store::Store;
+use gatehouse_core::table::Tables;
 use gatehouse_core::throttle::LoginThrottle;
 use gatehouse_core::token::TokenService;
 use gatehouse_http::metrics::Metrics;
@@ -49,6 +50,7 @@ pub struct Services {
     /// gateway).
     pub fetcher: Fetcher,
     pub federation: Arc<Federation>,
+    pub tables: Tables,
 }
 
 impl Services {
@@ -75,6 +77,7 @@ impl Services {
         let sealer = Arc::new(master_key.sealer());
         // One HTTP client (connection pool, TLS setup) for everything fetched from elsewhere.
         let fetcher = Fetcher::new(Limits::default())?;
+        let tables = Tables::new(store.clone(), clock.clone());
         let outbound = Arc::new(TokenManager::new(
             OutboundRegistry::new(store.clone(), sealer.clone(), clock.clone()),
             fetcher.clone(),
@@ -112,6 +115,7 @@ impl Services {
             cache,
             outbound,
             fetcher,
+            tables,
         })
     }
 }
@@ -238,6 +242,7 @@ pub async fn serve_with(
         metrics: Arc::new(Metrics::default()),
         outbound: services.outbound.clone(),
         fetcher: services.fetcher.clone(),
+        tables: services.tables.clone(),
         settings: Arc::new(HttpSettings {
             jwks_max_age: settings.jwks_max_age,
             refresh_token_grace: settings.refresh_token_grace,

@@ -16,6 +16,7 @@ use gatehouse_core::Error;
 use gatehouse_core::access::{ScopeEntry, ScopeRule};
 use gatehouse_core::entry::Entry;
 use gatehouse_core::gateway::Route;
+use gatehouse_core::table::TableDef;
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -75,6 +76,7 @@ pub fn routes() -> Router<AppState> {
                 .patch(jwt_providers::update)
                 .delete(jwt_providers::delete),
         )
+        .merge(entry_routes::<TableDef>("/tables"))
 }
 
 /// The five operations on one kind of configuration entry.

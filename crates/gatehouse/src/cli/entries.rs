@@ -1,4 +1,4 @@
-//! `gatehouse scope|rule|route …`: the configuration entries of the registry, one generic
+//! `gatehouse scope|rule|route|table …`: the configuration entries of the registry, one generic
 //! command set for every kind.
 
 use clap::{Args, Subcommand};
@@ -6,6 +6,7 @@ use gatehouse_core::access::{ScopeEntry, ScopeRule};
 use gatehouse_core::entry::Entry;
 use gatehouse_core::gateway::Route;
 use gatehouse_core::registry::Registry;
+use gatehouse_core::table::TableDef;
 use serde_json::{Map, Value};
 
 use super::print_json;
@@ -113,6 +114,26 @@ impl EntryArgs for RouteArgs {
         set(&mut fields, "prefix", self.prefix);
         set(&mut fields, "upstream", self.upstream);
         set(&mut fields, "timeout_seconds", self.timeout_seconds);
+        fields
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct TableArgs {
+    /// A role whose holders may read the table (repeatable).
+    #[arg(long = "read-role", value_name = "ROLE")]
+    read_roles: Vec<String>,
+    /// A role whose holders may create, change and delete records (repeatable).
+    #[arg(long = "write-role", value_name = "ROLE")]
+    write_roles: Vec<String>,
+}
+
+impl EntryArgs for TableArgs {
+    type Entry = TableDef;
+    fn into_fields(self) -> Map<String, Value> {
+        let mut fields = Map::new();
+        set(&mut fields, "read_roles", list(self.read_roles));
+        set(&mut fields, "write_roles", list(self.write_roles));
         fields
     }
 }

@@ -256,6 +256,10 @@ scopes = ["inventory_read"]
 name = "inventory"
 prefix = "/api/x/inventory"
 upstream = "http://127.0.0.1:9/v1"
+
+[[table]]
+name = "incident"
+read_roles = ["itil"]
 "#;
         let changes = apply(&server, FILE, &[], &[]).await;
         let kinds: Vec<(&str, &str)> = changes
@@ -267,7 +271,8 @@ upstream = "http://127.0.0.1:9/v1"
             [
                 ("create", "scope"),
                 ("create", "scope_rule"),
-                ("create", "route")
+                ("create", "route"),
+                ("create", "table")
             ]
         );
         assert!(
@@ -296,6 +301,24 @@ upstream = "http://127.0.0.1:9/v1"
         let output = gatehouse(&server, &["route", "list", "--json"], &[]).await;
         let routes: Value = serde_json::from_slice(&output.stdout).unwrap();
         assert_eq!(routes[0]["timeout_seconds"], 5);
+        let output = gatehouse(
+            &server,
+            &[
+                "table",
+                "update",
+                "incident",
+                "--write-role",
+                "itil_admin",
+                "--json",
+            ],
+            &[],
+        )
+        .await;
+        let table: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(
+            (&table["read_roles"], &table["write_roles"]),
+            (&json!(["itil"]), &json!(["itil_admin"]))
+        );
         let output = gatehouse(&server, &["scope", "delete", "useraccount"], &[]).await;
         assert!(!output.status.success());
         assert!(String::from_utf8_lossy(&output.stderr).starts_with("error: "));
@@ -304,7 +327,7 @@ upstream = "http://127.0.0.1:9/v1"
         let changes = apply(&server, &changed, &[], &[]).await;
         assert_eq!(changes[0]["fields"], json!(["timeout_seconds"]));
         let changes = apply(&server, "", &["--prune"], &[]).await;
-        assert_eq!(changes.len(), 3, "{changes:?}");
+        assert_eq!(changes.len(), 4, "{changes:?}");
         let output = gatehouse(&server, &["scope", "list", "--json"], &[]).await;
         let scopes: Value = serde_json::from_slice(&output.stdout).unwrap();
         assert!(!scopes.to_string().contains("inventory_read"));

@@ -17,6 +17,7 @@
 //! - `people`: authorization endpoint, login and consent, code, refresh and password grants;
 //! - `outbound`: outbound OAuth against a second Gatehouse: profiles, aliases, the proxy and
 //!   `gatehouse call`;
+//! - `table`: the Table API: rules, table roles, queries and concurrent changes;
 //! - `browser`: the person flows in headless Chromium, checked by `openid-client`.
 
 mod harness;
@@ -34,3 +35,4 @@ mod keys;
 mod ops;
 mod outbound;
 mod people;
+mod table;
