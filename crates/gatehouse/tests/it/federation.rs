@@ -28,10 +28,10 @@ const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const CLIENT_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// A signing key of the stand-in identity provider (or of a client).
-struct TestKey {
+pub(crate) struct TestKey {
     kid: String,
     alg: Algorithm,
-    encoding: EncodingKey,
+    pub(crate) encoding: EncodingKey,
     jwk: Value,
 }
 
@@ -89,7 +89,7 @@ impl TestKey {
     }
 
     /// An EC key whose public half is given as a PEM (for static keys).
-    fn ec_with_pem(kid: &str) -> (TestKey, String) {
+    pub(crate) fn ec_with_pem(kid: &str) -> (TestKey, String) {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
         let pair =
@@ -187,7 +187,7 @@ impl Drop for Idp {
     }
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

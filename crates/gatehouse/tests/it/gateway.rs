@@ -289,3 +289,91 @@ server_test!(expired_tokens_are_refused, |server| {
         (401, Some("invalid_token"))
     );
 });
+
+server_test!(
+    third_party_tokens_are_honoured_with_their_scopes,
+    |server| {
+        use gatehouse_core::federation::jose::JwsAlgorithm;
+        use gatehouse_core::federation::{JwtProviderChanges, KeySource, NewJwtProvider};
+        use jsonwebtoken::{Algorithm, Header};
+
+        use crate::federation::{TestKey, now};
+
+        let upstream = start_upstream().await;
+        configure(&server, upstream).await;
+        server.user("carol", &["itil"]).await;
+        let (key, pem) = TestKey::ec_with_pem("corp");
+        let issuer = "https://corp.idp.example/oauth2/default";
+        let provider = NewJwtProvider {
+            name: "corp".into(),
+            fields: JwtProviderChanges {
+                issuer: Some(issuer.into()),
+                audiences: Some(vec!["api://gatehouse".into()]),
+                key_source: Some(KeySource::Static(pem)),
+                algorithms: Some(vec![JwsAlgorithm::ES256]),
+                api_access: Some(true),
+                api_scopes: Some(vec!["inventory_read".into(), "inventory_write".into()]),
+                ..JwtProviderChanges::default()
+            },
+        };
+        server
+            .services
+            .registry
+            .create_jwt_provider(provider, false)
+            .await
+            .unwrap();
+        let token = |scope: &str| {
+            let mut header = Header::new(Algorithm::ES256);
+            header.typ = Some("at+jwt".into());
+            let claims = json!({"iss": issuer, "sub": "carol", "aud": "api://gatehouse",
+            "iat": now(), "exp": now() + 300, "scp": scope, "cid": "corp-app"});
+            jsonwebtoken::encode(&header, &claims, &key.encoding).unwrap()
+        };
+
+        let reader = token("inventory_read");
+        let (status, _, echoed) = send(
+            &server,
+            reqwest::Method::GET,
+            "/api/x/inventory/items",
+            Some(&reader),
+        )
+        .await;
+        assert_eq!(status, 200, "{echoed}");
+        assert_eq!(echoed["user"], "carol");
+        assert_eq!(echoed["client_id"], "corp-app");
+        assert_eq!(echoed["scopes"], "inventory_read");
+        let (status, headers, _) = send(
+            &server,
+            reqwest::Method::POST,
+            "/api/x/inventory/items",
+            Some(&reader),
+        )
+        .await;
+        assert_eq!(status, 403);
+        assert!(
+            headers["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains("scope=\"inventory_write\"")
+        );
+        // Only the scopes the provider is trusted for count: useraccount is dropped.
+        let writer = token("inventory_write useraccount");
+        let (status, _, echoed) = send(
+            &server,
+            reqwest::Method::POST,
+            "/api/x/inventory/items",
+            Some(&writer),
+        )
+        .await;
+        assert_eq!(status, 200, "{echoed}");
+        assert_eq!(echoed["scopes"], "inventory_write");
+        let (status, _, _) = send(
+            &server,
+            reqwest::Method::GET,
+            "/api/x/inventory/items",
+            Some(&writer),
+        )
+        .await;
+        assert_eq!(status, 403, "inventory_write does not read");
+    }
+);
