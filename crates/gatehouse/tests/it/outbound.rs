@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use gatehouse_core::client::{GrantType, TokenFormat};
 use gatehouse_core::clock::Clock;
+use gatehouse_core::federation::{JwtProviderChanges, KeySource, NewJwtProvider};
 use gatehouse_core::outbound::{
     AliasSpec, ClientAuthMethod, OutboundRegistry, ProfileSpec, ProviderSpec, Route, SYSTEM_OWNER,
 };
-use gatehouse_core::registry::AppChanges;
+use gatehouse_core::registry::{AppChanges, NewApp};
 use gatehouse_core::secret::Secret;
 use gatehouse_remote::fetch::{Fetcher, Limits};
 use gatehouse_remote::outbound::{OutboundError, TokenManager};
@@ -715,5 +716,103 @@ server_test!(
         ] {
             assert!(document["paths"].get(path).is_some(), "{path}");
         }
+    }
+);
+
+server_test!(
+    private_key_jwt_and_jwt_bearer_sign_with_keys_gatehouse_generated,
+    |server| {
+        let provider = provider().await;
+        let registry = server.services.outbound.registry();
+        let api = provider.server.url("/api/admin/v1");
+
+        // private_key_jwt: the provider knows Gatehouse by the public key Gatehouse generated.
+        let mut signed =
+            provider_spec("signed", provider.server.url("/oauth/token"), &provider.app);
+        signed.client_id = "gatehouse-next-door".into();
+        signed.client_secret = None;
+        signed.auth_method = ClientAuthMethod::PrivateKeyJwt;
+        signed.signing_alg = Some("ES256".into());
+        let jwk = registry
+            .save_provider(signed.clone())
+            .await
+            .unwrap()
+            .signing_public_jwk
+            .expect("a public key to register");
+        provider
+            .server
+            .services
+            .registry
+            .create_app(
+                NewApp {
+                    client_id: Some(signed.client_id.clone()),
+                    client_secret: None,
+                    fields: AppChanges {
+                        name: Some("Gatehouse next door".into()),
+                        grant_types: Some(vec![GrantType::ClientCredentials]),
+                        allowed_scopes: Some(vec!["useraccount".into()]),
+                        run_as: Some("integration-svc".into()),
+                        jwks: Some(format!("{{\"keys\":[{jwk}]}}")),
+                        ..AppChanges::default()
+                    },
+                },
+                false,
+            )
+            .await
+            .expect("register Gatehouse's key at the provider");
+        connect(&server, "signed", signed, api.clone()).await;
+        let caller = server.token_for_role("integration").await;
+        let (status, body) = proxy_get(&server, "/api/outbound/signed/whoami", &caller).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["client_id"], "gatehouse-next-door");
+
+        // The JWT bearer grant: Gatehouse asserts the service user's identity, the provider trusts
+        // Gatehouse's key as a JWT provider.
+        let bearer_app = provider
+            .server
+            .app_with(AppChanges {
+                name: Some("assertion app".into()),
+                grant_types: Some(vec![GrantType::JwtBearer]),
+                allowed_scopes: Some(vec!["useraccount".into()]),
+                ..AppChanges::default()
+            })
+            .await;
+        let mut delegated = provider_spec(
+            "delegated",
+            provider.server.url("/oauth/token"),
+            &bearer_app,
+        );
+        delegated.grant = GrantType::JwtBearer;
+        delegated.username = Some("integration-svc".into());
+        delegated.signing_alg = Some("ES256".into());
+        let jwk = registry
+            .save_provider(delegated.clone())
+            .await
+            .unwrap()
+            .signing_public_jwk
+            .expect("a public key to register");
+        provider
+            .server
+            .services
+            .registry
+            .create_jwt_provider(
+                NewJwtProvider {
+                    name: "gatehouse-next-door".into(),
+                    fields: JwtProviderChanges {
+                        issuer: Some(bearer_app.client_id.clone()),
+                        key_source: Some(KeySource::Static(jwk)),
+                        allowed_clients: Some(vec![bearer_app.client_id.clone()]),
+                        ..JwtProviderChanges::default()
+                    },
+                },
+                false,
+            )
+            .await
+            .expect("trust Gatehouse's key at the provider");
+        connect(&server, "delegated", delegated, api).await;
+        let (status, body) = proxy_get(&server, "/api/outbound/delegated/whoami", &caller).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["client_id"], bearer_app.client_id);
+        assert_eq!(body["user_name"], "integration-svc");
     }
 );
