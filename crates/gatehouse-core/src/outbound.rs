@@ -744,10 +744,13 @@ impl OutboundRegistry {
         }
         check_url("base_url", &spec.base_url)?;
         let timeout_seconds = spec.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS);
-        if !(1..=300).contains(&timeout_seconds) {
-            return Err(Error::validation(
-                "timeout_seconds must be between 1 and 300",
-            ));
+        // The proxy endpoint answers within the server's request time limit, as gateway routes
+        // do, so an alias may not wait longer than a route.
+        let max = crate::gateway::MAX_ROUTE_TIMEOUT_SECONDS as i64;
+        if !(1..=max).contains(&timeout_seconds) {
+            return Err(Error::validation(format!(
+                "timeout_seconds must be between 1 and {max}"
+            )));
         }
         let max_retries = spec.max_retries.unwrap_or(DEFAULT_MAX_RETRIES);
         if !(0..=10).contains(&max_retries) {

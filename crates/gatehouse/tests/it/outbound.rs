@@ -816,3 +816,101 @@ server_test!(
         assert_eq!(body["user_name"], "integration-svc");
     }
 );
+
+server_test!(outbound_records_are_managed_from_the_cli, |server| {
+    let provider = provider().await;
+    let secret_env = [("BILLING_CLIENT_SECRET", provider.app.secret.as_str())];
+    let saved = gatehouse(
+        &server,
+        &[
+            "outbound",
+            "provider",
+            "save",
+            "billing",
+            "--token-url",
+            &provider.server.url("/oauth/token"),
+            "--client-id",
+            &provider.app.client_id,
+            "--secret-env",
+            "BILLING_CLIENT_SECRET",
+            "--json",
+        ],
+        &secret_env,
+    )
+    .await;
+    assert!(
+        saved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&saved.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&saved.stdout);
+    assert!(
+        !stdout.contains(&provider.app.secret),
+        "the secret is never shown"
+    );
+    let view: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(view["has_secret"], true);
+    let api = provider.server.url("/api/admin/v1");
+    for args in [
+        vec![
+            "outbound",
+            "profile",
+            "save",
+            "billing",
+            "--provider",
+            "billing",
+            "--scope",
+            "useraccount",
+        ],
+        vec![
+            "outbound",
+            "alias",
+            "save",
+            "billing",
+            "--base-url",
+            &api,
+            "--profile",
+            "billing",
+            "--role",
+            "integration",
+            "--timeout",
+            "5",
+            "--retries",
+            "0",
+        ],
+    ] {
+        let output = gatehouse(&server, &args, &[]).await;
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let listed = gatehouse(&server, &["outbound", "alias", "list", "--json"], &[]).await;
+    let aliases: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(aliases[0]["base_url"], api.as_str());
+    let called = gatehouse(&server, &["call", "billing", "GET", "whoami"], &[]).await;
+    assert!(
+        called.status.success(),
+        "{}",
+        String::from_utf8_lossy(&called.stderr)
+    );
+    let whoami: Value = serde_json::from_slice(&called.stdout).unwrap();
+    assert_eq!(whoami["client_id"], provider.app.client_id);
+    // A provider still in use stays; removed in order, everything goes.
+    let in_use = gatehouse(&server, &["outbound", "provider", "delete", "billing"], &[]).await;
+    assert!(!in_use.status.success());
+    for kind in ["alias", "profile", "provider"] {
+        let output = gatehouse(&server, &["outbound", kind, "delete", "billing"], &[]).await;
+        assert!(
+            output.status.success(),
+            "{kind}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let listed = gatehouse(&server, &["outbound", "provider", "list", "--json"], &[]).await;
+    assert_eq!(
+        serde_json::from_slice::<Value>(&listed.stdout).unwrap(),
+        serde_json::json!([])
+    );
+});
