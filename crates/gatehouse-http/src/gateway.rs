@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::Error;
 use gatehouse_core::access::Caller;
@@ -53,6 +53,8 @@ async fn forward(state: AppState, request: Request) -> Result<Response, ApiError
     let mut response = Response::builder().status(upstream.status());
     if let Some(headers) = response.headers_mut() {
         *headers = without_hop_by_hop(upstream.headers().clone());
+        // The upstream answers on Gatehouse's origin: its cookies could replace Gatehouse's.
+        headers.remove(header::SET_COOKIE);
     }
     response
         .body(Body::from_stream(upstream.bytes_stream()))

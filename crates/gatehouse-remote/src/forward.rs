@@ -38,13 +38,14 @@ pub struct Outbound {
 
 impl Fetcher {
     /// Sends `request` upstream and returns the answer with its body still streaming. The
-    /// caller's `Authorization`, cookies to Gatehouse, identity headers and hop-by-hop headers
-    /// are not forwarded.
+    /// caller's `Authorization`, cookies (they may be Gatehouse's own session cookies, which an
+    /// upstream must never see), identity headers and hop-by-hop headers are not forwarded.
     pub async fn forward(&self, request: Outbound) -> Result<reqwest::Response, FetchError> {
         let url = Url::parse(&request.url).map_err(|e| FetchError::Invalid(e.to_string()))?;
         check_url(&url)?;
         let mut headers = without_hop_by_hop(request.headers);
         headers.remove(header::AUTHORIZATION);
+        headers.remove(header::COOKIE);
         headers.remove(header::HOST);
         let identity: Vec<HeaderName> = headers
             .keys()

@@ -60,3 +60,96 @@ pub async fn delete<T: Entry>(
     state.registry.delete_entry::<T>(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// The configuration entries' operations in the OpenAPI document. The handlers are generic over
+/// the kind, which utoipa's attribute cannot describe, so the paths are built here; bodies are
+/// the entries' JSON documents (see the README for their fields).
+pub struct EntryPaths;
+
+/// (path, tag, what the kind is).
+pub const ENTRY_KINDS: [(&str, &str, &str); 4] = [
+    ("/scopes", "scopes", "scopes (name, description, default)"),
+    (
+        "/scope-rules",
+        "scope rules",
+        "REST API auth scope rules (name, methods, path, scopes)",
+    ),
+    (
+        "/routes",
+        "gateway routes",
+        "gateway routes (name, prefix, upstream, timeout_seconds)",
+    ),
+    (
+        "/tables",
+        "tables",
+        "Table API tables (name, read_roles, write_roles)",
+    ),
+];
+
+impl utoipa::Modify for EntryPaths {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
+        use utoipa::openapi::request_body::RequestBodyBuilder;
+        use utoipa::openapi::schema::{Object, Type};
+        use utoipa::openapi::security::SecurityRequirement;
+        use utoipa::openapi::{Content, Required, Response};
+
+        let json = || Content::new(Some(Object::with_type(Type::Object)));
+        let operation = |tag: &str, summary: String, status: &str, answer: &str| {
+            OperationBuilder::new()
+                .tag(tag)
+                .summary(Some(summary))
+                .response(status, Response::new(answer))
+                .response("400", Response::new("Invalid input"))
+                .response("401", Response::new("No valid bearer token"))
+                .response("403", Response::new("Missing scope or role"))
+                .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+        };
+        let name = ParameterBuilder::new()
+            .name("name")
+            .parameter_in(ParameterIn::Path)
+            .required(Required::True)
+            .schema(Some(Object::with_type(Type::String)))
+            .build();
+        let body = RequestBodyBuilder::new()
+            .content("application/json", json())
+            .build();
+        for (path, tag, what) in ENTRY_KINDS {
+            let item = format!("{path}/{{name}}");
+            let paths = &mut openapi.paths;
+            paths.add_path_operation(
+                path,
+                vec![HttpMethod::Get],
+                operation(tag, format!("Lists {what}"), "200", "The entries"),
+            );
+            paths.add_path_operation(
+                path,
+                vec![HttpMethod::Post],
+                operation(tag, format!("Creates one of the {what}"), "201", "Created")
+                    .request_body(Some(body.clone())),
+            );
+            paths.add_path_operation(
+                &item,
+                vec![HttpMethod::Get],
+                operation(tag, "Shows one".into(), "200", "The entry").parameter(name.clone()),
+            );
+            paths.add_path_operation(
+                &item,
+                vec![HttpMethod::Patch],
+                operation(
+                    tag,
+                    "Changes the fields given (null resets one)".into(),
+                    "200",
+                    "The entry as changed",
+                )
+                .parameter(name.clone())
+                .request_body(Some(body.clone())),
+            );
+            paths.add_path_operation(
+                &item,
+                vec![HttpMethod::Delete],
+                operation(tag, "Deletes one".into(), "204", "Deleted").parameter(name.clone()),
+            );
+        }
+    }
+}

@@ -21,6 +21,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
+use self::entries::EntryPaths;
 use crate::error::ApiError;
 use crate::extract::{Authorized, Bearer};
 use crate::state::AppState;
@@ -145,10 +146,12 @@ async fn whoami(Bearer(token): Bearer) -> Json<WhoAmI> {
 #[openapi(
     info(
         title = "Gatehouse admin API",
-        description = "The Application Registry: applications (OAuth clients), users, and the \
-            providers, profiles and connection aliases of outbound OAuth. \
+        description = "The Application Registry: applications (OAuth clients), users, the \
+            providers, profiles and connection aliases of outbound OAuth, and the scopes, REST \
+            API auth scope rules, gateway routes and Table API tables. \
             Every operation except this document needs a bearer access token with the \
-            `useraccount` scope whose user holds `admin`, `oauth_admin` or `mi_admin`."
+            `useraccount` scope (unless a scope rule asks for another) whose user holds \
+            `admin`, `oauth_admin` or `mi_admin`."
     ),
     servers((url = "/api/admin/v1")),
     paths(
@@ -166,7 +169,7 @@ async fn whoami(Bearer(token): Bearer) -> Json<WhoAmI> {
     components(schemas(AppView, UserView, WhoAmI, apps::AppInput, users::UserInput,
         users::PasswordInput, ErrorBody, ProviderView, ProfileView, AliasView, JwtProviderView,
         jwt_providers::JwtProviderInput)),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &EntryPaths)
 )]
 struct AdminApi;
 

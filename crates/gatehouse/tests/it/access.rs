@@ -198,6 +198,25 @@ server_test!(
     }
 );
 
+server_test!(the_openapi_document_describes_the_entries, |server| {
+    let document: Value = server
+        .http
+        .get(server.url("/api/admin/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = document["paths"].as_object().unwrap();
+    for kind in ["/scopes", "/scope-rules", "/routes", "/tables"] {
+        let item = format!("{kind}/{{name}}");
+        assert_eq!(paths[kind].as_object().unwrap().len(), 2, "{kind}");
+        assert_eq!(paths[&item].as_object().unwrap().len(), 3, "{item}");
+        assert_eq!(paths[&item]["patch"]["parameters"][0]["name"], "name");
+    }
+});
+
 server_test!(discovery_lists_the_registry_scopes, |server| {
     let token = server.token_for_role("admin").await;
     let scope = json!({"name": "inventory_read", "description": "read the inventory"});

@@ -16,7 +16,12 @@ use crate::harness::{TestApp, TestServer, server_test};
 /// An upstream that answers every request with what it received; under `/slow` it first waits
 /// longer than the routes to it allow.
 async fn start_upstream() -> SocketAddr {
-    async fn echo(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> axum::Json<Value> {
+    async fn echo(
+        method: Method,
+        uri: Uri,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> ([(&'static str, &'static str); 1], axum::Json<Value>) {
         if uri.path().starts_with("/slow") {
             tokio::time::sleep(Duration::from_secs(3)).await;
         }
@@ -26,7 +31,9 @@ async fn start_upstream() -> SocketAddr {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        axum::Json(json!({
+        (
+            [("set-cookie", "gatehouse_session=planted")],
+            axum::Json(json!({
             "method": method.as_str(),
             "path": uri.path(),
             "query": uri.query(),
@@ -34,8 +41,10 @@ async fn start_upstream() -> SocketAddr {
             "client_id": header("x-gatehouse-client-id"),
             "scopes": header("x-gatehouse-scopes"),
             "authorization": header("authorization"),
+            "cookie": header("cookie"),
             "body": String::from_utf8_lossy(&body),
-        }))
+            })),
+        )
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -102,6 +111,7 @@ async fn send(
         .http
         .request(method, server.url(path))
         .header("x-gatehouse-user", "forged")
+        .header("cookie", "gatehouse_session=secret")
         .body("hello upstream");
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -125,9 +135,13 @@ server_test!(
             let app = clerk_app(&server, format).await;
             let reader = server.token(&app, Some("inventory_read")).await;
             let path = "/api/x/inventory/items/7?fields=name";
-            let (status, _, echoed) =
+            let (status, headers, echoed) =
                 send(&server, reqwest::Method::GET, path, Some(&reader)).await;
             assert_eq!(status, 200, "{format:?}: {echoed}");
+            assert!(
+                headers.get("set-cookie").is_none(),
+                "no upstream cookie on Gatehouse's origin"
+            );
             assert_eq!(echoed["path"], "/v1/items/7");
             assert_eq!(echoed["query"], "fields=name");
             assert_eq!(
