@@ -291,6 +291,39 @@ server_test!(
     }
 );
 
+server_test!(
+    the_consent_page_describes_scopes_from_the_registry,
+    |server| {
+        use gatehouse_core::access::ScopeEntry;
+        server.user("alice", &[]).await;
+        let app = people_app(&server, ClientType::Confidential).await;
+        let mut changes = serde_json::Map::new();
+        changes.insert("description".into(), "see the name you go by".into());
+        server
+            .services
+            .registry
+            .update_entry::<ScopeEntry>("profile", changes)
+            .await
+            .unwrap();
+        let mut browser = Browser::new();
+        let login = browser
+            .get(&authorize_url(&server, &app.client_id, &[]))
+            .await;
+        let consent = browser.login(&server, &login, "alice", PASSWORD).await;
+        assert_eq!(consent.status, 200, "{}", consent.body);
+        assert!(
+            consent.body.contains("see the name you go by"),
+            "{}",
+            consent.body
+        );
+        assert!(
+            consent.body.contains("know who you are"),
+            "{}",
+            consent.body
+        );
+    }
+);
+
 server_test!(pkce_is_enforced, |server| {
     server.user("alice", &[]).await;
     let app = people_app(&server, ClientType::Confidential).await;
