@@ -10,7 +10,8 @@ use crate::Error;
 use crate::access::{ScopeEntry, USERACCOUNT};
 use crate::cache::CATALOG_KEY;
 use crate::entry::{Catalog, Entry, decode};
-use crate::store::EntryRecord;
+use crate::store::{EntryRecord, RecordQuery};
+use crate::table::TableDef;
 
 impl Registry {
     /// Every configuration entry, from memory unless the snapshot is older than the cache's
@@ -109,6 +110,19 @@ impl Registry {
             return Err(Error::Conflict(format!(
                 "scope {USERACCOUNT:?} is built in: it stands for everything a user's roles allow"
             )));
+        }
+        if T::KIND == TableDef::KIND {
+            let any = RecordQuery {
+                filters: vec![],
+                limit: 1,
+                offset: 0,
+            };
+            let (_, records) = self.store.list_records(name, &any).await?;
+            if records > 0 {
+                return Err(Error::Conflict(format!(
+                    "table {name:?} still has {records} records; delete them first"
+                )));
+            }
         }
         if let Some((kind, other)) = self.fresh_catalog().await?.referrer_of(T::KIND, name) {
             return Err(Error::Conflict(format!(

@@ -160,6 +160,16 @@ server_test!(records_are_created_listed_changed_and_deleted, |server| {
     let (status, _, shown) = call(&server, Method::GET, &path, &reader, None).await;
     assert_eq!((status, &shown["result"]), (200, &changed["result"]));
 
+    let admin = server.token_for_role("admin").await;
+    let (status, _, _) = call(
+        &server,
+        Method::DELETE,
+        "/api/admin/v1/tables/incident",
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, 409, "a table with records stays");
     let (status, _, _) = call(&server, Method::DELETE, &path, &writer, None).await;
     assert_eq!(status, 204);
     let (status, _, body) = call(&server, Method::GET, &path, &reader, None).await;
