@@ -75,15 +75,7 @@ impl Entry for Route {
         }
         let upstream = url::Url::parse(&self.upstream)
             .map_err(|_| Error::validation(format!("upstream {:?} is not a URL", self.upstream)))?;
-        let loopback = match upstream.host() {
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-            None => false,
-        };
-        // Forwarded requests carry the caller's identity: plain HTTP only where there is no
-        // network path to listen on.
-        if !(upstream.scheme() == "https" || upstream.scheme() == "http" && loopback) {
+        if !crate::remote::is_allowed(&upstream) {
             return Err(Error::validation(
                 "the upstream must use https, or http to a loopback address",
             ));

@@ -23,6 +23,7 @@ pub mod manifest;
 pub mod outbound;
 pub mod pkce;
 pub mod registry;
+pub mod remote;
 pub mod scope;
 pub mod secret;
 pub mod session;

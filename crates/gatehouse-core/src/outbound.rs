@@ -22,9 +22,10 @@ use crate::clock::Clock;
 use crate::keys::{SigningAlgorithm, SigningKey};
 use crate::manifest::{Action, ApplyOptions, Change, Manifest, change, resolve};
 use crate::pkce;
+use crate::registry::conflict_as_domain;
 use crate::scope::ScopeSet;
 use crate::secret::{self, Sealer, Secret};
-use crate::store::{Store, StoreError, StoredSigningKey};
+use crate::store::{Store, StoredSigningKey};
 use crate::user::User;
 
 /// How Gatehouse authenticates to a provider's token endpoint (RFC 6749 §2.3, RFC 7523 §2.2).
@@ -1088,23 +1089,10 @@ fn check_url(what: &str, value: &str) -> Result<(), Error> {
     if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
         return invalid("must carry neither a fragment nor credentials");
     }
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if loopback => Ok(()),
-        _ => invalid("must use https unless it is a loopback address"),
-    }
-}
-
-fn conflict_as_domain(error: StoreError) -> Error {
-    match error {
-        StoreError::Conflict(what) => Error::Conflict(what),
-        other => Error::Store(other),
+    if crate::remote::is_allowed(&url) {
+        Ok(())
+    } else {
+        invalid("must use https unless it is a loopback address")
     }
 }
 

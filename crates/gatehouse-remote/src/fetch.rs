@@ -128,11 +128,13 @@ impl Fetcher {
     }
 }
 
-/// The same rule the registry applies to the URLs it stores
-/// ([`gatehouse_core::federation::check_remote_url`]).
+/// The rule every stored URL was checked against ([`gatehouse_core::remote::is_allowed`]).
 pub fn check_url(url: &Url) -> Result<(), FetchError> {
-    gatehouse_core::federation::check_remote_url(url.as_str())
-        .map_err(|_| FetchError::Insecure(url.to_string()))
+    if gatehouse_core::remote::is_allowed(url) {
+        Ok(())
+    } else {
+        Err(FetchError::Insecure(url.to_string()))
+    }
 }
 
 /// `Cache-Control: max-age=N` as a duration; `no-store`/`no-cache` as zero.

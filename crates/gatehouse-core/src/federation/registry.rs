@@ -158,23 +158,16 @@ impl Registry {
     }
 }
 
-/// Keys and credentials fetched over plain HTTP could be replaced by anyone on the path; on a
-/// loopback address there is no path, so local development may use it.
+/// [`crate::remote::is_allowed`] for a URL given as text.
 pub fn check_remote_url(text: &str) -> Result<(), Error> {
     let url = url::Url::parse(text)
         .map_err(|e| Error::validation(format!("{text:?} is not a URL: {e}")))?;
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if loopback => Ok(()),
-        _ => Err(Error::validation(format!(
+    if crate::remote::is_allowed(&url) {
+        Ok(())
+    } else {
+        Err(Error::validation(format!(
             "{text} is not allowed: only https, or http to a loopback address"
-        ))),
+        )))
     }
 }
 
