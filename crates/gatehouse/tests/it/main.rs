@@ -11,6 +11,7 @@
 //! - `apply`: the declarative registry file;
 //! - `gateway`: routes to a real upstream server, their authorization and failures;
 //! - `keys`: staged key rotation and the JWKS;
+//! - `memory`: the resident set of a `gatehouse serve` process under sustained sign-ins;
 //! - `ops`: discovery, health, metrics, shutdown;
 //! - `federation`: JWT providers, the JWT bearer grant, `private_key_jwt`, third-party tokens,
 //!   against a stand-in identity provider process (`tests/idp/idp.py`);
@@ -32,6 +33,7 @@ mod errors;
 mod federation;
 mod gateway;
 mod keys;
+mod memory;
 mod ops;
 mod outbound;
 mod people;

@@ -1,0 +1,127 @@
+//! Memory under sustained sign-ins: the bound ARCHITECTURE.md states for password hashing,
+//! measured on a real `gatehouse serve` process so nothing else in the test binary counts.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// The bound ARCHITECTURE.md states: a base for everything but Argon2, and one 19 MiB buffer
+/// for each hash that may run at once (one per core).
+fn rss_bound_kib() -> u64 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+    (64 + 20 * cores) * 1024
+}
+
+/// The process's peak resident set (`VmHWM`), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_password_checks_stay_under_the_memory_bound() {
+    if !std::path::Path::new("/proc/self/status").exists() {
+        eprintln!("skipped: no /proc to read the resident set from");
+        return;
+    }
+    let data_dir =
+        std::env::temp_dir().join(format!("gatehouse-memory-{}", crate::harness::uuid_like()));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let password = "a long enough administrator password";
+    let gatehouse = {
+        let data_dir = data_dir.clone();
+        move || {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+            command
+                .env("GATEHOUSE_DATA_DIR", &data_dir)
+                .env_remove("GATEHOUSE_DATABASE_URL")
+                .env_remove("GATEHOUSE_CONFIG")
+                .env_remove("GATEHOUSE_MASTER_KEY");
+            command
+        }
+    };
+    let mut server = gatehouse()
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("GATEHOUSE_ADMIN_PASSWORD", password)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start gatehouse serve");
+    let http = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..300 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok() {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "the server did not start");
+
+    let cli = gatehouse.clone();
+    let created = tokio::task::spawn_blocking(move || {
+        cli()
+            .args(["app", "create", "--name", "signin", "--grant", "password"])
+            .args(["--scope", "useraccount", "--json"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let app: Value = serde_json::from_slice(&created.stdout).unwrap();
+    let client_id = app["client_id"].as_str().unwrap().to_owned();
+    let secret = app["client_secret"].as_str().unwrap().to_owned();
+
+    let sign_in = || {
+        let request = http
+            .post(format!("{base}/oauth/token"))
+            .basic_auth(&client_id, Some(&secret))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", "admin"),
+                ("password", password),
+            ]);
+        async move { request.send().await.unwrap().status() }
+    };
+    // The registry cache may still hold "no such application" from before the CLI wrote it.
+    for _ in 0..100 {
+        if sign_in().await.is_success() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let before = peak_rss_kib(server.id());
+    let mut pending = tokio::task::JoinSet::new();
+    let (mut done, mut succeeded) = (0, 0);
+    while done < 2_000 {
+        while pending.len() < 16 && done + pending.len() < 2_000 {
+            pending.spawn(sign_in());
+        }
+        let status = pending.join_next().await.unwrap().unwrap();
+        done += 1;
+        succeeded += usize::from(status.is_success());
+    }
+    let peak = peak_rss_kib(server.id());
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&data_dir);
+
+    assert_eq!(succeeded, 2_000, "every sign-in succeeds");
+    let bound = rss_bound_kib();
+    eprintln!("peak RSS: {before} KiB before the sign-ins, {peak} KiB after; bound {bound} KiB");
+    assert!(
+        peak <= bound,
+        "peak RSS {peak} KiB is over the documented bound of {bound} KiB"
+    );
+}
