@@ -54,12 +54,15 @@ pub struct AuthorizationCodeRecord {
     pub consumed: bool,
 }
 
-/// The outcome of redeeming a code: codes are single-use.
+/// The outcome of redeeming a code: codes are single-use, and only by their own client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeRedemption {
     Redeemed(AuthorizationCodeRecord),
-    /// The code had been redeemed before: everything issued from it must be revoked.
+    /// The code had been redeemed before by its client: everything issued from it must be
+    /// revoked.
     Replayed(AuthorizationCodeRecord),
+    /// The code was issued to another client; it was left as it was.
+    OtherClient,
     Unknown,
 }
 
@@ -234,11 +237,13 @@ pub trait GrantStore: Send + Sync {
         &self,
         code: &AuthorizationCodeRecord,
     ) -> Result<(), StoreError>;
-    /// Marks the code consumed, atomically: of any number of concurrent redemptions exactly one
-    /// gets `Redeemed`.
+    /// Marks the code consumed if it was issued to `client_id`, atomically: of any number of
+    /// concurrent redemptions by its client exactly one gets `Redeemed`, and a redemption by
+    /// another client changes nothing.
     async fn redeem_authorization_code(
         &self,
         code_hash: &str,
+        client_id: &str,
     ) -> Result<CodeRedemption, StoreError>;
     async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> Result<(), StoreError>;
     async fn find_refresh_token(
@@ -255,8 +260,13 @@ pub trait GrantStore: Send + Sync {
         now: i64,
         grace: i64,
     ) -> Result<RefreshRotation, StoreError>;
-    /// Revokes every access and refresh token issued from a grant.
-    async fn revoke_grant(&self, grant_id: &str) -> Result<(), StoreError>;
+    /// Revokes every access and refresh token issued from a grant. The grant is first recorded
+    /// as revoked (until `remember_until`) and committed, and only then are its tokens revoked,
+    /// so an issuance that stores its tokens and then asks [`GrantStore::is_grant_revoked`]
+    /// either finds the record or had its tokens stored before they were revoked.
+    async fn revoke_grant(&self, grant_id: &str, remember_until: i64) -> Result<(), StoreError>;
+    /// Whether [`GrantStore::revoke_grant`] revoked the grant.
+    async fn is_grant_revoked(&self, grant_id: &str) -> Result<bool, StoreError>;
     /// Revokes every grant a user gave a client (consent withdrawn).
     async fn revoke_user_client_grants(
         &self,

@@ -159,6 +159,10 @@ pub struct TokenService {
 /// The change notice that tells other instances a token was revoked.
 const REVOCATION_NOTICE: &str = "revocation";
 
+/// How long a revoked grant is remembered: far longer than any request that is issuing tokens
+/// from it can take.
+const GRANT_REVOCATION_MEMORY: i64 = 3600;
+
 impl TokenService {
     pub fn new(
         issuer: String,
@@ -229,16 +233,15 @@ impl TokenService {
         self.keys.get()
     }
 
-    /// Reads the revoked JWTs from the store into memory.
+    /// Reads the revoked JWTs from the store into memory. A revocation is never undone, so what
+    /// is read is added to what is known (dropping what has expired): a reload that read the
+    /// table before a concurrent one cannot overwrite the newer one's result.
     pub async fn reload_revocations(&self) -> Result<(), Error> {
         let now = self.clock.now();
-        let revoked: HashMap<String, i64> = self
-            .store
-            .list_revoked_jwts(now)
-            .await?
-            .into_iter()
-            .collect();
-        *self.revoked_jwts.write().unwrap_or_else(|p| p.into_inner()) = revoked;
+        let revoked = self.store.list_revoked_jwts(now).await?;
+        let mut known = self.revoked_jwts.write().unwrap_or_else(|p| p.into_inner());
+        known.retain(|_, expires_at| *expires_at > now);
+        known.extend(revoked);
         Ok(())
     }
 
@@ -268,9 +271,11 @@ impl TokenService {
         }
     }
 
-    /// Revokes every token issued from a grant (a replayed code, a reused refresh token).
+    /// Revokes every token issued from a grant (a replayed code, a reused refresh token),
+    /// including tokens another request is issuing from it at this moment: see [`Self::issue`].
     pub async fn revoke_grant(&self, grant_id: &str) -> Result<(), Error> {
-        self.store.revoke_grant(grant_id).await?;
+        let remember_until = self.clock.now() + GRANT_REVOCATION_MEMORY;
+        self.store.revoke_grant(grant_id, remember_until).await?;
         self.revoked().await
     }
 
@@ -358,10 +363,19 @@ impl TokenService {
 
     /// Issues an access token — plus the given refresh token, and an ID token when the scope
     /// asks for `openid` on behalf of a person.
+    ///
+    /// A grant can be revoked while its tokens are being issued (two redemptions of one code,
+    /// two rotations of one refresh token racing): once the tokens are stored, the grant is
+    /// looked up, and if it was revoked meanwhile, it is revoked again so they go with it.
     pub async fn issue(&self, issue: Issue<'_>) -> Result<TokenResponse, Error> {
         let mut response = self
             .issue_access_token(issue.client, issue.user, issue.scope, issue.grant)
             .await?;
+        if let Some(link) = issue.grant
+            && self.store.is_grant_revoked(link.grant_id).await?
+        {
+            self.revoke_grant(link.grant_id).await?;
+        }
         response.refresh_token = issue.refresh_token;
         if let (Some(user), Some(link), true) = (issue.user, issue.grant, issue.with_id_token) {
             response.id_token = Some(self.id_token(

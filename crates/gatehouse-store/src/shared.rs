@@ -536,6 +536,7 @@ macro_rules! shared_store_impl {
                     "DELETE FROM refresh_tokens WHERE expires_at < $1",
                     "DELETE FROM sessions WHERE expires_at < $1",
                     "DELETE FROM used_assertions WHERE expires_at < $1",
+                    "DELETE FROM revoked_grants WHERE expires_at < $1",
                 ] {
                     purged += sqlx::query(query)
                         .bind(now)
@@ -581,15 +582,19 @@ macro_rules! shared_store_impl {
             async fn redeem_authorization_code(
                 &self,
                 code_hash: &str,
+                client_id: &str,
             ) -> Result<CodeRedemption, StoreError> {
+                // The client is part of the compare-and-swap, so a code presented by another
+                // client is never consumed by it.
                 let redeemed = sqlx::query_as::<_, AuthorizationCodeRow>(concat!(
                     "UPDATE authorization_codes SET consumed = $2 \
-                     WHERE code_hash = $1 AND consumed = $3 RETURNING ",
+                     WHERE code_hash = $1 AND consumed = $3 AND client_id = $4 RETURNING ",
                     code_columns!()
                 ))
                 .bind(code_hash)
                 .bind(true)
                 .bind(false)
+                .bind(client_id)
                 .fetch_optional(self.writer())
                 .await
                 .map_err(backend_error)?;
@@ -605,8 +610,9 @@ macro_rules! shared_store_impl {
                 .fetch_optional(self.writer())
                 .await
                 .map_err(backend_error)?;
-                Ok(match existing {
-                    Some(row) => CodeRedemption::Replayed(row.into()),
+                Ok(match existing.map(AuthorizationCodeRecord::from) {
+                    Some(record) if record.client_id != client_id => CodeRedemption::OtherClient,
+                    Some(record) => CodeRedemption::Replayed(record),
                     None => CodeRedemption::Unknown,
                 })
             }
@@ -669,7 +675,21 @@ macro_rules! shared_store_impl {
                 Ok(RefreshRotation::Rotated(rotated.into()))
             }
 
-            async fn revoke_grant(&self, grant_id: &str) -> Result<(), StoreError> {
+            async fn revoke_grant(
+                &self,
+                grant_id: &str,
+                remember_until: i64,
+            ) -> Result<(), StoreError> {
+                // Committed on its own before the tokens are revoked: see the trait.
+                sqlx::query(
+                    "INSERT INTO revoked_grants (grant_id, expires_at) VALUES ($1, $2) \
+                     ON CONFLICT (grant_id) DO UPDATE SET expires_at = excluded.expires_at",
+                )
+                .bind(grant_id)
+                .bind(remember_until)
+                .execute(self.writer())
+                .await
+                .map_err(backend_error)?;
                 self.revoke_grants_where(
                     [
                         "INSERT INTO revoked_jwts (jti, expires_at) SELECT jti, expires_at \
@@ -682,6 +702,17 @@ macro_rules! shared_store_impl {
                     None,
                 )
                 .await
+            }
+
+            async fn is_grant_revoked(&self, grant_id: &str) -> Result<bool, StoreError> {
+                let found = sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM revoked_grants WHERE grant_id = $1",
+                )
+                .bind(grant_id)
+                .fetch_one(self.reader())
+                .await
+                .map_err(backend_error)?;
+                Ok(found > 0)
             }
 
             async fn revoke_user_client_grants(

@@ -267,7 +267,12 @@ storage_test!(codes_are_redeemed_once_even_concurrently, |store| {
     store.insert_authorization_code(&code("c1")).await.unwrap();
     let attempts = (0..16).map(|_| {
         let store = store.clone();
-        tokio::spawn(async move { store.redeem_authorization_code("c1").await.unwrap() })
+        tokio::spawn(async move {
+            store
+                .redeem_authorization_code("c1", "billing")
+                .await
+                .unwrap()
+        })
     });
     let mut redeemed = 0;
     for attempt in attempts {
@@ -283,15 +288,63 @@ storage_test!(codes_are_redeemed_once_even_concurrently, |store| {
                 );
             }
             CodeRedemption::Replayed(record) => assert!(record.consumed),
-            CodeRedemption::Unknown => panic!("the code vanished"),
+            other => panic!("unexpected {other:?}"),
         }
     }
     assert_eq!(redeemed, 1);
     assert_eq!(
-        store.redeem_authorization_code("nope").await.unwrap(),
+        store
+            .redeem_authorization_code("nope", "billing")
+            .await
+            .unwrap(),
         CodeRedemption::Unknown
     );
 });
+
+storage_test!(
+    a_code_presented_by_another_client_is_left_unconsumed,
+    |store| {
+        store.insert_authorization_code(&code("c1")).await.unwrap();
+        // Another client, concurrently with nothing else, then racing its own client.
+        assert_eq!(
+            store
+                .redeem_authorization_code("c1", "intruder")
+                .await
+                .unwrap(),
+            CodeRedemption::OtherClient
+        );
+        let attempts: Vec<_> = (0..16)
+            .map(|i| {
+                let store = store.clone();
+                let client = if i % 2 == 0 { "billing" } else { "intruder" };
+                tokio::spawn(
+                    async move { store.redeem_authorization_code("c1", client).await.unwrap() },
+                )
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for attempt in attempts {
+            outcomes.push(attempt.await.unwrap());
+        }
+        let redeemed = outcomes
+            .iter()
+            .filter(|o| matches!(o, CodeRedemption::Redeemed(_)))
+            .count();
+        let others = outcomes
+            .iter()
+            .filter(|o| **o == CodeRedemption::OtherClient)
+            .count();
+        assert_eq!((redeemed, others), (1, 8));
+        // Once consumed, it stays another client's code for the intruder, not a replay.
+        assert_eq!(
+            store
+                .redeem_authorization_code("c1", "intruder")
+                .await
+                .unwrap(),
+            CodeRedemption::OtherClient
+        );
+    }
+);
 
 storage_test!(refresh_tokens_rotate_once_even_concurrently, |store| {
     store
@@ -397,7 +450,10 @@ storage_test!(revoking_a_grant_revokes_its_tokens_and_jwts, |store| {
     jwt.grant_id = Some("g".into());
     store.insert_access_token(&opaque).await.unwrap();
     store.insert_access_token(&jwt).await.unwrap();
-    store.revoke_grant("g").await.unwrap();
+    assert!(!store.is_grant_revoked("g").await.unwrap());
+    store.revoke_grant("g", 300).await.unwrap();
+    assert!(store.is_grant_revoked("g").await.unwrap());
+    assert!(!store.is_grant_revoked("h").await.unwrap());
     assert!(
         store
             .find_refresh_token("r0")
@@ -436,6 +492,11 @@ storage_test!(revoking_a_grant_revokes_its_tokens_and_jwts, |store| {
             .unwrap()
             .revoked
     );
+    // The grant's revocation is remembered until the time given, then purged.
+    store.purge_expired(300).await.unwrap();
+    assert!(store.is_grant_revoked("g").await.unwrap());
+    store.purge_expired(301).await.unwrap();
+    assert!(!store.is_grant_revoked("g").await.unwrap());
 });
 
 storage_test!(sessions_and_consents, |store| {

@@ -347,6 +347,8 @@ pub struct Expectations<'a> {
 #[derive(Debug, Clone)]
 pub struct VerifiedJwt {
     pub claims: Map<String, Value>,
+    /// The `exp` that was checked, in Unix seconds (a fractional one rounded down).
+    pub expires_at: i64,
 }
 
 impl VerifiedJwt {
@@ -446,14 +448,15 @@ pub fn verify(
         _ => JwtRejection::BadSignature,
     })?;
     let claims = unverified.claims;
-    check_claims(&claims, expect)?;
-    Ok(VerifiedJwt { claims })
+    let expires_at = check_claims(&claims, expect)?;
+    Ok(VerifiedJwt { claims, expires_at })
 }
 
+/// Checks the registered claims; returns the `exp` it checked.
 fn check_claims(
     claims: &Map<String, Value>,
     expect: &Expectations<'_>,
-) -> Result<(), JwtRejection> {
+) -> Result<i64, JwtRejection> {
     let now = expect.now;
     let time = |name: &'static str| -> Result<Option<i64>, JwtRejection> {
         match claims.get(name) {
@@ -506,7 +509,7 @@ fn check_claims(
             return Err(JwtRejection::TooOld(max_age));
         }
     }
-    Ok(())
+    Ok(exp)
 }
 
 #[cfg(test)]
@@ -533,7 +536,7 @@ mod tests {
     fn registered_claims_are_checked_with_leeway() {
         let aud = vec!["https://as.example".to_owned()];
         let good = json_claims(10_000, 10_300, 9_990);
-        assert_eq!(check_claims(&good, &expect(&aud)), Ok(()));
+        assert_eq!(check_claims(&good, &expect(&aud)), Ok(10_300));
         let mut c = good.clone();
         c.insert("iss".into(), "https://evil.example".into());
         assert!(matches!(

@@ -404,7 +404,7 @@ impl Federation {
             user_name: Some(user.user_name.clone()),
             scope,
             issued_at: verified.number("iat").unwrap_or(now),
-            expires_at: verified.number("exp").unwrap_or(now),
+            expires_at: verified.expires_at,
             format: TokenFormat::Jwt,
         }))
     }
@@ -430,14 +430,15 @@ impl Federation {
         jose::verify(token, unverified, &keys, expect).map_err(|e| e.to_string())
     }
 
-    /// Records the assertion's `jti` until the assertion expires; a second use is refused.
+    /// Records the assertion's `jti` until the assertion expires (the `exp` that was checked,
+    /// plus the leeway it was checked with); a second use is refused.
     async fn accept_once(&self, issuer: &str, verified: &VerifiedJwt) -> Result<(), String> {
         let jti = verified
             .string("jti")
             .filter(|j| !j.is_empty())
             .ok_or_else(|| JwtRejection::MissingClaim("jti").to_string())?;
         let key = secret::sha256_base64(&format!("{issuer}\n{jti}"));
-        let expires_at = verified.number("exp").unwrap_or_default() + jose::LEEWAY_SECONDS;
+        let expires_at = verified.expires_at + jose::LEEWAY_SECONDS;
         match self.store.record_assertion_use(&key, expires_at).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(format!("jti {jti:?} was already used")),

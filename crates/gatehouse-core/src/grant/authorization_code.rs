@@ -31,7 +31,7 @@ impl TokenGrant for AuthorizationCodeGrant {
         let invalid = |why: &str| Error::InvalidGrant(why.to_owned());
         let record = match context
             .store
-            .redeem_authorization_code(&context.tokens.hasher().hash(code))
+            .redeem_authorization_code(&context.tokens.hasher().hash(code), &client.client_id)
             .await?
         {
             CodeRedemption::Redeemed(record) => record,
@@ -41,11 +41,12 @@ impl TokenGrant for AuthorizationCodeGrant {
                     "the code was already used; the tokens issued from it are revoked",
                 ));
             }
+            // Left unconsumed: whoever presents another client's code cannot burn it.
+            CodeRedemption::OtherClient => {
+                return Err(invalid("the code was issued to another client"));
+            }
             CodeRedemption::Unknown => return Err(invalid("the code is invalid or expired")),
         };
-        if record.client_id != client.client_id {
-            return Err(invalid("the code was issued to another client"));
-        }
         if record.expires_at <= context.tokens.clock().now() {
             return Err(invalid("the code is invalid or expired"));
         }

@@ -543,6 +543,80 @@ server_test!(
     }
 );
 
+server_test!(
+    used_assertions_are_remembered_until_their_own_expiry,
+    |server| {
+        let ec = TestKey::ec("e1");
+        let idp = Idp::start(&[&ec]);
+        let app = bearer_app(&server).await;
+        server.user("alice", &[]).await;
+        provider(
+            &server,
+            &idp,
+            "corporate",
+            JwtProviderChanges {
+                allowed_clients: Some(vec![app.client_id.clone()]),
+                ..JwtProviderChanges::default()
+            },
+        )
+        .await;
+        let signed = server
+            .app_with(AppChanges {
+                name: Some("signed client".into()),
+                grant_types: Some(vec![GrantType::ClientCredentials]),
+                jwks: Some(json!({"keys": [ec.jwk.clone()]}).to_string()),
+                ..AppChanges::default()
+            })
+            .await;
+        let store = server.services.store.clone();
+        // An hour ahead, as an integer and as a fraction (which JSON numbers may be).
+        for exp in [json!(now() + 3600), json!(now() as f64 + 3600.5)] {
+            let expires = exp.as_f64().unwrap() as i64;
+            // The JWT bearer grant's assertion.
+            let mut claims = assertion_claims(&idp, &server, "alice");
+            claims["exp"] = exp.clone();
+            let assertion = ec.sign(&claims);
+            let (status, body) = exchange(&server, &app, &assertion).await;
+            assert_eq!(status, 200, "{exp}: {body}");
+            // A client assertion (private_key_jwt).
+            let client_assertion = ec.sign(&json!({
+                "iss": signed.client_id, "sub": signed.client_id, "aud": server.base,
+                "iat": now(), "exp": exp, "jti": uuid_like(),
+            }));
+            let form = [
+                ("grant_type", "client_credentials"),
+                ("client_assertion_type", CLIENT_ASSERTION),
+                ("client_assertion", client_assertion.as_str()),
+            ];
+            let authenticate = || post_form(&server, "/oauth/token", None, &form);
+            let (status, _, body) = authenticate().await;
+            assert_eq!(status, 200, "{exp}: {body}");
+            // The purge of expired records, as maintenance would run it just before the
+            // assertions expire, keeps them: replays are still refused.
+            store.purge_expired(expires - 1).await.unwrap();
+            let (status, body) = exchange(&server, &app, &assertion).await;
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (400, Some("invalid_grant")),
+                "{exp}"
+            );
+            assert!(
+                body["error_description"]
+                    .as_str()
+                    .unwrap()
+                    .contains("was already used"),
+                "{body}"
+            );
+            let (status, _, body) = authenticate().await;
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (401, Some("invalid_client")),
+                "{exp}"
+            );
+        }
+    }
+);
+
 fn sign_for(key: &TestKey, idp: &Idp, server: &TestServer) -> String {
     key.sign(&assertion_claims(idp, server, "alice"))
 }

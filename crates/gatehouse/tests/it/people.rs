@@ -614,37 +614,124 @@ server_test!(
     }
 );
 
+server_test!(a_code_is_redeemed_only_by_its_own_client, |server| {
+    server.user("alice", &[]).await;
+    let app = people_app(&server, ClientType::Confidential).await;
+    let intruders = [
+        people_app(&server, ClientType::Confidential).await,
+        people_app(&server, ClientType::Public).await,
+    ];
+    let mut browser = Browser::new();
+    let code = code_flow(&server, &mut browser, &app, "alice", &[]).await["code"].clone();
+    // Other clients, even with the right verifier and redirect URI, are refused and do not
+    // burn the code.
+    for intruder in &intruders {
+        for verifier in [Some(VERIFIER), None] {
+            let (status, body) = redeem(&server, intruder, &code, verifier).await;
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (400, Some("invalid_grant")),
+                "{body}"
+            );
+            assert!(body.get("access_token").is_none());
+        }
+    }
+    let (status, tokens) = redeem(&server, &app, &code, Some(VERIFIER)).await;
+    assert_eq!(status, 200, "{tokens}");
+    let access_token = tokens["access_token"].as_str().unwrap();
+    // Once redeemed, another client presenting it is refused without touching what its own
+    // client received: only a replay by the client itself revokes.
+    for intruder in &intruders {
+        let (status, body) = redeem(&server, intruder, &code, Some(VERIFIER)).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant"))
+        );
+    }
+    assert!(active(&server, &app, access_token).await);
+    let (status, _) = redeem(&server, &app, &code, Some(VERIFIER)).await;
+    assert_eq!(status, 400);
+    assert!(!active(&server, &app, access_token).await);
+});
+
 server_test!(
-    a_code_and_a_refresh_token_redeemed_concurrently_succeed_once,
+    concurrent_redemptions_of_a_code_succeed_once_and_leave_nothing_alive,
+    |server| {
+        use gatehouse_core::client::TokenFormat;
+        server.user("alice", &[]).await;
+        let server = std::sync::Arc::new(server);
+        for format in [TokenFormat::Opaque, TokenFormat::Jwt] {
+            let app = people_app(&server, ClientType::Confidential).await;
+            server
+                .update_app(
+                    &app.client_id,
+                    AppChanges {
+                        token_format: Some(format),
+                        ..AppChanges::default()
+                    },
+                )
+                .await;
+            // Eight codes, each redeemed three times at once: 24 concurrent redemptions, in
+            // which a replay often lands while the winner is still issuing.
+            let mut browser = Browser::new();
+            let mut codes =
+                vec![code_flow(&server, &mut browser, &app, "alice", &[]).await["code"].clone()];
+            while codes.len() < 8 {
+                let page = browser
+                    .get(&authorize_url(&server, &app.client_id, &[]))
+                    .await;
+                codes.push(page.redirect_params()["code"].clone());
+            }
+            let attempts: Vec<_> = codes
+                .iter()
+                .flat_map(|code| std::iter::repeat_n(code.clone(), 3))
+                .map(|code| {
+                    let (server, app) = (server.clone(), app.clone());
+                    tokio::spawn(async move {
+                        let outcome = redeem(&server, &app, &code, Some(VERIFIER)).await;
+                        (code, outcome)
+                    })
+                })
+                .collect();
+            let mut issued = Vec::new();
+            for attempt in attempts {
+                let (code, (status, body)) = attempt.await.unwrap();
+                if status == 200 {
+                    issued.push((code, body));
+                } else {
+                    assert_eq!(
+                        (status, body["error"].as_str()),
+                        (400, Some("invalid_grant"))
+                    );
+                }
+            }
+            let mut winners: Vec<_> = issued.iter().map(|(code, _)| code.clone()).collect();
+            winners.sort();
+            codes.sort();
+            assert_eq!(winners, codes, "{format:?}: one success per code");
+            // However the replays interleaved with the winner's issuance, its tokens are dead.
+            for (_, tokens) in &issued {
+                let access_token = tokens["access_token"].as_str().unwrap();
+                assert!(!active(&server, &app, access_token).await, "{format:?}");
+                let refresh_token = tokens["refresh_token"].as_str().unwrap();
+                let (status, body) = refresh(&server, &app, refresh_token).await;
+                assert_eq!(
+                    (status, body["error"].as_str()),
+                    (400, Some("invalid_grant"))
+                );
+            }
+        }
+    }
+);
+
+server_test!(
+    a_refresh_token_rotated_concurrently_succeeds_once,
     |server| {
         server.user("alice", &[]).await;
         let app = people_app(&server, ClientType::Confidential).await;
         let mut browser = Browser::new();
         let code = code_flow(&server, &mut browser, &app, "alice", &[]).await["code"].clone();
         let server = std::sync::Arc::new(server);
-        let attempts: Vec<_> = (0..12)
-            .map(|_| {
-                let (server, app, code) = (server.clone(), app.clone(), code.clone());
-                tokio::spawn(async move { redeem(&server, &app, &code, Some(VERIFIER)).await })
-            })
-            .collect();
-        let mut successes = 0;
-        for attempt in attempts {
-            let (status, body) = attempt.await.unwrap();
-            if status == 200 {
-                successes += 1;
-            } else {
-                assert_eq!(body["error"], "invalid_grant");
-            }
-        }
-        assert_eq!(successes, 1);
-        // The losers were replays, which revoked what the winner got: the refresh-token race
-        // runs on a fresh grant.
-        let code = browser
-            .get(&authorize_url(&server, &app.client_id, &[]))
-            .await
-            .redirect_params()["code"]
-            .clone();
         let (_, tokens) = redeem(&server, &app, &code, Some(VERIFIER)).await;
         let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
         let attempts: Vec<_> = (0..12)
