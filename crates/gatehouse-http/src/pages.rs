@@ -14,6 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gatehouse_core::Error;
 use gatehouse_core::authorize::{AuthorizationRequest, AuthorizationResponse, ResponseMode};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::state::AppState;
@@ -27,8 +28,9 @@ pub const SUBMIT_SCRIPT: &str = "document.forms[0].submit();";
 
 pub static STYLESHEET: &str = include_str!("../assets/gatehouse.css");
 
-/// Where a login leads once it succeeds. It travels sealed (encrypted and authenticated with a
-/// key derived from the master key), so the browser can neither read nor alter it.
+/// Where a form leads once it is submitted (a login form: what the login was for). It travels
+/// sealed (encrypted and authenticated with a key derived from the master key), so the browser
+/// can neither read nor alter it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Continuation {
     Authorize(Box<AuthorizationRequest>),
@@ -37,20 +39,110 @@ pub enum Continuation {
     Outbound,
 }
 
-pub fn seal(state: &AppState, continuation: &Continuation) -> String {
-    let json = serde_json::to_vec(continuation).expect("a continuation serialises");
-    URL_SAFE_NO_PAD.encode(state.sealer.seal("continuation", &json))
+/// What a form carries sealed in a hidden field.
+pub trait FormPayload: Serialize + DeserializeOwned {
+    /// Keeps one form's payload from being accepted by another form.
+    const PURPOSE: &'static str;
+
+    /// When the payload stops being good on its own account, if ever.
+    fn expires_at(&self) -> Option<i64> {
+        None
+    }
 }
 
-pub fn open(state: &AppState, sealed: &str) -> Option<Continuation> {
-    let bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
-    let json = state.sealer.open("continuation", &bytes).ok()?;
-    let continuation: Continuation = serde_json::from_slice(&json).ok()?;
-    match &continuation {
-        Continuation::Authorize(request) if request.expires_at <= state.tokens.clock().now() => {
-            None
+impl FormPayload for Continuation {
+    const PURPOSE: &'static str = "continuation";
+
+    fn expires_at(&self) -> Option<i64> {
+        match self {
+            Continuation::Authorize(request) => Some(request.expires_at),
+            Continuation::Account | Continuation::Outbound => None,
         }
-        _ => Some(continuation),
+    }
+}
+
+/// The sign-out confirmation, whose form carries nothing but its ticket.
+#[derive(Serialize, Deserialize)]
+pub struct SignOut;
+
+impl FormPayload for SignOut {
+    const PURPOSE: &'static str = "sign-out";
+}
+
+/// How long a form stays good when nothing shorter (an authorization request's own expiry)
+/// applies.
+const FORM_LIFETIME_SECONDS: i64 = 3600;
+
+/// A sealed form field: its payload and a random ticket that makes the form good for one
+/// submission, so a replayed approval cannot produce a second code.
+#[derive(Serialize, Deserialize)]
+struct SealedForm<T> {
+    payload: T,
+    ticket: String,
+    expires_at: i64,
+}
+
+pub fn seal<T: FormPayload>(state: &AppState, payload: &T) -> String {
+    let lifetime_end = state.tokens.clock().now() + FORM_LIFETIME_SECONDS;
+    let form = SealedForm {
+        payload,
+        ticket: gatehouse_core::secret::generate(),
+        expires_at: payload
+            .expires_at()
+            .map_or(lifetime_end, |end| end.min(lifetime_end)),
+    };
+    let json = serde_json::to_vec(&form).expect("a form payload serialises");
+    URL_SAFE_NO_PAD.encode(state.sealer.seal(T::PURPOSE, &json))
+}
+
+/// Why a sealed form cannot be submitted.
+pub enum Unusable {
+    /// Altered, not ours, or expired.
+    Invalid,
+    /// Its one submission has been made already.
+    AlreadySubmitted,
+    Failed(Error),
+}
+
+impl IntoResponse for Unusable {
+    fn into_response(self) -> Response {
+        match self {
+            Unusable::Invalid => message(
+                StatusCode::BAD_REQUEST,
+                "This request has expired",
+                "Start again from the application you came from.",
+            ),
+            Unusable::AlreadySubmitted => message(
+                StatusCode::BAD_REQUEST,
+                "This form was already submitted",
+                "Each form can be sent once. Start again from the application you came from.",
+            ),
+            Unusable::Failed(error) => internal_error(&error),
+        }
+    }
+}
+
+/// Opens a sealed form and uses up its ticket, so of several submissions of one form (a double
+/// click, a replay, concurrent posts to several instances) exactly one goes on.
+pub async fn redeem<T: FormPayload>(state: &AppState, sealed: &str) -> Result<T, Unusable> {
+    let Some(form) = URL_SAFE_NO_PAD
+        .decode(sealed)
+        .ok()
+        .and_then(|bytes| state.sealer.open(T::PURPOSE, &bytes).ok())
+        .and_then(|json| serde_json::from_slice::<SealedForm<T>>(&json).ok())
+        .filter(|form| form.expires_at > state.tokens.clock().now())
+    else {
+        return Err(Unusable::Invalid);
+    };
+    let key = format!("form:{}", form.ticket);
+    match state
+        .store
+        .record_assertion_use(&key, form.expires_at)
+        .await
+    {
+        Ok(true) => Ok(form.payload),
+        Ok(false) => Err(Unusable::AlreadySubmitted),
+        Err(error) => Err(Unusable::Failed(error.into())),
     }
 }
 

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use crate::extract::ClientAddress;
 use crate::pages::{
-    self, BROWSER_COOKIE, Continuation, SESSION_COOKIE, cookie, deliver, page, set_cookie,
+    self, BROWSER_COOKIE, Continuation, SESSION_COOKIE, Unusable, cookie, deliver, page, set_cookie,
 };
 use crate::state::AppState;
 
@@ -241,8 +241,9 @@ pub async fn login(
     if !csrf_ok {
         return forged();
     }
-    let Some(continuation) = pages::open(&state, &form.continuation) else {
-        return expired();
+    let continuation = match pages::redeem(&state, &form.continuation).await {
+        Ok(continuation) => continuation,
+        Err(unusable) => return unusable.into_response(),
     };
     let now = state.tokens.clock().now();
     let checked = login::check_password(
@@ -399,8 +400,12 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: By
     {
         return forged();
     }
-    let Some(Continuation::Authorize(request)) = pages::open(&state, &form.continuation) else {
-        return expired();
+    let request = match pages::redeem(&state, &form.continuation).await {
+        Ok(Continuation::Authorize(request)) => request,
+        Ok(Continuation::Account | Continuation::Outbound) => {
+            return Unusable::Invalid.into_response();
+        }
+        Err(unusable) => return unusable.into_response(),
     };
     let (session, client) = match (
         current_session(&state, &headers).await,

@@ -6,12 +6,14 @@ use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use gatehouse_core::authorize::redirect_uri_matches;
 use serde::Deserialize;
 
 use super::authorize::login_page;
-use crate::pages::{self, Continuation, SESSION_COOKIE, cookie, page, set_cookie};
+use crate::pages::{
+    self, Continuation, SESSION_COOKIE, SignOut, Unusable, cookie, page, set_cookie,
+};
 use crate::state::AppState;
 
 #[derive(Template)]
@@ -94,6 +96,7 @@ pub async fn withdraw(State(state): State<AppState>, headers: HeaderMap, body: B
 #[template(path = "logout.html")]
 struct LogoutPage<'a> {
     csrf: String,
+    form: String,
     client_id: &'a str,
     post_logout_redirect_uri: &'a str,
     state: &'a str,
@@ -109,6 +112,8 @@ struct LogoutParams {
     state: String,
     #[serde(default)]
     csrf: String,
+    #[serde(default)]
+    form: String,
 }
 
 /// `GET /oauth/logout` (the `end_session_endpoint`): asks the user to confirm.
@@ -124,6 +129,7 @@ pub async fn logout_get(
     };
     let html = LogoutPage {
         csrf: state.sessions.csrf_token("logout", session_cookie),
+        form: pages::seal(&state, &SignOut),
         client_id: &params.client_id,
         post_logout_redirect_uri: &params.post_logout_redirect_uri,
         state: &params.state,
@@ -158,6 +164,11 @@ pub async fn logout_post(
             .csrf_valid("logout", session_cookie, &params.csrf)
         {
             return refused();
+        }
+        match pages::redeem::<SignOut>(&state, &params.form).await {
+            Ok(SignOut) => {}
+            Err(Unusable::Invalid) => return refused(),
+            Err(unusable) => return unusable.into_response(),
         }
         if let Err(error) = state.sessions.end(session_cookie).await {
             return pages::internal_error(&error);

@@ -15,6 +15,7 @@
 //! - `ops`: discovery, health, metrics, shutdown;
 //! - `federation`: JWT providers, the JWT bearer grant, `private_key_jwt`, third-party tokens,
 //!   against a stand-in identity provider process (`tests/idp/idp.py`);
+//! - `forms`: login, consent and sign-out forms work once;
 //! - `people`: authorization endpoint, login and consent, code, refresh and password grants;
 //! - `outbound`: outbound OAuth against a second Gatehouse: profiles, aliases, the proxy and
 //!   `gatehouse call`;
@@ -31,6 +32,7 @@ mod cli;
 mod client_credentials;
 mod errors;
 mod federation;
+mod forms;
 mod gateway;
 mod keys;
 mod memory;

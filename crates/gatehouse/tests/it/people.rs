@@ -11,10 +11,10 @@ use serde_json::Value;
 
 use crate::harness::{TestApp, TestServer, post_form, server_test};
 
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 const REDIRECT: &str = "https://app.example/cb";
-const PASSWORD: &str = "a long enough password";
+pub const PASSWORD: &str = "a long enough password";
 
 /// A client that keeps cookies and does not follow redirects, like a browser under test.
 pub struct Browser {
@@ -73,14 +73,21 @@ impl Browser {
         }
     }
 
-    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
-        let cookie = self
-            .cookies
+    /// The `Cookie` header this browser sends.
+    pub fn cookie_header(&self) -> String {
+        self.cookies
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
-            .join("; ");
-        let response = request.header("cookie", cookie).send().await.unwrap();
+            .join("; ")
+    }
+
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
+        let response = request
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
         for set in response.headers().get_all("set-cookie") {
             let set = set.to_str().unwrap();
             let (pair, _) = set.split_once(';').unwrap_or((set, ""));
@@ -144,7 +151,7 @@ impl Browser {
     }
 }
 
-fn authorize_url(server: &TestServer, client_id: &str, extra: &[(&str, &str)]) -> String {
+pub fn authorize_url(server: &TestServer, client_id: &str, extra: &[(&str, &str)]) -> String {
     let mut query = form_urlencoded::Serializer::new(String::new());
     query
         .append_pair("client_id", client_id)
@@ -166,7 +173,7 @@ fn authorize_url(server: &TestServer, client_id: &str, extra: &[(&str, &str)]) -
 }
 
 /// An application for people: code (+ refresh, implicit) with PKCE.
-async fn people_app(server: &TestServer, client_type: ClientType) -> TestApp {
+pub async fn people_app(server: &TestServer, client_type: ClientType) -> TestApp {
     server
         .app_with(AppChanges {
             name: Some("People App".into()),
@@ -204,7 +211,7 @@ async fn code_flow(
     done.redirect_params()
 }
 
-async fn redeem(
+pub async fn redeem(
     server: &TestServer,
     app: &TestApp,
     code: &str,
@@ -524,14 +531,15 @@ server_test!(
         let wrong = browser
             .login(&server, &login, "alice", "wrong password!")
             .await;
+        // Each submission uses up its form; the page shown again carries a fresh one.
         let unknown = browser
-            .login(&server, &login, "nobody", "wrong password!")
+            .login(&server, &wrong, "nobody", "wrong password!")
             .await;
         assert_eq!((wrong.status, unknown.status), (401, 401));
         assert!(wrong.body.contains("The user name or password is wrong."));
         assert!(unknown.body.contains("The user name or password is wrong."));
         // The consent form's token is bound to the session.
-        let consent = browser.login(&server, &login, "alice", PASSWORD).await;
+        let consent = browser.login(&server, &unknown, "alice", PASSWORD).await;
         let session = browser.cookies.get("gh_session").cloned().unwrap();
         let page = browser
             .post(
@@ -895,7 +903,10 @@ server_test!(
         let page = browser
             .post(
                 &server.url("/oauth/logout"),
-                &[("csrf", &logout.field("csrf"))],
+                &[
+                    ("csrf", &logout.field("csrf")),
+                    ("form", &logout.field("form")),
+                ],
             )
             .await;
         assert_eq!(page.status, 200);
