@@ -409,26 +409,42 @@ impl ErrorRedirect {
 }
 
 /// RFC 9700 §4.1.3: exact string comparison — except that for loopback redirect URIs of native
-/// apps the port may differ (RFC 8252 §7.3), since the app picks a free one at run time.
+/// apps the port may differ (RFC 8252 §7.3), since the app picks a free one at run time. Both
+/// sides are compared as the strings they are: a URL parser would read `http://2130706433/`,
+/// `http://0x7f.1/` or `http://127.0.0.1:80/a/../cb` as something else than what was presented.
 pub fn redirect_uri_matches(registered: &[String], presented: &str) -> bool {
     if registered.iter().any(|r| r == presented) {
         return true;
     }
-    let Ok(presented) = url::Url::parse(presented) else {
+    let Some(presented) = loopback_without_port(presented) else {
         return false;
     };
-    if presented.scheme() != "http" || !matches!(presented.host_str(), Some("127.0.0.1" | "[::1]"))
-    {
-        return false;
-    }
-    registered.iter().any(|r| {
-        url::Url::parse(r).is_ok_and(|mut r| {
-            let mut p = presented.clone();
-            let _ = r.set_port(None);
-            let _ = p.set_port(None);
-            r == p
-        })
-    })
+    registered
+        .iter()
+        .any(|r| loopback_without_port(r) == Some(presented))
+}
+
+/// A redirect URI on the literal loopback address `127.0.0.1` or `[::1]`, as (host, the rest
+/// after the port); `None` for any other URI, including every other spelling of those
+/// addresses and a port written with leading zeros.
+fn loopback_without_port(uri: &str) -> Option<(&'static str, &str)> {
+    let after_scheme = uri.strip_prefix("http://")?;
+    let (host, after_host) = ["127.0.0.1", "[::1]"]
+        .into_iter()
+        .find_map(|host| Some((host, after_scheme.strip_prefix(host)?)))?;
+    let rest = match after_host.strip_prefix(':') {
+        Some(with_port) => {
+            let digits = with_port.bytes().take_while(u8::is_ascii_digit).count();
+            let port = &with_port[..digits];
+            let canonical = !port.starts_with('0') && port.parse::<u16>().is_ok();
+            if !canonical {
+                return None;
+            }
+            &with_port[digits..]
+        }
+        None => after_host,
+    };
+    (rest.is_empty() || rest.starts_with(['/', '?'])).then_some((host, rest))
 }
 
 #[cfg(test)]
@@ -466,5 +482,47 @@ mod tests {
             &registered,
             "http://localhost:51234/cb"
         ));
+    }
+
+    #[test]
+    fn loopback_addresses_match_only_as_the_same_literal() {
+        let registered = vec![
+            "http://127.0.0.1/cb".to_owned(),
+            "http://[::1]:8000/v6".to_owned(),
+        ];
+        let matches = |uri: &str| redirect_uri_matches(&registered, uri);
+        assert!(matches("http://127.0.0.1/cb"));
+        assert!(matches("http://127.0.0.1:1/cb"));
+        assert!(matches("http://127.0.0.1:65535/cb"));
+        assert!(matches("http://[::1]/v6"));
+        assert!(matches("http://[::1]:49152/v6"));
+        for other in [
+            "http://2130706433:8000/cb",
+            "http://0x7f000001:8000/cb",
+            "http://0x7f.0.0.1:8000/cb",
+            "http://0177.0.0.1:8000/cb",
+            "http://127.000.000.001:8000/cb",
+            "http://127.1:8000/cb",
+            "http://localhost:8000/cb",
+            "http://LOCALHOST/cb",
+            "HTTP://127.0.0.1:8000/cb",
+            "https://127.0.0.1:8000/cb",
+            "http://127.0.0.1.evil.example/cb",
+            "http://127.0.0.1@evil.example/cb",
+            "http://127.0.0.1:8000@evil.example/cb",
+            "http://127.0.0.1:08000/cb",
+            "http://127.0.0.1:65536/cb",
+            "http://127.0.0.1:/cb",
+            "http://127.0.0.1:8000/cb/",
+            "http://127.0.0.1:8000/a/../cb",
+            "http://127.0.0.1:8000/%63b",
+            "http://127.0.0.1:8000/CB",
+            "http://[0:0:0:0:0:0:0:1]:8000/v6",
+            "http://[::ffff:127.0.0.1]:8000/cb",
+            "http://[::1]:8000/cb",
+            "http://127.0.0.1:8000/v6",
+        ] {
+            assert!(!matches(other), "{other} must not match");
+        }
     }
 }

@@ -4,6 +4,7 @@
 //!
 //! - `harness`: starting servers, the `server_test!` macro, and HTTP helpers;
 //! - `client_credentials`: the grant through the Rust `oauth2` crate, introspection, revocation;
+//! - `edges`: values spelled so that a lenient parser would read them another way;
 //! - `errors`: every RFC error case of the token, introspection and revocation endpoints;
 //! - `access`: scopes and REST API auth scope rules, managed and enforced;
 //! - `admin_api`: the admin REST API and its authorisation;
@@ -30,6 +31,7 @@ mod apply;
 mod browser;
 mod cli;
 mod client_credentials;
+mod edges;
 mod errors;
 mod federation;
 mod forms;
