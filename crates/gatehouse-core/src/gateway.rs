@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::entry::{Catalog, Entry};
+use crate::path::CanonicalPath;
 
 /// The longest an administrator may let an upstream take: below the 30 s in which the server
 /// answers every request, so a slow upstream is a 504 from the gateway.
@@ -104,15 +105,17 @@ fn covers(prefix: &str, path: &str) -> bool {
 }
 
 impl Route {
-    /// The upstream URL of a request path this route covers (`None` otherwise): the path after
-    /// the prefix appended to the upstream base, and the query kept.
-    pub fn upstream_url(&self, path: &str, query: Option<&str>) -> Option<String> {
-        let rest = path.strip_prefix(&self.prefix)?;
-        if !(rest.is_empty() || rest.starts_with('/')) {
-            return None;
-        }
+    fn prefix_segments(&self) -> Vec<&str> {
+        self.prefix.split('/').filter(|s| !s.is_empty()).collect()
+    }
+
+    /// The upstream URL of a request path this route covers (`None` otherwise): the segments
+    /// after the prefix, percent-encoded by Gatehouse, appended to the upstream base, and the
+    /// query kept. Built from the canonical path, never from the caller's spelling of it.
+    pub fn upstream_url(&self, path: &CanonicalPath, query: Option<&str>) -> Option<String> {
+        let rest = path.strip_prefix(&self.prefix_segments())?;
         let mut url = self.upstream.trim_end_matches('/').to_owned();
-        url.push_str(rest);
+        url.push_str(&CanonicalPath::encode(rest));
         if let Some(query) = query {
             url.push('?');
             url.push_str(query);
@@ -123,8 +126,10 @@ impl Route {
 
 impl Catalog {
     /// The route of the longest prefix covering `path`.
-    pub fn route_for(&self, path: &str) -> Option<&Route> {
-        self.routes.iter().find(|r| covers(&r.prefix, path))
+    pub fn route_for(&self, path: &CanonicalPath) -> Option<&Route> {
+        self.routes
+            .iter()
+            .find(|r| path.strip_prefix(&r.prefix_segments()).is_some())
     }
 }
 
@@ -144,16 +149,21 @@ mod tests {
     #[test]
     fn paths_under_the_prefix_map_to_the_upstream() {
         let r = route("/api/x/inventory", "http://127.0.0.1:9000/v1/");
+        let url = |path: &str, query| r.upstream_url(&CanonicalPath::parse(path).unwrap(), query);
         assert_eq!(
-            r.upstream_url("/api/x/inventory/items/3", Some("a=1"))
-                .unwrap(),
+            url("/api/x/inventory/items/3", Some("a=1")).unwrap(),
             "http://127.0.0.1:9000/v1/items/3?a=1"
         );
         assert_eq!(
-            r.upstream_url("/api/x/inventory", None).unwrap(),
+            url("/api/x/%69nventory/it%65ms/a%20b:c@d", None).unwrap(),
+            "http://127.0.0.1:9000/v1/items/a%20b%3Ac%40d"
+        );
+        assert_eq!(
+            url("/api/x/inventory", None).unwrap(),
             "http://127.0.0.1:9000/v1"
         );
-        assert!(r.upstream_url("/api/x/inventoryx", None).is_none());
+        assert!(url("/api/x/inventoryx", None).is_none());
+        assert!(url("/api/x", None).is_none());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Extractors: the request shapes the OAuth RFCs define, checked before any handler runs.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request};
 use axum::http::request::Parts;
@@ -11,6 +13,7 @@ use gatehouse_core::Error;
 use gatehouse_core::access::Caller;
 use gatehouse_core::client_auth::{AuthMethod, PresentedCredentials};
 use gatehouse_core::federation::jose::UnverifiedJwt;
+use gatehouse_core::path::CanonicalPath;
 use gatehouse_core::secret::Secret;
 use gatehouse_core::token::AccessTokenInfo;
 use serde::de::DeserializeOwned;
@@ -199,19 +202,38 @@ impl FromRequestParts<AppState> for Authorized {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let RequestPath(path) = RequestPath::from_request_parts(parts, state).await?;
         let Bearer(token) = Bearer::from_request_parts(parts, state).await?;
         let caller = Caller::from(token);
-        // Nested routers see their own part of the path; the rules speak of the whole one.
-        let path = parts
-            .extensions
-            .get::<OriginalUri>()
-            .map_or(parts.uri.path(), |original| original.0.path());
         state
             .registry
             .catalog()
             .await?
-            .authorize(&caller, parts.method.as_str(), path)?;
+            .authorize(&caller, parts.method.as_str(), &path)?;
         Ok(Authorized(caller))
+    }
+}
+
+/// The request's path in its canonical form, or `400 invalid_request` when it has none. Read
+/// once per request and kept, so the rules, the route and the upstream URL see the same path.
+#[derive(Clone)]
+pub struct RequestPath(pub Arc<CanonicalPath>);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        if let Some(path) = parts.extensions.get::<RequestPath>() {
+            return Ok(path.clone());
+        }
+        // Nested routers see their own part of the path; the rules speak of the whole one.
+        let raw = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or(parts.uri.path(), |original| original.0.path());
+        let path = RequestPath(Arc::new(CanonicalPath::parse(raw)?));
+        parts.extensions.insert(path.clone());
+        Ok(path)
     }
 }
 
@@ -229,18 +251,39 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// The peer address of the connection, when the server was started with connection info.
-pub struct ClientAddress(pub Option<std::net::IpAddr>);
+/// The client's address: the TCP peer, or, when the peer is one of the configured trusted
+/// proxies, the address it forwarded for. `None` when the server runs without connection info.
+pub struct ClientAddress(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+impl FromRequestParts<AppState> for ClientAddress {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddress(
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|info| info.0.ip()),
-        ))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(peer_address(parts).map(|peer| {
+            state
+                .settings
+                .trusted_proxies
+                .client_address(peer, &forwarded_for(&parts.headers))
+        })))
     }
+}
+
+/// The TCP peer of the request's connection.
+pub fn peer_address(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip())
+}
+
+/// Every `X-Forwarded-For` value, in order; values that are not text are left out.
+pub fn forwarded_for(headers: &HeaderMap) -> Vec<&str> {
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect()
 }

@@ -6,15 +6,16 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::Error;
 use gatehouse_core::access::Caller;
 use gatehouse_remote::fetch::FetchError;
-use gatehouse_remote::forward::{Outbound, without_hop_by_hop};
+use gatehouse_remote::forward::{Forwarding, Outbound, without_hop_by_hop};
 
 use crate::error::ApiError;
-use crate::extract::Authorized;
+use crate::extract::{Authorized, RequestPath, forwarded_for, peer_address};
 use crate::state::AppState;
 
 /// The router's fallback: forwards what a route covers, answers 404 for the rest.
@@ -25,20 +26,24 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
 }
 
 async fn forward(state: AppState, request: Request) -> Result<Response, ApiError> {
+    let (mut parts, body) = request.into_parts();
+    // The route, the rules and the upstream URL all read this one canonical path.
+    let RequestPath(path) = RequestPath::from_request_parts(&mut parts, &state).await?;
     let catalog = state.registry.catalog().await?;
-    let Some(route) = catalog.route_for(request.uri().path()) else {
+    let Some(route) = catalog.route_for(&path) else {
         return Err(Error::NotFound("no such endpoint".into()).into());
     };
-    let (mut parts, body) = request.into_parts();
     let Authorized(caller) = Authorized::from_request_parts(&mut parts, &state).await?;
     let url = route
-        .upstream_url(parts.uri.path(), parts.uri.query())
+        .upstream_url(&path, parts.uri.query())
         .ok_or_else(|| Error::Internal("a route was chosen for a path it does not cover".into()))?;
+    let forwarding = forwarding(&parts, &state);
     let outbound = Outbound {
         method: parts.method,
         url,
         headers: parts.headers,
         identity: identity_headers(&caller),
+        forwarding,
         body: reqwest::Body::wrap_stream(body.into_data_stream()),
         timeout: Duration::from_secs(route.timeout_seconds),
     };
@@ -53,12 +58,43 @@ async fn forward(state: AppState, request: Request) -> Result<Response, ApiError
     let mut response = Response::builder().status(upstream.status());
     if let Some(headers) = response.headers_mut() {
         *headers = without_hop_by_hop(upstream.headers().clone());
-        // The upstream answers on Gatehouse's origin: its cookies could replace Gatehouse's.
+        // The upstream answers on Gatehouse's origin, the login page's: its cookies could
+        // replace Gatehouse's, and a page or script of its could act as Gatehouse. Answers are
+        // data: no sniffing, no scripts, no framing, whatever the upstream asked for.
         headers.remove(header::SET_COOKIE);
+        headers.remove(header::CONTENT_SECURITY_POLICY_REPORT_ONLY);
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(UPSTREAM_CSP),
+        );
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
     }
     response
         .body(Body::from_stream(upstream.bytes_stream()))
         .map_err(|e| Error::Internal(e.to_string()).into())
+}
+
+/// The policy of every relayed answer: as strict as CSP gets, so no upstream's own can be
+/// stricter.
+const UPSTREAM_CSP: &str = "sandbox; default-src 'none'; frame-ancestors 'none'";
+
+/// The chain of addresses for `X-Forwarded-For` and `Forwarded`: extended when the peer is a
+/// trusted proxy, started afresh otherwise.
+fn forwarding(parts: &Parts, state: &AppState) -> Forwarding {
+    let proxies = &state.settings.trusted_proxies;
+    match peer_address(parts) {
+        Some(peer) => Forwarding {
+            chain: proxies.chain(peer, &forwarded_for(&parts.headers)),
+            from_trusted_proxy: proxies.trusts(peer),
+        },
+        None => Forwarding {
+            chain: Vec::new(),
+            from_trusted_proxy: false,
+        },
+    }
 }
 
 /// Who is calling, for the upstream: the user's name (for a user's token), the client and the

@@ -3,26 +3,32 @@
 //! token goes upstream, and the upstream's answer streams back as it arrives.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use gatehouse_core::Error;
+use gatehouse_core::path::CanonicalPath;
 use gatehouse_remote::outbound::UpstreamRequest;
 
 use crate::error::ProxyError;
-use crate::extract::Authorized;
+use crate::extract::{Authorized, RequestPath};
 use crate::state::AppState;
 
 pub async fn proxy(
     State(state): State<AppState>,
-    Path((alias, _)): Path<(String, String)>,
+    RequestPath(path): RequestPath,
     Authorized(caller): Authorized,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ProxyError> {
-    let route = state.outbound.registry().route(&alias).await?;
+    // The route is `/api/outbound/{alias}/{*path}`: what was authorized is what is sent, the
+    // canonical segments after the alias, encoded by Gatehouse.
+    let [_, _, alias, rest @ ..] = path.segments() else {
+        return Err(Error::NotFound("no such endpoint".into()).into());
+    };
+    let route = state.outbound.registry().route(alias).await?;
     let user = match &caller.user_id {
         Some(id) => state.tokens.user(id).await?,
         None => None,
@@ -42,12 +48,10 @@ pub async fn proxy(
         ))
         .into());
     }
-    // The path as sent, not decoded: the remote side resolves it below the base URL.
-    let prefix = format!("/api/outbound/{alias}");
-    let path = uri.path().strip_prefix(&prefix).unwrap_or_default();
+    let path = CanonicalPath::encode(rest);
     let path_and_query = match uri.query() {
         Some(query) => format!("{path}?{query}"),
-        None => path.to_owned(),
+        None => path,
     };
     let header_text = |name| {
         headers

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use gatehouse_core::federation::Federation;
+use gatehouse_core::forwarding::TrustedProxies;
 use gatehouse_core::grant::GrantRegistry;
 use gatehouse_core::registry::Registry;
 use gatehouse_core::secret::Sealer;
@@ -23,6 +24,8 @@ pub struct HttpSettings {
     pub jwks_max_age: u64,
     /// Seconds an already rotated refresh token may still be rotated (concurrent retries).
     pub refresh_token_grace: i64,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: TrustedProxies,
 }
 
 #[derive(Clone)]

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
+use gatehouse_core::forwarding::TrustedProxies;
 use gatehouse_core::keys::SigningAlgorithm;
 use gatehouse_core::manifest::Manifest;
 use gatehouse_store::Durability;
@@ -71,6 +72,15 @@ pub struct ServeArgs {
         value_name = "SECONDS"
     )]
     pub jwks_min_refresh_interval: Option<u32>,
+    /// Reverse proxies (addresses or CIDR networks, comma-separated) whose X-Forwarded-For is
+    /// believed.
+    #[arg(
+        long,
+        env = "GATEHOUSE_TRUSTED_PROXIES",
+        value_name = "ADDRS",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
@@ -104,6 +114,7 @@ pub struct FileSettings {
     pub durability: Option<DurabilitySetting>,
     pub refresh_token_grace: Option<u32>,
     pub jwks_min_refresh_interval: Option<u32>,
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// The settings in force.
@@ -120,6 +131,8 @@ pub struct Settings {
     pub durability: Durability,
     pub refresh_token_grace: i64,
     pub jwks_min_refresh_interval: std::time::Duration,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (none by default).
+    pub trusted_proxies: TrustedProxies,
     /// The `[[application]]` and `[[user]]` sections of the file, applied at start.
     pub registry: Manifest,
     /// How often a running server re-reads the signing keys, picking up keys rotated by the
@@ -166,6 +179,13 @@ impl Settings {
             .map(|alg| alg.parse::<SigningAlgorithm>())
             .transpose()?
             .unwrap_or_default();
+        let trusted_proxies = TrustedProxies::parse(
+            &serve
+                .trusted_proxies
+                .clone()
+                .or(file.trusted_proxies)
+                .unwrap_or_default(),
+        )?;
         let durability = match serve.durability.or(file.durability).unwrap_or_default() {
             DurabilitySetting::Process => Durability::Process,
             DurabilitySetting::Full => Durability::Full,
@@ -199,6 +219,7 @@ impl Settings {
                     .or(file.jwks_min_refresh_interval)
                     .unwrap_or(DEFAULT_JWKS_MIN_REFRESH_INTERVAL),
             )),
+            trusted_proxies,
             registry,
             key_reload_interval: std::time::Duration::from_secs(60),
         })
@@ -262,6 +283,7 @@ mod tests {
             durability: Some(DurabilitySetting::Process),
             refresh_token_grace: Some(0),
             jwks_min_refresh_interval: Some(0),
+            trusted_proxies: Some(Vec::new()),
         })
         .unwrap();
         for key in all_keys.keys() {
@@ -305,6 +327,18 @@ mod tests {
     #[test]
     fn unknown_keys_and_bad_issuers_are_refused() {
         assert!(parse_file("listn = \"x\"").is_err());
+        let proxies = |list: &str| ServeArgs {
+            trusted_proxies: Some(list.split(',').map(str::to_owned).collect()),
+            ..ServeArgs::default()
+        };
+        let resolved = Settings::resolve(&GlobalArgs::default(), &proxies("10.0.0.0/8,::1"));
+        assert!(
+            resolved
+                .unwrap()
+                .trusted_proxies
+                .trusts("10.1.2.3".parse().unwrap())
+        );
+        assert!(Settings::resolve(&GlobalArgs::default(), &proxies("10.0.0.0/40")).is_err());
         assert!(check_issuer("ftp://x").is_err());
         assert!(check_issuer("https://x/?a").is_err());
         assert_eq!(

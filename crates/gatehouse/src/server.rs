@@ -246,6 +246,7 @@ pub async fn serve_with(
         settings: Arc::new(HttpSettings {
             jwks_max_age: settings.jwks_max_age,
             refresh_token_grace: settings.refresh_token_grace,
+            trusted_proxies: settings.trusted_proxies.clone(),
         }),
     };
     tracing::info!(

@@ -2,6 +2,7 @@
 //! valid token holding the scopes the rules ask for, and told who calls.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -13,15 +14,25 @@ use serde_json::{Value, json};
 
 use crate::harness::{TestApp, TestServer, server_test};
 
-/// An upstream that answers every request with what it received; under `/slow` it first waits
-/// longer than the routes to it allow.
-async fn start_upstream() -> SocketAddr {
-    async fn echo(
-        method: Method,
-        uri: Uri,
-        headers: HeaderMap,
-        body: Bytes,
-    ) -> ([(&'static str, &'static str); 1], axum::Json<Value>) {
+/// An upstream on 127.0.0.1 that answers every request with what it received (the path as
+/// sent, every header) and keeps a copy; under `/slow` it first waits longer than the routes to
+/// it allow. Its answers set a cookie and a lax content security policy, which Gatehouse must
+/// not relay.
+struct Upstream {
+    address: SocketAddr,
+    received: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Upstream {
+    fn received(&self) -> Vec<Value> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+async fn start_upstream() -> Upstream {
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let log = received.clone();
+    let echo = move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| async move {
         if uri.path().starts_with("/slow") {
             tokio::time::sleep(Duration::from_secs(3)).await;
         }
@@ -31,9 +42,16 @@ async fn start_upstream() -> SocketAddr {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        (
-            [("set-cookie", "gatehouse_session=planted")],
-            axum::Json(json!({
+        let all: Vec<(String, String)> = headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let echoed = json!({
             "method": method.as_str(),
             "path": uri.path(),
             "query": uri.query(),
@@ -42,15 +60,24 @@ async fn start_upstream() -> SocketAddr {
             "scopes": header("x-gatehouse-scopes"),
             "authorization": header("authorization"),
             "cookie": header("cookie"),
+            "headers": all,
             "body": String::from_utf8_lossy(&body),
-            })),
+        });
+        log.lock().unwrap().push(echoed.clone());
+        (
+            [
+                ("set-cookie", "gatehouse_session=planted"),
+                ("content-security-policy", "script-src *"),
+                ("content-security-policy-report-only", "default-src *"),
+            ],
+            axum::Json(echoed),
         )
-    }
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let app = axum::Router::new().fallback(echo);
     tokio::spawn(async move { axum::serve(listener, app).await });
-    address
+    Upstream { address, received }
 }
 
 /// Scopes inventory_read and inventory_write, rules asking for them under `/api/x/inventory`,
@@ -130,7 +157,7 @@ server_test!(
     routes_forward_what_the_rules_allow_with_the_callers_identity,
     |server| {
         let upstream = start_upstream().await;
-        configure(&server, upstream).await;
+        configure(&server, upstream.address).await;
         for format in [TokenFormat::Jwt, TokenFormat::Opaque] {
             let app = clerk_app(&server, format).await;
             let reader = server.token(&app, Some("inventory_read")).await;
@@ -171,15 +198,18 @@ server_test!(
                 headers["www-authenticate"],
                 "Bearer realm=\"gatehouse\", error=\"insufficient_scope\", scope=\"inventory_write\""
             );
-            // Prefixes match literally: an encoded variant is no route, never an unchecked one.
-            let (status, _, _) = send(
+            // An encoded spelling of the prefix is the same route under the same rules.
+            let (status, _, body) = send(
                 &server,
                 reqwest::Method::DELETE,
                 "/api/x/%69nventory/items",
                 Some(&reader),
             )
             .await;
-            assert_eq!(status, 404, "no route has an encoded prefix");
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (403, Some("insufficient_scope"))
+            );
 
             let writer = server.token(&app, Some("inventory_write")).await;
             let (status, _, echoed) = send(
@@ -255,7 +285,7 @@ server_test!(
     upstream_failures_are_502_and_504_without_details,
     |server| {
         let upstream = start_upstream().await;
-        configure(&server, upstream).await;
+        configure(&server, upstream.address).await;
         let app = clerk_app(&server, TokenFormat::Jwt).await;
         let token = server.token(&app, Some("useraccount")).await;
         let (status, _, body) =
@@ -276,7 +306,7 @@ server_test!(
 
 server_test!(expired_tokens_are_refused, |server| {
     let upstream = start_upstream().await;
-    configure(&server, upstream).await;
+    configure(&server, upstream.address).await;
     server.user("clerk", &["itil"]).await;
     let app = server
         .app_with(gatehouse_core::registry::AppChanges {
@@ -314,7 +344,7 @@ server_test!(
         use crate::federation::{TestKey, now};
 
         let upstream = start_upstream().await;
-        configure(&server, upstream).await;
+        configure(&server, upstream.address).await;
         server.user("carol", &["itil"]).await;
         let (key, pem) = TestKey::ec_with_pem("corp");
         let issuer = "https://corp.idp.example/oauth2/default";
@@ -389,5 +419,407 @@ server_test!(
         )
         .await;
         assert_eq!(status, 403, "inventory_write does not read");
+    }
+);
+
+/// An answer read off the socket.
+struct RawResponse {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Value,
+}
+
+impl RawResponse {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends `GET target` over a plain TCP connection, the target and `headers` exactly as given, so
+/// no client library normalises them.
+async fn raw_get(
+    server: &TestServer,
+    target: &str,
+    token: &str,
+    headers: &[(&str, &str)],
+) -> RawResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let address = server.settings.listen;
+    let mut request = format!(
+        "GET {target} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+         Connection: close\r\n"
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.to_owned(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    RawResponse {
+        status,
+        headers,
+        body: serde_json::from_str(&body).unwrap_or(Value::Null),
+    }
+}
+
+/// The payload of a chunked body (RFC 9112 §7.1).
+fn dechunk(mut body: &str) -> String {
+    let mut payload = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n").unwrap();
+        let size = usize::from_str_radix(size.split(';').next().unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return payload;
+        }
+        payload.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+}
+
+/// Scopes shop_read and shop_admin; a permissive rule (`/api/x/shop/**` needs shop_read), a
+/// strict one (`/api/x/shop/admin/**` needs shop_admin), and the route `/api/x/shop` to the
+/// upstream's `/v1`. Returns the shop application.
+async fn configure_shop(server: &TestServer, upstream: SocketAddr) -> TestApp {
+    let registry = &server.services.registry;
+    for name in ["shop_read", "shop_admin"] {
+        registry
+            .create_entry::<ScopeEntry>(json!({"name": name}), false)
+            .await
+            .unwrap();
+    }
+    for (name, path, scope) in [
+        ("shop", "/api/x/shop/**", "shop_read"),
+        ("shop-admin", "/api/x/shop/admin/**", "shop_admin"),
+    ] {
+        let rule = json!({"name": name, "path": path, "scopes": [scope]});
+        registry
+            .create_entry::<ScopeRule>(rule, false)
+            .await
+            .unwrap();
+    }
+    let route = json!({"name": "shop", "prefix": "/api/x/shop",
+        "upstream": format!("http://{upstream}/v1")});
+    registry.create_entry::<Route>(route, false).await.unwrap();
+    server.user("clerk", &["itil"]).await;
+    server
+        .app(
+            TokenFormat::Jwt,
+            &["shop_read", "shop_admin"],
+            Some("clerk"),
+        )
+        .await
+}
+
+/// What a crafted target must lead to.
+enum Outcome {
+    /// `400 invalid_request`, before any rule runs.
+    Refused,
+    /// The strict rule's `403`.
+    Strict,
+    /// Forwarded; the upstream received this path (and query).
+    Upstream(&'static str, Option<&'static str>),
+}
+
+server_test!(
+    crafted_paths_are_refused_or_meet_the_rule_of_the_path_served,
+    |server| {
+        use Outcome::{Refused, Strict, Upstream as Sent};
+
+        let upstream = start_upstream().await;
+        let app = configure_shop(&server, upstream.address).await;
+        let reader = server.token(&app, Some("shop_read")).await;
+        let address = server.settings.listen;
+        let absolute = |path: &str| format!("http://{address}{path}");
+        let cases: Vec<(String, Outcome)> = vec![
+            ("/api/x/shop/items/7".into(), Sent("/v1/items/7", None)),
+            (
+                "/api/x/shop/items/a%20b?q=%2e%2e/x".into(),
+                Sent("/v1/items/a%20b", Some("q=%2e%2e/x")),
+            ),
+            (
+                "/api/x/shop/it%65ms/caf%C3%A9".into(),
+                Sent("/v1/items/caf%C3%A9", None),
+            ),
+            (
+                "/api/x/shop/items/it's:a@b".into(),
+                Sent("/v1/items/it%27s%3Aa%40b", None),
+            ),
+            (
+                "/api/x/shop/..items/.x/...".into(),
+                Sent("/v1/..items/.x/...", None),
+            ),
+            ("/api/x/shop".into(), Sent("/v1", None)),
+            // The strict rule, however its path is spelled.
+            ("/api/x/shop/admin/users".into(), Strict),
+            ("/api/x/shop/admin".into(), Strict),
+            ("/api/x/shop/%61dmin/users".into(), Strict),
+            ("/api/x/sh%6Fp/%61%64%6D%69%6E".into(), Strict),
+            (absolute("/api/x/shop/admin/users"), Strict),
+            // Dot segments in every spelling.
+            ("/api/x/shop/items/../admin/users".into(), Refused),
+            ("/api/x/shop/./admin/users".into(), Refused),
+            ("/api/x/shop/items/%2e%2e/admin/users".into(), Refused),
+            ("/api/x/shop/items/%2E%2e/admin".into(), Refused),
+            ("/api/x/shop/items/.%2E/admin".into(), Refused),
+            ("/api/x/shop/items/%2e./admin".into(), Refused),
+            ("/api/x/shop/%2e/admin".into(), Refused),
+            ("/api/x/shop/admin/..".into(), Refused),
+            ("/api/x/shop/items/%252e%252e/admin".into(), Refused),
+            ("/api/x/shop/items/%c0%ae%c0%ae/admin".into(), Refused),
+            (absolute("/api/x/shop/items/%2e%2e/admin"), Refused),
+            // Encoded slashes and backslashes, any case, and literal backslashes.
+            ("/api/x/shop/admin%2Fusers".into(), Refused),
+            ("/api/x/shop/items%2f..%2fadmin".into(), Refused),
+            ("/api/x/shop/items%5C..%5Cadmin".into(), Refused),
+            ("/api/x/shop/items%5c..%5cadmin".into(), Refused),
+            ("/api/x/shop/items\\..\\admin".into(), Refused),
+            ("/api/x/shop/admin\\users".into(), Refused),
+            // Path parameters.
+            ("/api/x/shop/admin;x=1/users".into(), Refused),
+            ("/api/x/shop/items;/../admin".into(), Refused),
+            ("/api/x/shop/admin%3Busers".into(), Refused),
+            // Empty segments, a trailing slash among them.
+            ("//api/x/shop/admin/users".into(), Refused),
+            ("/api/x/shop//admin/users".into(), Refused),
+            ("/api/x//shop/admin".into(), Refused),
+            ("/api/x/shop/items/".into(), Refused),
+            // Bytes some servers truncate at or split on.
+            ("/api/x/shop/items%00/admin".into(), Refused),
+            (
+                "/api/x/shop/items%0d%0aX-Gatehouse-User:%20root".into(),
+                Refused,
+            ),
+            ("/api/x/shop/items%zz".into(), Refused),
+        ];
+        for (target, outcome) in cases {
+            let before = upstream.received().len();
+            let response = raw_get(&server, &target, &reader, &[]).await;
+            let received = upstream.received();
+            match outcome {
+                Refused => {
+                    assert_eq!(
+                        (response.status, response.body["error"].as_str()),
+                        (400, Some("invalid_request")),
+                        "{target}"
+                    );
+                    assert_eq!(received.len(), before, "{target} reached the upstream");
+                }
+                Strict => {
+                    assert_eq!(
+                        (response.status, response.body["error"].as_str()),
+                        (403, Some("insufficient_scope")),
+                        "{target}"
+                    );
+                    assert_eq!(
+                        response.header("www-authenticate"),
+                        Some(
+                            "Bearer realm=\"gatehouse\", error=\"insufficient_scope\", \
+                             scope=\"shop_admin\""
+                        ),
+                        "{target}"
+                    );
+                    assert_eq!(received.len(), before, "{target} reached the upstream");
+                }
+                Sent(path, query) => {
+                    assert_eq!(response.status, 200, "{target}: {}", response.body);
+                    assert_eq!(received.len(), before + 1, "{target}");
+                    let echoed = &received[before];
+                    assert_eq!(echoed["path"], path, "{target}");
+                    assert_eq!(echoed["query"].as_str(), query, "{target}");
+                    assert_eq!(response.body, *echoed, "{target}");
+                }
+            }
+        }
+
+        // With the strict rule's scope, encoded spellings reach the one canonical path.
+        let admin = server.token(&app, Some("shop_read shop_admin")).await;
+        let response = raw_get(&server, "/api/x/sh%6Fp/%61dmin/us%65rs", &admin, &[]).await;
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body["path"], "/v1/admin/users");
+    }
+);
+
+server_test!(gatehouses_own_apis_take_only_canonical_paths, |server| {
+    let admin = server.token_for_role("admin").await;
+    server
+        .services
+        .registry
+        .create_entry::<gatehouse_core::table::TableDef>(
+            json!({"name": "incident", "read_roles": ["admin"], "write_roles": ["admin"]}),
+            false,
+        )
+        .await
+        .unwrap();
+    for (target, status) in [
+        ("/api/admin/v1/scopes", 200),
+        ("/api/now/table/incident", 200),
+        ("/api/admin/v1/scopes/%2e%2e", 400),
+        ("/api/admin/v1/scopes/useraccount%2F..", 400),
+        ("/api/admin/v1/scopes/useraccount;x", 400),
+        ("/api/admin/v1//scopes", 400),
+        ("/api/now/table/incident/", 400),
+        ("/api/now/table/%2E%2E", 400),
+        ("/api/now/table/incident%5Cx", 400),
+        ("/api/outbound/some-alias/%2e%2e/admin", 400),
+        ("/api/outbound/some-alias/a%2fb", 400),
+        ("/api/outbound/some-alias//a", 400),
+    ] {
+        let response = raw_get(&server, target, &admin, &[]).await;
+        assert_eq!(response.status, status, "{target}: {}", response.body);
+        if status == 400 {
+            assert_eq!(response.body["error"], "invalid_request", "{target}");
+        }
+    }
+});
+
+/// The values of every header the upstream received whose name, with `_` read as `-`, is
+/// `name`.
+fn received_headers(echoed: &Value, name: &str) -> Vec<String> {
+    echoed["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|pair| pair[0].as_str().unwrap().replace('_', "-") == name)
+        .map(|pair| pair[1].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Headers a caller sends that upstream frameworks read as identity, method, path or origin.
+const FORGED: [(&str, &str); 17] = [
+    ("X-Gatehouse-User", "forged"),
+    ("X-Gatehouse_User", "forged"),
+    ("x_gatehouse_user", "forged"),
+    ("X-GATEHOUSE-CLIENT-ID", "forged"),
+    ("x_gatehouse_scopes", "shop_admin"),
+    ("X-Gatehouse-Roles", "admin"),
+    ("X-HTTP-Method-Override", "DELETE"),
+    ("X_HTTP_Method_Override", "DELETE"),
+    ("X-Method-Override", "DELETE"),
+    ("X-Original-URL", "/v1/admin/users"),
+    ("x_original_url", "/v1/admin/users"),
+    ("X-Rewrite-URL", "/v1/admin/users"),
+    ("X-Forwarded-For", "6.6.6.6"),
+    ("X_Forwarded_For", "6.6.6.6"),
+    ("Forwarded", "for=6.6.6.6"),
+    ("X-Real-IP", "6.6.6.6"),
+    ("X-Forwarded-Host", "evil.example"),
+];
+
+/// What the upstream receives for a request with every [`FORGED`] header and a harmless one.
+async fn forward_forged(server: &TestServer, upstream: &Upstream, extra: &[(&str, &str)]) -> Value {
+    let app = configure_shop(server, upstream.address).await;
+    let token = server.token(&app, Some("shop_read")).await;
+    let mut headers = FORGED.to_vec();
+    headers.push(("X-Request-Label", "kept"));
+    headers.extend_from_slice(extra);
+    let response = raw_get(server, "/api/x/shop/items", &token, &headers).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    // Relayed answers are data on Gatehouse's origin, whatever the upstream asked for.
+    assert_eq!(
+        response.header("content-security-policy"),
+        Some("sandbox; default-src 'none'; frame-ancestors 'none'")
+    );
+    assert_eq!(response.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(response.header("content-security-policy-report-only"), None);
+    assert_eq!(response.header("set-cookie"), None);
+    let echoed = upstream.received().pop().unwrap();
+    assert_eq!(echoed["method"], "GET");
+    assert_eq!(echoed["path"], "/v1/items");
+    assert_eq!(received_headers(&echoed, "x-gatehouse-user"), ["clerk"]);
+    assert_eq!(
+        received_headers(&echoed, "x-gatehouse-client-id"),
+        [app.client_id.as_str()]
+    );
+    assert_eq!(
+        received_headers(&echoed, "x-gatehouse-scopes"),
+        ["shop_read"]
+    );
+    for name in [
+        "x-gatehouse-roles",
+        "x-http-method-override",
+        "x-method-override",
+        "x-original-url",
+        "x-rewrite-url",
+        "x-real-ip",
+    ] {
+        assert!(received_headers(&echoed, name).is_empty(), "{name}");
+    }
+    assert_eq!(received_headers(&echoed, "x-request-label"), ["kept"]);
+    echoed
+}
+
+server_test!(
+    headers_naming_identity_method_or_path_stay_behind,
+    |server| {
+        let upstream = start_upstream().await;
+        let echoed = forward_forged(&server, &upstream, &[]).await;
+        // From an untrusted peer, the peer alone is the chain.
+        assert_eq!(received_headers(&echoed, "x-forwarded-for"), ["127.0.0.1"]);
+        assert_eq!(received_headers(&echoed, "forwarded"), ["for=127.0.0.1"]);
+        assert!(received_headers(&echoed, "x-forwarded-host").is_empty());
+    }
+);
+
+server_test!(
+    a_trusted_proxy_s_chain_is_extended,
+    configured(|settings| {
+        settings.trusted_proxies =
+            gatehouse_core::forwarding::TrustedProxies::parse(&["127.0.0.0/8"]).unwrap();
+    }),
+    |server| {
+        let upstream = start_upstream().await;
+        let echoed = forward_forged(
+            &server,
+            &upstream,
+            &[
+                ("X-Forwarded-For", "198.51.100.7, 2001:db8::1"),
+                ("X-Forwarded-Proto", "https"),
+            ],
+        )
+        .await;
+        // Each X-Forwarded-For line is part of the chain; Gatehouse's peer comes last.
+        assert_eq!(
+            received_headers(&echoed, "x-forwarded-for"),
+            ["6.6.6.6, 198.51.100.7, 2001:db8::1, 127.0.0.1"]
+        );
+        assert_eq!(
+            received_headers(&echoed, "forwarded"),
+            ["for=6.6.6.6, for=198.51.100.7, for=\"[2001:db8::1]\", for=127.0.0.1"]
+        );
+        // The proxy's word on the scheme and host passes; spellings with `_` never do.
+        assert_eq!(received_headers(&echoed, "x-forwarded-proto"), ["https"]);
+        assert_eq!(
+            received_headers(&echoed, "x-forwarded-host"),
+            ["evil.example"]
+        );
     }
 );

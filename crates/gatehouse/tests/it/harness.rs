@@ -18,9 +18,12 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// Runs one async test body against a server on each backend, as `name::sqlite` and
-/// `name::postgres`.
+/// `name::postgres`; `configured(|settings| …)` adjusts the servers' settings first.
 macro_rules! server_test {
     ($name:ident, |$server:ident| $body:block) => {
+        $crate::harness::server_test!($name, configured(|_| {}), |$server| $body);
+    };
+    ($name:ident, configured($configure:expr), |$server:ident| $body:block) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -30,14 +33,14 @@ macro_rules! server_test {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                if let Some(server) = TestServer::start(Backend::Sqlite).await {
+                if let Some(server) = TestServer::start_configured(Backend::Sqlite, $configure).await {
                     run(server).await;
                 }
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if let Some(server) = TestServer::start(Backend::Postgres).await {
+                if let Some(server) = TestServer::start_configured(Backend::Postgres, $configure).await {
                     run(server).await;
                 }
             }
@@ -97,6 +100,7 @@ impl TestServer {
             durability: Durability::Process,
             refresh_token_grace: 0,
             jwks_min_refresh_interval: std::time::Duration::from_secs(1),
+            trusted_proxies: Default::default(),
             registry: Manifest::default(),
             key_reload_interval: std::time::Duration::from_millis(200),
         };
