@@ -139,6 +139,9 @@ server_test!(
         assert_eq!(body["user_name"], "integration-svc");
         let (status, _) = proxy_get(&server, "/api/outbound/crm/whoami?x=1", &caller).await;
         assert_eq!(status, 200);
+        // Any spelling of the path is the one canonical path, the alias's name included.
+        let (status, same) = proxy_get(&server, "/api/outbound/cr%6D/wh%6Fami", &caller).await;
+        assert_eq!((status, &same), (200, &body));
         assert_eq!(
             token_requests(&provider.server, "client_credentials").await,
             1
