@@ -170,6 +170,9 @@ pub struct Client {
     pub jwks: Option<String>,
     /// A JWK Set URL registered for `private_key_jwt`.
     pub jwks_uri: Option<String>,
+    /// Whether this client's `private_key_jwt` assertions may still name the token endpoint as
+    /// `aud` instead of the issuer (for clients written before that rule).
+    pub legacy_token_endpoint_aud: bool,
     /// Whether `gatehouse apply` owns this record (and may prune it).
     pub managed: bool,
     pub created_at: i64,

@@ -20,8 +20,8 @@ use crate::client::{
 };
 use crate::federation::jose::JwsAlgorithm;
 use crate::federation::{
-    DEFAULT_MAX_ASSERTION_AGE, JwtProvider, JwtProviderChanges, KeySource, NewJwtProvider,
-    UserField,
+    DEFAULT_MAX_ASSERTION_AGE, DEFAULT_STALE_KEYS_LIFETIME, JwtProvider, JwtProviderChanges,
+    KeySource, NewJwtProvider, UserField,
 };
 use crate::gateway::Route;
 use crate::outbound::{AliasSpec, ProfileSpec, ProviderEntry};
@@ -112,6 +112,9 @@ pub struct AppEntry {
     pub jwks: Option<String>,
     /// A JWK Set URL for `private_key_jwt`.
     pub jwks_uri: Option<String>,
+    /// Accept `private_key_jwt` assertions whose `aud` is the token endpoint URL.
+    #[serde(default)]
+    pub legacy_token_endpoint_aud: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -139,10 +142,19 @@ pub struct JwtProviderEntry {
     pub api_access: bool,
     #[serde(default)]
     pub api_scopes: Vec<String>,
+    #[serde(default)]
+    pub accept_plain_jwt: bool,
+    #[serde(default)]
+    pub accept_id_tokens: bool,
+    #[serde(default = "default_stale_keys_lifetime")]
+    pub stale_keys_lifetime: i64,
     #[serde(default = "yes")]
     pub active: bool,
 }
 
+fn default_stale_keys_lifetime() -> i64 {
+    DEFAULT_STALE_KEYS_LIFETIME
+}
 fn default_algorithms() -> Vec<JwsAlgorithm> {
     vec![JwsAlgorithm::RS256, JwsAlgorithm::ES256]
 }
@@ -372,6 +384,7 @@ fn desired_app_fields(entry: &AppEntry) -> Result<AppChanges, Error> {
         id_token_alg: Some(entry.id_token_alg.parse()?),
         jwks: Some(entry.jwks.clone().unwrap_or_default()),
         jwks_uri: Some(entry.jwks_uri.clone().unwrap_or_default()),
+        legacy_token_endpoint_aud: Some(entry.legacy_token_endpoint_aud),
     })
 }
 
@@ -446,6 +459,10 @@ fn app_differences(client: &Client, desired: &AppChanges) -> Vec<&'static str> {
         "jwks_uri",
         text(&desired.jwks_uri) != text(&client.jwks_uri),
     );
+    check(
+        "legacy_token_endpoint_aud",
+        desired.legacy_token_endpoint_aud != Some(client.legacy_token_endpoint_aud),
+    );
     fields
 }
 
@@ -477,6 +494,9 @@ async fn reconcile_jwt_provider(
         max_age: Some(entry.max_age),
         api_access: Some(entry.api_access),
         api_scopes: Some(entry.api_scopes.clone()),
+        accept_plain_jwt: Some(entry.accept_plain_jwt),
+        accept_id_tokens: Some(entry.accept_id_tokens),
+        stale_keys_lifetime: Some(entry.stale_keys_lifetime),
         active: Some(entry.active),
     };
     let Some(current) = current else {
@@ -512,6 +532,18 @@ async fn reconcile_jwt_provider(
         ("max_age", entry.max_age != current.max_age),
         ("api_access", entry.api_access != current.api_access),
         ("api_scopes", entry.api_scopes != current.api_scopes),
+        (
+            "accept_plain_jwt",
+            entry.accept_plain_jwt != current.accept_plain_jwt,
+        ),
+        (
+            "accept_id_tokens",
+            entry.accept_id_tokens != current.accept_id_tokens,
+        ),
+        (
+            "stale_keys_lifetime",
+            entry.stale_keys_lifetime != current.stale_keys_lifetime,
+        ),
         ("active", entry.active != current.active),
         ("managed", !current.managed),
     ] {

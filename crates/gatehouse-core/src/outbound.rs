@@ -108,6 +108,12 @@ pub struct OAuthProvider {
     pub signing_kid: Option<String>,
     pub signing_alg: Option<String>,
     pub signing_public_jwk: Option<String>,
+    /// The provider's issuer identifier (RFC 8414), which its authorization responses name in
+    /// `iss` (RFC 9207); needed for the authorization-code grant.
+    pub issuer: Option<String>,
+    /// The provider's metadata says its authorization responses always carry `iss`; a response
+    /// without it is then refused.
+    pub authorization_response_iss_parameter_supported: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -191,6 +197,11 @@ pub struct ProviderSpec {
     /// ES256 or RS256: the algorithm of the key Gatehouse generates for `private_key_jwt` and
     /// `jwt_bearer`.
     pub signing_alg: Option<String>,
+    /// The provider's issuer identifier; required for the authorization-code grant.
+    pub issuer: Option<String>,
+    /// Copied from the provider's metadata: its authorization responses always carry `iss`.
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
 }
 
 fn default_auth_method() -> ClientAuthMethod {
@@ -245,6 +256,9 @@ pub struct ProviderEntry {
     pub password: Option<String>,
     pub password_env: Option<String>,
     pub signing_alg: Option<String>,
+    pub issuer: Option<String>,
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
 }
 
 impl ProviderEntry {
@@ -266,6 +280,9 @@ impl ProviderEntry {
             username: self.username.clone(),
             password: resolve(&what, &self.password, &self.password_env, env)?,
             signing_alg: self.signing_alg.clone(),
+            issuer: self.issuer.clone(),
+            authorization_response_iss_parameter_supported: self
+                .authorization_response_iss_parameter_supported,
         })
     }
 }
@@ -455,10 +472,19 @@ impl OutboundRegistry {
 
     /// Creates a provider, or replaces the one with the same name (keeping the credentials the
     /// specification leaves out). Tokens obtained under the old settings are dropped.
+    ///
+    /// Credentials stay bound to where they were given: when the token or authorization
+    /// endpoint moves to another origin, the stored secret, password and signing key are
+    /// discarded (a new key is generated), so only credentials given in the same change travel
+    /// to the new origin.
     pub async fn save_provider(&self, spec: ProviderSpec) -> Result<OAuthProvider, Error> {
         check_name("provider name", &spec.name)?;
         let now = self.clock.now();
         let existing = self.store.find_provider(&spec.name).await?;
+        let moved = existing
+            .as_ref()
+            .and_then(|current| moved_origins(current, &spec));
+        let kept = existing.clone().filter(|_| moved.is_none());
         let seal = |field: &str, value: &Option<Secret>, kept: Option<Vec<u8>>| match value {
             Some(v) => Some(self.sealer.seal(
                 &context("provider", &spec.name, field),
@@ -466,7 +492,6 @@ impl OutboundRegistry {
             )),
             None => kept,
         };
-        let kept = existing.clone();
         let provider = OAuthProvider {
             client_secret_sealed: seal(
                 "client_secret",
@@ -491,20 +516,25 @@ impl OutboundRegistry {
             signing_kid: None,
             signing_alg: spec.signing_alg,
             signing_public_jwk: None,
-            created_at: kept.as_ref().map_or(now, |p| p.created_at),
+            issuer: spec.issuer,
+            authorization_response_iss_parameter_supported: spec
+                .authorization_response_iss_parameter_supported,
+            created_at: existing.as_ref().map_or(now, |p| p.created_at),
             updated_at: now,
         };
         let mut provider = provider;
-        self.provide_signing_key(&mut provider, existing.as_ref())?;
-        check_provider(&provider)?;
+        self.provide_signing_key(&mut provider, kept.as_ref())?;
+        check_provider(&provider).map_err(|error| match (&moved, error) {
+            (Some(field), Error::Validation(why)) => Error::validation(format!(
+                "{why}: {field} moves to another origin, so the stored credentials were \
+                 discarded; give them again in the same change"
+            )),
+            (_, error) => error,
+        })?;
         match existing {
+            // Dropping the profiles' tokens is part of the same write.
             Some(_) => {
                 self.store.update_provider(&provider).await?;
-                for profile in self.store.list_profiles().await? {
-                    if profile.provider == provider.name {
-                        self.store.delete_outbound_tokens(&profile.name).await?;
-                    }
-                }
             }
             None => self
                 .store
@@ -629,6 +659,12 @@ impl OutboundRegistry {
             (
                 "signing_alg",
                 current.signing_alg != spec.signing_alg.clone().filter(|_| signs),
+            ),
+            ("issuer", current.issuer != spec.issuer),
+            (
+                "authorization_response_iss_parameter_supported",
+                current.authorization_response_iss_parameter_supported
+                    != spec.authorization_response_iss_parameter_supported,
             ),
         ]))
     }
@@ -881,6 +917,12 @@ pub struct PendingAuthorization {
     pub code_verifier: String,
     pub redirect_uri: String,
     pub expires_at: i64,
+    /// The provider the browser was sent to, as it was then: its name, issuer and token
+    /// endpoint. The answer is accepted only from that issuer and the code redeemed only at that
+    /// token endpoint (RFC 9700 §4.4).
+    pub provider: String,
+    pub issuer: String,
+    pub token_url: String,
 }
 
 impl PendingAuthorization {
@@ -926,6 +968,42 @@ impl OutboundRegistry {
         Ok(rows)
     }
 
+    /// The profile and provider an authorization response is for, once it is shown to come from
+    /// the provider the authorization was sent to (RFC 9207 §2.4): its `iss` must name that
+    /// provider's issuer, and must be present when the provider says it always sends it. A
+    /// provider or profile changed since the authorization started is not used for it.
+    pub async fn response_target(
+        &self,
+        pending: &PendingAuthorization,
+        iss: Option<&str>,
+    ) -> Result<(OAuthProfile, OAuthProvider), Error> {
+        let refused = |why: String| Error::validation(format!("the answer was refused: {why}"));
+        let profile = self.get_profile(&pending.profile).await?;
+        let provider = self.get_provider(&pending.provider).await?;
+        let unchanged = profile.provider == provider.name
+            && provider.issuer.as_deref() == Some(pending.issuer.as_str())
+            && provider.token_url == pending.token_url;
+        if !unchanged {
+            return Err(refused(format!(
+                "OAuth provider {:?} or profile {:?} changed after the authorization started",
+                pending.provider, pending.profile
+            )));
+        }
+        match iss {
+            Some(iss) if iss != pending.issuer => Err(refused(format!(
+                "it names issuer {iss:?}, but the authorization was sent to {:?}",
+                pending.issuer
+            ))),
+            None if provider.authorization_response_iss_parameter_supported => {
+                Err(refused(format!(
+                    "it carries no iss, which provider {:?} always sends",
+                    provider.name
+                )))
+            }
+            _ => Ok((profile, provider)),
+        }
+    }
+
     /// Starts the authorization-code grant (with PKCE S256 and `state`) for a profile on behalf
     /// of `user`; returns what the browser must keep and where to send it.
     pub async fn start_authorization(
@@ -941,8 +1019,12 @@ impl OutboundRegistry {
             ));
         }
         let provider = self.get_provider(&profile.provider).await?;
-        let authorization_url = match (&provider.grant, &provider.authorization_url) {
-            (GrantType::AuthorizationCode, Some(url)) => url,
+        let (authorization_url, issuer) = match (
+            &provider.grant,
+            &provider.authorization_url,
+            &provider.issuer,
+        ) {
+            (GrantType::AuthorizationCode, Some(url), Some(issuer)) => (url, issuer),
             _ => {
                 return Err(Error::validation(format!(
                     "profile {:?} does not use the authorization_code grant",
@@ -957,6 +1039,9 @@ impl OutboundRegistry {
             code_verifier: secret::generate(),
             redirect_uri: redirect_uri.to_owned(),
             expires_at: self.clock.now() + AUTHORIZATION_LIFETIME,
+            provider: provider.name.clone(),
+            issuer: issuer.clone(),
+            token_url: provider.token_url.clone(),
         };
         let mut url = url::Url::parse(authorization_url)
             .map_err(|_| Error::Internal("a stored authorization_url is invalid".into()))?;
@@ -1024,6 +1109,9 @@ fn check_provider(provider: &OAuthProvider) -> Result<(), Error> {
     if let Some(url) = &provider.authorization_url {
         check_url("authorization_url", url)?;
     }
+    if let Some(issuer) = &provider.issuer {
+        check_url("issuer", issuer)?;
+    }
     if provider.client_id.is_empty() {
         return Err(Error::validation("a provider needs a client_id"));
     }
@@ -1050,6 +1138,11 @@ fn check_provider(provider: &OAuthProvider) -> Result<(), Error> {
         GrantType::AuthorizationCode if provider.authorization_url.is_none() => Err(
             Error::validation("the authorization_code grant needs an authorization_url"),
         ),
+        // RFC 9700 §4.4.2: without the issuer, a response from another provider cannot be told
+        // apart from this one's.
+        GrantType::AuthorizationCode if provider.issuer.is_none() => Err(Error::validation(
+            "the authorization_code grant needs the provider's issuer",
+        )),
         GrantType::Password
             if provider.username.is_none() || provider.password_sealed.is_none() =>
         {
@@ -1078,6 +1171,32 @@ fn check_name(what: &str, name: &str) -> Result<(), Error> {
             "{what} must be 1 to 64 letters, digits or . _ -"
         )))
     }
+}
+
+/// The first endpoint of `spec` whose origin (RFC 6454: scheme, host and port) differs from the
+/// stored provider's. An endpoint added or removed moves nothing: no credential was bound to it.
+fn moved_origins(current: &OAuthProvider, spec: &ProviderSpec) -> Option<&'static str> {
+    let origin = |url: Option<&str>| {
+        url.and_then(|u| url::Url::parse(u).ok())
+            .map(|u| u.origin())
+    };
+    [
+        (
+            "token_url",
+            Some(current.token_url.as_str()),
+            Some(spec.token_url.as_str()),
+        ),
+        (
+            "authorization_url",
+            current.authorization_url.as_deref(),
+            spec.authorization_url.as_deref(),
+        ),
+    ]
+    .into_iter()
+    .find(|(_, before, after)| {
+        before.is_some() && after.is_some() && origin(*before) != origin(*after)
+    })
+    .map(|(field, _, _)| field)
 }
 
 /// Credentials and tokens travel to these URLs: TLS, except to this very machine.

@@ -47,6 +47,8 @@ pub struct AppChanges {
     pub jwks: Option<String>,
     /// A JWK Set URL for `private_key_jwt`; an empty string removes it.
     pub jwks_uri: Option<String>,
+    /// Accept `private_key_jwt` assertions whose `aud` is the token endpoint URL.
+    pub legacy_token_endpoint_aud: Option<bool>,
 }
 
 /// A new application.
@@ -169,6 +171,7 @@ impl Registry {
             id_token_alg: SigningAlgorithm::Es256,
             jwks: None,
             jwks_uri: None,
+            legacy_token_endpoint_aud: false,
             managed,
             created_at: now,
             updated_at: now,
@@ -404,6 +407,7 @@ impl Registry {
         };
         apply_user_changes(&mut user, new.fields);
         check_user(&user)?;
+        self.ensure_email_free(&user).await?;
         self.store
             .insert_user(&user)
             .await
@@ -419,8 +423,12 @@ impl Registry {
         if was_admin && !(user.active && user.is_registry_admin()) {
             self.ensure_another_admin(user_name).await?;
         }
+        self.ensure_email_free(&user).await?;
         user.updated_at = self.clock.now();
-        self.store.update_user(&user).await?;
+        self.store
+            .update_user(&user)
+            .await
+            .map_err(conflict_as_domain)?;
         self.changed(format!("user:{user_name}")).await?;
         Ok(user)
     }
@@ -467,6 +475,21 @@ impl Registry {
         self.changed(format!("user:{user_name}")).await
     }
 
+    /// Emails are unique among users, since a federated token naming an email must name one
+    /// person. This gives the clear answer; the unique index decides a race.
+    async fn ensure_email_free(&self, user: &User) -> Result<(), Error> {
+        let Some(email) = &user.email else {
+            return Ok(());
+        };
+        match self.store.find_user_by_email(email).await? {
+            Some(holder) if holder.id != user.id => Err(Error::Conflict(format!(
+                "user {:?} already has the email {email:?}; emails are unique",
+                holder.user_name
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Refuses to remove the last active user who can manage the registry, which would lock
     /// every administrator out of the admin API.
     async fn ensure_another_admin(&self, user_name: &str) -> Result<(), Error> {
@@ -504,7 +527,11 @@ fn apply_app_changes(client: &mut Client, changes: AppChanges) {
         id_token_alg,
         jwks,
         jwks_uri,
+        legacy_token_endpoint_aud,
     } = changes;
+    if let Some(v) = legacy_token_endpoint_aud {
+        client.legacy_token_endpoint_aud = v;
+    }
     if let Some(v) = jwks {
         client.jwks = Some(v).filter(|v| !v.is_empty());
     }

@@ -301,6 +301,8 @@ pub trait KeyStore: Send + Sync {
 #[async_trait]
 pub trait OutboundStore: Send + Sync {
     async fn insert_provider(&self, provider: &OAuthProvider) -> Result<(), StoreError>;
+    /// Replaces a provider and, in the same transaction, drops the tokens of every profile naming
+    /// it: a token obtained under the old settings is never used under the new ones.
     async fn update_provider(&self, provider: &OAuthProvider) -> Result<bool, StoreError>;
     async fn find_provider(&self, name: &str) -> Result<Option<OAuthProvider>, StoreError>;
     async fn list_providers(&self) -> Result<Vec<OAuthProvider>, StoreError>;

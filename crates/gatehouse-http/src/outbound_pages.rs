@@ -171,6 +171,24 @@ async fn redeem(
     pending: &PendingAuthorization,
     params: &std::collections::BTreeMap<String, String>,
 ) -> Response {
+    // Whose answer this is comes first (RFC 9207 §2.4): an error from another provider is no
+    // more this provider's than a code is.
+    let target = state
+        .outbound
+        .registry()
+        .response_target(pending, params.get("iss").map(String::as_str))
+        .await;
+    let (profile, provider) = match target {
+        Ok(target) => target,
+        Err(error @ (Error::Validation(_) | Error::NotFound(_))) => {
+            return pages::message(
+                StatusCode::BAD_REQUEST,
+                "No token",
+                &format!("{error}. No token was stored."),
+            );
+        }
+        Err(error) => return pages::internal_error(&error),
+    };
     if let Some(error) = params.get("error") {
         let description = params
             .get("error_description")
@@ -188,16 +206,6 @@ async fn redeem(
             "No token",
             "The provider's answer carries no code. No token was stored.",
         );
-    };
-    let registry = state.outbound.registry();
-    let records = async {
-        let profile = registry.get_profile(&pending.profile).await?;
-        let provider = registry.get_provider(&profile.provider).await?;
-        Ok::<_, Error>((profile, provider))
-    };
-    let (profile, provider) = match records.await {
-        Ok(records) => records,
-        Err(error) => return pages::internal_error(&error),
     };
     let redeemed = state
         .outbound

@@ -37,6 +37,9 @@ pub struct AppView {
     pub jwks: Option<String>,
     /// A JWK Set URL registered for `private_key_jwt`.
     pub jwks_uri: Option<String>,
+    /// Whether `private_key_jwt` assertions may name the token endpoint URL as `aud` (otherwise
+    /// only the issuer).
+    pub legacy_token_endpoint_aud: bool,
     /// Whether `gatehouse apply` owns the record.
     pub managed: bool,
     pub created_at: i64,
@@ -70,6 +73,7 @@ impl From<&Client> for AppView {
             id_token_alg: client.id_token_alg.as_str().into(),
             jwks: client.jwks.clone(),
             jwks_uri: client.jwks_uri.clone(),
+            legacy_token_endpoint_aud: client.legacy_token_endpoint_aud,
             managed: client.managed,
             created_at: client.created_at,
             updated_at: client.updated_at,
@@ -138,6 +142,10 @@ pub struct ProviderView {
     /// The public half of Gatehouse's signing key, to register at the provider.
     #[schema(value_type = Option<Object>)]
     pub public_jwk: Option<serde_json::Value>,
+    /// The provider's issuer identifier, which its authorization responses must name in `iss`.
+    pub issuer: Option<String>,
+    /// Whether its authorization responses must carry `iss` (from its metadata).
+    pub authorization_response_iss_parameter_supported: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -161,6 +169,9 @@ impl From<&OAuthProvider> for ProviderView {
                 .signing_public_jwk
                 .as_deref()
                 .and_then(|jwk| serde_json::from_str(jwk).ok()),
+            issuer: p.issuer.clone(),
+            authorization_response_iss_parameter_supported: p
+                .authorization_response_iss_parameter_supported,
             created_at: p.created_at,
             updated_at: p.updated_at,
         }
@@ -238,6 +249,13 @@ pub struct JwtProviderView {
     pub max_age: i64,
     pub api_access: bool,
     pub api_scopes: Vec<String>,
+    /// Whether its tokens typed `JWT` (or untyped) are accepted as access tokens on the APIs,
+    /// besides those typed `at+jwt`.
+    pub accept_plain_jwt: bool,
+    /// Whether its ID tokens are accepted on the APIs.
+    pub accept_id_tokens: bool,
+    /// Seconds its keys stay in use past their expiry while refreshing them fails.
+    pub stale_keys_lifetime: i64,
     pub active: bool,
     pub managed: bool,
     pub created_at: i64,
@@ -270,6 +288,9 @@ impl From<&JwtProvider> for JwtProviderView {
             max_age: provider.max_age,
             api_access: provider.api_access,
             api_scopes: provider.api_scopes.clone(),
+            accept_plain_jwt: provider.accept_plain_jwt,
+            accept_id_tokens: provider.accept_id_tokens,
+            stale_keys_lifetime: provider.stale_keys_lifetime,
             active: provider.active,
             managed: provider.managed,
             created_at: provider.created_at,

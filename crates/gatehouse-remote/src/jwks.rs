@@ -5,7 +5,9 @@
 //! refetched early only when a token names an unknown `kid` — at most once per
 //! `min_refresh_interval` per issuer, so a stream of forged `kid`s costs the issuer nothing. One
 //! fetch runs per issuer at a time; concurrent callers wait for it. When a refresh fails, the
-//! keys already known stay in use: a failing issuer degrades, it does not stop validation.
+//! keys already known stay in use for the anchor's `stale_keys_lifetime` past their expiry: a
+//! failing issuer degrades, it does not stop validation at once — but keys it may have revoked
+//! meanwhile are not trusted forever either.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -58,11 +60,10 @@ struct Slot {
 }
 
 impl Slot {
-    fn cached(&self) -> Option<(Arc<KeySet>, bool)> {
+    /// The cached keys and when they expire.
+    fn cached(&self) -> Option<(Arc<KeySet>, Instant)> {
         let cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
-        cached
-            .as_ref()
-            .map(|c| (c.keys.clone(), Instant::now() < c.expires_at))
+        cached.as_ref().map(|c| (c.keys.clone(), c.expires_at))
     }
 
     fn fetched_recently(&self, interval: Duration) -> bool {
@@ -95,14 +96,25 @@ impl KeyCache {
         slots.entry(key.to_owned()).or_default().clone()
     }
 
-    /// Whether the cached keys can answer: fresh, and knowing `kid` (or unable to learn more
-    /// about it yet).
-    fn usable(&self, slot: &Slot, kid: Option<&str>) -> Option<Arc<KeySet>> {
-        let (keys, fresh) = slot.cached()?;
+    /// The cache's answer without a fetch, if it can give one: keys that are fresh and know
+    /// `kid`, or — within the interval after a fetch, when no fetch may run — whatever it holds,
+    /// unless that is stale beyond the anchor's limit.
+    fn cached_answer(
+        &self,
+        slot: &Slot,
+        anchor: &TrustAnchor<'_>,
+        kid: Option<&str>,
+    ) -> Option<Result<Arc<KeySet>, String>> {
+        let (keys, expires_at) = slot.cached()?;
+        let fresh = Instant::now() < expires_at;
         let knows_kid = kid.is_none_or(|kid| keys.has_kid(kid));
-        let may_refetch = !slot.fetched_recently(self.policy.min_refresh_interval);
-        // Within the interval after a fetch the cache answers whatever it holds.
-        (!may_refetch || fresh && knows_kid).then_some(keys)
+        if fresh && knows_kid {
+            return Some(Ok(keys));
+        }
+        if slot.fetched_recently(self.policy.min_refresh_interval) {
+            return Some(within_stale_limit(keys, expires_at, anchor));
+        }
+        None
     }
 
     async fn fetch(&self, issuer: &str, source: &KeySource) -> Result<(KeySet, Duration), String> {
@@ -147,6 +159,24 @@ impl KeyCache {
     }
 }
 
+/// Known keys, unless they expired longer ago than the anchor allows keys to serve while
+/// refreshing them fails.
+fn within_stale_limit(
+    keys: Arc<KeySet>,
+    expires_at: Instant,
+    anchor: &TrustAnchor<'_>,
+) -> Result<Arc<KeySet>, String> {
+    let limit = Duration::from_secs(anchor.stale_keys_lifetime.max(0) as u64);
+    if expires_at.elapsed() <= limit {
+        Ok(keys)
+    } else {
+        Err(format!(
+            "the keys known for it expired more than {} seconds ago (stale_keys_lifetime)",
+            limit.as_secs()
+        ))
+    }
+}
+
 fn parse(url: &str) -> Result<Url, String> {
     Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))
 }
@@ -159,13 +189,13 @@ impl KeyResolver for KeyCache {
         kid: Option<&str>,
     ) -> Result<Arc<KeySet>, String> {
         let slot = self.slot(&anchor.cache_key);
-        if let Some(keys) = self.usable(&slot, kid) {
-            return Ok(keys);
+        if let Some(answer) = self.cached_answer(&slot, anchor, kid) {
+            return answer;
         }
         let _fetching = slot.fetching.lock().await;
         // Whoever held the lock before may have fetched what is needed.
-        if let Some(keys) = self.usable(&slot, kid) {
-            return Ok(keys);
+        if let Some(answer) = self.cached_answer(&slot, anchor, kid) {
+            return answer;
         }
         *slot.last_fetch.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         match self.fetch(anchor.issuer, anchor.source).await {
@@ -178,9 +208,10 @@ impl KeyResolver for KeyCache {
                 Ok(keys)
             }
             Err(error) => match slot.cached() {
-                Some((stale, _)) => {
-                    tracing::warn!(issuer = anchor.issuer, %error, "refreshing keys failed; keeping the known ones");
-                    Ok(stale)
+                Some((known, expires_at)) => {
+                    tracing::warn!(issuer = anchor.issuer, %error, "refreshing keys failed; keeping the known ones within their stale limit");
+                    within_stale_limit(known, expires_at, anchor)
+                        .map_err(|stale| format!("{error}, and {stale}"))
                 }
                 None => Err(error),
             },

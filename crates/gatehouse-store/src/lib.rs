@@ -6,6 +6,38 @@
 //! migrations folder and how SQLite separates its single writer from its readers.
 
 mod batch;
+/// Runs a database's migrations on `$pool`, first refusing an upgrade that would have to choose
+/// between users sharing an email. Emails became unique (migration 0007) because a federated
+/// token naming an email must name one person; which of two people keeps an address is an
+/// administrator's decision, so the upgrade stops and names them instead of dropping anyone's.
+macro_rules! migrate {
+    ($folder:literal, $pool:expr) => {{
+        // On a new database the table does not exist yet: nothing can be shared then.
+        let shared: Vec<(String, String)> = sqlx::query_as(
+            "SELECT email, user_name FROM users WHERE email IN \
+             (SELECT email FROM users WHERE email IS NOT NULL GROUP BY email \
+             HAVING COUNT(*) > 1) ORDER BY email, user_name",
+        )
+        .fetch_all($pool)
+        .await
+        .unwrap_or_default();
+        if !shared.is_empty() {
+            let listed: Vec<String> = shared
+                .iter()
+                .map(|(email, user)| format!("{user} <{email}>"))
+                .collect();
+            return Err(StoreError::Backend(format!(
+                "migration refused: emails must be unique, and these users share one: {}; give \
+                 each a distinct email (or none) with the version in use, then upgrade",
+                listed.join(", ")
+            )));
+        }
+        sqlx::migrate!($folder)
+            .run($pool)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+    }};
+}
 #[macro_use]
 mod entries;
 #[macro_use]

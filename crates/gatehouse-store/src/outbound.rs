@@ -10,7 +10,8 @@ macro_rules! provider_columns {
     () => {
         "name, token_url, authorization_url, client_id, client_secret_sealed, auth_method, \
          grant_type, audience, resource, username, password_sealed, signing_key_sealed, \
-         signing_kid, signing_alg, signing_public_jwk, created_at, updated_at"
+         signing_kid, signing_alg, signing_public_jwk, created_at, updated_at, issuer, \
+         authorization_response_iss_parameter_supported"
     };
 }
 
@@ -56,7 +57,7 @@ macro_rules! outbound_store_impl {
                         "INSERT INTO oauth_providers (",
                         provider_columns!(),
                         ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                         $15, $16, $17)"
+                         $15, $16, $17, $18, $19)"
                     ))
                     .bind(&p.name)
                     .bind(&p.token_url)
@@ -75,6 +76,8 @@ macro_rules! outbound_store_impl {
                     .bind(&p.signing_public_jwk)
                     .bind(p.created_at)
                     .bind(p.updated_at)
+                    .bind(&p.issuer)
+                    .bind(p.authorization_response_iss_parameter_supported)
                     .execute(self.writer())
                     .await
                     .map_err(backend_error)?;
@@ -82,13 +85,15 @@ macro_rules! outbound_store_impl {
                 }
 
                 async fn update_provider(&self, p: &OAuthProvider) -> Result<bool, StoreError> {
+                    let mut transaction = self.writer().begin().await.map_err(backend_error)?;
                     let result = sqlx::query(
                         "UPDATE oauth_providers SET token_url = $2, authorization_url = $3, \
                          client_id = $4, client_secret_sealed = $5, auth_method = $6, \
                          grant_type = $7, audience = $8, resource = $9, username = $10, \
                          password_sealed = $11, signing_key_sealed = $12, signing_kid = $13, \
                          signing_alg = $14, signing_public_jwk = $15, created_at = $16, \
-                         updated_at = $17 WHERE name = $1",
+                         updated_at = $17, issuer = $18, \
+                         authorization_response_iss_parameter_supported = $19 WHERE name = $1",
                     )
                     .bind(&p.name)
                     .bind(&p.token_url)
@@ -107,9 +112,20 @@ macro_rules! outbound_store_impl {
                     .bind(&p.signing_public_jwk)
                     .bind(p.created_at)
                     .bind(p.updated_at)
-                    .execute(self.writer())
+                    .bind(&p.issuer)
+                    .bind(p.authorization_response_iss_parameter_supported)
+                    .execute(&mut *transaction)
                     .await
                     .map_err(backend_error)?;
+                    sqlx::query(
+                        "DELETE FROM outbound_tokens WHERE profile IN \
+                         (SELECT name FROM oauth_profiles WHERE provider = $1)",
+                    )
+                    .bind(&p.name)
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(backend_error)?;
+                    transaction.commit().await.map_err(backend_error)?;
                     Ok(result.rows_affected() > 0)
                 }
 
@@ -388,6 +404,8 @@ pub(crate) struct ProviderRow {
     signing_public_jwk: Option<String>,
     created_at: i64,
     updated_at: i64,
+    issuer: Option<String>,
+    authorization_response_iss_parameter_supported: bool,
 }
 
 impl TryFrom<ProviderRow> for OAuthProvider {
@@ -410,6 +428,9 @@ impl TryFrom<ProviderRow> for OAuthProvider {
             signing_kid: row.signing_kid,
             signing_alg: row.signing_alg,
             signing_public_jwk: row.signing_public_jwk,
+            issuer: row.issuer,
+            authorization_response_iss_parameter_supported: row
+                .authorization_response_iss_parameter_supported,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })

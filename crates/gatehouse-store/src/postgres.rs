@@ -23,10 +23,7 @@ impl PostgresStore {
             .connect(url)
             .await
             .map_err(backend_error)?;
-        sqlx::migrate!("./migrations/postgres")
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        migrate!("./migrations/postgres", &pool);
         let token_writer = crate::batch::TokenWriter::start(pool.clone());
         Ok(PostgresStore { pool, token_writer })
     }

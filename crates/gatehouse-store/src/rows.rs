@@ -34,6 +34,7 @@ pub(crate) struct ClientRow {
     updated_at: i64,
     jwks: Option<String>,
     jwks_uri: Option<String>,
+    legacy_token_endpoint_aud: bool,
 }
 
 /// The column values of a client, in the order of [`CLIENT_COLUMNS`](crate::shared).
@@ -106,6 +107,7 @@ impl TryFrom<ClientRow> for Client {
             id_token_alg: row.id_token_alg.parse().map_err(corrupt("id_token_alg"))?,
             jwks: row.jwks,
             jwks_uri: row.jwks_uri,
+            legacy_token_endpoint_aud: row.legacy_token_endpoint_aud,
             managed: row.managed,
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -331,6 +333,9 @@ pub(crate) struct JwtProviderRow {
     managed: bool,
     created_at: i64,
     updated_at: i64,
+    accept_plain_jwt: bool,
+    accept_id_tokens: bool,
+    stale_keys_lifetime: i64,
 }
 
 /// The list columns of a JWT provider, as JSON text.
@@ -378,6 +383,9 @@ impl TryFrom<JwtProviderRow> for JwtProvider {
             max_age: row.max_age,
             api_access: row.api_access,
             api_scopes: parse_list("api_scopes", &row.api_scopes)?,
+            accept_plain_jwt: row.accept_plain_jwt,
+            accept_id_tokens: row.accept_id_tokens,
+            stale_keys_lifetime: row.stale_keys_lifetime,
             active: row.active,
             managed: row.managed,
             created_at: row.created_at,

@@ -10,7 +10,7 @@ macro_rules! client_columns {
         "id, client_id, name, client_type, secret_hash, redirect_uris, grant_types, \
          allowed_scopes, default_scopes, access_token_lifespan, refresh_token_lifespan, \
          token_format, run_as, active, require_pkce, allow_plain_pkce, id_token_alg, managed, \
-         created_at, updated_at, jwks, jwks_uri"
+         created_at, updated_at, jwks, jwks_uri, legacy_token_endpoint_aud"
     };
 }
 
@@ -45,7 +45,7 @@ macro_rules! jwt_provider_columns {
     () => {
         "id, name, issuer, audiences, key_source_kind, key_source_value, algorithms, user_claim, \
          user_field, allowed_clients, max_age, api_access, api_scopes, active, managed, \
-         created_at, updated_at"
+         created_at, updated_at, accept_plain_jwt, accept_id_tokens, stale_keys_lifetime"
     };
 }
 
@@ -78,7 +78,7 @@ macro_rules! shared_store_impl {
                     "INSERT INTO jwt_providers (",
                     jwt_provider_columns!(),
                     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                     $15, $16, $17)"
+                     $15, $16, $17, $18, $19, $20)"
                 ))
                 .bind(&provider.id)
                 .bind(&provider.name)
@@ -97,6 +97,9 @@ macro_rules! shared_store_impl {
                 .bind(provider.managed)
                 .bind(provider.created_at)
                 .bind(provider.updated_at)
+                .bind(provider.accept_plain_jwt)
+                .bind(provider.accept_id_tokens)
+                .bind(provider.stale_keys_lifetime)
                 .execute(self.writer())
                 .await
                 .map_err(backend_error)?;
@@ -112,7 +115,8 @@ macro_rules! shared_store_impl {
                     "UPDATE jwt_providers SET issuer = $2, audiences = $3, key_source_kind = $4, \
                      key_source_value = $5, algorithms = $6, user_claim = $7, user_field = $8, \
                      allowed_clients = $9, max_age = $10, api_access = $11, api_scopes = $12, \
-                     active = $13, managed = $14, updated_at = $15 WHERE name = $1",
+                     active = $13, managed = $14, updated_at = $15, accept_plain_jwt = $16, \
+                     accept_id_tokens = $17, stale_keys_lifetime = $18 WHERE name = $1",
                 )
                 .bind(&provider.name)
                 .bind(&provider.issuer)
@@ -129,6 +133,9 @@ macro_rules! shared_store_impl {
                 .bind(provider.active)
                 .bind(provider.managed)
                 .bind(provider.updated_at)
+                .bind(provider.accept_plain_jwt)
+                .bind(provider.accept_id_tokens)
+                .bind(provider.stale_keys_lifetime)
                 .execute(self.writer())
                 .await
                 .map_err(backend_error)?;
@@ -211,7 +218,7 @@ macro_rules! shared_store_impl {
                     "INSERT INTO clients (",
                     client_columns!(),
                     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                     $15, $16, $17, $18, $19, $20, $21, $22)"
+                     $15, $16, $17, $18, $19, $20, $21, $22, $23)"
                 ))
                 .bind(&client.id)
                 .bind(&client.client_id)
@@ -235,6 +242,7 @@ macro_rules! shared_store_impl {
                 .bind(client.updated_at)
                 .bind(&client.jwks)
                 .bind(&client.jwks_uri)
+                .bind(client.legacy_token_endpoint_aud)
                 .execute(self.writer())
                 .await
                 .map_err(backend_error)?;
@@ -249,8 +257,8 @@ macro_rules! shared_store_impl {
                      default_scopes = $8, access_token_lifespan = $9, \
                      refresh_token_lifespan = $10, token_format = $11, run_as = $12, \
                      active = $13, managed = $14, updated_at = $15, require_pkce = $16, \
-                     allow_plain_pkce = $17, id_token_alg = $18, jwks = $19, jwks_uri = $20 \
-                     WHERE client_id = $1",
+                     allow_plain_pkce = $17, id_token_alg = $18, jwks = $19, jwks_uri = $20, \
+                     legacy_token_endpoint_aud = $21 WHERE client_id = $1",
                 )
                 .bind(&client.client_id)
                 .bind(&client.name)
@@ -272,6 +280,7 @@ macro_rules! shared_store_impl {
                 .bind(client.id_token_alg.as_str())
                 .bind(&client.jwks)
                 .bind(&client.jwks_uri)
+                .bind(client.legacy_token_endpoint_aud)
                 .execute(self.writer())
                 .await
                 .map_err(backend_error)?;

@@ -41,10 +41,7 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(backend_error)?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&writer)
-            .await
-            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        migrate!("./migrations/sqlite", &writer);
         let reader = SqlitePoolOptions::new()
             // Two readers: the hot paths read from memory caches, and each SQLite connection is a
             // thread with its own page cache.

@@ -74,6 +74,7 @@ fn client(client_id: &str) -> Client {
         id_token_alg: SigningAlgorithm::Rs256,
         jwks: Some(r#"{"keys": []}"#.into()),
         jwks_uri: None,
+        legacy_token_endpoint_aud: true,
         managed: false,
         created_at: 1,
         updated_at: 2,
@@ -87,7 +88,7 @@ fn user(user_name: &str) -> User {
         display_name: "Service".into(),
         given_name: Some("Ser".into()),
         family_name: None,
-        email: Some("svc@example.com".into()),
+        email: Some(format!("{user_name}@example.com")),
         roles: vec!["admin".into(), "oauth_admin".into()],
         active: true,
         locked_out: false,
@@ -150,6 +151,39 @@ storage_test!(deleting_a_client_deletes_its_tokens, |store| {
     assert!(store.delete_client("billing").await.unwrap());
     assert!(!store.delete_client("billing").await.unwrap());
     assert_eq!(store.find_access_token("h1").await.unwrap(), None);
+});
+
+storage_test!(an_email_belongs_to_one_user, |store| {
+    let alice = user("alice");
+    store.insert_user(&alice).await.unwrap();
+    // Another user with the same email, created or changed into it: a conflict.
+    let mut bob = user("bob");
+    bob.email = alice.email.clone();
+    assert!(matches!(
+        store.insert_user(&bob).await,
+        Err(StoreError::Conflict(_))
+    ));
+    bob.email = Some("bob@example.com".into());
+    store.insert_user(&bob).await.unwrap();
+    bob.email = alice.email.clone();
+    assert!(matches!(
+        store.update_user(&bob).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Any number of users have no email.
+    for name in ["carol", "dave"] {
+        let mut nobody = user(name);
+        nobody.email = None;
+        store.insert_user(&nobody).await.unwrap();
+    }
+    assert_eq!(
+        store
+            .find_user_by_email("alice@example.com")
+            .await
+            .unwrap()
+            .map(|u| u.user_name),
+        Some("alice".into())
+    );
 });
 
 storage_test!(users_round_trip_and_delete_with_their_tokens, |store| {
@@ -588,6 +622,8 @@ fn provider(name: &str) -> OAuthProvider {
         signing_kid: Some("kid".into()),
         signing_alg: Some("ES256".into()),
         signing_public_jwk: Some("{}".into()),
+        issuer: Some("https://idp.example".into()),
+        authorization_response_iss_parameter_supported: true,
         created_at: 1,
         updated_at: 2,
     }
@@ -628,6 +664,42 @@ storage_test!(
         };
         store.insert_alias(&alias).await.unwrap();
         assert_eq!(store.find_alias("crm").await.unwrap(), Some(alias));
+        // Replacing the provider drops the tokens of its profiles in the same write, and only
+        // theirs.
+        let other = OAuthProfile {
+            name: "other".into(),
+            provider: "erp".into(),
+            ..profile.clone()
+        };
+        store.insert_provider(&provider("erp")).await.unwrap();
+        store.insert_profile(&other).await.unwrap();
+        for profile in ["crm-read", "other"] {
+            store
+                .save_outbound_token(&OutboundTokenRecord {
+                    profile: profile.into(),
+                    owner: "".into(),
+                    access_token_sealed: vec![1; 40],
+                    refresh_token_sealed: None,
+                    obtained_at: 1,
+                    expires_at: None,
+                })
+                .await
+                .unwrap();
+        }
+        crm.issuer = None;
+        assert!(store.update_provider(&crm).await.unwrap());
+        assert_eq!(store.find_provider("crm").await.unwrap(), Some(crm.clone()));
+        assert_eq!(
+            store.find_outbound_token("crm-read", "").await.unwrap(),
+            None
+        );
+        assert!(
+            store
+                .find_outbound_token("other", "")
+                .await
+                .unwrap()
+                .is_some()
+        );
 
         let mut token = OutboundTokenRecord {
             profile: "crm-read".into(),
@@ -727,6 +799,9 @@ fn jwt_provider(name: &str) -> JwtProvider {
         max_age: 300,
         api_access: true,
         api_scopes: vec!["useraccount".into()],
+        accept_plain_jwt: true,
+        accept_id_tokens: false,
+        stale_keys_lifetime: 600,
         active: true,
         managed: false,
         created_at: 1,
@@ -863,3 +938,69 @@ storage_test!(table_records_filter_page_and_compare_and_swap, |store| {
             .unwrap()
     );
 });
+
+/// Runs raw statements on a database, as an older version of Gatehouse would have left it.
+async fn execute_all<DB: sqlx::Database>(url: &str, statements: &[&'static str])
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    use sqlx::{Connection, Executor};
+    let mut connection = DB::Connection::connect(url).await.expect("connect");
+    for statement in statements {
+        (&mut connection)
+            .execute(*statement)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+}
+
+/// A database from before emails were unique, where two users share one, is not migrated: the
+/// error names them, and nobody's email is dropped.
+mod an_upgrade_where_users_share_an_email_is_refused {
+    use super::*;
+
+    async fn run(backend: Backend) {
+        let Some(database) = TestDatabase::create(backend).await else {
+            return;
+        };
+        let store = open(&database.url, Durability::Process).await.unwrap();
+        for name in ["alice", "bob", "carol"] {
+            store.insert_user(&user(name)).await.unwrap();
+        }
+        drop(store);
+        let before_unique_emails = [
+            "DROP INDEX users_by_email",
+            "CREATE INDEX users_by_email ON users (email)",
+            "DELETE FROM _sqlx_migrations WHERE version = 7",
+            "UPDATE users SET email = 'shared@example.com' WHERE user_name IN ('alice', 'bob')",
+        ];
+        match backend {
+            Backend::Sqlite => {
+                execute_all::<sqlx::Sqlite>(&database.url, &before_unique_emails).await
+            }
+            Backend::Postgres => {
+                execute_all::<sqlx::Postgres>(&database.url, &before_unique_emails).await
+            }
+        }
+        let refused = match open(&database.url, Durability::Process).await {
+            Err(StoreError::Backend(message)) => message,
+            Err(other) => panic!("unexpected error: {other}"),
+            Ok(_) => panic!("the upgrade was not refused"),
+        };
+        assert!(
+            refused.contains("alice <shared@example.com>, bob <shared@example.com>"),
+            "{refused}"
+        );
+        assert!(!refused.contains("carol"), "{refused}");
+    }
+
+    #[tokio::test]
+    async fn sqlite() {
+        run(Backend::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        run(Backend::Postgres).await;
+    }
+}

@@ -170,6 +170,9 @@ pub struct AppFieldArgs {
     /// A JWK Set URL for private_key_jwt ("" removes it).
     #[arg(long, value_name = "URL")]
     jwks_uri: Option<String>,
+    /// Accept private_key_jwt assertions whose aud is the token endpoint URL (default false).
+    #[arg(long, value_name = "BOOL")]
+    legacy_token_endpoint_aud: Option<bool>,
 }
 
 impl AppFieldArgs {
@@ -198,6 +201,7 @@ impl AppFieldArgs {
             id_token_alg: self.id_token_alg.map(|a| a.parse()).transpose()?,
             jwks: self.jwks_file.as_deref().map(read_text).transpose()?,
             jwks_uri: self.jwks_uri,
+            legacy_token_endpoint_aud: self.legacy_token_endpoint_aud,
         })
     }
 }
@@ -271,6 +275,15 @@ pub struct JwtProviderFieldArgs {
     /// A scope its tokens may carry on the APIs (repeatable).
     #[arg(long = "api-scope", value_name = "SCOPE")]
     api_scopes: Vec<String>,
+    /// Whether its tokens typed JWT (or untyped) are accepted on the APIs besides at+jwt ones.
+    #[arg(long, value_name = "BOOL")]
+    accept_plain_jwt: Option<bool>,
+    /// Whether its ID tokens are accepted on the APIs.
+    #[arg(long, value_name = "BOOL")]
+    accept_id_tokens: Option<bool>,
+    /// Seconds its keys stay in use past their expiry while refreshing fails (default 3600).
+    #[arg(long, value_name = "SECONDS")]
+    stale_keys_lifetime: Option<i64>,
     #[arg(long, value_name = "BOOL")]
     active: Option<bool>,
 }
@@ -294,6 +307,9 @@ impl JwtProviderFieldArgs {
             allowed_clients: list(self.allowed_clients),
             max_age: self.max_age,
             api_access: self.api_access,
+            accept_plain_jwt: self.accept_plain_jwt,
+            accept_id_tokens: self.accept_id_tokens,
+            stale_keys_lifetime: self.stale_keys_lifetime,
             api_scopes: list(self.api_scopes),
             active: self.active,
         })

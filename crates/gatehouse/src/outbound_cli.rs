@@ -77,6 +77,14 @@ pub struct ProviderArgs {
     /// jwt_bearer and shows its public JWK.
     #[arg(long, value_name = "ALG")]
     signing_alg: Option<String>,
+    /// The provider's issuer identifier (required for authorization_code): its authorization
+    /// responses must name it in `iss`.
+    #[arg(long, value_name = "URL")]
+    issuer: Option<String>,
+    /// The provider's metadata says authorization_response_iss_parameter_supported: responses
+    /// without `iss` are refused.
+    #[arg(long)]
+    authorization_response_iss_parameter_supported: bool,
     #[arg(long)]
     json: bool,
 }
@@ -190,6 +198,9 @@ pub async fn run_outbound(services: &Services, command: OutboundCommand) -> anyh
                     .map(secret_from_env)
                     .transpose()?,
                 signing_alg: args.signing_alg,
+                issuer: args.issuer,
+                authorization_response_iss_parameter_supported: args
+                    .authorization_response_iss_parameter_supported,
             };
             print_provider(
                 &ProviderView::from(&registry.save_provider(spec).await?),

@@ -311,6 +311,8 @@ pub enum JwtRejection {
     BadSignature,
     #[error("claim {0} is missing or malformed")]
     MissingClaim(&'static str),
+    #[error("claim {0} is not an integer number of seconds")]
+    NotAnInteger(&'static str),
     #[error("its issuer is {0:?}, not the expected issuer")]
     WrongIssuer(String),
     #[error("its audience does not name this server")]
@@ -402,6 +404,23 @@ impl UnverifiedJwt {
     pub fn kid(&self) -> Option<&str> {
         self.header.get("kid").and_then(Value::as_str)
     }
+
+    /// The `typ` header as a media type name: lowercase, without `application/` (RFC 7515
+    /// §4.1.9).
+    pub fn token_type(&self) -> Option<String> {
+        self.header
+            .get("typ")
+            .and_then(Value::as_str)
+            .map(bare_type)
+    }
+}
+
+fn bare_type(typ: &str) -> String {
+    let lower = typ.to_ascii_lowercase();
+    match lower.strip_prefix("application/") {
+        Some(bare) => bare.to_owned(),
+        None => lower,
+    }
 }
 
 /// Verifies `token` (already parsed as `unverified`) with `keys` against `expect`.
@@ -424,10 +443,7 @@ pub fn verify(
         return Err(JwtRejection::CriticalHeader);
     }
     if let Some(typ) = header.get("typ").and_then(Value::as_str) {
-        let bare = typ
-            .strip_prefix("application/")
-            .unwrap_or(typ)
-            .to_ascii_lowercase();
+        let bare = bare_type(typ);
         if !expect.types.iter().any(|t| *t == bare) {
             return Err(JwtRejection::WrongType(typ.to_owned()));
         }
@@ -458,14 +474,15 @@ fn check_claims(
     expect: &Expectations<'_>,
 ) -> Result<i64, JwtRejection> {
     let now = expect.now;
+    // Fractions, exponents, strings and out-of-range numbers are refused rather than rounded:
+    // two parsers reading one time two ways is how a token outlives its expiry somewhere.
     let time = |name: &'static str| -> Result<Option<i64>, JwtRejection> {
         match claims.get(name) {
             None => Ok(None),
             Some(value) => value
                 .as_i64()
-                .or_else(|| value.as_f64().map(|f| f as i64))
                 .map(Some)
-                .ok_or(JwtRejection::MissingClaim(name)),
+                .ok_or(JwtRejection::NotAnInteger(name)),
         }
     };
     match claims.get("iss").and_then(Value::as_str) {
@@ -562,6 +579,24 @@ mod tests {
             check_claims(&c, &expect(&aud)),
             Err(JwtRejection::NotYetValid)
         );
+        for (claim, value) in [
+            ("exp", serde_json::json!(10_300.5)),
+            ("exp", serde_json::json!(1.03e4)),
+            ("exp", serde_json::json!("10300")),
+            ("nbf", serde_json::json!(9_000.0)),
+            ("iat", serde_json::json!(true)),
+            ("iat", serde_json::json!(u64::MAX)),
+        ] {
+            let mut c = good.clone();
+            c.insert(claim.into(), value);
+            assert!(
+                matches!(
+                    check_claims(&c, &expect(&aud)),
+                    Err(JwtRejection::NotAnInteger(name)) if name == claim
+                ),
+                "{claim}"
+            );
+        }
         let mut c = good.clone();
         c.remove("sub");
         assert_eq!(

@@ -30,6 +30,9 @@ pub use registry::{JwtProviderChanges, NewJwtProvider, check_remote_url};
 /// Default for how old an assertion may be (its `iat`), in seconds.
 pub const DEFAULT_MAX_ASSERTION_AGE: i64 = 300;
 
+/// Default for how long keys that fail to refresh stay in use past their expiry, in seconds.
+pub const DEFAULT_STALE_KEYS_LIFETIME: i64 = 3600;
+
 /// Where the public keys of an issuer come from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -144,6 +147,14 @@ pub struct JwtProvider {
     pub api_access: bool,
     /// The scopes a token of this provider can carry on the APIs.
     pub api_scopes: Vec<String>,
+    /// Whether tokens typed `JWT` (or untyped) count as access tokens on the APIs; otherwise
+    /// only `at+jwt` (RFC 9068) does.
+    pub accept_plain_jwt: bool,
+    /// Whether ID tokens are accepted on the APIs as standing for their user.
+    pub accept_id_tokens: bool,
+    /// How long keys that fail to refresh stay in use past their expiry, in seconds; after
+    /// that the provider's tokens are refused until its keys can be fetched again.
+    pub stale_keys_lifetime: i64,
     pub active: bool,
     pub managed: bool,
     pub created_at: i64,
@@ -156,6 +167,7 @@ impl JwtProvider {
             cache_key: format!("provider:{}:{}", self.id, self.updated_at),
             issuer: &self.issuer,
             source: &self.key_source,
+            stale_keys_lifetime: self.stale_keys_lifetime,
         }
     }
 }
@@ -166,6 +178,8 @@ pub struct TrustAnchor<'a> {
     pub cache_key: String,
     pub issuer: &'a str,
     pub source: &'a KeySource,
+    /// Seconds the keys may serve past their expiry while refreshing them fails.
+    pub stale_keys_lifetime: i64,
 }
 
 /// The port through which verification keys are obtained (fetched and cached by the adapter).
@@ -264,12 +278,7 @@ impl Federation {
         self.accept_once(&provider.issuer, &verified)
             .await
             .map_err(refuse)?;
-        self.map_user(provider, &verified).await?.ok_or_else(|| {
-            refuse(format!(
-                "its {} claim does not name an active user",
-                provider.user_claim
-            ))
-        })
+        self.map_user(provider, &verified, refuse).await
     }
 
     /// Authenticates a client by a signed assertion (`private_key_jwt`, RFC 7523 §2.2, OpenID
@@ -289,6 +298,7 @@ impl Federation {
                 cache_key: format!("client:{}:{}", client.id, client.updated_at),
                 issuer: &client.client_id,
                 source: &source,
+                stale_keys_lifetime: DEFAULT_STALE_KEYS_LIFETIME,
             };
             let verified = self
                 .verify(
@@ -297,7 +307,7 @@ impl Federation {
                     &anchor,
                     &Expectations {
                         issuer: &client.client_id,
-                        audiences: &self.own_audiences(),
+                        audiences: &self.client_assertion_audiences(client),
                         algorithms: &JwsAlgorithm::ALL,
                         max_age: Some(DEFAULT_MAX_ASSERTION_AGE),
                         subject: Some(&client.client_id),
@@ -360,6 +370,7 @@ impl Federation {
         } else {
             provider.audiences.clone()
         };
+        let declared_type = unverified.token_type();
         let verified = self
             .verify(
                 token,
@@ -371,18 +382,15 @@ impl Federation {
                     algorithms: &provider.algorithms,
                     max_age: None,
                     subject: None,
-                    types: &["jwt", "at+jwt"],
+                    types: &["jwt", ACCESS_TOKEN_TYPE],
                     now,
                 },
             )
             .await
             .map_err(refuse)?;
-        let user = self.map_user(provider, &verified).await?.ok_or_else(|| {
-            refuse(format!(
-                "its {} claim does not name an active user",
-                provider.user_claim
-            ))
-        })?;
+        let kind = TokenKind::of(declared_type.as_deref(), &verified, &self.token_endpoints());
+        kind.accepted_by(provider).map_err(refuse)?;
+        let user = self.map_user(provider, &verified, refuse).await?;
         let allowed = ScopeSet::from_list(&provider.api_scopes).unwrap_or_default();
         let scope = match token_scopes(&verified) {
             Some(carried) => {
@@ -393,13 +401,18 @@ impl Federation {
             // administrator allowed this provider.
             None => allowed,
         };
-        let client_id = ["azp", "client_id", "cid"]
+        // The provider chooses its client identifiers; prefixed with its name they can never pass
+        // for one of this server's applications (whose client_ids cannot contain ':').
+        let client_id = match ["azp", "client_id", "cid"]
             .iter()
             .find_map(|c| verified.string(c))
-            .unwrap_or(&provider.name);
+        {
+            Some(theirs) => format!("{}:{theirs}", provider.name),
+            None => provider.name.clone(),
+        };
         Ok(Some(AccessTokenInfo {
             jti: verified.string("jti").unwrap_or_default().to_owned(),
-            client_id: client_id.to_owned(),
+            client_id,
             user_id: Some(user.id.clone()),
             user_name: Some(user.user_name.clone()),
             scope,
@@ -409,14 +422,31 @@ impl Federation {
         }))
     }
 
-    /// This server's names as an audience: its issuer and its token endpoint under both paths.
-    fn own_audiences(&self) -> Vec<String> {
+    /// This server's token endpoint under both its paths.
+    fn token_endpoints(&self) -> [String; 2] {
         let issuer = self.tokens.issuer();
-        vec![
-            issuer.to_owned(),
+        [
             format!("{issuer}/oauth/token"),
             format!("{issuer}/oauth_token.do"),
         ]
+    }
+
+    /// The `aud` a client's `private_key_jwt` assertion must carry: this server's issuer (RFC
+    /// 7523bis, so an assertion made for one server's token endpoint cannot be replayed to
+    /// another that shares it), or the token endpoint for a client kept on the older rule.
+    fn client_assertion_audiences(&self, client: &Client) -> Vec<String> {
+        let mut audiences = vec![self.tokens.issuer().to_owned()];
+        if client.legacy_token_endpoint_aud {
+            audiences.extend(self.token_endpoints());
+        }
+        audiences
+    }
+
+    /// This server's names as an audience: its issuer and its token endpoint under both paths.
+    fn own_audiences(&self) -> Vec<String> {
+        let mut audiences = vec![self.tokens.issuer().to_owned()];
+        audiences.extend(self.token_endpoints());
+        audiences
     }
 
     async fn verify(
@@ -449,20 +479,112 @@ impl Federation {
         }
     }
 
-    /// The active, unlocked user the provider's user claim names.
+    /// The active, unlocked user the provider's user claim names. An email names someone only
+    /// when the provider vouches for it (`email_verified: true`, OpenID Connect Core §5.1);
+    /// emails are unique among users, so it names at most one person.
     async fn map_user(
         &self,
         provider: &JwtProvider,
         verified: &VerifiedJwt,
-    ) -> Result<Option<Arc<User>>, Error> {
-        let Some(value) = verified.string(&provider.user_claim) else {
-            return Ok(None);
+        refuse: impl Fn(String) -> Error,
+    ) -> Result<Arc<User>, Error> {
+        let not_a_user = || {
+            refuse(format!(
+                "its {} claim does not name an active user",
+                provider.user_claim
+            ))
         };
+        let value = verified
+            .string(&provider.user_claim)
+            .ok_or_else(not_a_user)?;
         let user = match provider.user_field {
             UserField::UserName => self.tokens.user_by_name(value).await?,
-            UserField::Email => self.store.find_user_by_email(value).await?.map(Arc::new),
+            UserField::Email => {
+                if verified.claims.get("email_verified") != Some(&serde_json::Value::Bool(true)) {
+                    return Err(refuse(
+                        "users are mapped by email, and its email_verified is not true".into(),
+                    ));
+                }
+                self.store.find_user_by_email(value).await?.map(Arc::new)
+            }
         };
-        Ok(user.filter(|u| u.can_authenticate()))
+        user.filter(|u| u.can_authenticate()).ok_or_else(not_a_user)
+    }
+}
+
+/// The media type of JWT access tokens (RFC 9068 §2.1), as [`UnverifiedJwt::token_type`] gives it.
+const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+
+/// Claims only an ID token carries (OpenID Connect Core §2, §3.1.3.6, §3.3.2.11; `s_hash` from
+/// FAPI): a token with any of them was made for a client to learn who signed in, not for an API.
+/// `auth_time` counts only for untyped tokens, since RFC 9068 §2.2.1 allows it in `at+jwt` ones.
+const ID_TOKEN_CLAIMS: [&str; 5] = ["nonce", "at_hash", "c_hash", "s_hash", "auth_time"];
+
+/// What a verified third-party token is, by its `typ` header and its claims.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TokenKind {
+    /// Declared an access token (`typ: at+jwt`).
+    Access,
+    /// Untyped or typed `JWT`, with nothing that marks it as something else.
+    Plain,
+    /// An ID token: it has ID-token claims, or its audience is the party it was issued to
+    /// (`aud` naming its own `azp`), which is how an ID token addresses its client.
+    IdToken,
+    /// A client or grant assertion for this server's token endpoint (its `aud` names it).
+    TokenEndpointAssertion,
+}
+
+impl TokenKind {
+    fn of(declared_type: Option<&str>, verified: &VerifiedJwt, token_endpoints: &[String]) -> Self {
+        let audiences: Vec<&str> = match verified.claims.get("aud") {
+            Some(serde_json::Value::String(aud)) => vec![aud.as_str()],
+            Some(serde_json::Value::Array(auds)) => {
+                auds.iter().filter_map(serde_json::Value::as_str).collect()
+            }
+            _ => vec![],
+        };
+        if audiences
+            .iter()
+            .any(|aud| token_endpoints.iter().any(|e| e == aud))
+        {
+            return TokenKind::TokenEndpointAssertion;
+        }
+        if declared_type == Some(ACCESS_TOKEN_TYPE) {
+            return TokenKind::Access;
+        }
+        let id_claims = ID_TOKEN_CLAIMS
+            .iter()
+            .any(|c| verified.claims.contains_key(*c));
+        let addressed_to_its_client = verified
+            .string("azp")
+            .is_some_and(|azp| audiences.contains(&azp));
+        if id_claims || addressed_to_its_client {
+            TokenKind::IdToken
+        } else {
+            TokenKind::Plain
+        }
+    }
+
+    /// Whether `provider` lets this kind of token reach the APIs; the error says why not.
+    fn accepted_by(&self, provider: &JwtProvider) -> Result<(), String> {
+        match self {
+            TokenKind::Access => Ok(()),
+            TokenKind::Plain if provider.accept_plain_jwt => Ok(()),
+            TokenKind::IdToken if provider.accept_id_tokens => Ok(()),
+            TokenKind::Plain => Err(format!(
+                "it is not typed at+jwt, and provider {:?} does not accept plain JWTs \
+                 (accept_plain_jwt)",
+                provider.name
+            )),
+            TokenKind::IdToken => Err(format!(
+                "it is an ID token, and provider {:?} does not accept ID tokens \
+                 (accept_id_tokens)",
+                provider.name
+            )),
+            TokenKind::TokenEndpointAssertion => {
+                Err("it is an assertion for this server's token endpoint".into())
+            }
+        }
     }
 }
 

@@ -4,10 +4,15 @@
 use serde::{Deserialize, Serialize};
 
 use super::jose::{JwsAlgorithm, KeySet};
-use super::{DEFAULT_MAX_ASSERTION_AGE, JwtProvider, KeySource, UserField};
+use super::{
+    DEFAULT_MAX_ASSERTION_AGE, DEFAULT_STALE_KEYS_LIFETIME, JwtProvider, KeySource, UserField,
+};
 use crate::Error;
 use crate::registry::{Registry, check_identifier, conflict_as_domain};
 use crate::scope::ScopeSet;
+
+/// The longest time keys that fail to refresh may stay in use: a week.
+const MAX_STALE_KEYS_LIFETIME: i64 = 7 * 86_400;
 
 /// Changes to a JWT provider; `None` leaves a field as it is (on creation: takes its default).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +28,9 @@ pub struct JwtProviderChanges {
     pub max_age: Option<i64>,
     pub api_access: Option<bool>,
     pub api_scopes: Option<Vec<String>>,
+    pub accept_plain_jwt: Option<bool>,
+    pub accept_id_tokens: Option<bool>,
+    pub stale_keys_lifetime: Option<i64>,
     pub active: Option<bool>,
 }
 
@@ -70,6 +78,9 @@ impl Registry {
             max_age: DEFAULT_MAX_ASSERTION_AGE,
             api_access: false,
             api_scopes: vec![],
+            accept_plain_jwt: false,
+            accept_id_tokens: false,
+            stale_keys_lifetime: DEFAULT_STALE_KEYS_LIFETIME,
             active: true,
             managed,
             created_at: now,
@@ -141,6 +152,11 @@ impl Registry {
                 "max_age must be between 1 second and 1 day",
             ));
         }
+        if !(0..=MAX_STALE_KEYS_LIFETIME).contains(&provider.stale_keys_lifetime) {
+            return Err(Error::validation(format!(
+                "stale_keys_lifetime must be between 0 and {MAX_STALE_KEYS_LIFETIME} seconds"
+            )));
+        }
         ScopeSet::from_list(&provider.api_scopes)?;
         if provider.api_access && provider.api_scopes.is_empty() {
             return Err(Error::validation(
@@ -183,8 +199,20 @@ fn apply_changes(provider: &mut JwtProvider, changes: JwtProviderChanges) {
         max_age,
         api_access,
         api_scopes,
+        accept_plain_jwt,
+        accept_id_tokens,
+        stale_keys_lifetime,
         active,
     } = changes;
+    if let Some(v) = accept_plain_jwt {
+        provider.accept_plain_jwt = v;
+    }
+    if let Some(v) = accept_id_tokens {
+        provider.accept_id_tokens = v;
+    }
+    if let Some(v) = stale_keys_lifetime {
+        provider.stale_keys_lifetime = v;
+    }
     if let Some(v) = issuer {
         provider.issuer = v;
     }

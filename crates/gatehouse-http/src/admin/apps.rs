@@ -50,6 +50,9 @@ pub struct AppInput {
     pub jwks: Option<String>,
     /// A JWK Set URL for `private_key_jwt`; an empty string removes it.
     pub jwks_uri: Option<String>,
+    /// Accept `private_key_jwt` assertions whose `aud` is the token endpoint URL rather than the
+    /// issuer (default false; for clients written before that rule).
+    pub legacy_token_endpoint_aud: Option<bool>,
 }
 
 impl AppInput {
@@ -75,6 +78,7 @@ impl AppInput {
             id_token_alg: self.id_token_alg.map(|a| a.parse()).transpose()?,
             jwks: self.jwks,
             jwks_uri: self.jwks_uri,
+            legacy_token_endpoint_aud: self.legacy_token_endpoint_aud,
         };
         Ok((self.client_id, self.client_secret.map(Secret::new), changes))
     }

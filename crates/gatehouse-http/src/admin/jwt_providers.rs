@@ -43,6 +43,14 @@ pub struct JwtProviderInput {
     pub api_access: Option<bool>,
     /// The scopes its tokens may carry on the APIs.
     pub api_scopes: Option<Vec<String>>,
+    /// Accept its tokens typed `JWT` (or untyped) as access tokens on the APIs, besides those
+    /// typed `at+jwt` (default false). ID tokens and assertions stay refused.
+    pub accept_plain_jwt: Option<bool>,
+    /// Accept its ID tokens on the APIs (default false).
+    pub accept_id_tokens: Option<bool>,
+    /// Seconds its keys stay in use past their expiry while refreshing them fails (default
+    /// 3600); then its tokens are refused.
+    pub stale_keys_lifetime: Option<i64>,
     pub active: Option<bool>,
 }
 
@@ -66,6 +74,9 @@ impl JwtProviderInput {
             max_age: self.max_age,
             api_access: self.api_access,
             api_scopes: self.api_scopes,
+            accept_plain_jwt: self.accept_plain_jwt,
+            accept_id_tokens: self.accept_id_tokens,
+            stale_keys_lifetime: self.stale_keys_lifetime,
             active: self.active,
         };
         Ok((self.name, changes))

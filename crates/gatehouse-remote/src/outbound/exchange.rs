@@ -219,10 +219,14 @@ fn sign_assertion(
     subject: &str,
     now: i64,
 ) -> Result<String, gatehouse_core::Error> {
+    // The provider's issuer is the audience RFC 7523bis asks for (and the one a Gatehouse
+    // provider requires of client assertions); the token endpoint serves a provider recorded
+    // without one.
+    let audience = provider.issuer.as_ref().unwrap_or(&provider.token_url);
     let claims = serde_json::json!({
         "iss": provider.client_id,
         "sub": subject,
-        "aud": provider.token_url,
+        "aud": audience,
         "iat": now,
         "exp": now + ASSERTION_LIFETIME,
         "jti": secret::generate(),
@@ -266,6 +270,8 @@ mod tests {
             signing_kid: Some(key.kid.clone()),
             signing_alg: Some("ES256".into()),
             signing_public_jwk: None,
+            issuer: None,
+            authorization_response_iss_parameter_supported: false,
             created_at: 0,
             updated_at: 0,
         };
@@ -285,5 +291,13 @@ mod tests {
         let signed = format!("{}.{}", parts[0], parts[1]);
         let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
         assert!(key.verify(signed.as_bytes(), &signature));
+        // A provider whose issuer is recorded is addressed by it.
+        let with_issuer = OAuthProvider {
+            issuer: Some("https://idp.example".into()),
+            ..provider
+        };
+        let jws = sign_assertion(&key, &with_issuer, "gatehouse", 1_000).unwrap();
+        let claims = decode(jws.split('.').nth(1).unwrap());
+        assert_eq!(claims["aud"], "https://idp.example");
     }
 }

@@ -215,6 +215,8 @@ server_test!(outbound_tokens_are_obtained_in_a_real_browser, |server| {
             username: None,
             password: None,
             signing_alg: None,
+            issuer: Some(provider.base.clone()),
+            authorization_response_iss_parameter_supported: true,
         })
         .await
         .unwrap();

@@ -569,8 +569,8 @@ server_test!(
             })
             .await;
         let store = server.services.store.clone();
-        // An hour ahead, as an integer and as a fraction (which JSON numbers may be).
-        for exp in [json!(now() + 3600), json!(now() as f64 + 3600.5)] {
+        // An hour ahead (a fraction is refused outright: see numeric_claims_must_be_integers).
+        for exp in [json!(now() + 3600)] {
             let expires = exp.as_f64().unwrap() as i64;
             // The JWT bearer grant's assertion.
             let mut claims = assertion_claims(&idp, &server, "alice");
@@ -658,16 +658,22 @@ server_test!(private_key_jwt_authenticates_clients, |server| {
         let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         post_form(server, "/oauth/token", None, &form).await
     };
-    let assertion = client_assertion(&ec, &inline.client_id, server.url("/oauth/token"));
+    // The audience is the issuer.
+    let assertion = client_assertion(&ec, &inline.client_id, server.base.clone());
     let (status, _, body) = request(assertion.clone(), None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["scope"], "inventory");
-    // Replayed, signed by another key, or naming another audience: invalid_client.
+    // Replayed, signed by another key, naming another audience, or naming the token endpoint
+    // (under either path) without the legacy switch: invalid_client.
     let stranger = TestKey::ec("client-key");
+    let token_endpoints = [server.url("/oauth/token"), server.url("/oauth_token.do")];
     for assertion in [
         assertion,
-        client_assertion(&stranger, &inline.client_id, server.url("/oauth/token")),
+        client_assertion(&stranger, &inline.client_id, server.base.clone()),
         client_assertion(&ec, &inline.client_id, "https://elsewhere.example".into()),
+        client_assertion(&ec, &inline.client_id, token_endpoints[0].clone()),
+        client_assertion(&ec, &inline.client_id, token_endpoints[1].clone()),
+        client_assertion(&ec, &inline.client_id, format!("{}/", server.base)),
     ] {
         let (status, headers, body) = request(assertion, Some(inline.client_id.clone())).await;
         assert_eq!(
@@ -676,6 +682,35 @@ server_test!(private_key_jwt_authenticates_clients, |server| {
         );
         assert!(headers.contains_key("www-authenticate"));
     }
+    // An application kept on the older rule accepts the token endpoint too (and still the
+    // issuer), through the admin API's switch.
+    let admin = server.token_for_role("admin").await;
+    let response = server
+        .http
+        .patch(server.url(&format!("/api/admin/v1/apps/{}", inline.client_id)))
+        .bearer_auth(&admin)
+        .json(&json!({"legacy_token_endpoint_aud": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let view: Value = response.json().await.unwrap();
+    assert_eq!(view["legacy_token_endpoint_aud"], true);
+    for aud in [
+        token_endpoints[0].clone(),
+        token_endpoints[1].clone(),
+        server.base.clone(),
+    ] {
+        let (status, _, body) =
+            request(client_assertion(&ec, &inline.client_id, aud.clone()), None).await;
+        assert_eq!(status, 200, "{aud}: {body}");
+    }
+    let (status, _, _) = request(
+        client_assertion(&ec, &inline.client_id, "https://elsewhere.example".into()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
     // Keys by URL, fetched from the client's own JWK Set (here: the stand-in IdP serving it),
     // with the issuer as audience.
     let rsa = TestKey::rsa("rotating");
@@ -791,7 +826,7 @@ server_test!(
         let (status, _, whoami) = get("/api/admin/v1/whoami", good.clone()).await;
         assert_eq!(status, 200, "{whoami}");
         assert_eq!(whoami["user_name"], "carol");
-        assert_eq!(whoami["client_id"], "okta-app");
+        assert_eq!(whoami["client_id"], "okta:okta-app");
         assert_eq!(
             whoami["scope"], "useraccount",
             "scopes beyond the provider's are dropped"
@@ -932,6 +967,8 @@ server_test!(jwt_providers_follow_the_declarative_file, |server| {
             algorithms = ["ES256"]
             allowed_clients = ["assertion-app"]
             max_age = {max_age}
+            accept_id_tokens = true
+            stale_keys_lifetime = 120
             "#
         ))
         .unwrap()
@@ -945,6 +982,15 @@ server_test!(jwt_providers_follow_the_declarative_file, |server| {
         manifest.apply(registry, options, &|_| None).await.unwrap()
     };
     let created = apply(file(300), false).await;
+    let stored = registry.get_jwt_provider("corporate").await.unwrap();
+    assert_eq!(
+        (
+            stored.accept_plain_jwt,
+            stored.accept_id_tokens,
+            stored.stale_keys_lifetime
+        ),
+        (false, true, 120)
+    );
     assert!(
         created
             .iter()
@@ -1001,31 +1047,31 @@ server_test!(another_gatehouse_is_a_trusted_identity_provider, |server| {
     let id_token = tokens["id_token"].as_str().unwrap().to_owned();
 
     server.user("dave", &["oauth_admin"]).await;
-    provider(
-        &server,
-        &Idp::of(&idp),
-        "upstream-gatehouse",
-        JwtProviderChanges {
-            audiences: Some(vec![idp_app.client_id.clone()]),
-            algorithms: Some(vec![JwsAlgorithm::ES256]),
-            user_claim: Some("preferred_username".into()),
-            api_access: Some(true),
-            api_scopes: Some(vec!["useraccount".into()]),
-            ..JwtProviderChanges::default()
-        },
-    )
-    .await;
-    let response = server
-        .http
-        .get(server.url("/api/admin/v1/whoami"))
-        .bearer_auth(&id_token)
-        .send()
+    let trust = |accept_id_tokens: bool| JwtProviderChanges {
+        audiences: Some(vec![idp_app.client_id.clone()]),
+        algorithms: Some(vec![JwsAlgorithm::ES256]),
+        user_claim: Some("preferred_username".into()),
+        api_access: Some(true),
+        api_scopes: Some(vec!["useraccount".into()]),
+        accept_id_tokens: Some(accept_id_tokens),
+        ..JwtProviderChanges::default()
+    };
+    provider(&server, &Idp::of(&idp), "upstream-gatehouse", trust(false)).await;
+    // An ID token is for the client that asked for it: refused unless the provider opts in.
+    refused(&server, "ID token", &id_token, "it is an ID token").await;
+    server
+        .services
+        .registry
+        .update_jwt_provider("upstream-gatehouse", trust(true))
         .await
         .unwrap();
-    assert_eq!(response.status(), 200);
-    let whoami: Value = response.json().await.unwrap();
+    let (status, whoami) = self::whoami(&server, &id_token).await;
+    assert_eq!(status, 200, "{whoami}");
     assert_eq!(whoami["user_name"], "dave");
-    assert_eq!(whoami["client_id"], idp_app.client_id.as_str());
+    assert_eq!(
+        whoami["client_id"],
+        format!("upstream-gatehouse:{}", idp_app.client_id)
+    );
     assert_eq!(whoami["scope"], "useraccount");
 });
 
@@ -1057,6 +1103,10 @@ server_test!(jwt_providers_are_managed_from_the_cli, |server| {
         "email",
         "--allow-app",
         &app.client_id,
+        "--accept-plain-jwt",
+        "true",
+        "--stale-keys-lifetime",
+        "60",
     ])
     .await;
     assert!(
@@ -1067,6 +1117,14 @@ server_test!(jwt_providers_are_managed_from_the_cli, |server| {
     let view: Value = serde_json::from_slice(&created.stdout).unwrap();
     assert_eq!(view["algorithms"], json!(["RS256", "PS256"]));
     assert_eq!(view["allowed_clients"], json!([app.client_id]));
+    assert_eq!(
+        (
+            &view["accept_plain_jwt"],
+            &view["accept_id_tokens"],
+            &view["stale_keys_lifetime"]
+        ),
+        (&json!(true), &json!(false), &json!(60))
+    );
     let refused = run(&[
         "jwt-provider",
         "create",
@@ -1099,3 +1157,491 @@ server_test!(jwt_providers_are_managed_from_the_cli, |server| {
             .success()
     );
 });
+
+/// The issuer of the third-party tokens below.
+const OKTA: &str = "https://corp.okta.example/oauth2/default";
+
+/// A provider trusting a static EC key for API access, and the key that signs its tokens.
+async fn api_provider(server: &TestServer, name: &str, fields: JwtProviderChanges) -> TestKey {
+    let (key, pem) = TestKey::ec_with_pem("any");
+    let mut fields = fields;
+    fields.issuer.get_or_insert(OKTA.into());
+    fields
+        .audiences
+        .get_or_insert(vec!["api://gatehouse".into()]);
+    fields.key_source = Some(KeySource::Static(pem));
+    fields.algorithms = Some(vec![JwsAlgorithm::ES256]);
+    fields.api_access = Some(true);
+    fields.api_scopes = Some(vec!["useraccount".into()]);
+    server
+        .services
+        .registry
+        .create_jwt_provider(
+            NewJwtProvider {
+                name: name.into(),
+                fields,
+            },
+            false,
+        )
+        .await
+        .expect("create the JWT provider");
+    key
+}
+
+/// A token of the `api_provider` under a header `typ` (none when `None`) with `extra` claims
+/// added to (or, as null, removed from) good ones.
+fn api_token(key: &TestKey, typ: Option<&str>, extra: Value) -> String {
+    let mut header = Header::new(Algorithm::ES256);
+    header.typ = typ.map(str::to_owned);
+    let mut claims = json!({
+        "iss": OKTA, "sub": "carol", "aud": "api://gatehouse", "iat": now(),
+        "exp": now() + 300, "scp": ["useraccount"], "cid": "okta-app", "jti": uuid_like(),
+    });
+    for (name, value) in extra.as_object().unwrap() {
+        if value.is_null() {
+            claims.as_object_mut().unwrap().remove(name);
+        } else {
+            claims[name] = value.clone();
+        }
+    }
+    jsonwebtoken::encode(&header, &claims, &key.encoding).unwrap()
+}
+
+/// `GET /api/admin/v1/whoami` with `token`: the status and the JSON body.
+async fn whoami(server: &TestServer, token: &str) -> (u16, Value) {
+    let response = server
+        .http
+        .get(server.url("/api/admin/v1/whoami"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    if status == 401 {
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    }
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Asserts that `token` is refused on the APIs with `reason` in the description.
+async fn refused(server: &TestServer, case: &str, token: &str, reason: &str) {
+    let (status, body) = whoami(server, token).await;
+    assert_eq!(status, 401, "{case}: {body}");
+    assert_eq!(body["error"], "invalid_token", "{case}: {body}");
+    let description = body["error_description"].as_str().unwrap_or_default();
+    assert!(description.contains(reason), "{case}: {description}");
+}
+
+server_test!(
+    only_access_tokens_reach_the_apis_unless_the_provider_opts_in,
+    |server| {
+        server.user("carol", &["oauth_admin"]).await;
+        let token_endpoint = server.url("/oauth/token");
+        let key = api_provider(
+            &server,
+            "okta",
+            JwtProviderChanges {
+                // An administrator listing the token endpoint as an audience (for assertions)
+                // must not make assertions pass as access tokens.
+                audiences: Some(vec!["api://gatehouse".into(), token_endpoint.clone()]),
+                ..JwtProviderChanges::default()
+            },
+        )
+        .await;
+        // Declared access tokens, however the media type is spelt.
+        for typ in [
+            "at+jwt",
+            "AT+JWT",
+            "application/at+jwt",
+            "Application/At+Jwt",
+        ] {
+            let (status, body) = whoami(&server, &api_token(&key, Some(typ), json!({}))).await;
+            assert_eq!(status, 200, "{typ}: {body}");
+            assert_eq!(body["user_name"], "carol");
+            assert_eq!(
+                body["client_id"], "okta:okta-app",
+                "the provider's client_id comes prefixed with its name"
+            );
+        }
+        let plain = [
+            ("untyped", api_token(&key, None, json!({}))),
+            ("typ JWT", api_token(&key, Some("JWT"), json!({}))),
+            (
+                "typ application/jwt",
+                api_token(&key, Some("application/jwt"), json!({})),
+            ),
+        ];
+        let id_tokens = [
+            (
+                "nonce",
+                api_token(&key, Some("JWT"), json!({"nonce": "n-0S6_WzA2Mj"})),
+            ),
+            (
+                "at_hash",
+                api_token(&key, None, json!({"at_hash": "77QmUPtjPfzWtF2AnpK9RQ"})),
+            ),
+            (
+                "auth_time",
+                api_token(&key, Some("JWT"), json!({"auth_time": now() - 10})),
+            ),
+            (
+                "aud naming its azp",
+                api_token(
+                    &key,
+                    None,
+                    json!({"aud": ["api://gatehouse", "web-app"], "azp": "web-app"}),
+                ),
+            ),
+        ];
+        let assertions = [
+            (
+                "assertion for the token endpoint",
+                api_token(&key, None, json!({"aud": token_endpoint})),
+            ),
+            (
+                "assertion typed as an access token",
+                api_token(
+                    &key,
+                    Some("at+jwt"),
+                    json!({"aud": [token_endpoint, "api://gatehouse"]}),
+                ),
+            ),
+            (
+                "assertion for the other token endpoint path, among good audiences",
+                api_token(
+                    &key,
+                    None,
+                    json!({"aud": ["api://gatehouse", server.url("/oauth_token.do")]}),
+                ),
+            ),
+        ];
+        for (case, token) in &plain {
+            refused(&server, case, token, "does not accept plain JWTs").await;
+        }
+        for (case, token) in &id_tokens {
+            refused(&server, case, token, "it is an ID token").await;
+        }
+        refused(
+            &server,
+            "other typ",
+            &api_token(&key, Some("logout+jwt"), json!({})),
+            "which is not a token of this kind",
+        )
+        .await;
+        // The token endpoint only accepts assertions that name it; audiences are checked too.
+        let (status, _) = whoami(
+            &server,
+            &api_token(&key, Some("at+jwt"), json!({"aud": token_endpoint})),
+        )
+        .await;
+        assert_eq!(status, 401);
+
+        // Opting in to plain JWTs admits them, and nothing else.
+        let admin = server.token_for_role("admin").await;
+        let patch = |body: Value| {
+            let request = server
+                .http
+                .patch(server.url("/api/admin/v1/jwt-providers/okta"))
+                .bearer_auth(&admin)
+                .json(&body)
+                .send();
+            async move {
+                let response = request.await.unwrap();
+                assert_eq!(response.status(), 200);
+                response.json::<Value>().await.unwrap()
+            }
+        };
+        let view = patch(json!({"accept_plain_jwt": true})).await;
+        assert_eq!(view["accept_plain_jwt"], true);
+        assert_eq!(view["accept_id_tokens"], false);
+        for (case, token) in &plain {
+            assert_eq!(whoami(&server, token).await.0, 200, "{case}");
+        }
+        for (case, token) in &id_tokens {
+            refused(&server, case, token, "it is an ID token").await;
+        }
+        // ID tokens only by name.
+        patch(json!({"accept_plain_jwt": false, "accept_id_tokens": true})).await;
+        for (case, token) in &id_tokens {
+            let (status, body) = whoami(&server, token).await;
+            assert_eq!(status, 200, "{case}: {body}");
+        }
+        let (_, body) = whoami(&server, &id_tokens[3].1).await;
+        assert_eq!(body["client_id"], "okta:web-app");
+        for (case, token) in &plain {
+            refused(&server, case, token, "does not accept plain JWTs").await;
+        }
+        // Assertions never.
+        patch(json!({"accept_plain_jwt": true})).await;
+        for (case, token) in &assertions {
+            refused(
+                &server,
+                case,
+                token,
+                "an assertion for this server's token endpoint",
+            )
+            .await;
+        }
+        // A provider token without a client names only the provider.
+        let (_, body) = whoami(
+            &server,
+            &api_token(&key, Some("at+jwt"), json!({"cid": null})),
+        )
+        .await;
+        assert_eq!(body["client_id"], "okta");
+    }
+);
+
+server_test!(numeric_claims_must_be_integers, |server| {
+    server.user("carol", &["oauth_admin"]).await;
+    let key = api_provider(&server, "okta", JwtProviderChanges::default()).await;
+    let exp = now() + 300;
+    for (claim, value) in [
+        ("exp", json!(exp as f64 + 0.5)),
+        ("exp", json!(format!("{exp}"))),
+        ("exp", json!(exp as f64)),
+        ("nbf", json!((now() - 10) as f64 + 0.25)),
+        ("iat", json!(format!("{}", now()))),
+        ("iat", json!([now()])),
+    ] {
+        let token = api_token(&key, Some("at+jwt"), json!({ claim: value }));
+        refused(
+            &server,
+            &format!("{claim} = {value}"),
+            &token,
+            &format!("claim {claim} is not an integer"),
+        )
+        .await;
+    }
+    // The same rule for the JWT bearer grant's assertions.
+    let rsa = TestKey::rsa("r1");
+    let idp = Idp::start(&[&rsa]);
+    let app = bearer_app(&server).await;
+    provider(
+        &server,
+        &idp,
+        "corporate",
+        JwtProviderChanges {
+            allowed_clients: Some(vec![app.client_id.clone()]),
+            ..JwtProviderChanges::default()
+        },
+    )
+    .await;
+    let mut claims = assertion_claims(&idp, &server, "carol");
+    claims["exp"] = json!((now() + 60) as f64 + 0.5);
+    let (status, body) = exchange(&server, &app, &rsa.sign(&claims)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("claim exp is not an integer")
+    );
+});
+
+server_test!(
+    email_mapping_needs_a_verified_email_held_by_one_user,
+    |server| {
+        let registry = &server.services.registry;
+        for (name, email) in [
+            ("erin", "erin@corp.example"),
+            ("frank", "frank@corp.example"),
+        ] {
+            server.user(name, &["oauth_admin"]).await;
+            registry
+                .update_user(
+                    name,
+                    UserChanges {
+                        email: Some(email.into()),
+                        ..UserChanges::default()
+                    },
+                )
+                .await
+                .unwrap();
+        }
+        let key = api_provider(
+            &server,
+            "entra",
+            JwtProviderChanges {
+                user_claim: Some("email".into()),
+                user_field: Some(gatehouse_core::federation::UserField::Email),
+                ..JwtProviderChanges::default()
+            },
+        )
+        .await;
+        let token = |extra: Value| api_token(&key, Some("at+jwt"), extra);
+        let (status, body) = whoami(
+            &server,
+            &token(json!({"email": "erin@corp.example", "email_verified": true})),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["user_name"], "erin");
+        for (case, extra) in [
+            (
+                "unverified",
+                json!({"email": "erin@corp.example", "email_verified": false}),
+            ),
+            ("no email_verified", json!({"email": "erin@corp.example"})),
+            (
+                "verified as text",
+                json!({"email": "erin@corp.example", "email_verified": "true"}),
+            ),
+            (
+                "verified as 1",
+                json!({"email": "erin@corp.example", "email_verified": 1}),
+            ),
+        ] {
+            refused(&server, case, &token(extra), "email_verified is not true").await;
+        }
+        refused(
+            &server,
+            "nobody's email",
+            &token(json!({"email": "mallory@corp.example", "email_verified": true})),
+            "does not name an active user",
+        )
+        .await;
+
+        // A second user with a taken email is a conflict, through every way of making one.
+        let admin = server.token_for_role("admin").await;
+        let response = server
+            .http
+            .post(server.url("/api/admin/v1/users"))
+            .bearer_auth(&admin)
+            .json(&json!({"user_name": "erin2", "email": "erin@corp.example"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 409);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "conflict");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("\"erin\" already has the email"),
+            "{body}"
+        );
+        let response = server
+            .http
+            .patch(server.url("/api/admin/v1/users/frank"))
+            .bearer_auth(&admin)
+            .json(&json!({"email": "erin@corp.example"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 409);
+        let output = crate::cli::gatehouse(
+            &server,
+            &["user", "create", "erin3", "--email", "erin@corp.example"],
+            &[],
+        )
+        .await;
+        assert!(!output.status.success());
+        assert!(String::from_utf8_lossy(&output.stderr).contains("already has the email"));
+        // A user keeps their own email when saved again, and frank still maps to frank.
+        registry
+            .update_user(
+                "erin",
+                UserChanges {
+                    email: Some("erin@corp.example".into()),
+                    ..UserChanges::default()
+                },
+            )
+            .await
+            .unwrap();
+        let (_, body) = whoami(
+            &server,
+            &token(json!({"email": "frank@corp.example", "email_verified": true})),
+        )
+        .await;
+        assert_eq!(body["user_name"], "frank");
+    }
+);
+
+server_test!(
+    keys_that_fail_to_refresh_serve_only_for_their_stale_lifetime,
+    |server| {
+        let rsa = TestKey::rsa("r1");
+        let app = bearer_app(&server).await;
+        server.user("alice", &[]).await;
+        // Two providers whose keys expire after a second: one keeps them an hour past that
+        // when refreshing fails (the default), one not at all.
+        let patient = Idp::start(&[&rsa]);
+        let strict = Idp::start(&[&rsa]);
+        for (idp, name, lifetime) in [(&patient, "patient", None), (&strict, "strict", Some(0))] {
+            idp.set("cache_control", "max-age=1");
+            provider(
+                &server,
+                idp,
+                name,
+                JwtProviderChanges {
+                    key_source: Some(KeySource::JwksUrl(format!("{}/jwks", idp.base))),
+                    allowed_clients: Some(vec![app.client_id.clone()]),
+                    stale_keys_lifetime: lifetime,
+                    ..JwtProviderChanges::default()
+                },
+            )
+            .await;
+            assert_eq!(
+                exchange(&server, &app, &sign_for(&rsa, idp, &server))
+                    .await
+                    .0,
+                200,
+                "{name}"
+            );
+        }
+        assert_eq!(
+            server
+                .services
+                .registry
+                .get_jwt_provider("patient")
+                .await
+                .unwrap()
+                .stale_keys_lifetime,
+            3600
+        );
+        patient.set("mode", "error");
+        strict.set("mode", "error");
+        // Past the keys' max-age, so the next use tries a refresh, which fails.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        assert_eq!(
+            exchange(&server, &app, &sign_for(&rsa, &patient, &server))
+                .await
+                .0,
+            200
+        );
+        let (status, body) = exchange(&server, &app, &sign_for(&rsa, &strict, &server)).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant"))
+        );
+        let description = body["error_description"].as_str().unwrap();
+        assert!(description.contains("stale_keys_lifetime"), "{description}");
+        // Asked again at once (no new fetch may run yet): still refused, from the cache.
+        let (status, _) = exchange(&server, &app, &sign_for(&rsa, &strict, &server)).await;
+        assert_eq!(status, 400);
+        // The limit is validated.
+        let refused = server
+            .services
+            .registry
+            .update_jwt_provider(
+                "strict",
+                JwtProviderChanges {
+                    stale_keys_lifetime: Some(-1),
+                    ..JwtProviderChanges::default()
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(refused.to_string().contains("stale_keys_lifetime"));
+    }
+);

@@ -384,7 +384,8 @@ server_test!(
         .await;
         assert_eq!(status, 200, "{echoed}");
         assert_eq!(echoed["user"], "carol");
-        assert_eq!(echoed["client_id"], "corp-app");
+        // The provider's client identifier reaches the upstream under the provider's name.
+        assert_eq!(echoed["client_id"], "corp:corp-app");
         assert_eq!(echoed["scopes"], "inventory_read");
         let (status, headers, _) = send(
             &server,

@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use crate::cli::gatehouse;
 use crate::harness::{Backend, TestApp, TestServer, post_form, server_test, uuid_like};
+use crate::people::Browser;
 
 /// The external provider: another Gatehouse, with a service user whose tokens may call its
 /// admin API, and a client-credentials application acting as that user.
@@ -76,6 +77,8 @@ fn provider_spec(name: &str, token_url: String, app: &TestApp) -> ProviderSpec {
         username: None,
         password: None,
         signing_alg: None,
+        issuer: None,
+        authorization_response_iss_parameter_supported: false,
     }
 }
 
@@ -736,6 +739,8 @@ server_test!(
         signed.client_secret = None;
         signed.auth_method = ClientAuthMethod::PrivateKeyJwt;
         signed.signing_alg = Some("ES256".into());
+        // Its assertions name the provider's issuer, which a Gatehouse requires as their aud.
+        signed.issuer = Some(provider.server.base.clone());
         let jwk = registry
             .save_provider(signed.clone())
             .await
@@ -916,4 +921,579 @@ server_test!(outbound_records_are_managed_from_the_cli, |server| {
         serde_json::from_slice::<Value>(&listed.stdout).unwrap(),
         serde_json::json!([])
     );
+});
+
+/// Saves a provider through the admin API; the status and the view or error.
+async fn save_through_api(server: &TestServer, admin: &str, body: Value) -> (u16, Value) {
+    let response = server
+        .http
+        .post(server.url("/api/admin/v1/outbound/providers"))
+        .bearer_auth(admin)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn assert_moved(status: u16, body: &Value, field: &str, missing: &str) {
+    assert_eq!(status, 400, "{body}");
+    let description = body["error_description"].as_str().unwrap();
+    assert!(
+        description.contains(&format!("{field} moves to another origin"))
+            && description.contains(missing),
+        "{description}"
+    );
+}
+
+server_test!(
+    credentials_stay_bound_to_the_origin_they_were_given_for,
+    |server| {
+        // The provider moves from one Gatehouse to another: the second must never receive the
+        // first one's client secret.
+        let (first, second) = (provider().await, provider().await);
+        let registry = server.services.outbound.registry();
+        let api = first.server.url("/api/admin/v1");
+        connect(
+            &server,
+            "crm",
+            provider_spec("crm", first.server.url("/oauth/token"), &first.app),
+            api,
+        )
+        .await;
+        let caller = server.token_for_role("integration").await;
+        assert_eq!(
+            proxy_get(&server, "/api/outbound/crm/whoami", &caller)
+                .await
+                .0,
+            200
+        );
+        let admin = server.token_for_role("oauth_admin").await;
+        let spec = |token_url: String, secret: Option<&str>| {
+            let mut body = serde_json::json!({
+                "name": "crm", "token_url": token_url, "client_id": first.app.client_id,
+            });
+            if let Some(secret) = secret {
+                body["client_secret"] = secret.into();
+            }
+            body
+        };
+        // Another path at the same origin keeps the secret (and it still works there).
+        let (status, view) = save_through_api(
+            &server,
+            &admin,
+            spec(first.server.url("/oauth_token.do"), None),
+        )
+        .await;
+        assert_eq!(
+            (status, view["has_secret"].as_bool()),
+            (200, Some(true)),
+            "{view}"
+        );
+        assert_eq!(
+            proxy_get(&server, "/api/outbound/crm/whoami", &caller)
+                .await
+                .0,
+            200
+        );
+        // Another host, port or scheme without a new secret: refused, nothing changes.
+        let port = first.server.settings.listen.port();
+        for moved in [
+            second.server.url("/oauth/token"),
+            format!("https://127.0.0.1:{port}/oauth_token.do"),
+            format!("http://127.0.0.1:{}/oauth_token.do", port + 1),
+            format!("http://localhost:{port}/oauth_token.do"),
+        ] {
+            let (status, body) = save_through_api(&server, &admin, spec(moved.clone(), None)).await;
+            assert_moved(status, &body, "token_url", "needs a client secret");
+        }
+        let kept = registry.get_provider("crm").await.unwrap();
+        assert_eq!(kept.token_url, first.server.url("/oauth_token.do"));
+        assert!(
+            registry
+                .find_token("crm", SYSTEM_OWNER)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            token_requests(&second.server, "client_credentials").await,
+            0
+        );
+        // With the new provider's own secret in the same change: moved, and the old token is
+        // gone with the old credentials.
+        let (status, view) = save_through_api(
+            &server,
+            &admin,
+            serde_json::json!({
+                "name": "crm", "token_url": second.server.url("/oauth/token"),
+                "client_id": second.app.client_id, "client_secret": second.app.secret,
+            }),
+        )
+        .await;
+        assert_eq!(
+            (status, view["has_secret"].as_bool()),
+            (200, Some(true)),
+            "{view}"
+        );
+        assert!(
+            registry
+                .find_token("crm", SYSTEM_OWNER)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            token_requests(&second.server, "client_credentials").await,
+            0
+        );
+
+        // A signing key is discarded too: a new one is generated for the new origin.
+        let signer = |token_url: &str| {
+            serde_json::json!({
+                "name": "signer", "token_url": token_url, "client_id": "gh",
+                "auth_method": "private_key_jwt", "signing_alg": "ES256",
+            })
+        };
+        let (_, original) =
+            save_through_api(&server, &admin, signer("https://idp.example/token")).await;
+        let (_, same) =
+            save_through_api(&server, &admin, signer("https://idp.example/v2/token")).await;
+        assert_eq!(same["public_jwk"], original["public_jwk"]);
+        let (status, moved) =
+            save_through_api(&server, &admin, signer("https://other.example/token")).await;
+        assert_eq!(status, 200, "{moved}");
+        assert_ne!(moved["public_jwk"]["kid"], original["public_jwk"]["kid"]);
+
+        // A password, and the secret of an authorization-code provider whose authorization
+        // endpoint moves.
+        let password = |token_url: &str, secret: Option<&str>, password: Option<&str>| {
+            let mut body = serde_json::json!({
+                "name": "owner", "token_url": token_url, "client_id": "gh",
+                "grant": "password", "username": "svc",
+            });
+            if let Some(secret) = secret {
+                body["client_secret"] = secret.into();
+            }
+            if let Some(password) = password {
+                body["password"] = password.into();
+            }
+            body
+        };
+        let secret = "a-client-secret-of-thirty-two-chars";
+        let (status, body) = save_through_api(
+            &server,
+            &admin,
+            password("https://idp.example/token", Some(secret), Some("pw")),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = save_through_api(
+            &server,
+            &admin,
+            password("https://other.example/token", Some(secret), None),
+        )
+        .await;
+        assert_moved(
+            status,
+            &body,
+            "token_url",
+            "needs a username and a password",
+        );
+        let (status, view) = save_through_api(
+            &server,
+            &admin,
+            password("https://other.example/token", Some(secret), Some("pw2")),
+        )
+        .await;
+        assert_eq!(
+            (status, view["has_password"].as_bool()),
+            (200, Some(true)),
+            "{view}"
+        );
+        let code = |authorization_url: &str, secret: Option<&str>| {
+            let mut body = serde_json::json!({
+                "name": "browser", "token_url": "https://idp.example/token", "client_id": "gh",
+                "grant": "authorization_code", "authorization_url": authorization_url,
+                "issuer": "https://idp.example",
+            });
+            if let Some(secret) = secret {
+                body["client_secret"] = secret.into();
+            }
+            body
+        };
+        assert_eq!(
+            save_through_api(
+                &server,
+                &admin,
+                code("https://idp.example/authorize", Some(secret))
+            )
+            .await
+            .0,
+            200
+        );
+        let (status, body) = save_through_api(
+            &server,
+            &admin,
+            code("https://login.other.example/authorize", None),
+        )
+        .await;
+        assert_moved(status, &body, "authorization_url", "needs a client secret");
+
+        // The CLI: the same rule.
+        let cli_save = |token_url: String, secret_env: bool| {
+            let mut args = vec![
+                "outbound".to_owned(),
+                "provider".into(),
+                "save".into(),
+                "crm".into(),
+                "--token-url".into(),
+                token_url,
+                "--client-id".into(),
+                first.app.client_id.clone(),
+            ];
+            if secret_env {
+                args.extend(["--secret-env".into(), "FIRST_SECRET".into()]);
+            }
+            let server = &server;
+            let secret = first.app.secret.clone();
+            async move {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                gatehouse(server, &args, &[("FIRST_SECRET", &secret)]).await
+            }
+        };
+        let output = cli_save(first.server.url("/oauth/token"), false).await;
+        assert!(!output.status.success());
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("token_url moves to another origin")
+        );
+        let output = cli_save(first.server.url("/oauth/token"), true).await;
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(
+            proxy_get(&server, "/api/outbound/crm/whoami", &caller)
+                .await
+                .0,
+            200
+        );
+
+        // The declarative file: the same rule.
+        let file = server.data_dir().join("moved.toml");
+        let write = |token_url: String, with_secret: bool| {
+            let secret = if with_secret {
+                "client_secret_env = \"SECOND_SECRET\"\n"
+            } else {
+                ""
+            };
+            std::fs::write(
+                &file,
+                format!(
+                    "[[oauth_provider]]\nname = \"crm\"\ntoken_url = \"{token_url}\"\n\
+                     client_id = \"{}\"\n{secret}",
+                    second.app.client_id
+                ),
+            )
+            .unwrap();
+        };
+        let path = file.to_str().unwrap();
+        let env = [("SECOND_SECRET", second.app.secret.as_str())];
+        write(second.server.url("/oauth/token"), false);
+        let output = gatehouse(&server, &["apply", path], &env).await;
+        assert!(!output.status.success());
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("token_url moves to another origin")
+        );
+        assert_eq!(
+            registry.get_provider("crm").await.unwrap().token_url,
+            first.server.url("/oauth/token")
+        );
+        write(second.server.url("/oauth/token"), true);
+        let output = gatehouse(&server, &["apply", path], &env).await;
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        // The API the alias calls moves along, so the new token is good there.
+        let mut alias = registry.get_alias("crm").await.unwrap();
+        alias.base_url = second.server.url("/api/admin/v1");
+        registry
+            .save_alias(AliasSpec {
+                name: alias.name,
+                base_url: alias.base_url,
+                profile: alias.profile,
+                allowed_roles: alias.allowed_roles,
+                timeout_seconds: Some(alias.timeout_seconds),
+                max_retries: Some(alias.max_retries),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            proxy_get(&server, "/api/outbound/crm/whoami", &caller)
+                .await
+                .0,
+            200
+        );
+        assert_eq!(
+            token_requests(&second.server, "client_credentials").await,
+            1
+        );
+    }
+);
+
+/// An authorization-code provider for mix-up tests: another Gatehouse with a person, `pat`, and
+/// an application whose redirect URI is `consumer`'s callback.
+struct CodeProvider {
+    server: TestServer,
+    app: TestApp,
+}
+
+const PERSON_PASSWORD: &str = "a long enough password";
+
+async fn code_provider(consumer: &TestServer) -> CodeProvider {
+    let server = TestServer::start(Backend::Sqlite)
+        .await
+        .expect("SQLite is always available");
+    server.user("pat", &[]).await;
+    let app = server
+        .app_with(AppChanges {
+            name: Some("Gatehouse next door".into()),
+            redirect_uris: Some(vec![consumer.url("/oauth_redirect.do")]),
+            grant_types: Some(vec![GrantType::AuthorizationCode]),
+            allowed_scopes: Some(vec!["useraccount".into()]),
+            ..AppChanges::default()
+        })
+        .await;
+    CodeProvider { server, app }
+}
+
+impl CodeProvider {
+    /// Registers it at `consumer` as provider and system-wide profile `name`.
+    async fn register(&self, consumer: &TestServer, name: &str, iss_always_sent: bool) {
+        let registry = consumer.services.outbound.registry();
+        let mut spec = provider_spec(name, self.server.url("/oauth/token"), &self.app);
+        spec.grant = GrantType::AuthorizationCode;
+        spec.authorization_url = Some(self.server.url("/oauth/authorize"));
+        spec.issuer = Some(self.server.base.clone());
+        spec.authorization_response_iss_parameter_supported = iss_always_sent;
+        registry.save_provider(spec).await.expect("provider");
+        registry
+            .save_profile(ProfileSpec {
+                name: name.into(),
+                provider: name.into(),
+                scopes: vec!["useraccount".into()],
+                per_user: false,
+            })
+            .await
+            .expect("profile");
+    }
+
+    /// Pat signs in at the provider and allows the authorization the browser was sent to;
+    /// returns the parameters of the answer sent back to the consumer's callback.
+    async fn answer(&self, location: &str) -> Vec<(String, String)> {
+        let mut pat = Browser::new();
+        let login = pat.get(location).await;
+        assert_eq!(login.status, 200, "{:?} {}", login.location(), login.body);
+        let mut done = pat
+            .login(&self.server, &login, "pat", PERSON_PASSWORD)
+            .await;
+        // Consent is asked unless the scopes need none.
+        if done.status == 200 {
+            done = pat.consent(&self.server, &done, "allow").await;
+        }
+        assert_eq!(done.status, 303, "{}", done.body);
+        let answer: Vec<(String, String)> = done.redirect_params().into_iter().collect();
+        assert!(answer.iter().any(|(k, _)| k == "code"), "{answer:?}");
+        answer
+    }
+}
+
+/// An administrator of `consumer` signed in to its "OAuth tokens" page.
+async fn signed_in(consumer: &TestServer) -> Browser {
+    let mut browser = Browser::new();
+    let login = browser.get(&consumer.url("/outbound")).await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    let done = browser
+        .login(consumer, &login, "carol", PERSON_PASSWORD)
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    browser
+}
+
+/// Presses "Get OAuth token" for `profile`; returns where the browser is sent.
+async fn start(consumer: &TestServer, browser: &mut Browser, profile: &str) -> String {
+    let page = browser.get(&consumer.url("/outbound")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let csrf = page.field("csrf");
+    let started = browser
+        .post(
+            &consumer.url("/outbound/authorize"),
+            &[("csrf", &csrf), ("profile", profile)],
+        )
+        .await;
+    started
+        .location()
+        .unwrap_or_else(|| panic!("no redirect: {}", started.body))
+}
+
+/// The state a provider was sent.
+fn state_of(location: &str) -> String {
+    let query = location.split_once('?').unwrap().1;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned()
+}
+
+/// Delivers an answer to the consumer's callback in `browser`; the status and the page.
+async fn deliver(
+    consumer: &TestServer,
+    browser: &mut Browser,
+    params: &[(String, String)],
+) -> (u16, String) {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish();
+    let page = browser
+        .get(&format!("{}?{query}", consumer.url("/oauth_redirect.do")))
+        .await;
+    (page.status, page.body)
+}
+
+/// `params` with `name` set to `value`, or removed when `None`.
+fn with(params: &[(String, String)], name: &str, value: Option<&str>) -> Vec<(String, String)> {
+    let mut changed: Vec<(String, String)> =
+        params.iter().filter(|(k, _)| k != name).cloned().collect();
+    if let Some(value) = value {
+        changed.push((name.into(), value.into()));
+    }
+    changed
+}
+
+server_test!(outbound_authorization_codes_cannot_be_mixed_up, |server| {
+    server
+        .services
+        .registry
+        .create_user(
+            gatehouse_core::registry::NewUser {
+                user_name: "carol".into(),
+                password: Some(Secret::new(PERSON_PASSWORD)),
+                fields: gatehouse_core::registry::UserChanges {
+                    roles: Some(vec!["admin".into()]),
+                    ..Default::default()
+                },
+            },
+            false,
+        )
+        .await
+        .unwrap();
+    // "one" says in its metadata that it always sends iss; "two" does not.
+    let (one, two) = (code_provider(&server).await, code_provider(&server).await);
+    one.register(&server, "one", true).await;
+    two.register(&server, "two", false).await;
+    let registry = server.services.outbound.registry();
+    let held = |profile: &'static str| async move {
+        registry
+            .find_token(profile, SYSTEM_OWNER)
+            .await
+            .unwrap()
+            .is_some()
+    };
+    let mut victim = signed_in(&server).await;
+    let mut attacker = signed_in(&server).await;
+
+    // The attacker obtains a code from "two" for the consumer's callback ...
+    let from_two = two
+        .answer(&start(&server, &mut attacker, "two").await)
+        .await;
+    // ... and plants it on the victim's authorization with "one", under one's state.
+    let victims_state = state_of(&start(&server, &mut victim, "one").await);
+    let planted = with(&from_two, "state", Some(&victims_state));
+    let (status, page) = deliver(&server, &mut victim, &planted).await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("names issuer"), "{page}");
+    // Without iss, which "one" always sends: refused as well.
+    let victims_state = state_of(&start(&server, &mut victim, "one").await);
+    let planted = with(&with(&from_two, "state", Some(&victims_state)), "iss", None);
+    let (status, page) = deliver(&server, &mut victim, &planted).await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("carries no iss"), "{page}");
+    // An error answer from another issuer is not taken for one's either.
+    let victims_state = state_of(&start(&server, &mut victim, "one").await);
+    let error = vec![
+        ("error".to_owned(), "access_denied".to_owned()),
+        ("state".to_owned(), victims_state),
+        ("iss".to_owned(), two.server.base.clone()),
+    ];
+    let (status, page) = deliver(&server, &mut victim, &error).await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("names issuer"), "{page}");
+    // No code reached any token endpoint, and no token was stored.
+    assert_eq!(token_requests(&one.server, "authorization_code").await, 0);
+    assert_eq!(token_requests(&two.server, "authorization_code").await, 0);
+    assert!(!held("one").await);
+
+    // The state binds the provider: a profile pointed at another provider meanwhile does
+    // not redeem the code there.
+    let location = start(&server, &mut victim, "one").await;
+    let answer = one.answer(&location).await;
+    registry
+        .save_profile(ProfileSpec {
+            name: "one".into(),
+            provider: "two".into(),
+            scopes: vec!["useraccount".into()],
+            per_user: false,
+        })
+        .await
+        .unwrap();
+    let (status, page) = deliver(&server, &mut victim, &answer).await;
+    assert_eq!(status, 400, "{page}");
+    assert!(
+        page.contains("changed after the authorization started"),
+        "{page}"
+    );
+    assert_eq!(token_requests(&two.server, "authorization_code").await, 0);
+    one.register(&server, "one", true).await;
+
+    // The genuine answers are accepted: with iss ...
+    let location = start(&server, &mut victim, "one").await;
+    let answer = one.answer(&location).await;
+    assert!(
+        answer
+            .iter()
+            .any(|(k, v)| k == "iss" && *v == one.server.base)
+    );
+    let (status, page) = deliver(&server, &mut victim, &answer).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(held("one").await);
+    assert_eq!(token_requests(&one.server, "authorization_code").await, 1);
+    // ... and, from a provider that does not promise iss, without it; but a wrong iss is
+    // refused even there.
+    let location = start(&server, &mut victim, "two").await;
+    let answer = two.answer(&location).await;
+    let (status, page) = deliver(
+        &server,
+        &mut victim,
+        &with(&answer, "iss", Some(&one.server.base)),
+    )
+    .await;
+    assert_eq!(status, 400, "{page}");
+    let location = start(&server, &mut victim, "two").await;
+    let answer = two.answer(&location).await;
+    let (status, page) = deliver(&server, &mut victim, &with(&answer, "iss", None)).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(held("two").await);
+    assert_eq!(token_requests(&two.server, "authorization_code").await, 1);
+
+    // An authorization-code provider needs its issuer.
+    let mut spec = provider_spec("three", one.server.url("/oauth/token"), &one.app);
+    spec.grant = GrantType::AuthorizationCode;
+    spec.authorization_url = Some(one.server.url("/oauth/authorize"));
+    let refused = registry.save_provider(spec).await.unwrap_err();
+    assert!(refused.to_string().contains("issuer"), "{refused}");
 });
