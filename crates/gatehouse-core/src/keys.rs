@@ -243,6 +243,32 @@ impl SigningKey {
     }
 }
 
+/// Where a key stands in its algorithm's rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    /// Published, signing from its activation on.
+    Next,
+    /// The key its algorithm signs with.
+    Signing,
+    /// Replaced by a newer key, still published while its tokens may be valid.
+    Superseded,
+    /// Replaced long enough ago that no token it signed is valid: neither published nor
+    /// verifying.
+    Unpublished,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Next => "next",
+            KeyState::Signing => "signing",
+            KeyState::Superseded => "superseded",
+            KeyState::Unpublished => "unpublished",
+        }
+    }
+}
+
 /// The set of keys one instance knows, ordered by activation.
 #[derive(Debug, Default)]
 pub struct KeyRing {
@@ -274,23 +300,47 @@ impl KeyRing {
         self.keys.iter().find(|k| k.kid == kid)
     }
 
-    /// The keys to publish at `now`: every key not yet superseded, plus superseded keys whose
-    /// tokens may still be valid.
-    pub fn published(&self, now: i64) -> Vec<&Arc<SigningKey>> {
-        self.keys
+    /// The key that may verify a token naming `kid` at `now`: only a published one, so a token
+    /// is never accepted on a key relying parties can no longer see.
+    pub fn verifying_key(&self, kid: &str, now: i64) -> Option<&Arc<SigningKey>> {
+        let index = self.keys.iter().position(|k| k.kid == kid)?;
+        self.is_published(index, now).then(|| &self.keys[index])
+    }
+
+    /// Whether the key at `index` is published at `now`: not superseded, or superseded so
+    /// recently that its tokens may still be valid. A key is superseded when the next key of
+    /// its algorithm activates.
+    fn is_published(&self, index: usize, now: i64) -> bool {
+        let key = &self.keys[index];
+        let superseded_at = self.keys[index + 1..]
             .iter()
-            .enumerate()
-            .filter(|(index, key)| {
-                // A key is superseded when the next key of its algorithm activates.
-                let superseded_at = self.keys[index + 1..]
-                    .iter()
-                    .find(|later| later.alg == key.alg)
-                    .map(|later| later.activates_at)
-                    .filter(|at| *at <= now);
-                superseded_at.is_none_or(|at| at + self.max_token_lifetime >= now)
-            })
-            .map(|(_, k)| k)
+            .find(|later| later.alg == key.alg)
+            .map(|later| later.activates_at)
+            .filter(|at| *at <= now);
+        superseded_at.is_none_or(|at| at + self.max_token_lifetime >= now)
+    }
+
+    /// The keys to publish at `now`.
+    pub fn published(&self, now: i64) -> Vec<&Arc<SigningKey>> {
+        (0..self.keys.len())
+            .filter(|index| self.is_published(*index, now))
+            .map(|index| &self.keys[index])
             .collect()
+    }
+
+    /// Where the key `kid` stands at `now`; `None` when this ring does not hold it.
+    pub fn state(&self, kid: &str, now: i64) -> Option<KeyState> {
+        let index = self.keys.iter().position(|k| k.kid == kid)?;
+        let key = &self.keys[index];
+        Some(if key.activates_at > now {
+            KeyState::Next
+        } else if self.signing_key(key.alg, now).is_some_and(|k| k.kid == kid) {
+            KeyState::Signing
+        } else if self.is_published(index, now) {
+            KeyState::Superseded
+        } else {
+            KeyState::Unpublished
+        })
     }
 
     pub fn jwks(&self, now: i64) -> serde_json::Value {
@@ -375,6 +425,19 @@ mod tests {
         assert!(ring.signing_key(SigningAlgorithm::Rs256, 100).is_none());
         assert_eq!(ring.published(130).len(), 2);
         let late: Vec<_> = ring.published(131).iter().map(|k| k.kid.clone()).collect();
-        assert_eq!(late, vec![new]);
+        assert_eq!(late, vec![new.clone()]);
+        // Only published keys verify.
+        assert!(ring.verifying_key(&old, 130).is_some());
+        assert!(ring.verifying_key(&old, 131).is_none());
+        assert!(ring.verifying_key(&new, 131).is_some());
+        assert!(ring.verifying_key("unknown", 131).is_none());
+        let states = |now| {
+            [&old, &new]
+                .map(|kid| ring.state(kid, now).unwrap())
+                .to_vec()
+        };
+        assert_eq!(states(50), vec![KeyState::Signing, KeyState::Next]);
+        assert_eq!(states(130), vec![KeyState::Superseded, KeyState::Signing]);
+        assert_eq!(states(131), vec![KeyState::Unpublished, KeyState::Signing]);
     }
 }

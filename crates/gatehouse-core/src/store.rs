@@ -295,6 +295,14 @@ pub trait KeyStore: Send + Sync {
     async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError>;
     /// Every key, oldest activation first.
     async fn list_signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError>;
+    /// Deletes the key `kid` and stores `replacement`, if any, in one transaction; `false` (and
+    /// nothing stored) when there is no such key, e.g. because a concurrent retirement came
+    /// first.
+    async fn retire_signing_key(
+        &self,
+        kid: &str,
+        replacement: Option<&StoredSigningKey>,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Outbound OAuth: providers, profiles, connection aliases (by name) and the tokens obtained.

@@ -14,7 +14,7 @@ use std::sync::RwLock;
 use crate::cache::{RecordCache, RegistryCache};
 use crate::client::{Client, TokenFormat};
 use crate::clock::Clock;
-use crate::keys::{KeyRing, SharedKeyRing, SigningAlgorithm, SigningKey};
+use crate::keys::{KeyRing, KeyState, SharedKeyRing, SigningAlgorithm, SigningKey};
 use crate::scope::ScopeSet;
 use crate::secret::{self, MasterKey, SecretHasher};
 use crate::store::{AccessTokenRecord, RefreshTokenRecord, Store};
@@ -97,6 +97,13 @@ struct AccessTokenClaims {
     scope: String,
 }
 
+/// A JWT verified with one of our keys: its claims, and the key, which must still be published
+/// whenever the token is used again.
+struct VerifiedJwt {
+    kid: String,
+    claims: AccessTokenClaims,
+}
+
 #[derive(Debug, Deserialize)]
 struct JwsHeader {
     alg: String,
@@ -146,9 +153,9 @@ pub struct TokenService {
     /// Opaque access tokens recently looked up, by hash.
     opaque: RecordCache<AccessTokenRecord>,
     /// JWTs whose signature was recently verified, by hash: a client that calls an API many
-    /// times with one token pays for one verification. Expiry, revocation and the client's and
-    /// user's state are still checked on every use.
-    verified: RecordCache<AccessTokenClaims>,
+    /// times with one token pays for one verification. Expiry, revocation, that the key is still
+    /// published, and the client's and user's state are still checked on every use.
+    verified: RecordCache<VerifiedJwt>,
     /// Revoked JWTs that have not expired yet (`jti` → expiry), so validating a JWT needs no
     /// database round trip. Reloaded after every revocation, on other instances' notices, and
     /// periodically.
@@ -158,6 +165,9 @@ pub struct TokenService {
 
 /// The change notice that tells other instances a token was revoked.
 const REVOCATION_NOTICE: &str = "revocation";
+
+/// The change notice that tells other instances the signing keys changed.
+const KEYS_NOTICE: &str = "keys";
 
 /// How long a revoked grant is remembered: far longer than any request that is issuing tokens
 /// from it can take.
@@ -262,12 +272,16 @@ impl TokenService {
 
     /// Handles a change notice from another instance.
     pub async fn apply_notice(&self, notice: &str) -> Result<(), Error> {
-        if notice == REVOCATION_NOTICE {
-            self.opaque.clear();
-            self.reload_revocations().await
-        } else {
-            self.cache.apply_notice(notice);
-            Ok(())
+        match notice {
+            REVOCATION_NOTICE => {
+                self.opaque.clear();
+                self.reload_revocations().await
+            }
+            KEYS_NOTICE => self.reload_keys().await,
+            _ => {
+                self.cache.apply_notice(notice);
+                Ok(())
+            }
         }
     }
 
@@ -287,8 +301,9 @@ impl TokenService {
         self.revoked().await
     }
 
-    /// Reads the signing keys from the store into memory. Called at start and periodically, so
-    /// keys rotated by another process or instance are picked up well before they sign.
+    /// Reads the signing keys from the store into memory. Called at start, on other instances'
+    /// notices of a key change, and periodically (which also covers a change made by the CLI
+    /// next to a server on SQLite, where there are no notices).
     pub async fn reload_keys(&self) -> Result<(), Error> {
         let sealer = self.master_key.sealer();
         let stored = self.store.list_signing_keys().await?;
@@ -314,8 +329,44 @@ impl TokenService {
         let now = self.clock.now();
         let (stored, _) = SigningKey::generate(alg, now, now + delay, &self.master_key.sealer())?;
         self.store.insert_signing_key(&stored).await?;
-        self.reload_keys().await?;
+        self.keys_changed().await?;
         Ok(stored.kid)
+    }
+
+    /// Takes a key out of service at once (after a compromise): it is deleted, so it is no
+    /// longer published and no token it signed verifies any more, here and — by the change
+    /// notice — on every other instance. If it was the key its algorithm signs with, a new key
+    /// of that algorithm replaces it in the same step and signs at once, so no algorithm is ever
+    /// left without a key; relying parties meet its `kid` before their cached JWKS expires and
+    /// fetch it again. Returns the replacement's kid.
+    pub async fn retire_key(&self, kid: &str) -> Result<Option<String>, Error> {
+        self.reload_keys().await?;
+        let ring = self.keys.get();
+        let now = self.clock.now();
+        let key = ring
+            .find(kid)
+            .ok_or_else(|| Error::NotFound(format!("no signing key {kid}")))?;
+        let replacement = if ring.state(kid, now) == Some(KeyState::Signing) {
+            Some(SigningKey::generate(key.alg, now, now, &self.master_key.sealer())?.0)
+        } else {
+            None
+        };
+        if !self
+            .store
+            .retire_signing_key(kid, replacement.as_ref())
+            .await?
+        {
+            return Err(Error::NotFound(format!("no signing key {kid}")));
+        }
+        self.keys_changed().await?;
+        Ok(replacement.map(|r| r.kid))
+    }
+
+    /// After a change of the stored keys here: reload them, and tell other instances.
+    async fn keys_changed(&self) -> Result<(), Error> {
+        self.reload_keys().await?;
+        self.store.publish_change(KEYS_NOTICE).await?;
+        Ok(())
     }
 
     /// Makes sure there is a key to sign with for access tokens and for ID tokens of either
@@ -507,9 +558,9 @@ impl TokenService {
         key.sign_jws(typ, claims)
     }
 
-    /// Checks a JWT's signature and header against our own keys and returns its claims, whether
-    /// or not they are still current.
-    fn verify_own_jwt(&self, token: &str) -> Option<AccessTokenClaims> {
+    /// Checks a JWT's signature and header against our own published keys and returns its
+    /// claims, whether or not they are still current.
+    fn verify_own_jwt(&self, token: &str) -> Option<VerifiedJwt> {
         let (signed, signature) = token.rsplit_once('.')?;
         let (header, claims) = signed.split_once('.')?;
         let header: JwsHeader =
@@ -521,7 +572,7 @@ impl TokenService {
             return None;
         }
         let ring = self.keys.get();
-        let key = ring.find(header.kid.as_deref()?)?;
+        let key = ring.verifying_key(header.kid.as_deref()?, self.clock.now())?;
         if header.alg != key.alg.as_str() {
             return None;
         }
@@ -531,7 +582,10 @@ impl TokenService {
         }
         let claims: AccessTokenClaims =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).ok()?).ok()?;
-        (claims.iss == self.issuer).then_some(claims)
+        (claims.iss == self.issuer).then(|| VerifiedJwt {
+            kid: key.kid.clone(),
+            claims,
+        })
     }
 
     /// Validates an access token presented to a protected API: signature or lookup, expiry,
@@ -563,13 +617,18 @@ impl TokenService {
                 format: TokenFormat::Opaque,
             }
         } else {
-            let claims = self
+            let verified = self
                 .verified
                 .get(&self.hasher.hash(token), || async {
                     Ok(self.verify_own_jwt(token))
                 })
                 .await?
                 .ok_or_else(invalid)?;
+            // A key retired since the verification was cached takes its tokens with it.
+            if self.keys.get().verifying_key(&verified.kid, now).is_none() {
+                return Err(invalid());
+            }
+            let claims = &verified.claims;
             if claims.aud != self.issuer || self.is_revoked(&claims.jti) {
                 return Err(invalid());
             }
@@ -656,7 +715,7 @@ impl TokenService {
             }
             self.store.revoke_access_token(&hash).await?;
             self.revoked().await?;
-        } else if let Some(claims) = self.verify_own_jwt(token) {
+        } else if let Some(VerifiedJwt { claims, .. }) = self.verify_own_jwt(token) {
             if claims.client_id != client.client_id {
                 return Err(not_yours());
             }

@@ -3,6 +3,7 @@
 
 use gatehouse_core::client::Client;
 use gatehouse_core::federation::{JwtProvider, KeySource};
+use gatehouse_core::keys::KeyRing;
 use gatehouse_core::outbound::{ConnectionAlias, OAuthProfile, OAuthProvider};
 use gatehouse_core::user::User;
 use serde::{Deserialize, Serialize};
@@ -297,4 +298,43 @@ impl From<&JwtProvider> for JwtProviderView {
             updated_at: provider.updated_at,
         }
     }
+}
+
+/// A signing key: its public identity and where it stands in its algorithm's rotation (the
+/// private half is never shown).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KeyView {
+    pub kid: String,
+    /// `ES256`, `RS256` or `EdDSA`.
+    pub alg: String,
+    /// Unix seconds from which it signs.
+    pub activates_at: i64,
+    /// `next` (published, not signing yet), `signing`, `superseded` (still published for the
+    /// tokens it signed) or `unpublished`.
+    pub state: String,
+}
+
+impl KeyView {
+    /// Every key of `ring` at `now`, oldest activation first.
+    pub fn list(ring: &KeyRing, now: i64) -> Vec<KeyView> {
+        ring.keys()
+            .iter()
+            .filter_map(|key| {
+                Some(KeyView {
+                    kid: key.kid.clone(),
+                    alg: key.alg.as_str().into(),
+                    activates_at: key.activates_at,
+                    state: ring.state(&key.kid, now)?.as_str().into(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// The outcome of retiring a signing key.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RetiredKeyView {
+    pub retired: String,
+    /// The key created in the same step when the retired one was signing, which signs at once.
+    pub replacement: Option<String>,
 }

@@ -843,6 +843,26 @@ macro_rules! shared_store_impl {
             Ok(())
         }
 
+        async fn insert_signing_key<'e, E>(executor: E, key: &StoredSigningKey) -> Result<(), StoreError>
+        where
+            E: sqlx::Executor<'e, Database = <$store as StoreDatabase>::Database>,
+        {
+            sqlx::query(
+                "INSERT INTO signing_keys (kid, alg, private_key_sealed, public_jwk, \
+                 created_at, activates_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&key.kid)
+            .bind(&key.alg)
+            .bind(&key.private_key_sealed)
+            .bind(&key.public_jwk)
+            .bind(key.created_at)
+            .bind(key.activates_at)
+            .execute(executor)
+            .await
+            .map_err(backend_error)?;
+            Ok(())
+        }
+
         #[async_trait]
         impl SessionStore for $store {
             async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
@@ -945,20 +965,30 @@ macro_rules! shared_store_impl {
         #[async_trait]
         impl KeyStore for $store {
             async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError> {
-                sqlx::query(
-                    "INSERT INTO signing_keys (kid, alg, private_key_sealed, public_jwk, \
-                     created_at, activates_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(&key.kid)
-                .bind(&key.alg)
-                .bind(&key.private_key_sealed)
-                .bind(&key.public_jwk)
-                .bind(key.created_at)
-                .bind(key.activates_at)
-                .execute(self.writer())
-                .await
-                .map_err(backend_error)?;
-                Ok(())
+                insert_signing_key(self.writer(), key).await
+            }
+
+            async fn retire_signing_key(
+                &self,
+                kid: &str,
+                replacement: Option<&StoredSigningKey>,
+            ) -> Result<bool, StoreError> {
+                let mut transaction = self.writer().begin().await.map_err(backend_error)?;
+                let deleted = sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
+                    .bind(kid)
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(backend_error)?
+                    .rows_affected();
+                if deleted == 0 {
+                    transaction.rollback().await.map_err(backend_error)?;
+                    return Ok(false);
+                }
+                if let Some(replacement) = replacement {
+                    insert_signing_key(&mut *transaction, replacement).await?;
+                }
+                transaction.commit().await.map_err(backend_error)?;
+                Ok(true)
             }
 
             async fn list_signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {

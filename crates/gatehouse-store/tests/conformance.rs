@@ -263,7 +263,54 @@ storage_test!(signing_keys_list_in_activation_order, |store| {
     let keys = store.list_signing_keys().await.unwrap();
     assert_eq!(keys, vec![key("first", 10), key("later", 50)]);
     store.ping().await.unwrap();
+    // Retiring deletes the key and stores its replacement at once.
+    assert!(
+        store
+            .retire_signing_key("later", Some(&key("replacement", 60)))
+            .await
+            .unwrap()
+    );
+    assert!(store.retire_signing_key("first", None).await.unwrap());
+    assert_eq!(
+        store.list_signing_keys().await.unwrap(),
+        vec![key("replacement", 60)]
+    );
 });
+
+storage_test!(
+    a_key_retired_concurrently_is_retired_and_replaced_once,
+    |store| {
+        let key = |kid: &str| StoredSigningKey {
+            kid: kid.into(),
+            alg: "ES256".into(),
+            private_key_sealed: vec![7],
+            public_jwk: "{}".into(),
+            created_at: 1,
+            activates_at: 1,
+        };
+        store.insert_signing_key(&key("compromised")).await.unwrap();
+        let attempts: Vec<_> = (0..16)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .retire_signing_key("compromised", Some(&key(&format!("new-{i}"))))
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut retired = 0;
+        for attempt in attempts {
+            retired += usize::from(attempt.await.unwrap());
+        }
+        assert_eq!(retired, 1);
+        let keys = store.list_signing_keys().await.unwrap();
+        assert_eq!(keys.len(), 1);
+        assert!(keys[0].kid.starts_with("new-"));
+        assert!(!store.retire_signing_key("unknown", None).await.unwrap());
+    }
+);
 
 fn code(hash: &str) -> AuthorizationCodeRecord {
     AuthorizationCodeRecord {

@@ -12,7 +12,7 @@ use gatehouse_core::federation::{JwtProviderChanges, KeySource, NewJwtProvider};
 use gatehouse_core::manifest::{ApplyOptions, Manifest};
 use gatehouse_core::registry::{AppChanges, NewApp, NewUser, UserChanges};
 use gatehouse_core::secret::Secret;
-use gatehouse_http::views::{AppView, JwtProviderView, UserView};
+use gatehouse_http::views::{AppView, JwtProviderView, KeyView, RetiredKeyView, UserView};
 use serde::Serialize;
 
 use self::entries::{EntryCommand, RouteArgs, RuleArgs, ScopeArgs, TableArgs};
@@ -442,6 +442,15 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Take a key out of service at once (after a compromise): it is no longer published and
+    /// the tokens it signed no longer verify, on every instance. A key that was signing is
+    /// replaced by a new key of its algorithm, which signs at once.
+    Retire {
+        /// The key's id (`kid`), as `keys list` shows it.
+        kid: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -703,6 +712,20 @@ pub async fn run(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(KeysCommand::List { json }) => list_keys(&services, json),
+        Command::Keys(KeysCommand::Retire { kid, json }) => {
+            let replacement = services.tokens.retire_key(&kid).await?;
+            if json {
+                return print_json(&RetiredKeyView {
+                    retired: kid,
+                    replacement,
+                });
+            }
+            println!("Retired key {kid}: it is no longer published and its tokens are refused.");
+            if let Some(replacement) = replacement {
+                println!("Key {replacement} replaces it and signs from now on.");
+            }
+            Ok(())
+        }
         Command::Keys(KeysCommand::Rotate {
             alg, delay, json, ..
         }) => {
@@ -770,40 +793,15 @@ pub async fn run(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
 }
 
 fn list_keys(services: &Services, json: bool) -> anyhow::Result<()> {
-    let ring = services.tokens.key_ring();
-    let now = services.tokens.clock().now();
-    let signing: Vec<String> = ring
-        .keys()
-        .iter()
-        .filter_map(|k| ring.signing_key(k.alg, now).map(|s| s.kid.clone()))
-        .collect();
-    let published: Vec<String> = ring.published(now).iter().map(|k| k.kid.clone()).collect();
-    let mut rows = Vec::new();
-    for key in ring.keys() {
-        let state = if signing.contains(&key.kid) {
-            "signing"
-        } else if key.activates_at > now {
-            "next"
-        } else if published.contains(&key.kid) {
-            "retired, published"
-        } else {
-            "retired"
-        };
-        rows.push(serde_json::json!({
-            "kid": key.kid, "alg": key.alg.as_str(), "activates_at": key.activates_at, "state": state
-        }));
-    }
+    let keys = KeyView::list(&services.tokens.key_ring(), services.tokens.clock().now());
     if json {
-        return print_json(&rows);
+        return print_json(&keys);
     }
     println!("{:<18} {:<6} {:<12} STATE", "KID", "ALG", "ACTIVATES_AT");
-    for row in rows {
+    for key in keys {
         println!(
             "{:<18} {:<6} {:<12} {}",
-            row["kid"].as_str().unwrap_or_default(),
-            row["alg"].as_str().unwrap_or_default(),
-            row["activates_at"],
-            row["state"].as_str().unwrap_or_default()
+            key.kid, key.alg, key.activates_at, key.state
         );
     }
     Ok(())

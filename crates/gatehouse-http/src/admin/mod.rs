@@ -4,8 +4,11 @@
 mod apps;
 mod entries;
 mod jwt_providers;
+mod keys;
 mod outbound;
 mod users;
+
+use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
@@ -17,6 +20,7 @@ use gatehouse_core::access::{ScopeEntry, ScopeRule};
 use gatehouse_core::entry::Entry;
 use gatehouse_core::gateway::Route;
 use gatehouse_core::table::TableDef;
+use gatehouse_core::user::User;
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -25,7 +29,10 @@ use self::entries::EntryPaths;
 use crate::error::ApiError;
 use crate::extract::{Authorized, Bearer};
 use crate::state::AppState;
-use crate::views::{AliasView, AppView, JwtProviderView, ProfileView, ProviderView, UserView};
+use crate::views::{
+    AliasView, AppView, JwtProviderView, KeyView, ProfileView, ProviderView, RetiredKeyView,
+    UserView,
+};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -78,6 +85,8 @@ pub fn routes() -> Router<AppState> {
                 .delete(jwt_providers::delete),
         )
         .merge(entry_routes::<TableDef>("/tables"))
+        .route("/keys", get(keys::list))
+        .route("/keys/{kid}/retire", post(keys::retire))
 }
 
 /// The five operations on one kind of configuration entry.
@@ -94,8 +103,8 @@ fn entry_routes<T: Entry>(path: &str) -> Router<AppState> {
 
 /// A caller allowed to manage the registry: authorized by the scope rules (with none covering
 /// the admin API, that takes `useraccount`), and acting for a user holding one of the registry
-/// roles.
-pub struct RegistryAdmin;
+/// roles — the user, for operations that need a particular one.
+pub struct RegistryAdmin(pub Arc<User>);
 
 impl FromRequestParts<AppState> for RegistryAdmin {
     type Rejection = ApiError;
@@ -107,7 +116,7 @@ impl FromRequestParts<AppState> for RegistryAdmin {
             None => None,
         };
         match user {
-            Some(user) if user.active && user.is_registry_admin() => Ok(RegistryAdmin),
+            Some(user) if user.active && user.is_registry_admin() => Ok(RegistryAdmin(user)),
             _ => Err(Error::Forbidden(
                 "managing the registry needs the admin, oauth_admin or mi_admin role".into(),
             )
@@ -147,8 +156,8 @@ async fn whoami(Bearer(token): Bearer) -> Json<WhoAmI> {
     info(
         title = "Gatehouse admin API",
         description = "The Application Registry: applications (OAuth clients), users, the \
-            providers, profiles and connection aliases of outbound OAuth, and the scopes, REST \
-            API auth scope rules, gateway routes and Table API tables. \
+            providers, profiles and connection aliases of outbound OAuth, the scopes, REST \
+            API auth scope rules, gateway routes and Table API tables, and the signing keys. \
             Every operation except this document needs a bearer access token with the \
             `useraccount` scope (unless a scope rule asks for another) whose user holds \
             `admin`, `oauth_admin` or `mi_admin`."
@@ -164,11 +173,11 @@ async fn whoami(Bearer(token): Bearer) -> Json<WhoAmI> {
         outbound::delete_profile, outbound::list_aliases, outbound::save_alias,
         outbound::delete_alias,
         jwt_providers::list, jwt_providers::create, jwt_providers::show, jwt_providers::update,
-        jwt_providers::delete
+        jwt_providers::delete, keys::list, keys::retire
     ),
     components(schemas(AppView, UserView, WhoAmI, apps::AppInput, users::UserInput,
         users::PasswordInput, ErrorBody, ProviderView, ProfileView, AliasView, JwtProviderView,
-        jwt_providers::JwtProviderInput)),
+        jwt_providers::JwtProviderInput, KeyView, RetiredKeyView)),
     modifiers(&BearerAuth, &EntryPaths)
 )]
 struct AdminApi;

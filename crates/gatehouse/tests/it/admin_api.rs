@@ -266,6 +266,8 @@ server_test!(openapi_document_lists_every_admin_route, |server| {
         "/users",
         "/users/{user_name}",
         "/users/{user_name}/password",
+        "/keys",
+        "/keys/{kid}/retire",
     ] {
         assert!(
             paths.contains_key(path),

@@ -57,8 +57,9 @@ pub struct TestServer {
     pub http: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
-    // Dropped last: the database outlives the server that uses it.
-    _database: TestDatabase,
+    // Dropped last: the database outlives the server that uses it. A peer borrows its
+    // first server's database and holds none.
+    _database: Option<TestDatabase>,
 }
 
 /// A registered application with its clear secret.
@@ -105,6 +106,34 @@ impl TestServer {
             key_reload_interval: std::time::Duration::from_millis(200),
         };
         configure(&mut settings);
+        Some(TestServer::launch(settings, listener, Some(database)).await)
+    }
+
+    /// Starts another instance on this server's database, with the same master key and issuer,
+    /// as a second instance behind a load balancer would run. It reaches its database through
+    /// this server, so it must be dropped first.
+    pub async fn start_peer(&self) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let data_dir = std::env::temp_dir().join(format!("gatehouse-it-{}", uuid_like()));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        std::fs::copy(
+            self.data_dir().join("master.key"),
+            data_dir.join("master.key"),
+        )
+        .expect("copy the master key");
+        let settings = Settings {
+            listen: listener.local_addr().unwrap(),
+            data_dir,
+            ..self.settings.clone()
+        };
+        TestServer::launch(settings, listener, None).await
+    }
+
+    async fn launch(
+        settings: Settings,
+        listener: tokio::net::TcpListener,
+        database: Option<TestDatabase>,
+    ) -> TestServer {
         // The test manages the registry through the server's own services (as the admin API
         // would), so the server's caches see every change at once.
         let services = Services::open(&settings).await.expect("open services");
@@ -118,7 +147,7 @@ impl TestServer {
             },
         ));
         let http = reqwest::Client::new();
-        let base = settings.issuer.clone();
+        let base = format!("http://{}", settings.listen);
         // Ready once discovery answers.
         for _ in 0..200 {
             if http
@@ -131,7 +160,7 @@ impl TestServer {
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        Some(TestServer {
+        TestServer {
             base,
             settings,
             services,
@@ -139,7 +168,7 @@ impl TestServer {
             shutdown: Some(shutdown),
             handle: Some(handle),
             _database: database,
-        })
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

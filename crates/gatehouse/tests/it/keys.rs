@@ -1,5 +1,6 @@
 //! Staged key rotation: a new key is published first and signs only after its delay; the old
-//! key stays published while its tokens live.
+//! key stays published while its tokens live. Retirement: a key leaves service at once, on
+//! every instance sharing the database.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -7,7 +8,8 @@ use gatehouse_core::client::TokenFormat;
 use gatehouse_core::keys::SigningAlgorithm;
 use serde_json::Value;
 
-use crate::harness::{TestServer, post_form, server_test};
+use crate::cli::gatehouse;
+use crate::harness::{TestApp, TestServer, post_form, server_test, uuid_like};
 
 fn header(jwt: &str) -> Value {
     let encoded = jwt.split('.').next().unwrap();
@@ -120,4 +122,148 @@ async fn eddsa_and_rs256_access_tokens_are_verifiable() {
         .await;
         assert_eq!(body["active"], true);
     }
+}
+
+/// Whether `token` is accepted by the API of `server`, and its introspection there.
+async fn accepted(server: &TestServer, app: &TestApp, token: &str) -> bool {
+    let response = server
+        .http
+        .get(server.url("/api/admin/v1/whoami"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    if status == 401 {
+        let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+        assert!(challenge.contains("invalid_token"), "{challenge}");
+    }
+    let (_, _, introspection) = post_form(
+        server,
+        "/oauth/introspect",
+        Some((&app.client_id, &app.secret)),
+        &[("token", token)],
+    )
+    .await;
+    let active = introspection["active"] == true;
+    assert_eq!(active, status == 200, "{status} {introspection}");
+    active
+}
+
+server_test!(
+    a_retired_key_leaves_service_at_once_on_every_instance,
+    |server| {
+        let peer = server.start_peer().await;
+        let instances = [&server, &peer];
+        let app = server.app(TokenFormat::Jwt, &[], None).await;
+        let first = server.token(&app, None).await;
+        let first_kid = header(&first)["kid"].as_str().unwrap().to_owned();
+        // Both instances have verified (and cached) the token.
+        for instance in instances {
+            assert!(accepted(instance, &app, &first).await);
+        }
+
+        // A superseded key, still published for its tokens, retired from the command line: no
+        // replacement, since another key signs.
+        let second_kid = server
+            .services
+            .tokens
+            .rotate_key(SigningAlgorithm::Es256, 0)
+            .await
+            .unwrap();
+        wait_until(|| async {
+            header(&peer.token(&app, None).await)["kid"] == second_kid.as_str()
+        })
+        .await;
+        let output = gatehouse(&server, &["keys", "retire", &first_kid, "--json"], &[]).await;
+        assert!(output.status.success(), "{output:?}");
+        let retired: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(retired["retired"], first_kid.as_str());
+        assert_eq!(retired["replacement"], Value::Null);
+        for instance in instances {
+            wait_until(|| async { !published_kids(instance).await.contains(&first_kid) }).await;
+            assert!(!accepted(instance, &app, &first).await);
+        }
+        let second = peer.token(&app, None).await;
+        assert_eq!(header(&second)["kid"], second_kid.as_str());
+        for instance in instances {
+            assert!(accepted(instance, &app, &second).await);
+        }
+
+        // The signing key, retired through the admin API of one instance: a new key of its
+        // algorithm replaces it and signs at once, everywhere.
+        let admin = format!("keeper-{}", uuid_like());
+        server.user(&admin, &["admin"]).await;
+        let admin_app = server
+            .app(TokenFormat::Opaque, &["useraccount"], Some(&admin))
+            .await;
+        let admin_token = server.token(&admin_app, None).await;
+        let response = server
+            .http
+            .post(server.url(&format!("/api/admin/v1/keys/{second_kid}/retire")))
+            .bearer_auth(&admin_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let retired: Value = response.json().await.unwrap();
+        let third_kid = retired["replacement"].as_str().unwrap().to_owned();
+        for instance in instances {
+            wait_until(|| async {
+                let kids = published_kids(instance).await;
+                kids.contains(&third_kid) && !kids.contains(&second_kid)
+            })
+            .await;
+        }
+        for instance in instances {
+            assert!(!accepted(instance, &app, &second).await);
+            let third = instance.token(&app, None).await;
+            assert_eq!(header(&third)["kid"], third_kid.as_str());
+            for other in instances {
+                assert!(accepted(other, &app, &third).await);
+            }
+        }
+        let keys: Value = server
+            .http
+            .get(peer.url("/api/admin/v1/keys"))
+            .bearer_auth(&admin_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let states: Vec<(&str, &str)> = keys
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| (k["alg"].as_str().unwrap(), k["state"].as_str().unwrap()))
+            .collect();
+        assert_eq!(states, vec![("RS256", "signing"), ("ES256", "signing")]);
+
+        // An unknown key, and callers who may not retire keys.
+        let (status, body) = admin_call(&server, &admin_token, "/keys/unknown/retire").await;
+        assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
+        let output = gatehouse(&server, &["keys", "retire", "unknown"], &[]).await;
+        assert!(!output.status.success());
+        for role in ["mi_admin", "oauth_user"] {
+            let token = server.token_for_role(role).await;
+            let (status, _) =
+                admin_call(&server, &token, &format!("/keys/{third_kid}/retire")).await;
+            assert_eq!(status, 403, "{role}");
+        }
+        assert!(published_kids(&peer).await.contains(&third_kid));
+    }
+);
+
+async fn admin_call(server: &TestServer, token: &str, path: &str) -> (u16, Value) {
+    let response = server
+        .http
+        .post(server.url(&format!("/api/admin/v1{path}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
 }

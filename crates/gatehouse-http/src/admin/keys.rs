@@ -1,0 +1,49 @@
+//! `/keys`: the signing keys, and their retirement after a compromise.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use gatehouse_core::Error;
+
+use super::RegistryAdmin;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::views::{KeyView, RetiredKeyView};
+
+/// The roles that may retire a signing key: doing so invalidates every token it signed.
+const KEY_ADMIN_ROLES: [&str; 2] = ["admin", "oauth_admin"];
+
+/// Lists the signing keys and where each stands in its rotation.
+#[utoipa::path(get, path = "/keys", tag = "keys",
+    responses((status = 200, body = [KeyView]), (status = 401, body = super::ErrorBody),
+        (status = 403, body = super::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list(_: RegistryAdmin, State(state): State<AppState>) -> Json<Vec<KeyView>> {
+    let now = state.tokens.clock().now();
+    Json(KeyView::list(&state.tokens.key_ring(), now))
+}
+
+/// Takes a key out of service at once, on every instance: it is no longer published and the
+/// tokens it signed are refused. A key that was signing is replaced by a new key of its
+/// algorithm, which signs at once. Needs `admin` or `oauth_admin`.
+#[utoipa::path(post, path = "/keys/{kid}/retire", tag = "keys",
+    params(("kid" = String, Path)),
+    responses((status = 200, body = RetiredKeyView), (status = 401, body = super::ErrorBody),
+        (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn retire(
+    RegistryAdmin(admin): RegistryAdmin,
+    State(state): State<AppState>,
+    Path(kid): Path<String>,
+) -> Result<Json<RetiredKeyView>, ApiError> {
+    if !KEY_ADMIN_ROLES.iter().any(|role| admin.has_role(role)) {
+        return Err(Error::Forbidden(
+            "retiring a signing key needs the admin or oauth_admin role".into(),
+        )
+        .into());
+    }
+    let replacement = state.tokens.retire_key(&kid).await?;
+    Ok(Json(RetiredKeyView {
+        retired: kid,
+        replacement,
+    }))
+}
