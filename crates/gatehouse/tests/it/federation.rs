@@ -947,6 +947,29 @@ server_test!(jwt_providers_are_managed_through_the_admin_api, |server| {
     assert_eq!(updated["max_age"], 60);
     let (status, _) = call(reqwest::Method::DELETE, "/jwt-providers/entra", None).await;
     assert_eq!(status, 204);
+    // The OpenAPI document describes the settings that decide what a token may be.
+    let (_, document) = call(reqwest::Method::GET, "/openapi.json", None).await;
+    let schemas = &document["components"]["schemas"];
+    for (schema, field) in [
+        ("JwtProviderInput", "accept_plain_jwt"),
+        ("JwtProviderInput", "accept_id_tokens"),
+        ("JwtProviderInput", "stale_keys_lifetime"),
+        ("JwtProviderView", "accept_plain_jwt"),
+        ("JwtProviderView", "accept_id_tokens"),
+        ("JwtProviderView", "stale_keys_lifetime"),
+        ("AppInput", "legacy_token_endpoint_aud"),
+        ("AppView", "legacy_token_endpoint_aud"),
+        ("ProviderView", "issuer"),
+        (
+            "ProviderView",
+            "authorization_response_iss_parameter_supported",
+        ),
+    ] {
+        assert!(
+            schemas[schema]["properties"].get(field).is_some(),
+            "{schema}.{field}"
+        );
+    }
     let (status, _) = call(reqwest::Method::GET, "/jwt-providers/entra", None).await;
     assert_eq!(status, 404);
 });
