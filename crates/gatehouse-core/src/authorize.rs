@@ -57,6 +57,9 @@ pub struct AuthorizationRequest {
     pub prompt_consent: bool,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
+    /// Whom the tokens of this authorization are for: the resources the request named
+    /// (RFC 8707 §2.1), or this server's issuer.
+    pub audience: Vec<String>,
     /// When the request expires if the user does not finish.
     pub expires_at: i64,
 }
@@ -112,10 +115,13 @@ impl AuthorizationRequest {
         })
     }
 
-    /// Validates the parameters of an authorization request.
+    /// Validates the parameters of an authorization request; `resources` are its `resource`
+    /// parameters, the one parameter that may be repeated.
     pub async fn validate(
         store: &dyn Store,
+        tokens: &TokenService,
         params: &BTreeMap<String, String>,
+        resources: &[String],
         now: i64,
     ) -> Result<(Client, AuthorizationRequest), AuthorizeError> {
         let get = |name: &str| {
@@ -189,6 +195,7 @@ impl AuthorizationRequest {
             prompt_consent: false,
             max_age: None,
             login_hint: get("login_hint").map(str::to_owned),
+            audience: Vec::new(),
             expires_at: now + 600,
         };
         if parts.is_empty() {
@@ -240,6 +247,11 @@ impl AuthorizationRequest {
         if id_token && !scope.contains("openid") {
             return Err(request.error("invalid_scope", "an id_token needs the openid scope"));
         }
+        request.audience = match tokens.audience_for(resources).await {
+            Ok(audience) => audience,
+            Err(Error::InvalidTarget(why)) => return Err(request.error("invalid_target", why)),
+            Err(other) => return Err(other.into()),
+        };
         // OIDC Core §3.2.2.1 / §3.3.2.11: a nonce is required whenever an ID token comes from
         // the authorization endpoint.
         if id_token && request.nonce.is_none() {
@@ -339,6 +351,7 @@ impl AuthorizationRequest {
                     auth_time,
                     expires_at: now + CODE_LIFETIME,
                     consumed: false,
+                    audience: self.audience.clone(),
                 })
                 .await?;
             params.push(("code".to_owned(), code.clone()));
@@ -354,6 +367,7 @@ impl AuthorizationRequest {
                     grant: Some(link),
                     refresh_token: None,
                     with_id_token: false,
+                    audience: &self.audience,
                 })
                 .await?;
             params.push(("access_token".to_owned(), issued.access_token.clone()));

@@ -104,6 +104,8 @@ impl<T> RecordCache<T> {
 /// configuration entries, the active JWT providers, and validated third-party tokens (by hash).
 pub struct RegistryCache {
     pub clients: RecordCache<Client>,
+    /// The client_id of the application that registered an audience identifier.
+    pub audience_owners: RecordCache<String>,
     pub users: RecordCache<User>,
     pub users_by_name: RecordCache<User>,
     /// Every configuration entry, as one snapshot under the key [`CATALOG_KEY`].
@@ -119,6 +121,7 @@ impl RegistryCache {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         RegistryCache {
             clients: RecordCache::new(clock.clone()),
+            audience_owners: RecordCache::new(clock.clone()),
             users: RecordCache::new(clock.clone()),
             users_by_name: RecordCache::new(clock.clone()),
             catalog: RecordCache::new(clock.clone()),
@@ -133,7 +136,11 @@ impl RegistryCache {
     /// providers and users, so they go with either.
     pub fn apply_notice(&self, notice: &str) {
         match notice.split_once(':') {
-            Some(("client", client_id)) => self.clients.invalidate(client_id),
+            // A notice does not say which audiences changed hands, so all are reread.
+            Some(("client", client_id)) => {
+                self.clients.invalidate(client_id);
+                self.audience_owners.clear();
+            }
             Some(("user", _)) => {
                 self.users.clear();
                 self.users_by_name.clear();
@@ -147,6 +154,7 @@ impl RegistryCache {
             _ => {
                 self.catalog.clear();
                 self.clients.clear();
+                self.audience_owners.clear();
                 self.users.clear();
                 self.users_by_name.clear();
                 self.jwt_providers.clear();

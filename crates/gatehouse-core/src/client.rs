@@ -173,6 +173,13 @@ pub struct Client {
     /// Whether this client's `private_key_jwt` assertions may still name the token endpoint as
     /// `aud` instead of the issuer (for clients written before that rule).
     pub legacy_token_endpoint_aud: bool,
+    /// The audience identifiers of the API this application is a resource server for
+    /// (RFC 8707): tokens requested for one of them carry it as `aud`, and this application may
+    /// introspect them. Unique across applications.
+    pub audiences: Vec<String>,
+    /// Whether an administrator allowed this application to introspect every token, whatever
+    /// its client and audience (for gateways and APIs that predate audiences).
+    pub introspect_any: bool,
     /// Whether `gatehouse apply` owns this record (and may prune it).
     pub managed: bool,
     pub created_at: i64,

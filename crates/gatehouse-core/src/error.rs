@@ -27,6 +27,10 @@ pub enum Error {
     /// RFC 6749 §5.2 `invalid_scope`.
     #[error("invalid_scope: {0}")]
     InvalidScope(String),
+    /// RFC 8707 §2 `invalid_target`: a `resource` that is not a registered audience, or not
+    /// part of the grant a request narrows.
+    #[error("invalid_target: {0}")]
+    InvalidTarget(String),
     /// RFC 6750 §3.1: no bearer token was presented at all (no `error` code is sent).
     #[error("a bearer token is required")]
     MissingToken,

@@ -28,11 +28,15 @@ pub struct Route {
     /// Seconds the upstream has to answer, body included (default 10, at most 25).
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
+    /// The audience the upstream expects of tokens (RFC 8707): requests need a token issued for
+    /// it instead of one for this server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
 }
 
 impl Entry for Route {
     const KIND: &'static str = "route";
-    const FIELDS: &'static [&'static str] = &["prefix", "upstream", "timeout_seconds"];
+    const FIELDS: &'static [&'static str] = &["prefix", "upstream", "timeout_seconds", "audience"];
 
     fn name(&self) -> &str {
         &self.name
@@ -94,6 +98,9 @@ impl Entry for Route {
                 "timeout_seconds must be between 1 and {MAX_ROUTE_TIMEOUT_SECONDS}"
             )));
         }
+        if let Some(audience) = &self.audience {
+            crate::audience::check_identifiers(std::slice::from_ref(audience))?;
+        }
         Ok(())
     }
 }
@@ -143,6 +150,7 @@ mod tests {
             prefix: prefix.into(),
             upstream: upstream.into(),
             timeout_seconds: 10,
+            audience: None,
         }
     }
 

@@ -7,6 +7,7 @@
 //! Blocking work (Argon2) is moved off the async threads with `tokio::task::spawn_blocking`.
 
 pub mod access;
+pub mod audience;
 pub mod authorize;
 pub mod cache;
 pub mod client;

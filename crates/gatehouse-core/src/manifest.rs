@@ -115,6 +115,12 @@ pub struct AppEntry {
     /// Accept `private_key_jwt` assertions whose `aud` is the token endpoint URL.
     #[serde(default)]
     pub legacy_token_endpoint_aud: bool,
+    /// The audience identifiers of the API this application serves (RFC 8707).
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Whether this application may introspect every token.
+    #[serde(default)]
+    pub introspect_any: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -385,6 +391,8 @@ fn desired_app_fields(entry: &AppEntry) -> Result<AppChanges, Error> {
         jwks: Some(entry.jwks.clone().unwrap_or_default()),
         jwks_uri: Some(entry.jwks_uri.clone().unwrap_or_default()),
         legacy_token_endpoint_aud: Some(entry.legacy_token_endpoint_aud),
+        audiences: Some(entry.audiences.clone()),
+        introspect_any: Some(entry.introspect_any),
     })
 }
 
@@ -462,6 +470,11 @@ fn app_differences(client: &Client, desired: &AppChanges) -> Vec<&'static str> {
     check(
         "legacy_token_endpoint_aud",
         desired.legacy_token_endpoint_aud != Some(client.legacy_token_endpoint_aud),
+    );
+    check("audiences", sorted(&desired.audiences) != client.audiences);
+    check(
+        "introspect_any",
+        desired.introspect_any != Some(client.introspect_any),
     );
     fields
 }

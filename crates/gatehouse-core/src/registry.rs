@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use crate::audience;
 use crate::cache::RegistryCache;
 use crate::client::{
     Client, ClientType, DEFAULT_ACCESS_TOKEN_LIFESPAN, DEFAULT_REFRESH_TOKEN_LIFESPAN, GrantType,
@@ -49,6 +50,11 @@ pub struct AppChanges {
     pub jwks_uri: Option<String>,
     /// Accept `private_key_jwt` assertions whose `aud` is the token endpoint URL.
     pub legacy_token_endpoint_aud: Option<bool>,
+    /// The audience identifiers of the API this application serves (absolute URIs, unique
+    /// across applications); an empty list makes it no resource server.
+    pub audiences: Option<Vec<String>>,
+    /// Whether this application may introspect every token.
+    pub introspect_any: Option<bool>,
 }
 
 /// A new application.
@@ -172,6 +178,8 @@ impl Registry {
             jwks: None,
             jwks_uri: None,
             legacy_token_endpoint_aud: false,
+            audiences: vec![],
+            introspect_any: false,
             managed,
             created_at: now,
             updated_at: now,
@@ -252,7 +260,10 @@ impl Registry {
         }
         client.updated_at = self.clock.now();
         self.validate_app(&client).await?;
-        self.store.update_client(&client).await?;
+        self.store
+            .update_client(&client)
+            .await
+            .map_err(conflict_as_domain)?;
         self.changed(format!("client:{client_id}")).await?;
         Ok(client)
     }
@@ -318,6 +329,23 @@ impl Registry {
         }
         for uri in &client.redirect_uris {
             check_redirect_uri(uri)?;
+        }
+        audience::check_identifiers(&client.audiences)?;
+        // A friendlier answer than the store's; its unique index still decides races.
+        for audience in &client.audiences {
+            if let Some(owner) = self.store.find_client_by_audience(audience).await?
+                && owner.client_id != client.client_id
+            {
+                return Err(Error::Conflict(format!(
+                    "audience {audience:?} belongs to application {:?}",
+                    owner.client_id
+                )));
+            }
+        }
+        if client.introspect_any && client.client_type != ClientType::Confidential {
+            return Err(Error::validation(
+                "only a confidential client may introspect tokens",
+            ));
         }
         let allowed = ScopeSet::from_list(&client.allowed_scopes)?;
         let defaults = ScopeSet::from_list(&client.default_scopes)?;
@@ -528,9 +556,17 @@ fn apply_app_changes(client: &mut Client, changes: AppChanges) {
         jwks,
         jwks_uri,
         legacy_token_endpoint_aud,
+        audiences,
+        introspect_any,
     } = changes;
     if let Some(v) = legacy_token_endpoint_aud {
         client.legacy_token_endpoint_aud = v;
+    }
+    if let Some(v) = audiences {
+        client.audiences = sorted(v);
+    }
+    if let Some(v) = introspect_any {
+        client.introspect_any = v;
     }
     if let Some(v) = jwks {
         client.jwks = Some(v).filter(|v| !v.is_empty());

@@ -35,6 +35,9 @@ pub struct AccessTokenRecord {
     pub revoked: bool,
     /// The authorization grant (code or login) the token descends from, if any.
     pub grant_id: Option<String>,
+    /// The audiences the token is for; empty on tokens from before audiences, which are for
+    /// this server's issuer.
+    pub audience: Vec<String>,
 }
 
 /// An authorization code as stored, by the keyed hash of the code.
@@ -52,6 +55,8 @@ pub struct AuthorizationCodeRecord {
     pub auth_time: i64,
     pub expires_at: i64,
     pub consumed: bool,
+    /// The resources the authorization request named (RFC 8707 §2.1), or this server's issuer.
+    pub audience: Vec<String>,
 }
 
 /// The outcome of redeeming a code: codes are single-use, and only by their own client.
@@ -81,6 +86,9 @@ pub struct RefreshTokenRecord {
     /// When it was exchanged for its successor.
     pub rotated_at: Option<i64>,
     pub revoked: bool,
+    /// The audiences of the original grant, which refresh requests may narrow; empty on tokens
+    /// from before audiences, which are for this server's issuer.
+    pub audience: Vec<String>,
 }
 
 /// The outcome of rotating a refresh token.
@@ -192,10 +200,14 @@ pub trait TableStore: Send + Sync {
 
 #[async_trait]
 pub trait ClientStore: Send + Sync {
+    /// Inserts an application; `Conflict` when its client_id or one of its audiences is taken.
     async fn insert_client(&self, client: &Client) -> Result<(), StoreError>;
-    /// Replaces the record with the same `client_id`; `false` when there is none.
+    /// Replaces the record with the same `client_id`; `false` when there is none; `Conflict`
+    /// when one of its audiences belongs to another application.
     async fn update_client(&self, client: &Client) -> Result<bool, StoreError>;
     async fn find_client(&self, client_id: &str) -> Result<Option<Client>, StoreError>;
+    /// The application that registered an audience identifier.
+    async fn find_client_by_audience(&self, audience: &str) -> Result<Option<Client>, StoreError>;
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError>;
     /// Deletes the application and every token issued to it.
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;

@@ -11,6 +11,7 @@ use crate::Error;
 use std::collections::HashMap;
 use std::sync::RwLock;
 
+use crate::audience;
 use crate::cache::{RecordCache, RegistryCache};
 use crate::client::{Client, TokenFormat};
 use crate::clock::Clock;
@@ -53,6 +54,8 @@ pub struct Issue<'a> {
     pub refresh_token: Option<String>,
     /// Whether to add an ID token (the token endpoint does when `openid` was granted).
     pub with_id_token: bool,
+    /// Whom the access token is for (from [`TokenService::audience_for`] or a grant's record).
+    pub audience: &'a [String],
 }
 
 /// The person's authorization behind an issuance: revocable as one, and what ID tokens tell.
@@ -74,9 +77,18 @@ pub struct AccessTokenInfo {
     pub issued_at: i64,
     pub expires_at: i64,
     pub format: TokenFormat,
+    /// Whom the token is for: this server's issuer, or the resource servers it was requested
+    /// for.
+    pub audience: Vec<String>,
 }
 
 impl AccessTokenInfo {
+    /// Whether the token was issued for `audience` (RFC 9068 §4: a resource server refuses
+    /// tokens whose `aud` does not name it).
+    pub fn is_for(&self, audience: &str) -> bool {
+        self.audience.iter().any(|a| a == audience)
+    }
+
     /// The RFC 9068 `sub`: the user when there is one, otherwise the client itself.
     pub fn subject(&self) -> &str {
         self.user_id.as_deref().unwrap_or(&self.client_id)
@@ -88,7 +100,8 @@ impl AccessTokenInfo {
 struct AccessTokenClaims {
     iss: String,
     sub: String,
-    aud: String,
+    #[serde(with = "audience_claim")]
+    aud: Vec<String>,
     exp: i64,
     iat: i64,
     jti: String,
@@ -133,12 +146,65 @@ pub struct Introspection {
     pub iat: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "optional_audience_claim"
+    )]
+    pub aud: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+}
+
+/// RFC 7519 §4.1.3: `aud` is one string when the token has one audience, an array otherwise.
+mod audience_claim {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+
+    pub fn serialize<S: Serializer>(audience: &[String], serializer: S) -> Result<S::Ok, S::Error> {
+        match audience {
+            [one] => one.serialize(serializer),
+            many => many.serialize(serializer),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<String>, D::Error> {
+        Ok(match OneOrMany::deserialize(deserializer)? {
+            OneOrMany::One(one) => vec![one],
+            OneOrMany::Many(many) => many,
+        })
+    }
+}
+
+/// `aud` of an introspection response, where it is optional.
+mod optional_audience_claim {
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        audience: &Option<Vec<String>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match audience {
+            Some(audience) => super::audience_claim::serialize(audience, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Vec<String>>, D::Error> {
+        super::audience_claim::deserialize(deserializer).map(Some)
+    }
 }
 
 /// Mints, validates, introspects and revokes access tokens.
@@ -393,6 +459,7 @@ impl TokenService {
         client: &Client,
         user: &User,
         scope: &ScopeSet,
+        audience: &[String],
         link: GrantLink<'_>,
     ) -> (String, RefreshTokenRecord) {
         let now = self.clock.now();
@@ -408,6 +475,7 @@ impl TokenService {
             expires_at: now + client.refresh_token_lifespan,
             rotated_at: None,
             revoked: false,
+            audience: audience.to_vec(),
         };
         (token, record)
     }
@@ -420,7 +488,13 @@ impl TokenService {
     /// looked up, and if it was revoked meanwhile, it is revoked again so they go with it.
     pub async fn issue(&self, issue: Issue<'_>) -> Result<TokenResponse, Error> {
         let mut response = self
-            .issue_access_token(issue.client, issue.user, issue.scope, issue.grant)
+            .issue_access_token(
+                issue.client,
+                issue.user,
+                issue.scope,
+                issue.audience,
+                issue.grant,
+            )
             .await?;
         if let Some(link) = issue.grant
             && self.store.is_grant_revoked(link.grant_id).await?
@@ -478,6 +552,7 @@ impl TokenService {
         client: &Client,
         user: Option<&User>,
         scope: &ScopeSet,
+        audience: &[String],
         grant: Option<GrantLink<'_>>,
     ) -> Result<TokenResponse, Error> {
         let now = self.clock.now();
@@ -490,7 +565,7 @@ impl TokenService {
                     sub: user
                         .map(|u| u.id.clone())
                         .unwrap_or_else(|| client.client_id.clone()),
-                    aud: self.issuer.clone(),
+                    aud: audience.to_vec(),
                     exp: expires_at,
                     iat: now,
                     jti: jti.clone(),
@@ -511,6 +586,7 @@ impl TokenService {
                         expires_at,
                         revoked: false,
                         grant_id: Some(link.grant_id.to_owned()),
+                        audience: audience.to_vec(),
                     };
                     self.store.insert_access_token(&record).await?;
                 }
@@ -528,6 +604,7 @@ impl TokenService {
                     expires_at,
                     revoked: false,
                     grant_id: grant.map(|g| g.grant_id.to_owned()),
+                    audience: audience.to_vec(),
                 };
                 self.store.insert_access_token(&record).await?;
                 token
@@ -615,6 +692,7 @@ impl TokenService {
                 issued_at: record.issued_at,
                 expires_at: record.expires_at,
                 format: TokenFormat::Opaque,
+                audience: self.stored_audience(&record.audience),
             }
         } else {
             let verified = self
@@ -629,7 +707,7 @@ impl TokenService {
                 return Err(invalid());
             }
             let claims = &verified.claims;
-            if claims.aud != self.issuer || self.is_revoked(&claims.jti) {
+            if claims.aud.is_empty() || self.is_revoked(&claims.jti) {
                 return Err(invalid());
             }
             let user_id = (claims.sub != claims.client_id).then(|| claims.sub.clone());
@@ -642,6 +720,7 @@ impl TokenService {
                 issued_at: claims.iat,
                 expires_at: claims.exp,
                 format: TokenFormat::Jwt,
+                audience: claims.aud.clone(),
             }
         };
         if info.expires_at <= now {
@@ -666,24 +745,124 @@ impl TokenService {
         Ok(info)
     }
 
-    /// RFC 7662: the state of any token, for an authenticated confidential client.
-    pub async fn introspect(&self, token: &str) -> Result<Introspection, Error> {
-        match self.validate(token).await {
-            Ok(info) => Ok(Introspection {
-                active: true,
-                scope: Some(info.scope.to_string()),
-                client_id: Some(info.client_id.clone()),
-                username: info.user_name.clone(),
-                token_type: Some("Bearer".into()),
-                exp: Some(info.expires_at),
-                iat: Some(info.issued_at),
-                sub: Some(info.subject().to_owned()),
-                aud: Some(self.issuer.clone()),
-                iss: Some(self.issuer.clone()),
-                jti: Some(info.jti),
-            }),
-            Err(Error::InvalidToken(_)) => Ok(Introspection::default()),
-            Err(other) => Err(other),
+    /// RFC 7662: the state of a token, told only to a caller entitled to it
+    /// ([`audience::may_introspect`]); everyone else learns `{"active": false}`, exactly as for
+    /// an unknown, expired, revoked or foreign token, so the answer reveals nothing. The token's
+    /// prefix says what it is, so a `token_type_hint` is never needed to find it (§2.1).
+    pub async fn introspect(&self, caller: &Client, token: &str) -> Result<Introspection, Error> {
+        if token.starts_with(REFRESH_TOKEN_PREFIX) {
+            return self.introspect_refresh_token(caller, token).await;
+        }
+        let info = match self.validate(token).await {
+            Ok(info) => info,
+            Err(Error::InvalidToken(_)) => return Ok(Introspection::default()),
+            Err(other) => return Err(other),
+        };
+        if !audience::may_introspect(caller, &self.issuer, &info.client_id, &info.audience) {
+            return Ok(Introspection::default());
+        }
+        Ok(Introspection {
+            active: true,
+            scope: Some(info.scope.to_string()),
+            client_id: Some(info.client_id.clone()),
+            username: info.user_name.clone(),
+            token_type: Some("Bearer".into()),
+            exp: Some(info.expires_at),
+            iat: Some(info.issued_at),
+            sub: Some(info.subject().to_owned()),
+            iss: Some(self.issuer.clone()),
+            jti: Some(info.jti.clone()),
+            aud: Some(info.audience),
+        })
+    }
+
+    /// A refresh token is active for its own client only: no resource server ever receives one.
+    async fn introspect_refresh_token(
+        &self,
+        caller: &Client,
+        token: &str,
+    ) -> Result<Introspection, Error> {
+        let Some(record) = self
+            .store
+            .find_refresh_token(&self.hasher.hash(token))
+            .await?
+        else {
+            return Ok(Introspection::default());
+        };
+        let current = !record.revoked
+            && record.rotated_at.is_none()
+            && record.expires_at > self.clock.now()
+            && record.client_id == caller.client_id
+            && caller.active;
+        if !current {
+            return Ok(Introspection::default());
+        }
+        let Some(user) = self
+            .user(&record.user_id)
+            .await?
+            .filter(|u| u.can_authenticate())
+        else {
+            return Ok(Introspection::default());
+        };
+        Ok(Introspection {
+            active: true,
+            scope: Some(record.scope.clone()),
+            client_id: Some(record.client_id.clone()),
+            username: Some(user.user_name.clone()),
+            token_type: Some("refresh_token".into()),
+            exp: Some(record.expires_at),
+            iat: Some(record.issued_at),
+            sub: Some(record.user_id.clone()),
+            iss: Some(self.issuer.clone()),
+            jti: None,
+            aud: Some(self.stored_audience(&record.audience)),
+        })
+    }
+
+    /// The audience of a new token for the `resource` values of a request (RFC 8707 §2): this
+    /// server's issuer without any; otherwise each must be the issuer or an audience an active
+    /// application registered, else `invalid_target`. Any authenticated client may ask for any
+    /// registered audience: what the token may do there is still bounded by the client's scopes.
+    pub async fn audience_for(&self, resources: &[String]) -> Result<Vec<String>, Error> {
+        let requested = audience::requested(resources)?;
+        if requested.is_empty() {
+            return Ok(vec![self.issuer.clone()]);
+        }
+        for resource in &requested {
+            if *resource == self.issuer {
+                continue;
+            }
+            let owner = self
+                .cache
+                .audience_owners
+                .get(resource, || async {
+                    Ok(self
+                        .store
+                        .find_client_by_audience(resource)
+                        .await?
+                        .map(|c| c.client_id))
+                })
+                .await?;
+            let registered = match owner {
+                Some(client_id) => self.client(&client_id).await?.is_some_and(|c| c.active),
+                None => false,
+            };
+            if !registered {
+                return Err(Error::InvalidTarget(format!(
+                    "resource {resource:?} is not a registered audience"
+                )));
+            }
+        }
+        Ok(requested)
+    }
+
+    /// The audience recorded with a grant or token; rows from before audiences existed are for
+    /// this server's issuer.
+    pub fn stored_audience(&self, stored: &[String]) -> Vec<String> {
+        if stored.is_empty() {
+            vec![self.issuer.clone()]
+        } else {
+            stored.to_vec()
         }
     }
 

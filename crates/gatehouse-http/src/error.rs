@@ -123,6 +123,7 @@ fn classify(error: &Error) -> (StatusCode, &'static str, Option<&str>) {
         Error::UnauthorizedClient(d) => (S::BAD_REQUEST, "unauthorized_client", Some(d)),
         Error::UnsupportedGrantType(d) => (S::BAD_REQUEST, "unsupported_grant_type", Some(d)),
         Error::InvalidScope(d) => (S::BAD_REQUEST, "invalid_scope", Some(d)),
+        Error::InvalidTarget(d) => (S::BAD_REQUEST, "invalid_target", Some(d)),
         Error::MissingToken => (S::UNAUTHORIZED, "", None),
         Error::InvalidToken(d) => (S::UNAUTHORIZED, "invalid_token", Some(d)),
         Error::InsufficientScope(_) => (

@@ -25,8 +25,9 @@ use crate::state::AppState;
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
 
 /// An `application/x-www-form-urlencoded` body as OAuth requires it: the right content type, at
-/// most [`MAX_FORM_BYTES`], no parameter twice (RFC 6749 §3.1, §3.2), empty values dropped.
-pub struct OAuthForm(pub BTreeMap<String, String>);
+/// most [`MAX_FORM_BYTES`], no parameter twice (RFC 6749 §3.1, §3.2) except `resource`
+/// (RFC 8707 §2), whose values come second; empty values dropped.
+pub struct OAuthForm(pub BTreeMap<String, String>, pub Vec<String>);
 
 impl<S: Send + Sync> FromRequest<S> for OAuthForm {
     type Rejection = OAuthError;
@@ -52,9 +53,9 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
             .map_err(|_| {
                 Error::invalid_request(format!("the body exceeds {MAX_FORM_BYTES} bytes"))
             })?;
-        let mut params = crate::pages::unique_params(&body)?;
+        let (mut params, resources) = crate::pages::oauth_params(&body)?;
         params.retain(|_, value| !value.is_empty());
-        Ok(OAuthForm(params))
+        Ok(OAuthForm(params, resources))
     }
 }
 
@@ -158,13 +159,36 @@ fn form_decode(text: &str) -> String {
 }
 
 /// The validated access token of a request to a protected API (RFC 6750 §2.1: the
-/// `Authorization: Bearer` header; tokens in query strings are not accepted).
+/// `Authorization: Bearer` header; tokens in query strings are not accepted), issued for the
+/// API's audience: this server's issuer, unless a gateway route names its upstream's.
 pub struct Bearer(pub AccessTokenInfo);
 
 impl FromRequestParts<AppState> for Bearer {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Bearer::for_audience(parts, state, state.tokens.issuer()).await
+    }
+}
+
+impl Bearer {
+    /// The token of a request to an API whose audience is `audience` (RFC 9068 §4: a token for
+    /// another audience is `invalid_token`).
+    pub async fn for_audience(
+        parts: &Parts,
+        state: &AppState,
+        audience: &str,
+    ) -> Result<Self, ApiError> {
+        let token = Bearer::validated(parts, state).await?;
+        if !token.is_for(audience) {
+            return Err(
+                Error::InvalidToken("the access token is not for this audience".into()).into(),
+            );
+        }
+        Ok(Bearer(token))
+    }
+
+    async fn validated(parts: &Parts, state: &AppState) -> Result<AccessTokenInfo, ApiError> {
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
             return Err(Error::MissingToken.into());
         };
@@ -182,11 +206,11 @@ impl FromRequestParts<AppState> for Bearer {
             return Err(Error::invalid_request("malformed bearer token").into());
         }
         match state.tokens.validate(token).await {
-            Ok(info) => Ok(Bearer(info)),
+            Ok(info) => Ok(info),
             // Not one of ours: perhaps a trusted identity provider's.
             Err(Error::InvalidToken(why)) => match state.federation.validate_api_token(token).await
             {
-                Some(result) => Ok(Bearer(result?)),
+                Some(result) => Ok(result?),
                 None => Err(Error::InvalidToken(why).into()),
             },
             Err(other) => Err(other.into()),
@@ -202,8 +226,19 @@ impl FromRequestParts<AppState> for Authorized {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Authorized::for_audience(parts, state, state.tokens.issuer()).await
+    }
+}
+
+impl Authorized {
+    /// The caller of an API whose audience is `audience`, authorized by the scope rules.
+    pub async fn for_audience(
+        parts: &mut Parts,
+        state: &AppState,
+        audience: &str,
+    ) -> Result<Self, ApiError> {
         let RequestPath(path) = RequestPath::from_request_parts(parts, state).await?;
-        let Bearer(token) = Bearer::from_request_parts(parts, state).await?;
+        let Bearer(token) = Bearer::for_audience(parts, state, audience).await?;
         let caller = Caller::from(token);
         state
             .registry

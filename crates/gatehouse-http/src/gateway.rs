@@ -33,7 +33,8 @@ async fn forward(state: AppState, request: Request) -> Result<Response, ApiError
     let Some(route) = catalog.route_for(&path) else {
         return Err(Error::NotFound("no such endpoint".into()).into());
     };
-    let Authorized(caller) = Authorized::from_request_parts(&mut parts, &state).await?;
+    let audience = route.audience.as_deref().unwrap_or(state.tokens.issuer());
+    let Authorized(caller) = Authorized::for_audience(&mut parts, &state, audience).await?;
     let url = route
         .upstream_url(&path, parts.uri.query())
         .ok_or_else(|| Error::Internal("a route was chosen for a path it does not cover".into()))?;

@@ -335,8 +335,29 @@ fn script_hash() -> String {
 
 /// Parses a query string or form body, refusing repeated parameters (RFC 6749 §3.1).
 pub fn unique_params(bytes: &[u8]) -> Result<BTreeMap<String, String>, Error> {
+    parse_params(bytes, None).map(|(params, _)| params)
+}
+
+/// The parameters of an OAuth request: each at most once, except `resource`, which RFC 8707 §2
+/// lets a client repeat to name several resources; those come back apart, in order, without
+/// empty values.
+pub fn oauth_params(bytes: &[u8]) -> Result<(BTreeMap<String, String>, Vec<String>), Error> {
+    parse_params(bytes, Some("resource"))
+}
+
+fn parse_params(
+    bytes: &[u8],
+    repeatable: Option<&str>,
+) -> Result<(BTreeMap<String, String>, Vec<String>), Error> {
     let mut params = BTreeMap::new();
+    let mut repeated = Vec::new();
     for (name, value) in form_urlencoded::parse(bytes) {
+        if Some(name.as_ref()) == repeatable {
+            if !value.is_empty() {
+                repeated.push(value.into_owned());
+            }
+            continue;
+        }
         if params.contains_key(name.as_ref()) {
             return Err(Error::invalid_request(format!(
                 "the {name} parameter is repeated"
@@ -344,7 +365,7 @@ pub fn unique_params(bytes: &[u8]) -> Result<BTreeMap<String, String>, Error> {
         }
         params.insert(name.into_owned(), value.into_owned());
     }
-    Ok(params)
+    Ok((params, repeated))
 }
 
 /// A form body (or query string) as a typed struct; `None` when a field is missing or repeated.

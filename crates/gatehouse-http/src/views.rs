@@ -41,6 +41,10 @@ pub struct AppView {
     /// Whether `private_key_jwt` assertions may name the token endpoint URL as `aud` (otherwise
     /// only the issuer).
     pub legacy_token_endpoint_aud: bool,
+    /// The audience identifiers of the API this application serves (RFC 8707).
+    pub audiences: Vec<String>,
+    /// Whether this application may introspect every token.
+    pub introspect_any: bool,
     /// Whether `gatehouse apply` owns the record.
     pub managed: bool,
     pub created_at: i64,
@@ -75,6 +79,8 @@ impl From<&Client> for AppView {
             jwks: client.jwks.clone(),
             jwks_uri: client.jwks_uri.clone(),
             legacy_token_endpoint_aud: client.legacy_token_endpoint_aud,
+            audiences: client.audiences.clone(),
+            introspect_any: client.introspect_any,
             managed: client.managed,
             created_at: client.created_at,
             updated_at: client.updated_at,

@@ -35,6 +35,8 @@ pub(crate) struct ClientRow {
     jwks: Option<String>,
     jwks_uri: Option<String>,
     legacy_token_endpoint_aud: bool,
+    audiences: String,
+    introspect_any: bool,
 }
 
 /// The column values of a client, in the order of [`CLIENT_COLUMNS`](crate::shared).
@@ -43,6 +45,7 @@ pub(crate) struct ClientValues {
     pub(crate) grant_types: String,
     pub(crate) allowed_scopes: String,
     pub(crate) default_scopes: String,
+    pub(crate) audiences: String,
 }
 
 pub(crate) fn client_values(client: &Client) -> ClientValues {
@@ -57,6 +60,7 @@ pub(crate) fn client_values(client: &Client) -> ClientValues {
         ),
         allowed_scopes: json_list(&client.allowed_scopes),
         default_scopes: json_list(&client.default_scopes),
+        audiences: json_list(&client.audiences),
     }
 }
 
@@ -108,6 +112,8 @@ impl TryFrom<ClientRow> for Client {
             jwks: row.jwks,
             jwks_uri: row.jwks_uri,
             legacy_token_endpoint_aud: row.legacy_token_endpoint_aud,
+            audiences: parse_list("audiences", &row.audiences)?,
+            introspect_any: row.introspect_any,
             managed: row.managed,
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -169,11 +175,15 @@ pub(crate) struct AccessTokenRow {
     expires_at: i64,
     revoked: bool,
     grant_id: Option<String>,
+    audience: String,
 }
 
-impl From<AccessTokenRow> for AccessTokenRecord {
-    fn from(row: AccessTokenRow) -> Self {
-        AccessTokenRecord {
+impl TryFrom<AccessTokenRow> for AccessTokenRecord {
+    type Error = StoreError;
+
+    fn try_from(row: AccessTokenRow) -> Result<Self, StoreError> {
+        Ok(AccessTokenRecord {
+            audience: parse_list("audience", &row.audience)?,
             token_hash: row.token_hash,
             jti: row.jti,
             client_id: row.client_id,
@@ -183,7 +193,7 @@ impl From<AccessTokenRow> for AccessTokenRecord {
             expires_at: row.expires_at,
             revoked: row.revoked,
             grant_id: row.grant_id,
-        }
+        })
     }
 }
 
@@ -201,11 +211,15 @@ pub(crate) struct AuthorizationCodeRow {
     auth_time: i64,
     expires_at: i64,
     consumed: bool,
+    audience: String,
 }
 
-impl From<AuthorizationCodeRow> for AuthorizationCodeRecord {
-    fn from(row: AuthorizationCodeRow) -> Self {
-        AuthorizationCodeRecord {
+impl TryFrom<AuthorizationCodeRow> for AuthorizationCodeRecord {
+    type Error = StoreError;
+
+    fn try_from(row: AuthorizationCodeRow) -> Result<Self, StoreError> {
+        Ok(AuthorizationCodeRecord {
+            audience: parse_list("audience", &row.audience)?,
             code_hash: row.code_hash,
             grant_id: row.grant_id,
             client_id: row.client_id,
@@ -218,7 +232,7 @@ impl From<AuthorizationCodeRow> for AuthorizationCodeRecord {
             auth_time: row.auth_time,
             expires_at: row.expires_at,
             consumed: row.consumed,
-        }
+        })
     }
 }
 
@@ -234,11 +248,15 @@ pub(crate) struct RefreshTokenRow {
     expires_at: i64,
     rotated_at: Option<i64>,
     revoked: bool,
+    audience: String,
 }
 
-impl From<RefreshTokenRow> for RefreshTokenRecord {
-    fn from(row: RefreshTokenRow) -> Self {
-        RefreshTokenRecord {
+impl TryFrom<RefreshTokenRow> for RefreshTokenRecord {
+    type Error = StoreError;
+
+    fn try_from(row: RefreshTokenRow) -> Result<Self, StoreError> {
+        Ok(RefreshTokenRecord {
+            audience: parse_list("audience", &row.audience)?,
             token_hash: row.token_hash,
             grant_id: row.grant_id,
             client_id: row.client_id,
@@ -249,7 +267,7 @@ impl From<RefreshTokenRow> for RefreshTokenRecord {
             expires_at: row.expires_at,
             rotated_at: row.rotated_at,
             revoked: row.revoked,
-        }
+        })
     }
 }
 

@@ -10,7 +10,8 @@ macro_rules! client_columns {
         "id, client_id, name, client_type, secret_hash, redirect_uris, grant_types, \
          allowed_scopes, default_scopes, access_token_lifespan, refresh_token_lifespan, \
          token_format, run_as, active, require_pkce, allow_plain_pkce, id_token_alg, managed, \
-         created_at, updated_at, jwks, jwks_uri, legacy_token_endpoint_aud"
+         created_at, updated_at, jwks, jwks_uri, legacy_token_endpoint_aud, audiences, \
+         introspect_any"
     };
 }
 
@@ -23,21 +24,22 @@ macro_rules! user_columns {
 
 macro_rules! access_token_columns {
     () => {
-        "token_hash, jti, client_id, user_id, scope, issued_at, expires_at, revoked, grant_id"
+        "token_hash, jti, client_id, user_id, scope, issued_at, expires_at, revoked, grant_id, \
+         audience"
     };
 }
 
 macro_rules! code_columns {
     () => {
         "code_hash, grant_id, client_id, user_id, redirect_uri, scope, nonce, code_challenge, \
-         code_challenge_method, auth_time, expires_at, consumed"
+         code_challenge_method, auth_time, expires_at, consumed, audience"
     };
 }
 
 macro_rules! refresh_columns {
     () => {
         "token_hash, grant_id, client_id, user_id, scope, auth_time, issued_at, expires_at, \
-         rotated_at, revoked"
+         rotated_at, revoked, audience"
     };
 }
 
@@ -64,7 +66,7 @@ macro_rules! shared_store_impl {
         use crate::StoreDatabase;
         use crate::rows::{
             AccessTokenRow, AuthorizationCodeRow, ClientRow, ConsentRow, RefreshTokenRow,
-            SessionRow, SigningKeyRow, UserRow, client_values, roles_value,
+            SessionRow, SigningKeyRow, UserRow, client_values, json_list, roles_value,
         };
 
         #[async_trait]
@@ -214,11 +216,12 @@ macro_rules! shared_store_impl {
         impl ClientStore for $store {
             async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
                 let values = client_values(client);
+                let mut transaction = self.writer().begin().await.map_err(backend_error)?;
                 sqlx::query(concat!(
                     "INSERT INTO clients (",
                     client_columns!(),
                     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                     $15, $16, $17, $18, $19, $20, $21, $22, $23)"
+                     $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
                 ))
                 .bind(&client.id)
                 .bind(&client.client_id)
@@ -243,14 +246,19 @@ macro_rules! shared_store_impl {
                 .bind(&client.jwks)
                 .bind(&client.jwks_uri)
                 .bind(client.legacy_token_endpoint_aud)
-                .execute(self.writer())
+                .bind(&values.audiences)
+                .bind(client.introspect_any)
+                .execute(&mut *transaction)
                 .await
                 .map_err(backend_error)?;
+                write_audiences(&mut transaction, client).await?;
+                transaction.commit().await.map_err(backend_error)?;
                 Ok(())
             }
 
             async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
                 let values = client_values(client);
+                let mut transaction = self.writer().begin().await.map_err(backend_error)?;
                 let result = sqlx::query(
                     "UPDATE clients SET name = $2, client_type = $3, secret_hash = $4, \
                      redirect_uris = $5, grant_types = $6, allowed_scopes = $7, \
@@ -258,7 +266,8 @@ macro_rules! shared_store_impl {
                      refresh_token_lifespan = $10, token_format = $11, run_as = $12, \
                      active = $13, managed = $14, updated_at = $15, require_pkce = $16, \
                      allow_plain_pkce = $17, id_token_alg = $18, jwks = $19, jwks_uri = $20, \
-                     legacy_token_endpoint_aud = $21 WHERE client_id = $1",
+                     legacy_token_endpoint_aud = $21, audiences = $22, introspect_any = $23 \
+                     WHERE client_id = $1",
                 )
                 .bind(&client.client_id)
                 .bind(&client.name)
@@ -281,10 +290,35 @@ macro_rules! shared_store_impl {
                 .bind(&client.jwks)
                 .bind(&client.jwks_uri)
                 .bind(client.legacy_token_endpoint_aud)
-                .execute(self.writer())
+                .bind(&values.audiences)
+                .bind(client.introspect_any)
+                .execute(&mut *transaction)
                 .await
                 .map_err(backend_error)?;
-                Ok(result.rows_affected() == 1)
+                if result.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                write_audiences(&mut transaction, client).await?;
+                transaction.commit().await.map_err(backend_error)?;
+                Ok(true)
+            }
+
+            async fn find_client_by_audience(
+                &self,
+                audience: &str,
+            ) -> Result<Option<Client>, StoreError> {
+                sqlx::query_as::<_, ClientRow>(concat!(
+                    "SELECT ",
+                    client_columns!(),
+                    " FROM clients WHERE client_id = \
+                     (SELECT client_id FROM client_audiences WHERE audience = $1)"
+                ))
+                .bind(audience)
+                .fetch_optional(self.reader())
+                .await
+                .map_err(backend_error)?
+                .map(Client::try_from)
+                .transpose()
             }
 
             async fn find_client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
@@ -322,6 +356,7 @@ macro_rules! shared_store_impl {
                     "DELETE FROM refresh_tokens WHERE client_id = $1",
                     "DELETE FROM authorization_codes WHERE client_id = $1",
                     "DELETE FROM consents WHERE client_id = $1",
+                    "DELETE FROM client_audiences WHERE client_id = $1",
                 ] {
                     sqlx::query(query)
                         .bind(client_id)
@@ -489,7 +524,8 @@ macro_rules! shared_store_impl {
                 .fetch_optional(self.reader())
                 .await
                 .map_err(backend_error)?
-                .map(AccessTokenRecord::from))
+                .map(AccessTokenRecord::try_from)
+                .transpose()?)
             }
 
             async fn revoke_access_token(&self, token_hash: &str) -> Result<bool, StoreError> {
@@ -568,7 +604,7 @@ macro_rules! shared_store_impl {
                 sqlx::query(concat!(
                     "INSERT INTO authorization_codes (",
                     code_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
                 ))
                 .bind(&code.code_hash)
                 .bind(&code.grant_id)
@@ -582,6 +618,7 @@ macro_rules! shared_store_impl {
                 .bind(code.auth_time)
                 .bind(code.expires_at)
                 .bind(code.consumed)
+                .bind(json_list(&code.audience))
                 .execute(self.writer())
                 .await
                 .map_err(backend_error)?;
@@ -608,7 +645,7 @@ macro_rules! shared_store_impl {
                 .await
                 .map_err(backend_error)?;
                 if let Some(row) = redeemed {
-                    return Ok(CodeRedemption::Redeemed(row.into()));
+                    return Ok(CodeRedemption::Redeemed(row.try_into()?));
                 }
                 let existing = sqlx::query_as::<_, AuthorizationCodeRow>(concat!(
                     "SELECT ",
@@ -619,7 +656,7 @@ macro_rules! shared_store_impl {
                 .fetch_optional(self.writer())
                 .await
                 .map_err(backend_error)?;
-                Ok(match existing.map(AuthorizationCodeRecord::from) {
+                Ok(match existing.map(AuthorizationCodeRecord::try_from).transpose()? {
                     Some(record) if record.client_id != client_id => CodeRedemption::OtherClient,
                     Some(record) => CodeRedemption::Replayed(record),
                     None => CodeRedemption::Unknown,
@@ -646,7 +683,8 @@ macro_rules! shared_store_impl {
                 .fetch_optional(self.reader())
                 .await
                 .map_err(backend_error)?
-                .map(RefreshTokenRecord::from))
+                .map(RefreshTokenRecord::try_from)
+                .transpose()?)
             }
 
             async fn rotate_refresh_token(
@@ -681,7 +719,7 @@ macro_rules! shared_store_impl {
                 };
                 insert_refresh(&mut *transaction, successor).await?;
                 transaction.commit().await.map_err(backend_error)?;
-                Ok(RefreshRotation::Rotated(rotated.into()))
+                Ok(RefreshRotation::Rotated(rotated.try_into()?))
             }
 
             async fn revoke_grant(
@@ -770,6 +808,36 @@ macro_rules! shared_store_impl {
             }
         }
 
+        /// Replaces the rows of `client_audiences` for a client inside its write: the table's
+        /// primary key is what keeps an audience from belonging to two applications.
+        async fn write_audiences(
+            transaction: &mut sqlx::Transaction<'_, <$store as StoreDatabase>::Database>,
+            client: &Client,
+        ) -> Result<(), StoreError> {
+            sqlx::query("DELETE FROM client_audiences WHERE client_id = $1")
+                .bind(&client.client_id)
+                .execute(&mut **transaction)
+                .await
+                .map_err(backend_error)?;
+            for audience in &client.audiences {
+                sqlx::query("INSERT INTO client_audiences (audience, client_id) VALUES ($1, $2)")
+                    .bind(audience)
+                    .bind(&client.client_id)
+                    .execute(&mut **transaction)
+                    .await
+                    .map_err(|error| match backend_error(error) {
+                        StoreError::Conflict(_) => {
+                            StoreError::Conflict(format!("audience {audience:?}"))
+                        }
+                        other => other,
+                    })?;
+            }
+            Ok(())
+        }
+
+        /// The bound values of one access token row.
+        const ACCESS_TOKEN_COLUMNS: usize = 10;
+
         /// Inserts access tokens, many in one statement: the writer task's unit of work.
         async fn insert_access_tokens(
             pool: &sqlx::Pool<<$store as StoreDatabase>::Database>,
@@ -781,12 +849,12 @@ macro_rules! shared_store_impl {
                 ") VALUES "
             ));
             for index in 0..tokens.len() {
-                let first = index * 9;
+                let first = index * ACCESS_TOKEN_COLUMNS;
                 if index > 0 {
                     sql.push_str(", ");
                 }
                 sql.push('(');
-                for column in 1..=9 {
+                for column in 1..=ACCESS_TOKEN_COLUMNS {
                     if column > 1 {
                         sql.push_str(", ");
                     }
@@ -806,7 +874,8 @@ macro_rules! shared_store_impl {
                     .bind(token.issued_at)
                     .bind(token.expires_at)
                     .bind(token.revoked)
-                    .bind(&token.grant_id);
+                    .bind(&token.grant_id)
+                    .bind(json_list(&token.audience));
             }
             query.execute(pool).await.map_err(backend_error)?;
             Ok(())
@@ -825,7 +894,7 @@ macro_rules! shared_store_impl {
             sqlx::query(concat!(
                 "INSERT INTO refresh_tokens (",
                 refresh_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
             ))
             .bind(&token.token_hash)
             .bind(&token.grant_id)
@@ -837,6 +906,7 @@ macro_rules! shared_store_impl {
             .bind(token.expires_at)
             .bind(token.rotated_at)
             .bind(token.revoked)
+            .bind(json_list(&token.audience))
             .execute(executor)
             .await
             .map_err(backend_error)?;

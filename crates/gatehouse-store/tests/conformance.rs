@@ -75,6 +75,11 @@ fn client(client_id: &str) -> Client {
         jwks: Some(r#"{"keys": []}"#.into()),
         jwks_uri: None,
         legacy_token_endpoint_aud: true,
+        audiences: vec![
+            format!("https://{client_id}.example/api"),
+            format!("urn:example:{client_id}"),
+        ],
+        introspect_any: true,
         managed: false,
         created_at: 1,
         updated_at: 2,
@@ -110,6 +115,10 @@ fn token(hash: &str, client_id: &str, user_id: Option<&str>, expires_at: i64) ->
         expires_at,
         revoked: false,
         grant_id: None,
+        audience: vec![
+            "https://billing.example/api".into(),
+            "urn:example:billing".into(),
+        ],
     }
 }
 
@@ -140,6 +149,97 @@ storage_test!(duplicate_client_id_is_a_conflict, |store| {
         store.insert_client(&twin).await,
         Err(StoreError::Conflict(_))
     ));
+});
+
+storage_test!(an_audience_belongs_to_one_client, |store| {
+    let billing = client("billing");
+    store.insert_client(&billing).await.unwrap();
+    let shared = "https://billing.example/api".to_owned();
+    assert_eq!(
+        store.find_client_by_audience(&shared).await.unwrap(),
+        Some(billing.clone())
+    );
+    assert_eq!(
+        store
+            .find_client_by_audience("https://nobody.example")
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Claiming it on creation fails as a whole: no half-written client stays behind.
+    let mut crm = client("crm");
+    crm.audiences.push(shared.clone());
+    assert!(matches!(
+        store.insert_client(&crm).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.find_client("crm").await.unwrap(), None);
+
+    // Claiming it by update fails as a whole too: the client keeps what it had.
+    let original_crm = client("crm");
+    store.insert_client(&original_crm).await.unwrap();
+    assert!(matches!(
+        store.update_client(&crm).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.find_client("crm").await.unwrap(), Some(original_crm));
+    assert_eq!(
+        store
+            .find_client_by_audience("urn:example:crm")
+            .await
+            .unwrap()
+            .map(|c| c.client_id),
+        Some("crm".into())
+    );
+
+    // Given up by its owner, it is free to take; an update rewrites the owner's audiences.
+    let mut narrowed = billing.clone();
+    narrowed.audiences = vec!["urn:example:billing".into()];
+    assert!(store.update_client(&narrowed).await.unwrap());
+    assert!(store.update_client(&crm).await.unwrap());
+    assert_eq!(
+        store
+            .find_client_by_audience(&shared)
+            .await
+            .unwrap()
+            .map(|c| c.client_id),
+        Some("crm".into())
+    );
+
+    // Deleting a client frees its audiences.
+    assert!(store.delete_client("billing").await.unwrap());
+    assert_eq!(
+        store
+            .find_client_by_audience("urn:example:billing")
+            .await
+            .unwrap(),
+        None
+    );
+    let mut successor = client("successor");
+    successor.audiences = vec!["urn:example:billing".into()];
+    store.insert_client(&successor).await.unwrap();
+});
+
+storage_test!(concurrent_claims_of_one_audience_leave_one_owner, |store| {
+    let attempts = (0..8).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut claimant = client(&format!("claimant-{i}"));
+            claimant.audiences = vec!["https://contested.example".into()];
+            store.insert_client(&claimant).await
+        })
+    });
+    let mut created = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(()) => created += 1,
+            Err(StoreError::Conflict(_)) => {}
+            Err(other) => panic!("unexpected failure: {other}"),
+        }
+    }
+    assert_eq!(created, 1);
+    assert_eq!(store.list_clients().await.unwrap().len(), 1);
 });
 
 storage_test!(deleting_a_client_deletes_its_tokens, |store| {
@@ -326,6 +426,7 @@ fn code(hash: &str) -> AuthorizationCodeRecord {
         auth_time: 5,
         expires_at: 100,
         consumed: false,
+        audience: vec!["https://billing.example/api".into()],
     }
 }
 
@@ -341,6 +442,10 @@ fn refresh(hash: &str, grant_id: &str) -> RefreshTokenRecord {
         expires_at: 1000,
         rotated_at: None,
         revoked: false,
+        audience: vec![
+            "https://billing.example/api".into(),
+            "https://gatehouse.example".into(),
+        ],
     }
 }
 

@@ -173,6 +173,13 @@ pub struct AppFieldArgs {
     /// Accept private_key_jwt assertions whose aud is the token endpoint URL (default false).
     #[arg(long, value_name = "BOOL")]
     legacy_token_endpoint_aud: Option<bool>,
+    /// An audience identifier of the API this application serves (repeatable; an absolute
+    /// URI, unique across applications; given once with "" it removes them all).
+    #[arg(long = "audience", value_name = "URI")]
+    audiences: Vec<String>,
+    /// Whether the application may introspect every token (default false).
+    #[arg(long, value_name = "BOOL")]
+    introspect_any: Option<bool>,
 }
 
 impl AppFieldArgs {
@@ -202,6 +209,8 @@ impl AppFieldArgs {
             jwks: self.jwks_file.as_deref().map(read_text).transpose()?,
             jwks_uri: self.jwks_uri,
             legacy_token_endpoint_aud: self.legacy_token_endpoint_aud,
+            audiences: list(self.audiences),
+            introspect_any: self.introspect_any,
         })
     }
 }

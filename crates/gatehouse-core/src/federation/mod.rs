@@ -419,6 +419,8 @@ impl Federation {
             issued_at: verified.number("iat").unwrap_or(now),
             expires_at: verified.expires_at,
             format: TokenFormat::Jwt,
+            // Verified above to name this server among the provider's audiences.
+            audience: vec![self.tokens.issuer().to_owned()],
         }))
     }
 

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 
 use super::{GrantContext, TokenGrant, TokenRequest, issue_for_person};
 use crate::Error;
+use crate::audience;
 use crate::client::GrantType;
 use crate::pkce::{self, ChallengeMethod};
 use crate::scope::ScopeSet;
@@ -81,11 +82,13 @@ impl TokenGrant for AuthorizationCodeGrant {
             .filter(|u| u.can_authenticate())
             .ok_or_else(|| invalid("the user is no longer active"))?;
         let scope = ScopeSet::parse(&record.scope)?;
+        let granted = context.tokens.stored_audience(&record.audience);
+        let audience = audience::narrow(&granted, request.resources())?;
         let link = GrantLink {
             grant_id: &record.grant_id,
             auth_time: record.auth_time,
             nonce: record.nonce.as_deref(),
         };
-        issue_for_person(context, &user, &scope, link).await
+        issue_for_person(context, &user, &scope, &granted, &audience, link).await
     }
 }

@@ -50,6 +50,7 @@ impl TokenGrant for ClientCredentialsGrant {
             }
             None => None,
         };
+        let audience = context.tokens.audience_for(request.resources()).await?;
         context
             .tokens
             .issue(Issue {
@@ -59,6 +60,7 @@ impl TokenGrant for ClientCredentialsGrant {
                 grant: None,
                 refresh_token: None,
                 with_id_token: false,
+                audience: &audience,
             })
             .await
     }

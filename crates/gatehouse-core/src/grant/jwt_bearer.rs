@@ -34,6 +34,7 @@ impl TokenGrant for JwtBearerGrant {
             .federation
             .verify_grant_assertion(client, assertion)
             .await?;
+        let audience = context.tokens.audience_for(request.resources()).await?;
         context
             .tokens
             .issue(Issue {
@@ -43,6 +44,7 @@ impl TokenGrant for JwtBearerGrant {
                 grant: None,
                 refresh_token: None,
                 with_id_token: false,
+                audience: &audience,
             })
             .await
     }

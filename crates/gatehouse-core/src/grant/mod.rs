@@ -38,11 +38,17 @@ use crate::user::User;
 #[derive(Debug, Clone, Default)]
 pub struct TokenRequest {
     params: BTreeMap<String, String>,
+    /// The `resource` parameters, the one parameter that may be repeated (RFC 8707 §2).
+    resources: Vec<String>,
 }
 
 impl TokenRequest {
-    pub fn new(params: BTreeMap<String, String>) -> Self {
-        TokenRequest { params }
+    pub fn new(params: BTreeMap<String, String>, resources: Vec<String>) -> Self {
+        TokenRequest { params, resources }
+    }
+
+    pub fn resources(&self) -> &[String] {
+        &self.resources
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -75,17 +81,22 @@ pub struct GrantContext<'a> {
     pub refresh_token_grace: i64,
 }
 
-/// Issues the tokens of a grant a person gave: an access token, a refresh token when the client
-/// may use them, and an ID token when `openid` was granted.
+/// Issues the tokens of a grant a person gave: an access token for `audience`, a refresh token
+/// for the whole `granted` audience when the client may use them, and an ID token when `openid`
+/// was granted.
 async fn issue_for_person(
     context: &GrantContext<'_>,
     user: &User,
     scope: &ScopeSet,
+    granted: &[String],
+    audience: &[String],
     link: GrantLink<'_>,
 ) -> Result<TokenResponse, Error> {
     let client = context.client;
     let refresh_token = if client.allows_grant(GrantType::RefreshToken) {
-        let (token, stored) = context.tokens.mint_refresh_token(client, user, scope, link);
+        let (token, stored) = context
+            .tokens
+            .mint_refresh_token(client, user, scope, granted, link);
         context.store.insert_refresh_token(&stored).await?;
         Some(token)
     } else {
@@ -100,6 +111,7 @@ async fn issue_for_person(
             grant: Some(link),
             refresh_token,
             with_id_token: scope.contains("openid"),
+            audience,
         })
         .await
 }

@@ -61,6 +61,7 @@ impl TokenGrant for PasswordGrant {
             auth_time: now,
             nonce: None,
         };
-        issue_for_person(context, &user, &scope, link).await
+        let audience = context.tokens.audience_for(request.resources()).await?;
+        issue_for_person(context, &user, &scope, &audience, &audience, link).await
     }
 }

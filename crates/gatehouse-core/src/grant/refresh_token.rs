@@ -6,6 +6,7 @@ use async_trait::async_trait;
 
 use super::{GrantContext, TokenGrant, TokenRequest};
 use crate::Error;
+use crate::audience;
 use crate::client::GrantType;
 use crate::scope::ScopeSet;
 use crate::store::RefreshRotation;
@@ -51,6 +52,8 @@ impl TokenGrant for RefreshTokenGrant {
             }
             None => granted.clone(),
         };
+        let granted_audience = tokens.stored_audience(&record.audience);
+        let audience = audience::narrow(&granted_audience, request.resources())?;
         let user = context
             .tokens
             .user(&record.user_id)
@@ -62,8 +65,10 @@ impl TokenGrant for RefreshTokenGrant {
             auth_time: record.auth_time,
             nonce: None,
         };
-        // The successor keeps the original scope; only this access token is narrowed.
-        let (successor, stored) = tokens.mint_refresh_token(client, &user, &granted, link);
+        // The successor keeps the original scope and audience; only this access token is
+        // narrowed.
+        let (successor, stored) =
+            tokens.mint_refresh_token(client, &user, &granted, &granted_audience, link);
         let now = tokens.clock().now();
         match context
             .store
@@ -89,6 +94,7 @@ impl TokenGrant for RefreshTokenGrant {
                 grant: Some(link),
                 refresh_token: Some(successor),
                 with_id_token: scope.contains("openid"),
+                audience: &audience,
             })
             .await
     }

@@ -53,6 +53,14 @@ pub struct AppInput {
     /// Accept `private_key_jwt` assertions whose `aud` is the token endpoint URL rather than the
     /// issuer (default false; for clients written before that rule).
     pub legacy_token_endpoint_aud: Option<bool>,
+    /// The audience identifiers of the API this application serves (RFC 8707 resource
+    /// indicators: absolute URIs without a fragment, unique across applications). Tokens
+    /// requested with `resource` set to one of them are for that API, and this application may
+    /// introspect them. An empty list makes it no resource server.
+    pub audiences: Option<Vec<String>>,
+    /// Whether this application may introspect every token, whatever its client and audience
+    /// (default false; confidential clients only).
+    pub introspect_any: Option<bool>,
 }
 
 impl AppInput {
@@ -79,6 +87,8 @@ impl AppInput {
             jwks: self.jwks,
             jwks_uri: self.jwks_uri,
             legacy_token_endpoint_aud: self.legacy_token_endpoint_aud,
+            audiences: self.audiences,
+            introspect_any: self.introspect_any,
         };
         Ok((self.client_id, self.client_secret.map(Secret::new), changes))
     }

@@ -77,7 +77,7 @@ pub const ENTRY_KINDS: [(&str, &str, &str); 4] = [
     (
         "/routes",
         "gateway routes",
-        "gateway routes (name, prefix, upstream, timeout_seconds)",
+        "gateway routes (name, prefix, upstream, timeout_seconds, audience)",
     ),
     (
         "/tables",

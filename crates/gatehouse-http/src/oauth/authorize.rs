@@ -41,8 +41,8 @@ pub async fn authorize_post(
 }
 
 async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Response {
-    let params = match pages::unique_params(raw) {
-        Ok(params) => params,
+    let (params, resources) = match pages::oauth_params(raw) {
+        Ok(parsed) => parsed,
         Err(error) => {
             return pages::message(
                 StatusCode::BAD_REQUEST,
@@ -52,7 +52,15 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
         }
     };
     let now = state.tokens.clock().now();
-    match AuthorizationRequest::validate(state.store.as_ref(), &params, now).await {
+    match AuthorizationRequest::validate(
+        state.store.as_ref(),
+        &state.tokens,
+        &params,
+        &resources,
+        now,
+    )
+    .await
+    {
         Ok((client, request)) => {
             let session = match current_session(state, headers).await {
                 Ok(session) => session,

@@ -1,5 +1,6 @@
-//! `POST /oauth/introspect`: RFC 7662. Only authenticated confidential clients may ask; an
-//! inactive, unknown or revoked token is `{"active": false}` and nothing more (§2.2).
+//! `POST /oauth/introspect`: RFC 7662. Only authenticated confidential clients may ask, and only
+//! those entitled to learn about a token do (§4); for everyone else, and for an inactive,
+//! unknown or revoked token, the answer is `{"active": false}` and nothing more (§2.2).
 
 use axum::Json;
 use axum::extract::State;
@@ -16,7 +17,7 @@ use crate::state::AppState;
 pub async fn introspect(
     State(state): State<AppState>,
     headers: HeaderMap,
-    OAuthForm(params): OAuthForm,
+    OAuthForm(params, _): OAuthForm,
 ) -> Result<Response, OAuthError> {
     let client = authenticate(&state, &headers, &params).await?;
     if client.client_type != ClientType::Confidential {
@@ -25,5 +26,7 @@ pub async fn introspect(
     let token = params
         .get("token")
         .ok_or_else(|| Error::invalid_request("the token parameter is missing"))?;
-    Ok(no_store(Json(state.tokens.introspect(token).await?)))
+    Ok(no_store(Json(
+        state.tokens.introspect(&client, token).await?,
+    )))
 }

@@ -15,7 +15,7 @@ use crate::state::AppState;
 pub async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
-    OAuthForm(params): OAuthForm,
+    OAuthForm(params, _): OAuthForm,
 ) -> Result<Response, OAuthError> {
     let client = authenticate(&state, &headers, &params).await?;
     let token = params

@@ -16,9 +16,9 @@ pub async fn token(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
     headers: HeaderMap,
-    OAuthForm(params): OAuthForm,
+    OAuthForm(params, resources): OAuthForm,
 ) -> Result<Response, OAuthError> {
-    let request = TokenRequest::new(params);
+    let request = TokenRequest::new(params, resources);
     // The metric label is the grant the server knows, never the raw (unbounded) parameter.
     let grant_label = state
         .grants
@@ -31,6 +31,7 @@ pub async fn token(
         Err(Error::InvalidClient(_)) => "invalid_client",
         Err(Error::InvalidGrant(_)) => "invalid_grant",
         Err(Error::InvalidScope(_)) => "invalid_scope",
+        Err(Error::InvalidTarget(_)) => "invalid_target",
         Err(Error::InvalidRequest(_)) => "invalid_request",
         Err(Error::UnauthorizedClient(_)) => "unauthorized_client",
         Err(Error::UnsupportedGrantType(_)) => "unsupported_grant_type",

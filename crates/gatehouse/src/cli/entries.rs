@@ -105,6 +105,10 @@ pub struct RouteArgs {
     /// Seconds the upstream has to answer (default 30).
     #[arg(long = "timeout", value_name = "SECONDS")]
     timeout_seconds: Option<u64>,
+    /// The audience the upstream expects: requests need a token requested for it with
+    /// `resource` (default: a token for this server).
+    #[arg(long, value_name = "URI")]
+    audience: Option<String>,
 }
 
 impl EntryArgs for RouteArgs {
@@ -114,6 +118,7 @@ impl EntryArgs for RouteArgs {
         set(&mut fields, "prefix", self.prefix);
         set(&mut fields, "upstream", self.upstream);
         set(&mut fields, "timeout_seconds", self.timeout_seconds);
+        set(&mut fields, "audience", self.audience);
         fields
     }
 }

@@ -18,8 +18,8 @@ use crate::harness::{TestApp, TestServer, server_test};
 /// sent, every header) and keeps a copy; under `/slow` it first waits longer than the routes to
 /// it allow. Its answers set a cookie and a lax content security policy, which Gatehouse must
 /// not relay.
-struct Upstream {
-    address: SocketAddr,
+pub(crate) struct Upstream {
+    pub(crate) address: SocketAddr,
     received: Arc<Mutex<Vec<Value>>>,
 }
 
@@ -29,7 +29,7 @@ impl Upstream {
     }
 }
 
-async fn start_upstream() -> Upstream {
+pub(crate) async fn start_upstream() -> Upstream {
     let received = Arc::new(Mutex::new(Vec::new()));
     let log = received.clone();
     let echo = move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| async move {

@@ -3,6 +3,8 @@
 //! under `tests/` would be linked separately, and linking is the slow step.
 //!
 //! - `harness`: starting servers, the `server_test!` macro, and HTTP helpers;
+//! - `audience`: resource indicators, audiences on Gatehouse's APIs and routes, and who may
+//!   introspect what;
 //! - `client_credentials`: the grant through the Rust `oauth2` crate, introspection, revocation;
 //! - `edges`: values spelled so that a lenient parser would read them another way;
 //! - `errors`: every RFC error case of the token, introspection and revocation endpoints;
@@ -28,6 +30,7 @@ mod harness;
 mod access;
 mod admin_api;
 mod apply;
+mod audience;
 mod browser;
 mod cli;
 mod client_credentials;

@@ -13,7 +13,7 @@ use crate::harness::{TestApp, TestServer, post_form, server_test};
 
 pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-const REDIRECT: &str = "https://app.example/cb";
+pub const REDIRECT: &str = "https://app.example/cb";
 pub const PASSWORD: &str = "a long enough password";
 
 /// A client that keeps cookies and does not follow redirects, like a browser under test.
@@ -193,7 +193,7 @@ pub async fn people_app(server: &TestServer, client_type: ClientType) -> TestApp
 }
 
 /// Logs `user` in, consents, and returns the redirect's parameters.
-async fn code_flow(
+pub async fn code_flow(
     server: &TestServer,
     browser: &mut Browser,
     app: &TestApp,
