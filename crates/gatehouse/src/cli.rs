@@ -507,6 +507,8 @@ fn print_app(view: &AppView, json: bool) -> anyhow::Result<()> {
         view.run_as.as_deref().unwrap_or("-")
     );
     println!("active:                 {}", view.active);
+    println!("audiences:              {}", view.audiences.join(" "));
+    println!("introspect_any:         {}", view.introspect_any);
     if let Some(secret) = &view.client_secret {
         println!("client_secret:          {secret}");
         eprintln!("The client secret is shown only this once; store it now.");

@@ -590,3 +590,197 @@ server_test!(
         );
     }
 );
+
+/// The admin API, in JSON.
+async fn admin(
+    server: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Value,
+) -> (u16, Value) {
+    let response = server
+        .http
+        .request(method, server.url(&format!("/api/admin/v1{path}")))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+server_test!(audiences_and_introspect_any_show_in_every_view, |server| {
+    use reqwest::Method;
+    let token = server.token_for_role("oauth_admin").await;
+
+    // The admin API: created, shown, changed; duplicates, malformed URIs and public
+    // introspectors refused.
+    let (status, created) = admin(
+        &server,
+        Method::POST,
+        "/apps",
+        &token,
+        json!({"name": "inventory", "client_id": "inventory",
+                "grant_types": ["client_credentials"],
+                "audiences": [INVENTORY_URN, INVENTORY], "introspect_any": true}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["audiences"], json!([INVENTORY, INVENTORY_URN]));
+    assert_eq!(created["introspect_any"], true);
+    let (_, shown) = admin(&server, Method::GET, "/apps/inventory", &token, Value::Null).await;
+    assert_eq!(shown["audiences"], json!([INVENTORY, INVENTORY_URN]));
+    for (body, expected) in [
+        (
+            json!({"name": "copy", "grant_types": ["client_credentials"],
+                    "audiences": [INVENTORY]}),
+            (409, "conflict"),
+        ),
+        (
+            json!({"name": "bad", "audiences": ["inventory"]}),
+            (400, "invalid_request"),
+        ),
+        (
+            json!({"name": "bad", "audiences": ["https://a.example/#x"]}),
+            (400, "invalid_request"),
+        ),
+        (
+            json!({"name": "spa", "client_type": "public", "grant_types": ["implicit"],
+                    "redirect_uris": ["https://spa.example/cb"], "introspect_any": true}),
+            (400, "invalid_request"),
+        ),
+    ] {
+        let (status, answer) = admin(&server, Method::POST, "/apps", &token, body).await;
+        assert_eq!(
+            (status, answer["error"].as_str().unwrap_or_default()),
+            expected,
+            "{answer}"
+        );
+    }
+    let (status, changed) = admin(
+        &server,
+        Method::PATCH,
+        "/apps/inventory",
+        &token,
+        json!({"audiences": [INVENTORY], "introspect_any": false}),
+    )
+    .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(
+        (
+            changed["audiences"].clone(),
+            changed["introspect_any"].clone()
+        ),
+        (json!([INVENTORY]), json!(false))
+    );
+    // Given up, the URN is free for another application.
+    let (status, _) = admin(
+        &server,
+        Method::POST,
+        "/apps",
+        &token,
+        json!({"name": "urn holder", "grant_types": ["client_credentials"],
+                "audiences": [INVENTORY_URN]}),
+    )
+    .await;
+    assert_eq!(status, 201);
+
+    let document: Value = server
+        .http
+        .get(server.url("/api/admin/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for schema in ["AppInput", "AppView"] {
+        let properties = &document["components"]["schemas"][schema]["properties"];
+        for field in ["audiences", "introspect_any"] {
+            assert!(properties.get(field).is_some(), "{schema}.{field}");
+        }
+    }
+
+    // The CLI: flags, the JSON and the text view.
+    let created = crate::cli::gatehouse(
+        &server,
+        &[
+            "app",
+            "create",
+            "--name",
+            "billing",
+            "--grant",
+            "client_credentials",
+            "--audience",
+            BILLING,
+            "--introspect-any",
+            "true",
+            "--json",
+        ],
+        &[],
+    )
+    .await;
+    assert!(created.status.success());
+    let created: Value = serde_json::from_slice(&created.stdout).unwrap();
+    assert_eq!(created["audiences"], json!([BILLING]));
+    assert_eq!(created["introspect_any"], true);
+    let client_id = created["client_id"].as_str().unwrap();
+    let shown = crate::cli::gatehouse(&server, &["app", "show", client_id], &[]).await;
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        text.contains(&format!("audiences:              {BILLING}")),
+        "{text}"
+    );
+    assert!(text.contains("introspect_any:         true"), "{text}");
+    let taken = crate::cli::gatehouse(
+        &server,
+        &["app", "create", "--name", "twin", "--audience", BILLING],
+        &[],
+    )
+    .await;
+    assert!(!taken.status.success());
+    assert!(String::from_utf8_lossy(&taken.stderr).contains("conflict"));
+    let cleared = crate::cli::gatehouse(
+        &server,
+        &["app", "update", client_id, "--audience", "", "--json"],
+        &[],
+    )
+    .await;
+    let cleared: Value = serde_json::from_slice(&cleared.stdout).unwrap();
+    assert_eq!(cleared["audiences"], json!([]));
+
+    // The declarative file: applied, idempotent, and a change is reported by field.
+    let file = |introspect_any: bool| {
+        format!(
+            r#"
+[[application]]
+name = "orders"
+client_id = "orders"
+client_secret = "orders-secret-with-more-than-32-characters"
+grant_types = ["client_credentials"]
+audiences = ["https://orders.example/api"]
+introspect_any = {introspect_any}
+"#
+        )
+    };
+    crate::apply::apply(&server, &file(true), &[], &[]).await;
+    let orders = server.services.registry.get_app("orders").await.unwrap();
+    assert_eq!(orders.audiences, vec!["https://orders.example/api"]);
+    assert!(orders.introspect_any);
+    assert!(
+        crate::apply::apply(&server, &file(true), &[], &[])
+            .await
+            .is_empty()
+    );
+    let changes = crate::apply::apply(&server, &file(false), &[], &[]).await;
+    assert_eq!(changes[0]["fields"], json!(["introspect_any"]));
+    // Tokens for the file's audience can be requested at once.
+    let app = client_app(&server, TokenFormat::Jwt).await;
+    let token = client_credentials(&server, &app, &["https://orders.example/api"]).await;
+    assert_eq!(
+        jwt_claims(token["access_token"].as_str().unwrap())["aud"],
+        "https://orders.example/api"
+    );
+});
