@@ -13,6 +13,7 @@ use crate::entry::{Catalog, Entry};
 use crate::path::CanonicalPath;
 use crate::scope::ScopeSet;
 use crate::token::AccessTokenInfo;
+use crate::user::Permission;
 
 /// The scope that stands for everything the user's roles allow.
 pub const USERACCOUNT: &str = "useraccount";
@@ -31,6 +32,7 @@ pub struct ScopeEntry {
 
 impl Entry for ScopeEntry {
     const KIND: &'static str = "scope";
+    const MANAGED_WITH: Permission = Permission::ManageAccessRules;
     const FIELDS: &'static [&'static str] = &["description", "default"];
 
     fn name(&self) -> &str {
@@ -59,6 +61,7 @@ pub struct ScopeRule {
 
 impl Entry for ScopeRule {
     const KIND: &'static str = "scope_rule";
+    const MANAGED_WITH: Permission = Permission::ManageAccessRules;
     const FIELDS: &'static [&'static str] = &["methods", "path", "scopes"];
 
     fn name(&self) -> &str {

@@ -18,6 +18,7 @@ use crate::client::Client;
 use crate::clock::Clock;
 use crate::entry::Catalog;
 use crate::federation::JwtProvider;
+use crate::store::AccessTokenRecord;
 use crate::token::AccessTokenInfo;
 use crate::user::User;
 
@@ -112,6 +113,9 @@ pub struct RegistryCache {
     pub catalog: RecordCache<Catalog>,
     pub jwt_providers: RecordCache<Vec<JwtProvider>>,
     pub federated_tokens: RecordCache<AccessTokenInfo>,
+    /// Opaque access tokens recently looked up, by hash. A user's credential change revokes
+    /// their opaque tokens in the store, so these go with every user notice too.
+    pub opaque_tokens: RecordCache<AccessTokenRecord>,
 }
 
 /// The catalog cache's one key.
@@ -126,14 +130,15 @@ impl RegistryCache {
             users_by_name: RecordCache::new(clock.clone()),
             catalog: RecordCache::new(clock.clone()),
             jwt_providers: RecordCache::new(clock.clone()),
-            federated_tokens: RecordCache::new(clock),
+            federated_tokens: RecordCache::new(clock.clone()),
+            opaque_tokens: RecordCache::new(clock),
         }
     }
 
     /// Applies a change notice from the store (`client:ID`; `user:…`, which clears every cached
     /// user, since notices name users by name while one cache keys them by id; `entry:KIND:NAME`,
     /// which reloads the catalog; `jwt_provider:NAME`). Validated third-party tokens depend on
-    /// providers and users, so they go with either.
+    /// providers and users, so they go with either; opaque token lookups go with users.
     pub fn apply_notice(&self, notice: &str) {
         match notice.split_once(':') {
             // A notice does not say which audiences changed hands, so all are reread.
@@ -145,6 +150,7 @@ impl RegistryCache {
                 self.users.clear();
                 self.users_by_name.clear();
                 self.federated_tokens.clear();
+                self.opaque_tokens.clear();
             }
             Some(("jwt_provider", _)) => {
                 self.jwt_providers.clear();
@@ -159,6 +165,7 @@ impl RegistryCache {
                 self.users_by_name.clear();
                 self.jwt_providers.clear();
                 self.federated_tokens.clear();
+                self.opaque_tokens.clear();
             }
         }
     }

@@ -182,6 +182,9 @@ pub struct Client {
     pub introspect_any: bool,
     /// Whether `gatehouse apply` owns this record (and may prune it).
     pub managed: bool,
+    /// What the declarative file said last time about the fields it sets only when it changes
+    /// them (kept by `manifest`).
+    pub applied: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }

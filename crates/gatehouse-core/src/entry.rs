@@ -10,6 +10,7 @@ use crate::access::{ScopeEntry, ScopeRule};
 use crate::gateway::Route;
 use crate::store::EntryRecord;
 use crate::table::TableDef;
+use crate::user::Permission;
 
 /// One kind of configuration entry.
 pub trait Entry: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
@@ -17,6 +18,8 @@ pub trait Entry: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     const KIND: &'static str;
     /// The fields of its document, for reports of what changed.
     const FIELDS: &'static [&'static str];
+    /// What an administrator's roles must allow to change entries of this kind.
+    const MANAGED_WITH: Permission;
 
     fn name(&self) -> &str;
 

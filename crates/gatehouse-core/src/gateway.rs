@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 use crate::entry::{Catalog, Entry};
 use crate::path::CanonicalPath;
+use crate::user::Permission;
 
 /// The longest an administrator may let an upstream take: below the 30 s in which the server
 /// answers every request, so a slow upstream is a 504 from the gateway.
@@ -36,6 +37,7 @@ pub struct Route {
 
 impl Entry for Route {
     const KIND: &'static str = "route";
+    const MANAGED_WITH: Permission = Permission::ManageAccessRules;
     const FIELDS: &'static [&'static str] = &["prefix", "upstream", "timeout_seconds", "audience"];
 
     fn name(&self) -> &str {

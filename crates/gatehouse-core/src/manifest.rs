@@ -3,7 +3,10 @@
 //! server's configuration file).
 //!
 //! Each entry describes a record completely: a field left out takes its default, so applying the
-//! same file twice changes nothing, and a change made by hand is undone by the next apply.
+//! same file twice changes nothing, and a change made by hand is undone by the next apply —
+//! except a lock, a deactivation or a new password or client secret: those are what an
+//! administrator does after a compromise, so the file sets them only when it changes them
+//! itself (the record remembers what the file last said, see [`Applied`]).
 //! Records created or updated by apply are marked `managed`; `--prune` deletes only managed
 //! records missing from the file, so a pruning apply never removes what an administrator made by
 //! hand (such as the bootstrap `admin` user).
@@ -334,6 +337,46 @@ impl Manifest {
     }
 }
 
+/// What the file said last time about the fields it sets only when it changes them, kept as
+/// JSON in the record. A field the file still says the same about keeps whatever an
+/// administrator made of it since; a field the file changed is applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Applied {
+    active: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    locked_out: bool,
+    /// The keyed hash of the file's password or client secret, if it gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+}
+
+impl Applied {
+    fn said(
+        registry: &Registry,
+        active: bool,
+        locked_out: bool,
+        secret: &Option<Secret>,
+    ) -> Applied {
+        Applied {
+            active,
+            locked_out,
+            secret: secret.as_ref().map(|s| registry.hasher().hash(s.expose())),
+        }
+    }
+
+    /// What the file said before, for a record it manages.
+    fn before(managed: bool, applied: &Option<String>) -> Option<Applied> {
+        applied
+            .as_deref()
+            .filter(|_| managed)
+            .and_then(|text| serde_json::from_str(text).ok())
+    }
+
+    fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
 pub(crate) fn change(
     action: Action,
     kind: &'static str,
@@ -448,7 +491,7 @@ fn app_differences(client: &Client, desired: &AppChanges) -> Vec<&'static str> {
         desired.run_as.as_deref().unwrap_or_default()
             != client.run_as.as_deref().unwrap_or_default(),
     );
-    check("active", desired.active != Some(client.active));
+    check("active", desired.active.is_some_and(|a| a != client.active));
     check(
         "require_pkce",
         desired.require_pkce != Some(client.require_pkce),
@@ -588,7 +631,8 @@ async fn reconcile_app(
 ) -> Result<(Option<Change>, String), Error> {
     let what = format!("application {:?}", entry.name);
     let secret = resolve(&what, &entry.client_secret, &entry.client_secret_env, env)?;
-    let desired = desired_app_fields(entry)?;
+    let mut desired = desired_app_fields(entry)?;
+    let said = Applied::said(registry, entry.active, false, &secret);
     let current = match &entry.client_id {
         Some(id) => existing.iter().find(|c| &c.client_id == id),
         None => {
@@ -623,14 +667,23 @@ async fn reconcile_app(
                 true,
             )
             .await?;
+        registry
+            .mark_app_applied(&client.client_id, said.to_json())
+            .await?;
         let mut created = change(Action::Create, "application", &client.client_id, vec![]);
         if secret.is_none() {
             created.generated_secret = generated.map(|s| s.expose().to_owned());
         }
         return Ok((Some(created), client.client_id));
     };
+    let before = Applied::before(current.managed, &current.applied);
+    if before.as_ref().is_some_and(|b| b.active == said.active) {
+        desired.active = None;
+    }
     let mut fields = app_differences(current, &desired);
+    let secret_said_before = before.is_some_and(|b| b.secret == said.secret);
     let secret_changes = match (&secret, &current.secret_hash) {
+        _ if secret_said_before => false,
         (Some(secret), Some(hash)) => !registry.hasher().verify(secret.expose(), hash),
         (Some(_), None) => true,
         (None, _) => false,
@@ -643,6 +696,11 @@ async fn reconcile_app(
     }
     let client_id = current.client_id.clone();
     if fields.is_empty() {
+        if !options.dry_run {
+            registry
+                .mark_app_applied(&client_id, said.to_json())
+                .await?;
+        }
         return Ok((None, client_id));
     }
     if !options.dry_run {
@@ -651,7 +709,9 @@ async fn reconcile_app(
             registry.rotate_secret(&client_id, secret).await?;
         }
         registry.update_app(&client_id, desired).await?;
-        registry.set_app_managed(&client_id, true).await?;
+        registry
+            .mark_app_applied(&client_id, said.to_json())
+            .await?;
     }
     Ok((
         Some(change(Action::Update, "application", &client_id, fields)),
@@ -667,7 +727,8 @@ async fn reconcile_user(
 ) -> Result<Option<Change>, Error> {
     let what = format!("user {:?}", entry.user_name);
     let password = resolve(&what, &entry.password, &entry.password_env, env)?;
-    let desired = UserChanges {
+    let said = Applied::said(registry, entry.active, entry.locked_out, &password);
+    let mut desired = UserChanges {
         display_name: Some(
             entry
                 .display_name
@@ -698,6 +759,9 @@ async fn reconcile_user(
                     true,
                 )
                 .await?;
+            registry
+                .mark_user_applied(&entry.user_name, said.to_json())
+                .await?;
         }
         return Ok(Some(change(
             Action::Create,
@@ -706,8 +770,19 @@ async fn reconcile_user(
             vec![],
         )));
     };
+    let before = Applied::before(current.managed, &current.applied);
+    if let Some(before) = &before {
+        if before.active == said.active {
+            desired.active = None;
+        }
+        if before.locked_out == said.locked_out {
+            desired.locked_out = None;
+        }
+    }
     let mut fields = user_differences(&current, &desired);
+    let password_said_before = before.is_some_and(|b| b.secret == said.secret);
     let password_changes = match (&password, &current.password_hash) {
+        _ if password_said_before => false,
         (Some(password), Some(hash)) => {
             !user::verify_password(password.expose().to_owned(), hash.clone()).await?
         }
@@ -721,6 +796,11 @@ async fn reconcile_user(
         fields.push("managed");
     }
     if fields.is_empty() {
+        if !options.dry_run {
+            registry
+                .mark_user_applied(&entry.user_name, said.to_json())
+                .await?;
+        }
         return Ok(None);
     }
     if !options.dry_run {
@@ -728,7 +808,9 @@ async fn reconcile_user(
         if let (true, Some(password)) = (password_changes, password) {
             registry.set_password(&entry.user_name, password).await?;
         }
-        registry.set_user_managed(&entry.user_name, true).await?;
+        registry
+            .mark_user_applied(&entry.user_name, said.to_json())
+            .await?;
     }
     Ok(Some(change(
         Action::Update,
@@ -752,10 +834,10 @@ fn user_differences(user: &User, desired: &UserChanges) -> Vec<&'static str> {
     if roles != user.roles {
         fields.push("roles");
     }
-    if desired.active != Some(user.active) {
+    if desired.active.is_some_and(|a| a != user.active) {
         fields.push("active");
     }
-    if desired.locked_out != Some(user.locked_out) {
+    if desired.locked_out.is_some_and(|l| l != user.locked_out) {
         fields.push("locked_out");
     }
     let text = |v: &Option<String>| v.clone().unwrap_or_default();

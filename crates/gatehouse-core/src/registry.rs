@@ -19,8 +19,8 @@ use crate::clock::Clock;
 use crate::keys::SigningAlgorithm;
 use crate::scope::ScopeSet;
 use crate::secret::{self, Secret, SecretHasher};
-use crate::store::{Store, StoreError};
-use crate::user::{self, User};
+use crate::store::{Store, StoreError, UserWrite};
+use crate::user::{self, Permission, REGISTRY_ADMIN_ROLES, User};
 
 /// The shortest client secret an administrator may supply: 32 characters.
 pub const MIN_CLIENT_SECRET_LENGTH: usize = 32;
@@ -98,6 +98,10 @@ pub struct Registry {
     hasher: SecretHasher,
     cache: Arc<RegistryCache>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// The administrator of the admin API this registry acts for, bounded by their roles;
+    /// `None` for the operator (the CLI, the declarative file, bootstrap), who holds the
+    /// database and the master key anyway.
+    administrator: Option<Arc<User>>,
 }
 
 impl Registry {
@@ -112,6 +116,89 @@ impl Registry {
             hasher,
             cache,
             clock,
+            administrator: None,
+        }
+    }
+
+    /// This registry acting for an administrator: every use case refuses what their roles do
+    /// not allow.
+    pub fn acting_for(&self, administrator: Arc<User>) -> Registry {
+        Registry {
+            administrator: Some(administrator),
+            ..self.clone()
+        }
+    }
+
+    /// Refuses unless the administrator this registry acts for (if any) may `permission`.
+    pub fn require(&self, permission: Permission) -> Result<(), Error> {
+        match &self.administrator {
+            Some(administrator) if !administrator.may(permission) => {
+                let roles: Vec<&str> = REGISTRY_ADMIN_ROLES
+                    .into_iter()
+                    .filter(|role| user::role_may(role, permission))
+                    .collect();
+                Err(Error::Forbidden(format!(
+                    "{} needs the {} role",
+                    permission.description(),
+                    roles.join(" or ")
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Managing an application that runs as someone who holds a registry role hands over
+    /// what they may do, so only those who manage administrators may.
+    async fn require_for_run_as(&self, run_as: Option<&str>) -> Result<(), Error> {
+        if self.administrator.is_none() {
+            return Ok(());
+        }
+        if let Some(user_name) = run_as
+            && let Some(user) = self.store.find_user_by_name(user_name).await?
+            && user.is_registry_admin()
+        {
+            self.require(Permission::ManageAdministrators)?;
+        }
+        Ok(())
+    }
+
+    /// The checks of a change to `current` (or of a new user): users who hold a registry role,
+    /// and the registry roles themselves, are for those who manage administrators.
+    fn require_for_user(
+        &self,
+        current: Option<&User>,
+        roles: Option<&[String]>,
+    ) -> Result<(), Error> {
+        self.require(Permission::ManageUsers)?;
+        let registry_roles = |roles: &[String]| -> Vec<String> {
+            let mut held: Vec<String> = roles
+                .iter()
+                .filter(|r| REGISTRY_ADMIN_ROLES.contains(&r.as_str()))
+                .cloned()
+                .collect();
+            held.sort();
+            held.dedup();
+            held
+        };
+        let before = current
+            .map(|u| registry_roles(&u.roles))
+            .unwrap_or_default();
+        let touches_roles = roles.is_some_and(|roles| registry_roles(roles) != before);
+        if !before.is_empty() || touches_roles {
+            self.require(Permission::ManageAdministrators)?;
+        }
+        Ok(())
+    }
+
+    /// Turns a refused user write into the domain's answer.
+    fn user_written(outcome: UserWrite, user_name: &str) -> Result<(), Error> {
+        match outcome {
+            UserWrite::Done => Ok(()),
+            UserWrite::NotFound => Err(Error::NotFound(format!("user {user_name:?}"))),
+            UserWrite::LastAdministrator => Err(Error::Conflict(format!(
+                "{user_name:?} is the last active, unlocked administrator with a password; \
+                 make another one first"
+            ))),
         }
     }
 
@@ -144,6 +231,9 @@ impl Registry {
         new: NewApp,
         managed: bool,
     ) -> Result<(Client, Option<Secret>), Error> {
+        self.require(Permission::ManageApplications)?;
+        self.require_for_run_as(new.fields.run_as.as_deref())
+            .await?;
         let now = self.clock.now();
         let client_id = match new.client_id {
             Some(id) => {
@@ -181,6 +271,7 @@ impl Registry {
             audiences: vec![],
             introspect_any: false,
             managed,
+            applied: None,
             created_at: now,
             updated_at: now,
         };
@@ -228,7 +319,8 @@ impl Registry {
     }
 
     pub async fn update_app(&self, client_id: &str, changes: AppChanges) -> Result<Client, Error> {
-        let mut client = self.get_app(client_id).await?;
+        let mut client = self.get_app_to_change(client_id).await?;
+        self.require_for_run_as(changes.run_as.as_deref()).await?;
         let becomes_public = changes.client_type == Some(ClientType::Public);
         let defaults_given = changes.default_scopes.is_some();
         let defaults_followed_allowed = client.default_scopes == client.allowed_scopes;
@@ -268,11 +360,21 @@ impl Registry {
         Ok(client)
     }
 
-    /// Marks a record as owned (or not) by `gatehouse apply`.
-    pub async fn set_app_managed(&self, client_id: &str, managed: bool) -> Result<(), Error> {
+    /// An application the administrator this registry acts for may change.
+    async fn get_app_to_change(&self, client_id: &str) -> Result<Client, Error> {
+        self.require(Permission::ManageApplications)?;
+        let client = self.get_app(client_id).await?;
+        self.require_for_run_as(client.run_as.as_deref()).await?;
+        Ok(client)
+    }
+
+    /// Marks an application as owned by `gatehouse apply`, with what the file said (see
+    /// `manifest`).
+    pub async fn mark_app_applied(&self, client_id: &str, applied: String) -> Result<(), Error> {
         let mut client = self.get_app(client_id).await?;
-        if client.managed != managed {
-            client.managed = managed;
+        if !client.managed || client.applied.as_ref() != Some(&applied) {
+            client.managed = true;
+            client.applied = Some(applied);
             self.store.update_client(&client).await?;
             self.changed(format!("client:{client_id}")).await?;
         }
@@ -286,7 +388,7 @@ impl Registry {
         client_id: &str,
         secret: Option<Secret>,
     ) -> Result<(Client, Secret), Error> {
-        let mut client = self.get_app(client_id).await?;
+        let mut client = self.get_app_to_change(client_id).await?;
         let secret = match secret {
             Some(secret) => {
                 check_client_secret(&secret)?;
@@ -303,6 +405,7 @@ impl Registry {
     }
 
     pub async fn delete_app(&self, client_id: &str) -> Result<(), Error> {
+        self.get_app_to_change(client_id).await?;
         if self.store.delete_client(client_id).await? {
             self.changed(format!("client:{client_id}")).await
         } else {
@@ -409,6 +512,7 @@ impl Registry {
     }
 
     pub async fn create_user(&self, new: NewUser, managed: bool) -> Result<User, Error> {
+        self.require_for_user(None, new.fields.roles.as_deref())?;
         check_identifier("user name", &new.user_name, 64)?;
         let now = self.clock.now();
         let password_hash = match new.password {
@@ -430,6 +534,8 @@ impl Registry {
             locked_out: false,
             password_hash,
             managed,
+            credential_epoch: 0,
+            applied: None,
             created_at: now,
             updated_at: now,
         };
@@ -444,47 +550,68 @@ impl Registry {
     }
 
     pub async fn update_user(&self, user_name: &str, changes: UserChanges) -> Result<User, Error> {
-        let mut user = self.get_user(user_name).await?;
-        let was_admin = user.active && user.is_registry_admin();
+        let current = self.get_user(user_name).await?;
+        self.require_for_user(Some(&current), changes.roles.as_deref())?;
+        let mut user = current.clone();
         apply_user_changes(&mut user, changes);
         check_user(&user)?;
-        if was_admin && !(user.active && user.is_registry_admin()) {
-            self.ensure_another_admin(user_name).await?;
+        // A lock or a deactivation ends what the user's credentials started; lifting it later
+        // does not bring that back.
+        let ends_credentials =
+            (current.active && !user.active) || (!current.locked_out && user.locked_out);
+        if ends_credentials {
+            user.credential_epoch += 1;
         }
         self.ensure_email_free(&user).await?;
         user.updated_at = self.clock.now();
-        self.store
-            .update_user(&user)
-            .await
-            .map_err(conflict_as_domain)?;
-        self.changed(format!("user:{user_name}")).await?;
+        self.save_user(&user, ends_credentials).await?;
         Ok(user)
     }
 
-    pub async fn set_user_managed(&self, user_name: &str, managed: bool) -> Result<(), Error> {
+    /// Stores a changed user (ending their sessions and tokens with `end_tokens`) and tells
+    /// every cache.
+    async fn save_user(&self, user: &User, end_tokens: bool) -> Result<(), Error> {
+        let outcome = self
+            .store
+            .update_user(user, end_tokens)
+            .await
+            .map_err(conflict_as_domain)?;
+        Self::user_written(outcome, &user.user_name)?;
+        self.changed(format!("user:{}", user.user_name)).await
+    }
+
+    /// Marks a user as owned by `gatehouse apply`, with what the file said (see `manifest`).
+    pub async fn mark_user_applied(&self, user_name: &str, applied: String) -> Result<(), Error> {
         let mut user = self.get_user(user_name).await?;
-        if user.managed != managed {
-            user.managed = managed;
-            self.store.update_user(&user).await?;
-            self.changed(format!("user:{user_name}")).await?;
+        if !user.managed || user.applied.as_ref() != Some(&applied) {
+            user.managed = true;
+            user.applied = Some(applied);
+            self.save_user(&user, false).await?;
         }
         Ok(())
     }
 
+    /// Sets a user's password, which ends every session and token their old one started.
+    /// Administrators may always set their own.
     pub async fn set_password(&self, user_name: &str, password: Secret) -> Result<(), Error> {
         user::check_password_policy(password.expose())?;
         let mut user = self.get_user(user_name).await?;
+        let own = self
+            .administrator
+            .as_ref()
+            .is_some_and(|administrator| administrator.id == user.id);
+        if !own {
+            self.require_for_user(Some(&user), None)?;
+        }
         user.password_hash = Some(user::hash_password(password.expose().to_owned()).await?);
+        user.credential_epoch += 1;
         user.updated_at = self.clock.now();
-        self.store.update_user(&user).await?;
-        self.changed(format!("user:{user_name}")).await
+        self.save_user(&user, true).await
     }
 
     pub async fn delete_user(&self, user_name: &str) -> Result<(), Error> {
         let user = self.get_user(user_name).await?;
-        if user.active && user.is_registry_admin() {
-            self.ensure_another_admin(user_name).await?;
-        }
+        self.require_for_user(Some(&user), None)?;
         let dependents: Vec<String> = self
             .store
             .list_clients()
@@ -499,7 +626,7 @@ impl Registry {
                 dependents.join(", ")
             )));
         }
-        self.store.delete_user(user_name).await?;
+        Self::user_written(self.store.delete_user(user_name).await?, user_name)?;
         self.changed(format!("user:{user_name}")).await
     }
 
@@ -515,24 +642,6 @@ impl Registry {
                 holder.user_name
             ))),
             _ => Ok(()),
-        }
-    }
-
-    /// Refuses to remove the last active user who can manage the registry, which would lock
-    /// every administrator out of the admin API.
-    async fn ensure_another_admin(&self, user_name: &str) -> Result<(), Error> {
-        let others = self
-            .store
-            .list_users()
-            .await?
-            .into_iter()
-            .any(|u| u.user_name != user_name && u.active && u.is_registry_admin());
-        if others {
-            Ok(())
-        } else {
-            Err(Error::Conflict(format!(
-                "{user_name:?} is the last active administrator"
-            )))
         }
     }
 }

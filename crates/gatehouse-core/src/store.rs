@@ -213,15 +213,30 @@ pub trait ClientStore: Send + Sync {
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
 }
 
+/// The outcome of changing or deleting a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserWrite {
+    Done,
+    NotFound,
+    /// Refused, nothing changed: it would have left no user who keeps the registry manageable
+    /// ([`User::is_keeping_administrator`]) where there was one.
+    LastAdministrator,
+}
+
 #[async_trait]
 pub trait UserStore: Send + Sync {
     async fn insert_user(&self, user: &User) -> Result<(), StoreError>;
-    async fn update_user(&self, user: &User) -> Result<bool, StoreError>;
+    /// Replaces the record with the same user name, unless that takes away the last user who
+    /// keeps the registry manageable. The check holds a lock on those users' rows until the
+    /// change commits, so of concurrent demotions of the last two, one is refused. With
+    /// `end_tokens`, the user's sessions, authorization codes, refresh tokens and opaque access
+    /// tokens end in the same transaction.
+    async fn update_user(&self, user: &User, end_tokens: bool) -> Result<UserWrite, StoreError>;
     async fn find_user_by_name(&self, user_name: &str) -> Result<Option<User>, StoreError>;
     async fn find_user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
-    /// Deletes the user and every token issued for them.
-    async fn delete_user(&self, user_name: &str) -> Result<bool, StoreError>;
+    /// Deletes the user and every token issued for them, under the rule of `update_user`.
+    async fn delete_user(&self, user_name: &str) -> Result<UserWrite, StoreError>;
 }
 
 #[async_trait]

@@ -12,15 +12,13 @@ use crate::Error;
 use crate::clock::Clock;
 use crate::entry::{Catalog, Entry};
 use crate::store::{RecordQuery, Store, TableRecord};
-use crate::user::User;
+use crate::user::{ADMIN_ROLE, Permission, User};
 
 /// The page size when a list names none, and the largest one a caller may ask for.
 pub const DEFAULT_LIMIT: u64 = 100;
 pub const MAX_LIMIT: u64 = 1000;
 /// How often a change is retried when other writers keep changing the record meanwhile.
 const MAX_ATTEMPTS: usize = 64;
-/// The role that reads and writes every table.
-const ADMIN_ROLE: &str = "admin";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +34,7 @@ pub struct TableDef {
 
 impl Entry for TableDef {
     const KIND: &'static str = "table";
+    const MANAGED_WITH: Permission = Permission::ManageTables;
     const FIELDS: &'static [&'static str] = &["read_roles", "write_roles"];
 
     fn name(&self) -> &str {

@@ -108,6 +108,11 @@ struct AccessTokenClaims {
     client_id: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     scope: String,
+    /// The user's credential epoch at issuance; a token from before their password last
+    /// changed, or they were last locked or deactivated, carries an older one. Absent for
+    /// tokens without a user (and, read as 0, from tokens issued before epochs existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    credential_epoch: Option<i64>,
 }
 
 /// A JWT verified with one of our keys: its claims, and the key, which must still be published
@@ -216,8 +221,6 @@ pub struct TokenService {
     master_key: MasterKey,
     keys: SharedKeyRing,
     cache: Arc<RegistryCache>,
-    /// Opaque access tokens recently looked up, by hash.
-    opaque: RecordCache<AccessTokenRecord>,
     /// JWTs whose signature was recently verified, by hash: a client that calls an API many
     /// times with one token pays for one verification. Expiry, revocation, that the key is still
     /// published, and the client's and user's state are still checked on every use.
@@ -250,7 +253,6 @@ impl TokenService {
     ) -> Self {
         TokenService {
             cache,
-            opaque: RecordCache::new(clock.clone()),
             verified: RecordCache::new(clock.clone()),
             revoked_jwts: RwLock::default(),
             issuer,
@@ -330,7 +332,7 @@ impl TokenService {
 
     /// After a revocation here: forget cached token state, reload, and tell other instances.
     async fn revoked(&self) -> Result<(), Error> {
-        self.opaque.clear();
+        self.cache.opaque_tokens.clear();
         self.reload_revocations().await?;
         self.store.publish_change(REVOCATION_NOTICE).await?;
         Ok(())
@@ -340,7 +342,7 @@ impl TokenService {
     pub async fn apply_notice(&self, notice: &str) -> Result<(), Error> {
         match notice {
             REVOCATION_NOTICE => {
-                self.opaque.clear();
+                self.cache.opaque_tokens.clear();
                 self.reload_revocations().await
             }
             KEYS_NOTICE => self.reload_keys().await,
@@ -571,6 +573,7 @@ impl TokenService {
                     jti: jti.clone(),
                     client_id: client.client_id.clone(),
                     scope: scope.to_string(),
+                    credential_epoch: user.map(|u| u.credential_epoch),
                 };
                 let token = self.sign_jwt(self.access_token_alg, "at+jwt", &claims)?;
                 // JWTs of a person's grant are recorded by `jti`, so revoking the grant (a
@@ -671,10 +674,13 @@ impl TokenService {
         let invalid =
             || Error::InvalidToken("the access token is invalid, expired or revoked".into());
         let now = self.clock.now();
+        // Opaque tokens end in the store when their user's credentials change; JWTs by epoch.
+        let mut credential_epoch = None;
         let info = if token.starts_with(OPAQUE_ACCESS_TOKEN_PREFIX) {
             let hash = self.hasher.hash(token);
             let record = self
-                .opaque
+                .cache
+                .opaque_tokens
                 .get(&hash, || async {
                     Ok(self.store.find_access_token(&hash).await?)
                 })
@@ -711,6 +717,7 @@ impl TokenService {
                 return Err(invalid());
             }
             let user_id = (claims.sub != claims.client_id).then(|| claims.sub.clone());
+            credential_epoch = Some(claims.credential_epoch.unwrap_or(0));
             AccessTokenInfo {
                 jti: claims.jti.clone(),
                 client_id: claims.client_id.clone(),
@@ -739,6 +746,7 @@ impl TokenService {
                 .user(user_id)
                 .await?
                 .filter(|u| u.can_authenticate())
+                .filter(|u| credential_epoch.is_none_or(|epoch| epoch >= u.credential_epoch))
                 .ok_or_else(invalid)?;
             info.user_name = Some(user.user_name.clone());
         }

@@ -9,7 +9,78 @@ use tokio::sync::Semaphore;
 use crate::Error;
 
 /// The roles allowed to manage the Application Registry.
-pub const REGISTRY_ADMIN_ROLES: [&str; 3] = ["admin", "oauth_admin", "mi_admin"];
+pub const REGISTRY_ADMIN_ROLES: [&str; 3] = [ADMIN_ROLE, OAUTH_ADMIN_ROLE, MI_ADMIN_ROLE];
+
+/// The administrator: may do everything, and is the only one who makes administrators.
+pub const ADMIN_ROLE: &str = "admin";
+/// Manages applications, users, scopes, scope rules, gateway routes and JWT providers.
+pub const OAUTH_ADMIN_ROLE: &str = "oauth_admin";
+/// Manages outbound OAuth (providers, profiles, connection aliases) and tables.
+pub const MI_ADMIN_ROLE: &str = "mi_admin";
+
+/// What a registry role allows. The one map from roles to what they may do: every admin
+/// endpoint asks [`User::may`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    /// Read every registry record (secrets are never shown).
+    ReadRegistry,
+    ManageApplications,
+    /// Users who hold no registry role.
+    ManageUsers,
+    /// Scopes, REST API auth scope rules and gateway routes.
+    ManageAccessRules,
+    ManageJwtProviders,
+    /// Retire a signing key, which invalidates every token it signed.
+    ManageSigningKeys,
+    ManageOutbound,
+    ManageTables,
+    /// Grant or remove a registry role, change or delete a user who holds one (their password
+    /// above all), and manage an application that runs as one: each of these hands over what
+    /// that user may do.
+    ManageAdministrators,
+}
+
+impl Permission {
+    /// What the permission is for, as error messages name it.
+    pub fn description(self) -> &'static str {
+        match self {
+            Permission::ReadRegistry => "reading the registry",
+            Permission::ManageApplications => "managing applications",
+            Permission::ManageUsers => "managing users",
+            Permission::ManageAccessRules => "managing scopes, scope rules and routes",
+            Permission::ManageJwtProviders => "managing JWT providers",
+            Permission::ManageSigningKeys => "retiring a signing key",
+            Permission::ManageOutbound => "managing outbound OAuth",
+            Permission::ManageTables => "managing tables",
+            Permission::ManageAdministrators => {
+                "granting or removing a registry role, changing a user who holds one, or \
+                 managing an application that runs as one"
+            }
+        }
+    }
+}
+
+/// Whether `role` allows `permission`.
+pub fn role_may(role: &str, permission: Permission) -> bool {
+    use Permission as P;
+    match role {
+        ADMIN_ROLE => true,
+        OAUTH_ADMIN_ROLE => matches!(
+            permission,
+            P::ReadRegistry
+                | P::ManageApplications
+                | P::ManageUsers
+                | P::ManageAccessRules
+                | P::ManageJwtProviders
+                | P::ManageSigningKeys
+        ),
+        MI_ADMIN_ROLE => matches!(
+            permission,
+            P::ReadRegistry | P::ManageOutbound | P::ManageTables
+        ),
+        _ => false,
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -26,6 +97,12 @@ pub struct User {
     /// Argon2id PHC string; `None` for accounts that cannot log in with a password.
     pub password_hash: Option<String>,
     pub managed: bool,
+    /// Raised by every password change, lock and deactivation; JWT access tokens carry the
+    /// value they were issued under, and one issued under an older value is no longer valid.
+    pub credential_epoch: i64,
+    /// What the declarative file said last time about the fields it sets only when it changes
+    /// them (kept by `manifest`).
+    pub applied: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -42,6 +119,17 @@ impl User {
 
     pub fn is_registry_admin(&self) -> bool {
         REGISTRY_ADMIN_ROLES.iter().any(|role| self.has_role(role))
+    }
+
+    /// Whether the user, still able to authenticate, holds a role that allows `permission`.
+    pub fn may(&self, permission: Permission) -> bool {
+        self.can_authenticate() && self.roles.iter().any(|role| role_may(role, permission))
+    }
+
+    /// Whether the user keeps the registry manageable: an active, unlocked `admin` who can log
+    /// in with a password. The store never lets the last of them go.
+    pub fn is_keeping_administrator(&self) -> bool {
+        self.can_authenticate() && self.has_role(ADMIN_ROLE) && self.password_hash.is_some()
     }
 }
 
@@ -183,6 +271,33 @@ pub fn check_password_policy(password: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_admin_makes_administrators() {
+        use Permission as P;
+        let all = [
+            P::ReadRegistry,
+            P::ManageApplications,
+            P::ManageUsers,
+            P::ManageAccessRules,
+            P::ManageJwtProviders,
+            P::ManageSigningKeys,
+            P::ManageOutbound,
+            P::ManageTables,
+            P::ManageAdministrators,
+        ];
+        assert!(all.iter().all(|p| role_may(ADMIN_ROLE, *p)));
+        for role in [OAUTH_ADMIN_ROLE, MI_ADMIN_ROLE, "itil", ""] {
+            assert!(!role_may(role, P::ManageAdministrators), "{role}");
+        }
+        assert!(role_may(OAUTH_ADMIN_ROLE, P::ManageApplications));
+        assert!(!role_may(OAUTH_ADMIN_ROLE, P::ManageOutbound));
+        assert!(!role_may(OAUTH_ADMIN_ROLE, P::ManageTables));
+        assert!(role_may(MI_ADMIN_ROLE, P::ManageTables));
+        assert!(!role_may(MI_ADMIN_ROLE, P::ManageApplications));
+        assert!(!role_may(MI_ADMIN_ROLE, P::ManageUsers));
+        assert!(!role_may("itil", P::ReadRegistry));
+    }
 
     #[tokio::test]
     async fn password_hash_verifies_only_the_right_password() {

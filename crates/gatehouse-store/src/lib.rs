@@ -91,14 +91,19 @@ pub async fn open(url: &str, durability: Durability) -> Result<Arc<dyn Store>, S
 /// Names the sqlx database a store type runs on, so shared code can be generic over executors.
 trait StoreDatabase {
     type Database: sqlx::Database;
+    /// What a `SELECT` ends with to lock the rows it reads until the transaction ends.
+    const LOCK_ROWS: &'static str;
 }
 
 impl StoreDatabase for SqliteStore {
     type Database = sqlx::Sqlite;
+    // The one writer connection runs write transactions one at a time: nothing to lock.
+    const LOCK_ROWS: &'static str = "";
 }
 
 impl StoreDatabase for PostgresStore {
     type Database = sqlx::Postgres;
+    const LOCK_ROWS: &'static str = " FOR UPDATE";
 }
 
 fn backend_error(error: sqlx::Error) -> StoreError {

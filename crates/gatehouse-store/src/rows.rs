@@ -37,6 +37,7 @@ pub(crate) struct ClientRow {
     legacy_token_endpoint_aud: bool,
     audiences: String,
     introspect_any: bool,
+    applied: Option<String>,
 }
 
 /// The column values of a client, in the order of [`CLIENT_COLUMNS`](crate::shared).
@@ -115,6 +116,7 @@ impl TryFrom<ClientRow> for Client {
             audiences: parse_list("audiences", &row.audiences)?,
             introspect_any: row.introspect_any,
             managed: row.managed,
+            applied: row.applied,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -136,6 +138,8 @@ pub(crate) struct UserRow {
     managed: bool,
     created_at: i64,
     updated_at: i64,
+    credential_epoch: i64,
+    applied: Option<String>,
 }
 
 pub(crate) fn roles_value(user: &User) -> String {
@@ -158,6 +162,8 @@ impl TryFrom<UserRow> for User {
             locked_out: row.locked_out,
             password_hash: row.password_hash,
             managed: row.managed,
+            credential_epoch: row.credential_epoch,
+            applied: row.applied,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })

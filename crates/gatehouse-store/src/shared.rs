@@ -11,14 +11,14 @@ macro_rules! client_columns {
          allowed_scopes, default_scopes, access_token_lifespan, refresh_token_lifespan, \
          token_format, run_as, active, require_pkce, allow_plain_pkce, id_token_alg, managed, \
          created_at, updated_at, jwks, jwks_uri, legacy_token_endpoint_aud, audiences, \
-         introspect_any"
+         introspect_any, applied"
     };
 }
 
 macro_rules! user_columns {
     () => {
         "id, user_name, display_name, given_name, family_name, email, roles, active, locked_out, \
-         password_hash, managed, created_at, updated_at"
+         password_hash, managed, created_at, updated_at, credential_epoch, applied"
     };
 }
 
@@ -51,6 +51,18 @@ macro_rules! jwt_provider_columns {
     };
 }
 
+/// The condition on `users` of [`User::is_keeping_administrator`]; `$1` is
+/// [`keeping_administrator_pattern`]. Roles are a JSON array, so the quoted name matches the
+/// element `admin` and nothing longer.
+///
+/// [`User::is_keeping_administrator`]: gatehouse_core::user::User::is_keeping_administrator
+pub(crate) const KEEPING_ADMINISTRATOR: &str = "roles LIKE $1 AND active = TRUE \
+    AND locked_out = FALSE AND password_hash IS NOT NULL";
+
+pub(crate) fn keeping_administrator_pattern() -> String {
+    format!("%\"{}\"%", gatehouse_core::user::ADMIN_ROLE)
+}
+
 macro_rules! shared_store_impl {
     ($store:ty) => {
         use async_trait::async_trait;
@@ -59,11 +71,13 @@ macro_rules! shared_store_impl {
             AccessTokenRecord, AuthorizationCodeRecord, ClientStore, CodeRedemption,
             ConsentRecord, GrantStore, KeyStore, RefreshRotation, RefreshTokenRecord,
             SessionRecord, SessionStore, StoreError, StoredSigningKey, TokenStore, UserStore,
+            UserWrite,
         };
         use gatehouse_core::user::User;
 
         use crate::backend_error;
         use crate::StoreDatabase;
+        use crate::shared::{KEEPING_ADMINISTRATOR, keeping_administrator_pattern};
         use crate::rows::{
             AccessTokenRow, AuthorizationCodeRow, ClientRow, ConsentRow, RefreshTokenRow,
             SessionRow, SigningKeyRow, UserRow, client_values, json_list, roles_value,
@@ -221,7 +235,7 @@ macro_rules! shared_store_impl {
                     "INSERT INTO clients (",
                     client_columns!(),
                     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                     $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
+                     $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)"
                 ))
                 .bind(&client.id)
                 .bind(&client.client_id)
@@ -248,6 +262,7 @@ macro_rules! shared_store_impl {
                 .bind(client.legacy_token_endpoint_aud)
                 .bind(&values.audiences)
                 .bind(client.introspect_any)
+                .bind(&client.applied)
                 .execute(&mut *transaction)
                 .await
                 .map_err(backend_error)?;
@@ -266,8 +281,8 @@ macro_rules! shared_store_impl {
                      refresh_token_lifespan = $10, token_format = $11, run_as = $12, \
                      active = $13, managed = $14, updated_at = $15, require_pkce = $16, \
                      allow_plain_pkce = $17, id_token_alg = $18, jwks = $19, jwks_uri = $20, \
-                     legacy_token_endpoint_aud = $21, audiences = $22, introspect_any = $23 \
-                     WHERE client_id = $1",
+                     legacy_token_endpoint_aud = $21, audiences = $22, introspect_any = $23, \
+                     applied = $24 WHERE client_id = $1",
                 )
                 .bind(&client.client_id)
                 .bind(&client.name)
@@ -292,6 +307,7 @@ macro_rules! shared_store_impl {
                 .bind(client.legacy_token_endpoint_aud)
                 .bind(&values.audiences)
                 .bind(client.introspect_any)
+                .bind(&client.applied)
                 .execute(&mut *transaction)
                 .await
                 .map_err(backend_error)?;
@@ -381,7 +397,7 @@ macro_rules! shared_store_impl {
                 sqlx::query(concat!(
                     "INSERT INTO users (",
                     user_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
                 ))
                 .bind(&user.id)
                 .bind(&user.user_name)
@@ -396,17 +412,26 @@ macro_rules! shared_store_impl {
                 .bind(user.managed)
                 .bind(user.created_at)
                 .bind(user.updated_at)
+                .bind(user.credential_epoch)
+                .bind(&user.applied)
                 .execute(self.writer())
                 .await
                 .map_err(backend_error)?;
                 Ok(())
             }
 
-            async fn update_user(&self, user: &User) -> Result<bool, StoreError> {
-                let result = sqlx::query(
+            async fn update_user(
+                &self,
+                user: &User,
+                end_tokens: bool,
+            ) -> Result<UserWrite, StoreError> {
+                let mut transaction = self.writer().begin().await.map_err(backend_error)?;
+                let before = Self::lock_keeping_administrators(&mut transaction).await?;
+                let updated = sqlx::query(
                     "UPDATE users SET display_name = $2, email = $3, roles = $4, active = $5, \
                      password_hash = $6, managed = $7, updated_at = $8, given_name = $9, \
-                     family_name = $10, locked_out = $11 WHERE user_name = $1",
+                     family_name = $10, locked_out = $11, credential_epoch = $12, \
+                     applied = $13 WHERE user_name = $1",
                 )
                 .bind(&user.user_name)
                 .bind(&user.display_name)
@@ -419,10 +444,30 @@ macro_rules! shared_store_impl {
                 .bind(&user.given_name)
                 .bind(&user.family_name)
                 .bind(user.locked_out)
-                .execute(self.writer())
+                .bind(user.credential_epoch)
+                .bind(&user.applied)
+                .execute(&mut *transaction)
                 .await
-                .map_err(backend_error)?;
-                Ok(result.rows_affected() == 1)
+                .map_err(backend_error)?
+                .rows_affected();
+                if updated == 0 {
+                    return Ok(UserWrite::NotFound);
+                }
+                if end_tokens {
+                    for query in [
+                        "DELETE FROM sessions WHERE user_id = $1",
+                        "DELETE FROM authorization_codes WHERE user_id = $1",
+                        "UPDATE refresh_tokens SET revoked = TRUE WHERE user_id = $1",
+                        "UPDATE access_tokens SET revoked = TRUE WHERE user_id = $1",
+                    ] {
+                        sqlx::query(query)
+                            .bind(&user.id)
+                            .execute(&mut *transaction)
+                            .await
+                            .map_err(backend_error)?;
+                    }
+                }
+                Self::commit_keeping_an_administrator(transaction, before).await
             }
 
             async fn find_user_by_name(&self, user_name: &str) -> Result<Option<User>, StoreError> {
@@ -455,8 +500,9 @@ macro_rules! shared_store_impl {
                 .collect()
             }
 
-            async fn delete_user(&self, user_name: &str) -> Result<bool, StoreError> {
+            async fn delete_user(&self, user_name: &str) -> Result<UserWrite, StoreError> {
                 let mut transaction = self.writer().begin().await.map_err(backend_error)?;
+                let before = Self::lock_keeping_administrators(&mut transaction).await?;
                 for query in [
                     "DELETE FROM access_tokens WHERE user_id IN \
                      (SELECT id FROM users WHERE user_name = $1)",
@@ -481,12 +527,54 @@ macro_rules! shared_store_impl {
                     .await
                     .map_err(backend_error)?
                     .rows_affected();
-                transaction.commit().await.map_err(backend_error)?;
-                Ok(deleted == 1)
+                if deleted == 0 {
+                    return Ok(UserWrite::NotFound);
+                }
+                Self::commit_keeping_an_administrator(transaction, before).await
             }
         }
 
         impl $store {
+            /// Counts the administrators who keep the registry manageable, locking their rows
+            /// until the transaction ends (PostgreSQL; SQLite's one writer connection already
+            /// runs such transactions one at a time). A concurrent change that waited for the
+            /// lock sees this one's outcome, so two demotions cannot both count the other.
+            async fn lock_keeping_administrators(
+                transaction: &mut sqlx::Transaction<'static, <$store as StoreDatabase>::Database>,
+            ) -> Result<usize, StoreError> {
+                let sql = format!(
+                    "SELECT id FROM users WHERE {KEEPING_ADMINISTRATOR} ORDER BY id{}",
+                    <$store as StoreDatabase>::LOCK_ROWS
+                );
+                Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(keeping_administrator_pattern())
+                    .fetch_all(&mut **transaction)
+                    .await
+                    .map_err(backend_error)?
+                    .len())
+            }
+
+            /// Commits a change to users, unless it took away the last administrator who
+            /// kept the registry manageable.
+            async fn commit_keeping_an_administrator(
+                mut transaction: sqlx::Transaction<'static, <$store as StoreDatabase>::Database>,
+                before: usize,
+            ) -> Result<UserWrite, StoreError> {
+                let after: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT COUNT(*) FROM users WHERE {KEEPING_ADMINISTRATOR}"
+                )))
+                .bind(keeping_administrator_pattern())
+                .fetch_one(&mut *transaction)
+                .await
+                .map_err(backend_error)?;
+                if before > 0 && after == 0 {
+                    transaction.rollback().await.map_err(backend_error)?;
+                    return Ok(UserWrite::LastAdministrator);
+                }
+                transaction.commit().await.map_err(backend_error)?;
+                Ok(UserWrite::Done)
+            }
+
             async fn find_user(
                 &self,
                 query: &'static str,

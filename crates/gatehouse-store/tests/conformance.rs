@@ -12,7 +12,7 @@ use gatehouse_core::outbound::{
 };
 use gatehouse_core::store::{
     AccessTokenRecord, AuthorizationCodeRecord, CodeRedemption, ConsentRecord, RefreshRotation,
-    RefreshTokenRecord, SessionRecord, Store, StoreError, StoredSigningKey,
+    RefreshTokenRecord, SessionRecord, Store, StoreError, StoredSigningKey, UserWrite,
 };
 use gatehouse_core::user::User;
 use gatehouse_store::test_support::{Backend, TestDatabase};
@@ -26,12 +26,12 @@ macro_rules! storage_test {
 
             async fn run($store: Arc<dyn Store>) $body
 
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
                 with_store(Backend::Sqlite, run).await;
             }
 
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 with_store(Backend::Postgres, run).await;
             }
@@ -81,6 +81,7 @@ fn client(client_id: &str) -> Client {
         ],
         introspect_any: true,
         managed: false,
+        applied: Some(r#"{"active":true}"#.into()),
         created_at: 1,
         updated_at: 2,
     }
@@ -99,8 +100,19 @@ fn user(user_name: &str) -> User {
         locked_out: false,
         password_hash: None,
         managed: true,
+        credential_epoch: 0,
+        applied: None,
         created_at: 1,
         updated_at: 2,
+    }
+}
+
+/// A user who keeps the registry manageable: an active, unlocked `admin` with a password.
+fn administrator(user_name: &str) -> User {
+    User {
+        roles: vec!["admin".into()],
+        password_hash: Some("$argon2id$...".into()),
+        ..user(user_name)
     }
 }
 
@@ -267,7 +279,7 @@ storage_test!(an_email_belongs_to_one_user, |store| {
     store.insert_user(&bob).await.unwrap();
     bob.email = alice.email.clone();
     assert!(matches!(
-        store.update_user(&bob).await,
+        store.update_user(&bob, false).await,
         Err(StoreError::Conflict(_))
     ));
     // Any number of users have no email.
@@ -301,7 +313,12 @@ storage_test!(users_round_trip_and_delete_with_their_tokens, |store| {
     changed.email = None;
     changed.roles = vec![];
     changed.password_hash = Some("$argon2id$...".into());
-    assert!(store.update_user(&changed).await.unwrap());
+    changed.credential_epoch = 3;
+    changed.applied = Some(r#"{"active":true}"#.into());
+    assert_eq!(
+        store.update_user(&changed, false).await.unwrap(),
+        UserWrite::Done
+    );
     assert_eq!(store.find_user_by_name("svc").await.unwrap(), Some(changed));
     assert!(matches!(
         store.insert_user(&original).await,
@@ -312,10 +329,224 @@ storage_test!(users_round_trip_and_delete_with_their_tokens, |store| {
         .insert_access_token(&token("h1", "billing", Some("id-svc"), 100))
         .await
         .unwrap();
-    assert!(store.delete_user("svc").await.unwrap());
+    assert_eq!(store.delete_user("svc").await.unwrap(), UserWrite::Done);
     assert_eq!(store.find_access_token("h1").await.unwrap(), None);
     assert!(store.list_users().await.unwrap().is_empty());
+    assert_eq!(
+        store.update_user(&user("svc"), false).await.unwrap(),
+        UserWrite::NotFound
+    );
+    assert_eq!(store.delete_user("svc").await.unwrap(), UserWrite::NotFound);
 });
+
+storage_test!(the_last_administrator_cannot_be_taken_away, |store| {
+    store.insert_user(&administrator("a")).await.unwrap();
+    store.insert_user(&administrator("b")).await.unwrap();
+    // Admins who cannot log in with a password do not keep the registry manageable.
+    store.insert_user(&user("no-password")).await.unwrap();
+    let locked = User {
+        locked_out: true,
+        ..administrator("locked")
+    };
+    store.insert_user(&locked).await.unwrap();
+    let demoted = User {
+        roles: vec!["oauth_admin".into()],
+        ..administrator("a")
+    };
+    assert_eq!(
+        store.update_user(&demoted, false).await.unwrap(),
+        UserWrite::Done
+    );
+    let last = administrator("b");
+    let takeaways = [
+        User {
+            roles: vec!["oauth_admin".into(), "mi_admin".into()],
+            ..last.clone()
+        },
+        User {
+            locked_out: true,
+            ..last.clone()
+        },
+        User {
+            active: false,
+            ..last.clone()
+        },
+        User {
+            password_hash: None,
+            ..last.clone()
+        },
+    ];
+    for change in &takeaways {
+        assert_eq!(
+            store.update_user(change, true).await.unwrap(),
+            UserWrite::LastAdministrator,
+            "{change:?}"
+        );
+    }
+    assert_eq!(
+        store.delete_user("b").await.unwrap(),
+        UserWrite::LastAdministrator
+    );
+    assert_eq!(
+        store.find_user_by_name("b").await.unwrap(),
+        Some(last.clone())
+    );
+    // Other changes to the last administrator, and to everyone else, go through.
+    let renamed = User {
+        display_name: "Still in charge".into(),
+        ..last.clone()
+    };
+    assert_eq!(
+        store.update_user(&renamed, false).await.unwrap(),
+        UserWrite::Done
+    );
+    assert_eq!(store.delete_user("locked").await.unwrap(), UserWrite::Done);
+    // With another administrator, the former last one may go.
+    store.update_user(&administrator("a"), false).await.unwrap();
+    assert_eq!(store.delete_user("b").await.unwrap(), UserWrite::Done);
+});
+
+storage_test!(
+    concurrent_demotions_of_the_last_two_administrators,
+    |store| {
+        store.insert_user(&administrator("a")).await.unwrap();
+        store.insert_user(&administrator("b")).await.unwrap();
+        let demote = |name: &str| User {
+            roles: vec!["itil".into()],
+            ..administrator(name)
+        };
+        let (demote_a, demote_b) = (demote("a"), demote("b"));
+        for attempt in 0..40 {
+            let demotions = [&demote_a, &demote_b].map(|user| {
+                let (store, user) = (store.clone(), user.clone());
+                tokio::spawn(async move { store.update_user(&user, false).await.unwrap() })
+            });
+            let [first, second] = demotions;
+            let outcomes = [first.await.unwrap(), second.await.unwrap()];
+            assert_eq!(
+                outcomes.iter().filter(|o| **o == UserWrite::Done).count(),
+                1,
+                "attempt {attempt}: {outcomes:?}"
+            );
+            assert!(outcomes.contains(&UserWrite::LastAdministrator));
+            let remaining: Vec<String> = store
+                .list_users()
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(User::is_keeping_administrator)
+                .map(|u| u.user_name)
+                .collect();
+            assert_eq!(remaining.len(), 1, "attempt {attempt}");
+            // Both administrators again for the next attempt.
+            for name in ["a", "b"] {
+                store
+                    .update_user(&administrator(name), false)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+);
+
+storage_test!(
+    a_credential_change_ends_what_the_old_credentials_started,
+    |store| {
+        store.insert_user(&user("svc")).await.unwrap();
+        let session = |hash: &str, user_id: &str| SessionRecord {
+            session_hash: hash.into(),
+            user_id: user_id.into(),
+            auth_time: 1,
+            expires_at: 500,
+        };
+        store
+            .insert_session(&session("s-svc", "id-svc"))
+            .await
+            .unwrap();
+        store
+            .insert_session(&session("s-other", "id-other"))
+            .await
+            .unwrap();
+        store
+            .insert_authorization_code(&code("c-svc"))
+            .await
+            .unwrap();
+        store
+            .insert_refresh_token(&refresh("r-svc", "g"))
+            .await
+            .unwrap();
+        store
+            .insert_refresh_token(&RefreshTokenRecord {
+                user_id: "id-other".into(),
+                ..refresh("r-other", "h")
+            })
+            .await
+            .unwrap();
+        for (hash, user_id) in [("a-svc", "id-svc"), ("a-other", "id-other")] {
+            store
+                .insert_access_token(&token(hash, "billing", Some(user_id), 500))
+                .await
+                .unwrap();
+        }
+
+        // A change that keeps the credentials ends nothing.
+        let mut changed = user("svc");
+        changed.display_name = "Renamed".into();
+        store.update_user(&changed, false).await.unwrap();
+        assert!(store.find_session("s-svc").await.unwrap().is_some());
+
+        changed.credential_epoch += 1;
+        assert_eq!(
+            store.update_user(&changed, true).await.unwrap(),
+            UserWrite::Done
+        );
+        assert_eq!(store.find_session("s-svc").await.unwrap(), None);
+        assert_eq!(
+            store
+                .redeem_authorization_code("c-svc", "billing")
+                .await
+                .unwrap(),
+            CodeRedemption::Unknown
+        );
+        let refresh_revoked = |hash: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .find_refresh_token(hash)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .revoked
+            }
+        };
+        let access_revoked = |hash: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .find_access_token(hash)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .revoked
+            }
+        };
+        assert!(refresh_revoked("r-svc").await);
+        assert!(access_revoked("a-svc").await);
+        // Nobody else's.
+        assert!(store.find_session("s-other").await.unwrap().is_some());
+        assert!(!refresh_revoked("r-other").await);
+        assert!(!access_revoked("a-other").await);
+        assert_eq!(
+            store
+                .find_user_by_name("svc")
+                .await
+                .unwrap()
+                .unwrap()
+                .credential_epoch,
+            1
+        );
+    }
+);
 
 storage_test!(opaque_tokens_revoke_and_purge, |store| {
     let record = token("h1", "billing", None, 100);

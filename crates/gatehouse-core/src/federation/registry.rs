@@ -10,6 +10,7 @@ use super::{
 use crate::Error;
 use crate::registry::{Registry, check_identifier, conflict_as_domain};
 use crate::scope::ScopeSet;
+use crate::user::Permission;
 
 /// The longest time keys that fail to refresh may stay in use: a week.
 const MAX_STALE_KEYS_LIFETIME: i64 = 7 * 86_400;
@@ -57,6 +58,7 @@ impl Registry {
         new: NewJwtProvider,
         managed: bool,
     ) -> Result<JwtProvider, Error> {
+        self.require(Permission::ManageJwtProviders)?;
         check_identifier("JWT provider name", &new.name, 64)?;
         let now = self.clock.now();
         let issuer = new.fields.issuer.clone().unwrap_or_default();
@@ -102,6 +104,7 @@ impl Registry {
         name: &str,
         changes: JwtProviderChanges,
     ) -> Result<JwtProvider, Error> {
+        self.require(Permission::ManageJwtProviders)?;
         let mut provider = self.get_jwt_provider(name).await?;
         apply_changes(&mut provider, changes);
         provider.updated_at = self.clock.now().max(provider.updated_at + 1);
@@ -121,6 +124,7 @@ impl Registry {
     }
 
     pub async fn delete_jwt_provider(&self, name: &str) -> Result<(), Error> {
+        self.require(Permission::ManageJwtProviders)?;
         if self.store.delete_jwt_provider(name).await? {
             self.changed(format!("jwt_provider:{name}")).await
         } else {

@@ -50,6 +50,7 @@ impl Registry {
 
     /// Creates an entry from its fields (as JSON, so every surface shares the decoding).
     pub async fn create_entry<T: Entry>(&self, fields: Value, managed: bool) -> Result<T, Error> {
+        self.require(T::MANAGED_WITH)?;
         let entry: T = from_fields(fields)?;
         check_identifier(T::KIND, entry.name(), 128)?;
         self.check_entry(&entry).await?;
@@ -91,6 +92,7 @@ impl Registry {
 
     /// Replaces an existing entry as a whole.
     pub async fn replace_entry<T: Entry>(&self, entry: T, managed: bool) -> Result<T, Error> {
+        self.require(T::MANAGED_WITH)?;
         self.check_entry(&entry).await?;
         let now = self.clock.now();
         // created_at is kept by the store, which updates only body, managed and updated_at.
@@ -106,6 +108,7 @@ impl Registry {
     }
 
     pub async fn delete_entry<T: Entry>(&self, name: &str) -> Result<(), Error> {
+        self.require(T::MANAGED_WITH)?;
         if T::KIND == ScopeEntry::KIND && name == USERACCOUNT {
             return Err(Error::Conflict(format!(
                 "scope {USERACCOUNT:?} is built in: it stands for everything a user's roles allow"

@@ -1,7 +1,7 @@
 //! `/apps`: applications of the registry.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use gatehouse_core::Error;
 use gatehouse_core::registry::{AppChanges, NewApp};
@@ -12,7 +12,6 @@ use utoipa::ToSchema;
 use super::RegistryAdmin;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::state::AppState;
 use crate::views::AppView;
 
 /// The fields of an application; on update, a field left out keeps its value.
@@ -99,11 +98,8 @@ impl AppInput {
     responses((status = 200, body = [AppView]), (status = 401, body = super::ErrorBody),
         (status = 403, body = super::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list(
-    _: RegistryAdmin,
-    State(state): State<AppState>,
-) -> Result<Json<Vec<AppView>>, ApiError> {
-    let apps = state.registry.list_apps().await?;
+pub async fn list(admin: RegistryAdmin) -> Result<Json<Vec<AppView>>, ApiError> {
+    let apps = admin.registry.list_apps().await?;
     Ok(Json(apps.iter().map(AppView::from).collect()))
 }
 
@@ -113,8 +109,7 @@ pub async fn list(
         (status = 409, body = super::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create(
-    _: RegistryAdmin,
-    State(state): State<AppState>,
+    admin: RegistryAdmin,
     ApiJson(input): ApiJson<AppInput>,
 ) -> Result<(StatusCode, Json<AppView>), ApiError> {
     let (client_id, client_secret, fields) = input.into_changes()?;
@@ -123,7 +118,7 @@ pub async fn create(
         client_secret,
         fields,
     };
-    let (client, secret) = state.registry.create_app(new, false).await?;
+    let (client, secret) = admin.registry.create_app(new, false).await?;
     let mut view = AppView::from(&client);
     view.client_secret = secret.map(|s| s.expose().to_owned());
     Ok((StatusCode::CREATED, Json(view)))
@@ -135,12 +130,11 @@ pub async fn create(
     responses((status = 200, body = AppView), (status = 404, body = super::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn show(
-    _: RegistryAdmin,
-    State(state): State<AppState>,
+    admin: RegistryAdmin,
     Path(client_id): Path<String>,
 ) -> Result<Json<AppView>, ApiError> {
     Ok(Json(AppView::from(
-        &state.registry.get_app(&client_id).await?,
+        &admin.registry.get_app(&client_id).await?,
     )))
 }
 
@@ -151,8 +145,7 @@ pub async fn show(
         (status = 404, body = super::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn update(
-    _: RegistryAdmin,
-    State(state): State<AppState>,
+    admin: RegistryAdmin,
     Path(client_id): Path<String>,
     ApiJson(input): ApiJson<AppInput>,
 ) -> Result<Json<AppView>, ApiError> {
@@ -164,7 +157,7 @@ pub async fn update(
         .into());
     }
     Ok(Json(AppView::from(
-        &state.registry.update_app(&client_id, changes).await?,
+        &admin.registry.update_app(&client_id, changes).await?,
     )))
 }
 
@@ -174,11 +167,10 @@ pub async fn update(
     responses((status = 204), (status = 404, body = super::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn delete(
-    _: RegistryAdmin,
-    State(state): State<AppState>,
+    admin: RegistryAdmin,
     Path(client_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.registry.delete_app(&client_id).await?;
+    admin.registry.delete_app(&client_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -189,11 +181,10 @@ pub async fn delete(
     responses((status = 200, body = AppView), (status = 404, body = super::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn rotate_secret(
-    _: RegistryAdmin,
-    State(state): State<AppState>,
+    admin: RegistryAdmin,
     Path(client_id): Path<String>,
 ) -> Result<Json<AppView>, ApiError> {
-    let (client, secret) = state.registry.rotate_secret(&client_id, None).await?;
+    let (client, secret) = admin.registry.rotate_secret(&client_id, None).await?;
     let mut view = AppView::from(&client);
     view.client_secret = Some(secret.expose().to_owned());
     Ok(Json(view))

@@ -3,7 +3,7 @@
 //! fields it names (`null` resets one to its default).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use gatehouse_core::entry::Entry;
 use serde_json::{Map, Value};
@@ -11,22 +11,17 @@ use serde_json::{Map, Value};
 use super::RegistryAdmin;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::state::AppState;
 
-pub async fn list<T: Entry>(
-    _: RegistryAdmin,
-    State(state): State<AppState>,
-) -> Result<Json<Vec<T>>, ApiError> {
-    let entries = state.registry.list_entries::<T>().await?;
+pub async fn list<T: Entry>(admin: RegistryAdmin) -> Result<Json<Vec<T>>, ApiError> {
+    let entries = admin.registry.list_entries::<T>().await?;
     Ok(Json(entries.into_iter().map(|(entry, _)| entry).collect()))
 }
 
 pub async fn create<T: Entry>(
-    _: RegistryAdmin,
-    State(state): State<AppState>,
+    admin: RegistryAdmin,
     ApiJson(fields): ApiJson<Map<String, Value>>,
 ) -> Result<(StatusCode, Json<T>), ApiError> {
-    let entry = state
+    let entry = admin
         .registry
         .create_entry::<T>(Value::Object(fields), false)
         .await?;
@@ -34,30 +29,27 @@ pub async fn create<T: Entry>(
 }
 
 pub async fn show<T: Entry>(
-    _: RegistryAdmin,
-    State(state): State<AppState>,
+    admin: RegistryAdmin,
     Path(name): Path<String>,
 ) -> Result<Json<T>, ApiError> {
-    Ok(Json(state.registry.get_entry::<T>(&name).await?))
+    Ok(Json(admin.registry.get_entry::<T>(&name).await?))
 }
 
 pub async fn update<T: Entry>(
-    _: RegistryAdmin,
-    State(state): State<AppState>,
+    admin: RegistryAdmin,
     Path(name): Path<String>,
     ApiJson(changes): ApiJson<Map<String, Value>>,
 ) -> Result<Json<T>, ApiError> {
     Ok(Json(
-        state.registry.update_entry::<T>(&name, changes).await?,
+        admin.registry.update_entry::<T>(&name, changes).await?,
     ))
 }
 
 pub async fn delete<T: Entry>(
-    _: RegistryAdmin,
-    State(state): State<AppState>,
+    admin: RegistryAdmin,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.registry.delete_entry::<T>(&name).await?;
+    admin.registry.delete_entry::<T>(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -2,7 +2,7 @@
 //! third-party tokens on the APIs).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use gatehouse_core::Error;
 use gatehouse_core::federation::{JwtProviderChanges, KeySource, NewJwtProvider};
@@ -12,7 +12,6 @@ use utoipa::ToSchema;
 use super::RegistryAdmin;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::state::AppState;
 use crate::views::JwtProviderView;
 
 /// The fields of a JWT provider; on update, a field left out keeps its value.
@@ -88,11 +87,8 @@ impl JwtProviderInput {
     responses((status = 200, body = [JwtProviderView]), (status = 401, body = super::ErrorBody),
         (status = 403, body = super::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list(
-    _: RegistryAdmin,
-    State(state): State<AppState>,
-) -> Result<Json<Vec<JwtProviderView>>, ApiError> {
-    let providers = state.registry.list_jwt_providers().await?;
+pub async fn list(admin: RegistryAdmin) -> Result<Json<Vec<JwtProviderView>>, ApiError> {
+    let providers = admin.registry.list_jwt_providers().await?;
     Ok(Json(providers.iter().map(JwtProviderView::from).collect()))
 }
 
@@ -103,13 +99,12 @@ pub async fn list(
         (status = 409, body = super::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create(
-    _: RegistryAdmin,
-    State(state): State<AppState>,
+    admin: RegistryAdmin,
     ApiJson(input): ApiJson<JwtProviderInput>,
 ) -> Result<(StatusCode, Json<JwtProviderView>), ApiError> {
     let (name, fields) = input.into_changes()?;
     let name = name.ok_or_else(|| Error::validation("a JWT provider needs a name"))?;
-    let provider = state
+    let provider = admin
         .registry
         .create_jwt_provider(NewJwtProvider { name, fields }, false)
         .await?;
@@ -122,11 +117,10 @@ pub async fn create(
     responses((status = 200, body = JwtProviderView), (status = 404, body = super::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn show(
-    _: RegistryAdmin,
-    State(state): State<AppState>,
+    admin: RegistryAdmin,
     Path(name): Path<String>,
 ) -> Result<Json<JwtProviderView>, ApiError> {
-    let provider = state.registry.get_jwt_provider(&name).await?;
+    let provider = admin.registry.get_jwt_provider(&name).await?;
     Ok(Json(JwtProviderView::from(&provider)))
 }
 
@@ -137,8 +131,7 @@ pub async fn show(
         (status = 404, body = super::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn update(
-    _: RegistryAdmin,
-    State(state): State<AppState>,
+    admin: RegistryAdmin,
     Path(name): Path<String>,
     ApiJson(input): ApiJson<JwtProviderInput>,
 ) -> Result<Json<JwtProviderView>, ApiError> {
@@ -146,7 +139,7 @@ pub async fn update(
     if new_name.is_some_and(|n| n != name) {
         return Err(Error::validation("a JWT provider's name cannot change").into());
     }
-    let provider = state.registry.update_jwt_provider(&name, changes).await?;
+    let provider = admin.registry.update_jwt_provider(&name, changes).await?;
     Ok(Json(JwtProviderView::from(&provider)))
 }
 
@@ -156,10 +149,9 @@ pub async fn update(
     responses((status = 204), (status = 404, body = super::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn delete(
-    _: RegistryAdmin,
-    State(state): State<AppState>,
+    admin: RegistryAdmin,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.registry.delete_jwt_provider(&name).await?;
+    admin.registry.delete_jwt_provider(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,15 +2,12 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use gatehouse_core::Error;
+use gatehouse_core::user::Permission;
 
 use super::RegistryAdmin;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::views::{KeyView, RetiredKeyView};
-
-/// The roles that may retire a signing key: doing so invalidates every token it signed.
-const KEY_ADMIN_ROLES: [&str; 2] = ["admin", "oauth_admin"];
 
 /// Lists the signing keys and where each stands in its rotation.
 #[utoipa::path(get, path = "/keys", tag = "keys",
@@ -31,16 +28,11 @@ pub async fn list(_: RegistryAdmin, State(state): State<AppState>) -> Json<Vec<K
         (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn retire(
-    RegistryAdmin(admin): RegistryAdmin,
+    admin: RegistryAdmin,
     State(state): State<AppState>,
     Path(kid): Path<String>,
 ) -> Result<Json<RetiredKeyView>, ApiError> {
-    if !KEY_ADMIN_ROLES.iter().any(|role| admin.has_role(role)) {
-        return Err(Error::Forbidden(
-            "retiring a signing key needs the admin or oauth_admin role".into(),
-        )
-        .into());
-    }
+    admin.registry.require(Permission::ManageSigningKeys)?;
     let replacement = state.tokens.retire_key(&kid).await?;
     Ok(Json(RetiredKeyView {
         retired: kid,

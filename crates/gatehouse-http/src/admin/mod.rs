@@ -8,8 +8,6 @@ mod keys;
 mod outbound;
 mod users;
 
-use std::sync::Arc;
-
 use axum::Json;
 use axum::Router;
 use axum::extract::{FromRequestParts, State};
@@ -19,8 +17,9 @@ use gatehouse_core::Error;
 use gatehouse_core::access::{ScopeEntry, ScopeRule};
 use gatehouse_core::entry::Entry;
 use gatehouse_core::gateway::Route;
+use gatehouse_core::registry::Registry;
 use gatehouse_core::table::TableDef;
-use gatehouse_core::user::User;
+use gatehouse_core::user::Permission;
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -101,10 +100,12 @@ fn entry_routes<T: Entry>(path: &str) -> Router<AppState> {
         )
 }
 
-/// A caller allowed to manage the registry: authorized by the scope rules (with none covering
+/// A caller allowed to read the registry: authorized by the scope rules (with none covering
 /// the admin API, that takes `useraccount`), and acting for a user holding one of the registry
-/// roles — the user, for operations that need a particular one.
-pub struct RegistryAdmin(pub Arc<User>);
+/// roles. What they may change is decided by the use cases of `registry`, which acts for them.
+pub struct RegistryAdmin {
+    pub registry: Registry,
+}
 
 impl FromRequestParts<AppState> for RegistryAdmin {
     type Rejection = ApiError;
@@ -116,7 +117,9 @@ impl FromRequestParts<AppState> for RegistryAdmin {
             None => None,
         };
         match user {
-            Some(user) if user.active && user.is_registry_admin() => Ok(RegistryAdmin(user)),
+            Some(user) if user.may(Permission::ReadRegistry) => Ok(RegistryAdmin {
+                registry: state.registry.acting_for(user),
+            }),
             _ => Err(Error::Forbidden(
                 "managing the registry needs the admin, oauth_admin or mi_admin role".into(),
             )
@@ -160,7 +163,12 @@ async fn whoami(Bearer(token): Bearer) -> Json<WhoAmI> {
             API auth scope rules, gateway routes and Table API tables, and the signing keys. \
             Every operation except this document needs a bearer access token with the \
             `useraccount` scope (unless a scope rule asks for another) whose user holds \
-            `admin`, `oauth_admin` or `mi_admin`."
+            `admin`, `oauth_admin` or `mi_admin`. All three read everything; `oauth_admin` \
+            changes applications, users, scopes, scope rules, routes and JWT providers, \
+            `mi_admin` outbound OAuth and tables, and only `admin` grants or removes a \
+            registry role, changes a user holding one or an application running as one \
+            (403 `access_denied` otherwise). The last active, unlocked `admin` with a \
+            password cannot be demoted, locked, deactivated or deleted (409)."
     ),
     servers((url = "/api/admin/v1")),
     paths(

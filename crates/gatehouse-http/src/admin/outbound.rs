@@ -6,6 +6,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use gatehouse_core::outbound::{AliasSpec, ProfileSpec, ProviderSpec};
 
+use gatehouse_core::user::Permission;
+
 use super::RegistryAdmin;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
@@ -33,10 +35,11 @@ pub async fn list_providers(
     responses((status = 200, body = ProviderView), (status = 400, body = super::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn save_provider(
-    _: RegistryAdmin,
+    admin: RegistryAdmin,
     State(state): State<AppState>,
     ApiJson(spec): ApiJson<ProviderSpec>,
 ) -> Result<Json<ProviderView>, ApiError> {
+    admin.registry.require(Permission::ManageOutbound)?;
     let provider = registry(&state).save_provider(spec).await?;
     Ok(Json(ProviderView::from(&provider)))
 }
@@ -61,10 +64,11 @@ pub async fn show_provider(
         (status = 409, body = super::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn delete_provider(
-    _: RegistryAdmin,
+    admin: RegistryAdmin,
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    admin.registry.require(Permission::ManageOutbound)?;
     registry(&state).delete_provider(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -85,10 +89,11 @@ pub async fn list_profiles(
     responses((status = 200, body = ProfileView), (status = 400, body = super::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn save_profile(
-    _: RegistryAdmin,
+    admin: RegistryAdmin,
     State(state): State<AppState>,
     ApiJson(spec): ApiJson<ProfileSpec>,
 ) -> Result<Json<ProfileView>, ApiError> {
+    admin.registry.require(Permission::ManageOutbound)?;
     let profile = registry(&state).save_profile(spec).await?;
     Ok(Json(ProfileView::from(&profile)))
 }
@@ -100,10 +105,11 @@ pub async fn save_profile(
         (status = 409, body = super::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn delete_profile(
-    _: RegistryAdmin,
+    admin: RegistryAdmin,
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    admin.registry.require(Permission::ManageOutbound)?;
     registry(&state).delete_profile(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -124,10 +130,11 @@ pub async fn list_aliases(
     responses((status = 200, body = AliasView), (status = 400, body = super::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn save_alias(
-    _: RegistryAdmin,
+    admin: RegistryAdmin,
     State(state): State<AppState>,
     ApiJson(spec): ApiJson<AliasSpec>,
 ) -> Result<Json<AliasView>, ApiError> {
+    admin.registry.require(Permission::ManageOutbound)?;
     let alias = registry(&state).save_alias(spec).await?;
     Ok(Json(AliasView::from(&alias)))
 }
@@ -137,10 +144,11 @@ pub async fn save_alias(
     responses((status = 204), (status = 404, body = super::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn delete_alias(
-    _: RegistryAdmin,
+    admin: RegistryAdmin,
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    admin.registry.require(Permission::ManageOutbound)?;
     registry(&state).delete_alias(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,7 +1,7 @@
 //! `/users`: the users tokens act for, and who may manage the registry.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use gatehouse_core::Error;
 use gatehouse_core::registry::{NewUser, UserChanges};
@@ -12,7 +12,6 @@ use utoipa::ToSchema;
 use super::RegistryAdmin;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::state::AppState;
 use crate::views::UserView;
 
 /// The fields of a user; on update, a field left out keeps its value.
@@ -59,11 +58,8 @@ fn changes(input: &UserInput) -> UserChanges {
 #[utoipa::path(get, path = "/users", tag = "users",
     responses((status = 200, body = [UserView]), (status = 401, body = super::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list(
-    _: RegistryAdmin,
-    State(state): State<AppState>,
-) -> Result<Json<Vec<UserView>>, ApiError> {
-    let users = state.registry.list_users().await?;
+pub async fn list(admin: RegistryAdmin) -> Result<Json<Vec<UserView>>, ApiError> {
+    let users = admin.registry.list_users().await?;
     Ok(Json(users.iter().map(UserView::from).collect()))
 }
 
@@ -73,8 +69,7 @@ pub async fn list(
         (status = 409, body = super::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create(
-    _: RegistryAdmin,
-    State(state): State<AppState>,
+    admin: RegistryAdmin,
     ApiJson(input): ApiJson<UserInput>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     let user_name = input
@@ -86,7 +81,7 @@ pub async fn create(
         password: input.password.clone().map(Secret::new),
         fields: changes(&input),
     };
-    let user = state.registry.create_user(new, false).await?;
+    let user = admin.registry.create_user(new, false).await?;
     Ok((StatusCode::CREATED, Json(UserView::from(&user))))
 }
 
@@ -96,24 +91,22 @@ pub async fn create(
     responses((status = 200, body = UserView), (status = 404, body = super::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn show(
-    _: RegistryAdmin,
-    State(state): State<AppState>,
+    admin: RegistryAdmin,
     Path(user_name): Path<String>,
 ) -> Result<Json<UserView>, ApiError> {
     Ok(Json(UserView::from(
-        &state.registry.get_user(&user_name).await?,
+        &admin.registry.get_user(&user_name).await?,
     )))
 }
 
-/// Changes the given fields of a user.
+/// Changes the given fields of a user. A lock or a deactivation ends their sessions and tokens.
 #[utoipa::path(patch, path = "/users/{user_name}", tag = "users", request_body = UserInput,
     params(("user_name" = String, Path)),
     responses((status = 200, body = UserView), (status = 404, body = super::ErrorBody),
         (status = 409, body = super::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn update(
-    _: RegistryAdmin,
-    State(state): State<AppState>,
+    admin: RegistryAdmin,
     Path(user_name): Path<String>,
     ApiJson(input): ApiJson<UserInput>,
 ) -> Result<Json<UserView>, ApiError> {
@@ -123,7 +116,7 @@ pub async fn update(
         )
         .into());
     }
-    let user = state
+    let user = admin
         .registry
         .update_user(&user_name, changes(&input))
         .await?;
@@ -137,27 +130,25 @@ pub async fn update(
         (status = 409, body = super::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn delete(
-    _: RegistryAdmin,
-    State(state): State<AppState>,
+    admin: RegistryAdmin,
     Path(user_name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.registry.delete_user(&user_name).await?;
+    admin.registry.delete_user(&user_name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Sets a user's password.
+/// Sets a user's password. Their sessions, codes, refresh tokens and access tokens end at once.
 #[utoipa::path(put, path = "/users/{user_name}/password", tag = "users",
     request_body = PasswordInput, params(("user_name" = String, Path)),
     responses((status = 204), (status = 400, body = super::ErrorBody),
         (status = 404, body = super::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn set_password(
-    _: RegistryAdmin,
-    State(state): State<AppState>,
+    admin: RegistryAdmin,
     Path(user_name): Path<String>,
     ApiJson(input): ApiJson<PasswordInput>,
 ) -> Result<StatusCode, ApiError> {
-    state
+    admin
         .registry
         .set_password(&user_name, Secret::new(input.password))
         .await?;

@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 
 use crate::harness::{TestServer, server_test};
 
-async fn call(
+/// Calls the admin API with a bearer token; returns the status and the JSON body.
+pub(crate) async fn call(
     server: &TestServer,
     method: reqwest::Method,
     path: &str,

@@ -261,8 +261,13 @@ impl TestServer {
     pub async fn token_for_role(&self, role: &str) -> String {
         let user_name = format!("{role}-{}", uuid_like());
         self.user(&user_name, &[role]).await;
+        self.token_for_user(&user_name).await
+    }
+
+    /// A `useraccount` token acting for an existing user, from an application running as them.
+    pub async fn token_for_user(&self, user_name: &str) -> String {
         let app = self
-            .app(TokenFormat::Jwt, &["useraccount"], Some(&user_name))
+            .app(TokenFormat::Jwt, &["useraccount"], Some(user_name))
             .await;
         self.token(&app, None).await
     }

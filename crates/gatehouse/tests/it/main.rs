@@ -10,6 +10,9 @@
 //! - `errors`: every RFC error case of the token, introspection and revocation endpoints;
 //! - `access`: scopes and REST API auth scope rules, managed and enforced;
 //! - `admin_api`: the admin REST API and its authorisation;
+//! - `roles`: what each registry role may change, and the last administrator;
+//! - `credentials`: what a password change, a lock or a deactivation ends, and the declarative
+//!   file's respect for them;
 //! - `cli`: the `gatehouse` binary's commands, as a script would run them;
 //! - `apply`: the declarative registry file;
 //! - `gateway`: routes to a real upstream server, their authorization and failures;
@@ -34,6 +37,7 @@ mod audience;
 mod browser;
 mod cli;
 mod client_credentials;
+mod credentials;
 mod edges;
 mod errors;
 mod federation;
@@ -44,4 +48,5 @@ mod memory;
 mod ops;
 mod outbound;
 mod people;
+mod roles;
 mod table;

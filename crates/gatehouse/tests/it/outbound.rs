@@ -614,7 +614,7 @@ server_test!(
 server_test!(
     the_admin_api_manages_outbound_records_without_showing_secrets,
     |server| {
-        let admin = server.token_for_role("oauth_admin").await;
+        let admin = server.token_for_role("mi_admin").await;
         let post = |path: &'static str, body: Value| {
             let request = server
                 .http
@@ -969,7 +969,7 @@ server_test!(
                 .0,
             200
         );
-        let admin = server.token_for_role("oauth_admin").await;
+        let admin = server.token_for_role("mi_admin").await;
         let spec = |token_url: String, secret: Option<&str>| {
             let mut body = serde_json::json!({
                 "name": "crm", "token_url": token_url, "client_id": first.app.client_id,
