@@ -198,6 +198,20 @@ fn quoted(text: &str) -> String {
         .collect()
 }
 
+/// RFC 9110 §15.5.14: a request body over `limit` bytes. The connection is closed with the
+/// answer, so the rest of the body is never read.
+pub fn body_too_large(limit: usize) -> Response {
+    let body = json!({
+        "error": "invalid_request",
+        "error_description": format!("the request body exceeds {limit} bytes"),
+    });
+    let mut response = (StatusCode::PAYLOAD_TOO_LARGE, Json(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
 /// A panic in a handler becomes a bare 500: no message or stack trace reaches the client.
 pub fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");

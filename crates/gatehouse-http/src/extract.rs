@@ -4,9 +4,12 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use gatehouse_core::Error;
@@ -16,12 +19,13 @@ use gatehouse_core::federation::jose::UnverifiedJwt;
 use gatehouse_core::path::CanonicalPath;
 use gatehouse_core::secret::Secret;
 use gatehouse_core::token::AccessTokenInfo;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, OAuthError};
 use crate::state::AppState;
 
-/// The largest form body an OAuth endpoint reads.
+/// The largest form body any endpoint reads: OAuth requests and the pages' forms are small.
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
 
 /// An `application/x-www-form-urlencoded` body as OAuth requires it: the right content type, at
@@ -30,32 +34,75 @@ pub const MAX_FORM_BYTES: usize = 64 * 1024;
 pub struct OAuthForm(pub BTreeMap<String, String>, pub Vec<String>);
 
 impl<S: Send + Sync> FromRequest<S> for OAuthForm {
-    type Rejection = OAuthError;
+    type Rejection = Response;
 
-    async fn from_request(request: Request, _state: &S) -> Result<Self, OAuthError> {
-        let is_form = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| {
-                v.trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            });
-        if !is_form {
-            return Err(Error::invalid_request(
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Response> {
+        if !is_form(request.headers()) {
+            return Err(OAuthError::from(Error::invalid_request(
                 "the body must be application/x-www-form-urlencoded",
-            )
-            .into());
+            ))
+            .into_response());
         }
-        let body = axum::body::to_bytes(request.into_body(), MAX_FORM_BYTES)
-            .await
-            .map_err(|_| {
-                Error::invalid_request(format!("the body exceeds {MAX_FORM_BYTES} bytes"))
-            })?;
-        let (mut params, resources) = crate::pages::oauth_params(&body)?;
+        let body = read_body(request.into_body(), MAX_FORM_BYTES).await?;
+        let (mut params, resources) = crate::pages::oauth_params(&body)
+            .map_err(|error| OAuthError::from(error).into_response())?;
         params.retain(|_, value| !value.is_empty());
         Ok(OAuthForm(params, resources))
+    }
+}
+
+/// The largest body other than a form that Gatehouse's own endpoints read (JSON, the outbound
+/// proxy); the gateway streams bodies to its upstreams instead and is not bound by it.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+/// Middleware for every route but the gateway: the body is read here, at most
+/// [`MAX_FORM_BYTES`] for a form and [`MAX_BODY_BYTES`] for anything else, so one limit and one
+/// `413` hold for every handler, and a body that declares (`Content-Length`) or streams (chunked)
+/// more is refused at once, not when a handler would have finished waiting for it.
+pub async fn limit_body(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let limit = if is_form(&parts.headers) {
+        MAX_FORM_BYTES
+    } else {
+        MAX_BODY_BYTES
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return crate::error::body_too_large(limit);
+    }
+    match read_body(body, limit).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Err(response) => response,
+    }
+}
+
+/// The whole body, or the answer to a body over `limit` (`413`) or broken off (`400`).
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<LengthLimitError>() => Err(crate::error::body_too_large(limit)),
+        Err(_) => Err(OAuthError::from(Error::invalid_request(
+            "the request body could not be read",
+        ))
+        .into_response()),
     }
 }
 

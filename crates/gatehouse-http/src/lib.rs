@@ -29,6 +29,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use admin::openapi_document;
+pub use extract::{MAX_BODY_BYTES, MAX_FORM_BYTES};
 pub use state::{AppState, HttpSettings};
 
 /// The whole route table: standard paths and their ServiceNow-style aliases side by side.
@@ -88,6 +89,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        // Every route above, not the gateway's fallback, which streams bodies to upstreams.
+        .route_layer(axum::middleware::from_fn(extract::limit_body))
         .fallback(gateway::dispatch)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -447,7 +447,7 @@ pub enum KeysCommand {
         #[arg(long, value_name = "SECONDS")]
         delay: Option<u64>,
         #[command(flatten)]
-        serve: ServeArgs,
+        serve: Box<ServeArgs>,
         #[arg(long)]
         json: bool,
     },
@@ -532,7 +532,7 @@ fn print_user(view: &UserView, json: bool) -> anyhow::Result<()> {
 /// Runs a command other than `serve`.
 pub async fn run(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
     let serve_args = match &command {
-        Command::Keys(KeysCommand::Rotate { serve, .. }) => serve.clone(),
+        Command::Keys(KeysCommand::Rotate { serve, .. }) => (**serve).clone(),
         _ => ServeArgs::default(),
     };
     let settings = Settings::resolve(&global, &serve_args)?;

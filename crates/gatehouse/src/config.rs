@@ -81,6 +81,15 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Option<Vec<String>>,
+    /// Seconds a connection may take to send a request's complete headers before it is closed.
+    #[arg(long, env = "GATEHOUSE_HEADER_READ_TIMEOUT", value_name = "SECONDS")]
+    pub header_read_timeout: Option<u32>,
+    /// The largest request line and headers, together, in bytes (at least 8192); larger is 431.
+    #[arg(long, env = "GATEHOUSE_MAX_HEADER_BYTES", value_name = "BYTES")]
+    pub max_header_bytes: Option<usize>,
+    /// The most connections served at once; more wait to be accepted until one closes.
+    #[arg(long, env = "GATEHOUSE_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
@@ -115,6 +124,9 @@ pub struct FileSettings {
     pub refresh_token_grace: Option<u32>,
     pub jwks_min_refresh_interval: Option<u32>,
     pub trusted_proxies: Option<Vec<String>>,
+    pub header_read_timeout: Option<u32>,
+    pub max_header_bytes: Option<usize>,
+    pub max_connections: Option<usize>,
 }
 
 /// The settings in force.
@@ -133,6 +145,8 @@ pub struct Settings {
     pub jwks_min_refresh_interval: std::time::Duration,
     /// Reverse proxies whose `X-Forwarded-For` is believed (none by default).
     pub trusted_proxies: TrustedProxies,
+    /// How the listener bounds what connections may hold.
+    pub connections: ConnectionLimits,
     /// The `[[application]]` and `[[user]]` sections of the file, applied at start.
     pub registry: Manifest,
     /// How often a running server re-reads the signing keys, picking up keys rotated by the
@@ -140,6 +154,30 @@ pub struct Settings {
     /// everywhere long before it signs.
     pub key_reload_interval: std::time::Duration,
 }
+
+/// What one connection, and all of them together, may hold of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// A connection that has not sent a request's complete headers in this time is closed.
+    pub header_read_timeout: std::time::Duration,
+    /// The request line and headers together; a larger head is answered with 431.
+    pub max_header_bytes: usize,
+    /// Connections served at once.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read_timeout: std::time::Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
+            max_connections: 1024,
+        }
+    }
+}
+
+/// HTTP/1 reads a request head into one buffer, which cannot be smaller than this.
+const MIN_HEADER_BYTES: usize = 8192;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "gatehouse-data";
@@ -186,6 +224,29 @@ impl Settings {
                 .or(file.trusted_proxies)
                 .unwrap_or_default(),
         )?;
+        let defaults = ConnectionLimits::default();
+        let connections = ConnectionLimits {
+            header_read_timeout: serve
+                .header_read_timeout
+                .or(file.header_read_timeout)
+                .map_or(defaults.header_read_timeout, |seconds| {
+                    std::time::Duration::from_secs(u64::from(seconds))
+                }),
+            max_header_bytes: serve
+                .max_header_bytes
+                .or(file.max_header_bytes)
+                .unwrap_or(defaults.max_header_bytes),
+            max_connections: serve
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(defaults.max_connections),
+        };
+        if connections.header_read_timeout.is_zero() || connections.max_connections == 0 {
+            bail!("header_read_timeout and max_connections must be at least 1");
+        }
+        if connections.max_header_bytes < MIN_HEADER_BYTES {
+            bail!("max_header_bytes must be at least {MIN_HEADER_BYTES}");
+        }
         let durability = match serve.durability.or(file.durability).unwrap_or_default() {
             DurabilitySetting::Process => Durability::Process,
             DurabilitySetting::Full => Durability::Full,
@@ -220,6 +281,7 @@ impl Settings {
                     .unwrap_or(DEFAULT_JWKS_MIN_REFRESH_INTERVAL),
             )),
             trusted_proxies,
+            connections,
             registry,
             key_reload_interval: std::time::Duration::from_secs(60),
         })
@@ -284,6 +346,9 @@ mod tests {
             refresh_token_grace: Some(0),
             jwks_min_refresh_interval: Some(0),
             trusted_proxies: Some(Vec::new()),
+            header_read_timeout: Some(0),
+            max_header_bytes: Some(0),
+            max_connections: Some(0),
         })
         .unwrap();
         for key in all_keys.keys() {
@@ -339,6 +404,22 @@ mod tests {
                 .trusts("10.1.2.3".parse().unwrap())
         );
         assert!(Settings::resolve(&GlobalArgs::default(), &proxies("10.0.0.0/40")).is_err());
+        for limits in [
+            ServeArgs {
+                max_header_bytes: Some(MIN_HEADER_BYTES - 1),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                max_connections: Some(0),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                header_read_timeout: Some(0),
+                ..ServeArgs::default()
+            },
+        ] {
+            assert!(Settings::resolve(&GlobalArgs::default(), &limits).is_err());
+        }
         assert!(check_issuer("ftp://x").is_err());
         assert!(check_issuer("https://x/?a").is_err());
         assert_eq!(

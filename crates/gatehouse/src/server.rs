@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
 use gatehouse_core::cache::RegistryCache;
 use gatehouse_core::clock::{Clock, SystemClock};
 use gatehouse_core::federation::Federation;
@@ -26,9 +28,16 @@ use gatehouse_http::{AppState, HttpSettings};
 use gatehouse_remote::fetch::{Fetcher, Limits};
 use gatehouse_remote::jwks::{KeyCache, KeyCachePolicy};
 use gatehouse_remote::outbound::TokenManager;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt as _;
 
-use crate::config::Settings;
+use crate::config::{ConnectionLimits, Settings};
 
 /// The environment variable that may hold the master key (base64 of 32 bytes). Instances that
 /// share a PostgreSQL database must share it.
@@ -256,18 +265,67 @@ pub async fn serve_with(
         "gatehouse is serving"
     );
     let app = gatehouse_http::router(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    accept(listener, app, settings.connections, shutdown).await;
     maintenance.abort();
     if let Some(change_listener) = change_listener {
         change_listener.abort();
     }
     tracing::info!("gatehouse stopped");
     Ok(())
+}
+
+/// Serves HTTP/1 connections until `shutdown` resolves, then lets in-flight requests finish.
+/// At most `limits.max_connections` are served at once: the next waits in the listen backlog,
+/// and the request-head timeout closes idle and slow connections, so a flood of connections
+/// cannot hold every slot for long.
+async fn accept(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        // A request head that does not fit the read buffer is answered with 431.
+        .max_buf_size(limits.max_header_bytes);
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            () = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, or a connection reset before it was accepted:
+                    // the next accept may succeed.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    continue;
+                }
+            },
+        };
+        let service = app
+            .clone()
+            .map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            });
+        let connection = graceful
+            .watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, %peer, "connection closed with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// Prints what applying the registry changed; generated secrets go to the terminal once.

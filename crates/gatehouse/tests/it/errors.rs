@@ -171,7 +171,7 @@ server_test!(token_endpoint_errors, |server| {
     big.extend(std::iter::repeat_n(b'a', 100 * 1024));
     assert_oauth_error(
         raw(&server, "application/x-www-form-urlencoded", big).await,
-        400,
+        413,
         "invalid_request",
     );
     assert_oauth_error(

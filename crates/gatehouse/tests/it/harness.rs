@@ -102,6 +102,7 @@ impl TestServer {
             refresh_token_grace: 0,
             jwks_min_refresh_interval: std::time::Duration::from_secs(1),
             trusted_proxies: Default::default(),
+            connections: Default::default(),
             registry: Manifest::default(),
             key_reload_interval: std::time::Duration::from_millis(200),
         };

@@ -17,6 +17,7 @@
 //! - `apply`: the declarative registry file;
 //! - `gateway`: routes to a real upstream server, their authorization and failures;
 //! - `keys`: staged key rotation and the JWKS;
+//! - `limits`: the HTTP server's own defences, over raw TCP: body, header and time limits;
 //! - `memory`: the resident set of a `gatehouse serve` process under sustained sign-ins;
 //! - `ops`: discovery, health, metrics, shutdown;
 //! - `federation`: JWT providers, the JWT bearer grant, `private_key_jwt`, third-party tokens,
@@ -44,6 +45,7 @@ mod federation;
 mod forms;
 mod gateway;
 mod keys;
+mod limits;
 mod memory;
 mod ops;
 mod outbound;
