@@ -319,9 +319,29 @@ fn check_issuer(issuer: &str) -> anyhow::Result<String> {
         bail!("issuer {issuer:?} must have a host and no query or fragment");
     }
     match scheme {
-        "https" | "http" => Ok(trimmed.to_owned()),
+        "https" => Ok(trimmed.to_owned()),
+        "http" if is_loopback_authority(rest.split('/').next().unwrap_or_default()) => {
+            Ok(trimmed.to_owned())
+        }
+        "http" => bail!(
+            "issuer {issuer:?} must be https: plain http is for a loopback address only \
+             (127.0.0.1 or [::1])"
+        ),
         _ => bail!("issuer {issuer:?} must be an http(s) URL"),
     }
+}
+
+/// Whether `authority` (host and optional port) is a literal loopback address. A name such as
+/// `localhost` is not: what it resolves to is not the issuer's to decide.
+fn is_loopback_authority(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    !authority.contains('@')
+        && host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
 }
 
 #[cfg(test)]
@@ -421,6 +441,23 @@ mod tests {
             assert!(Settings::resolve(&GlobalArgs::default(), &limits).is_err());
         }
         assert!(check_issuer("ftp://x").is_err());
+        for plain in [
+            "http://id.example",
+            "http://10.0.0.1:8080",
+            "http://0.0.0.0:8080",
+            "http://localhost:8080",
+            "http://127.0.0.1.example",
+            "http://user@127.0.0.1",
+        ] {
+            assert!(check_issuer(plain).is_err(), "{plain}");
+        }
+        for loopback in [
+            "http://127.0.0.1:8080",
+            "http://[::1]:8080/",
+            "http://127.1.2.3",
+        ] {
+            assert!(check_issuer(loopback).is_ok(), "{loopback}");
+        }
         assert!(check_issuer("https://x/?a").is_err());
         assert_eq!(
             check_issuer("https://id.example/").unwrap(),
