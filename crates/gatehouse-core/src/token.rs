@@ -438,7 +438,9 @@ impl TokenService {
     }
 
     /// Makes sure there is a key to sign with for access tokens and for ID tokens of either
-    /// algorithm (the first start of a new installation).
+    /// algorithm (the first start of a new installation). Instances starting together on an
+    /// empty database each offer a key, the store keeps only the first of each algorithm, and
+    /// every instance then signs with and publishes that one.
     pub async fn ensure_signing_keys(&self) -> Result<(), Error> {
         self.reload_keys().await?;
         let mut needed = vec![
@@ -447,12 +449,20 @@ impl TokenService {
             SigningAlgorithm::Rs256,
         ];
         needed.dedup();
+        let now = self.clock.now();
+        let sealer = self.master_key.sealer();
+        let mut stored_any = false;
         for alg in needed {
-            if self.keys.get().signing_key(alg, self.clock.now()).is_none() {
-                self.rotate_key(alg, 0).await?;
+            if self.keys.get().signing_key(alg, now).is_none() {
+                let (stored, _) = SigningKey::generate(alg, now, now, &sealer)?;
+                stored_any |= self.store.insert_first_signing_key(&stored).await?;
             }
         }
-        Ok(())
+        if stored_any {
+            self.keys_changed().await
+        } else {
+            self.reload_keys().await
+        }
     }
 
     /// A new refresh token and its stored form; the caller stores it (or rotates into it).

@@ -1126,6 +1126,34 @@ macro_rules! shared_store_impl {
                 insert_signing_key(self.writer(), key).await
             }
 
+            async fn insert_first_signing_key(&self, key: &StoredSigningKey) -> Result<bool, StoreError> {
+                let mut transaction = self.writer().begin().await.map_err(backend_error)?;
+                // Writing the algorithm's row first locks it until commit, so concurrent first
+                // keys of one algorithm take turns, and each turn's count sees the keys stored
+                // by the turns before it.
+                sqlx::query(
+                    "INSERT INTO signing_key_lines (alg) VALUES ($1) \
+                     ON CONFLICT (alg) DO UPDATE SET alg = excluded.alg",
+                )
+                .bind(&key.alg)
+                .execute(&mut *transaction)
+                .await
+                .map_err(backend_error)?;
+                let (existing,): (i64,) =
+                    sqlx::query_as("SELECT COUNT(*) FROM signing_keys WHERE alg = $1")
+                        .bind(&key.alg)
+                        .fetch_one(&mut *transaction)
+                        .await
+                        .map_err(backend_error)?;
+                if existing > 0 {
+                    transaction.rollback().await.map_err(backend_error)?;
+                    return Ok(false);
+                }
+                insert_signing_key(&mut *transaction, key).await?;
+                transaction.commit().await.map_err(backend_error)?;
+                Ok(true)
+            }
+
             async fn retire_signing_key(
                 &self,
                 kid: &str,

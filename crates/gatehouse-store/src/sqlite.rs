@@ -41,7 +41,24 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(backend_error)?;
+        // SQLite has no lock the migrator could take, so processes starting together on a new
+        // file would each apply the same migrations; a lock on a file beside it makes them take
+        // turns, and each later one finds the migrations applied.
+        let lock_path = format!("{}.migrations-lock", path.display());
+        let migrations_lock = tokio::task::spawn_blocking(move || {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)?;
+            file.lock()?;
+            Ok::<_, std::io::Error>(file)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+        .map_err(|e| StoreError::Backend(format!("cannot lock for migrations: {e}")))?;
         migrate!("./migrations/sqlite", &writer);
+        drop(migrations_lock);
         let reader = SqlitePoolOptions::new()
             // Two readers: the hot paths read from memory caches, and each SQLite connection is a
             // thread with its own page cache.

@@ -609,6 +609,55 @@ storage_test!(signing_keys_list_in_activation_order, |store| {
 });
 
 storage_test!(
+    concurrent_first_keys_of_an_algorithm_store_exactly_one,
+    |store| {
+        let key = |kid: String, alg: &str| StoredSigningKey {
+            kid,
+            alg: alg.into(),
+            private_key_sealed: vec![7],
+            public_jwk: "{}".into(),
+            created_at: 1,
+            activates_at: 1,
+        };
+        let attempts: Vec<_> = (0..24)
+            .map(|i| {
+                let store = store.clone();
+                let alg = if i % 2 == 0 { "ES256" } else { "RS256" };
+                let key = key(format!("{alg}-{i}"), alg);
+                tokio::spawn(async move { store.insert_first_signing_key(&key).await.unwrap() })
+            })
+            .collect();
+        let mut stored = 0;
+        for attempt in attempts {
+            stored += usize::from(attempt.await.unwrap());
+        }
+        assert_eq!(stored, 2);
+        let mut algorithms: Vec<_> = store
+            .list_signing_keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| k.alg)
+            .collect();
+        algorithms.sort();
+        assert_eq!(algorithms, vec!["ES256", "RS256"]);
+        // Once an algorithm has a key, only rotations add more.
+        assert!(
+            !store
+                .insert_first_signing_key(&key("late".into(), "ES256"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .insert_first_signing_key(&key("eddsa".into(), "EdDSA"))
+                .await
+                .unwrap()
+        );
+    }
+);
+
+storage_test!(
     a_key_retired_concurrently_is_retired_and_replaced_once,
     |store| {
         let key = |kid: &str| StoredSigningKey {

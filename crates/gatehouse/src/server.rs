@@ -175,8 +175,13 @@ pub async fn bootstrap_admin(services: &Services) -> anyhow::Result<Option<Secre
             ..UserChanges::default()
         },
     };
-    services.registry.create_user(admin, false).await?;
-    Ok(generated.then_some(password))
+    match services.registry.create_user(admin, false).await {
+        Ok(_) => Ok(generated.then_some(password)),
+        // Another instance starting on the same empty database created it first; its password
+        // is the one that was shown.
+        Err(gatehouse_core::Error::Conflict(_)) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Runs the server on `listener` until `shutdown` resolves, then lets in-flight requests finish.

@@ -9,7 +9,7 @@ use gatehouse_core::client::{GrantType, TokenFormat};
 use gatehouse_core::keys::SigningAlgorithm;
 use gatehouse_core::manifest::Manifest;
 use gatehouse_core::registry::{AppChanges, NewApp, NewUser, UserChanges};
-use gatehouse_core::secret::Secret;
+use gatehouse_core::secret::{MasterKey, Secret};
 use gatehouse_store::Durability;
 pub use gatehouse_store::test_support::Backend;
 use gatehouse_store::test_support::TestDatabase;
@@ -88,26 +88,47 @@ impl TestServer {
         let database = TestDatabase::create(backend).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address: SocketAddr = listener.local_addr().unwrap();
-        let data_dir = std::env::temp_dir().join(format!("gatehouse-it-{}", uuid_like()));
-        let mut settings = Settings {
-            listen: address,
-            issuer: format!("http://{address}"),
-            data_dir: data_dir.clone(),
-            database: database.url.clone(),
-            log_format: LogFormat::Text,
-            log_level: "warn".into(),
-            jwks_max_age: 300,
-            signing_alg: SigningAlgorithm::Es256,
-            durability: Durability::Process,
-            refresh_token_grace: 0,
-            jwks_min_refresh_interval: std::time::Duration::from_secs(1),
-            trusted_proxies: Default::default(),
-            connections: Default::default(),
-            registry: Manifest::default(),
-            key_reload_interval: std::time::Duration::from_millis(200),
-        };
+        let mut settings = test_settings(address, format!("http://{address}"), &database.url);
         configure(&mut settings);
         Some(TestServer::launch(settings, listener, Some(database)).await)
+    }
+
+    /// Starts `count` instances at the same moment on one new, empty database, with one master
+    /// key and issuer, as the first start of several instances behind a load balancer would
+    /// run.
+    pub async fn start_together(
+        backend: Backend,
+        count: usize,
+        configure: impl Fn(&mut Settings),
+    ) -> Option<Vec<TestServer>> {
+        let database = TestDatabase::create(backend).await?;
+        let master_key = MasterKey::generate().encode();
+        let mut listeners = Vec::new();
+        for _ in 0..count {
+            listeners.push(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
+        }
+        let issuer = format!("http://{}", listeners[0].local_addr().unwrap());
+        let launches: Vec<_> = listeners
+            .into_iter()
+            .map(|listener| {
+                let mut settings = test_settings(
+                    listener.local_addr().unwrap(),
+                    issuer.clone(),
+                    &database.url,
+                );
+                configure(&mut settings);
+                std::fs::create_dir_all(&settings.data_dir).unwrap();
+                std::fs::write(settings.data_dir.join("master.key"), &master_key).unwrap();
+                tokio::spawn(TestServer::launch(settings, listener, None))
+            })
+            .collect();
+        let mut servers = Vec::new();
+        for launch in launches {
+            servers.push(launch.await.unwrap());
+        }
+        // A vector drops its elements first to last, so the database outlives every server.
+        servers[count - 1]._database = Some(database);
+        Some(servers)
     }
 
     /// Starts another instance on this server's database, with the same master key and issuer,
@@ -288,6 +309,27 @@ impl Drop for TestServer {
             handle.abort();
         }
         let _ = std::fs::remove_dir_all(&self.settings.data_dir);
+    }
+}
+
+/// The settings of a test instance listening on `listen`, with its own data folder.
+fn test_settings(listen: SocketAddr, issuer: String, database: &str) -> Settings {
+    Settings {
+        listen,
+        issuer,
+        data_dir: std::env::temp_dir().join(format!("gatehouse-it-{}", uuid_like())),
+        database: database.to_owned(),
+        log_format: LogFormat::Text,
+        log_level: "warn".into(),
+        jwks_max_age: 300,
+        signing_alg: SigningAlgorithm::Es256,
+        durability: Durability::Process,
+        refresh_token_grace: 0,
+        jwks_min_refresh_interval: std::time::Duration::from_secs(1),
+        trusted_proxies: Default::default(),
+        connections: Default::default(),
+        registry: Manifest::default(),
+        key_reload_interval: std::time::Duration::from_millis(200),
     }
 }
 

@@ -17,6 +17,7 @@
 //! - `apply`: the declarative registry file;
 //! - `gateway`: routes to a real upstream server, their authorization and failures;
 //! - `keys`: staged key rotation and the JWKS;
+//! - `instances`: several instances on one database starting and racing together;
 //! - `limits`: the HTTP server's own defences, over raw TCP: body, header and time limits;
 //! - `memory`: the resident set of a `gatehouse serve` process under sustained sign-ins;
 //! - `ops`: discovery, health, metrics, shutdown;
@@ -44,6 +45,7 @@ mod errors;
 mod federation;
 mod forms;
 mod gateway;
+mod instances;
 mod keys;
 mod limits;
 mod memory;
