@@ -204,16 +204,13 @@ impl AuthorizationRequest {
         if !known {
             return Err(request.error(
                 "unsupported_response_type",
-                format!("response_type {response_type:?} is not supported"),
+                "the response_type is not supported",
             ));
         }
         if let Some(mode) = get("response_mode")
             && !["query", "fragment", "form_post"].contains(&mode)
         {
-            return Err(request.error(
-                "invalid_request",
-                format!("response_mode {mode:?} is not supported"),
-            ));
+            return Err(request.error("invalid_request", "the response_mode is not supported"));
         }
         // Tokens never travel in a query string (OAuth 2.0 Multiple Response Types §5).
         if (token || id_token) && response_mode == ResponseMode::Query {
@@ -267,11 +264,10 @@ impl AuthorizationRequest {
                     "login" => request.prompt_login = true,
                     "consent" => request.prompt_consent = true,
                     "select_account" => {}
-                    other => {
-                        return Err(request.error(
-                            "invalid_request",
-                            format!("prompt {other:?} is not supported"),
-                        ));
+                    _ => {
+                        return Err(
+                            request.error("invalid_request", "a prompt value is not supported")
+                        );
                     }
                 }
             }
@@ -294,7 +290,7 @@ impl AuthorizationRequest {
                             request.error("invalid_request", "code_challenge_method must be S256")
                         );
                     }
-                    if !pkce::is_well_formed(challenge) {
+                    if !pkce::is_well_formed_challenge(challenge, method) {
                         return Err(request.error("invalid_request", "code_challenge is malformed"));
                     }
                     request.code_challenge_method = Some(method.as_str().to_owned());
@@ -408,7 +404,10 @@ impl ErrorRedirect {
     pub fn into_response(self, issuer: &str) -> AuthorizationResponse {
         let mut params = vec![
             ("error".to_owned(), self.error.to_owned()),
-            ("error_description".to_owned(), self.description),
+            (
+                "error_description".to_owned(),
+                crate::error::description_text(&self.description),
+            ),
         ];
         if let Some(state) = self.state {
             params.push(("state".to_owned(), state));

@@ -75,3 +75,27 @@ impl Error {
         Error::Validation(description.into())
     }
 }
+
+/// A description as it may be sent to a client: RFC 6749 §4.1.2.1 and §5.2 allow only
+/// `%x20-21 / %x23-5B / %x5D-7E` in `error_description` (printable ASCII without `"` and `\`), and
+/// RFC 6750 §3 the same in a challenge's quoted strings. Descriptions are written by Gatehouse and
+/// never quote the caller's input; this is the last line that keeps any other character out of
+/// every response, redirect and header.
+pub fn description_text(text: &str) -> String {
+    text.chars()
+        .filter(|c| matches!(c, ' '..='!' | '#'..='[' | ']'..='~'))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_keep_only_the_characters_rfc_6749_allows() {
+        assert_eq!(
+            description_text("a \"quoted\" \\path\n§3.3 <b>é</b>\t"),
+            "a quoted path3.3 <b>/b>"
+        );
+    }
+}

@@ -20,9 +20,9 @@ impl ChallengeMethod {
         match value.unwrap_or("plain") {
             "S256" => Ok(ChallengeMethod::S256),
             "plain" => Ok(ChallengeMethod::Plain),
-            other => Err(Error::invalid_request(format!(
-                "code_challenge_method {other:?} is not supported"
-            ))),
+            _ => Err(Error::invalid_request(
+                "the code_challenge_method is not supported",
+            )),
         }
     }
 
@@ -41,6 +41,20 @@ pub fn is_well_formed(value: &str) -> bool {
         && value
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+/// Whether a challenge has the shape its method gives it: an S256 challenge is the unpadded
+/// base64url of a SHA-256 digest, exactly 43 characters (§4.2); a plain one is a verifier.
+pub fn is_well_formed_challenge(challenge: &str, method: ChallengeMethod) -> bool {
+    match method {
+        ChallengeMethod::S256 => {
+            challenge.len() == 43
+                && challenge
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        }
+        ChallengeMethod::Plain => is_well_formed(challenge),
+    }
 }
 
 /// §4.2: the S256 challenge of a verifier.

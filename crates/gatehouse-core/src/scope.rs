@@ -16,9 +16,9 @@ impl ScopeSet {
         let mut scopes = BTreeSet::new();
         for token in value.split(' ').filter(|t| !t.is_empty()) {
             if !is_scope_token(token) {
-                return Err(Error::InvalidScope(format!(
-                    "scope {token:?} contains a character RFC 6749 §3.3 does not allow"
-                )));
+                return Err(Error::InvalidScope(
+                    "a scope contains a character RFC 6749 §3.3 does not allow".into(),
+                ));
             }
             scopes.insert(token.to_owned());
         }
@@ -71,10 +71,10 @@ impl ScopeSet {
             return Ok(defaults.clone());
         };
         let requested = ScopeSet::parse(requested)?;
-        if let Some(extra) = requested.iter().find(|s| !allowed.contains(s)) {
-            return Err(Error::InvalidScope(format!(
-                "scope {extra:?} is not allowed for this client"
-            )));
+        if !requested.iter().all(|s| allowed.contains(s)) {
+            return Err(Error::InvalidScope(
+                "a requested scope is not allowed for this client".into(),
+            ));
         }
         Ok(requested)
     }

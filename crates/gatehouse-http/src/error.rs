@@ -14,6 +14,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::Error;
+use gatehouse_core::error::description_text;
 use gatehouse_remote::fetch::FetchError;
 use gatehouse_remote::outbound::OutboundError;
 use serde_json::json;
@@ -95,8 +96,7 @@ impl IntoResponse for ProxyError {
                     _ => StatusCode::BAD_GATEWAY,
                 };
                 tracing::warn!(%error, "outbound call failed");
-                let body =
-                    json!({"error": "upstream_error", "error_description": error.to_string()});
+                let body = json!({"error": "upstream_error", "error_description": description_text(&error.to_string())});
                 let mut response = (status, Json(body)).into_response();
                 response
                     .headers_mut()
@@ -161,7 +161,7 @@ fn error_response(error: &Error, surface: Surface) -> Response {
     } else {
         let mut body = json!({ "error": code });
         if let Some(description) = description {
-            body["error_description"] = json!(description);
+            body["error_description"] = json!(description_text(description));
         }
         (status, Json(body)).into_response()
     };
@@ -174,11 +174,11 @@ fn error_response(error: &Error, surface: Surface) -> Response {
         (Surface::Api, Error::MissingToken) => Some(format!("Bearer realm=\"{REALM}\"")),
         (Surface::Api, Error::InvalidToken(d)) => Some(format!(
             "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{}\"",
-            quoted(d)
+            description_text(d)
         )),
         (Surface::Api, Error::InsufficientScope(scope)) => Some(format!(
             "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{}\"",
-            quoted(scope)
+            description_text(scope)
         )),
         (Surface::Api, Error::InvalidRequest(_)) => Some(format!(
             "Bearer realm=\"{REALM}\", error=\"invalid_request\""
@@ -189,13 +189,6 @@ fn error_response(error: &Error, surface: Surface) -> Response {
         headers.insert(header::WWW_AUTHENTICATE, value);
     }
     response
-}
-
-/// RFC 6750 §3: attribute values are quoted strings of printable ASCII without `"` and `\`.
-fn quoted(text: &str) -> String {
-    text.chars()
-        .filter(|c| (' '..='~').contains(c) && *c != '"' && *c != '\\')
-        .collect()
 }
 
 /// RFC 9110 §15.5.14: a request body over `limit` bytes. The connection is closed with the

@@ -359,9 +359,7 @@ fn parse_params(
             continue;
         }
         if params.contains_key(name.as_ref()) {
-            return Err(Error::invalid_request(format!(
-                "the {name} parameter is repeated"
-            )));
+            return Err(Error::invalid_request("a parameter is repeated"));
         }
         params.insert(name.into_owned(), value.into_owned());
     }

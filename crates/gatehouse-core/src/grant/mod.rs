@@ -164,9 +164,7 @@ impl GrantRegistry {
             .iter()
             .find(|g| g.grant_type().token_endpoint_value() == Some(grant_type))
             .map(|g| g.as_ref())
-            .ok_or_else(|| {
-                Error::UnsupportedGrantType(format!("grant_type {grant_type:?} is not supported"))
-            })
+            .ok_or_else(|| Error::UnsupportedGrantType("the grant_type is not supported".into()))
     }
 
     /// Runs the request's grant for an authenticated client.

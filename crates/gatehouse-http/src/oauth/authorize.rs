@@ -31,13 +31,24 @@ pub async fn authorize_get(
     authorize(&state, &headers, query.unwrap_or_default().as_bytes()).await
 }
 
-/// `POST /oauth/authorize` with a form body (OpenID Connect Core §3.1.2.1).
+/// `POST /oauth/authorize` with a form body (OpenID Connect Core §3.1.2.1). Parameters in the
+/// query string are read together with the body's, so one given in both is refused as repeated
+/// rather than read from one place by Gatehouse and from the other by the client.
 pub async fn authorize_post(
     State(state): State<AppState>,
     headers: HeaderMap,
+    RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    authorize(&state, &headers, &body).await
+    match query.filter(|q| !q.is_empty()) {
+        Some(query) => {
+            let mut all = query.into_bytes();
+            all.push(b'&');
+            all.extend_from_slice(&body);
+            authorize(&state, &headers, &all).await
+        }
+        None => authorize(&state, &headers, &body).await,
+    }
 }
 
 async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Response {

@@ -76,3 +76,173 @@ server_test!(
         }
     }
 );
+
+/// RFC 6749 §4.1.2.1: `error_description` is `%x20-21 / %x23-5B / %x5D-7E`.
+fn allowed_description(text: &str) -> bool {
+    text.chars()
+        .all(|c| matches!(c, ' '..='!' | '#'..='[' | ']'..='~'))
+}
+
+async fn web_app(server: &TestServer) -> crate::harness::TestApp {
+    server
+        .app_with(AppChanges {
+            name: Some("Web app".into()),
+            grant_types: Some(vec![
+                GrantType::AuthorizationCode,
+                GrantType::Implicit,
+                GrantType::ClientCredentials,
+            ]),
+            redirect_uris: Some(vec!["https://app.example/cb".into()]),
+            allowed_scopes: Some(vec!["openid".into()]),
+            ..AppChanges::default()
+        })
+        .await
+}
+
+fn with(server: &TestServer, client_id: &str, replace: &[(&str, &str)]) -> String {
+    let mut params = vec![
+        ("client_id", client_id),
+        ("redirect_uri", "https://app.example/cb"),
+        ("response_type", "code"),
+        ("scope", "openid"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ];
+    for (name, value) in replace {
+        params.retain(|(n, _)| n != name);
+        params.push((name, value));
+    }
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish();
+    server.url(&format!("/oauth/authorize?{query}"))
+}
+
+server_test!(
+    s256_challenges_are_exactly_43_base64url_characters,
+    |server| {
+        let app = web_app(&server).await;
+        let mut browser = Browser::new();
+        let ok = browser.get(&with(&server, &app.client_id, &[])).await;
+        assert_eq!(ok.status, 200, "{}", ok.body);
+        for challenge in [
+            &CHALLENGE[..42],
+            &format!("{CHALLENGE}A"),
+            &format!("{}~", &CHALLENGE[..42]),
+            &format!("{}.", &CHALLENGE[..42]),
+            &format!("{}=", &CHALLENGE[..42]),
+            &"A".repeat(128),
+        ] {
+            let page = browser
+                .get(&with(
+                    &server,
+                    &app.client_id,
+                    &[("code_challenge", challenge)],
+                ))
+                .await;
+            let params = page.redirect_params();
+            assert_eq!(params["error"], "invalid_request", "{challenge}");
+            assert_eq!(params["error_description"], "code_challenge is malformed");
+        }
+    }
+);
+
+server_test!(
+    a_post_to_the_authorization_endpoint_reads_each_parameter_once,
+    |server| {
+        let app = web_app(&server).await;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let body = [
+            ("redirect_uri", "https://app.example/cb"),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ];
+        let post = |query: String, body: Vec<(&'static str, String)>| {
+            http.post(server.url(&format!("/oauth/authorize{query}")))
+                .form(&body)
+                .send()
+        };
+        let owned = |extra: &[(&'static str, &str)]| {
+            body.iter()
+                .chain(extra)
+                .map(|(n, v)| (*n, v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        // Split between query and body, each parameter once: the login page.
+        let split = post(format!("?client_id={}", app.client_id), owned(&[]))
+            .await
+            .unwrap();
+        assert_eq!(split.status(), 200);
+        // The same parameter in both, with the same or another value: refused, never redirected.
+        for (name, in_query) in [
+            ("client_id", app.client_id.as_str()),
+            ("redirect_uri", "https://evil.example/cb"),
+            ("scope", "openid"),
+            ("response_type", "token"),
+        ] {
+            let query = form_urlencoded::Serializer::new(String::new())
+                .append_pair(name, in_query)
+                .finish();
+            let mut form = owned(&[("client_id", &app.client_id)]);
+            if name == "client_id" {
+                form.retain(|(n, _)| *n != "client_id");
+                form.push(("client_id", app.client_id.clone()));
+            }
+            let response = post(format!("?{query}"), form).await.unwrap();
+            assert_eq!(response.status(), 400, "{name}");
+            assert!(response.headers().get("location").is_none(), "{name}");
+            assert!(response.text().await.unwrap().contains("invalid_request"));
+        }
+    }
+);
+
+server_test!(
+    error_descriptions_never_echo_what_the_caller_sent,
+    |server| {
+        let app = web_app(&server).await;
+        let mut browser = Browser::new();
+        let hostile = "<script>\"\\é\u{7f}";
+        // Redirected errors of the authorization endpoint.
+        for param in [
+            "response_type",
+            "response_mode",
+            "prompt",
+            "code_challenge_method",
+            "scope",
+        ] {
+            let page = browser
+                .get(&with(&server, &app.client_id, &[(param, hostile)]))
+                .await;
+            let params = page.redirect_params();
+            let description = &params["error_description"];
+            assert!(!description.contains("<script>"), "{param}: {description}");
+            assert!(allowed_description(description), "{param}: {description}");
+        }
+        // JSON errors of the token endpoint.
+        for form in [
+            vec![("grant_type", hostile)],
+            vec![("grant_type", "client_credentials"), ("scope", hostile)],
+            vec![
+                ("grant_type", "client_credentials"),
+                ("scope", "not-allowed-<script>"),
+            ],
+        ] {
+            let (status, _, body) = crate::harness::post_form(
+                &server,
+                "/oauth/token",
+                Some((&app.client_id, &app.secret)),
+                &form,
+            )
+            .await;
+            assert_eq!(status, 400, "{body}");
+            let description = body["error_description"].as_str().unwrap();
+            assert!(!description.contains("script"), "{description}");
+            assert!(allowed_description(description), "{description}");
+        }
+    }
+);
