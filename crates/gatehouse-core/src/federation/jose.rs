@@ -282,26 +282,26 @@ impl KeySet {
 }
 
 /// Why a JWT was not accepted. The texts are meant for administrators: they say what to fix
-/// and never echo the token.
+/// and never echo the token or a value taken from it (the variants keep those for logs).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JwtRejection {
     #[error("it is not a well-formed signed JWT ({0})")]
     Malformed(&'static str),
-    #[error("alg \"none\" is never accepted")]
+    #[error("alg none is never accepted")]
     Unsigned,
-    #[error("algorithm {0} is not among the accepted algorithms")]
+    #[error("its algorithm is not among the accepted algorithms")]
     AlgorithmNotAccepted(String),
     #[error("it has a crit header, which is not supported")]
     CriticalHeader,
-    #[error("it has typ {0:?}, which is not a token of this kind")]
+    #[error("its typ is not that of a token of this kind")]
     WrongType(String),
-    #[error("no key with kid {0:?} is known for its issuer")]
+    #[error("no key with its kid is known for its issuer")]
     UnknownKey(String),
     #[error("it names no kid and several keys could verify it")]
     AmbiguousKey,
     #[error("no key of its issuer fits algorithm {0}")]
     NoFittingKey(JwsAlgorithm),
-    #[error("key {kid:?} is {key}, which cannot verify {alg}")]
+    #[error("the key its kid names is {key}, which cannot verify {alg}")]
     KeyMismatch {
         kid: String,
         key: &'static str,
@@ -313,7 +313,7 @@ pub enum JwtRejection {
     MissingClaim(&'static str),
     #[error("claim {0} is not an integer number of seconds")]
     NotAnInteger(&'static str),
-    #[error("its issuer is {0:?}, not the expected issuer")]
+    #[error("its issuer is not the expected issuer")]
     WrongIssuer(String),
     #[error("its audience does not name this server")]
     WrongAudience,

@@ -380,17 +380,17 @@ server_test!(assertions_are_refused_with_the_reason, |server| {
                 forged.kid = "nobody-knows-me".into();
                 forged.sign(&with(json!({})))
             },
-            "no key with kid \"nobody-knows-me\"",
+            "no key with its kid is known",
         ),
         (
             "alg none",
             forge(json!({"alg": "none"}), &with(json!({})), b""),
-            "alg \"none\" is never accepted",
+            "alg none is never accepted",
         ),
         (
             "HS256 signed with the provider's public key",
             hs256,
-            "algorithm HS256 is not among the accepted algorithms",
+            "its algorithm is not among the accepted algorithms",
         ),
         (
             "an RSA signature under an EC key's kid",
@@ -1353,7 +1353,7 @@ server_test!(
             &server,
             "other typ",
             &api_token(&key, Some("logout+jwt"), json!({})),
-            "which is not a token of this kind",
+            "its typ is not that of a token of this kind",
         )
         .await;
         // The token endpoint only accepts assertions that name it; audiences are checked too.
