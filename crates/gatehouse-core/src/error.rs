@@ -95,7 +95,7 @@ mod tests {
     fn descriptions_keep_only_the_characters_rfc_6749_allows() {
         assert_eq!(
             description_text("a \"quoted\" \\path\n§3.3 <b>é</b>\t"),
-            "a quoted path3.3 <b>/b>"
+            "a quoted path3.3 <b></b>"
         );
     }
 }
