@@ -4,22 +4,15 @@ use std::net::IpAddr;
 
 use crate::Error;
 use crate::store::UserStore;
-use crate::throttle::{LoginThrottle, Verdict};
+use crate::throttle::LoginThrottle;
 use crate::user::{self, User};
 
-/// Why a login failed. Neither says whether the user exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoginFailure {
-    /// Wrong user name or password, or a user who may not log in.
-    Rejected,
-    /// Too many recent failures: try again later.
-    Throttled,
-}
-
-/// A password hash of nothing, checked for unknown users so that the time an answer takes does
-/// not reveal whether the user exists.
+/// A password hash of nothing, checked for unknown users and locked attempts so that the time an
+/// answer takes does not reveal whether the user exists or is locked.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0Y1CqOIJmK1Zp9lCwVqkqRQm2WQ2xdk0b3TQ5aQwHkY";
 
+/// The user, when the name and password are right and the user may log in. `None` says nothing
+/// more: not whether the user exists, is disabled or locked, or the attempt was throttled.
 pub async fn check_password(
     store: &dyn UserStore,
     throttle: &LoginThrottle,
@@ -27,13 +20,21 @@ pub async fn check_password(
     password: &str,
     address: Option<IpAddr>,
     now: i64,
-) -> Result<Result<User, LoginFailure>, Error> {
-    match throttle.check(user_name, address, now) {
-        Verdict::Locked => return Ok(Err(LoginFailure::Throttled)),
-        Verdict::Proceed(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
-        Verdict::Proceed(_) => {}
+) -> Result<Option<User>, Error> {
+    let verdict = throttle.attempt(user_name, address, now);
+    if !verdict.delay.is_zero() {
+        tokio::time::sleep(verdict.delay).await;
     }
-    let found = store.find_user_by_name(user_name).await?;
+    let found = if verdict.locked {
+        tracing::warn!(
+            target: "security",
+            client_address = ?address,
+            "a login attempt for a user locked at this address was refused"
+        );
+        None
+    } else {
+        store.find_user_by_name(user_name).await?
+    };
     let stored = found
         .as_ref()
         .and_then(|u| u.password_hash.clone())
@@ -42,12 +43,9 @@ pub async fn check_password(
     match found {
         Some(user) if matches && user.can_authenticate() => {
             throttle.record_success(user_name, address);
-            Ok(Ok(user))
+            Ok(Some(user))
         }
-        _ => {
-            throttle.record_failure(user_name, address, now);
-            Ok(Err(LoginFailure::Rejected))
-        }
+        _ => Ok(None),
     }
 }
 

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use super::{GrantContext, TokenGrant, TokenRequest, issue_for_person};
 use crate::Error;
 use crate::client::GrantType;
-use crate::login::{self, LoginFailure};
+use crate::login;
 use crate::scope::ScopeSet;
 use crate::token::{GrantLink, TokenResponse};
 
@@ -33,7 +33,7 @@ impl TokenGrant for PasswordGrant {
             &client.default_scope_set(),
         )?;
         let now = context.tokens.clock().now();
-        let user = match login::check_password(
+        let Some(user) = login::check_password(
             context.store,
             context.throttle,
             user_name,
@@ -42,18 +42,10 @@ impl TokenGrant for PasswordGrant {
             now,
         )
         .await?
-        {
-            Ok(user) => user,
-            Err(LoginFailure::Rejected) => {
-                return Err(Error::InvalidGrant(
-                    "the user name or password is wrong".into(),
-                ));
-            }
-            Err(LoginFailure::Throttled) => {
-                return Err(Error::InvalidGrant(
-                    "too many failed attempts; try again later".into(),
-                ));
-            }
+        else {
+            return Err(Error::InvalidGrant(
+                "the user name or password is wrong".into(),
+            ));
         };
         let grant_id = uuid::Uuid::new_v4().to_string();
         let link = GrantLink {

@@ -11,7 +11,7 @@ use gatehouse_core::Error;
 use gatehouse_core::authorize::{AuthorizationRequest, AuthorizeError};
 use gatehouse_core::client::Client;
 use gatehouse_core::entry::Catalog;
-use gatehouse_core::login::{self, LoginFailure};
+use gatehouse_core::login;
 use gatehouse_core::session::SESSION_LIFETIME;
 use gatehouse_core::user::User;
 use serde::Deserialize;
@@ -275,12 +275,8 @@ pub async fn login(
     )
     .await;
     let user = match checked {
-        Ok(Ok(user)) => user,
-        Ok(Err(failure)) => {
-            let message = match failure {
-                LoginFailure::Rejected => "The user name or password is wrong.",
-                LoginFailure::Throttled => "Too many failed attempts. Try again later.",
-            };
+        Ok(Some(user)) => user,
+        Ok(None) => {
             let app_name = match &continuation {
                 Continuation::Authorize(request) => state
                     .store
@@ -297,7 +293,7 @@ pub async fn login(
                 app_name.as_deref(),
                 continuation,
                 &form.username,
-                Some(message),
+                Some("The user name or password is wrong."),
             );
         }
         Err(error) => return pages::internal_error(&error),

@@ -19,6 +19,7 @@
 //! - `keys`: staged key rotation and the JWKS;
 //! - `instances`: several instances on one database starting and racing together;
 //! - `limits`: the HTTP server's own defences, over raw TCP: body, header and time limits;
+//! - `lockout`: brute-force protection without an oracle or a lockout of others;
 //! - `memory`: the resident set of a `gatehouse serve` process under sustained sign-ins;
 //! - `ops`: discovery, health, metrics, shutdown;
 //! - `federation`: JWT providers, the JWT bearer grant, `private_key_jwt`, third-party tokens,
@@ -48,6 +49,7 @@ mod gateway;
 mod instances;
 mod keys;
 mod limits;
+mod lockout;
 mod memory;
 mod ops;
 mod outbound;

@@ -115,6 +115,17 @@ impl Browser {
         self.send(request).await
     }
 
+    /// Posts a form with one extra request header (e.g. what a proxy adds).
+    pub async fn post_with_header(
+        &mut self,
+        url: &str,
+        form: &[(&str, &str)],
+        (name, value): (&str, &str),
+    ) -> Page {
+        let request = self.http.post(url).form(form).header(name, value);
+        self.send(request).await
+    }
+
     /// Fills in the login form of `page`.
     pub async fn login(
         &mut self,
@@ -976,10 +987,13 @@ server_test!(
                 (400, Some("invalid_grant"))
             );
         }
-        let (_, _, body) = grant(PASSWORD).await;
+        // Locked: the right password gets exactly the answer a wrong one gets.
+        let (status, _, body) = grant(PASSWORD).await;
+        let (wrong_status, _, wrong_body) = grant("not the password").await;
+        assert_eq!((status, &body), (wrong_status, &wrong_body));
         assert_eq!(
             body["error_description"],
-            "too many failed attempts; try again later"
+            "the user name or password is wrong"
         );
     }
 );
