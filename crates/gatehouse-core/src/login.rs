@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use crate::Error;
 use crate::store::UserStore;
-use crate::throttle::LoginThrottle;
+use crate::throttle::{Admission, LoginThrottle};
 use crate::user::{self, User};
 
 /// A password hash of nothing, checked for unknown users and locked attempts so that the time an
@@ -21,7 +21,21 @@ pub async fn check_password(
     address: Option<IpAddr>,
     now: i64,
 ) -> Result<Option<User>, Error> {
-    let verdict = throttle.attempt(user_name, address, now);
+    let verdict = loop {
+        match throttle.attempt(user_name, address, now) {
+            Admission::Go(verdict) => break verdict,
+            Admission::Wait => tokio::time::sleep(ADMISSION_RETRY).await,
+        }
+    };
+    // Ends the attempt however this future ends: an abandoned request counts as a failure
+    // rather than holding its place in flight for ever.
+    let mut attempt = Attempt {
+        throttle,
+        user_name,
+        address,
+        now,
+        succeeded: false,
+    };
     if !verdict.delay.is_zero() {
         tokio::time::sleep(verdict.delay).await;
     }
@@ -42,10 +56,28 @@ pub async fn check_password(
     let matches = user::verify_password(password.to_owned(), stored).await?;
     match found {
         Some(user) if matches && user.can_authenticate() => {
-            throttle.record_success(user_name, address);
+            attempt.succeeded = true;
             Ok(Some(user))
         }
         _ => Ok(None),
+    }
+}
+
+/// How long an attempt that must wait for others of its pair waits before asking again.
+const ADMISSION_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
+
+struct Attempt<'a> {
+    throttle: &'a LoginThrottle,
+    user_name: &'a str,
+    address: Option<IpAddr>,
+    now: i64,
+    succeeded: bool,
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        self.throttle
+            .finish(self.user_name, self.address, self.now, self.succeeded);
     }
 }
 

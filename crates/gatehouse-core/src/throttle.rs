@@ -8,10 +8,12 @@
 //! proxy every user shares an address; floods from one address meet the request rate limit
 //! instead), and no lockout outlives `LOCKOUT_SECONDS`.
 //!
-//! An attempt is counted when it starts, before its password is checked, and forgiven when it
-//! succeeds: a burst of parallel guesses cannot all pass the check before the first failure is
-//! recorded. A locked attempt is answered exactly as a wrong password is (the caller still waits
-//! for a password hash), so the answer never tells that the lock exists.
+//! At most as many attempts for a pair are in flight as it has failures left before its lock;
+//! one more waits until one of them ends. So a burst of parallel guesses cannot all pass the
+//! check before the first failure is recorded, while a burst of correct sign-ins (a service
+//! using the password grant) only queues briefly. A locked attempt is answered exactly as a
+//! wrong password is (the caller still waits for a password hash), so the answer never tells
+//! that the lock exists.
 //!
 //! The counters live in memory, per instance. The lock is a plain mutex held only while the
 //! map is read or updated, never across an await.
@@ -32,7 +34,7 @@ pub const LOCKOUT_SECONDS: i64 = 900;
 /// The map is swept of stale entries when it grows past this.
 const SWEEP_ABOVE: usize = 10_000;
 
-/// What to do with a login attempt.
+/// What to do with an admitted login attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verdict {
     /// How long the attempt waits before its answer.
@@ -41,15 +43,33 @@ pub struct Verdict {
     pub locked: bool,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Failures {
-    count: u32,
+/// Whether an attempt may start now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Go(Verdict),
+    /// As many attempts for this pair are in flight as it has failures left: try again shortly.
+    Wait,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Counter {
+    failures: u32,
+    in_flight: u32,
     last: i64,
+}
+
+impl Counter {
+    fn current(&mut self, now: i64) -> &mut Self {
+        if now - self.last >= LOCKOUT_SECONDS {
+            self.failures = 0;
+        }
+        self
+    }
 }
 
 #[derive(Debug, Default)]
 pub struct LoginThrottle {
-    failures: Mutex<HashMap<String, Failures>>,
+    counters: Mutex<HashMap<String, Counter>>,
 }
 
 fn keys(user_name: &str, address: Option<IpAddr>) -> [String; 2] {
@@ -59,46 +79,51 @@ fn keys(user_name: &str, address: Option<IpAddr>) -> [String; 2] {
 }
 
 impl LoginThrottle {
-    /// Counts a login attempt at `now` as a failure until [`LoginThrottle::record_success`]
-    /// forgives it, and says how to treat it given the failures before it.
-    pub fn attempt(&self, user_name: &str, address: Option<IpAddr>, now: i64) -> Verdict {
+    /// Admits a login attempt at `now`, or asks it to wait. An admitted attempt must be ended
+    /// with [`LoginThrottle::finish`].
+    pub fn attempt(&self, user_name: &str, address: Option<IpAddr>, now: i64) -> Admission {
         let [user, pair] = keys(user_name, address);
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if failures.len() > SWEEP_ABOVE {
-            failures.retain(|_, f| now - f.last < LOCKOUT_SECONDS);
+        let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        if counters.len() > SWEEP_ABOVE {
+            counters.retain(|_, c| c.in_flight > 0 || now - c.last < LOCKOUT_SECONDS);
         }
-        let mut count = |key: String| {
-            let entry = failures.entry(key).or_insert(Failures {
-                count: 0,
-                last: now,
-            });
-            if now - entry.last >= LOCKOUT_SECONDS {
-                entry.count = 0;
-            }
-            let before = entry.count;
-            entry.count = entry.count.saturating_add(1);
-            entry.last = now;
-            before
-        };
-        let (user_failures, pair_failures) = (count(user), count(pair));
+        let user_failures = counters.entry(user).or_default().current(now).failures;
+        let pair = counters.entry(pair).or_default().current(now);
+        let locked = pair.failures >= PAIR_LOCKOUT_FAILURES;
+        if !locked && pair.failures + pair.in_flight >= PAIR_LOCKOUT_FAILURES {
+            return Admission::Wait;
+        }
+        pair.in_flight += 1;
+        pair.last = now;
         let excess = user_failures.saturating_sub(FREE_FAILURES);
         let delay = if excess == 0 {
             0
         } else {
             (1u64 << excess.min(8)).min(MAX_DELAY_SECONDS)
         };
-        Verdict {
+        Admission::Go(Verdict {
             delay: Duration::from_secs(delay),
-            locked: pair_failures >= PAIR_LOCKOUT_FAILURES,
-        }
+            locked,
+        })
     }
 
-    /// A successful login clears the user's counters.
-    pub fn record_success(&self, user_name: &str, address: Option<IpAddr>) {
+    /// Ends an admitted attempt: a success clears the user's failures, anything else (a wrong
+    /// password, a locked or abandoned attempt) adds one.
+    pub fn finish(&self, user_name: &str, address: Option<IpAddr>, now: i64, succeeded: bool) {
         let [user, pair] = keys(user_name, address);
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        failures.remove(&user);
-        failures.remove(&pair);
+        let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pair) = counters.get_mut(&pair) {
+            pair.in_flight = pair.in_flight.saturating_sub(1);
+        }
+        for key in [user, pair] {
+            let counter = counters.entry(key).or_default().current(now);
+            if succeeded {
+                counter.failures = 0;
+            } else {
+                counter.failures = counter.failures.saturating_add(1);
+                counter.last = now;
+            }
+        }
     }
 }
 
@@ -109,58 +134,91 @@ mod tests {
     const ATTACKER: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1)));
     const VICTIM: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2)));
 
-    fn proceed(seconds: u64) -> Verdict {
-        Verdict {
+    fn go(seconds: u64, locked: bool) -> Admission {
+        Admission::Go(Verdict {
             delay: Duration::from_secs(seconds),
-            locked: false,
-        }
+            locked,
+        })
+    }
+
+    /// One whole attempt that fails.
+    fn fail(throttle: &LoginThrottle, user: &str, address: Option<IpAddr>, now: i64) -> Admission {
+        let admission = throttle.attempt(user, address, now);
+        throttle.finish(user, address, now, false);
+        admission
     }
 
     #[test]
     fn delays_grow_then_the_pair_locks_and_the_lock_expires() {
         let throttle = LoginThrottle::default();
         for _ in 0..4 {
-            assert_eq!(throttle.attempt("alice", ATTACKER, 0), proceed(0));
+            assert_eq!(fail(&throttle, "alice", ATTACKER, 0), go(0, false));
         }
-        assert_eq!(throttle.attempt("alice", ATTACKER, 0), proceed(2));
+        assert_eq!(fail(&throttle, "alice", ATTACKER, 0), go(2, false));
         for _ in 0..5 {
-            assert!(!throttle.attempt("Alice", ATTACKER, 0).locked);
+            assert_eq!(fail(&throttle, "Alice", ATTACKER, 0), go(4, false));
         }
-        assert!(throttle.attempt("alice", ATTACKER, 0).locked);
+        assert_eq!(throttle.attempt("alice", ATTACKER, 0), go(4, true));
         // The victim, from their own address, is slowed but not locked out.
-        assert_eq!(throttle.attempt("alice", VICTIM, 0), proceed(4));
+        assert_eq!(throttle.attempt("alice", VICTIM, 0), go(4, false));
         // The lock ends.
-        assert!(!throttle.attempt("alice", ATTACKER, LOCKOUT_SECONDS).locked);
+        assert_eq!(
+            throttle.attempt("alice", ATTACKER, LOCKOUT_SECONDS),
+            go(0, false)
+        );
     }
 
     #[test]
-    fn a_burst_is_counted_before_any_of_it_is_checked() {
-        // Thirty guesses arrive together; none has finished, so none was recorded as a failure
-        // afterwards. Only the first ten may go on.
+    fn a_burst_waits_for_the_attempts_in_flight() {
+        // Thirty guesses arrive together: ten go on, the rest wait; once the ten failed, the
+        // pair is locked and no guess is checked any more.
         let throttle = LoginThrottle::default();
-        let verdicts: Vec<Verdict> = (0..30)
+        let admissions: Vec<Admission> = (0..30)
             .map(|_| throttle.attempt("carol", ATTACKER, 0))
             .collect();
-        let unlocked = verdicts.iter().filter(|v| !v.locked).count();
-        assert_eq!(unlocked, PAIR_LOCKOUT_FAILURES as usize);
+        let started = admissions.iter().filter(|a| **a != Admission::Wait).count();
+        assert_eq!(started, PAIR_LOCKOUT_FAILURES as usize);
+        for _ in 0..started {
+            throttle.finish("carol", ATTACKER, 0, false);
+        }
+        assert!(matches!(
+            throttle.attempt("carol", ATTACKER, 0),
+            Admission::Go(Verdict { locked: true, .. })
+        ));
+    }
+
+    #[test]
+    fn a_burst_of_successes_never_locks() {
+        let throttle = LoginThrottle::default();
+        for _ in 0..100 {
+            let started: Vec<Admission> = (0..16)
+                .map(|_| throttle.attempt("svc", VICTIM, 0))
+                .filter(|a| *a != Admission::Wait)
+                .collect();
+            assert!(started.iter().all(|a| *a == go(0, false)));
+            for _ in &started {
+                throttle.finish("svc", VICTIM, 0, true);
+            }
+        }
     }
 
     #[test]
     fn failures_for_other_names_lock_nobody_out() {
         let throttle = LoginThrottle::default();
         for n in 0..500 {
-            throttle.attempt(&format!("nobody{n}"), ATTACKER, 0);
+            fail(&throttle, &format!("nobody{n}"), ATTACKER, 0);
         }
-        assert_eq!(throttle.attempt("dave", ATTACKER, 0), proceed(0));
+        assert_eq!(throttle.attempt("dave", ATTACKER, 0), go(0, false));
     }
 
     #[test]
     fn success_clears_the_user() {
         let throttle = LoginThrottle::default();
         for _ in 0..5 {
-            throttle.attempt("bob", VICTIM, 0);
+            fail(&throttle, "bob", VICTIM, 0);
         }
-        throttle.record_success("bob", VICTIM);
-        assert_eq!(throttle.attempt("bob", VICTIM, 0), proceed(0));
+        throttle.attempt("bob", VICTIM, 0);
+        throttle.finish("bob", VICTIM, 0, true);
+        assert_eq!(throttle.attempt("bob", VICTIM, 0), go(0, false));
     }
 }

@@ -161,7 +161,12 @@ fn error_response(error: &Error, surface: Surface) -> Response {
     } else {
         let mut body = json!({ "error": code });
         if let Some(description) = description {
-            body["error_description"] = json!(description_text(description));
+            // OAuth endpoints keep to RFC 6749's characters; the registry's own APIs may quote
+            // the names an administrator gave, which JSON carries safely.
+            body["error_description"] = match surface {
+                Surface::OAuth => json!(description_text(description)),
+                Surface::Api => json!(description),
+            };
         }
         (status, Json(body)).into_response()
     };
