@@ -37,9 +37,9 @@ pub fn requested(resources: &[String]) -> Result<Vec<String>, Error> {
     let mut unique: Vec<String> = Vec::with_capacity(resources.len());
     for resource in resources {
         if !is_valid_identifier(resource) {
-            return Err(Error::InvalidTarget(format!(
-                "resource {resource:?} is not an absolute URI without a fragment"
-            )));
+            return Err(Error::InvalidTarget(
+                "a resource is not an absolute URI without a fragment".into(),
+            ));
         }
         if !unique.contains(resource) {
             unique.push(resource.clone());
@@ -55,11 +55,12 @@ pub fn narrow(granted: &[String], resources: &[String]) -> Result<Vec<String>, E
     if requested.is_empty() {
         return Ok(granted.to_vec());
     }
-    match requested.iter().find(|r| !granted.contains(r)) {
-        Some(other) => Err(Error::InvalidTarget(format!(
-            "resource {other:?} was not part of the original grant"
-        ))),
-        None => Ok(requested),
+    if requested.iter().all(|r| granted.contains(r)) {
+        Ok(requested)
+    } else {
+        Err(Error::InvalidTarget(
+            "a resource was not part of the original grant".into(),
+        ))
     }
 }
 

@@ -866,9 +866,9 @@ impl TokenService {
                 None => false,
             };
             if !registered {
-                return Err(Error::InvalidTarget(format!(
-                    "resource {resource:?} is not a registered audience"
-                )));
+                return Err(Error::InvalidTarget(
+                    "a resource is not a registered audience".into(),
+                ));
             }
         }
         Ok(requested)

@@ -428,7 +428,7 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: By
     ) {
         (Ok(Some(session)), Ok(Some(client))) if client.active => (session, client),
         (Err(error), _) => return pages::internal_error(&error),
-        _ => return expired(),
+        _ => return Unusable::Invalid.into_response(),
     };
     let (user, auth_time) = session;
     if form.decision != "allow" {
@@ -452,14 +452,6 @@ fn forged() -> Response {
         StatusCode::FORBIDDEN,
         "Request refused",
         "The form could not be verified (missing or wrong anti-forgery token). Go back and try again.",
-    )
-}
-
-fn expired() -> Response {
-    pages::message(
-        StatusCode::BAD_REQUEST,
-        "This request has expired",
-        "Start again from the application you came from.",
     )
 }
 
