@@ -23,8 +23,8 @@ use crate::client::{
 };
 use crate::federation::jose::JwsAlgorithm;
 use crate::federation::{
-    DEFAULT_MAX_ASSERTION_AGE, DEFAULT_STALE_KEYS_LIFETIME, JwtProvider, JwtProviderChanges,
-    KeySource, NewJwtProvider, UserField,
+    DEFAULT_MAX_ASSERTION_AGE, DEFAULT_MAX_ASSERTION_LIFETIME, DEFAULT_STALE_KEYS_LIFETIME,
+    JwtProvider, JwtProviderChanges, KeySource, NewJwtProvider, UserField,
 };
 use crate::gateway::Route;
 use crate::outbound::{AliasSpec, ProfileSpec, ProviderEntry};
@@ -147,6 +147,8 @@ pub struct JwtProviderEntry {
     pub allowed_clients: Vec<String>,
     #[serde(default = "default_max_age")]
     pub max_age: i64,
+    #[serde(default = "default_max_lifetime")]
+    pub max_lifetime: i64,
     #[serde(default)]
     pub api_access: bool,
     #[serde(default)]
@@ -172,6 +174,9 @@ fn sub() -> String {
 }
 fn default_max_age() -> i64 {
     DEFAULT_MAX_ASSERTION_AGE
+}
+fn default_max_lifetime() -> i64 {
+    DEFAULT_MAX_ASSERTION_LIFETIME
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -548,6 +553,7 @@ async fn reconcile_jwt_provider(
         user_field: Some(entry.user_field),
         allowed_clients: Some(entry.allowed_clients.clone()),
         max_age: Some(entry.max_age),
+        max_lifetime: Some(entry.max_lifetime),
         api_access: Some(entry.api_access),
         api_scopes: Some(entry.api_scopes.clone()),
         accept_plain_jwt: Some(entry.accept_plain_jwt),
@@ -586,6 +592,7 @@ async fn reconcile_jwt_provider(
             entry.allowed_clients != current.allowed_clients,
         ),
         ("max_age", entry.max_age != current.max_age),
+        ("max_lifetime", entry.max_lifetime != current.max_lifetime),
         ("api_access", entry.api_access != current.api_access),
         ("api_scopes", entry.api_scopes != current.api_scopes),
         (

@@ -254,6 +254,8 @@ pub struct JwtProviderView {
     pub allowed_clients: Vec<String>,
     /// Seconds.
     pub max_age: i64,
+    /// Seconds an assertion may live (`exp - iat`, and `exp` from now).
+    pub max_lifetime: i64,
     pub api_access: bool,
     pub api_scopes: Vec<String>,
     /// Whether its tokens typed `JWT` (or untyped) are accepted as access tokens on the APIs,
@@ -293,6 +295,7 @@ impl From<&JwtProvider> for JwtProviderView {
             user_field: provider.user_field.as_str().into(),
             allowed_clients: provider.allowed_clients.clone(),
             max_age: provider.max_age,
+            max_lifetime: provider.max_lifetime,
             api_access: provider.api_access,
             api_scopes: provider.api_scopes.clone(),
             accept_plain_jwt: provider.accept_plain_jwt,

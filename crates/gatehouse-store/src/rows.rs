@@ -360,6 +360,7 @@ pub(crate) struct JwtProviderRow {
     accept_plain_jwt: bool,
     accept_id_tokens: bool,
     stale_keys_lifetime: i64,
+    max_lifetime: i64,
 }
 
 /// The list columns of a JWT provider, as JSON text.
@@ -405,6 +406,7 @@ impl TryFrom<JwtProviderRow> for JwtProvider {
             user_field: row.user_field.parse().map_err(corrupt("user_field"))?,
             allowed_clients: parse_list("allowed_clients", &row.allowed_clients)?,
             max_age: row.max_age,
+            max_lifetime: row.max_lifetime,
             api_access: row.api_access,
             api_scopes: parse_list("api_scopes", &row.api_scopes)?,
             accept_plain_jwt: row.accept_plain_jwt,

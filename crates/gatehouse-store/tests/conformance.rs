@@ -1229,6 +1229,7 @@ fn jwt_provider(name: &str) -> JwtProvider {
         user_field: UserField::Email,
         allowed_clients: vec!["billing".into()],
         max_age: 300,
+        max_lifetime: 1800,
         api_access: true,
         api_scopes: vec!["useraccount".into()],
         accept_plain_jwt: true,
@@ -1255,6 +1256,7 @@ storage_test!(jwt_providers_round_trip, |store| {
     let mut changed = original.clone();
     changed.key_source = KeySource::Static("-----BEGIN PUBLIC KEY-----".into());
     changed.active = false;
+    changed.max_lifetime = 900;
     assert!(store.update_jwt_provider(&changed).await.unwrap());
     assert_eq!(store.list_jwt_providers().await.unwrap(), vec![changed]);
     assert!(store.delete_jwt_provider("okta").await.unwrap());

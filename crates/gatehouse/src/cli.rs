@@ -278,6 +278,10 @@ pub struct JwtProviderFieldArgs {
     /// The oldest assertion accepted, in seconds since its iat (default 300).
     #[arg(long, value_name = "SECONDS")]
     max_age: Option<i64>,
+    /// The longest an assertion may live, in seconds: the most its exp may be after its iat
+    /// and after now (default 3600).
+    #[arg(long, value_name = "SECONDS")]
+    max_lifetime: Option<i64>,
     /// Whether its tokens are accepted as bearer tokens on the APIs.
     #[arg(long, value_name = "BOOL")]
     api_access: Option<bool>,
@@ -315,6 +319,7 @@ impl JwtProviderFieldArgs {
             user_field: self.user_field.map(|f| f.parse()).transpose()?,
             allowed_clients: list(self.allowed_clients),
             max_age: self.max_age,
+            max_lifetime: self.max_lifetime,
             api_access: self.api_access,
             accept_plain_jwt: self.accept_plain_jwt,
             accept_id_tokens: self.accept_id_tokens,

@@ -327,6 +327,8 @@ pub enum JwtRejection {
     IssuedInFuture,
     #[error("it was issued more than {0} seconds ago (iat)")]
     TooOld(i64),
+    #[error("it lives longer than {0} seconds (exp)")]
+    TooLongLived(i64),
 }
 
 /// What a token must satisfy besides its signature.
@@ -337,6 +339,10 @@ pub struct Expectations<'a> {
     pub algorithms: &'a [JwsAlgorithm],
     /// The oldest `iat` accepted, as an age in seconds; `None`: `iat` is not required.
     pub max_age: Option<i64>,
+    /// The longest an assertion may live, in seconds: both `exp - iat` and `exp - now` must stay
+    /// within it, so neither a long-lived assertion nor one without `iat` but with a far `exp`
+    /// can be replayed for long. `None`: no bound.
+    pub max_lifetime: Option<i64>,
     /// The required `sub` (client assertions: the client_id).
     pub subject: Option<&'a str>,
     /// Token types (`typ`, compared case-insensitively, `application/` prefix ignored) that are
@@ -517,6 +523,13 @@ fn check_claims(
         return Err(JwtRejection::NotYetValid);
     }
     let iat = time("iat")?;
+    if let Some(max_lifetime) = expect.max_lifetime {
+        // `exp - iat` is read on the issuer's own clock, so only `exp - now` gets the leeway.
+        let lifetime_from_iat = iat.is_some_and(|iat| exp.saturating_sub(iat) > max_lifetime);
+        if lifetime_from_iat || exp.saturating_sub(now) > max_lifetime + LEEWAY_SECONDS {
+            return Err(JwtRejection::TooLongLived(max_lifetime));
+        }
+    }
     if iat.is_some_and(|iat| iat > now + LEEWAY_SECONDS) {
         return Err(JwtRejection::IssuedInFuture);
     }
@@ -543,6 +556,7 @@ mod tests {
             audiences,
             algorithms: &[JwsAlgorithm::ES256],
             max_age: Some(300),
+            max_lifetime: Some(600),
             subject: None,
             types: &["jwt"],
             now: 10_000,
@@ -603,6 +617,55 @@ mod tests {
             check_claims(&c, &expect(&aud)),
             Err(JwtRejection::MissingClaim("sub"))
         );
+    }
+
+    #[test]
+    fn assertions_live_at_most_max_lifetime_by_iat_and_by_now() {
+        let aud = vec!["https://as.example".to_owned()];
+        let expect = expect(&aud);
+        assert_eq!(
+            check_claims(&json_claims(10_000, 10_600, 10_000), &expect),
+            Ok(10_600)
+        );
+        for (exp, iat) in [(10_601, 10_000), (10_500, 9_800), (10_630, 10_029)] {
+            assert_eq!(
+                check_claims(&json_claims(10_000, exp, iat), &expect),
+                Err(JwtRejection::TooLongLived(600)),
+                "exp {exp} iat {iat}"
+            );
+        }
+        // Without iat the far exp alone is refused, before iat is asked for.
+        let without_iat = |exp: i64| {
+            let mut c = json_claims(10_000, exp, 0);
+            c.remove("iat");
+            c
+        };
+        assert_eq!(
+            check_claims(&without_iat(20_000), &expect),
+            Err(JwtRejection::TooLongLived(600))
+        );
+        assert_eq!(
+            check_claims(&without_iat(10_600), &expect),
+            Err(JwtRejection::MissingClaim("iat"))
+        );
+        // By the clock, the issuer's may be ahead by the leeway.
+        let iat_optional = Expectations {
+            max_age: None,
+            ..expect
+        };
+        assert_eq!(
+            check_claims(&without_iat(10_630), &iat_optional),
+            Ok(10_630)
+        );
+        assert_eq!(
+            check_claims(&without_iat(10_631), &iat_optional),
+            Err(JwtRejection::TooLongLived(600))
+        );
+        let unbounded = Expectations {
+            max_lifetime: None,
+            ..iat_optional
+        };
+        assert_eq!(check_claims(&without_iat(20_000), &unbounded), Ok(20_000));
     }
 
     fn json_claims(_now: i64, exp: i64, iat: i64) -> Map<String, Value> {

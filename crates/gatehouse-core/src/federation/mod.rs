@@ -30,6 +30,9 @@ pub use registry::{JwtProviderChanges, NewJwtProvider, check_remote_url};
 /// Default for how old an assertion may be (its `iat`), in seconds.
 pub const DEFAULT_MAX_ASSERTION_AGE: i64 = 300;
 
+/// Default for how long an assertion may live (`exp - iat`, and `exp` from now), in seconds.
+pub const DEFAULT_MAX_ASSERTION_LIFETIME: i64 = 3600;
+
 /// Default for how long keys that fail to refresh stay in use past their expiry, in seconds.
 pub const DEFAULT_STALE_KEYS_LIFETIME: i64 = 3600;
 
@@ -143,6 +146,8 @@ pub struct JwtProvider {
     pub allowed_clients: Vec<String>,
     /// How old an assertion may be, by its `iat`, in seconds.
     pub max_age: i64,
+    /// How long an assertion may live, in seconds: the most `exp - iat` and `exp - now` may be.
+    pub max_lifetime: i64,
     /// Whether this provider's tokens are accepted as bearer tokens on the APIs.
     pub api_access: bool,
     /// The scopes a token of this provider can carry on the APIs.
@@ -268,6 +273,7 @@ impl Federation {
                     audiences: &audiences,
                     algorithms: &provider.algorithms,
                     max_age: Some(provider.max_age),
+                    max_lifetime: Some(provider.max_lifetime),
                     subject: None,
                     types: &["jwt"],
                     now: self.tokens.clock().now(),
@@ -310,6 +316,7 @@ impl Federation {
                         audiences: &self.client_assertion_audiences(client),
                         algorithms: &JwsAlgorithm::ALL,
                         max_age: Some(DEFAULT_MAX_ASSERTION_AGE),
+                        max_lifetime: Some(DEFAULT_MAX_ASSERTION_LIFETIME),
                         subject: Some(&client.client_id),
                         types: &["jwt"],
                         now: self.tokens.clock().now(),
@@ -381,6 +388,7 @@ impl Federation {
                     audiences: &audiences,
                     algorithms: &provider.algorithms,
                     max_age: None,
+                    max_lifetime: None,
                     subject: None,
                     types: &["jwt", ACCESS_TOKEN_TYPE],
                     now,

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::jose::{JwsAlgorithm, KeySet};
 use super::{
-    DEFAULT_MAX_ASSERTION_AGE, DEFAULT_STALE_KEYS_LIFETIME, JwtProvider, KeySource, UserField,
+    DEFAULT_MAX_ASSERTION_AGE, DEFAULT_MAX_ASSERTION_LIFETIME, DEFAULT_STALE_KEYS_LIFETIME,
+    JwtProvider, KeySource, UserField,
 };
 use crate::Error;
 use crate::registry::{Registry, check_identifier, conflict_as_domain};
@@ -27,6 +28,7 @@ pub struct JwtProviderChanges {
     pub user_field: Option<UserField>,
     pub allowed_clients: Option<Vec<String>>,
     pub max_age: Option<i64>,
+    pub max_lifetime: Option<i64>,
     pub api_access: Option<bool>,
     pub api_scopes: Option<Vec<String>>,
     pub accept_plain_jwt: Option<bool>,
@@ -78,6 +80,7 @@ impl Registry {
             user_field: UserField::UserName,
             allowed_clients: vec![],
             max_age: DEFAULT_MAX_ASSERTION_AGE,
+            max_lifetime: DEFAULT_MAX_ASSERTION_LIFETIME,
             api_access: false,
             api_scopes: vec![],
             accept_plain_jwt: false,
@@ -156,6 +159,11 @@ impl Registry {
                 "max_age must be between 1 second and 1 day",
             ));
         }
+        if !(1..=86_400).contains(&provider.max_lifetime) {
+            return Err(Error::validation(
+                "max_lifetime must be between 1 second and 1 day",
+            ));
+        }
         if !(0..=MAX_STALE_KEYS_LIFETIME).contains(&provider.stale_keys_lifetime) {
             return Err(Error::validation(format!(
                 "stale_keys_lifetime must be between 0 and {MAX_STALE_KEYS_LIFETIME} seconds"
@@ -201,6 +209,7 @@ fn apply_changes(provider: &mut JwtProvider, changes: JwtProviderChanges) {
         user_field,
         allowed_clients,
         max_age,
+        max_lifetime,
         api_access,
         api_scopes,
         accept_plain_jwt,
@@ -242,6 +251,9 @@ fn apply_changes(provider: &mut JwtProvider, changes: JwtProviderChanges) {
     }
     if let Some(v) = max_age {
         provider.max_age = v;
+    }
+    if let Some(v) = max_lifetime {
+        provider.max_lifetime = v;
     }
     if let Some(v) = api_access {
         provider.api_access = v;

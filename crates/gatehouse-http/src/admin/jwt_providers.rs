@@ -38,6 +38,9 @@ pub struct JwtProviderInput {
     pub allowed_clients: Option<Vec<String>>,
     /// The oldest assertion accepted, in seconds since its `iat` (default 300).
     pub max_age: Option<i64>,
+    /// The longest an assertion may live, in seconds: the most its `exp` may be after its `iat`
+    /// and after now (default 3600).
+    pub max_lifetime: Option<i64>,
     /// Whether its tokens are accepted as bearer tokens on the APIs.
     pub api_access: Option<bool>,
     /// The scopes its tokens may carry on the APIs.
@@ -71,6 +74,7 @@ impl JwtProviderInput {
             user_field: self.user_field.map(|f| f.parse()).transpose()?,
             allowed_clients: self.allowed_clients,
             max_age: self.max_age,
+            max_lifetime: self.max_lifetime,
             api_access: self.api_access,
             api_scopes: self.api_scopes,
             accept_plain_jwt: self.accept_plain_jwt,

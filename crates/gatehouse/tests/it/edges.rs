@@ -78,7 +78,7 @@ server_test!(
 );
 
 /// RFC 6749 §4.1.2.1: `error_description` is `%x20-21 / %x23-5B / %x5D-7E`.
-fn allowed_description(text: &str) -> bool {
+pub(crate) fn allowed_description(text: &str) -> bool {
     text.chars()
         .all(|c| matches!(c, ' '..='!' | '#'..='[' | ']'..='~'))
 }

@@ -617,6 +617,153 @@ server_test!(
     }
 );
 
+server_test!(assertions_live_at_most_their_max_lifetime, |server| {
+    let ec = TestKey::ec("e1");
+    let idp = Idp::start(&[&ec]);
+    let app = bearer_app(&server).await;
+    server.user("alice", &[]).await;
+    provider(
+        &server,
+        &idp,
+        "corporate",
+        JwtProviderChanges {
+            allowed_clients: Some(vec![app.client_id.clone()]),
+            ..JwtProviderChanges::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        server
+            .services
+            .registry
+            .get_jwt_provider("corporate")
+            .await
+            .unwrap()
+            .max_lifetime,
+        3600,
+        "an hour unless configured"
+    );
+    let grant_assertion = |iat: Option<i64>, exp: i64| {
+        let mut claims = assertion_claims(&idp, &server, "alice");
+        claims["exp"] = json!(exp);
+        match iat {
+            Some(iat) => claims["iat"] = json!(iat),
+            None => {
+                claims.as_object_mut().unwrap().remove("iat");
+            }
+        }
+        ec.sign(&claims)
+    };
+    let refused = |case: &str, body: &Value, seconds: i64| {
+        assert_eq!(body["error"], "invalid_grant", "{case}: {body}");
+        let description = body["error_description"].as_str().unwrap();
+        assert!(
+            description.contains(&format!("it lives longer than {seconds} seconds")),
+            "{case}: {description}"
+        );
+        assert!(
+            crate::edges::allowed_description(description),
+            "{case}: {description}"
+        );
+    };
+    let issued = now();
+    let (status, body) =
+        exchange(&server, &app, &grant_assertion(Some(issued), issued + 3600)).await;
+    assert_eq!(status, 200, "exactly the lifetime: {body}");
+    for (case, iat, exp) in [
+        ("exp an hour and more after iat", Some(now()), now() + 3700),
+        (
+            "iat in the past, exp within an hour from now",
+            Some(now() - 200),
+            now() + 3500,
+        ),
+        ("exp a year ahead", Some(now()), now() + 365 * 86_400),
+        ("no iat, exp two hours ahead", None, now() + 7200),
+        ("no iat, exp in the next century", None, 4_102_444_800),
+    ] {
+        let (status, body) = exchange(&server, &app, &grant_assertion(iat, exp)).await;
+        assert_eq!(status, 400, "{case}: {body}");
+        refused(case, &body, 3600);
+    }
+    // The bound is the provider's.
+    server
+        .services
+        .registry
+        .update_jwt_provider(
+            "corporate",
+            JwtProviderChanges {
+                max_lifetime: Some(600),
+                ..JwtProviderChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (status, body) = exchange(&server, &app, &grant_assertion(Some(now()), now() + 900)).await;
+    assert_eq!(status, 400, "{body}");
+    refused("fifteen minutes under a ten-minute bound", &body, 600);
+    let (status, body) = exchange(&server, &app, &grant_assertion(Some(now()), now() + 500)).await;
+    assert_eq!(status, 200, "{body}");
+    for bad in [0, -1, 86_401] {
+        let error = server
+            .services
+            .registry
+            .update_jwt_provider(
+                "corporate",
+                JwtProviderChanges {
+                    max_lifetime: Some(bad),
+                    ..JwtProviderChanges::default()
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("max_lifetime"), "{bad}: {error}");
+    }
+
+    // private_key_jwt client assertions share the verification, with the default hour.
+    let signed = server
+        .app_with(AppChanges {
+            name: Some("signed client".into()),
+            grant_types: Some(vec![GrantType::ClientCredentials]),
+            allowed_scopes: Some(vec!["inventory".into()]),
+            jwks: Some(json!({"keys": [ec.jwk.clone()]}).to_string()),
+            ..AppChanges::default()
+        })
+        .await;
+    let server = &server;
+    let authenticate = |iat: Option<i64>, exp: i64| {
+        let mut claims = json!({
+            "iss": signed.client_id, "sub": signed.client_id, "aud": server.base,
+            "exp": exp, "jti": uuid_like(),
+        });
+        if let Some(iat) = iat {
+            claims["iat"] = json!(iat);
+        }
+        let assertion = ec.sign(&claims);
+        async move {
+            let form = [
+                ("grant_type", "client_credentials"),
+                ("client_assertion_type", CLIENT_ASSERTION),
+                ("client_assertion", assertion.as_str()),
+            ];
+            post_form(server, "/oauth/token", None, &form).await
+        }
+    };
+    let (status, _, body) = authenticate(Some(now()), now() + 3000).await;
+    assert_eq!(status, 200, "{body}");
+    for (case, iat, exp) in [
+        ("exp two hours after iat", Some(now()), now() + 7200),
+        ("no iat, exp two hours ahead", None, now() + 7200),
+    ] {
+        let (status, headers, body) = authenticate(iat, exp).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("invalid_client")),
+            "{case}: {body}"
+        );
+        assert!(headers.contains_key("www-authenticate"), "{case}");
+    }
+});
+
 fn sign_for(key: &TestKey, idp: &Idp, server: &TestServer) -> String {
     key.sign(&assertion_claims(idp, server, "alice"))
 }
@@ -897,6 +1044,7 @@ server_test!(jwt_providers_are_managed_through_the_admin_api, |server| {
     .await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["max_age"], 300);
+    assert_eq!(created["max_lifetime"], 3600);
     assert_eq!(created["api_access"], false);
     for (body, reason) in [
         (
@@ -923,6 +1071,14 @@ server_test!(jwt_providers_are_managed_through_the_admin_api, |server| {
             json!({"name": "bad6", "issuer": "x", "jwks_url": "https://x/j", "allowed_clients": ["ghost"]}),
             "does not exist",
         ),
+        (
+            json!({"name": "bad7", "issuer": "x", "jwks_url": "https://x/j", "max_lifetime": 0}),
+            "max_lifetime must be between",
+        ),
+        (
+            json!({"name": "bad8", "issuer": "x", "jwks_url": "https://x/j", "max_lifetime": 86_401}),
+            "max_lifetime must be between",
+        ),
     ] {
         let (status, error) = call(reqwest::Method::POST, "/jwt-providers", Some(body)).await;
         assert_eq!(status, 400, "{error}");
@@ -940,11 +1096,15 @@ server_test!(jwt_providers_are_managed_through_the_admin_api, |server| {
     let (status, updated) = call(
         reqwest::Method::PATCH,
         "/jwt-providers/entra",
-        Some(json!({"max_age": 60, "api_access": true, "api_scopes": ["useraccount"]})),
+        Some(
+            json!({"max_age": 60, "max_lifetime": 900, "api_access": true,
+            "api_scopes": ["useraccount"]}),
+        ),
     )
     .await;
     assert_eq!(status, 200, "{updated}");
     assert_eq!(updated["max_age"], 60);
+    assert_eq!(updated["max_lifetime"], 900);
     let (status, _) = call(reqwest::Method::DELETE, "/jwt-providers/entra", None).await;
     assert_eq!(status, 204);
     // The OpenAPI document describes the settings that decide what a token may be.
@@ -954,6 +1114,8 @@ server_test!(jwt_providers_are_managed_through_the_admin_api, |server| {
         ("JwtProviderInput", "accept_plain_jwt"),
         ("JwtProviderInput", "accept_id_tokens"),
         ("JwtProviderInput", "stale_keys_lifetime"),
+        ("JwtProviderInput", "max_lifetime"),
+        ("JwtProviderView", "max_lifetime"),
         ("JwtProviderView", "accept_plain_jwt"),
         ("JwtProviderView", "accept_id_tokens"),
         ("JwtProviderView", "stale_keys_lifetime"),
@@ -975,7 +1137,7 @@ server_test!(jwt_providers_are_managed_through_the_admin_api, |server| {
 });
 
 server_test!(jwt_providers_follow_the_declarative_file, |server| {
-    let file = |max_age: i64| -> gatehouse_core::manifest::Manifest {
+    let file = |max_age: i64, max_lifetime: i64| -> gatehouse_core::manifest::Manifest {
         toml::from_str(&format!(
             r#"
             [[application]]
@@ -990,6 +1152,7 @@ server_test!(jwt_providers_follow_the_declarative_file, |server| {
             algorithms = ["ES256"]
             allowed_clients = ["assertion-app"]
             max_age = {max_age}
+            max_lifetime = {max_lifetime}
             accept_id_tokens = true
             stale_keys_lifetime = 120
             "#
@@ -1004,15 +1167,16 @@ server_test!(jwt_providers_follow_the_declarative_file, |server| {
         };
         manifest.apply(registry, options, &|_| None).await.unwrap()
     };
-    let created = apply(file(300), false).await;
+    let created = apply(file(300, 1200), false).await;
     let stored = registry.get_jwt_provider("corporate").await.unwrap();
     assert_eq!(
         (
             stored.accept_plain_jwt,
             stored.accept_id_tokens,
-            stored.stale_keys_lifetime
+            stored.stale_keys_lifetime,
+            stored.max_lifetime
         ),
-        (false, true, 120)
+        (false, true, 120, 1200)
     );
     assert!(
         created
@@ -1020,20 +1184,16 @@ server_test!(jwt_providers_follow_the_declarative_file, |server| {
             .any(|c| c.kind == "jwt_provider" && c.key == "corporate")
     );
     assert!(
-        apply(file(300), false).await.is_empty(),
+        apply(file(300, 1200), false).await.is_empty(),
         "applying twice changes nothing"
     );
-    let updated = apply(file(60), false).await;
+    let updated = apply(file(60, 1200), false).await;
     assert_eq!(updated.len(), 1);
     assert_eq!(updated[0].fields, vec!["max_age"]);
-    assert_eq!(
-        registry
-            .get_jwt_provider("corporate")
-            .await
-            .unwrap()
-            .max_age,
-        60
-    );
+    let updated = apply(file(60, 600), false).await;
+    assert_eq!(updated[0].fields, vec!["max_lifetime"]);
+    let stored = registry.get_jwt_provider("corporate").await.unwrap();
+    assert_eq!((stored.max_age, stored.max_lifetime), (60, 600));
     let pruned = apply(gatehouse_core::manifest::Manifest::default(), true).await;
     assert!(pruned.iter().any(|c| c.kind == "jwt_provider"));
     assert!(registry.list_jwt_providers().await.unwrap().is_empty());
@@ -1130,6 +1290,8 @@ server_test!(jwt_providers_are_managed_from_the_cli, |server| {
         "true",
         "--stale-keys-lifetime",
         "60",
+        "--max-lifetime",
+        "900",
     ])
     .await;
     assert!(
@@ -1144,9 +1306,10 @@ server_test!(jwt_providers_are_managed_from_the_cli, |server| {
         (
             &view["accept_plain_jwt"],
             &view["accept_id_tokens"],
-            &view["stale_keys_lifetime"]
+            &view["stale_keys_lifetime"],
+            &view["max_lifetime"]
         ),
-        (&json!(true), &json!(false), &json!(60))
+        (&json!(true), &json!(false), &json!(60), &json!(900))
     );
     let refused = run(&[
         "jwt-provider",
