@@ -159,6 +159,8 @@ pub struct JwtProviderEntry {
     pub accept_id_tokens: bool,
     #[serde(default = "default_stale_keys_lifetime")]
     pub stale_keys_lifetime: i64,
+    #[serde(default)]
+    pub map_registry_roles: bool,
     #[serde(default = "yes")]
     pub active: bool,
 }
@@ -559,6 +561,7 @@ async fn reconcile_jwt_provider(
         accept_plain_jwt: Some(entry.accept_plain_jwt),
         accept_id_tokens: Some(entry.accept_id_tokens),
         stale_keys_lifetime: Some(entry.stale_keys_lifetime),
+        map_registry_roles: Some(entry.map_registry_roles),
         active: Some(entry.active),
     };
     let Some(current) = current else {
@@ -606,6 +609,10 @@ async fn reconcile_jwt_provider(
         (
             "stale_keys_lifetime",
             entry.stale_keys_lifetime != current.stale_keys_lifetime,
+        ),
+        (
+            "map_registry_roles",
+            entry.map_registry_roles != current.map_registry_roles,
         ),
         ("active", entry.active != current.active),
         ("managed", !current.managed),

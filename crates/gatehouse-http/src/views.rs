@@ -265,6 +265,8 @@ pub struct JwtProviderView {
     pub accept_id_tokens: bool,
     /// Seconds its keys stay in use past their expiry while refreshing them fails.
     pub stale_keys_lifetime: i64,
+    /// Whether its tokens may stand for users who hold a registry role.
+    pub map_registry_roles: bool,
     pub active: bool,
     pub managed: bool,
     pub created_at: i64,
@@ -301,6 +303,7 @@ impl From<&JwtProvider> for JwtProviderView {
             accept_plain_jwt: provider.accept_plain_jwt,
             accept_id_tokens: provider.accept_id_tokens,
             stale_keys_lifetime: provider.stale_keys_lifetime,
+            map_registry_roles: provider.map_registry_roles,
             active: provider.active,
             managed: provider.managed,
             created_at: provider.created_at,

@@ -361,6 +361,7 @@ pub(crate) struct JwtProviderRow {
     accept_id_tokens: bool,
     stale_keys_lifetime: i64,
     max_lifetime: i64,
+    map_registry_roles: bool,
 }
 
 /// The list columns of a JWT provider, as JSON text.
@@ -412,6 +413,7 @@ impl TryFrom<JwtProviderRow> for JwtProvider {
             accept_plain_jwt: row.accept_plain_jwt,
             accept_id_tokens: row.accept_id_tokens,
             stale_keys_lifetime: row.stale_keys_lifetime,
+            map_registry_roles: row.map_registry_roles,
             active: row.active,
             managed: row.managed,
             created_at: row.created_at,

@@ -48,7 +48,7 @@ macro_rules! jwt_provider_columns {
         "id, name, issuer, audiences, key_source_kind, key_source_value, algorithms, user_claim, \
          user_field, allowed_clients, max_age, api_access, api_scopes, active, managed, \
          created_at, updated_at, accept_plain_jwt, accept_id_tokens, stale_keys_lifetime, \
-         max_lifetime"
+         max_lifetime, map_registry_roles"
     };
 }
 
@@ -95,7 +95,7 @@ macro_rules! shared_store_impl {
                     "INSERT INTO jwt_providers (",
                     jwt_provider_columns!(),
                     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                     $15, $16, $17, $18, $19, $20, $21)"
+                     $15, $16, $17, $18, $19, $20, $21, $22)"
                 ))
                 .bind(&provider.id)
                 .bind(&provider.name)
@@ -118,6 +118,7 @@ macro_rules! shared_store_impl {
                 .bind(provider.accept_id_tokens)
                 .bind(provider.stale_keys_lifetime)
                 .bind(provider.max_lifetime)
+                .bind(provider.map_registry_roles)
                 .execute(self.writer())
                 .await
                 .map_err(backend_error)?;
@@ -134,8 +135,8 @@ macro_rules! shared_store_impl {
                      key_source_value = $5, algorithms = $6, user_claim = $7, user_field = $8, \
                      allowed_clients = $9, max_age = $10, api_access = $11, api_scopes = $12, \
                      active = $13, managed = $14, updated_at = $15, accept_plain_jwt = $16, \
-                     accept_id_tokens = $17, stale_keys_lifetime = $18, max_lifetime = $19 \
-                     WHERE name = $1",
+                     accept_id_tokens = $17, stale_keys_lifetime = $18, max_lifetime = $19, \
+                     map_registry_roles = $20 WHERE name = $1",
                 )
                 .bind(&provider.name)
                 .bind(&provider.issuer)
@@ -156,6 +157,7 @@ macro_rules! shared_store_impl {
                 .bind(provider.accept_id_tokens)
                 .bind(provider.stale_keys_lifetime)
                 .bind(provider.max_lifetime)
+                .bind(provider.map_registry_roles)
                 .execute(self.writer())
                 .await
                 .map_err(backend_error)?;

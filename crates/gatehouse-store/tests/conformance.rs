@@ -1234,6 +1234,7 @@ fn jwt_provider(name: &str) -> JwtProvider {
         api_scopes: vec!["useraccount".into()],
         accept_plain_jwt: true,
         accept_id_tokens: false,
+        map_registry_roles: false,
         stale_keys_lifetime: 600,
         active: true,
         managed: false,

@@ -297,6 +297,10 @@ pub struct JwtProviderFieldArgs {
     /// Seconds its keys stay in use past their expiry while refreshing fails (default 3600).
     #[arg(long, value_name = "SECONDS")]
     stale_keys_lifetime: Option<i64>,
+    /// Whether its tokens may stand for users who hold a registry role (admin only; default
+    /// false).
+    #[arg(long, value_name = "BOOL")]
+    map_registry_roles: Option<bool>,
     #[arg(long, value_name = "BOOL")]
     active: Option<bool>,
 }
@@ -324,6 +328,7 @@ impl JwtProviderFieldArgs {
             accept_plain_jwt: self.accept_plain_jwt,
             accept_id_tokens: self.accept_id_tokens,
             stale_keys_lifetime: self.stale_keys_lifetime,
+            map_registry_roles: self.map_registry_roles,
             api_scopes: list(self.api_scopes),
             active: self.active,
         })

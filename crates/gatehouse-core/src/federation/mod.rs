@@ -160,6 +160,10 @@ pub struct JwtProvider {
     /// How long keys that fail to refresh stay in use past their expiry, in seconds; after
     /// that the provider's tokens are refused until its keys can be fetched again.
     pub stale_keys_lifetime: i64,
+    /// Whether its tokens and assertions may stand for a user who holds a registry role. Off,
+    /// such users are refused: whoever controls the provider's keys would otherwise act as an
+    /// administrator, so only `admin` may turn it on.
+    pub map_registry_roles: bool,
     pub active: bool,
     pub managed: bool,
     pub created_at: i64,
@@ -518,7 +522,17 @@ impl Federation {
                 self.store.find_user_by_email(value).await?.map(Arc::new)
             }
         };
-        user.filter(|u| u.can_authenticate()).ok_or_else(not_a_user)
+        let user = user
+            .filter(|u| u.can_authenticate())
+            .ok_or_else(not_a_user)?;
+        if user.is_registry_admin() && !provider.map_registry_roles {
+            return Err(refuse(
+                "it names a user who holds a registry role, and the provider may not map such \
+                 users (map_registry_roles)"
+                    .into(),
+            ));
+        }
+        Ok(user)
     }
 }
 

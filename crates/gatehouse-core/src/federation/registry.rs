@@ -34,6 +34,7 @@ pub struct JwtProviderChanges {
     pub accept_plain_jwt: Option<bool>,
     pub accept_id_tokens: Option<bool>,
     pub stale_keys_lifetime: Option<i64>,
+    pub map_registry_roles: Option<bool>,
     pub active: Option<bool>,
 }
 
@@ -86,6 +87,7 @@ impl Registry {
             accept_plain_jwt: false,
             accept_id_tokens: false,
             stale_keys_lifetime: DEFAULT_STALE_KEYS_LIFETIME,
+            map_registry_roles: false,
             active: true,
             managed,
             created_at: now,
@@ -136,6 +138,10 @@ impl Registry {
     }
 
     async fn validate_jwt_provider(&self, provider: &JwtProvider) -> Result<(), Error> {
+        // Whoever shapes a provider that may map administrators decides who becomes one.
+        if provider.map_registry_roles {
+            self.require(Permission::ManageAdministrators)?;
+        }
         if provider.issuer.trim().is_empty() {
             return Err(Error::validation("a JWT provider needs an issuer"));
         }
@@ -215,8 +221,12 @@ fn apply_changes(provider: &mut JwtProvider, changes: JwtProviderChanges) {
         accept_plain_jwt,
         accept_id_tokens,
         stale_keys_lifetime,
+        map_registry_roles,
         active,
     } = changes;
+    if let Some(v) = map_registry_roles {
+        provider.map_registry_roles = v;
+    }
     if let Some(v) = accept_plain_jwt {
         provider.accept_plain_jwt = v;
     }

@@ -53,6 +53,9 @@ pub struct JwtProviderInput {
     /// Seconds its keys stay in use past their expiry while refreshing them fails (default
     /// 3600); then its tokens are refused.
     pub stale_keys_lifetime: Option<i64>,
+    /// Whether its tokens and assertions may stand for users who hold a registry role (default
+    /// false). Only `admin` may turn it on or change a provider that has it.
+    pub map_registry_roles: Option<bool>,
     pub active: Option<bool>,
 }
 
@@ -80,6 +83,7 @@ impl JwtProviderInput {
             accept_plain_jwt: self.accept_plain_jwt,
             accept_id_tokens: self.accept_id_tokens,
             stale_keys_lifetime: self.stale_keys_lifetime,
+            map_registry_roles: self.map_registry_roles,
             active: self.active,
         };
         Ok((self.name, changes))

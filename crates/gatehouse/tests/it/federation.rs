@@ -937,6 +937,8 @@ server_test!(
                         algorithms: Some(vec![JwsAlgorithm::ES256]),
                         api_access: Some(true),
                         api_scopes: Some(vec!["useraccount".into()]),
+                        // carol is an oauth_admin.
+                        map_registry_roles: Some(true),
                         ..JwtProviderChanges::default()
                     },
                 },
@@ -1119,6 +1121,8 @@ server_test!(jwt_providers_are_managed_through_the_admin_api, |server| {
         ("JwtProviderView", "accept_plain_jwt"),
         ("JwtProviderView", "accept_id_tokens"),
         ("JwtProviderView", "stale_keys_lifetime"),
+        ("JwtProviderInput", "map_registry_roles"),
+        ("JwtProviderView", "map_registry_roles"),
         ("AppInput", "legacy_token_endpoint_aud"),
         ("AppView", "legacy_token_endpoint_aud"),
         ("ProviderView", "issuer"),
@@ -1237,6 +1241,7 @@ server_test!(another_gatehouse_is_a_trusted_identity_provider, |server| {
         api_access: Some(true),
         api_scopes: Some(vec!["useraccount".into()]),
         accept_id_tokens: Some(accept_id_tokens),
+        map_registry_roles: Some(true),
         ..JwtProviderChanges::default()
     };
     provider(&server, &Idp::of(&idp), "upstream-gatehouse", trust(false)).await;
@@ -1359,6 +1364,8 @@ async fn api_provider(server: &TestServer, name: &str, fields: JwtProviderChange
     fields.algorithms = Some(vec![JwsAlgorithm::ES256]);
     fields.api_access = Some(true);
     fields.api_scopes = Some(vec!["useraccount".into()]);
+    // The tokens stand for oauth_admins, whom the admin API's whoami answers.
+    fields.map_registry_roles.get_or_insert(true);
     server
         .services
         .registry
@@ -1829,5 +1836,141 @@ server_test!(
             .await
             .unwrap_err();
         assert!(refused.to_string().contains("stale_keys_lifetime"));
+    }
+);
+
+server_test!(
+    provider_tokens_stand_for_administrators_only_when_admin_says_so,
+    |server| {
+        server.user("boss", &["admin"]).await;
+        server.user("keeper", &["mi_admin"]).await;
+        server.user("ivy", &["itil"]).await;
+        let app = bearer_app(&server).await;
+        let key = api_provider(
+            &server,
+            "okta",
+            JwtProviderChanges {
+                allowed_clients: Some(vec![app.client_id.clone()]),
+                map_registry_roles: Some(false),
+                ..JwtProviderChanges::default()
+            },
+        )
+        .await;
+        let api_token_of = |sub: &str| api_token(&key, Some("at+jwt"), json!({ "sub": sub }));
+        let assertion_of = |sub: &str| {
+            key.sign(&json!({
+                "iss": OKTA, "sub": sub, "aud": server.url("/oauth/token"),
+                "iat": now(), "exp": now() + 120, "jti": uuid_like(),
+            }))
+        };
+        let reaches = |sub: &'static str| {
+            let (api, assertion) = (api_token_of(sub), assertion_of(sub));
+            let (server, app) = (&server, &app);
+            async move {
+                let (api_status, api_body) = whoami(server, &api).await;
+                let (grant_status, grant_body) = exchange(server, app, &assertion).await;
+                match (api_status, grant_status) {
+                    (200, 200) => true,
+                    (401, 400) => {
+                        assert_eq!(grant_body["error"], "invalid_grant", "{grant_body}");
+                        false
+                    }
+                    other => panic!("{sub}: {other:?} {api_body} {grant_body}"),
+                }
+            }
+        };
+        // Off: the provider's tokens and assertions stand for people without a registry role
+        // only, so whoever controls its keys cannot act as an administrator.
+        assert!(reaches("ivy").await);
+        assert!(!reaches("boss").await, "an admin through the provider");
+        assert!(!reaches("keeper").await, "an mi_admin through the provider");
+
+        let call = |token: String, method: reqwest::Method, path: &str, body: Value| {
+            let request = server
+                .http
+                .request(
+                    method,
+                    server.url(&format!("/api/admin/v1/jwt-providers{path}")),
+                )
+                .bearer_auth(token)
+                .json(&body);
+            async move {
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                (
+                    status,
+                    response.json::<Value>().await.unwrap_or(Value::Null),
+                )
+            }
+        };
+        let oauth_admin = server.token_for_role("oauth_admin").await;
+        let admin = server.token_for_role("admin").await;
+        // An oauth_admin manages providers, but cannot let one map administrators: not when
+        // creating it, not by turning the switch on.
+        let (status, body) = call(
+            oauth_admin.clone(),
+            reqwest::Method::POST,
+            "",
+            json!({"name": "corp", "issuer": "https://corp.example", "static_key": key.jwk.to_string(),
+                   "map_registry_roles": true}),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (403, Some("access_denied")),
+            "{body}"
+        );
+        let (status, body) = call(
+            oauth_admin.clone(),
+            reqwest::Method::PATCH,
+            "/okta",
+            json!({"map_registry_roles": true}),
+        )
+        .await;
+        assert_eq!(status, 403, "{body}");
+        assert!(!reaches("boss").await);
+        // admin can; then the provider speaks for administrators.
+        let (status, body) = call(
+            admin.clone(),
+            reqwest::Method::PATCH,
+            "/okta",
+            json!({"map_registry_roles": true}),
+        )
+        .await;
+        assert_eq!(
+            (status, &body["map_registry_roles"]),
+            (200, &json!(true)),
+            "{body}"
+        );
+        assert!(reaches("boss").await);
+        assert!(reaches("keeper").await);
+        // Such a provider is admin's to change: an oauth_admin pointing it elsewhere would
+        // choose who acts as an administrator.
+        for change in [
+            json!({"max_age": 60}),
+            json!({"issuer": "https://attacker.example"}),
+            json!({"user_claim": "email"}),
+        ] {
+            let (status, body) = call(
+                oauth_admin.clone(),
+                reqwest::Method::PATCH,
+                "/okta",
+                change.clone(),
+            )
+            .await;
+            assert_eq!(status, 403, "{change}: {body}");
+        }
+        assert!(reaches("boss").await, "the refused changes changed nothing");
+        // Taking the power away is anyone's who manages providers.
+        let (status, body) = call(
+            oauth_admin,
+            reqwest::Method::PATCH,
+            "/okta",
+            json!({"map_registry_roles": false}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(!reaches("boss").await);
+        assert!(reaches("ivy").await);
     }
 );

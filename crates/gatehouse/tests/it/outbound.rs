@@ -810,6 +810,8 @@ server_test!(
                         issuer: Some(bearer_app.client_id.clone()),
                         key_source: Some(KeySource::Static(jwk)),
                         allowed_clients: Some(vec![bearer_app.client_id.clone()]),
+                        // The assertions stand for integration-svc, an oauth_admin there.
+                        map_registry_roles: Some(true),
                         ..JwtProviderChanges::default()
                     },
                 },
