@@ -15,6 +15,9 @@ pub const DEFAULT_ACCESS_TOKEN_LIFESPAN: i64 = 1800;
 /// Default refresh-token lifespan: 100 days.
 pub const DEFAULT_REFRESH_TOKEN_LIFESPAN: i64 = 8_640_000;
 
+/// The longest client_id an application may have.
+pub const MAX_CLIENT_ID_LENGTH: usize = 128;
+
 /// RFC 6749 §2.1: whether a client can keep a secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

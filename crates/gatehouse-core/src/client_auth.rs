@@ -2,11 +2,12 @@
 //! (RFC 6749 §2.3). The HTTP layer extracts what the client presented; the decision is made here.
 
 use crate::Error;
-use crate::client::{Client, ClientType};
+use crate::client::{Client, ClientType, MAX_CLIENT_ID_LENGTH};
 use crate::federation::Federation;
 use std::sync::Arc;
 
 use crate::secret::Secret;
+use crate::throttle::{ClientThrottle, Standing};
 use crate::token::TokenService;
 
 /// How the client presented its credentials.
@@ -32,20 +33,22 @@ pub struct PresentedCredentials {
 }
 
 /// Authenticates a client. Every failure gives the same `invalid_client`, so the answer never
-/// tells whether the client exists, is disabled, or only the secret was wrong.
+/// tells whether the client exists, is disabled, or only the secret was wrong. A presented
+/// secret goes through `throttle` first: a client_id locked for guessing is refused with
+/// [`Error::Throttled`] before its secret is looked at.
 pub async fn authenticate(
     tokens: &TokenService,
     federation: &Federation,
+    throttle: &ClientThrottle,
     presented: &PresentedCredentials,
 ) -> Result<Arc<Client>, Error> {
     let failed = || Error::InvalidClient("client authentication failed".into());
-    let hasher = tokens.hasher();
     let client = tokens
         .client(&presented.client_id)
         .await?
-        .filter(|c| c.active)
-        .ok_or_else(failed)?;
+        .filter(|c| c.active);
     if let Some(assertion) = &presented.assertion {
+        let client = client.ok_or_else(failed)?;
         return match client.client_type {
             ClientType::Confidential => {
                 federation
@@ -56,13 +59,38 @@ pub async fn authenticate(
             ClientType::Public => Err(failed()),
         };
     }
-    match (&client.client_type, &presented.secret, &client.secret_hash) {
-        (ClientType::Confidential, Some(secret), Some(hash))
-            if hasher.verify(secret.expose(), hash) =>
-        {
+    let Some(secret) = &presented.secret else {
+        return client
+            .filter(|c| c.client_type == ClientType::Public)
+            .ok_or_else(failed);
+    };
+    // No application has a longer client_id; not counting such guesses keeps the throttle's
+    // memory small.
+    if presented.client_id.len() > MAX_CLIENT_ID_LENGTH {
+        return Err(failed());
+    }
+    let now = tokens.clock().now();
+    let standing = throttle.standing(&presented.client_id, now);
+    if let Standing::Locked { retry_after } = standing {
+        return Err(Error::Throttled { retry_after });
+    }
+    let hasher = tokens.hasher();
+    let authenticated = client.filter(|c| {
+        c.client_type == ClientType::Confidential
+            && c.secret_hash
+                .as_ref()
+                .is_some_and(|hash| hasher.verify(secret.expose(), hash))
+    });
+    match authenticated {
+        Some(client) => {
+            if standing == Standing::Failing {
+                throttle.succeeded(&presented.client_id, now);
+            }
             Ok(client)
         }
-        (ClientType::Public, None, _) => Ok(client),
-        _ => Err(failed()),
+        None => {
+            throttle.failed(&presented.client_id, now);
+            Err(failed())
+        }
     }
 }

@@ -58,6 +58,10 @@ pub enum Error {
     /// A gateway route's upstream did not answer within the route's time limit.
     #[error("upstream did not answer in time")]
     UpstreamTimeout,
+    /// Too many attempts (RFC 6585 §4): try again after this many seconds. The OAuth RFCs
+    /// define no error code for it, so none is sent.
+    #[error("too many attempts: retry after {retry_after} s")]
+    Throttled { retry_after: u64 },
     /// Storage failed; the cause is logged by the HTTP layer and never shown to callers.
     #[error("storage: {0}")]
     Store(#[from] StoreError),

@@ -13,7 +13,7 @@ use crate::audience;
 use crate::cache::RegistryCache;
 use crate::client::{
     Client, ClientType, DEFAULT_ACCESS_TOKEN_LIFESPAN, DEFAULT_REFRESH_TOKEN_LIFESPAN, GrantType,
-    TokenFormat,
+    MAX_CLIENT_ID_LENGTH, TokenFormat,
 };
 use crate::clock::Clock;
 use crate::keys::SigningAlgorithm;
@@ -237,7 +237,7 @@ impl Registry {
         let now = self.clock.now();
         let client_id = match new.client_id {
             Some(id) => {
-                check_identifier("client_id", &id, 128)?;
+                check_identifier("client_id", &id, MAX_CLIENT_ID_LENGTH)?;
                 id
             }
             None => uuid::Uuid::new_v4().simple().to_string(),

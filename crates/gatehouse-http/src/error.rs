@@ -6,7 +6,9 @@
 //! - bearer-protected APIs: RFC 6750 §3 challenges (`invalid_token`, `insufficient_scope`);
 //! - the outbound proxy: a provider or API that fails is a `502` (`504` when it was too slow)
 //!   with `error: upstream_error` and a description naming the provider's own `error`;
-//! - all: internal failures are logged here once and answered with a bare `server_error`.
+//! - all: internal failures are logged here once and answered with a bare `server_error`;
+//!   too many attempts are a bare `429` with `Retry-After` (RFC 6585 §4), since no OAuth error
+//!   code means "slow down" outside the device flow.
 
 use std::any::Any;
 
@@ -145,6 +147,7 @@ fn classify(error: &Error) -> (StatusCode, &'static str, Option<&str>) {
             "upstream_error",
             Some("the upstream service did not answer in time"),
         ),
+        Error::Throttled { .. } => (S::TOO_MANY_REQUESTS, "", None),
         Error::Store(_) | Error::Internal(_) => (S::INTERNAL_SERVER_ERROR, "server_error", None),
     }
 }
@@ -192,6 +195,12 @@ fn error_response(error: &Error, surface: Surface) -> Response {
     };
     if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
         headers.insert(header::WWW_AUTHENTICATE, value);
+    }
+    if let Error::Throttled { retry_after } = error {
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from((*retry_after).max(1)),
+        );
     }
     response
 }

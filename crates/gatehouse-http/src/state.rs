@@ -10,7 +10,7 @@ use gatehouse_core::secret::Sealer;
 use gatehouse_core::session::Sessions;
 use gatehouse_core::store::Store;
 use gatehouse_core::table::Tables;
-use gatehouse_core::throttle::LoginThrottle;
+use gatehouse_core::throttle::{ClientThrottle, LoginThrottle};
 use gatehouse_core::token::TokenService;
 use gatehouse_remote::fetch::Fetcher;
 use gatehouse_remote::outbound::TokenManager;
@@ -37,6 +37,8 @@ pub struct AppState {
     pub grants: Arc<GrantRegistry>,
     pub registry: Registry,
     pub throttle: Arc<LoginThrottle>,
+    /// Guessing of client secrets.
+    pub client_throttle: Arc<ClientThrottle>,
     pub sessions: Sessions,
     /// Seals the continuation of the login and consent forms.
     pub sealer: Arc<Sealer>,

@@ -10,6 +10,7 @@ use clap::{Args, ValueEnum};
 use gatehouse_core::forwarding::TrustedProxies;
 use gatehouse_core::keys::SigningAlgorithm;
 use gatehouse_core::manifest::Manifest;
+use gatehouse_core::throttle::ClientLockout;
 use gatehouse_store::Durability;
 use serde::{Deserialize, Serialize};
 
@@ -90,6 +91,12 @@ pub struct ServeArgs {
     /// The most connections served at once; more wait to be accepted until one closes.
     #[arg(long, env = "GATEHOUSE_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
+    /// Wrong client secrets for one client_id that lock it (each within the window of the last).
+    #[arg(long, env = "GATEHOUSE_CLIENT_LOCKOUT_FAILURES", value_name = "N")]
+    pub client_lockout_failures: Option<u32>,
+    /// Seconds wrong client secrets are remembered, and a locked client_id stays locked.
+    #[arg(long, env = "GATEHOUSE_CLIENT_LOCKOUT_SECONDS", value_name = "SECONDS")]
+    pub client_lockout_seconds: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
@@ -127,6 +134,8 @@ pub struct FileSettings {
     pub header_read_timeout: Option<u32>,
     pub max_header_bytes: Option<usize>,
     pub max_connections: Option<usize>,
+    pub client_lockout_failures: Option<u32>,
+    pub client_lockout_seconds: Option<u32>,
 }
 
 /// The settings in force.
@@ -147,6 +156,8 @@ pub struct Settings {
     pub trusted_proxies: TrustedProxies,
     /// How the listener bounds what connections may hold.
     pub connections: ConnectionLimits,
+    /// How many wrong client secrets lock a client_id, and for how long.
+    pub client_lockout: ClientLockout,
     /// The `[[application]]` and `[[user]]` sections of the file, applied at start.
     pub registry: Manifest,
     /// How often a running server re-reads the signing keys, picking up keys rotated by the
@@ -247,6 +258,20 @@ impl Settings {
         if connections.max_header_bytes < MIN_HEADER_BYTES {
             bail!("max_header_bytes must be at least {MIN_HEADER_BYTES}");
         }
+        let lockout_defaults = ClientLockout::default();
+        let client_lockout = ClientLockout {
+            failures: serve
+                .client_lockout_failures
+                .or(file.client_lockout_failures)
+                .unwrap_or(lockout_defaults.failures),
+            window_seconds: serve
+                .client_lockout_seconds
+                .or(file.client_lockout_seconds)
+                .unwrap_or(lockout_defaults.window_seconds),
+        };
+        if client_lockout.failures == 0 || client_lockout.window_seconds == 0 {
+            bail!("client_lockout_failures and client_lockout_seconds must be at least 1");
+        }
         let durability = match serve.durability.or(file.durability).unwrap_or_default() {
             DurabilitySetting::Process => Durability::Process,
             DurabilitySetting::Full => Durability::Full,
@@ -282,6 +307,7 @@ impl Settings {
             )),
             trusted_proxies,
             connections,
+            client_lockout,
             registry,
             key_reload_interval: std::time::Duration::from_secs(60),
         })
@@ -369,6 +395,8 @@ mod tests {
             header_read_timeout: Some(0),
             max_header_bytes: Some(0),
             max_connections: Some(0),
+            client_lockout_failures: Some(0),
+            client_lockout_seconds: Some(0),
         })
         .unwrap();
         for key in all_keys.keys() {
@@ -435,6 +463,14 @@ mod tests {
             },
             ServeArgs {
                 header_read_timeout: Some(0),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                client_lockout_failures: Some(0),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                client_lockout_seconds: Some(0),
                 ..ServeArgs::default()
             },
         ] {

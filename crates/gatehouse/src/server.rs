@@ -21,7 +21,7 @@ use gatehouse_core::secret::{self, MasterKey, Sealer, Secret};
 use gatehouse_core::session::Sessions;
 use gatehouse_core::store::Store;
 use gatehouse_core::table::Tables;
-use gatehouse_core::throttle::LoginThrottle;
+use gatehouse_core::throttle::{ClientThrottle, LoginThrottle};
 use gatehouse_core::token::TokenService;
 use gatehouse_http::metrics::Metrics;
 use gatehouse_http::{AppState, HttpSettings};
@@ -251,6 +251,7 @@ pub async fn serve_with(
         grants: Arc::new(GrantRegistry::standard()),
         registry: services.registry.clone(),
         throttle: Arc::new(LoginThrottle::default()),
+        client_throttle: Arc::new(ClientThrottle::new(settings.client_lockout)),
         sessions: services.sessions.clone(),
         sealer: services.sealer.clone(),
         metrics: Arc::new(Metrics::default()),

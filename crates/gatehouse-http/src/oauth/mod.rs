@@ -27,7 +27,13 @@ async fn authenticate(
     params: &BTreeMap<String, String>,
 ) -> Result<Arc<Client>, Error> {
     let presented = presented_credentials(headers, params)?;
-    client_auth::authenticate(&state.tokens, &state.federation, &presented).await
+    client_auth::authenticate(
+        &state.tokens,
+        &state.federation,
+        &state.client_throttle,
+        &presented,
+    )
+    .await
 }
 
 /// RFC 6749 §5.1: responses carrying tokens or token state must not be cached.

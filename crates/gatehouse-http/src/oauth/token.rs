@@ -35,6 +35,7 @@ pub async fn token(
         Err(Error::InvalidRequest(_)) => "invalid_request",
         Err(Error::UnauthorizedClient(_)) => "unauthorized_client",
         Err(Error::UnsupportedGrantType(_)) => "unsupported_grant_type",
+        Err(Error::Throttled { .. }) => "throttled",
         Err(_) => "server_error",
     };
     state.metrics.token_request(grant_label, outcome);

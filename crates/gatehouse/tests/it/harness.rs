@@ -328,6 +328,7 @@ fn test_settings(listen: SocketAddr, issuer: String, database: &str) -> Settings
         jwks_min_refresh_interval: std::time::Duration::from_secs(1),
         trusted_proxies: Default::default(),
         connections: Default::default(),
+        client_lockout: Default::default(),
         registry: Manifest::default(),
         key_reload_interval: std::time::Duration::from_millis(200),
     }
