@@ -57,6 +57,10 @@ pub struct AuthorizationRequest {
     pub prompt_consent: bool,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
+    /// The user a verified `id_token_hint` names (their id, the ID token's `sub`): only they may
+    /// be the one the response is for.
+    #[serde(default)]
+    pub id_token_hint_subject: Option<String>,
     /// Whom the tokens of this authorization are for: the resources the request named
     /// (RFC 8707 §2.1), or this server's issuer.
     pub audience: Vec<String>,
@@ -195,6 +199,7 @@ impl AuthorizationRequest {
             prompt_consent: false,
             max_age: None,
             login_hint: get("login_hint").map(str::to_owned),
+            id_token_hint_subject: None,
             audience: Vec::new(),
             expires_at: now + 600,
         };
@@ -275,6 +280,18 @@ impl AuthorizationRequest {
                 return Err(request.error("invalid_request", "prompt=none cannot be combined"));
             }
         }
+        if let Some(hint) = get("id_token_hint") {
+            // OpenID Connect Core §3.1.2.1: an ID token this server issued to this client.
+            let hint = tokens
+                .verify_id_token_hint(hint)
+                .filter(|hint| hint.client_id == client.client_id)
+                .ok_or_else(|| {
+                    request.hint_error(
+                        "id_token_hint is not an ID token this server issued to this client",
+                    )
+                })?;
+            request.id_token_hint_subject = Some(hint.subject);
+        }
         if let Some(max_age) = get("max_age") {
             request.max_age = Some(max_age.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(
                 || request.error("invalid_request", "max_age must be a number of seconds"),
@@ -304,6 +321,28 @@ impl AuthorizationRequest {
             }
         }
         Ok((client, request))
+    }
+
+    /// The error for an `id_token_hint` that cannot be honoured: without interaction the user
+    /// the hint names is not signed in (`login_required`); with it, the request is wrong.
+    fn hint_error(&self, description: &str) -> AuthorizeError {
+        let error = if self.prompt_none {
+            "login_required"
+        } else {
+            "invalid_request"
+        };
+        self.error(error, description)
+    }
+
+    /// Whether the response may be for `user`, who is signed in: not when the request's
+    /// `id_token_hint` names someone else (OpenID Connect Core §3.1.2.1).
+    pub fn admits(&self, user: &User) -> Result<(), AuthorizeError> {
+        match &self.id_token_hint_subject {
+            Some(subject) if *subject != user.id => {
+                Err(self.hint_error("the signed-in user is not the one id_token_hint names"))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Whether the user's login at `auth_time` is recent enough for this request.

@@ -1,4 +1,5 @@
-//! Login sessions and the anti-forgery tokens of the login and consent forms.
+//! Login sessions, the anti-forgery tokens of the login and consent forms, and where signing
+//! out returns to.
 //!
 //! A session is a random cookie value; only its keyed hash is stored. A form's CSRF token is
 //! an HMAC over the purpose of the form and the browser's cookie value, so a page on another
@@ -7,10 +8,12 @@
 use std::sync::Arc;
 
 use crate::Error;
+use crate::authorize::redirect_uri_matches;
 use crate::clock::Clock;
 use crate::scope::ScopeSet;
 use crate::secret::{self, SecretHasher};
 use crate::store::{ConsentRecord, SessionRecord, Store};
+use crate::token::TokenService;
 use crate::user::User;
 
 /// How long a login lasts.
@@ -120,7 +123,7 @@ impl Sessions {
     /// Withdraws a consent and revokes every token the client holds for the user.
     pub async fn withdraw_consent(
         &self,
-        tokens: &crate::token::TokenService,
+        tokens: &TokenService,
         user: &User,
         client_id: &str,
     ) -> Result<(), Error> {
@@ -130,5 +133,67 @@ impl Sessions {
 
     pub async fn consents(&self, user: &User) -> Result<Vec<ConsentRecord>, Error> {
         Ok(self.store.list_consents(&user.id).await?)
+    }
+}
+
+/// What a sign-out request (OpenID Connect RP-Initiated Logout 1.0 §2) names: the application
+/// and where to return to, each possibly empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignOutRequest {
+    pub client_id: String,
+    pub post_logout_redirect_uri: String,
+    pub id_token_hint: String,
+}
+
+/// Where a sign-out returns to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignOutReturn {
+    /// The application, as the request named it or as its `id_token_hint` tells.
+    pub client_id: String,
+    /// The application's registered redirect URI the request names; `None`: no redirect.
+    pub redirect_uri: Option<String>,
+}
+
+impl SignOutRequest {
+    /// The application the sign-out is for and the URI to return to. An `id_token_hint` must be
+    /// an ID token of this server (an expired one will do) and, when `client_id` is given too,
+    /// one issued to that application (RP-Initiated Logout 1.0 §2); otherwise the request is
+    /// refused rather than its parameters partly believed. A `post_logout_redirect_uri` is
+    /// followed only when it is registered for an active application.
+    pub async fn resolve(&self, tokens: &TokenService) -> Result<SignOutReturn, Error> {
+        let mut client_id = self.client_id.clone();
+        if !self.id_token_hint.is_empty() {
+            let hint = tokens
+                .verify_id_token_hint(&self.id_token_hint)
+                .ok_or_else(|| {
+                    Error::invalid_request("id_token_hint is not an ID token of this server")
+                })?;
+            if client_id.is_empty() {
+                client_id = hint.client_id;
+            } else if client_id != hint.client_id {
+                return Err(Error::invalid_request(
+                    "id_token_hint was issued to another application than client_id names",
+                ));
+            }
+        }
+        let redirect_uri = if self.post_logout_redirect_uri.is_empty() || client_id.is_empty() {
+            None
+        } else {
+            tokens
+                .client(&client_id)
+                .await?
+                .filter(|client| {
+                    client.active
+                        && redirect_uri_matches(
+                            &client.redirect_uris,
+                            &self.post_logout_redirect_uri,
+                        )
+                })
+                .map(|_| self.post_logout_redirect_uri.clone())
+        };
+        Ok(SignOutReturn {
+            client_id,
+            redirect_uri,
+        })
     }
 }

@@ -115,6 +115,23 @@ struct AccessTokenClaims {
     credential_epoch: Option<i64>,
 }
 
+/// What an ID token of ours tells when it comes back as an `id_token_hint` (OpenID Connect Core
+/// §3.1.2.1, RP-Initiated Logout 1.0 §2).
+#[derive(Debug, Deserialize)]
+struct IdTokenClaims {
+    iss: String,
+    sub: String,
+    #[serde(with = "audience_claim")]
+    aud: Vec<String>,
+}
+
+/// An `id_token_hint` that verified: the user it names and the client it was issued to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdTokenHint {
+    pub subject: String,
+    pub client_id: String,
+}
+
 /// A JWT verified with one of our keys: its claims, and the key, which must still be published
 /// whenever the token is used again.
 struct VerifiedJwt {
@@ -648,17 +665,20 @@ impl TokenService {
         key.sign_jws(typ, claims)
     }
 
-    /// Checks a JWT's signature and header against our own published keys and returns its
-    /// claims, whether or not they are still current.
-    fn verify_own_jwt(&self, token: &str) -> Option<VerifiedJwt> {
+    /// Checks a JWS's header and signature against our own keys: its `typ` (RFC 8725 §3.11:
+    /// the type keeps an ID token from passing as an access token and the other way round) must
+    /// be `typ` — compared case-insensitively, with or without `application/` —, its `kid` must
+    /// name a key published at this moment and its `alg` that key's algorithm. Returns the key's
+    /// id and the decoded claims, whether or not they are still current.
+    fn verify_own_jws(&self, token: &str, typ: &str) -> Option<(String, Vec<u8>)> {
         let (signed, signature) = token.rsplit_once('.')?;
         let (header, claims) = signed.split_once('.')?;
         let header: JwsHeader =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
-        // RFC 8725 §3.11: the type keeps ID tokens and other JWTs from passing as access tokens;
+        let declared = header.typ.as_deref()?.to_ascii_lowercase();
+        let declared = declared.strip_prefix("application/").unwrap_or(&declared);
         // RFC 7515 §4.1.11: we understand no critical extension.
-        let typ = header.typ.as_deref()?.to_ascii_lowercase();
-        if (typ != "at+jwt" && typ != "application/at+jwt") || header.crit.is_some() {
+        if declared != typ || header.crit.is_some() {
             return None;
         }
         let ring = self.keys.get();
@@ -670,11 +690,28 @@ impl TokenService {
         if !key.verify(signed.as_bytes(), &signature) {
             return None;
         }
-        let claims: AccessTokenClaims =
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).ok()?).ok()?;
-        (claims.iss == self.issuer).then(|| VerifiedJwt {
-            kid: key.kid.clone(),
-            claims,
+        Some((key.kid.clone(), URL_SAFE_NO_PAD.decode(claims).ok()?))
+    }
+
+    /// An access token of ours, verified by [`Self::verify_own_jws`], with its claims.
+    fn verify_own_jwt(&self, token: &str) -> Option<VerifiedJwt> {
+        let (kid, claims) = self.verify_own_jws(token, "at+jwt")?;
+        let claims: AccessTokenClaims = serde_json::from_slice(&claims).ok()?;
+        (claims.iss == self.issuer).then_some(VerifiedJwt { kid, claims })
+    }
+
+    /// Verifies an `id_token_hint`: an ID token this server signed with a key it publishes
+    /// now, naming this server as its issuer. An expired one is accepted (OpenID Connect Core
+    /// §3.1.2.1: the hint tells who, not that they are signed in). `None` for anything else — a
+    /// bad signature, an unknown or retired `kid`, another issuer, an access token, or no JWT.
+    pub fn verify_id_token_hint(&self, token: &str) -> Option<IdTokenHint> {
+        let (_, claims) = self.verify_own_jws(token, "jwt")?;
+        let claims: IdTokenClaims = serde_json::from_slice(&claims).ok()?;
+        // Our ID tokens have exactly one audience, the client they were issued to.
+        let [client_id] = <[String; 1]>::try_from(claims.aud).ok()?;
+        (claims.iss == self.issuer && !claims.sub.is_empty()).then_some(IdTokenHint {
+            subject: claims.sub,
+            client_id,
         })
     }
 

@@ -142,6 +142,9 @@ async fn proceed(
             None,
         );
     };
+    if let Err(error) = request.admits(&user) {
+        return authorize_error(state, error);
+    }
     let scope = request.scope_set();
     let consented = match state
         .sessions

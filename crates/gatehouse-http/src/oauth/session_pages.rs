@@ -7,7 +7,8 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use gatehouse_core::authorize::redirect_uri_matches;
+use gatehouse_core::Error;
+use gatehouse_core::session::{SignOutRequest, SignOutReturn};
 use serde::Deserialize;
 
 use super::authorize::login_page;
@@ -111,9 +112,33 @@ struct LogoutParams {
     #[serde(default)]
     state: String,
     #[serde(default)]
+    id_token_hint: String,
+    #[serde(default)]
     csrf: String,
     #[serde(default)]
     form: String,
+}
+
+impl LogoutParams {
+    /// Where this sign-out returns to; a page explaining the refusal when its parameters
+    /// contradict each other or its `id_token_hint` is not ours.
+    async fn resolve(&self, state: &AppState) -> Result<SignOutReturn, Response> {
+        SignOutRequest {
+            client_id: self.client_id.clone(),
+            post_logout_redirect_uri: self.post_logout_redirect_uri.clone(),
+            id_token_hint: self.id_token_hint.clone(),
+        }
+        .resolve(&state.tokens)
+        .await
+        .map_err(|error| match error {
+            Error::InvalidRequest(_) => pages::message(
+                StatusCode::BAD_REQUEST,
+                "Invalid request",
+                &error.to_string(),
+            ),
+            other => pages::internal_error(&other),
+        })
+    }
 }
 
 /// `GET /oauth/logout` (the `end_session_endpoint`): asks the user to confirm.
@@ -124,31 +149,24 @@ pub async fn logout_get(
 ) -> Response {
     let params: LogoutParams =
         pages::form(query.unwrap_or_default().as_bytes()).unwrap_or_default();
+    let target = match params.resolve(&state).await {
+        Ok(target) => target,
+        Err(refusal) => return refusal,
+    };
     let Some(session_cookie) = cookie(&headers, SESSION_COOKIE) else {
-        return after_logout(&state, &params).await;
+        return after_logout(&target, &params.state);
     };
     let html = LogoutPage {
         csrf: state.sessions.csrf_token("logout", session_cookie),
         form: pages::seal(&state, &SignOut),
-        client_id: &params.client_id,
+        client_id: &target.client_id,
         post_logout_redirect_uri: &params.post_logout_redirect_uri,
         state: &params.state,
     }
     .render();
     // The confirmation form ends in a redirect to the application, which the page's CSP
     // `form-action` must allow (browsers enforce it on redirects after a form submission).
-    let target = post_logout_target(&state, &params).await;
-    page(StatusCode::OK, html, target.as_deref(), None)
-}
-
-/// The registered redirect URI a sign-out should return to, if the request names one.
-async fn post_logout_target(state: &AppState, params: &LogoutParams) -> Option<String> {
-    if params.post_logout_redirect_uri.is_empty() {
-        return None;
-    }
-    let client = state.store.find_client(&params.client_id).await.ok()??;
-    redirect_uri_matches(&client.redirect_uris, &params.post_logout_redirect_uri)
-        .then(|| params.post_logout_redirect_uri.clone())
+    page(StatusCode::OK, html, target.redirect_uri.as_deref(), None)
 }
 
 /// `POST /oauth/logout`: ends the session.
@@ -158,6 +176,10 @@ pub async fn logout_post(
     body: Bytes,
 ) -> Response {
     let params: LogoutParams = pages::form(&body).unwrap_or_default();
+    let target = match params.resolve(&state).await {
+        Ok(target) => target,
+        Err(refusal) => return refusal,
+    };
     if let Some(session_cookie) = cookie(&headers, SESSION_COOKIE) {
         if !state
             .sessions
@@ -174,7 +196,7 @@ pub async fn logout_post(
             return pages::internal_error(&error);
         }
     }
-    let mut response = after_logout(&state, &params).await;
+    let mut response = after_logout(&target, &params.state);
     response.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(&state, SESSION_COOKIE, "", Some(0)),
@@ -184,12 +206,12 @@ pub async fn logout_post(
 
 /// Back to the application when it named one of its registered redirect URIs, otherwise a
 /// page.
-async fn after_logout(state: &AppState, params: &LogoutParams) -> Response {
-    if let Some(mut target) = post_logout_target(state, params).await {
-        if !params.state.is_empty() {
+fn after_logout(target: &SignOutReturn, state: &str) -> Response {
+    if let Some(mut target) = target.redirect_uri.clone() {
+        if !state.is_empty() {
             let separator = if target.contains('?') { '&' } else { '?' };
             let state_param = form_urlencoded::Serializer::new(String::new())
-                .append_pair("state", &params.state)
+                .append_pair("state", state)
                 .finish();
             target = format!("{target}{separator}{state_param}");
         }

@@ -25,6 +25,7 @@
 //! - `federation`: JWT providers, the JWT bearer grant, `private_key_jwt`, third-party tokens,
 //!   against a stand-in identity provider process (`tests/idp/idp.py`);
 //! - `forms`: login, consent and sign-out forms work once;
+//! - `hints`: `id_token_hint` at the authorization endpoint and at sign-out;
 //! - `people`: authorization endpoint, login and consent, code, refresh and password grants;
 //! - `outbound`: outbound OAuth against a second Gatehouse: profiles, aliases, the proxy and
 //!   `gatehouse call`;
@@ -46,6 +47,7 @@ mod errors;
 mod federation;
 mod forms;
 mod gateway;
+mod hints;
 mod instances;
 mod keys;
 mod limits;
