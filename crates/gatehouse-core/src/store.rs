@@ -96,6 +96,12 @@ pub struct RefreshTokenRecord {
 pub enum RefreshRotation {
     /// The token was current; it is now rotated and its successor stored.
     Rotated(RefreshTokenRecord),
+    /// The token was rotated within the grace period, and its first rotation left this sealed
+    /// answer for a client that lost it; nothing was stored.
+    Repeated {
+        record: RefreshTokenRecord,
+        sealed_answer: Vec<u8>,
+    },
     /// The token exists but was rotated before (outside the grace period), revoked or expired;
     /// nothing was stored.
     Refused(RefreshTokenRecord),
@@ -278,15 +284,26 @@ pub trait GrantStore: Send + Sync {
         token_hash: &str,
     ) -> Result<Option<RefreshTokenRecord>, StoreError>;
     /// Atomically marks `old_hash` rotated and stores `successor` — if `old_hash` is unrevoked,
-    /// unexpired at `now`, and was not rotated at or before `now - grace`. Of any number of
-    /// concurrent rotations without grace, exactly one gets `Rotated`.
+    /// unexpired at `now`, and was never rotated. Of any number of concurrent rotations, exactly
+    /// one gets `Rotated`. With `grace > 0` it keeps `sealed_answer` until `now + grace`, and a
+    /// later rotation of the same token before then gets `Repeated` with the answer last kept.
     async fn rotate_refresh_token(
         &self,
         old_hash: &str,
         successor: &RefreshTokenRecord,
+        sealed_answer: &[u8],
         now: i64,
         grace: i64,
     ) -> Result<RefreshRotation, StoreError>;
+    /// Replaces the answer kept for a rotated refresh token (by [`rotate_refresh_token`]) while
+    /// its grace period lasts.
+    ///
+    /// [`rotate_refresh_token`]: GrantStore::rotate_refresh_token
+    async fn keep_refresh_answer(
+        &self,
+        old_hash: &str,
+        sealed_answer: &[u8],
+    ) -> Result<(), StoreError>;
     /// Revokes every access and refresh token issued from a grant. The grant is first recorded
     /// as revoked (until `remember_until`) and committed, and only then are its tokens revoked,
     /// so an issuance that stores its tokens and then asks [`GrantStore::is_grant_revoked`]

@@ -17,7 +17,7 @@ use crate::client::{Client, TokenFormat};
 use crate::clock::Clock;
 use crate::keys::{KeyRing, KeyState, SharedKeyRing, SigningAlgorithm, SigningKey};
 use crate::scope::ScopeSet;
-use crate::secret::{self, MasterKey, SecretHasher};
+use crate::secret::{self, MasterKey, Sealer, SecretHasher};
 use crate::store::{AccessTokenRecord, RefreshTokenRecord, Store};
 use crate::user::User;
 
@@ -292,6 +292,11 @@ impl TokenService {
 
     pub fn hasher(&self) -> &SecretHasher {
         &self.hasher
+    }
+
+    /// Encryption at rest under the master key.
+    pub fn sealer(&self) -> Sealer {
+        self.master_key.sealer()
     }
 
     /// An application, from the cache when it is fresh.

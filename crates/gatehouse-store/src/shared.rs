@@ -673,6 +673,8 @@ macro_rules! shared_store_impl {
                     "DELETE FROM revoked_jwts WHERE expires_at < $1",
                     "DELETE FROM authorization_codes WHERE expires_at < $1",
                     "DELETE FROM refresh_tokens WHERE expires_at < $1",
+                    "UPDATE refresh_tokens SET successor = NULL, successor_until = NULL \
+                     WHERE successor_until < $1",
                     "DELETE FROM sessions WHERE expires_at < $1",
                     "DELETE FROM used_assertions WHERE expires_at < $1",
                     "DELETE FROM revoked_grants WHERE expires_at < $1",
@@ -785,35 +787,77 @@ macro_rules! shared_store_impl {
                 &self,
                 old_hash: &str,
                 successor: &RefreshTokenRecord,
+                sealed_answer: &[u8],
                 now: i64,
                 grace: i64,
             ) -> Result<RefreshRotation, StoreError> {
                 let mut transaction = self.writer().begin().await.map_err(backend_error)?;
+                let (kept, until) = if grace > 0 {
+                    (Some(sealed_answer), Some(now + grace))
+                } else {
+                    (None, None)
+                };
                 // The row update is the compare-and-swap: concurrent rotations of one token
                 // serialise on it, and only the first still finds it unrotated.
                 let rotated = sqlx::query_as::<_, RefreshTokenRow>(concat!(
-                    "UPDATE refresh_tokens SET rotated_at = COALESCE(rotated_at, $2) \
+                    "UPDATE refresh_tokens SET rotated_at = $2, successor = $4, \
+                     successor_until = $5 \
                      WHERE token_hash = $1 AND revoked = $3 AND expires_at > $2 \
-                     AND (rotated_at IS NULL OR rotated_at > $4) RETURNING ",
+                     AND rotated_at IS NULL RETURNING ",
                     refresh_columns!()
                 ))
                 .bind(old_hash)
                 .bind(now)
                 .bind(false)
-                .bind(now - grace)
+                .bind(kept)
+                .bind(until)
                 .fetch_optional(&mut *transaction)
                 .await
                 .map_err(backend_error)?;
                 let Some(rotated) = rotated else {
                     transaction.rollback().await.map_err(backend_error)?;
-                    return Ok(match self.find_refresh_token(old_hash).await? {
-                        Some(record) => RefreshRotation::Refused(record),
-                        None => RefreshRotation::Unknown,
+                    let Some(record) = self.find_refresh_token(old_hash).await? else {
+                        return Ok(RefreshRotation::Unknown);
+                    };
+                    let kept = sqlx::query_scalar::<_, Vec<u8>>(
+                        "SELECT successor FROM refresh_tokens WHERE token_hash = $1 \
+                         AND revoked = $2 AND expires_at > $3 AND successor_until > $3 \
+                         AND successor IS NOT NULL",
+                    )
+                    .bind(old_hash)
+                    .bind(false)
+                    .bind(now)
+                    .fetch_optional(self.reader())
+                    .await
+                    .map_err(backend_error)?;
+                    return Ok(match kept {
+                        Some(sealed_answer) if grace > 0 => RefreshRotation::Repeated {
+                            record,
+                            sealed_answer,
+                        },
+                        _ => RefreshRotation::Refused(record),
                     });
                 };
                 insert_refresh(&mut *transaction, successor).await?;
                 transaction.commit().await.map_err(backend_error)?;
                 Ok(RefreshRotation::Rotated(rotated.try_into()?))
+            }
+
+            async fn keep_refresh_answer(
+                &self,
+                old_hash: &str,
+                sealed_answer: &[u8],
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE refresh_tokens SET successor = $2 \
+                     WHERE token_hash = $1 AND successor IS NOT NULL",
+                )
+                .bind(old_hash)
+                .bind(sealed_answer)
+                .execute(self.writer())
+                .await
+                .map_err(backend_error)?;
+                Ok(())
             }
 
             async fn revoke_grant(

@@ -821,7 +821,7 @@ storage_test!(refresh_tokens_rotate_once_even_concurrently, |store| {
         let store = store.clone();
         tokio::spawn(async move {
             store
-                .rotate_refresh_token("r0", &refresh(&format!("r1-{i}"), "g"), 20, 0)
+                .rotate_refresh_token("r0", &refresh(&format!("r1-{i}"), "g"), &[], 20, 0)
                 .await
                 .unwrap()
         })
@@ -834,7 +834,7 @@ storage_test!(refresh_tokens_rotate_once_even_concurrently, |store| {
                 assert_eq!(old.token_hash, "r0");
             }
             RefreshRotation::Refused(old) => assert_eq!(old.rotated_at, Some(20)),
-            RefreshRotation::Unknown => panic!("the token vanished"),
+            other => panic!("{other:?}"),
         }
     }
     assert_eq!(rotated, 1);
@@ -853,50 +853,110 @@ storage_test!(refresh_tokens_rotate_once_even_concurrently, |store| {
 });
 
 storage_test!(
-    refresh_rotation_honours_grace_expiry_and_revocation,
+    refresh_rotation_keeps_its_answer_for_the_grace_period,
     |store| {
-        store
-            .insert_refresh_token(&refresh("r0", "g"))
-            .await
-            .unwrap();
+        for token in ["r0", "q0"] {
+            store
+                .insert_refresh_token(&refresh(token, "g"))
+                .await
+                .unwrap();
+        }
         assert!(matches!(
             store
-                .rotate_refresh_token("r0", &refresh("r1", "g"), 20, 5)
+                .rotate_refresh_token("r0", &refresh("r1", "g"), b"first", 20, 5)
                 .await
                 .unwrap(),
             RefreshRotation::Rotated(_)
         ));
-        // Within the grace period a retry rotates again; after it, it is refused.
+        // Within the grace period a retry gets the kept answer (the latest kept) and stores
+        // nothing; after it, it is refused.
+        let repeated = |now: i64| {
+            let store = store.clone();
+            async move {
+                match store
+                    .rotate_refresh_token("r0", &refresh(&format!("r-{now}"), "g"), b"x", now, 5)
+                    .await
+                    .unwrap()
+                {
+                    RefreshRotation::Repeated {
+                        record,
+                        sealed_answer,
+                    } => {
+                        assert_eq!(record.rotated_at, Some(20));
+                        Some(sealed_answer)
+                    }
+                    RefreshRotation::Refused(record) => {
+                        assert_eq!(record.rotated_at, Some(20));
+                        None
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+        };
+        assert_eq!(repeated(21).await.as_deref(), Some(&b"first"[..]));
+        store.keep_refresh_answer("r0", b"complete").await.unwrap();
+        assert_eq!(repeated(24).await.as_deref(), Some(&b"complete"[..]));
+        assert_eq!(repeated(25).await, None);
+        for now in [21, 24, 25] {
+            assert!(
+                store
+                    .find_refresh_token(&format!("r-{now}"))
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+        }
+        // Without a grace period nothing is kept, and a reuse is refused at once.
         assert!(matches!(
             store
-                .rotate_refresh_token("r0", &refresh("r2", "g"), 24, 5)
+                .rotate_refresh_token("q0", &refresh("q1", "g"), b"ignored", 20, 0)
                 .await
                 .unwrap(),
             RefreshRotation::Rotated(_)
         ));
+        store.keep_refresh_answer("q0", b"ignored").await.unwrap();
         assert!(matches!(
             store
-                .rotate_refresh_token("r0", &refresh("r3", "g"), 26, 5)
+                .rotate_refresh_token("q0", &refresh("q2", "g"), b"", 21, 5)
                 .await
                 .unwrap(),
             RefreshRotation::Refused(_)
         ));
-        assert!(store.find_refresh_token("r3").await.unwrap().is_none());
         // Expired.
         assert!(matches!(
             store
-                .rotate_refresh_token("r1", &refresh("r4", "g"), 1000, 0)
+                .rotate_refresh_token("r1", &refresh("r4", "g"), b"", 1000, 0)
                 .await
                 .unwrap(),
             RefreshRotation::Refused(_)
         ));
         assert_eq!(
             store
-                .rotate_refresh_token("missing", &refresh("r5", "g"), 20, 0)
+                .rotate_refresh_token("missing", &refresh("r5", "g"), b"", 20, 0)
                 .await
                 .unwrap(),
             RefreshRotation::Unknown
         );
+        // A revoked token's kept answer is never given out.
+        store
+            .insert_refresh_token(&refresh("s0", "h"))
+            .await
+            .unwrap();
+        store
+            .rotate_refresh_token("s0", &refresh("s1", "h"), b"kept", 20, 5)
+            .await
+            .unwrap();
+        store.revoke_grant("h", 100).await.unwrap();
+        assert!(matches!(
+            store
+                .rotate_refresh_token("s0", &refresh("s2", "h"), b"", 21, 5)
+                .await
+                .unwrap(),
+            RefreshRotation::Refused(_)
+        ));
+        // The maintenance task clears the answers whose grace period ended (r0's and s0's).
+        assert_eq!(store.purge_expired(26).await.unwrap(), 2);
+        assert_eq!(store.purge_expired(26).await.unwrap(), 0);
     }
 );
 

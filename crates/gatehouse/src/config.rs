@@ -62,7 +62,8 @@ pub struct ServeArgs {
     /// `process` (a write survives a crash of the server) or `full` (also a power loss).
     #[arg(long, env = "GATEHOUSE_DURABILITY", value_enum)]
     pub durability: Option<DurabilitySetting>,
-    /// Seconds a rotated refresh token may be used again (concurrent retries); 0 = never.
+    /// Seconds a rotated refresh token presented again gets its first answer again (a client
+    /// that lost it); 0 = every reuse revokes the family.
     #[arg(long, env = "GATEHOUSE_REFRESH_TOKEN_GRACE", value_name = "SECONDS")]
     pub refresh_token_grace: Option<u32>,
     /// Seconds between two fetches of one identity provider's keys (at least; also the least

@@ -76,8 +76,8 @@ pub struct GrantContext<'a> {
     pub throttle: &'a LoginThrottle,
     /// The address the request came from, for brute-force protection.
     pub client_address: Option<IpAddr>,
-    /// Seconds during which an already rotated refresh token may be rotated again (concurrent
-    /// retries); 0 refuses every reuse.
+    /// Seconds during which an already rotated refresh token, presented again, gets the answer
+    /// its first use got (a client that lost it); 0 treats every reuse as theft.
     pub refresh_token_grace: i64,
 }
 

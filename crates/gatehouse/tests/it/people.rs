@@ -678,14 +678,9 @@ server_test!(
     |server| {
         use gatehouse_core::client::TokenFormat;
         server.user("alice", &[]).await;
-        let server = std::sync::Arc::new(server);
-        // On PostgreSQL, where several instances share a database, a second instance takes half
-        // of the redemptions, so replays also race across instances.
-        let peer = if server.settings.database.starts_with("postgres") {
-            std::sync::Arc::new(server.start_peer().await)
-        } else {
-            server.clone()
-        };
+        // A second instance takes half of the redemptions, so replays also race across
+        // instances.
+        let [server, peer] = with_peer(server).await;
         for format in [TokenFormat::Opaque, TokenFormat::Jwt] {
             let app = people_app(&server, ClientType::Confidential).await;
             server
@@ -752,27 +747,171 @@ server_test!(
     }
 );
 
+/// The server and, on PostgreSQL where several instances share a database, a second instance
+/// on the same database (on SQLite the same server twice): races run across both.
+async fn with_peer(server: TestServer) -> [std::sync::Arc<TestServer>; 2] {
+    let server = std::sync::Arc::new(server);
+    let peer = if server.settings.database.starts_with("postgres") {
+        std::sync::Arc::new(server.start_peer().await)
+    } else {
+        server.clone()
+    };
+    [server, peer]
+}
+
+/// A refresh token for alice from a fresh code flow of `app`, and the answer that held it.
+async fn first_refresh_token(server: &TestServer, app: &TestApp) -> (String, Value) {
+    let mut browser = Browser::new();
+    let code = code_flow(server, &mut browser, app, "alice", &[]).await["code"].clone();
+    let (status, tokens) = redeem(server, app, &code, Some(VERIFIER)).await;
+    assert_eq!(status, 200, "{tokens}");
+    (tokens["refresh_token"].as_str().unwrap().to_owned(), tokens)
+}
+
 server_test!(
-    a_refresh_token_rotated_concurrently_succeeds_once,
+    a_refresh_token_rotated_concurrently_succeeds_once_and_leaves_nothing_alive,
+    |server| {
+        use gatehouse_core::client::TokenFormat;
+        server.user("alice", &[]).await;
+        let servers = with_peer(server).await;
+        for format in [TokenFormat::Opaque, TokenFormat::Jwt] {
+            let app = people_app(&servers[0], ClientType::Confidential).await;
+            servers[0]
+                .update_app(
+                    &app.client_id,
+                    AppChanges {
+                        token_format: Some(format),
+                        ..AppChanges::default()
+                    },
+                )
+                .await;
+            let (refresh_token, _) = first_refresh_token(&servers[0], &app).await;
+            let attempts: Vec<_> = (0..24)
+                .map(|n| {
+                    let server = servers[n % 2].clone();
+                    let (app, token) = (app.clone(), refresh_token.clone());
+                    tokio::spawn(async move { refresh(&server, &app, &token).await })
+                })
+                .collect();
+            let mut winners = Vec::new();
+            for attempt in attempts {
+                let (status, body) = attempt.await.unwrap();
+                if status == 200 {
+                    winners.push(body);
+                } else {
+                    assert_eq!(
+                        (status, body["error"].as_str()),
+                        (400, Some("invalid_grant")),
+                        "{body}"
+                    );
+                }
+            }
+            assert_eq!(winners.len(), 1, "{format:?}: one rotation wins");
+            // Every loser saw a reuse and revoked the family, however its revocation
+            // interleaved with the winner's issuance: nothing the winner got still works.
+            let winner = &winners[0];
+            for server in &servers {
+                let access_token = winner["access_token"].as_str().unwrap();
+                assert!(!active(server, &app, access_token).await, "{format:?}");
+            }
+            let (status, body) =
+                refresh(&servers[1], &app, winner["refresh_token"].as_str().unwrap()).await;
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (400, Some("invalid_grant")),
+                "{format:?}"
+            );
+        }
+    }
+);
+
+server_test!(
+    a_lost_refresh_answer_is_given_again_within_the_grace_period,
+    configured(|settings| settings.refresh_token_grace = 30),
+    |server| {
+        server.user("alice", &[]).await;
+        let servers = with_peer(server).await;
+        let app = people_app(&servers[0], ClientType::Confidential).await;
+        let (first, _) = first_refresh_token(&servers[0], &app).await;
+        // The answer is lost on the way; the client presents the same token again and gets
+        // the same answer, from either instance.
+        let (status, answer) = refresh(&servers[0], &app, &first).await;
+        assert_eq!(status, 200, "{answer}");
+        for server in &servers {
+            let (status, again) = refresh(server, &app, &first).await;
+            assert_eq!(status, 200, "{again}");
+            for field in [
+                "access_token",
+                "refresh_token",
+                "id_token",
+                "scope",
+                "token_type",
+            ] {
+                assert_eq!(again[field], answer[field], "{field}");
+            }
+            let expires_in = again["expires_in"].as_i64().unwrap();
+            assert!(expires_in <= answer["expires_in"].as_i64().unwrap() && expires_in > 0);
+        }
+        // Many retries at once, racing the first rotation across instances: they all get the
+        // one successor, so the family stays one chain.
+        let second = answer["refresh_token"].as_str().unwrap().to_owned();
+        let attempts: Vec<_> = (0..20)
+            .map(|n| {
+                let server = servers[n % 2].clone();
+                let (app, token) = (app.clone(), second.clone());
+                tokio::spawn(async move { refresh(&server, &app, &token).await })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for attempt in attempts {
+            let (status, body) = attempt.await.unwrap();
+            assert_eq!(status, 200, "{body}");
+            answers.push(body);
+        }
+        let third = answers[0]["refresh_token"].as_str().unwrap().to_owned();
+        assert_ne!(third, second);
+        for body in &answers {
+            assert_eq!(body["refresh_token"], answers[0]["refresh_token"]);
+            let access_token = body["access_token"].as_str().unwrap();
+            assert!(active(&servers[0], &app, access_token).await);
+        }
+        // The chain moves on: the successor rotates as usual.
+        let (status, fourth) = refresh(&servers[1], &app, &third).await;
+        assert_eq!(status, 200, "{fourth}");
+        // Once it has, presenting an older token is a reuse even within the grace period: the
+        // family is revoked.
+        let (status, body) = refresh(&servers[0], &app, &second).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "{body}"
+        );
+        let (status, _) =
+            refresh(&servers[0], &app, fourth["refresh_token"].as_str().unwrap()).await;
+        assert_eq!(status, 400);
+        assert!(!active(&servers[0], &app, fourth["access_token"].as_str().unwrap()).await);
+    }
+);
+
+server_test!(
+    a_refresh_token_reused_after_the_grace_period_revokes_its_family,
+    configured(|settings| settings.refresh_token_grace = 1),
     |server| {
         server.user("alice", &[]).await;
         let app = people_app(&server, ClientType::Confidential).await;
-        let mut browser = Browser::new();
-        let code = code_flow(&server, &mut browser, &app, "alice", &[]).await["code"].clone();
-        let server = std::sync::Arc::new(server);
-        let (_, tokens) = redeem(&server, &app, &code, Some(VERIFIER)).await;
-        let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
-        let attempts: Vec<_> = (0..12)
-            .map(|_| {
-                let (server, app, token) = (server.clone(), app.clone(), refresh_token.clone());
-                tokio::spawn(async move { refresh(&server, &app, &token).await.0 })
-            })
-            .collect();
-        let mut successes = 0;
-        for attempt in attempts {
-            successes += usize::from(attempt.await.unwrap() == 200);
-        }
-        assert_eq!(successes, 1);
+        let (first, _) = first_refresh_token(&server, &app).await;
+        let (status, answer) = refresh(&server, &app, &first).await;
+        assert_eq!(status, 200, "{answer}");
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        let (status, body) = refresh(&server, &app, &first).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "{body}"
+        );
+        let (status, _) = refresh(&server, &app, answer["refresh_token"].as_str().unwrap()).await;
+        assert_eq!(status, 400, "the successor went with the family");
+        assert!(!active(&server, &app, answer["access_token"].as_str().unwrap()).await);
     }
 );
 
