@@ -14,6 +14,7 @@ mod ops;
 mod outbound;
 mod outbound_pages;
 mod pages;
+mod rate_limit;
 mod state;
 mod table;
 pub mod views;
@@ -30,13 +31,12 @@ use tower_http::trace::TraceLayer;
 
 pub use admin::openapi_document;
 pub use extract::{MAX_BODY_BYTES, MAX_FORM_BYTES};
+pub use rate_limit::{AddressLimiter, RateLimit};
 pub use state::{AppState, HttpSettings};
 
 /// The whole route table: standard paths and their ServiceNow-style aliases side by side.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/oauth/token", post(oauth::token::token))
-        .route("/oauth_token.do", post(oauth::token::token))
         .route(
             "/oauth/authorize",
             get(oauth::authorize::authorize_get).post(oauth::authorize::authorize_post),
@@ -45,7 +45,6 @@ pub fn router(state: AppState) -> Router {
             "/oauth_auth.do",
             get(oauth::authorize::authorize_get).post(oauth::authorize::authorize_post),
         )
-        .route("/oauth/authorize/login", post(oauth::authorize::login))
         .route("/oauth/authorize/consent", post(oauth::authorize::consent))
         .route(
             "/oauth/userinfo",
@@ -61,9 +60,6 @@ pub fn router(state: AppState) -> Router {
         .route("/oauth_redirect.do", get(outbound_pages::callback))
         .route("/account/withdraw", post(oauth::session_pages::withdraw))
         .route("/assets/gatehouse.css", get(oauth::authorize::stylesheet))
-        .route("/oauth/introspect", post(oauth::introspect::introspect))
-        .route("/oauth/revoke", post(oauth::revoke::revoke))
-        .route("/oauth_revoke_token.do", post(oauth::revoke::revoke))
         .route("/oauth/jwks", get(oauth::metadata::jwks))
         .route(
             "/.well-known/oauth-authorization-server",
@@ -91,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         // Every route above, not the gateway's fallback, which streams bodies to upstreams.
         .route_layer(axum::middleware::from_fn(extract::limit_body))
+        .merge(credential_routes(state.clone()))
         .fallback(gateway::dispatch)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -108,4 +105,21 @@ pub fn router(state: AppState) -> Router {
         ]))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .with_state(state)
+}
+
+/// The endpoints that check passwords and client secrets. Each client address may call them at
+/// the configured rate, checked before the body is read.
+fn credential_routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/oauth/token", post(oauth::token::token))
+        .route("/oauth_token.do", post(oauth::token::token))
+        .route("/oauth/introspect", post(oauth::introspect::introspect))
+        .route("/oauth/revoke", post(oauth::revoke::revoke))
+        .route("/oauth_revoke_token.do", post(oauth::revoke::revoke))
+        .route("/oauth/authorize/login", post(oauth::authorize::login))
+        .route_layer(axum::middleware::from_fn(extract::limit_body))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            rate_limit::limit,
+        ))
 }

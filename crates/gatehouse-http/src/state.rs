@@ -16,6 +16,7 @@ use gatehouse_remote::fetch::Fetcher;
 use gatehouse_remote::outbound::TokenManager;
 
 use crate::metrics::Metrics;
+use crate::rate_limit::AddressLimiter;
 
 /// Settings of the HTTP surface.
 #[derive(Debug, Clone)]
@@ -50,4 +51,7 @@ pub struct AppState {
     /// The outbound HTTP client, for the gateway's upstreams.
     pub fetcher: Fetcher,
     pub settings: Arc<HttpSettings>,
+    /// The request rate of each client address at the credential-checking endpoints; none when
+    /// the limit is off.
+    pub rate_limit: Option<Arc<AddressLimiter>>,
 }

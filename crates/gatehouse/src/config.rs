@@ -3,6 +3,7 @@
 //! [`Settings::resolve`] puts the file and the defaults under them.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -11,6 +12,7 @@ use gatehouse_core::forwarding::TrustedProxies;
 use gatehouse_core::keys::SigningAlgorithm;
 use gatehouse_core::manifest::Manifest;
 use gatehouse_core::throttle::ClientLockout;
+use gatehouse_http::RateLimit;
 use gatehouse_store::Durability;
 use serde::{Deserialize, Serialize};
 
@@ -98,6 +100,13 @@ pub struct ServeArgs {
     /// Seconds wrong client secrets are remembered, and a locked client_id stays locked.
     #[arg(long, env = "GATEHOUSE_CLIENT_LOCKOUT_SECONDS", value_name = "SECONDS")]
     pub client_lockout_seconds: Option<u32>,
+    /// Requests per second each client address may send to the token, introspection,
+    /// revocation and login endpoints; 0 turns the limit off.
+    #[arg(long, env = "GATEHOUSE_RATE_LIMIT_PER_SECOND", value_name = "N")]
+    pub rate_limit_per_second: Option<u32>,
+    /// How many of those requests an address may send at once after a quiet while.
+    #[arg(long, env = "GATEHOUSE_RATE_LIMIT_BURST", value_name = "N")]
+    pub rate_limit_burst: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
@@ -137,6 +146,8 @@ pub struct FileSettings {
     pub max_connections: Option<usize>,
     pub client_lockout_failures: Option<u32>,
     pub client_lockout_seconds: Option<u32>,
+    pub rate_limit_per_second: Option<u32>,
+    pub rate_limit_burst: Option<u32>,
 }
 
 /// The settings in force.
@@ -159,6 +170,9 @@ pub struct Settings {
     pub connections: ConnectionLimits,
     /// How many wrong client secrets lock a client_id, and for how long.
     pub client_lockout: ClientLockout,
+    /// The request rate each client address may send to the endpoints that check credentials;
+    /// `None` when the limit is off.
+    pub rate_limit: Option<RateLimit>,
     /// The `[[application]]` and `[[user]]` sections of the file, applied at start.
     pub registry: Manifest,
     /// How often a running server re-reads the signing keys, picking up keys rotated by the
@@ -273,6 +287,20 @@ impl Settings {
         if client_lockout.failures == 0 || client_lockout.window_seconds == 0 {
             bail!("client_lockout_failures and client_lockout_seconds must be at least 1");
         }
+        let rate_defaults = RateLimit::default();
+        let per_second = serve
+            .rate_limit_per_second
+            .or(file.rate_limit_per_second)
+            .unwrap_or(rate_defaults.per_second.get());
+        let burst = serve
+            .rate_limit_burst
+            .or(file.rate_limit_burst)
+            .unwrap_or(rate_defaults.burst.get());
+        let rate_limit = match (NonZeroU32::new(per_second), NonZeroU32::new(burst)) {
+            (None, _) => None,
+            (Some(per_second), Some(burst)) => Some(RateLimit { per_second, burst }),
+            (Some(_), None) => bail!("rate_limit_burst must be at least 1"),
+        };
         let durability = match serve.durability.or(file.durability).unwrap_or_default() {
             DurabilitySetting::Process => Durability::Process,
             DurabilitySetting::Full => Durability::Full,
@@ -309,6 +337,7 @@ impl Settings {
             trusted_proxies,
             connections,
             client_lockout,
+            rate_limit,
             registry,
             key_reload_interval: std::time::Duration::from_secs(60),
         })
@@ -398,6 +427,8 @@ mod tests {
             max_connections: Some(0),
             client_lockout_failures: Some(0),
             client_lockout_seconds: Some(0),
+            rate_limit_per_second: Some(0),
+            rate_limit_burst: Some(0),
         })
         .unwrap();
         for key in all_keys.keys() {
@@ -439,6 +470,19 @@ mod tests {
     }
 
     #[test]
+    fn the_rate_limit_is_on_by_default_and_zero_turns_it_off() {
+        let defaults = Settings::resolve(&GlobalArgs::default(), &ServeArgs::default()).unwrap();
+        let limit = defaults.rate_limit.expect("on by default");
+        assert_eq!((limit.per_second.get(), limit.burst.get()), (50, 100));
+        let off = ServeArgs {
+            rate_limit_per_second: Some(0),
+            ..ServeArgs::default()
+        };
+        let resolved = Settings::resolve(&GlobalArgs::default(), &off).unwrap();
+        assert_eq!(resolved.rate_limit, None);
+    }
+
+    #[test]
     fn unknown_keys_and_bad_issuers_are_refused() {
         assert!(parse_file("listn = \"x\"").is_err());
         let proxies = |list: &str| ServeArgs {
@@ -472,6 +516,10 @@ mod tests {
             },
             ServeArgs {
                 client_lockout_seconds: Some(0),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                rate_limit_burst: Some(0),
                 ..ServeArgs::default()
             },
         ] {

@@ -24,7 +24,7 @@ use gatehouse_core::table::Tables;
 use gatehouse_core::throttle::{ClientThrottle, LoginThrottle};
 use gatehouse_core::token::TokenService;
 use gatehouse_http::metrics::Metrics;
-use gatehouse_http::{AppState, HttpSettings};
+use gatehouse_http::{AddressLimiter, AppState, HttpSettings};
 use gatehouse_remote::fetch::{Fetcher, Limits};
 use gatehouse_remote::jwks::{KeyCache, KeyCachePolicy};
 use gatehouse_remote::outbound::TokenManager;
@@ -239,9 +239,13 @@ pub async fn serve_with(
         }
         None => None,
     };
+    let rate_limit = settings
+        .rate_limit
+        .map(|limit| Arc::new(AddressLimiter::new(limit)));
     let maintenance = tokio::spawn(maintain(
         services.store.clone(),
         services.tokens.clone(),
+        rate_limit.clone(),
         settings.key_reload_interval,
     ));
     let state = AppState {
@@ -263,6 +267,7 @@ pub async fn serve_with(
             refresh_token_grace: settings.refresh_token_grace,
             trusted_proxies: settings.trusted_proxies.clone(),
         }),
+        rate_limit,
     };
     tracing::info!(
         address = %listener.local_addr()?,
@@ -352,14 +357,33 @@ pub fn report_changes(changes: &[Change]) {
     }
 }
 
-/// Background upkeep: picks up keys rotated elsewhere, and deletes expired tokens so the tables
-/// stay bounded without a separate janitor.
-async fn maintain(store: Arc<dyn Store>, tokens: Arc<TokenService>, reload_interval: Duration) {
+/// Background upkeep: picks up keys rotated elsewhere, deletes expired tokens so the tables
+/// stay bounded without a separate janitor, and forgets client addresses the rate limit no
+/// longer needs to remember.
+async fn maintain(
+    store: Arc<dyn Store>,
+    tokens: Arc<TokenService>,
+    rate_limit: Option<Arc<AddressLimiter>>,
+    reload_interval: Duration,
+) {
     const PURGE_INTERVAL: Duration = Duration::from_secs(600);
+    // An address is remembered until the first sweep after its allowance is whole again (a
+    // burst's worth of requests after its last one), so a flood of distinct addresses holds at
+    // most what arrives in a few seconds.
+    const FORGET_INTERVAL: Duration = Duration::from_secs(5);
     let mut tick = tokio::time::interval(reload_interval);
+    let mut forget = tokio::time::interval(FORGET_INTERVAL);
     let mut last_purge: Option<std::time::Instant> = None;
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = forget.tick() => {
+                if let Some(limiter) = &rate_limit {
+                    limiter.forget_idle();
+                }
+                continue;
+            }
+        }
         if let Err(error) = tokens.reload_keys().await {
             tracing::warn!(%error, "reloading signing keys failed");
         }

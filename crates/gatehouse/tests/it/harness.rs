@@ -329,6 +329,8 @@ fn test_settings(listen: SocketAddr, issuer: String, database: &str) -> Settings
         trusted_proxies: Default::default(),
         connections: Default::default(),
         client_lockout: Default::default(),
+        // Tests send bursts from one address; the rate limit's own tests turn it on.
+        rate_limit: None,
         registry: Manifest::default(),
         key_reload_interval: std::time::Duration::from_millis(200),
     }

@@ -11,7 +11,7 @@ const FORM: &str = "application/x-www-form-urlencoded";
 const JSON: &str = "application/json";
 
 /// Reads an answer's head (up to the blank line), or what came before the connection ended.
-async fn answer_head(stream: &mut TcpStream) -> String {
+pub async fn answer_head(stream: &mut TcpStream) -> String {
     let mut answer = Vec::new();
     let mut buffer = [0u8; 4096];
     while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -23,7 +23,7 @@ async fn answer_head(stream: &mut TcpStream) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
-fn status(head: &str) -> u16 {
+pub fn status(head: &str) -> u16 {
     head.split(' ')
         .nth(1)
         .and_then(|code| code.parse().ok())
@@ -36,7 +36,7 @@ async fn closed_after_answer(stream: &mut TcpStream) -> bool {
     stream.read_to_end(&mut rest).await.is_ok()
 }
 
-fn request_head(
+pub fn request_head(
     server: &TestServer,
     path: &str,
     content_type: &str,

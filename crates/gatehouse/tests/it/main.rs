@@ -22,6 +22,7 @@
 //! - `lockout`: brute-force protection without an oracle or a lockout of others;
 //! - `memory`: the resident set of a `gatehouse serve` process under sustained sign-ins;
 //! - `ops`: discovery, health, metrics, shutdown;
+//! - `rate_limit`: the request rate per client address on the endpoints that check credentials;
 //! - `federation`: JWT providers, the JWT bearer grant, `private_key_jwt`, third-party tokens,
 //!   against a stand-in identity provider process (`tests/idp/idp.py`);
 //! - `forms`: login, consent and sign-out forms work once;
@@ -56,5 +57,6 @@ mod memory;
 mod ops;
 mod outbound;
 mod people;
+mod rate_limit;
 mod roles;
 mod table;
