@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -205,9 +205,58 @@ fn form_decode(text: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The validated access token of a request to a protected API (RFC 6750 §2.1: the
-/// `Authorization: Bearer` header; tokens in query strings are not accepted), issued for the
-/// API's audience: this server's issuer, unless a gateway route names its upstream's.
+/// The one bearer token a request presents (RFC 6750 §2): in the `Authorization` header, or —
+/// only where the endpoint reads one, the UserInfo endpoint's `POST` — as the form body's
+/// `access_token` (`body_token`). A client "MUST NOT use more than one method" (§2), so a token
+/// presented two ways is refused rather than one of them chosen, and so is a token in the query
+/// string (§2.3: it ends up in logs and `Referer` headers, and Gatehouse never reads it there),
+/// with or without another; all of them are `invalid_request`. A header of another scheme
+/// presents no bearer token.
+fn presented_token<'a>(parts: &'a Parts, body_token: Option<&'a str>) -> Result<&'a str, Error> {
+    let in_query = parts.uri.query().is_some_and(|query| {
+        form_urlencoded::parse(query.as_bytes()).any(|(name, _)| name == "access_token")
+    });
+    if in_query {
+        return Err(Error::invalid_request(
+            "an access token is never accepted in the query string",
+        ));
+    }
+    let mut headers = parts.headers.get_all(header::AUTHORIZATION).iter();
+    let header_token = match (headers.next(), headers.next()) {
+        (_, Some(_)) => {
+            return Err(Error::invalid_request(
+                "the request has more than one Authorization header",
+            ));
+        }
+        (None, None) => None,
+        (Some(value), None) => {
+            let value = value
+                .to_str()
+                .map_err(|_| Error::invalid_request("malformed Authorization header"))?;
+            match value.split_once(' ') {
+                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                    let token = token.trim();
+                    if token.is_empty() || token.contains(' ') {
+                        return Err(Error::invalid_request("malformed bearer token"));
+                    }
+                    Some(token)
+                }
+                _ => None,
+            }
+        }
+    };
+    match (header_token, body_token) {
+        (Some(_), Some(_)) => Err(Error::invalid_request(
+            "the access token must be presented in one way only, not in the header and the body",
+        )),
+        (Some(token), None) | (None, Some(token)) => Ok(token),
+        (None, None) => Err(Error::MissingToken),
+    }
+}
+
+/// The validated access token of a request to a protected API, presented in the
+/// `Authorization: Bearer` header ([`presented_token`]), issued for the API's audience: this
+/// server's issuer, unless a gateway route names its upstream's.
 pub struct Bearer(pub AccessTokenInfo);
 
 impl FromRequestParts<AppState> for Bearer {
@@ -219,49 +268,63 @@ impl FromRequestParts<AppState> for Bearer {
 }
 
 impl Bearer {
-    /// The token of a request to an API whose audience is `audience` (RFC 9068 §4: a token for
-    /// another audience is `invalid_token`).
+    /// The token of a request to an API whose audience is `audience`.
     pub async fn for_audience(
         parts: &Parts,
         state: &AppState,
         audience: &str,
     ) -> Result<Self, ApiError> {
-        let token = Bearer::validated(parts, state).await?;
-        if !token.is_for(audience) {
+        let token = presented_token(parts, None)?;
+        Bearer::accepted(state, token, audience).await
+    }
+
+    /// `token`, validated and for `audience` (RFC 9068 §4: a token for another audience is
+    /// `invalid_token`).
+    async fn accepted(state: &AppState, token: &str, audience: &str) -> Result<Self, ApiError> {
+        let info = match state.tokens.validate(token).await {
+            Ok(info) => info,
+            // Not one of ours: perhaps a trusted identity provider's.
+            Err(Error::InvalidToken(why)) => match state.federation.validate_api_token(token).await
+            {
+                Some(result) => result?,
+                None => return Err(Error::InvalidToken(why).into()),
+            },
+            Err(other) => return Err(other.into()),
+        };
+        if !info.is_for(audience) {
             return Err(
                 Error::InvalidToken("the access token is not for this audience".into()).into(),
             );
         }
-        Ok(Bearer(token))
+        Ok(Bearer(info))
     }
+}
 
-    async fn validated(parts: &Parts, state: &AppState) -> Result<AccessTokenInfo, ApiError> {
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Err(Error::MissingToken.into());
-        };
-        let value = value
-            .to_str()
-            .map_err(|_| Error::invalid_request("malformed Authorization header"))?;
-        let Some((scheme, token)) = value.split_once(' ') else {
-            return Err(Error::MissingToken.into());
-        };
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(Error::MissingToken.into());
+/// The validated access token of the UserInfo endpoint, which OpenID Connect Core §5.3.1 says
+/// must also accept it as the form body's `access_token` of a `POST` (RFC 6750 §2.2); for
+/// Gatehouse's own audience.
+pub struct FormBearer(pub AccessTokenInfo);
+
+impl FromRequest<AppState> for FormBearer {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+        let (parts, body) = request.into_parts();
+        let mut params = BTreeMap::new();
+        // §2.2: only a form body of a method whose body has a meaning carries a token.
+        if parts.method == Method::POST && is_form(&parts.headers) {
+            let body = read_body(body, MAX_FORM_BYTES).await?;
+            params = crate::pages::oauth_params(&body)
+                .map_err(|error| ApiError::from(error).into_response())?
+                .0;
         }
-        let token = token.trim();
-        if token.is_empty() || token.contains(' ') {
-            return Err(Error::invalid_request("malformed bearer token").into());
-        }
-        match state.tokens.validate(token).await {
-            Ok(info) => Ok(info),
-            // Not one of ours: perhaps a trusted identity provider's.
-            Err(Error::InvalidToken(why)) => match state.federation.validate_api_token(token).await
-            {
-                Some(result) => Ok(result?),
-                None => Err(Error::InvalidToken(why).into()),
-            },
-            Err(other) => Err(other.into()),
-        }
+        let body_token = params.get("access_token").filter(|t| !t.is_empty());
+        let token = presented_token(&parts, body_token.map(String::as_str))
+            .map_err(|error| ApiError::from(error).into_response())?;
+        Bearer::accepted(state, token, state.tokens.issuer())
+            .await
+            .map(|Bearer(info)| FormBearer(info))
+            .map_err(IntoResponse::into_response)
     }
 }
 

@@ -1,5 +1,6 @@
 //! The UserInfo endpoint (OpenID Connect Core §5.3): the claims the token's scope releases about
-//! its user. Bearer tokens only, in the header (GET or POST).
+//! its user. The access token comes in the `Authorization: Bearer` header (GET or POST) or as
+//! the form body's `access_token` of a POST, never both.
 
 use axum::Json;
 use axum::extract::State;
@@ -7,12 +8,12 @@ use gatehouse_core::Error;
 use gatehouse_core::token::user_claims;
 
 use crate::error::ApiError;
-use crate::extract::Bearer;
+use crate::extract::FormBearer;
 use crate::state::AppState;
 
 pub async fn userinfo(
     State(state): State<AppState>,
-    Bearer(token): Bearer,
+    FormBearer(token): FormBearer,
 ) -> Result<Json<serde_json::Map<String, serde_json::Value>>, ApiError> {
     if !token.scope.contains("openid") {
         return Err(Error::InsufficientScope("openid".into()).into());

@@ -307,12 +307,16 @@ server_test!(bearer_errors_follow_rfc_6750, |server| {
         response.headers()["www-authenticate"],
         "Bearer realm=\"gatehouse\", error=\"insufficient_scope\", scope=\"useraccount\""
     );
-    // Tokens only travel in the header (RFC 6750 §2.3 query tokens are refused).
+    // Tokens never travel in the query string (RFC 6750 §2.3; more in `bearer`).
     let response = server
         .http
         .get(format!("{url}?access_token={token}"))
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 401);
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Bearer realm=\"gatehouse\", error=\"invalid_request\""
+    );
 });

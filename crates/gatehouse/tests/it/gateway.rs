@@ -24,7 +24,7 @@ pub(crate) struct Upstream {
 }
 
 impl Upstream {
-    fn received(&self) -> Vec<Value> {
+    pub(crate) fn received(&self) -> Vec<Value> {
         self.received.lock().unwrap().clone()
     }
 }
@@ -424,14 +424,14 @@ server_test!(
 );
 
 /// An answer read off the socket.
-struct RawResponse {
-    status: u16,
+pub(crate) struct RawResponse {
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
-    body: Value,
+    pub(crate) body: Value,
 }
 
 impl RawResponse {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -441,7 +441,7 @@ impl RawResponse {
 
 /// Sends `GET target` over a plain TCP connection, the target and `headers` exactly as given, so
 /// no client library normalises them.
-async fn raw_get(
+pub(crate) async fn raw_get(
     server: &TestServer,
     target: &str,
     token: &str,

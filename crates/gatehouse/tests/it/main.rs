@@ -6,6 +6,7 @@
 //! - `audience`: resource indicators, audiences on Gatehouse's APIs and routes, and who may
 //!   introspect what;
 //! - `client_credentials`: the grant through the Rust `oauth2` crate, introspection, revocation;
+//! - `bearer`: a bearer token is presented one way, never in the query string, at every API;
 //! - `edges`: values spelled so that a lenient parser would read them another way;
 //! - `errors`: every RFC error case of the token, introspection and revocation endpoints;
 //! - `access`: scopes and REST API auth scope rules, managed and enforced;
@@ -39,6 +40,7 @@ mod access;
 mod admin_api;
 mod apply;
 mod audience;
+mod bearer;
 mod browser;
 mod cli;
 mod client_credentials;
