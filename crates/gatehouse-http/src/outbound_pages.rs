@@ -45,7 +45,7 @@ struct OutboundPage {
 
 /// `GET /outbound`
 pub async fn outbound_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let session_cookie = cookie(&headers, SESSION_COOKIE)
+    let session_cookie = cookie(&state, &headers, SESSION_COOKIE)
         .unwrap_or_default()
         .to_owned();
     let user = match state.sessions.find(&session_cookie).await {
@@ -90,7 +90,7 @@ struct AuthorizeForm {
 
 /// `POST /outbound/authorize`: sends the browser to the provider.
 pub async fn authorize(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let session_cookie = cookie(&headers, SESSION_COOKIE)
+    let session_cookie = cookie(&state, &headers, SESSION_COOKIE)
         .unwrap_or_default()
         .to_owned();
     let form: Option<AuthorizeForm> = pages::form(&body);
@@ -145,7 +145,7 @@ pub async fn callback(
 ) -> Response {
     let params = pages::unique_params(query.unwrap_or_default().as_bytes()).unwrap_or_default();
     let now = state.tokens.clock().now();
-    let pending = cookie(&headers, PENDING_COOKIE)
+    let pending = cookie(&state, &headers, PENDING_COOKIE)
         .and_then(|sealed| URL_SAFE_NO_PAD.decode(sealed).ok())
         .and_then(|bytes| state.sealer.open(PENDING_CONTEXT, &bytes).ok())
         .and_then(|json| serde_json::from_slice::<PendingAuthorization>(&json).ok())

@@ -146,8 +146,27 @@ pub async fn redeem<T: FormPayload>(state: &AppState, sealed: &str) -> Result<T,
     }
 }
 
-/// Reads one cookie.
-pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+/// Whether cookies are `Secure`: whenever the issuer is https. Browsers drop secure cookies
+/// sent over plain http, which only a loopback issuer (tests, development) uses.
+fn secure_cookies(state: &AppState) -> bool {
+    state.tokens.issuer().starts_with("https://")
+}
+
+/// The name a cookie is set and read under. Secure cookies carry the `__Host-` prefix
+/// (RFC 6265bis §4.1.3.2): a browser keeps such a cookie only if it is `Secure`, for `Path=/`
+/// and without `Domain`, so neither a sibling subdomain nor a plain-http page can set or shadow
+/// it.
+pub fn cookie_name(state: &AppState, name: &str) -> String {
+    if secure_cookies(state) {
+        format!("__Host-{name}")
+    } else {
+        name.to_owned()
+    }
+}
+
+/// Reads one of Gatehouse's cookies, under the name [`cookie_name`] gives it.
+pub fn cookie<'h>(state: &AppState, headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    let name = cookie_name(state, name);
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -159,9 +178,10 @@ pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .filter(|v| !v.is_empty())
 }
 
-/// A `Set-Cookie` value: `HttpOnly`, `SameSite=Lax`, and `Secure` whenever the issuer is https.
+/// A `Set-Cookie` value: `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`, and, whenever the
+/// issuer is https, `Secure` and the `__Host-` prefix.
 pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
-    let secure = if state.tokens.issuer().starts_with("https://") {
+    let secure = if secure_cookies(state) {
         "; Secure"
     } else {
         ""
@@ -170,7 +190,8 @@ pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age: Option<i64
         .map(|s| format!("; Max-Age={s}"))
         .unwrap_or_default();
     HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Lax{secure}{max_age}"
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax{secure}{max_age}",
+        cookie_name(state, name)
     ))
     .expect("cookie values are base64url")
 }

@@ -18,7 +18,8 @@ use serde::Deserialize;
 
 use crate::extract::ClientAddress;
 use crate::pages::{
-    self, BROWSER_COOKIE, Continuation, SESSION_COOKIE, Unusable, cookie, deliver, page, set_cookie,
+    self, BROWSER_COOKIE, Continuation, SESSION_COOKIE, Unusable, cookie, cookie_name, deliver,
+    page, set_cookie,
 };
 use crate::state::AppState;
 
@@ -88,7 +89,7 @@ async fn current_session(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<(User, i64)>, Error> {
-    let Some(value) = cookie(headers, SESSION_COOKIE) else {
+    let Some(value) = cookie(state, headers, SESSION_COOKIE) else {
         return Ok(None);
     };
     Ok(state
@@ -205,7 +206,7 @@ pub fn login_page(
     login_hint: &str,
     error: Option<&str>,
 ) -> Response {
-    let existing = cookie(headers, BROWSER_COOKIE).map(str::to_owned);
+    let existing = cookie(state, headers, BROWSER_COOKIE).map(str::to_owned);
     let browser = existing
         .clone()
         .unwrap_or_else(gatehouse_core::secret::generate);
@@ -258,7 +259,7 @@ pub async fn login(
             "The form is incomplete.",
         );
     };
-    let csrf_ok = cookie(&headers, BROWSER_COOKIE)
+    let csrf_ok = cookie(&state, &headers, BROWSER_COOKIE)
         .is_some_and(|browser| state.sessions.csrf_valid("login", browser, &form.csrf));
     if !csrf_ok {
         return forged();
@@ -310,8 +311,10 @@ pub async fn login(
     headers.insert(
         header::COOKIE,
         axum::http::HeaderValue::from_str(&format!(
-            "{SESSION_COOKIE}={session_cookie}; {BROWSER_COOKIE}={}",
-            cookie(&headers, BROWSER_COOKIE).unwrap_or_default()
+            "{}={session_cookie}; {}={}",
+            cookie_name(&state, SESSION_COOKIE),
+            cookie_name(&state, BROWSER_COOKIE),
+            cookie(&state, &headers, BROWSER_COOKIE).unwrap_or_default()
         ))
         .expect("cookie values are base64url"),
     );
@@ -371,7 +374,7 @@ fn consent_page(
     catalog: &Catalog,
     request: AuthorizationRequest,
 ) -> Response {
-    let session = cookie(headers, SESSION_COOKIE).unwrap_or_default();
+    let session = cookie(state, headers, SESSION_COOKIE).unwrap_or_default();
     // The registry's description of each scope; an unregistered one is shown by its name only.
     let scopes = request
         .scope_set()
@@ -409,7 +412,7 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: By
             "The form is incomplete.",
         );
     };
-    let Some(session_cookie) = cookie(&headers, SESSION_COOKIE) else {
+    let Some(session_cookie) = cookie(&state, &headers, SESSION_COOKIE) else {
         return forged();
     };
     if !state

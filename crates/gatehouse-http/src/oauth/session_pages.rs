@@ -29,7 +29,7 @@ struct AccountPage {
 
 /// `GET /account`
 pub async fn account(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let session_cookie = cookie(&headers, SESSION_COOKIE)
+    let session_cookie = cookie(&state, &headers, SESSION_COOKIE)
         .unwrap_or_default()
         .to_owned();
     let user = match state.sessions.find(&session_cookie).await {
@@ -68,7 +68,7 @@ struct WithdrawForm {
 /// `POST /account/withdraw`: forgets a consent and revokes the application's tokens for the
 /// user.
 pub async fn withdraw(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let session_cookie = cookie(&headers, SESSION_COOKIE)
+    let session_cookie = cookie(&state, &headers, SESSION_COOKIE)
         .unwrap_or_default()
         .to_owned();
     let form: Option<WithdrawForm> = pages::form(&body);
@@ -153,7 +153,7 @@ pub async fn logout_get(
         Ok(target) => target,
         Err(refusal) => return refusal,
     };
-    let Some(session_cookie) = cookie(&headers, SESSION_COOKIE) else {
+    let Some(session_cookie) = cookie(&state, &headers, SESSION_COOKIE) else {
         return after_logout(&target, &params.state);
     };
     let html = LogoutPage {
@@ -180,7 +180,7 @@ pub async fn logout_post(
         Ok(target) => target,
         Err(refusal) => return refusal,
     };
-    if let Some(session_cookie) = cookie(&headers, SESSION_COOKIE) {
+    if let Some(session_cookie) = cookie(&state, &headers, SESSION_COOKIE) {
         if !state
             .sessions
             .csrf_valid("logout", session_cookie, &params.csrf)

@@ -15,6 +15,7 @@
 //! - `credentials`: what a password change, a lock or a deactivation ends, and the declarative
 //!   file's respect for them;
 //! - `cli`: the `gatehouse` binary's commands, as a script would run them;
+//! - `cookies`: the `__Host-` names, `Secure` and scope of the cookies under an https issuer;
 //! - `apply`: the declarative registry file;
 //! - `gateway`: routes to a real upstream server, their authorization and failures;
 //! - `keys`: staged key rotation and the JWKS;
@@ -44,6 +45,7 @@ mod bearer;
 mod browser;
 mod cli;
 mod client_credentials;
+mod cookies;
 mod credentials;
 mod edges;
 mod errors;
