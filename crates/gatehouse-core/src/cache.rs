@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -24,21 +25,38 @@ use crate::user::User;
 
 /// How long a cached record is trusted without asking the database.
 pub const RECORD_TTL_SECONDS: i64 = 5;
-/// More entries than this and the cache starts over (a bound against unbounded growth).
+/// At most this many entries: when full, expired entries go first, then an arbitrary one.
 const MAX_ENTRIES: usize = 10_000;
+/// Invalidations count per stripe of keys, so one key's invalidation only keeps loads of keys
+/// in its stripe (1/64 of them) from being cached.
+const STRIPES: usize = 64;
 
 struct Entry<T> {
     record: Arc<T>,
     loaded_at: i64,
 }
 
+/// How a cache has answered since the start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Answered from memory.
+    pub hits: u64,
+    /// Loaded from the store and found.
+    pub loaded: u64,
+    /// Loaded from the store and not found (never cached).
+    pub absent: u64,
+}
+
 /// A cache of one kind of record by key. Only records that exist are cached, so unknown keys
-/// cannot fill it.
+/// cannot fill it, and looking them up never disturbs what is cached.
 pub struct RecordCache<T> {
     entries: RwLock<HashMap<String, Entry<T>>>,
-    /// Bumped by every invalidation, so a load that raced with one is not cached: it may have
-    /// read the record from before the change.
-    generation: AtomicU64,
+    /// Bumped by every invalidation of a key in the stripe, so a load that raced with one is
+    /// not cached: it may have read the record from before the change.
+    generations: [AtomicU64; STRIPES],
+    hits: AtomicU64,
+    loaded: AtomicU64,
+    absent: AtomicU64,
     clock: Arc<dyn Clock>,
 }
 
@@ -46,9 +64,18 @@ impl<T> RecordCache<T> {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         RecordCache {
             entries: RwLock::default(),
-            generation: AtomicU64::new(0),
+            generations: std::array::from_fn(|_| AtomicU64::new(0)),
+            hits: AtomicU64::new(0),
+            loaded: AtomicU64::new(0),
+            absent: AtomicU64::new(0),
             clock,
         }
+    }
+
+    fn stripe(key: &str) -> usize {
+        let mut hasher = std::hash::DefaultHasher::new();
+        key.hash(&mut hasher);
+        (hasher.finish() % STRIPES as u64) as usize
     }
 
     /// The cached record, or the one `load` finds (then cached).
@@ -58,25 +85,33 @@ impl<T> RecordCache<T> {
         Fut: Future<Output = Result<Option<T>, Error>>,
     {
         let now = self.clock.now();
-        let generation = self.generation.load(Ordering::SeqCst);
+        let stripe = &self.generations[Self::stripe(key)];
+        let generation = stripe.load(Ordering::SeqCst);
         {
             let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
             if let Some(entry) = entries.get(key)
                 && now - entry.loaded_at < RECORD_TTL_SECONDS
             {
+                self.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(Some(entry.record.clone()));
             }
         }
         let Some(record) = load().await?.map(Arc::new) else {
-            self.invalidate(key);
+            self.absent.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
         };
+        self.loaded.fetch_add(1, Ordering::Relaxed);
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        if self.generation.load(Ordering::SeqCst) != generation {
+        if stripe.load(Ordering::SeqCst) != generation {
             return Ok(Some(record));
         }
-        if entries.len() >= MAX_ENTRIES {
-            entries.clear();
+        if entries.len() >= MAX_ENTRIES && !entries.contains_key(key) {
+            entries.retain(|_, entry| now - entry.loaded_at < RECORD_TTL_SECONDS);
+            if entries.len() >= MAX_ENTRIES
+                && let Some(victim) = entries.keys().next().cloned()
+            {
+                entries.remove(&victim);
+            }
         }
         entries.insert(
             key.to_owned(),
@@ -90,14 +125,36 @@ impl<T> RecordCache<T> {
 
     pub fn invalidate(&self, key: &str) {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.generations[Self::stripe(key)].fetch_add(1, Ordering::SeqCst);
         entries.remove(key);
+    }
+
+    /// Drops the entries whose record matches. Loads in flight may be of matching records not
+    /// cached yet, so none of them is cached.
+    pub fn invalidate_where(&self, matches: impl Fn(&T) -> bool) {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        self.bump_all();
+        entries.retain(|_, entry| !matches(&entry.record));
     }
 
     pub fn clear(&self) {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.bump_all();
         entries.clear();
+    }
+
+    fn bump_all(&self) {
+        for generation in &self.generations {
+            generation.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            loaded: self.loaded.load(Ordering::Relaxed),
+            absent: self.absent.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -133,6 +190,20 @@ impl RegistryCache {
             federated_tokens: RecordCache::new(clock.clone()),
             opaque_tokens: RecordCache::new(clock),
         }
+    }
+
+    /// How each cache has answered, by name.
+    pub fn stats(&self) -> [(&'static str, CacheStats); 8] {
+        [
+            ("clients", self.clients.stats()),
+            ("audience_owners", self.audience_owners.stats()),
+            ("users", self.users.stats()),
+            ("users_by_name", self.users_by_name.stats()),
+            ("catalog", self.catalog.stats()),
+            ("jwt_providers", self.jwt_providers.stats()),
+            ("federated_tokens", self.federated_tokens.stats()),
+            ("opaque_tokens", self.opaque_tokens.stats()),
+        ]
     }
 
     /// Applies a change notice from the store (`client:ID`; `user:…`, which clears every cached
@@ -210,5 +281,99 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+        assert_eq!(
+            cache.stats(),
+            CacheStats {
+                hits: 1,
+                loaded: 3,
+                absent: 1
+            }
+        );
+    }
+
+    /// Two keys in different stripes.
+    fn apart() -> (String, String) {
+        let first = "a".to_owned();
+        let second = (0..)
+            .map(|n| format!("b{n}"))
+            .find(|k| RecordCache::<String>::stripe(k) != RecordCache::<String>::stripe(&first))
+            .unwrap();
+        (first, second)
+    }
+
+    #[tokio::test]
+    async fn misses_and_other_keys_invalidations_leave_cached_records_alone() {
+        let clock = Arc::new(TestClock(AtomicI64::new(0)));
+        let cache = RecordCache::<String>::new(clock.clone());
+        let (valid, other) = apart();
+        let found = || async { Ok(Some("value".to_owned())) };
+        cache.get(&valid, found).await.unwrap();
+        // A flood of unknown keys: nothing is cached for them, nothing is evicted.
+        for n in 0..(2 * MAX_ENTRIES) {
+            let key = format!("garbage-{n}");
+            assert!(
+                cache
+                    .get(&key, || async { Ok(None) })
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+        }
+        // A load of `valid` during which another stripe's key is invalidated is still cached.
+        cache.invalidate(&valid);
+        cache
+            .get(&valid, || async {
+                cache.invalidate(&other);
+                Ok(Some("value".to_owned()))
+            })
+            .await
+            .unwrap();
+        let before = cache.stats();
+        cache.get(&valid, found).await.unwrap();
+        assert_eq!(cache.stats().hits, before.hits + 1);
+        assert_eq!(cache.stats().loaded, before.loaded);
+        // One in its own stripe is not: it may have read the record from before the change.
+        cache.invalidate(&valid);
+        cache
+            .get(&valid, || async {
+                cache.invalidate(&valid);
+                Ok(Some("stale".to_owned()))
+            })
+            .await
+            .unwrap();
+        let before = cache.stats();
+        cache.get(&valid, found).await.unwrap();
+        assert_eq!(cache.stats().loaded, before.loaded + 1);
+    }
+
+    #[tokio::test]
+    async fn a_full_cache_makes_room_from_expired_entries_first() {
+        let clock = Arc::new(TestClock(AtomicI64::new(0)));
+        let cache = RecordCache::<String>::new(clock.clone());
+        let found = || async { Ok(Some("value".to_owned())) };
+        for n in 0..MAX_ENTRIES - 1 {
+            cache.get(&format!("old-{n}"), found).await.unwrap();
+        }
+        clock.0.store(RECORD_TTL_SECONDS, Ordering::SeqCst);
+        cache.get("fresh", found).await.unwrap();
+        cache.get("newcomer", found).await.unwrap();
+        let entries = cache.entries.read().unwrap();
+        assert_eq!(entries.len(), 2, "the expired entries made room");
+        assert!(entries.contains_key("fresh") && entries.contains_key("newcomer"));
+    }
+
+    #[tokio::test]
+    async fn invalidating_by_record_drops_only_the_matching_ones() {
+        let clock = Arc::new(TestClock(AtomicI64::new(0)));
+        let cache = RecordCache::<String>::new(clock);
+        for key in ["g1-a", "g1-b", "g2-a"] {
+            cache
+                .get(key, || async { Ok(Some(key[..2].to_owned())) })
+                .await
+                .unwrap();
+        }
+        cache.invalidate_where(|grant| grant == "g1");
+        let entries = cache.entries.read().unwrap();
+        assert_eq!(entries.keys().collect::<Vec<_>>(), ["g2-a"]);
     }
 }

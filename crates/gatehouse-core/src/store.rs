@@ -91,6 +91,18 @@ pub struct RefreshTokenRecord {
     pub audience: Vec<String>,
 }
 
+/// Tokens revoked together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenFamily<'a> {
+    /// Issued from one grant.
+    Grant(&'a str),
+    /// Given to a client by a user's consent.
+    Consent {
+        user_id: &'a str,
+        client_id: &'a str,
+    },
+}
+
 /// The outcome of rotating a refresh token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshRotation {
@@ -259,6 +271,13 @@ pub trait TokenStore: Send + Sync {
     async fn is_jwt_revoked(&self, jti: &str) -> Result<bool, StoreError>;
     /// Every revoked JWT that has not expired at `now`, as (`jti`, expiry).
     async fn list_revoked_jwts(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError>;
+    /// The JWT access tokens of a family that have not expired at `now`, as (`jti`, expiry):
+    /// after the family is revoked, what an instance adds to the revoked JWTs it knows.
+    async fn list_family_jwts(
+        &self,
+        family: TokenFamily<'_>,
+        now: i64,
+    ) -> Result<Vec<(String, i64)>, StoreError>;
     /// Deletes tokens, codes, sessions and revocation entries that expired before `now`;
     /// returns how many.
     async fn purge_expired(&self, now: i64) -> Result<u64, StoreError>;

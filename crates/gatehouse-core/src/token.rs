@@ -12,13 +12,13 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 use crate::audience;
-use crate::cache::{RecordCache, RegistryCache};
+use crate::cache::{CacheStats, RecordCache, RegistryCache};
 use crate::client::{Client, TokenFormat};
 use crate::clock::Clock;
 use crate::keys::{KeyRing, KeyState, SharedKeyRing, SigningAlgorithm, SigningKey};
 use crate::scope::ScopeSet;
 use crate::secret::{self, MasterKey, Sealer, SecretHasher};
-use crate::store::{AccessTokenRecord, RefreshTokenRecord, Store};
+use crate::store::{AccessTokenRecord, RefreshTokenRecord, Store, TokenFamily};
 use crate::user::User;
 
 /// Every opaque access token starts with this, so leaked tokens are easy to recognise in logs
@@ -243,14 +243,70 @@ pub struct TokenService {
     /// published, and the client's and user's state are still checked on every use.
     verified: RecordCache<VerifiedJwt>,
     /// Revoked JWTs that have not expired yet (`jti` → expiry), so validating a JWT needs no
-    /// database round trip. Reloaded after every revocation, on other instances' notices, and
-    /// periodically.
+    /// database round trip. Added to by every revocation, here and on other instances' notices,
+    /// and reloaded periodically.
     revoked_jwts: RwLock<HashMap<String, i64>>,
     clock: Arc<dyn Clock>,
 }
 
-/// The change notice that tells other instances a token was revoked.
-const REVOCATION_NOTICE: &str = "revocation";
+/// What a revocation took out of service. Caches drop exactly that, on this instance at once
+/// and on the others through a change notice, so a revocation costs what it revokes rather
+/// than everyone's cached lookups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Revocation<'a> {
+    /// An opaque access token, by hash.
+    Opaque(&'a str),
+    Jwt {
+        jti: &'a str,
+        expires_at: i64,
+    },
+    /// Every token of a grant (a replayed code, a reused or revoked refresh token).
+    Grant(&'a str),
+    /// Every token a user's consent gave a client.
+    Consent {
+        user_id: &'a str,
+        client_id: &'a str,
+    },
+}
+
+/// The prefix of revocation notices.
+const REVOCATION_NOTICE: &str = "revocation:";
+
+impl<'a> Revocation<'a> {
+    fn notice(self) -> String {
+        match self {
+            Revocation::Opaque(hash) => format!("{REVOCATION_NOTICE}opaque:{hash}"),
+            Revocation::Jwt { jti, expires_at } => {
+                format!("{REVOCATION_NOTICE}jwt:{expires_at}:{jti}")
+            }
+            Revocation::Grant(grant_id) => format!("{REVOCATION_NOTICE}grant:{grant_id}"),
+            Revocation::Consent { user_id, client_id } => {
+                format!("{REVOCATION_NOTICE}consent:{user_id}:{client_id}")
+            }
+        }
+    }
+
+    /// The revocation a notice tells of (user ids never hold a `:`, so a client_id may).
+    fn parse(notice: &'a str) -> Option<Self> {
+        let (kind, rest) = notice.strip_prefix(REVOCATION_NOTICE)?.split_once(':')?;
+        Some(match kind {
+            "opaque" => Revocation::Opaque(rest),
+            "jwt" => {
+                let (expires_at, jti) = rest.split_once(':')?;
+                Revocation::Jwt {
+                    jti,
+                    expires_at: expires_at.parse().ok()?,
+                }
+            }
+            "grant" => Revocation::Grant(rest),
+            "consent" => {
+                let (user_id, client_id) = rest.split_once(':')?;
+                Revocation::Consent { user_id, client_id }
+            }
+            _ => return None,
+        })
+    }
+}
 
 /// The change notice that tells other instances the signing keys changed.
 const KEYS_NOTICE: &str = "keys";
@@ -329,6 +385,13 @@ impl TokenService {
             .await
     }
 
+    /// How each cache of the token service and the registry has answered, by name.
+    pub fn cache_stats(&self) -> Vec<(&'static str, CacheStats)> {
+        let mut stats = self.cache.stats().to_vec();
+        stats.push(("verified_jwts", self.verified.stats()));
+        stats
+    }
+
     pub fn key_ring(&self) -> Arc<KeyRing> {
         self.keys.get()
     }
@@ -352,27 +415,66 @@ impl TokenService {
             .contains_key(jti)
     }
 
-    /// After a revocation here: forget cached token state, reload, and tell other instances.
-    async fn revoked(&self) -> Result<(), Error> {
-        self.cache.opaque_tokens.clear();
-        self.reload_revocations().await?;
-        self.store.publish_change(REVOCATION_NOTICE).await?;
+    /// After a revocation here: update the caches, and tell other instances.
+    async fn revoked(&self, revocation: Revocation<'_>) -> Result<(), Error> {
+        self.forget(revocation).await?;
+        self.store.publish_change(&revocation.notice()).await?;
         Ok(())
+    }
+
+    /// Drops what a revocation took out of service from the cached opaque tokens, and adds its
+    /// JWTs to the revoked ones.
+    async fn forget(&self, revocation: Revocation<'_>) -> Result<(), Error> {
+        let now = self.clock.now();
+        let family = match revocation {
+            Revocation::Opaque(hash) => {
+                self.cache.opaque_tokens.invalidate(hash);
+                return Ok(());
+            }
+            Revocation::Jwt { jti, expires_at } => {
+                self.remember_revoked([(jti.to_owned(), expires_at)], now);
+                return Ok(());
+            }
+            Revocation::Grant(grant_id) => {
+                self.cache
+                    .opaque_tokens
+                    .invalidate_where(|t| t.grant_id.as_deref() == Some(grant_id));
+                TokenFamily::Grant(grant_id)
+            }
+            Revocation::Consent { user_id, client_id } => {
+                self.cache.opaque_tokens.invalidate_where(|t| {
+                    t.client_id == client_id && t.user_id.as_deref() == Some(user_id)
+                });
+                TokenFamily::Consent { user_id, client_id }
+            }
+        };
+        let jwts = self.store.list_family_jwts(family, now).await?;
+        self.remember_revoked(jwts, now);
+        Ok(())
+    }
+
+    fn remember_revoked(&self, jwts: impl IntoIterator<Item = (String, i64)>, now: i64) {
+        let mut known = self.revoked_jwts.write().unwrap_or_else(|p| p.into_inner());
+        known.extend(jwts.into_iter().filter(|(_, expires_at)| *expires_at > now));
     }
 
     /// Handles a change notice from another instance.
     pub async fn apply_notice(&self, notice: &str) -> Result<(), Error> {
-        match notice {
-            REVOCATION_NOTICE => {
-                self.cache.opaque_tokens.clear();
-                self.reload_revocations().await
-            }
-            KEYS_NOTICE => self.reload_keys().await,
-            _ => {
-                self.cache.apply_notice(notice);
-                Ok(())
-            }
+        if notice == KEYS_NOTICE {
+            return self.reload_keys().await;
         }
+        if notice.starts_with(REVOCATION_NOTICE) {
+            return match Revocation::parse(notice) {
+                Some(revocation) => self.forget(revocation).await,
+                // From a version that said less: start over.
+                None => {
+                    self.cache.opaque_tokens.clear();
+                    self.reload_revocations().await
+                }
+            };
+        }
+        self.cache.apply_notice(notice);
+        Ok(())
     }
 
     /// Revokes every token issued from a grant (a replayed code, a reused refresh token),
@@ -380,7 +482,7 @@ impl TokenService {
     pub async fn revoke_grant(&self, grant_id: &str) -> Result<(), Error> {
         let remember_until = self.clock.now() + GRANT_REVOCATION_MEMORY;
         self.store.revoke_grant(grant_id, remember_until).await?;
-        self.revoked().await
+        self.revoked(Revocation::Grant(grant_id)).await
     }
 
     /// Revokes every token a user's consent gave a client (the consent was withdrawn).
@@ -388,7 +490,8 @@ impl TokenService {
         self.store
             .revoke_user_client_grants(user_id, client_id)
             .await?;
-        self.revoked().await
+        self.revoked(Revocation::Consent { user_id, client_id })
+            .await
     }
 
     /// Reads the signing keys from the store into memory. Called at start, on other instances'
@@ -953,18 +1056,18 @@ impl TokenService {
                 return Err(not_yours());
             }
             self.store.revoke_access_token(&hash).await?;
-            self.revoked().await?;
+            self.revoked(Revocation::Opaque(&hash)).await?;
         } else if let Some(VerifiedJwt { claims, .. }) = self.verify_own_jwt(token) {
             if claims.client_id != client.client_id {
                 return Err(not_yours());
             }
             if claims.exp > self.clock.now() {
                 self.store.revoke_jwt(&claims.jti, claims.exp).await?;
-                self.revoked_jwts
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(claims.jti.clone(), claims.exp);
-                self.revoked().await?;
+                self.revoked(Revocation::Jwt {
+                    jti: &claims.jti,
+                    expires_at: claims.exp,
+                })
+                .await?;
             }
         }
         Ok(())
@@ -1000,4 +1103,35 @@ pub fn user_claims(user: &User, scope: &ScopeSet) -> serde_json::Map<String, ser
 fn half_hash(value: &str) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, value.as_bytes());
     URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revocation_notices_say_exactly_what_was_revoked() {
+        for revocation in [
+            Revocation::Opaque("aGFzaA"),
+            Revocation::Jwt {
+                jti: "0192-jti",
+                expires_at: 1_800_000_000,
+            },
+            Revocation::Grant("0192-grant"),
+            Revocation::Consent {
+                user_id: "0192-user",
+                client_id: "billing:eu",
+            },
+        ] {
+            assert_eq!(Revocation::parse(&revocation.notice()), Some(revocation));
+        }
+        for older in [
+            "revocation",
+            "revocation:",
+            "revocation:jwt:soon:x",
+            "revocation:x:y",
+        ] {
+            assert_eq!(Revocation::parse(older), None, "{older}");
+        }
+    }
 }

@@ -1,13 +1,16 @@
 //! Prometheus metrics. The registry lives in the application state rather than in a global, so
 //! every server (and every test server) counts for itself.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use gatehouse_core::token::TokenService;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
@@ -27,14 +30,53 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    cache: &'static str,
+    outcome: &'static str,
+}
+
+/// Reads the in-memory caches' counters at each scrape: they are kept by the caches
+/// themselves, on the hot path, as plain atomics.
+struct CacheCollector(Arc<TokenService>);
+
+impl std::fmt::Debug for CacheCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CacheCollector")
+    }
+}
+
+impl Collector for CacheCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            "cache_lookups",
+            "In-memory cache lookups by cache and outcome (hit; loaded from the database; \
+             absent there, never cached)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (cache, stats) in self.0.cache_stats() {
+            for (outcome, count) in [
+                ("hit", stats.hits),
+                ("loaded", stats.loaded),
+                ("absent", stats.absent),
+            ] {
+                ConstCounter::new(count)
+                    .encode(family.encode_family(&CacheLabels { cache, outcome })?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
     tokens: Family<TokenLabels, Counter>,
     requests: Family<RequestLabels, Histogram>,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
+impl Metrics {
+    pub fn new(token_service: Arc<TokenService>) -> Self {
         let mut registry = Registry::with_prefix("gatehouse");
         let tokens = Family::<TokenLabels, Counter>::default();
         registry.register(
@@ -52,15 +94,14 @@ impl Default for Metrics {
             "HTTP request latency by method, route and status",
             requests.clone(),
         );
+        registry.register_collector(Box::new(CacheCollector(token_service)));
         Metrics {
             registry,
             tokens,
             requests,
         }
     }
-}
 
-impl Metrics {
     pub fn token_request(&self, grant_type: &str, outcome: &str) {
         self.tokens
             .get_or_create(&TokenLabels {

@@ -70,7 +70,7 @@ macro_rules! shared_store_impl {
         use gatehouse_core::client::Client;
         use gatehouse_core::store::{
             AccessTokenRecord, AuthorizationCodeRecord, ClientStore, CodeRedemption,
-            ConsentRecord, GrantStore, KeyStore, RefreshRotation, RefreshTokenRecord,
+            ConsentRecord, GrantStore, TokenFamily, KeyStore, RefreshRotation, RefreshTokenRecord,
             SessionRecord, SessionStore, StoreError, StoredSigningKey, TokenStore, UserStore,
             UserWrite,
         };
@@ -663,6 +663,31 @@ macro_rules! shared_store_impl {
                 .fetch_all(self.reader())
                 .await
                 .map_err(backend_error)
+            }
+
+            async fn list_family_jwts(
+                &self,
+                family: TokenFamily<'_>,
+                now: i64,
+            ) -> Result<Vec<(String, i64)>, StoreError> {
+                let query = match family {
+                    TokenFamily::Grant(grant_id) => sqlx::query_as::<_, (String, i64)>(
+                        "SELECT jti, expires_at FROM access_tokens WHERE grant_id = $1 \
+                         AND token_hash LIKE 'jwt:%' AND expires_at > $2",
+                    )
+                    .bind(grant_id)
+                    .bind(now),
+                    TokenFamily::Consent { user_id, client_id } => {
+                        sqlx::query_as::<_, (String, i64)>(
+                            "SELECT jti, expires_at FROM access_tokens WHERE user_id = $1 \
+                             AND client_id = $2 AND token_hash LIKE 'jwt:%' AND expires_at > $3",
+                        )
+                        .bind(user_id)
+                        .bind(client_id)
+                        .bind(now)
+                    }
+                };
+                query.fetch_all(self.reader()).await.map_err(backend_error)
             }
 
             async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {

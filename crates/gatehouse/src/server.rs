@@ -258,7 +258,7 @@ pub async fn serve_with(
         client_throttle: Arc::new(ClientThrottle::new(settings.client_lockout)),
         sessions: services.sessions.clone(),
         sealer: services.sealer.clone(),
-        metrics: Arc::new(Metrics::default()),
+        metrics: Arc::new(Metrics::new(services.tokens.clone())),
         outbound: services.outbound.clone(),
         fetcher: services.fetcher.clone(),
         tables: services.tables.clone(),

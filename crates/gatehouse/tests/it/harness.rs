@@ -193,6 +193,19 @@ impl TestServer {
         }
     }
 
+    /// The server and, on PostgreSQL where several instances share a database, a second
+    /// instance on the same database (on SQLite the same server twice): races and caches are
+    /// tried across both.
+    pub async fn with_peer(self) -> [std::sync::Arc<TestServer>; 2] {
+        let server = std::sync::Arc::new(self);
+        let peer = if server.settings.database.starts_with("postgres") {
+            std::sync::Arc::new(server.start_peer().await)
+        } else {
+            server.clone()
+        };
+        [server, peer]
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -14,6 +14,8 @@
 //! - `roles`: what each registry role may change, and the last administrator;
 //! - `credentials`: what a password change, a lock or a deactivation ends, and the declarative
 //!   file's respect for them;
+//! - `caches`: what a revocation or an unknown token costs the in-memory caches, across
+//!   instances;
 //! - `cli`: the `gatehouse` binary's commands, as a script would run them;
 //! - `cookies`: the `__Host-` names, `Secure` and scope of the cookies under an https issuer;
 //! - `apply`: the declarative registry file;
@@ -43,6 +45,7 @@ mod apply;
 mod audience;
 mod bearer;
 mod browser;
+mod caches;
 mod cli;
 mod client_credentials;
 mod cookies;

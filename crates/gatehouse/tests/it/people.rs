@@ -680,7 +680,7 @@ server_test!(
         server.user("alice", &[]).await;
         // A second instance takes half of the redemptions, so replays also race across
         // instances.
-        let [server, peer] = with_peer(server).await;
+        let [server, peer] = server.with_peer().await;
         for format in [TokenFormat::Opaque, TokenFormat::Jwt] {
             let app = people_app(&server, ClientType::Confidential).await;
             server
@@ -747,18 +747,6 @@ server_test!(
     }
 );
 
-/// The server and, on PostgreSQL where several instances share a database, a second instance
-/// on the same database (on SQLite the same server twice): races run across both.
-async fn with_peer(server: TestServer) -> [std::sync::Arc<TestServer>; 2] {
-    let server = std::sync::Arc::new(server);
-    let peer = if server.settings.database.starts_with("postgres") {
-        std::sync::Arc::new(server.start_peer().await)
-    } else {
-        server.clone()
-    };
-    [server, peer]
-}
-
 /// A refresh token for alice from a fresh code flow of `app`, and the answer that held it.
 async fn first_refresh_token(server: &TestServer, app: &TestApp) -> (String, Value) {
     let mut browser = Browser::new();
@@ -773,7 +761,7 @@ server_test!(
     |server| {
         use gatehouse_core::client::TokenFormat;
         server.user("alice", &[]).await;
-        let servers = with_peer(server).await;
+        let servers = server.with_peer().await;
         for format in [TokenFormat::Opaque, TokenFormat::Jwt] {
             let app = people_app(&servers[0], ClientType::Confidential).await;
             servers[0]
@@ -830,7 +818,7 @@ server_test!(
     configured(|settings| settings.refresh_token_grace = 30),
     |server| {
         server.user("alice", &[]).await;
-        let servers = with_peer(server).await;
+        let servers = server.with_peer().await;
         let app = people_app(&servers[0], ClientType::Confidential).await;
         let (first, _) = first_refresh_token(&servers[0], &app).await;
         // The answer is lost on the way; the client presents the same token again and gets
