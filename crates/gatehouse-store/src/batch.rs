@@ -26,7 +26,8 @@ pub(crate) struct TokenWriter {
 }
 
 impl TokenWriter {
-    /// Starts the writer task on the current runtime.
+    /// Starts the writer task on the current runtime. The writer owns it: once the writer (and
+    /// so the store holding it) is dropped, the queue closes and the task ends.
     pub(crate) fn start<W: BatchInsert>(writer: W) -> Self {
         let (jobs, mut queue) = mpsc::channel::<Job>(4 * MAX_BATCH);
         tokio::spawn(async move {

@@ -42,7 +42,9 @@ impl PostgresStore {
     }
 
     /// Listens for other instances' notices. If the connection drops, the listener reconnects;
-    /// notices sent meanwhile are lost, which the caches' short time to live makes good.
+    /// notices sent meanwhile are lost, which the caches' short time to live makes good. The
+    /// receiver owns the listening task: once it is dropped, the task ends and its connection
+    /// closes.
     async fn subscribe(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
         let mut listener = PgListener::connect_with(&self.pool)
             .await
@@ -54,7 +56,11 @@ impl PostgresStore {
         let (sender, receiver) = tokio::sync::mpsc::channel(256);
         tokio::spawn(async move {
             loop {
-                match listener.recv().await {
+                let received = tokio::select! {
+                    () = sender.closed() => return,
+                    received = listener.recv() => received,
+                };
+                match received {
                     Ok(notification) => {
                         if sender
                             .send(notification.payload().to_owned())
@@ -66,7 +72,10 @@ impl PostgresStore {
                     }
                     Err(error) => {
                         tracing::warn!(%error, "registry change listener failed; retrying");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        tokio::select! {
+                            () = sender.closed() => return,
+                            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        }
                     }
                 }
             }

@@ -1499,3 +1499,55 @@ mod an_upgrade_where_users_share_an_email_is_refused {
         run(Backend::Postgres).await;
     }
 }
+
+/// Other instances' notices reach a subscriber (PostgreSQL; SQLite has no other instances), and
+/// once the subscriber lets go, the listening task ends and its connection closes, whether or
+/// not another notice ever comes.
+#[tokio::test]
+async fn change_notices_reach_subscribers_until_they_let_go() {
+    use sqlx::Connection;
+
+    let Some(database) = TestDatabase::create(Backend::Postgres).await else {
+        return;
+    };
+    let store = open(&database.url, Durability::Process).await.unwrap();
+    let mut notices = store
+        .subscribe_changes()
+        .await
+        .unwrap()
+        .expect("PostgreSQL delivers notices");
+    let mut admin = sqlx::PgConnection::connect(&database.url).await.unwrap();
+    let mut listeners = async || -> i64 {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+        )
+        .fetch_one(&mut admin)
+        .await
+        .unwrap()
+    };
+    assert_eq!(listeners().await, 1);
+    store.publish_change("client:billing").await.unwrap();
+    let notice = tokio::time::timeout(std::time::Duration::from_secs(5), notices.recv())
+        .await
+        .expect("the notice arrives")
+        .unwrap();
+    assert_eq!(notice, "client:billing");
+    drop(notices);
+    for _ in 0..100 {
+        if listeners().await == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the listener outlived its subscriber");
+}
+
+#[tokio::test]
+async fn sqlite_has_no_other_instances_to_hear() {
+    let Some(database) = TestDatabase::create(Backend::Sqlite).await else {
+        return;
+    };
+    let store = open(&database.url, Durability::Process).await.unwrap();
+    assert!(store.subscribe_changes().await.unwrap().is_none());
+}

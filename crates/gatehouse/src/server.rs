@@ -35,6 +35,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tower::ServiceExt as _;
 
 use crate::config::{ConnectionLimits, Settings};
@@ -225,24 +226,24 @@ pub async fn serve_with(
         );
         report_changes(&changes);
     }
+    // The background tasks are owned here: however this function returns, dropping the set
+    // stops them.
+    let mut background = JoinSet::new();
     // Other instances' registry changes reach this instance's caches at once.
-    let change_listener = match services.store.subscribe_changes().await? {
-        Some(mut notices) => {
-            let tokens = services.tokens.clone();
-            Some(tokio::spawn(async move {
-                while let Some(notice) = notices.recv().await {
-                    if let Err(error) = tokens.apply_notice(&notice).await {
-                        tracing::warn!(%error, "applying a change notice failed");
-                    }
+    if let Some(mut notices) = services.store.subscribe_changes().await? {
+        let tokens = services.tokens.clone();
+        background.spawn(async move {
+            while let Some(notice) = notices.recv().await {
+                if let Err(error) = tokens.apply_notice(&notice).await {
+                    tracing::warn!(%error, "applying a change notice failed");
                 }
-            }))
-        }
-        None => None,
-    };
+            }
+        });
+    }
     let rate_limit = settings
         .rate_limit
         .map(|limit| Arc::new(AddressLimiter::new(limit)));
-    let maintenance = tokio::spawn(maintain(
+    background.spawn(maintain(
         services.store.clone(),
         services.tokens.clone(),
         rate_limit.clone(),
@@ -277,10 +278,7 @@ pub async fn serve_with(
     );
     let app = gatehouse_http::router(state);
     accept(listener, app, settings.connections, shutdown).await;
-    maintenance.abort();
-    if let Some(change_listener) = change_listener {
-        change_listener.abort();
-    }
+    background.shutdown().await;
     tracing::info!("gatehouse stopped");
     Ok(())
 }
