@@ -356,9 +356,15 @@ pub trait SessionStore: Send + Sync {
 #[async_trait]
 pub trait KeyStore: Send + Sync {
     async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError>;
-    /// Stores `key` only if no key of its algorithm exists, atomically across every instance on
-    /// the database; `false` (and nothing stored) when one does.
-    async fn insert_first_signing_key(&self, key: &StoredSigningKey) -> Result<bool, StoreError>;
+    /// Stores `key` only if no key of its algorithm activates at or after `since` (none at all
+    /// with `i64::MIN`), atomically across every instance on the database; `false` (and nothing
+    /// stored) when one does. A new installation's first keys and scheduled rotations go
+    /// through it, so instances doing either at once store one key between them.
+    async fn insert_signing_key_unless_since(
+        &self,
+        key: &StoredSigningKey,
+        since: i64,
+    ) -> Result<bool, StoreError>;
     /// Every key, oldest activation first.
     async fn list_signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError>;
     /// Deletes the key `kid` and stores `replacement`, if any, in one transaction; `false` (and

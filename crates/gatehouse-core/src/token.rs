@@ -568,19 +568,16 @@ impl TokenService {
     /// every instance then signs with and publishes that one.
     pub async fn ensure_signing_keys(&self) -> Result<(), Error> {
         self.reload_keys().await?;
-        let mut needed = vec![
-            self.access_token_alg,
-            SigningAlgorithm::Es256,
-            SigningAlgorithm::Rs256,
-        ];
-        needed.dedup();
         let now = self.clock.now();
         let sealer = self.master_key.sealer();
         let mut stored_any = false;
-        for alg in needed {
+        for alg in self.signing_algorithms() {
             if self.keys.get().signing_key(alg, now).is_none() {
                 let (stored, _) = SigningKey::generate(alg, now, now, &sealer)?;
-                stored_any |= self.store.insert_first_signing_key(&stored).await?;
+                stored_any |= self
+                    .store
+                    .insert_signing_key_unless_since(&stored, i64::MIN)
+                    .await?;
             }
         }
         if stored_any {
@@ -588,6 +585,52 @@ impl TokenService {
         } else {
             self.reload_keys().await
         }
+    }
+
+    /// The algorithms this server signs with: access tokens', and ID tokens' two.
+    fn signing_algorithms(&self) -> Vec<SigningAlgorithm> {
+        let mut algorithms = vec![
+            self.access_token_alg,
+            SigningAlgorithm::Es256,
+            SigningAlgorithm::Rs256,
+        ];
+        algorithms.dedup();
+        algorithms
+    }
+
+    /// The scheduled rotation: each algorithm whose newest key activated `interval` seconds ago
+    /// or earlier gets a new key, published at once and signing after `delay` (the staged
+    /// rotation of `rotate_key`). Every instance runs it; the store lets one key through per
+    /// algorithm and period. Returns the new keys' ids.
+    pub async fn rotate_due_keys(&self, interval: i64, delay: i64) -> Result<Vec<String>, Error> {
+        let now = self.clock.now();
+        let ring = self.keys.get();
+        let sealer = self.master_key.sealer();
+        let mut rotated = Vec::new();
+        for alg in self.signing_algorithms() {
+            let newest = ring
+                .keys()
+                .iter()
+                .filter(|k| k.alg == alg)
+                .map(|k| k.activates_at)
+                .max();
+            if newest.is_none_or(|activated| activated > now - interval) {
+                continue;
+            }
+            let (stored, _) = SigningKey::generate(alg, now, now + delay, &sealer)?;
+            if self
+                .store
+                .insert_signing_key_unless_since(&stored, now - interval + 1)
+                .await?
+            {
+                tracing::info!(kid = %stored.kid, alg = alg.as_str(), "signing key rotated on schedule");
+                rotated.push(stored.kid);
+            }
+        }
+        if !rotated.is_empty() {
+            self.keys_changed().await?;
+        }
+        Ok(rotated)
     }
 
     /// A new refresh token and its stored form; the caller stores it (or rotates into it).

@@ -1201,11 +1201,15 @@ macro_rules! shared_store_impl {
                 insert_signing_key(self.writer(), key).await
             }
 
-            async fn insert_first_signing_key(&self, key: &StoredSigningKey) -> Result<bool, StoreError> {
+            async fn insert_signing_key_unless_since(
+                &self,
+                key: &StoredSigningKey,
+                since: i64,
+            ) -> Result<bool, StoreError> {
                 let mut transaction = self.writer().begin().await.map_err(backend_error)?;
-                // Writing the algorithm's row first locks it until commit, so concurrent first
-                // keys of one algorithm take turns, and each turn's count sees the keys stored
-                // by the turns before it.
+                // Writing the algorithm's row first locks it until commit, so concurrent keys of
+                // one algorithm take turns, and each turn's count sees the keys stored by the
+                // turns before it.
                 sqlx::query(
                     "INSERT INTO signing_key_lines (alg) VALUES ($1) \
                      ON CONFLICT (alg) DO UPDATE SET alg = excluded.alg",
@@ -1214,12 +1218,14 @@ macro_rules! shared_store_impl {
                 .execute(&mut *transaction)
                 .await
                 .map_err(backend_error)?;
-                let (existing,): (i64,) =
-                    sqlx::query_as("SELECT COUNT(*) FROM signing_keys WHERE alg = $1")
-                        .bind(&key.alg)
-                        .fetch_one(&mut *transaction)
-                        .await
-                        .map_err(backend_error)?;
+                let (existing,): (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM signing_keys WHERE alg = $1 AND activates_at >= $2",
+                )
+                .bind(&key.alg)
+                .bind(since)
+                .fetch_one(&mut *transaction)
+                .await
+                .map_err(backend_error)?;
                 if existing > 0 {
                     transaction.rollback().await.map_err(backend_error)?;
                     return Ok(false);

@@ -624,7 +624,12 @@ storage_test!(
                 let store = store.clone();
                 let alg = if i % 2 == 0 { "ES256" } else { "RS256" };
                 let key = key(format!("{alg}-{i}"), alg);
-                tokio::spawn(async move { store.insert_first_signing_key(&key).await.unwrap() })
+                tokio::spawn(async move {
+                    store
+                        .insert_signing_key_unless_since(&key, i64::MIN)
+                        .await
+                        .unwrap()
+                })
             })
             .collect();
         let mut stored = 0;
@@ -644,16 +649,35 @@ storage_test!(
         // Once an algorithm has a key, only rotations add more.
         assert!(
             !store
-                .insert_first_signing_key(&key("late".into(), "ES256"))
+                .insert_signing_key_unless_since(&key("late".into(), "ES256"), i64::MIN)
                 .await
                 .unwrap()
         );
         assert!(
             store
-                .insert_first_signing_key(&key("eddsa".into(), "EdDSA"))
+                .insert_signing_key_unless_since(&key("eddsa".into(), "EdDSA"), i64::MIN)
                 .await
                 .unwrap()
         );
+        // A scheduled rotation: instances that find the key due at once store one new key.
+        let rotations: Vec<_> = (0..12)
+            .map(|i| {
+                let store = store.clone();
+                let mut key = key(format!("rotated-{i}"), "ES256");
+                key.activates_at = 100;
+                tokio::spawn(async move {
+                    store
+                        .insert_signing_key_unless_since(&key, 50)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut rotated = 0;
+        for rotation in rotations {
+            rotated += usize::from(rotation.await.unwrap());
+        }
+        assert_eq!(rotated, 1);
     }
 );
 

@@ -68,6 +68,10 @@ pub struct ServeArgs {
     /// that lost it); 0 = every reuse revokes the family.
     #[arg(long, env = "GATEHOUSE_REFRESH_TOKEN_GRACE", value_name = "SECONDS")]
     pub refresh_token_grace: Option<u32>,
+    /// Rotate the signing keys on schedule, every SECONDS (at least 60): each new key is
+    /// published at once and signs after jwks_max_age. Off (0) by default.
+    #[arg(long, env = "GATEHOUSE_KEY_ROTATION_INTERVAL", value_name = "SECONDS")]
+    pub key_rotation_interval: Option<u32>,
     /// Seconds between two fetches of one identity provider's keys (at least; also the least
     /// time fetched keys are kept).
     #[arg(
@@ -139,6 +143,7 @@ pub struct FileSettings {
     pub signing_alg: Option<String>,
     pub durability: Option<DurabilitySetting>,
     pub refresh_token_grace: Option<u32>,
+    pub key_rotation_interval: Option<u32>,
     pub jwks_min_refresh_interval: Option<u32>,
     pub trusted_proxies: Option<Vec<String>>,
     pub header_read_timeout: Option<u32>,
@@ -179,6 +184,8 @@ pub struct Settings {
     /// CLI or another instance. Far shorter than `jwks_max_age`, so a new key is published
     /// everywhere long before it signs.
     pub key_reload_interval: std::time::Duration,
+    /// How often the signing keys rotate on schedule; `None` when they do not.
+    pub key_rotation_interval: Option<std::time::Duration>,
 }
 
 /// What one connection, and all of them together, may hold of the server.
@@ -209,6 +216,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "gatehouse-data";
 pub const DEFAULT_JWKS_MAX_AGE: u64 = 300;
 pub const DEFAULT_JWKS_MIN_REFRESH_INTERVAL: u32 = 10;
+/// A shorter schedule would publish keys faster than relying parties could sensibly fetch them.
+const MIN_KEY_ROTATION_INTERVAL: u32 = 60;
 
 impl Settings {
     pub fn resolve(global: &GlobalArgs, serve: &ServeArgs) -> anyhow::Result<Settings> {
@@ -301,6 +310,19 @@ impl Settings {
             (Some(per_second), Some(burst)) => Some(RateLimit { per_second, burst }),
             (Some(_), None) => bail!("rate_limit_burst must be at least 1"),
         };
+        let key_rotation_interval = match serve
+            .key_rotation_interval
+            .or(file.key_rotation_interval)
+            .unwrap_or(0)
+        {
+            0 => None,
+            seconds if seconds < MIN_KEY_ROTATION_INTERVAL => {
+                bail!(
+                    "key_rotation_interval must be 0 (off) or at least {MIN_KEY_ROTATION_INTERVAL} seconds"
+                )
+            }
+            seconds => Some(std::time::Duration::from_secs(u64::from(seconds))),
+        };
         let durability = match serve.durability.or(file.durability).unwrap_or_default() {
             DurabilitySetting::Process => Durability::Process,
             DurabilitySetting::Full => Durability::Full,
@@ -340,6 +362,7 @@ impl Settings {
             rate_limit,
             registry,
             key_reload_interval: std::time::Duration::from_secs(60),
+            key_rotation_interval,
         })
     }
 }
@@ -420,6 +443,7 @@ mod tests {
             signing_alg: Some(String::new()),
             durability: Some(DurabilitySetting::Process),
             refresh_token_grace: Some(0),
+            key_rotation_interval: Some(0),
             jwks_min_refresh_interval: Some(0),
             trusted_proxies: Some(Vec::new()),
             header_read_timeout: Some(0),

@@ -247,7 +247,11 @@ pub async fn serve_with(
         services.store.clone(),
         services.tokens.clone(),
         rate_limit.clone(),
-        settings.key_reload_interval,
+        KeySchedule {
+            reload_interval: settings.key_reload_interval,
+            rotation_interval: settings.key_rotation_interval,
+            activation_delay: i64::try_from(settings.jwks_max_age).unwrap_or(i64::MAX),
+        },
     ));
     let state = AppState {
         store: services.store.clone(),
@@ -355,21 +359,29 @@ pub fn report_changes(changes: &[Change]) {
     }
 }
 
-/// Background upkeep: picks up keys rotated elsewhere, deletes expired tokens so the tables
-/// stay bounded without a separate janitor, and forgets client addresses the rate limit no
-/// longer needs to remember.
+/// When the upkeep task looks at the signing keys, and whether it rotates them.
+struct KeySchedule {
+    reload_interval: Duration,
+    rotation_interval: Option<Duration>,
+    /// Seconds a scheduled key is published before it signs (relying parties' JWKS cache).
+    activation_delay: i64,
+}
+
+/// Background upkeep: picks up keys rotated elsewhere and rotates them when they are due,
+/// deletes expired tokens so the tables stay bounded without a separate janitor, and forgets
+/// client addresses the rate limit no longer needs to remember.
 async fn maintain(
     store: Arc<dyn Store>,
     tokens: Arc<TokenService>,
     rate_limit: Option<Arc<AddressLimiter>>,
-    reload_interval: Duration,
+    keys: KeySchedule,
 ) {
     const PURGE_INTERVAL: Duration = Duration::from_secs(600);
     // An address is remembered until the first sweep after its allowance is whole again (a
     // burst's worth of requests after its last one), so a flood of distinct addresses holds at
     // most what arrives in a few seconds.
     const FORGET_INTERVAL: Duration = Duration::from_secs(5);
-    let mut tick = tokio::time::interval(reload_interval);
+    let mut tick = tokio::time::interval(keys.reload_interval);
     let mut forget = tokio::time::interval(FORGET_INTERVAL);
     let mut last_purge: Option<std::time::Instant> = None;
     loop {
@@ -384,6 +396,15 @@ async fn maintain(
         }
         if let Err(error) = tokens.reload_keys().await {
             tracing::warn!(%error, "reloading signing keys failed");
+        }
+        if let Some(interval) = keys.rotation_interval {
+            let interval = i64::try_from(interval.as_secs()).unwrap_or(i64::MAX);
+            if let Err(error) = tokens
+                .rotate_due_keys(interval, keys.activation_delay)
+                .await
+            {
+                tracing::warn!(%error, "rotating signing keys on schedule failed");
+            }
         }
         if let Err(error) = tokens.reload_revocations().await {
             tracing::warn!(%error, "reloading revoked tokens failed");

@@ -346,6 +346,7 @@ fn test_settings(listen: SocketAddr, issuer: String, database: &str) -> Settings
         rate_limit: None,
         registry: Manifest::default(),
         key_reload_interval: std::time::Duration::from_millis(200),
+        key_rotation_interval: None,
     }
 }
 

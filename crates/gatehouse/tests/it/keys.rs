@@ -23,7 +23,10 @@ async fn published_kids(server: &TestServer) -> Vec<String> {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.headers()["cache-control"], "public, max-age=300");
+    assert_eq!(
+        response.headers()["cache-control"],
+        format!("public, max-age={}", server.settings.jwks_max_age).as_str()
+    );
     let jwks: Value = response.json().await.unwrap();
     jwks["keys"]
         .as_array()
@@ -267,3 +270,52 @@ async fn admin_call(server: &TestServer, token: &str, path: &str) -> (u16, Value
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
+
+server_test!(
+    keys_rotate_on_schedule_on_exactly_one_instance,
+    configured(|settings| {
+        settings.key_rotation_interval = Some(std::time::Duration::from_secs(2));
+        settings.jwks_max_age = 1;
+    }),
+    |server| {
+        // Two instances on one database, each running the schedule.
+        let peer = server.start_peer().await;
+        let stored = |alg: &'static str| {
+            let store = server.services.store.clone();
+            async move {
+                let mut activations: Vec<(i64, String)> = store
+                    .list_signing_keys()
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .filter(|k| k.alg == alg)
+                    .map(|k| (k.activates_at, k.kid))
+                    .collect();
+                activations.sort();
+                activations
+            }
+        };
+        for alg in ["ES256", "RS256"] {
+            wait_until(|| async { stored(alg).await.len() >= 3 }).await;
+            // Each period one key, whichever instance stored it: a new key activates a period
+            // (plus its publication delay) after the one before, never twice in a period.
+            let activations = stored(alg).await;
+            for pair in activations.windows(2) {
+                assert!(pair[1].0 - pair[0].0 >= 2, "{alg}: {activations:?}");
+            }
+            // Both instances publish every key that signs or is about to.
+            let (_, newest) = activations.last().unwrap();
+            for instance in [&server, &peer] {
+                wait_until(|| async { published_kids(instance).await.contains(newest) }).await;
+            }
+        }
+        // And sign with the current one.
+        let app = server.app(TokenFormat::Jwt, &[], None).await;
+        wait_until(|| async {
+            let (now_server, now_peer) =
+                (server.token(&app, None).await, peer.token(&app, None).await);
+            header(&now_server)["kid"] == header(&now_peer)["kid"]
+        })
+        .await;
+    }
+);
