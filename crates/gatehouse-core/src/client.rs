@@ -144,6 +144,14 @@ impl ClientType {
     }
 }
 
+/// A replaced client secret, still accepted until `expires_at` so the services using it can
+/// move to the new one one by one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousSecret {
+    pub hash: String,
+    pub expires_at: i64,
+}
+
 /// One application of the registry, as stored. The secret is present only as its keyed hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Client {
@@ -152,6 +160,8 @@ pub struct Client {
     pub name: String,
     pub client_type: ClientType,
     pub secret_hash: Option<String>,
+    /// The secret the last rotation replaced, while its grace period lasts.
+    pub previous_secret: Option<PreviousSecret>,
     pub redirect_uris: Vec<String>,
     pub grant_types: Vec<GrantType>,
     pub allowed_scopes: Vec<String>,

@@ -76,10 +76,16 @@ pub async fn authenticate(
     }
     let hasher = tokens.hasher();
     let authenticated = client.filter(|c| {
-        c.client_type == ClientType::Confidential
-            && c.secret_hash
-                .as_ref()
-                .is_some_and(|hash| hasher.verify(secret.expose(), hash))
+        // Both comparisons run whichever matches, so timing does not tell which secret did.
+        let current = c
+            .secret_hash
+            .as_ref()
+            .is_some_and(|hash| hasher.verify(secret.expose(), hash));
+        let previous = c
+            .previous_secret
+            .as_ref()
+            .is_some_and(|p| p.expires_at > now && hasher.verify(secret.expose(), &p.hash));
+        c.client_type == ClientType::Confidential && (current | previous)
     });
     match authenticated {
         Some(client) => {

@@ -720,7 +720,8 @@ async fn reconcile_app(
     if !options.dry_run {
         // A secret first, so that a public client turned confidential has one.
         if secret_changes {
-            registry.rotate_secret(&client_id, secret).await?;
+            // The file says which secret is valid: the one it replaced stops at once.
+            registry.rotate_secret(&client_id, secret, 0).await?;
         }
         registry.update_app(&client_id, desired).await?;
         registry

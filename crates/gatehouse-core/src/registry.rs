@@ -13,7 +13,7 @@ use crate::audience;
 use crate::cache::RegistryCache;
 use crate::client::{
     Client, ClientType, DEFAULT_ACCESS_TOKEN_LIFESPAN, DEFAULT_REFRESH_TOKEN_LIFESPAN, GrantType,
-    MAX_CLIENT_ID_LENGTH, TokenFormat,
+    MAX_CLIENT_ID_LENGTH, PreviousSecret, TokenFormat,
 };
 use crate::clock::Clock;
 use crate::keys::SigningAlgorithm;
@@ -24,6 +24,11 @@ use crate::user::{self, Permission, REGISTRY_ADMIN_ROLES, User};
 
 /// The shortest client secret an administrator may supply: 32 characters.
 pub const MIN_CLIENT_SECRET_LENGTH: usize = 32;
+/// How long a rotated secret stays valid unless the rotation says otherwise: a day, time to
+/// redeploy the services that use it one by one.
+pub const DEFAULT_SECRET_GRACE: i64 = 86_400;
+/// The longest grace a rotation may give the secret it replaces: thirty days.
+const MAX_SECRET_GRACE: i64 = 30 * 86_400;
 
 /// Changes to an application; `None` leaves a field as it is (on creation: takes its default).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -253,6 +258,7 @@ impl Registry {
             name,
             client_type: ClientType::Confidential,
             secret_hash: None,
+            previous_secret: None,
             redirect_uris: vec![],
             grant_types: vec![],
             allowed_scopes: vec![],
@@ -342,6 +348,7 @@ impl Registry {
         }
         if becomes_public {
             client.secret_hash = None;
+            client.previous_secret = None;
         } else if client.client_type == ClientType::Confidential
             && client.secret_hash.is_none()
             && client.key_source().is_none()
@@ -383,11 +390,20 @@ impl Registry {
 
     /// Replaces the secret (with `secret`, or a generated one) and returns it in clear. The old
     /// secret stops working at once; a public client becomes confidential.
+    /// Replaces the client secret. The replaced one stays valid for `grace` seconds (0: it
+    /// stops at once), taking the place of any secret an earlier rotation kept, so no more than
+    /// two are ever live.
     pub async fn rotate_secret(
         &self,
         client_id: &str,
         secret: Option<Secret>,
+        grace: i64,
     ) -> Result<(Client, Secret), Error> {
+        if !(0..=MAX_SECRET_GRACE).contains(&grace) {
+            return Err(Error::validation(format!(
+                "the grace period of the previous secret must be between 0 and {MAX_SECRET_GRACE} seconds"
+            )));
+        }
         let mut client = self.get_app_to_change(client_id).await?;
         let secret = match secret {
             Some(secret) => {
@@ -396,12 +412,33 @@ impl Registry {
             }
             None => Secret::new(secret::generate()),
         };
+        let now = self.clock.now();
+        client.previous_secret =
+            client
+                .secret_hash
+                .take()
+                .filter(|_| grace > 0)
+                .map(|hash| PreviousSecret {
+                    hash,
+                    expires_at: now + grace,
+                });
         client.client_type = ClientType::Confidential;
         client.secret_hash = Some(self.hasher.hash(secret.expose()));
-        client.updated_at = self.clock.now();
+        client.updated_at = now;
         self.store.update_client(&client).await?;
         self.changed(format!("client:{client_id}")).await?;
         Ok((client, secret))
+    }
+
+    /// Ends the grace period of the secret the last rotation replaced, at once.
+    pub async fn end_previous_secret(&self, client_id: &str) -> Result<Client, Error> {
+        let mut client = self.get_app_to_change(client_id).await?;
+        if client.previous_secret.take().is_some() {
+            client.updated_at = self.clock.now();
+            self.store.update_client(&client).await?;
+            self.changed(format!("client:{client_id}")).await?;
+        }
+        Ok(client)
     }
 
     pub async fn delete_app(&self, client_id: &str) -> Result<(), Error> {

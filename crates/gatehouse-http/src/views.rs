@@ -49,6 +49,9 @@ pub struct AppView {
     pub managed: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When the secret the last rotation replaced stops working (absent when none does).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_secret_expires_at: Option<i64>,
     /// Present only when the secret was just created or rotated; it is never shown again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
@@ -84,6 +87,7 @@ impl From<&Client> for AppView {
             managed: client.managed,
             created_at: client.created_at,
             updated_at: client.updated_at,
+            previous_secret_expires_at: client.previous_secret.as_ref().map(|p| p.expires_at),
             client_secret: None,
         }
     }

@@ -1,7 +1,7 @@
 //! Rows as the database returns them, and their conversion to the domain's types. Lists are
 //! kept as JSON text so that both backends store them the same way.
 
-use gatehouse_core::client::Client;
+use gatehouse_core::client::{Client, PreviousSecret};
 use gatehouse_core::federation::{JwtProvider, KeySource};
 use gatehouse_core::store::{
     AccessTokenRecord, AuthorizationCodeRecord, ConsentRecord, RefreshTokenRecord, SessionRecord,
@@ -38,6 +38,8 @@ pub(crate) struct ClientRow {
     audiences: String,
     introspect_any: bool,
     applied: Option<String>,
+    previous_secret_hash: Option<String>,
+    previous_secret_expires_at: Option<i64>,
 }
 
 /// The column values of a client, in the order of [`CLIENT_COLUMNS`](crate::shared).
@@ -94,6 +96,10 @@ impl TryFrom<ClientRow> for Client {
             name: row.name,
             client_type: row.client_type.parse().map_err(corrupt("client_type"))?,
             secret_hash: row.secret_hash,
+            previous_secret: row
+                .previous_secret_hash
+                .zip(row.previous_secret_expires_at)
+                .map(|(hash, expires_at)| PreviousSecret { hash, expires_at }),
             redirect_uris: parse_list("redirect_uris", &row.redirect_uris)?,
             grant_types: parse_list("grant_types", &row.grant_types)?
                 .iter()

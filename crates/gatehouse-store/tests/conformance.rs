@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use gatehouse_core::client::{Client, ClientType, GrantType, TokenFormat};
+use gatehouse_core::client::{Client, ClientType, GrantType, PreviousSecret, TokenFormat};
 use gatehouse_core::federation::jose::JwsAlgorithm;
 use gatehouse_core::federation::{JwtProvider, KeySource, UserField};
 use gatehouse_core::keys::SigningAlgorithm;
@@ -60,6 +60,10 @@ fn client(client_id: &str) -> Client {
         name: "Billing".into(),
         client_type: ClientType::Confidential,
         secret_hash: Some("hash".into()),
+        previous_secret: Some(PreviousSecret {
+            hash: "previous hash".into(),
+            expires_at: 5_000,
+        }),
         redirect_uris: vec!["https://app.example/cb".into()],
         grant_types: vec![GrantType::ClientCredentials, GrantType::AuthorizationCode],
         allowed_scopes: vec!["read".into(), "write".into()],

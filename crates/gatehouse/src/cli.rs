@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use gatehouse_core::federation::{JwtProviderChanges, KeySource, NewJwtProvider};
 use gatehouse_core::manifest::{ApplyOptions, Manifest};
-use gatehouse_core::registry::{AppChanges, NewApp, NewUser, UserChanges};
+use gatehouse_core::registry::{AppChanges, DEFAULT_SECRET_GRACE, NewApp, NewUser, UserChanges};
 use gatehouse_core::secret::Secret;
 use gatehouse_http::views::{AppView, JwtProviderView, KeyView, RetiredKeyView, UserView};
 use serde::Serialize;
@@ -106,12 +106,20 @@ pub enum AppCommand {
     },
     /// Delete an application and every token issued to it.
     Delete { client_id: String },
-    /// Replace the client secret; prints the new one once.
+    /// Replace the client secret; prints the new one once. The replaced secret stays valid for
+    /// the grace period, so the services using it can be redeployed one by one.
     RotateSecret {
         client_id: String,
         /// Read an administrator-chosen secret from this environment variable.
         #[arg(long, value_name = "VAR")]
         secret_env: Option<String>,
+        /// Seconds the replaced secret stays valid (default 86400, a day; 0 ends it at once; at
+        /// most 30 days).
+        #[arg(long, value_name = "SECONDS", conflicts_with = "revoke_previous")]
+        grace: Option<i64>,
+        /// Rotate nothing: end the grace period of the secret the last rotation replaced.
+        #[arg(long, conflicts_with = "secret_env")]
+        revoke_previous: bool,
         #[arg(long)]
         json: bool,
     },
@@ -613,11 +621,24 @@ pub async fn run(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
         }
         Command::App(AppCommand::RotateSecret {
             client_id,
-            secret_env,
+            revoke_previous: true,
             json,
+            ..
+        }) => {
+            let client = registry.end_previous_secret(&client_id).await?;
+            eprintln!("The previous secret of {client_id} no longer works.");
+            print_app(&AppView::from(&client), json)
+        }
+        Command::App(AppCommand::RotateSecret {
+            client_id,
+            secret_env,
+            grace,
+            json,
+            ..
         }) => {
             let secret = secret_env.as_deref().map(secret_from_env).transpose()?;
-            let (client, secret) = registry.rotate_secret(&client_id, secret).await?;
+            let grace = grace.unwrap_or(DEFAULT_SECRET_GRACE);
+            let (client, secret) = registry.rotate_secret(&client_id, secret, grace).await?;
             let mut view = AppView::from(&client);
             view.client_secret = Some(secret.expose().to_owned());
             print_app(&view, json)

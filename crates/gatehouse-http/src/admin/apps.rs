@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use gatehouse_core::Error;
-use gatehouse_core::registry::{AppChanges, NewApp};
+use gatehouse_core::registry::{AppChanges, DEFAULT_SECRET_GRACE, NewApp};
 use gatehouse_core::secret::Secret;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -174,17 +174,50 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Replaces the client secret with a generated one, returned this once. The old secret stops
-/// working at once.
+/// How a secret rotation treats the secret it replaces.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecretInput {
+    /// Seconds the replaced secret stays valid beside the new one (default 86400, a day; 0
+    /// ends it at once; at most 30 days).
+    pub grace: Option<i64>,
+    /// Rotate nothing: end the grace period of the secret the last rotation replaced, at once.
+    #[serde(default)]
+    pub revoke_previous: bool,
+}
+
+/// Replaces the client secret with a generated one, returned this once. The replaced secret
+/// stays valid for the grace period (`previous_secret_expires_at`); with `revoke_previous`, ends
+/// that period instead. The body is optional.
 #[utoipa::path(post, path = "/apps/{client_id}/rotate-secret", tag = "applications",
     params(("client_id" = String, Path)),
-    responses((status = 200, body = AppView), (status = 404, body = super::ErrorBody)),
+    request_body(content = Option<RotateSecretInput>),
+    responses((status = 200, body = AppView), (status = 400, body = super::ErrorBody),
+        (status = 404, body = super::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn rotate_secret(
     admin: RegistryAdmin,
     Path(client_id): Path<String>,
+    body: axum::body::Bytes,
 ) -> Result<Json<AppView>, ApiError> {
-    let (client, secret) = admin.registry.rotate_secret(&client_id, None).await?;
+    // Without a body, the defaults: existing callers post none.
+    let input: RotateSecretInput = if body.is_empty() {
+        RotateSecretInput::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| Error::validation(e.to_string()))?
+    };
+    if input.revoke_previous {
+        if input.grace.is_some() {
+            return Err(Error::validation("revoke_previous rotates nothing: give no grace").into());
+        }
+        let client = admin.registry.end_previous_secret(&client_id).await?;
+        return Ok(Json(AppView::from(&client)));
+    }
+    let grace = input.grace.unwrap_or(DEFAULT_SECRET_GRACE);
+    let (client, secret) = admin
+        .registry
+        .rotate_secret(&client_id, None, grace)
+        .await?;
     let mut view = AppView::from(&client);
     view.client_secret = Some(secret.expose().to_owned());
     Ok(Json(view))

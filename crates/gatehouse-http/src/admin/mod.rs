@@ -183,7 +183,7 @@ async fn whoami(Bearer(token): Bearer) -> Json<WhoAmI> {
         jwt_providers::list, jwt_providers::create, jwt_providers::show, jwt_providers::update,
         jwt_providers::delete, keys::list, keys::retire
     ),
-    components(schemas(AppView, UserView, WhoAmI, apps::AppInput, users::UserInput,
+    components(schemas(AppView, UserView, WhoAmI, apps::AppInput, apps::RotateSecretInput, users::UserInput,
         users::PasswordInput, ErrorBody, ProviderView, ProfileView, AliasView, JwtProviderView,
         jwt_providers::JwtProviderInput, KeyView, RetiredKeyView)),
     modifiers(&BearerAuth, &EntryPaths)

@@ -101,7 +101,7 @@ server_test!(applications_lifecycle_over_json, |server| {
         reqwest::Method::POST,
         "/apps/billing/rotate-secret",
         &token,
-        None,
+        Some(json!({"grace": 0})),
     )
     .await;
     assert_eq!(status, 200);
@@ -114,7 +114,10 @@ server_test!(applications_lifecycle_over_json, |server| {
         &[("grant_type", "client_credentials")],
     )
     .await;
-    assert_eq!(status, 401, "the old secret stops working");
+    assert_eq!(
+        status, 401,
+        "without a grace period the old secret stops at once"
+    );
 
     // Bad input: exact errors, nothing written.
     let (status, body) = call(
@@ -278,3 +281,101 @@ server_test!(openapi_document_lists_every_admin_route, |server| {
     assert_eq!(paths["/apps"].as_object().unwrap().len(), 2);
     assert_eq!(paths["/apps/{client_id}"].as_object().unwrap().len(), 3);
 });
+
+server_test!(
+    a_rotated_secret_stays_valid_for_its_grace_period,
+    |server| {
+        let admin = server.token_for_role("admin").await;
+        let app = server.app(TokenFormat::Opaque, &[], None).await;
+        let works = |secret: String| {
+            let (server, client_id) = (&server, app.client_id.clone());
+            async move {
+                let (status, _, _) = crate::harness::post_form(
+                    server,
+                    "/oauth/token",
+                    Some((&client_id, &secret)),
+                    &[("grant_type", "client_credentials")],
+                )
+                .await;
+                assert!([200, 401].contains(&status), "{status}");
+                status == 200
+            }
+        };
+        let rotate = |body: Option<Value>| {
+            let (server, admin) = (&server, admin.clone());
+            let path = format!("/apps/{}/rotate-secret", app.client_id);
+            async move {
+                let (status, view) = call(server, reqwest::Method::POST, &path, &admin, body).await;
+                assert_eq!(status, 200, "{view}");
+                view
+            }
+        };
+        let first = app.secret.clone();
+        // By default the replaced secret keeps working for a day beside the new one.
+        let view = rotate(None).await;
+        let second = view["client_secret"].as_str().unwrap().to_owned();
+        let expires_at = view["previous_secret_expires_at"].as_i64().unwrap();
+        let now = crate::federation::now();
+        assert!(
+            (now + 86_400 - 5..=now + 86_400 + 5).contains(&expires_at),
+            "{view}"
+        );
+        assert!(works(first.clone()).await && works(second.clone()).await);
+        // The view shows when it ends, and never a secret.
+        let (_, shown) = call(
+            &server,
+            reqwest::Method::GET,
+            &format!("/apps/{}", app.client_id),
+            &admin,
+            None,
+        )
+        .await;
+        assert_eq!(shown["previous_secret_expires_at"], expires_at);
+        assert!(shown.get("client_secret").is_none());
+        // A second rotation: never more than two secrets live, so the first one ends.
+        let third = rotate(Some(json!({"grace": 3600}))).await["client_secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(!works(first).await, "a third secret ends the first");
+        assert!(works(second.clone()).await && works(third.clone()).await);
+        // Ending the previous one early rotates nothing.
+        let view = rotate(Some(json!({"revoke_previous": true}))).await;
+        assert!(
+            view.get("client_secret").is_none() && view.get("previous_secret_expires_at").is_none()
+        );
+        assert!(!works(second).await);
+        assert!(works(third.clone()).await);
+        // A grace period ends by itself.
+        let fourth = rotate(Some(json!({"grace": 1}))).await["client_secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(works(third.clone()).await);
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        assert!(!works(third).await, "the grace period is over");
+        assert!(works(fourth).await);
+        // Bad input: exact errors, nothing changed.
+        for body in [
+            json!({"grace": -1}),
+            json!({"grace": 31 * 86_400}),
+            json!({"grace": 10, "revoke_previous": true}),
+            json!({"grace": "soon"}),
+            json!({"unknown": true}),
+        ] {
+            let (status, error) = call(
+                &server,
+                reqwest::Method::POST,
+                &format!("/apps/{}/rotate-secret", app.client_id),
+                &admin,
+                Some(body.clone()),
+            )
+            .await;
+            assert_eq!(
+                (status, error["error"].as_str()),
+                (400, Some("invalid_request")),
+                "{body}: {error}"
+            );
+        }
+    }
+);

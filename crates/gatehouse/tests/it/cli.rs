@@ -127,6 +127,36 @@ server_test!(app_commands_manage_what_the_server_serves, |server| {
         .await,
     );
     assert_eq!(rotated["client_secret"], chosen);
+    // The replaced secret has its day of grace, until it is ended early.
+    assert!(
+        rotated["previous_secret_expires_at"].as_i64().is_some(),
+        "{rotated}"
+    );
+    let ended = json(
+        &gatehouse(
+            &server,
+            &[
+                "app",
+                "rotate-secret",
+                &client_id,
+                "--revoke-previous",
+                "--json",
+            ],
+            &[],
+        )
+        .await,
+    );
+    assert!(ended.get("previous_secret_expires_at").is_none(), "{ended}");
+    assert!(ended.get("client_secret").is_none(), "{ended}");
+    let without_grace = json(
+        &gatehouse(
+            &server,
+            &["app", "rotate-secret", &client_id, "--grace", "0", "--json"],
+            &[],
+        )
+        .await,
+    );
+    assert!(without_grace.get("previous_secret_expires_at").is_none());
 
     let deleted = gatehouse(&server, &["app", "delete", &client_id], &[]).await;
     assert!(deleted.status.success());

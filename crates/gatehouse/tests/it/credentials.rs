@@ -349,7 +349,8 @@ server_test!(
             Method::POST,
             "/apps/filed-app/rotate-secret",
             &admin,
-            None,
+            // A compromised secret gets no grace period.
+            Some(json!({"grace": 0})),
         )
         .await;
         assert_eq!(status, 200);
