@@ -83,7 +83,13 @@ impl FromStr for GrantType {
         GrantType::ALL
             .into_iter()
             .find(|g| g.as_str() == value || g.token_endpoint_value() == Some(value))
-            .ok_or_else(|| Error::validation(format!("unknown grant type {value:?}")))
+            .ok_or_else(|| {
+                let known: Vec<&str> = GrantType::ALL.iter().map(|g| g.as_str()).collect();
+                Error::validation(format!(
+                    "unknown grant type {value:?} (expected one of {})",
+                    known.join(", ")
+                ))
+            })
     }
 }
 

@@ -320,7 +320,7 @@ impl Registry {
         self.store
             .insert_client(&client)
             .await
-            .map_err(conflict_as_domain)?;
+            .map_err(conflict_naming(application(&client.client_id)))?;
         Ok((client, secret))
     }
 
@@ -362,7 +362,7 @@ impl Registry {
         self.store
             .update_client(&client)
             .await
-            .map_err(conflict_as_domain)?;
+            .map_err(conflict_naming(application(&client.client_id)))?;
         self.changed(format!("client:{client_id}")).await?;
         Ok(client)
     }
@@ -582,7 +582,10 @@ impl Registry {
         self.store
             .insert_user(&user)
             .await
-            .map_err(conflict_as_domain)?;
+            .map_err(conflict_naming(format!(
+                "a user named {:?}",
+                user.user_name
+            )))?;
         Ok(user)
     }
 
@@ -612,7 +615,10 @@ impl Registry {
             .store
             .update_user(user, end_tokens)
             .await
-            .map_err(conflict_as_domain)?;
+            .map_err(conflict_naming(format!(
+                "a user named {:?}",
+                user.user_name
+            )))?;
         Self::user_written(outcome, &user.user_name)?;
         self.changed(format!("user:{}", user.user_name)).await
     }
@@ -874,9 +880,20 @@ fn check_redirect_uri(uri: &str) -> Result<(), Error> {
     }
 }
 
-pub(crate) fn conflict_as_domain(error: StoreError) -> Error {
-    match error {
-        StoreError::Conflict(what) => Error::Conflict(what),
+fn application(client_id: &str) -> String {
+    format!("an application with client_id {client_id:?}")
+}
+
+/// A store conflict as the domain's, naming the record: `an application with client_id
+/// "billing" already exists`. A conflict on another unique value of the record, which the store
+/// describes itself (an audience), keeps that description.
+pub(crate) fn conflict_naming(record: String) -> impl FnOnce(StoreError) -> Error {
+    move |error| match error {
+        // The store says which value collided, or only which table.
+        StoreError::Conflict(value) if value.contains(' ') => {
+            Error::Conflict(format!("{value} is already registered"))
+        }
+        StoreError::Conflict(_) => Error::Conflict(format!("{record} already exists")),
         other => Error::Store(other),
     }
 }

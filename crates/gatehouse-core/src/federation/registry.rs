@@ -9,7 +9,7 @@ use super::{
     JwtProvider, KeySource, UserField,
 };
 use crate::Error;
-use crate::registry::{Registry, check_identifier, conflict_as_domain};
+use crate::registry::{Registry, check_identifier, conflict_naming};
 use crate::scope::ScopeSet;
 use crate::user::Permission;
 
@@ -98,7 +98,10 @@ impl Registry {
         self.store
             .insert_jwt_provider(&provider)
             .await
-            .map_err(conflict_as_domain)?;
+            .map_err(conflict_naming(format!(
+                "a JWT provider named {:?}",
+                provider.name
+            )))?;
         self.changed(format!("jwt_provider:{}", provider.name))
             .await?;
         Ok(provider)

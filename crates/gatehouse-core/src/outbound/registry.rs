@@ -16,7 +16,7 @@ use crate::Error;
 use crate::client::GrantType;
 use crate::clock::Clock;
 use crate::keys::{SigningAlgorithm, SigningKey};
-use crate::registry::conflict_as_domain;
+use crate::registry::conflict_naming;
 use crate::scope::ScopeSet;
 use crate::secret::{Sealer, Secret};
 use crate::store::{Store, StoredSigningKey};
@@ -190,7 +190,10 @@ impl OutboundRegistry {
                 .store
                 .insert_provider(&provider)
                 .await
-                .map_err(conflict_as_domain)?,
+                .map_err(conflict_naming(format!(
+                    "an OAuth provider named {:?}",
+                    provider.name
+                )))?,
         }
         Ok(provider)
     }
@@ -339,7 +342,10 @@ impl OutboundRegistry {
                 .store
                 .insert_profile(&profile)
                 .await
-                .map_err(conflict_as_domain)?,
+                .map_err(conflict_naming(format!(
+                    "an OAuth profile named {:?}",
+                    profile.name
+                )))?,
         }
         Ok(profile)
     }
@@ -423,7 +429,10 @@ impl OutboundRegistry {
                 .store
                 .insert_alias(&alias)
                 .await
-                .map_err(conflict_as_domain)?,
+                .map_err(conflict_naming(format!(
+                    "a connection alias named {:?}",
+                    alias.name
+                )))?,
         }
         Ok(alias)
     }

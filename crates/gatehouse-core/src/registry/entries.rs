@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::{Registry, check_identifier, conflict_as_domain};
+use super::{Registry, check_identifier, conflict_naming};
 use crate::Error;
 use crate::access::{ScopeEntry, USERACCOUNT};
 use crate::cache::CATALOG_KEY;
@@ -58,7 +58,11 @@ impl Registry {
         self.store
             .insert_entry(&record(&entry, managed, now, now)?)
             .await
-            .map_err(conflict_as_domain)?;
+            .map_err(conflict_naming(format!(
+                "a {} named {:?}",
+                T::KIND,
+                entry.name()
+            )))?;
         self.entry_changed::<T>(entry.name()).await?;
         Ok(entry)
     }

@@ -161,7 +161,33 @@ server_test!(applications_lifecycle_over_json, |server| {
         Some(json!({"name": "dup", "client_id": "billing"})),
     )
     .await;
-    assert_eq!((status, body["error"].as_str()), (409, Some("conflict")));
+    assert_eq!(
+        (
+            status,
+            body["error"].as_str(),
+            body["error_description"].as_str()
+        ),
+        (
+            409,
+            Some("conflict"),
+            Some(r#"an application with client_id "billing" already exists"#)
+        )
+    );
+    let (status, body) = call(
+        &server,
+        reqwest::Method::POST,
+        "/apps",
+        &token,
+        Some(json!({"name": "x", "grant_types": ["client_credential"]})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error_description"].as_str().unwrap().contains(
+            r#"unknown grant type "client_credential" (expected one of authorization_code, "#
+        ),
+        "{body}"
+    );
     let (status, _) = call(
         &server,
         reqwest::Method::POST,

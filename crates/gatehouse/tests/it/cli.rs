@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::harness::{TestApp, TestServer, server_test};
+use crate::harness::{TestApp, TestServer, server_test, uuid_like};
 
 /// Runs `gatehouse ARGS` on the server's data directory and database, off the async threads so
 /// the in-process server keeps serving meanwhile.
@@ -400,5 +400,72 @@ async fn serve_process_first_start_logs_and_sigterm() {
     let output = stop(server).await;
     assert!(output.status.success());
     assert!(!String::from_utf8_lossy(&output.stderr).contains("shown only this once"));
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// Runs the binary on its own data directory (no server), as a newcomer would.
+async fn gatehouse_in(data_dir: &std::path::Path, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+    command
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("GATEHOUSE_DATABASE_URL")
+        .env_remove("GATEHOUSE_CONFIG")
+        .env_remove("GATEHOUSE_MASTER_KEY");
+    tokio::task::spawn_blocking(move || command.output().expect("run gatehouse"))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn commands_say_which_database_they_open_or_create() {
+    let data_dir = std::env::temp_dir().join(format!("gatehouse-cli-{}", uuid_like()));
+    let database = data_dir.join("gatehouse.db");
+    let creating = format!("no database at {}: creating a new one", database.display());
+    let first = gatehouse_in(&data_dir, &["app", "list", "--json"]).await;
+    assert!(first.status.success(), "{first:?}");
+    assert!(
+        String::from_utf8_lossy(&first.stderr).contains(&creating),
+        "{first:?}"
+    );
+    let again = gatehouse_in(&data_dir, &["app", "list", "--json"]).await;
+    assert!(again.status.success());
+    assert!(
+        !String::from_utf8_lossy(&again.stderr).contains("creating"),
+        "{again:?}"
+    );
+    // A database that cannot be opened is named in the error.
+    let unreachable = data_dir.join("missing-folder").join("gatehouse.db");
+    let url = format!("sqlite://{}", unreachable.display());
+    let failed = gatehouse_in(&data_dir, &["app", "list", "--database", &url]).await;
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "cannot open the database {}",
+            unreachable.display()
+        )),
+        "{stderr}"
+    );
+    // An unknown grant type lists the known ones.
+    let typo = gatehouse_in(
+        &data_dir,
+        &[
+            "app",
+            "create",
+            "--name",
+            "x",
+            "--grant",
+            "client_credential",
+        ],
+    )
+    .await;
+    assert!(!typo.status.success());
+    let stderr = String::from_utf8_lossy(&typo.stderr);
+    assert!(
+        stderr.contains("expected one of authorization_code, "),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(&data_dir);
 }
