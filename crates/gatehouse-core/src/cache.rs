@@ -31,7 +31,8 @@ const MAX_ENTRIES: usize = 10_000;
 /// in its stripe (1/64 of them) from being cached.
 const STRIPES: usize = 64;
 
-struct Entry<T> {
+/// A record held in memory, and when it was loaded from the store.
+struct CachedRecord<T> {
     record: Arc<T>,
     loaded_at: i64,
 }
@@ -50,7 +51,7 @@ pub struct CacheStats {
 /// A cache of one kind of record by key. Only records that exist are cached, so unknown keys
 /// cannot fill it, and looking them up never disturbs what is cached.
 pub struct RecordCache<T> {
-    entries: RwLock<HashMap<String, Entry<T>>>,
+    entries: RwLock<HashMap<String, CachedRecord<T>>>,
     /// Bumped by every invalidation of a key in the stripe, so a load that raced with one is
     /// not cached: it may have read the record from before the change.
     generations: [AtomicU64; STRIPES],
@@ -115,7 +116,7 @@ impl<T> RecordCache<T> {
         }
         entries.insert(
             key.to_owned(),
-            Entry {
+            CachedRecord {
                 record: record.clone(),
                 loaded_at: now,
             },

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use gatehouse_core::Error;
 use gatehouse_core::access::Caller;
 use gatehouse_remote::fetch::FetchError;
-use gatehouse_remote::forward::{Forwarding, Outbound, without_hop_by_hop};
+use gatehouse_remote::forward::{Forwarding, GatewayRequest, without_hop_by_hop};
 
 use crate::error::ApiError;
 use crate::extract::{Authorized, RequestPath, forwarded_for, peer_address};
@@ -39,7 +39,7 @@ async fn forward(state: AppState, request: Request) -> Result<Response, ApiError
         .upstream_url(&path, parts.uri.query())
         .ok_or_else(|| Error::Internal("a route was chosen for a path it does not cover".into()))?;
     let forwarding = forwarding(&parts, &state);
-    let outbound = Outbound {
+    let gateway_request = GatewayRequest {
         method: parts.method,
         url,
         headers: parts.headers,
@@ -50,7 +50,7 @@ async fn forward(state: AppState, request: Request) -> Result<Response, ApiError
     };
     let upstream = state
         .fetcher
-        .forward(outbound)
+        .forward(gateway_request)
         .await
         .map_err(|error| match error {
             FetchError::Timeout => Error::UpstreamTimeout,

@@ -28,14 +28,14 @@ pub async fn proxy(
     let [_, _, alias, rest @ ..] = path.segments() else {
         return Err(Error::NotFound("no such endpoint".into()).into());
     };
-    let route = state.outbound.registry().route(alias).await?;
+    let resolved = state.outbound.registry().resolve_alias(alias).await?;
     let user = match &caller.user_id {
         Some(id) => state.tokens.user(id).await?,
         None => None,
     };
     let allowed = user.as_ref().is_some_and(|u| {
         u.active
-            && route
+            && resolved
                 .alias
                 .allowed_roles
                 .iter()
@@ -44,7 +44,7 @@ pub async fn proxy(
     if !allowed {
         return Err(Error::Forbidden(format!(
             "calling {alias:?} needs one of the roles {}",
-            route.alias.allowed_roles.join(", ")
+            resolved.alias.allowed_roles.join(", ")
         ))
         .into());
     }
@@ -67,7 +67,7 @@ pub async fn proxy(
         body,
     };
     let user_id = user.as_ref().map(|u| u.id.as_str());
-    let upstream = state.outbound.call(&route, user_id, &request).await?;
+    let upstream = state.outbound.call(&resolved, user_id, &request).await?;
     let mut response = Response::builder()
         .status(StatusCode::from_u16(upstream.status).unwrap_or(StatusCode::BAD_GATEWAY));
     if let Some(content_type) = &upstream.content_type {

@@ -13,7 +13,7 @@ use gatehouse_core::table::Tables;
 use gatehouse_core::throttle::{ClientThrottle, LoginThrottle};
 use gatehouse_core::token::TokenService;
 use gatehouse_remote::fetch::Fetcher;
-use gatehouse_remote::outbound::TokenManager;
+use gatehouse_remote::outbound::OutboundClient;
 
 use crate::metrics::Metrics;
 use crate::rate_limit::AddressLimiter;
@@ -47,7 +47,7 @@ pub struct AppState {
     /// The Table API's records.
     pub tables: Tables,
     /// Outbound OAuth: tokens for external APIs, and calls through connection aliases.
-    pub outbound: Arc<TokenManager>,
+    pub outbound: Arc<OutboundClient>,
     /// The outbound HTTP client, for the gateway's upstreams.
     pub fetcher: Fetcher,
     pub settings: Arc<HttpSettings>,

@@ -35,8 +35,8 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
 ];
 
-/// A request for an upstream.
-pub struct Outbound {
+/// A request the gateway sends on to a route's upstream.
+pub struct GatewayRequest {
     pub method: reqwest::Method,
     pub url: String,
     /// The caller's headers, as received.
@@ -63,7 +63,7 @@ impl Fetcher {
     /// caller's `Authorization`, cookies (they may be Gatehouse's own session cookies, which an
     /// upstream must never see), identity, override and hop-by-hop headers are not forwarded;
     /// the forwarding headers are Gatehouse's.
-    pub async fn forward(&self, request: Outbound) -> Result<reqwest::Response, FetchError> {
+    pub async fn forward(&self, request: GatewayRequest) -> Result<reqwest::Response, FetchError> {
         let url = Url::parse(&request.url).map_err(|e| FetchError::Invalid(e.to_string()))?;
         check_url(&url)?;
         let mut headers = without_hop_by_hop(request.headers);

@@ -376,7 +376,11 @@ pub async fn run_call(services: &Services, args: CallArgs) -> anyhow::Result<()>
     let content_type = args
         .content_type
         .or_else(|| (!body.is_empty()).then(|| "application/json".to_owned()));
-    let route = services.outbound.registry().route(&args.alias).await?;
+    let resolved = services
+        .outbound
+        .registry()
+        .resolve_alias(&args.alias)
+        .await?;
     let user_id = match &args.user {
         Some(name) => Some(services.registry.get_user(name).await?.id),
         None => None,
@@ -390,7 +394,7 @@ pub async fn run_call(services: &Services, args: CallArgs) -> anyhow::Result<()>
     };
     let mut response = services
         .outbound
-        .call(&route, user_id.as_deref(), &request)
+        .call(&resolved, user_id.as_deref(), &request)
         .await?;
     let mut stdout = std::io::stdout().lock();
     while let Some(chunk) = response.chunk().await? {

@@ -27,7 +27,7 @@ use gatehouse_http::metrics::Metrics;
 use gatehouse_http::{AddressLimiter, AppState, HttpSettings};
 use gatehouse_remote::fetch::{Fetcher, Limits};
 use gatehouse_remote::jwks::{KeyCache, KeyCachePolicy};
-use gatehouse_remote::outbound::TokenManager;
+use gatehouse_remote::outbound::OutboundClient;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -55,7 +55,7 @@ pub struct Services {
     pub sessions: Sessions,
     pub sealer: Arc<Sealer>,
     pub cache: Arc<RegistryCache>,
-    pub outbound: Arc<TokenManager>,
+    pub outbound: Arc<OutboundClient>,
     /// The one outbound HTTP client (its connection pool shared by outbound OAuth and the
     /// gateway).
     pub fetcher: Fetcher,
@@ -114,7 +114,7 @@ impl Services {
         // One HTTP client (connection pool, TLS setup) for everything fetched from elsewhere.
         let fetcher = Fetcher::new(Limits::default())?;
         let tables = Tables::new(store.clone(), clock.clone());
-        let outbound = Arc::new(TokenManager::new(
+        let outbound = Arc::new(OutboundClient::new(
             OutboundRegistry::new(store.clone(), sealer.clone(), clock.clone()),
             fetcher.clone(),
         ));

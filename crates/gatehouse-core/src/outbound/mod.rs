@@ -196,9 +196,10 @@ pub fn renewal_due(obtained_at: i64, expires_at: Option<i64>, now: i64) -> bool 
     now >= expires_at - margin
 }
 
-/// What a call through an alias needs: the alias, its profile and the profile's provider.
+/// A connection alias resolved: the alias, its profile and the profile's provider — what a call
+/// through it needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
+pub struct ResolvedAlias {
     pub alias: ConnectionAlias,
     pub profile: OAuthProfile,
     pub provider: OAuthProvider,

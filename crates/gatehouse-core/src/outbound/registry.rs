@@ -1,5 +1,5 @@
 //! The outbound registry's use cases, shared by the CLI, the admin API, the declarative file and
-//! the token manager: providers, profiles and aliases saved and deleted, credentials and tokens
+//! the outbound client: providers, profiles and aliases saved and deleted, credentials and tokens
 //! sealed and opened.
 
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use super::validation::{check_name, check_provider, check_url, moved_origins};
 use super::{
     ASSERTION_ALGORITHMS, ClientAuthMethod, ConnectionAlias, DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT_SECONDS, OAuthProfile, OAuthProvider, ObtainedToken, OutboundTokenRecord,
-    ProviderCredentials, Route,
+    ProviderCredentials, ResolvedAlias,
 };
 use crate::Error;
 use crate::client::GrantType;
@@ -88,7 +88,7 @@ fn context(kind: &str, name: &str, field: &str) -> String {
     format!("outbound {kind} {name} {field}")
 }
 
-/// The outbound registry's use cases: shared by the CLI, the admin API and the token manager.
+/// The outbound registry's use cases: shared by the CLI, the admin API and the outbound client.
 #[derive(Clone)]
 pub struct OutboundRegistry {
     pub(super) store: Arc<dyn Store>,
@@ -446,11 +446,11 @@ impl OutboundRegistry {
     }
 
     /// The alias with the profile and provider it names.
-    pub async fn route(&self, alias: &str) -> Result<Route, Error> {
+    pub async fn resolve_alias(&self, alias: &str) -> Result<ResolvedAlias, Error> {
         let alias = self.get_alias(alias).await?;
         let profile = self.get_profile(&alias.profile).await?;
         let provider = self.get_provider(&profile.provider).await?;
-        Ok(Route {
+        Ok(ResolvedAlias {
             alias,
             profile,
             provider,

@@ -19,10 +19,11 @@ const ASSERTION_LIFETIME: i64 = 60;
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// What a token request asks for, besides what the provider record says.
-pub(crate) enum TokenRequest<'a> {
-    /// The profile's own grant (client credentials, password, JWT bearer).
-    Grant,
+/// The grant Gatehouse presents at a provider's token endpoint: the one the provider record
+/// names, or a refresh or a code redemption.
+pub(crate) enum ProviderGrant<'a> {
+    /// The provider record's own grant (client credentials, password, JWT bearer).
+    Configured,
     Refresh(&'a Secret),
     Code {
         code: &'a str,
@@ -53,14 +54,14 @@ pub(crate) async fn request_token(
     fetcher: &Fetcher,
     target: Target<'_>,
     owner: &str,
-    request: TokenRequest<'_>,
+    grant: ProviderGrant<'_>,
 ) -> Result<ObtainedToken, OutboundError> {
     let provider = target.provider;
     let credentials = registry.open_credentials(provider)?;
     let now = registry.clock().now();
     let mut form: Vec<(&str, String)> = Vec::new();
-    match request {
-        TokenRequest::Grant => match provider.grant {
+    match grant {
+        ProviderGrant::Configured => match provider.grant {
             GrantType::ClientCredentials => {
                 form.push(("grant_type", "client_credentials".into()));
             }
@@ -77,11 +78,11 @@ pub(crate) async fn request_token(
             }
             _ => return Err(OutboundError::ConsentNeeded(target.profile.name.clone())),
         },
-        TokenRequest::Refresh(refresh_token) => {
+        ProviderGrant::Refresh(refresh_token) => {
             form.push(("grant_type", "refresh_token".into()));
             form.push(("refresh_token", refresh_token.expose().to_owned()));
         }
-        TokenRequest::Code {
+        ProviderGrant::Code {
             code,
             redirect_uri,
             code_verifier,
@@ -92,7 +93,7 @@ pub(crate) async fn request_token(
             form.push(("code_verifier", code_verifier.to_owned()));
         }
     }
-    let asks_scope = !matches!(request, TokenRequest::Code { .. });
+    let asks_scope = !matches!(grant, ProviderGrant::Code { .. });
     if asks_scope && !target.profile.scopes.is_empty() {
         form.push(("scope", target.profile.scopes.join(" ")));
     }
@@ -178,8 +179,8 @@ pub(crate) async fn request_token(
         Some(_) => None,
     };
     // RFC 6749 §6: without a new refresh token, the one presented stays valid.
-    let kept_refresh = match request {
-        TokenRequest::Refresh(previous) => Some(previous.clone()),
+    let kept_refresh = match grant {
+        ProviderGrant::Refresh(previous) => Some(previous.clone()),
         _ => None,
     };
     Ok(ObtainedToken {

@@ -1,5 +1,6 @@
-//! Outbound OAuth in motion: the token manager, which obtains, caches, renews and stores the
-//! tokens of OAuth profiles, and calls through connection aliases with those tokens attached.
+//! Outbound OAuth in motion: `OutboundClient`, Gatehouse as the OAuth client of external
+//! providers, which obtains, caches, renews and stores the tokens of OAuth profiles, and calls
+//! through connection aliases with those tokens attached.
 //!
 //! One token per (profile, owner) is held in memory and, sealed, in the database, so a restart
 //! or another instance does not ask the provider again. Each (profile, owner) has its own async
@@ -16,7 +17,7 @@ use bytes::Bytes;
 use gatehouse_core::client::GrantType;
 use gatehouse_core::outbound::{
     ConnectionAlias, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_SECONDS, OAuthProfile, OAuthProvider,
-    ObtainedToken, OutboundRegistry, Route, SYSTEM_OWNER,
+    ObtainedToken, OutboundRegistry, ResolvedAlias, SYSTEM_OWNER,
 };
 use gatehouse_core::secret::Secret;
 use reqwest::StatusCode;
@@ -93,11 +94,11 @@ pub(crate) struct Target<'a> {
 }
 
 impl<'a> Target<'a> {
-    fn of(route: &'a Route) -> Self {
+    fn of(resolved: &'a ResolvedAlias) -> Self {
         Target {
-            profile: &route.profile,
-            provider: &route.provider,
-            policy: RetryPolicy::of(&route.alias),
+            profile: &resolved.profile,
+            provider: &resolved.provider,
+            policy: RetryPolicy::of(&resolved.alias),
         }
     }
 }
@@ -201,16 +202,17 @@ struct Held {
 
 type Slot = Arc<tokio::sync::Mutex<Option<Held>>>;
 
-/// Obtains and renews tokens for OAuth profiles, and calls APIs through connection aliases.
-pub struct TokenManager {
+/// Gatehouse as the OAuth client of external providers: obtains and renews tokens for OAuth
+/// profiles, and calls APIs through connection aliases.
+pub struct OutboundClient {
     registry: OutboundRegistry,
     fetcher: Fetcher,
     slots: Mutex<HashMap<(String, String), Slot>>,
 }
 
-impl TokenManager {
+impl OutboundClient {
     pub fn new(registry: OutboundRegistry, fetcher: Fetcher) -> Self {
-        TokenManager {
+        OutboundClient {
             registry,
             fetcher,
             slots: Mutex::new(HashMap::new()),
@@ -223,14 +225,14 @@ impl TokenManager {
 
     /// Whose token a call uses: the user's own for a per-user profile, otherwise the
     /// system-wide one.
-    pub fn owner(route: &Route, user_id: Option<&str>) -> Result<String, OutboundError> {
-        if !route.profile.per_user {
+    pub fn owner(resolved: &ResolvedAlias, user_id: Option<&str>) -> Result<String, OutboundError> {
+        if !resolved.profile.per_user {
             return Ok(SYSTEM_OWNER.to_owned());
         }
         user_id.map(str::to_owned).ok_or_else(|| {
             gatehouse_core::Error::validation(format!(
                 "profile {:?} is per user: name the user",
-                route.profile.name
+                resolved.profile.name
             ))
             .into()
         })
@@ -245,10 +247,14 @@ impl TokenManager {
             .clone()
     }
 
-    /// A usable access token for the route's profile and `owner`, obtained or renewed if
+    /// A usable access token for the alias's profile and `owner`, obtained or renewed if
     /// needed.
-    pub async fn access_token(&self, route: &Route, owner: &str) -> Result<Secret, OutboundError> {
-        self.current(Target::of(route), owner, None).await
+    pub async fn access_token(
+        &self,
+        resolved: &ResolvedAlias,
+        owner: &str,
+    ) -> Result<Secret, OutboundError> {
+        self.current(Target::of(resolved), owner, None).await
     }
 
     /// Redeems the code of an outbound authorization (RFC 6749 §4.1.3, with the PKCE
@@ -269,13 +275,13 @@ impl TokenManager {
         };
         let slot = self.slot(&profile.name, owner);
         let mut held = slot.lock().await;
-        let request = exchange::TokenRequest::Code {
+        let grant = exchange::ProviderGrant::Code {
             code,
             redirect_uri,
             code_verifier,
         };
         let token =
-            exchange::request_token(&self.registry, &self.fetcher, target, owner, request).await?;
+            exchange::request_token(&self.registry, &self.fetcher, target, owner, grant).await?;
         self.registry.store_token(&token).await?;
         *held = Some(hold(target, token));
         Ok(())
@@ -353,7 +359,7 @@ impl TokenManager {
                 &self.fetcher,
                 target,
                 owner,
-                exchange::TokenRequest::Refresh(refresh_token),
+                exchange::ProviderGrant::Refresh(refresh_token),
             )
             .await;
             match refreshed {
@@ -368,26 +374,26 @@ impl TokenManager {
             &self.fetcher,
             target,
             owner,
-            exchange::TokenRequest::Grant,
+            exchange::ProviderGrant::Configured,
         )
         .await
     }
 
-    /// Calls the API behind the route's alias with the profile's token. A 401 answer leads to
+    /// Calls the API behind the alias with the profile's token. A 401 answer leads to
     /// exactly one renewal and one retry: the provider may have revoked the token early.
     pub async fn call(
         &self,
-        route: &Route,
+        resolved: &ResolvedAlias,
         user_id: Option<&str>,
         request: &UpstreamRequest,
     ) -> Result<UpstreamResponse, OutboundError> {
-        let owner = Self::owner(route, user_id)?;
-        let url = upstream_url(&route.alias, &request.path_and_query)?;
+        let owner = Self::owner(resolved, user_id)?;
+        let url = upstream_url(&resolved.alias, &request.path_and_query)?;
         check_url(&url).map_err(OutboundError::Upstream)?;
         let method = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|_| {
             gatehouse_core::Error::invalid_request(format!("{:?} is not a method", request.method))
         })?;
-        let target = Target::of(route);
+        let target = Target::of(resolved);
         let token = self.current(target, &owner, None).await?;
         let response = self.send(target, &url, &method, request, &token).await?;
         if response.status() != StatusCode::UNAUTHORIZED {

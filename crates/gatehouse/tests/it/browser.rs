@@ -25,7 +25,7 @@ use gatehouse_core::outbound::{
     AliasSpec, ClientAuthMethod, OutboundRegistry, ProfileSpec, ProviderSpec, SYSTEM_OWNER,
 };
 use gatehouse_remote::fetch::{Fetcher, Limits};
-use gatehouse_remote::outbound::TokenManager;
+use gatehouse_remote::outbound::OutboundClient;
 
 use crate::harness::server_test;
 use crate::outbound::{TestClock, token_requests};
@@ -304,10 +304,10 @@ server_test!(outbound_tokens_are_obtained_in_a_real_browser, |server| {
     assert_eq!(whoami["user_name"], "pat");
 
     // Near its expiry the token is refreshed with its refresh token, without the browser.
-    let route = registry.route("crm").await.unwrap();
+    let resolved = registry.resolve_alias("crm").await.unwrap();
     let now = SystemClock.now();
     let clock = Arc::new(TestClock(AtomicI64::new(now)));
-    let manager = TokenManager::new(
+    let outbound_client = OutboundClient::new(
         OutboundRegistry::new(
             server.services.store.clone(),
             server.services.sealer.clone(),
@@ -315,9 +315,15 @@ server_test!(outbound_tokens_are_obtained_in_a_real_browser, |server| {
         ),
         Fetcher::new(Limits::default()).unwrap(),
     );
-    let first = manager.access_token(&route, SYSTEM_OWNER).await.unwrap();
+    let first = outbound_client
+        .access_token(&resolved, SYSTEM_OWNER)
+        .await
+        .unwrap();
     clock.0.store(now + 1800, Ordering::SeqCst);
-    let refreshed = manager.access_token(&route, SYSTEM_OWNER).await.unwrap();
+    let refreshed = outbound_client
+        .access_token(&resolved, SYSTEM_OWNER)
+        .await
+        .unwrap();
     assert_ne!(first, refreshed);
     assert_eq!(token_requests(&provider, "refresh_token").await, 1);
     assert_eq!(token_requests(&provider, "authorization_code").await, 2);

@@ -10,12 +10,13 @@ use gatehouse_core::client::{GrantType, TokenFormat};
 use gatehouse_core::clock::Clock;
 use gatehouse_core::federation::{JwtProviderChanges, KeySource, NewJwtProvider};
 use gatehouse_core::outbound::{
-    AliasSpec, ClientAuthMethod, OutboundRegistry, ProfileSpec, ProviderSpec, Route, SYSTEM_OWNER,
+    AliasSpec, ClientAuthMethod, OutboundRegistry, ProfileSpec, ProviderSpec, ResolvedAlias,
+    SYSTEM_OWNER,
 };
 use gatehouse_core::registry::{AppChanges, NewApp};
 use gatehouse_core::secret::Secret;
 use gatehouse_remote::fetch::{Fetcher, Limits};
-use gatehouse_remote::outbound::{OutboundError, TokenManager};
+use gatehouse_remote::outbound::{OutboundClient, OutboundError};
 use serde_json::Value;
 
 use crate::cli::gatehouse;
@@ -84,7 +85,12 @@ fn provider_spec(name: &str, token_url: String, app: &TestApp) -> ProviderSpec {
 
 /// Registers provider, profile and alias `name` on `server`, the alias pointing at the
 /// provider's admin API and open to the `integration` role.
-async fn connect(server: &TestServer, name: &str, spec: ProviderSpec, api_base: String) -> Route {
+async fn connect(
+    server: &TestServer,
+    name: &str,
+    spec: ProviderSpec,
+    api_base: String,
+) -> ResolvedAlias {
     let registry = server.services.outbound.registry();
     registry.save_provider(spec).await.expect("provider");
     registry
@@ -107,7 +113,7 @@ async fn connect(server: &TestServer, name: &str, spec: ProviderSpec, api_base: 
         })
         .await
         .expect("alias");
-    registry.route(name).await.unwrap()
+    registry.resolve_alias(name).await.unwrap()
 }
 
 async fn proxy_get(server: &TestServer, path: &str, token: &str) -> (u16, Value) {
@@ -126,7 +132,7 @@ server_test!(
     client_credentials_token_serves_the_proxy_and_stays_sealed,
     |server| {
         let provider = provider().await;
-        let route = connect(
+        let resolved = connect(
             &server,
             "crm",
             provider_spec("crm", provider.server.url("/oauth/token"), &provider.app),
@@ -180,8 +186,8 @@ server_test!(
         let (status, body) = proxy_get(&server, "/api/outbound/nope/whoami", &caller).await;
         assert_eq!(status, 404, "{body}");
 
-        // A restart (a new manager over the same database) uses the stored token.
-        let restarted = TokenManager::new(
+        // A restart (a new client over the same database) uses the stored token.
+        let restarted = OutboundClient::new(
             OutboundRegistry::new(
                 server.services.store.clone(),
                 server.services.sealer.clone(),
@@ -189,7 +195,10 @@ server_test!(
             ),
             Fetcher::new(Limits::default()).unwrap(),
         );
-        let token = restarted.access_token(&route, SYSTEM_OWNER).await.unwrap();
+        let token = restarted
+            .access_token(&resolved, SYSTEM_OWNER)
+            .await
+            .unwrap();
         assert_eq!(token, clear.access_token);
         assert_eq!(
             token_requests(&provider.server, "client_credentials").await,
@@ -239,7 +248,7 @@ server_test!(
     a_rejected_token_is_renewed_once_and_the_call_retried,
     |server| {
         let provider = provider().await;
-        let route = connect(
+        let resolved = connect(
             &server,
             "hr",
             provider_spec("hr", provider.server.url("/oauth/token"), &provider.app),
@@ -253,7 +262,7 @@ server_test!(
         let first = server
             .services
             .outbound
-            .access_token(&route, SYSTEM_OWNER)
+            .access_token(&resolved, SYSTEM_OWNER)
             .await
             .unwrap();
         let (status, _, _) = post_form(
@@ -274,7 +283,7 @@ server_test!(
         let second = server
             .services
             .outbound
-            .access_token(&route, SYSTEM_OWNER)
+            .access_token(&resolved, SYSTEM_OWNER)
             .await
             .unwrap();
         assert_ne!(first, second);
@@ -309,11 +318,11 @@ server_test!(
         spec.auth_method = ClientAuthMethod::ClientSecretPost;
         spec.username = Some("integration-svc".into());
         spec.password = Some(Secret::new("a long enough password"));
-        let route = connect(&server, "files", spec, provider.server.url("/api/admin/v1")).await;
+        let resolved = connect(&server, "files", spec, provider.server.url("/api/admin/v1")).await;
 
         let now = gatehouse_core::clock::SystemClock.now();
         let clock = Arc::new(TestClock(AtomicI64::new(now)));
-        let manager = TokenManager::new(
+        let outbound_client = OutboundClient::new(
             OutboundRegistry::new(
                 server.services.store.clone(),
                 server.services.sealer.clone(),
@@ -321,23 +330,32 @@ server_test!(
             ),
             Fetcher::new(Limits::default()).unwrap(),
         );
-        let first = manager.access_token(&route, SYSTEM_OWNER).await.unwrap();
+        let first = outbound_client
+            .access_token(&resolved, SYSTEM_OWNER)
+            .await
+            .unwrap();
         assert_eq!(token_requests(&provider.server, "password").await, 1);
         // Within its life the token is reused.
         clock.0.store(now + 300, Ordering::SeqCst);
         assert_eq!(
-            manager.access_token(&route, SYSTEM_OWNER).await.unwrap(),
+            outbound_client
+                .access_token(&resolved, SYSTEM_OWNER)
+                .await
+                .unwrap(),
             first
         );
         // In its last minute it is refreshed with the refresh token.
         clock.0.store(now + 541, Ordering::SeqCst);
-        let refreshed = manager.access_token(&route, SYSTEM_OWNER).await.unwrap();
+        let refreshed = outbound_client
+            .access_token(&resolved, SYSTEM_OWNER)
+            .await
+            .unwrap();
         assert_ne!(refreshed, first);
         assert_eq!(token_requests(&provider.server, "refresh_token").await, 1);
         assert_eq!(token_requests(&provider.server, "password").await, 1);
 
         // When the provider no longer accepts the refresh token, the password grant runs again.
-        let registry = manager.registry();
+        let registry = outbound_client.registry();
         let stored = registry
             .open_token(
                 &registry
@@ -357,7 +375,10 @@ server_test!(
         .await;
         assert_eq!(status, 200);
         clock.0.store(now + 541 + 541, Ordering::SeqCst);
-        let again = manager.access_token(&route, SYSTEM_OWNER).await.unwrap();
+        let again = outbound_client
+            .access_token(&resolved, SYSTEM_OWNER)
+            .await
+            .unwrap();
         assert_ne!(again, refreshed);
         assert_eq!(token_requests(&provider.server, "refresh_token").await, 2);
         assert_eq!(token_requests(&provider.server, "password").await, 2);
@@ -507,8 +528,8 @@ server_test!(
         // A server error is retried as the alias says (one retry), honouring Retry-After.
         assert_eq!(busy_count.load(Ordering::SeqCst), 2);
 
-        // The same through the manager: the provider's refusal carries its error code.
-        let route = connect(
+        // The same through the client: the provider's refusal carries its error code.
+        let resolved = connect(
             &server,
             "refused",
             {
@@ -526,7 +547,7 @@ server_test!(
         match server
             .services
             .outbound
-            .access_token(&route, SYSTEM_OWNER)
+            .access_token(&resolved, SYSTEM_OWNER)
             .await
         {
             Err(OutboundError::Refused { error, .. }) => assert_eq!(error, "invalid_client"),
