@@ -89,6 +89,44 @@ pub struct ErrorRedirect {
     pub state: Option<String>,
 }
 
+/// The browser's signed-in user, as the authorization endpoint sees them.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedIn<'a> {
+    pub user: &'a User,
+    /// When they logged in.
+    pub auth_time: i64,
+    /// Whether they logged in in answer to this request, which is what `prompt=login` asks
+    /// for.
+    pub just_now: bool,
+}
+
+/// What is known of the user's consent to a request.
+#[derive(Debug, Clone, Copy)]
+pub enum Consent<'a> {
+    /// The scopes the user allowed the application before, if ever.
+    Remembered(Option<&'a ScopeSet>),
+    /// The user answered this request's consent page.
+    Answered { allow: bool },
+}
+
+/// What the authorization endpoint does next with a validated request.
+#[derive(Debug)]
+pub enum Decision<'a> {
+    /// Nobody fitting is signed in: the user logs in.
+    Login,
+    /// The signed-in user is asked to consent.
+    Consent { user: &'a User },
+    /// The client gets its response for the user, who logged in at `auth_time` and has just
+    /// consented when `remember_consent` is set.
+    Respond {
+        user: &'a User,
+        auth_time: i64,
+        remember_consent: bool,
+    },
+    /// The client is told why not, at its redirect URI.
+    Error(ErrorRedirect),
+}
+
 impl From<Error> for AuthorizeError {
     fn from(error: Error) -> Self {
         AuthorizeError::Internal(error)
@@ -109,14 +147,18 @@ impl AuthorizationRequest {
     }
 
     /// An error for the client of this request.
-    pub fn error(&self, error: &'static str, description: impl Into<String>) -> AuthorizeError {
-        AuthorizeError::Redirect(ErrorRedirect {
+    fn error(&self, error: &'static str, description: impl Into<String>) -> AuthorizeError {
+        AuthorizeError::Redirect(self.error_redirect(error, description))
+    }
+
+    fn error_redirect(&self, error: &'static str, description: impl Into<String>) -> ErrorRedirect {
+        ErrorRedirect {
             redirect_uri: self.redirect_uri.clone(),
             response_mode: self.response_mode,
             error,
             description: description.into(),
             state: self.state.clone(),
-        })
+        }
     }
 
     /// Validates the parameters of an authorization request; `resources` are its `resource`
@@ -286,9 +328,9 @@ impl AuthorizationRequest {
                 .verify_id_token_hint(hint)
                 .filter(|hint| hint.client_id == client.client_id)
                 .ok_or_else(|| {
-                    request.hint_error(
+                    AuthorizeError::Redirect(request.hint_error(
                         "id_token_hint is not an ID token this server issued to this client",
-                    )
+                    ))
                 })?;
             request.id_token_hint_subject = Some(hint.subject);
         }
@@ -325,30 +367,83 @@ impl AuthorizationRequest {
 
     /// The error for an `id_token_hint` that cannot be honoured: without interaction the user
     /// the hint names is not signed in (`login_required`); with it, the request is wrong.
-    fn hint_error(&self, description: &str) -> AuthorizeError {
+    fn hint_error(&self, description: &str) -> ErrorRedirect {
         let error = if self.prompt_none {
             "login_required"
         } else {
             "invalid_request"
         };
-        self.error(error, description)
+        self.error_redirect(error, description)
     }
 
-    /// Whether the response may be for `user`, who is signed in: not when the request's
-    /// `id_token_hint` names someone else (OpenID Connect Core §3.1.2.1).
-    pub fn admits(&self, user: &User) -> Result<(), AuthorizeError> {
-        match &self.id_token_hint_subject {
-            Some(subject) if *subject != user.id => {
-                Err(self.hint_error("the signed-in user is not the one id_token_hint names"))
-            }
-            _ => Ok(()),
+    /// What happens next with this request, given who is signed in in this browser, what is
+    /// known of their consent, and the time (OpenID Connect Core §3.1.2.1–§3.1.2.6).
+    ///
+    /// A login fits when it is recent enough for `max_age` and, under `prompt=login`, made in
+    /// answer to this request; without one the user logs in — or, under `prompt=none`, the
+    /// client hears `login_required`. The response is only ever for the user an
+    /// `id_token_hint` names. Consent is asked for when none covering the request's scopes is
+    /// remembered or `prompt=consent` asks for it anew (`consent_required` under
+    /// `prompt=none`).
+    pub fn decide<'a>(
+        &self,
+        session: Option<SignedIn<'a>>,
+        consent: Consent<'_>,
+        now: i64,
+    ) -> Decision<'a> {
+        if let (Some(signed_in), Consent::Answered { allow }) = (session, consent) {
+            // The consent page is shown only to a session this function accepted, and its form
+            // is bound to that session: the answer stands on the login accepted then.
+            // Asking `prompt=login` or `max_age` again would send the user round in a circle.
+            return if allow {
+                Decision::Respond {
+                    user: signed_in.user,
+                    auth_time: signed_in.auth_time,
+                    remember_consent: true,
+                }
+            } else {
+                Decision::Error(self.error_redirect("access_denied", "the user denied access"))
+            };
         }
-    }
-
-    /// Whether the user's login at `auth_time` is recent enough for this request.
-    pub fn accepts_login(&self, auth_time: i64, now: i64) -> bool {
-        self.max_age
-            .is_none_or(|max_age| now - auth_time <= max_age)
+        let fitting = session.filter(|s| {
+            self.max_age
+                .is_none_or(|max_age| now - s.auth_time <= max_age)
+                && (s.just_now || !self.prompt_login)
+        });
+        let Some(signed_in) = fitting else {
+            return if self.prompt_none {
+                Decision::Error(self.error_redirect("login_required", "the user is not logged in"))
+            } else {
+                Decision::Login
+            };
+        };
+        if let Some(subject) = &self.id_token_hint_subject
+            && *subject != signed_in.user.id
+        {
+            return Decision::Error(
+                self.hint_error("the signed-in user is not the one id_token_hint names"),
+            );
+        }
+        let remembered = match consent {
+            Consent::Remembered(Some(granted)) => self.scope_set().is_subset(granted),
+            Consent::Remembered(None) | Consent::Answered { .. } => false,
+        };
+        if self.prompt_consent || !remembered {
+            return if self.prompt_none {
+                Decision::Error(
+                    self.error_redirect("consent_required", "the user has not consented"),
+                )
+            } else {
+                Decision::Consent {
+                    user: signed_in.user,
+                }
+            };
+        }
+        Decision::Respond {
+            user: signed_in.user,
+            auth_time: signed_in.auth_time,
+            remember_consent: false,
+        }
     }
 
     /// Issues what the request asked for to `user`, who logged in at `auth_time` and consented.
@@ -502,6 +597,289 @@ fn loopback_without_port(uri: &str) -> Option<(&'static str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::{Clock, TestClock};
+
+    fn request() -> AuthorizationRequest {
+        AuthorizationRequest {
+            client_id: "app".into(),
+            redirect_uri: "https://app.example/cb".into(),
+            redirect_uri_given: true,
+            code: true,
+            token: false,
+            id_token: false,
+            response_mode: ResponseMode::Query,
+            scope: "openid profile".into(),
+            state: Some("xyz".into()),
+            nonce: None,
+            code_challenge: None,
+            code_challenge_method: None,
+            prompt_none: false,
+            prompt_login: false,
+            prompt_consent: false,
+            max_age: None,
+            login_hint: None,
+            id_token_hint_subject: None,
+            audience: Vec::new(),
+            expires_at: i64::MAX,
+        }
+    }
+
+    fn alice() -> User {
+        User {
+            id: "alice-id".into(),
+            user_name: "alice".into(),
+            display_name: "Alice".into(),
+            given_name: None,
+            family_name: None,
+            email: None,
+            roles: Vec::new(),
+            active: true,
+            locked_out: false,
+            password_hash: None,
+            managed: false,
+            credential_epoch: 0,
+            applied: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn signed_in(user: &User, auth_time: i64) -> Option<SignedIn<'_>> {
+        Some(SignedIn {
+            user,
+            auth_time,
+            just_now: false,
+        })
+    }
+
+    fn scopes(value: &str) -> ScopeSet {
+        ScopeSet::parse(value).unwrap()
+    }
+
+    /// The `error` a decision sends the client, with the request's `state` checked on the way.
+    fn client_error(decision: Decision) -> &'static str {
+        match decision {
+            Decision::Error(redirect) => {
+                assert_eq!(redirect.redirect_uri, "https://app.example/cb");
+                assert_eq!(redirect.state.as_deref(), Some("xyz"));
+                redirect.error
+            }
+            other => panic!("expected an error for the client, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn without_a_session_the_user_logs_in_unless_the_client_asked_for_no_prompt() {
+        let clock = TestClock::at(1_000);
+        let no_consent = Consent::Remembered(None);
+        assert!(matches!(
+            request().decide(None, no_consent, clock.now()),
+            Decision::Login
+        ));
+        let silent = AuthorizationRequest {
+            prompt_none: true,
+            ..request()
+        };
+        assert_eq!(
+            client_error(silent.decide(None, no_consent, clock.now())),
+            "login_required"
+        );
+        // An answer to a consent page without the session it was shown to counts for nothing.
+        assert!(matches!(
+            request().decide(None, Consent::Answered { allow: true }, clock.now()),
+            Decision::Login
+        ));
+    }
+
+    #[test]
+    fn a_remembered_consent_covering_the_scopes_answers_at_once() {
+        let clock = TestClock::at(1_000);
+        let user = alice();
+        let session = signed_in(&user, clock.now() - 60);
+        let wider = scopes("openid profile email");
+        match request().decide(session, Consent::Remembered(Some(&wider)), clock.now()) {
+            Decision::Respond {
+                user,
+                auth_time,
+                remember_consent: false,
+            } => assert_eq!((user.id.as_str(), auth_time), ("alice-id", 940)),
+            other => panic!("expected a response, got {other:?}"),
+        }
+        let narrower = scopes("openid");
+        assert!(matches!(
+            request().decide(session, Consent::Remembered(Some(&narrower)), clock.now()),
+            Decision::Consent { .. }
+        ));
+        assert!(matches!(
+            request().decide(session, Consent::Remembered(None), clock.now()),
+            Decision::Consent { .. }
+        ));
+        let silent = AuthorizationRequest {
+            prompt_none: true,
+            ..request()
+        };
+        assert!(matches!(
+            silent.decide(session, Consent::Remembered(Some(&wider)), clock.now()),
+            Decision::Respond { .. }
+        ));
+        assert_eq!(
+            client_error(silent.decide(session, Consent::Remembered(Some(&narrower)), clock.now())),
+            "consent_required"
+        );
+    }
+
+    #[test]
+    fn prompt_consent_asks_again_despite_a_remembered_consent() {
+        let clock = TestClock::at(1_000);
+        let user = alice();
+        let granted = scopes("openid profile");
+        let again = AuthorizationRequest {
+            prompt_consent: true,
+            ..request()
+        };
+        assert!(matches!(
+            again.decide(
+                signed_in(&user, clock.now()),
+                Consent::Remembered(Some(&granted)),
+                clock.now()
+            ),
+            Decision::Consent { .. }
+        ));
+    }
+
+    #[test]
+    fn prompt_login_takes_only_a_login_made_for_this_request() {
+        let clock = TestClock::at(1_000);
+        let user = alice();
+        let granted = scopes("openid profile");
+        let consent = Consent::Remembered(Some(&granted));
+        let fresh_login = AuthorizationRequest {
+            prompt_login: true,
+            ..request()
+        };
+        assert!(matches!(
+            fresh_login.decide(signed_in(&user, clock.now()), consent, clock.now()),
+            Decision::Login
+        ));
+        let just_now = SignedIn {
+            user: &user,
+            auth_time: clock.now(),
+            just_now: true,
+        };
+        assert!(matches!(
+            fresh_login.decide(Some(just_now), consent, clock.now()),
+            Decision::Respond { .. }
+        ));
+    }
+
+    #[test]
+    fn max_age_sends_an_older_login_back_to_the_login_page() {
+        let clock = TestClock::at(10_000);
+        let user = alice();
+        let session = signed_in(&user, clock.now());
+        let granted = scopes("openid profile");
+        let consent = Consent::Remembered(Some(&granted));
+        let recent = AuthorizationRequest {
+            max_age: Some(300),
+            ..request()
+        };
+        clock.advance(300);
+        assert!(matches!(
+            recent.decide(session, consent, clock.now()),
+            Decision::Respond { .. }
+        ));
+        clock.advance(1);
+        assert!(matches!(
+            recent.decide(session, consent, clock.now()),
+            Decision::Login
+        ));
+        let silent = AuthorizationRequest {
+            prompt_none: true,
+            ..recent.clone()
+        };
+        assert_eq!(
+            client_error(silent.decide(session, consent, clock.now())),
+            "login_required"
+        );
+        // max_age=0 asks for a login made this very second.
+        let now_only = AuthorizationRequest {
+            max_age: Some(0),
+            ..request()
+        };
+        assert!(matches!(
+            now_only.decide(session, consent, clock.now()),
+            Decision::Login
+        ));
+        clock.set(clock.now() + 60);
+        let just_logged_in = signed_in(&user, clock.now());
+        assert!(matches!(
+            now_only.decide(just_logged_in, consent, clock.now()),
+            Decision::Respond { .. }
+        ));
+    }
+
+    #[test]
+    fn the_consent_pages_answer_is_given_or_denied() {
+        let clock = TestClock::at(1_000);
+        let user = alice();
+        let session = signed_in(&user, clock.now());
+        assert!(matches!(
+            request().decide(session, Consent::Answered { allow: true }, clock.now()),
+            Decision::Respond {
+                remember_consent: true,
+                ..
+            }
+        ));
+        assert_eq!(
+            client_error(request().decide(
+                session,
+                Consent::Answered { allow: false },
+                clock.now()
+            )),
+            "access_denied"
+        );
+        // The page was shown to an accepted login; its answer is not sent round to the login
+        // page again, however long the user took or whatever prompt=login asked.
+        let strict = AuthorizationRequest {
+            prompt_login: true,
+            max_age: Some(60),
+            ..request()
+        };
+        clock.advance(3_600);
+        assert!(matches!(
+            strict.decide(session, Consent::Answered { allow: true }, clock.now()),
+            Decision::Respond {
+                remember_consent: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn the_response_is_only_for_the_user_an_id_token_hint_names() {
+        let clock = TestClock::at(1_000);
+        let user = alice();
+        let granted = scopes("openid profile");
+        let consent = Consent::Remembered(Some(&granted));
+        let hinted = |subject: &str, prompt_none: bool| AuthorizationRequest {
+            id_token_hint_subject: Some(subject.into()),
+            prompt_none,
+            ..request()
+        };
+        let session = signed_in(&user, clock.now());
+        assert!(matches!(
+            hinted("alice-id", false).decide(session, consent, clock.now()),
+            Decision::Respond { .. }
+        ));
+        assert_eq!(
+            client_error(hinted("bob-id", false).decide(session, consent, clock.now())),
+            "invalid_request"
+        );
+        assert_eq!(
+            client_error(hinted("bob-id", true).decide(session, consent, clock.now())),
+            "login_required"
+        );
+    }
 
     #[test]
     fn redirect_uris_match_exactly_except_loopback_ports() {

@@ -245,21 +245,14 @@ impl RegistryCache {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicI64, AtomicUsize};
+    use std::sync::atomic::AtomicUsize;
 
     use super::*;
-
-    struct TestClock(AtomicI64);
-
-    impl Clock for TestClock {
-        fn now(&self) -> i64 {
-            self.0.load(Ordering::SeqCst)
-        }
-    }
+    use crate::clock::TestClock;
 
     #[tokio::test]
     async fn records_are_reused_until_they_expire_or_are_invalidated() {
-        let clock = Arc::new(TestClock(AtomicI64::new(0)));
+        let clock = Arc::new(TestClock::at(0));
         let cache = RecordCache::<String>::new(clock.clone());
         let loads = AtomicUsize::new(0);
         let load = || async {
@@ -269,7 +262,7 @@ mod tests {
         cache.get("k", load).await.unwrap();
         cache.get("k", load).await.unwrap();
         assert_eq!(loads.load(Ordering::SeqCst), 1);
-        clock.0.store(RECORD_TTL_SECONDS, Ordering::SeqCst);
+        clock.set(RECORD_TTL_SECONDS);
         cache.get("k", load).await.unwrap();
         assert_eq!(loads.load(Ordering::SeqCst), 2);
         cache.invalidate("k");
@@ -304,7 +297,7 @@ mod tests {
 
     #[tokio::test]
     async fn misses_and_other_keys_invalidations_leave_cached_records_alone() {
-        let clock = Arc::new(TestClock(AtomicI64::new(0)));
+        let clock = Arc::new(TestClock::at(0));
         let cache = RecordCache::<String>::new(clock.clone());
         let (valid, other) = apart();
         let found = || async { Ok(Some("value".to_owned())) };
@@ -349,13 +342,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_cache_makes_room_from_expired_entries_first() {
-        let clock = Arc::new(TestClock(AtomicI64::new(0)));
+        let clock = Arc::new(TestClock::at(0));
         let cache = RecordCache::<String>::new(clock.clone());
         let found = || async { Ok(Some("value".to_owned())) };
         for n in 0..MAX_ENTRIES - 1 {
             cache.get(&format!("old-{n}"), found).await.unwrap();
         }
-        clock.0.store(RECORD_TTL_SECONDS, Ordering::SeqCst);
+        clock.set(RECORD_TTL_SECONDS);
         cache.get("fresh", found).await.unwrap();
         cache.get("newcomer", found).await.unwrap();
         let entries = cache.entries.read().unwrap();
@@ -365,7 +358,7 @@ mod tests {
 
     #[tokio::test]
     async fn invalidating_by_record_drops_only_the_matching_ones() {
-        let clock = Arc::new(TestClock(AtomicI64::new(0)));
+        let clock = Arc::new(TestClock::at(0));
         let cache = RecordCache::<String>::new(clock);
         for key in ["g1-a", "g1-b", "g2-a"] {
             cache

@@ -21,3 +21,31 @@ impl Clock for SystemClock {
             .unwrap_or(0)
     }
 }
+
+/// A clock that stands still until a test moves it, so expiry is crossed without sleeping.
+#[cfg(test)]
+#[derive(Debug)]
+pub struct TestClock(std::sync::atomic::AtomicI64);
+
+#[cfg(test)]
+impl TestClock {
+    pub fn at(now: i64) -> Self {
+        TestClock(std::sync::atomic::AtomicI64::new(now))
+    }
+
+    pub fn set(&self, now: i64) {
+        self.0.store(now, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn advance(&self, seconds: i64) {
+        self.0
+            .fetch_add(seconds, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+impl Clock for TestClock {
+    fn now(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

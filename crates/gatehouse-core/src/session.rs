@@ -84,17 +84,16 @@ impl Sessions {
             .verify(&format!("csrf\0{purpose}\0{cookie}"), token)
     }
 
-    /// Whether the user already consented to at least these scopes for this client.
-    pub async fn consented(
+    /// The scopes the user consented to for this client, if ever.
+    pub async fn remembered_consent(
         &self,
         user: &User,
         client_id: &str,
-        scope: &ScopeSet,
-    ) -> Result<bool, Error> {
-        let Some(consent) = self.store.find_consent(&user.id, client_id).await? else {
-            return Ok(false);
-        };
-        Ok(scope.is_subset(&ScopeSet::parse(&consent.scope)?))
+    ) -> Result<Option<ScopeSet>, Error> {
+        match self.store.find_consent(&user.id, client_id).await? {
+            Some(consent) => Ok(Some(ScopeSet::parse(&consent.scope)?)),
+            None => Ok(None),
+        }
     }
 
     /// Remembers a consent, widening an earlier one of the same client.

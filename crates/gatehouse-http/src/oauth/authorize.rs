@@ -8,7 +8,9 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::Error;
-use gatehouse_core::authorize::{AuthorizationRequest, AuthorizeError};
+use gatehouse_core::authorize::{
+    AuthorizationRequest, AuthorizeError, Consent, Decision, SignedIn,
+};
 use gatehouse_core::client::Client;
 use gatehouse_core::entry::Catalog;
 use gatehouse_core::login;
@@ -122,53 +124,71 @@ async fn proceed(
     session: Option<(User, i64)>,
     just_logged_in: bool,
 ) -> Response {
-    let now = state.tokens.clock().now();
-    let logged_in = session.filter(|(_, auth_time)| {
-        request.accepts_login(*auth_time, now) && (just_logged_in || !request.prompt_login)
-    });
-    let Some((user, auth_time)) = logged_in else {
-        if request.prompt_none {
-            return authorize_error(
-                state,
-                request.error("login_required", "the user is not logged in"),
-            );
-        }
-        let hint = request.login_hint.clone().unwrap_or_default();
-        return login_page(
-            state,
-            headers,
-            Some(&client.name),
-            Continuation::Authorize(Box::new(request)),
-            &hint,
-            None,
-        );
-    };
-    if let Err(error) = request.admits(&user) {
-        return authorize_error(state, error);
-    }
-    let scope = request.scope_set();
-    let consented = match state
-        .sessions
-        .consented(&user, &client.client_id, &scope)
-        .await
-    {
-        Ok(consented) => consented,
-        Err(error) => return pages::internal_error(&error),
-    };
-    if request.prompt_consent || !consented {
-        if request.prompt_none {
-            return authorize_error(
-                state,
-                request.error("consent_required", "the user has not consented"),
-            );
-        }
-        let catalog = match state.registry.catalog().await {
-            Ok(catalog) => catalog,
+    let remembered = match &session {
+        Some((user, _)) => match state
+            .sessions
+            .remembered_consent(user, &client.client_id)
+            .await
+        {
+            Ok(remembered) => remembered,
             Err(error) => return pages::internal_error(&error),
-        };
-        return consent_page(state, headers, client, &user, &catalog, request);
+        },
+        None => None,
+    };
+    let signed_in = session.as_ref().map(|(user, auth_time)| SignedIn {
+        user,
+        auth_time: *auth_time,
+        just_now: just_logged_in,
+    });
+    let now = state.tokens.clock().now();
+    let decision = request.decide(signed_in, Consent::Remembered(remembered.as_ref()), now);
+    act(state, headers, client, request, decision).await
+}
+
+/// Carries out what [`AuthorizationRequest::decide`] decided.
+async fn act(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: &Client,
+    request: AuthorizationRequest,
+    decision: Decision<'_>,
+) -> Response {
+    match decision {
+        Decision::Login => {
+            let hint = request.login_hint.clone().unwrap_or_default();
+            login_page(
+                state,
+                headers,
+                Some(&client.name),
+                Continuation::Authorize(Box::new(request)),
+                &hint,
+                None,
+            )
+        }
+        Decision::Consent { user } => {
+            let catalog = match state.registry.catalog().await {
+                Ok(catalog) => catalog,
+                Err(error) => return pages::internal_error(&error),
+            };
+            consent_page(state, headers, client, user, &catalog, request)
+        }
+        Decision::Respond {
+            user,
+            auth_time,
+            remember_consent,
+        } => {
+            if remember_consent
+                && let Err(error) = state
+                    .sessions
+                    .remember_consent(user, &client.client_id, &request.scope_set())
+                    .await
+            {
+                return pages::internal_error(&error);
+            }
+            respond(state, client, user, auth_time, &request).await
+        }
+        Decision::Error(redirect) => deliver(redirect.into_response(state.tokens.issuer())),
     }
-    respond(state, client, &user, auth_time, &request).await
 }
 
 async fn respond(
@@ -437,20 +457,17 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: By
         _ => return Unusable::Invalid.into_response(),
     };
     let (user, auth_time) = session;
-    if form.decision != "allow" {
-        return authorize_error(
-            &state,
-            request.error("access_denied", "the user denied access"),
-        );
-    }
-    if let Err(error) = state
-        .sessions
-        .remember_consent(&user, &client.client_id, &request.scope_set())
-        .await
-    {
-        return pages::internal_error(&error);
-    }
-    respond(&state, &client, &user, auth_time, &request).await
+    let signed_in = SignedIn {
+        user: &user,
+        auth_time,
+        just_now: false,
+    };
+    let answer = Consent::Answered {
+        allow: form.decision == "allow",
+    };
+    let now = state.tokens.clock().now();
+    let decision = request.decide(Some(signed_in), answer, now);
+    act(&state, &headers, &client, *request, decision).await
 }
 
 fn forged() -> Response {
