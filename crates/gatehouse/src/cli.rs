@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use gatehouse_core::federation::{JwtProviderChanges, KeySource, NewJwtProvider};
-use gatehouse_core::manifest::{ApplyOptions, Manifest};
+use gatehouse_core::manifest::ApplyOptions;
 use gatehouse_core::registry::{AppChanges, DEFAULT_SECRET_GRACE, NewApp, NewUser, UserChanges};
 use gatehouse_core::secret::Secret;
 use gatehouse_http::views::{AppView, JwtProviderView, KeyView, RetiredKeyView, UserView};
@@ -483,7 +483,8 @@ pub enum KeysCommand {
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     /// The TOML file with [[application]], [[user]], [[oauth_provider]], [[oauth_profile]],
-    /// [[connection_alias]], [[scope]], [[scope_rule]], [[route]] and [[table]] sections.
+    /// [[connection_alias]], [[scope]], [[scope_rule]], [[route]] and [[table]] sections; the
+    /// server's configuration file serves (its settings locate the database).
     file: PathBuf,
     /// Delete records that earlier applies created and the file no longer lists.
     #[arg(long)]
@@ -548,11 +549,16 @@ fn print_user(view: &UserView, json: bool) -> anyhow::Result<()> {
 }
 
 /// Runs a command other than `serve`.
-pub async fn run(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
+pub async fn run(mut global: GlobalArgs, command: Command) -> anyhow::Result<()> {
     let serve_args = match &command {
         Command::Keys(KeysCommand::Rotate { serve, .. }) => (**serve).clone(),
         _ => ServeArgs::default(),
     };
+    // `apply` takes the file `serve` takes: its settings say where the database is, unless
+    // --config names another file for them.
+    if let Command::Apply(args) = &command {
+        global.config.get_or_insert_with(|| args.file.clone());
+    }
     let settings = Settings::resolve(&global, &serve_args)?;
     let services = Services::open(&settings).await?;
     let registry = &services.registry;
@@ -791,10 +797,7 @@ pub async fn run(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
         Command::Route(command) => entries::run(registry, command).await,
         Command::Table(command) => entries::run(registry, command).await,
         Command::Apply(args) => {
-            let text = std::fs::read_to_string(&args.file)
-                .with_context(|| format!("cannot read {}", args.file.display()))?;
-            let manifest: Manifest = toml::from_str(&text)
-                .with_context(|| format!("invalid registry file {}", args.file.display()))?;
+            let (_, manifest) = crate::config::read_file(&args.file)?;
             let options = ApplyOptions {
                 prune: args.prune,
                 dry_run: args.dry_run,

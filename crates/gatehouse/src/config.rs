@@ -22,7 +22,8 @@ pub struct GlobalArgs {
     /// The folder for the SQLite database and the master key file.
     #[arg(long, global = true, env = "GATEHOUSE_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// The database: sqlite://PATH or postgres://USER@HOST/DB (default: SQLite in the data dir).
+    /// The database: sqlite://PATH (a relative PATH is in the data dir) or
+    /// postgres://USER@HOST/DB (default: sqlite://gatehouse.db, in the data dir).
     #[arg(
         long,
         global = true,
@@ -234,11 +235,14 @@ impl Settings {
             .clone()
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-        let database = global
-            .database
-            .clone()
-            .or(file.database)
-            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("gatehouse.db").display()));
+        let database = database_in(
+            &data_dir,
+            global
+                .database
+                .clone()
+                .or(file.database)
+                .unwrap_or_else(|| "sqlite://gatehouse.db".into()),
+        );
         let issuer = serve
             .issuer
             .clone()
@@ -367,6 +371,17 @@ impl Settings {
     }
 }
 
+/// The database URL with a relative SQLite path taken as relative to the data directory, so
+/// one configuration file serves any `--data-dir`.
+fn database_in(data_dir: &Path, database: String) -> String {
+    match database.strip_prefix("sqlite://") {
+        Some(path) if Path::new(path).is_relative() => {
+            format!("sqlite://{}", data_dir.join(path).display())
+        }
+        _ => database,
+    }
+}
+
 /// Splits the file into its settings and its registry sections.
 pub fn read_file(path: &Path) -> anyhow::Result<(FileSettings, Manifest)> {
     let text =
@@ -426,6 +441,25 @@ fn is_loopback_authority(authority: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_relative_sqlite_path_is_inside_the_data_directory() {
+        let data_dir = Path::new("/srv/gatehouse");
+        for (database, resolved) in [
+            (
+                "sqlite://gatehouse.db",
+                "sqlite:///srv/gatehouse/gatehouse.db",
+            ),
+            ("sqlite://db/auth.db", "sqlite:///srv/gatehouse/db/auth.db"),
+            ("sqlite:///var/lib/auth.db", "sqlite:///var/lib/auth.db"),
+            (
+                "postgres://postgres@127.0.0.1/test",
+                "postgres://postgres@127.0.0.1/test",
+            ),
+        ] {
+            assert_eq!(database_in(data_dir, database.into()), resolved);
+        }
+    }
 
     #[test]
     fn example_file_documents_every_setting_and_parses() {

@@ -469,3 +469,108 @@ async fn commands_say_which_database_they_open_or_create() {
     );
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+/// `gatehouse.example.toml`, as shipped, works both ways: `gatehouse apply` and `serve
+/// --config`, each in a data directory of its own (the file's relative SQLite path lands in
+/// it, whatever the file's `data_dir` says).
+#[tokio::test]
+async fn the_example_configuration_applies_and_serves() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../gatehouse.example.toml");
+    let secrets = [
+        (
+            "BILLING_CLIENT_SECRET",
+            "the billing secret, over 32 characters long",
+        ),
+        (
+            "CRM_CLIENT_SECRET",
+            "the crm secret of the outbound provider",
+        ),
+    ];
+    let run = |args: Vec<String>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+        command
+            .args(&args)
+            .env_remove("GATEHOUSE_DATABASE_URL")
+            .env_remove("GATEHOUSE_DATA_DIR")
+            .env_remove("GATEHOUSE_CONFIG")
+            .env_remove("GATEHOUSE_MASTER_KEY")
+            .envs(secrets);
+        command
+    };
+    let applied_dir = std::env::temp_dir().join(format!("gatehouse-apply-{}", uuid_like()));
+    let dir = applied_dir.display().to_string();
+    let applied = run(vec![
+        "apply".into(),
+        example.into(),
+        "--data-dir".into(),
+        dir.clone(),
+        "--json".into(),
+    ])
+    .output()
+    .unwrap();
+    assert!(applied.status.success(), "{applied:?}");
+    let changes: Value = serde_json::from_slice(&applied.stdout).unwrap();
+    assert!(!changes.as_array().unwrap().is_empty(), "{changes}");
+    assert!(
+        applied_dir.join("gatehouse.db").exists(),
+        "the relative path is in the data dir"
+    );
+    let listed = run(vec![
+        "route".into(),
+        "list".into(),
+        "--data-dir".into(),
+        dir,
+        "--json".into(),
+    ])
+    .output()
+    .unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    assert!(
+        !serde_json::from_slice::<Value>(&listed.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    let served_dir = std::env::temp_dir().join(format!("gatehouse-config-{}", uuid_like()));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut server = run(vec![
+        "serve".into(),
+        "--config".into(),
+        example.into(),
+        "--data-dir".into(),
+        served_dir.display().to_string(),
+        "--listen".into(),
+        listen.clone(),
+        "--issuer".into(),
+        format!("http://{listen}"),
+    ])
+    .env("GATEHOUSE_ADMIN_PASSWORD", "an administrator password")
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut ready = false;
+    for _ in 0..300 {
+        if let Ok(response) = reqwest::get(format!("http://{listen}/readyz")).await
+            && response.status() == 200
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(ready, "serve --config with the example file did not start");
+    assert!(served_dir.join("gatehouse.db").exists());
+    for dir in [applied_dir, served_dir] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
