@@ -102,7 +102,7 @@ pub struct RouteArgs {
     /// The upstream base URL requests are forwarded to.
     #[arg(long)]
     upstream: Option<String>,
-    /// Seconds the upstream has to answer (default 30).
+    /// Seconds the upstream has to answer (default 10, at most 25).
     #[arg(long = "timeout", value_name = "SECONDS")]
     timeout_seconds: Option<u64>,
     /// The audience the upstream expects: requests need a token requested for it with
