@@ -4,7 +4,6 @@
 
 pub mod cli;
 pub mod config;
-pub mod outbound_cli;
 pub mod server;
 
 use clap::Parser;

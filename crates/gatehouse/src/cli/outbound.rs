@@ -8,8 +8,8 @@ use clap::{Args, Subcommand};
 use gatehouse_core::outbound::{AliasSpec, ProfileSpec, ProviderSpec};
 use gatehouse_http::views::{AliasView, ProfileView, ProviderView};
 use gatehouse_remote::outbound::UpstreamRequest;
-use serde::Serialize;
 
+use super::{print_json, secret_from_env};
 use crate::server::Services;
 
 #[derive(Debug, Subcommand)]
@@ -162,18 +162,7 @@ pub struct CallArgs {
     user: Option<String>,
 }
 
-fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
-}
-
-fn secret_from_env(var: &str) -> anyhow::Result<gatehouse_core::secret::Secret> {
-    std::env::var(var)
-        .map(gatehouse_core::secret::Secret::new)
-        .with_context(|| format!("environment variable {var} is not set"))
-}
-
-pub async fn run_outbound(services: &Services, command: OutboundCommand) -> anyhow::Result<()> {
+pub(super) async fn run(services: &Services, command: OutboundCommand) -> anyhow::Result<()> {
     let registry = services.outbound.registry();
     match command {
         OutboundCommand::Provider(ProviderCommand::Save(args)) => {
@@ -359,7 +348,7 @@ fn print_provider(view: &ProviderView, json: bool) -> anyhow::Result<()> {
 
 /// `gatehouse call`: prints the API's body as it arrives; fails (exit status 1) when the token
 /// cannot be obtained or the API answers an error status.
-pub async fn run_call(services: &Services, args: CallArgs) -> anyhow::Result<()> {
+pub(super) async fn run_call(services: &Services, args: CallArgs) -> anyhow::Result<()> {
     let (method, path) = match args.request.as_slice() {
         [path] if args.data.is_some() => ("POST".to_owned(), path.clone()),
         [path] => ("GET".to_owned(), path.clone()),

@@ -1,0 +1,126 @@
+//! The command line: `serve` and the commands that manage the registry, their `--json` output
+//! and the conventions scripts rely on (one-line errors, non-zero exit status).
+//!
+//! Here are the top-level arguments and the dispatch; each command group (`app`, `user`,
+//! `jwt-provider`, `keys`, `apply`, `outbound` with `call`, and `entries` for `scope`, `rule`,
+//! `route` and `table`) has a module with its arguments and how it runs.
+
+mod app;
+mod apply;
+mod entries;
+mod jwt_provider;
+mod keys;
+mod outbound;
+mod user;
+
+use std::path::Path;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use gatehouse_core::secret::Secret;
+use serde::Serialize;
+
+use self::app::AppCommand;
+use self::apply::ApplyArgs;
+use self::entries::{EntryCommand, RouteArgs, RuleArgs, ScopeArgs, TableArgs};
+use self::jwt_provider::JwtProviderCommand;
+use self::keys::KeysCommand;
+use self::outbound::{CallArgs, OutboundCommand};
+use self::user::UserCommand;
+use crate::config::{GlobalArgs, ServeArgs, Settings};
+use crate::server::Services;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "A self-hosted OAuth 2.0 and OpenID Connect authorization server"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Manage applications (OAuth clients) of the registry.
+    #[command(subcommand)]
+    App(AppCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage trusted issuers of JWTs (JWT bearer grant, third-party tokens on the APIs).
+    #[command(subcommand)]
+    JwtProvider(JwtProviderCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Make the registry match a declarative TOML file.
+    Apply(ApplyArgs),
+    /// Manage outbound OAuth: providers, profiles and connection aliases.
+    #[command(subcommand)]
+    Outbound(OutboundCommand),
+    /// Call an external API through a connection alias, with the alias' token.
+    Call(CallArgs),
+    /// Manage scopes (name, consent-page description, granted by default).
+    #[command(subcommand)]
+    Scope(EntryCommand<ScopeArgs>),
+    /// Manage REST API auth scope rules (methods, path pattern, scopes needed).
+    #[command(subcommand)]
+    Rule(EntryCommand<RuleArgs>),
+    /// Manage gateway routes (path prefix, upstream URL, timeout).
+    #[command(subcommand)]
+    Route(EntryCommand<RouteArgs>),
+    /// Manage the Table API's tables (read and write roles).
+    #[command(subcommand)]
+    Table(EntryCommand<TableArgs>),
+}
+
+/// Runs a command other than `serve`.
+pub async fn run(mut global: GlobalArgs, command: Command) -> anyhow::Result<()> {
+    let serve_args = match &command {
+        Command::Keys(KeysCommand::Rotate { serve, .. }) => (**serve).clone(),
+        _ => ServeArgs::default(),
+    };
+    // `apply` takes the file `serve` takes: its settings say where the database is, unless
+    // --config names another file for them.
+    if let Command::Apply(args) = &command {
+        global.config.get_or_insert_with(|| args.file.clone());
+    }
+    let settings = Settings::resolve(&global, &serve_args)?;
+    let services = Services::open(&settings).await?;
+    let registry = &services.registry;
+    match command {
+        Command::Serve(_) => unreachable!("serve is run by main"),
+        Command::App(command) => app::run(registry, command).await,
+        Command::User(command) => user::run(registry, command).await,
+        Command::JwtProvider(command) => jwt_provider::run(registry, command).await,
+        Command::Keys(command) => keys::run(&services, &settings, command).await,
+        Command::Apply(args) => apply::run(&services, args).await,
+        Command::Outbound(command) => outbound::run(&services, command).await,
+        Command::Call(args) => outbound::run_call(&services, args).await,
+        Command::Scope(command) => entries::run(registry, command).await,
+        Command::Rule(command) => entries::run(registry, command).await,
+        Command::Route(command) => entries::run(registry, command).await,
+        Command::Table(command) => entries::run(registry, command).await,
+    }
+}
+
+fn secret_from_env(var: &str) -> anyhow::Result<Secret> {
+    std::env::var(var)
+        .map(Secret::new)
+        .with_context(|| format!("environment variable {var} is not set"))
+}
+
+fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn read_text(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
