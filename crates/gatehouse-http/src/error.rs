@@ -6,9 +6,13 @@
 //! - bearer-protected APIs: RFC 6750 §3 challenges (`invalid_token`, `insufficient_scope`);
 //! - the outbound proxy: a provider or API that fails is a `502` (`504` when it was too slow)
 //!   with `error: upstream_error` and a description naming the provider's own `error`;
-//! - all: internal failures are logged here once and answered with a bare `server_error`;
-//!   too many attempts are a bare `429` with `Retry-After` (RFC 6585 §4), since no OAuth error
-//!   code means "slow down" outside the device flow.
+//! - the browser's pages (login, consent, account, sign-out, outbound tokens): the error page,
+//!   its status chosen here by what went wrong, never a redirect to an application that could
+//!   not be trusted;
+//! - all: internal failures are logged here once and answered with a bare `server_error` (on
+//!   the pages, a page that says only that something went wrong); too many attempts are a bare
+//!   `429` with `Retry-After` (RFC 6585 §4), since no OAuth error code means "slow down"
+//!   outside the device flow.
 
 use std::any::Any;
 
@@ -106,6 +110,86 @@ impl IntoResponse for ProxyError {
                 response
             }
         }
+    }
+}
+
+/// An error of a browser page, shown on the error page.
+#[derive(Debug)]
+pub enum PageError {
+    /// `400`: the request cannot be served as it came; the page says why under `title`.
+    BadRequest {
+        title: &'static str,
+        message: String,
+    },
+    /// `400`: a form lacks a field or repeats one.
+    Incomplete,
+    /// `403`: a form's anti-forgery token is missing or wrong, or the session it was bound to
+    /// has ended.
+    Unverified,
+    /// `400`: a sealed form or request was altered, is not ours, or has expired.
+    Expired,
+    /// `400`: a sealed form's one submission was made already.
+    AlreadySubmitted,
+    /// `403`: the signed-in user may not do this; the page says why.
+    Forbidden(String),
+    /// `502`: another server failed; the page says what happened under `title`.
+    BadGateway {
+        title: &'static str,
+        message: String,
+    },
+    /// `500`: our own failure, logged here; the page says nothing about it.
+    Internal(Error),
+}
+
+/// Domain errors read as the API reads them: storage and internal failures are ours, a
+/// refusal is `403`, anything else is what was wrong with the request, in the domain's words.
+impl From<Error> for PageError {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::Store(_) | Error::Internal(_) => PageError::Internal(error),
+            Error::Forbidden(why) => PageError::Forbidden(why),
+            other => PageError::BadRequest {
+                title: "Invalid request",
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        use StatusCode as S;
+        let (status, title, message) = match &self {
+            PageError::BadRequest { title, message } => (S::BAD_REQUEST, *title, message.as_str()),
+            PageError::Incomplete => (S::BAD_REQUEST, "Invalid request", "The form is incomplete."),
+            PageError::Unverified => (
+                S::FORBIDDEN,
+                "Request refused",
+                "The form could not be verified (missing or wrong anti-forgery token). Go back, \
+                 reload the page and try again.",
+            ),
+            PageError::Expired => (
+                S::BAD_REQUEST,
+                "This request has expired",
+                "Start again from the application you came from.",
+            ),
+            PageError::AlreadySubmitted => (
+                S::BAD_REQUEST,
+                "This form was already submitted",
+                "Each form can be sent once. Start again from the application you came from.",
+            ),
+            PageError::Forbidden(why) => (S::FORBIDDEN, "Not allowed", why.as_str()),
+            PageError::BadGateway { title, message } => (S::BAD_GATEWAY, *title, message.as_str()),
+            PageError::Internal(error) => {
+                tracing::error!(%error, "page failed");
+                (
+                    S::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "The server could not complete the request. Please try again later.",
+                )
+            }
+        };
+        crate::pages::message(status, title, message)
     }
 }
 
@@ -223,4 +307,44 @@ pub fn body_too_large(limit: usize) -> Response {
 pub fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
     error_response(&Error::Internal("panic".into()), Surface::Api)
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    async fn shown(error: PageError) -> (StatusCode, String) {
+        let response = error.into_response();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_pages_internal_failure_shows_nothing_of_itself() {
+        let store = gatehouse_core::store::StoreError::Backend(
+            "relation \"sessions\" does not exist".into(),
+        );
+        for error in [Error::Store(store), Error::Internal("key material".into())] {
+            let (status, body) = shown(error.into()).await;
+            assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+            assert!(body.contains("Something went wrong"), "{body}");
+            assert!(
+                !body.contains("sessions") && !body.contains("key material"),
+                "{body}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pages_refusal_says_why() {
+        let (status, body) = shown(Error::invalid_request("a parameter is repeated").into()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body.contains("a parameter is repeated"), "{body}");
+        let (status, body) = shown(Error::Forbidden("admins only".into()).into()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(body.contains("admins only"), "{body}");
+    }
 }

@@ -11,13 +11,15 @@ use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gatehouse_core::Error;
 use gatehouse_core::outbound::{AUTHORIZATION_LIFETIME, PendingAuthorization};
+use gatehouse_remote::outbound::OutboundError;
 use serde::Deserialize;
 
+use crate::error::PageError;
 use crate::oauth::authorize::login_page;
 use crate::pages::{self, Continuation, SESSION_COOKIE, cookie, set_cookie};
 use crate::state::AppState;
@@ -44,19 +46,23 @@ struct OutboundPage {
 }
 
 /// `GET /outbound`
-pub async fn outbound_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn outbound_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
     let session_cookie = cookie(&state, &headers, SESSION_COOKIE)
         .unwrap_or_default()
         .to_owned();
-    let user = match state.sessions.find(&session_cookie).await {
-        Ok(Some((_, user))) => user,
-        Ok(None) => return login_page(&state, &headers, None, Continuation::Outbound, "", None),
-        Err(error) => return pages::internal_error(&error),
+    let Some((_, user)) = state.sessions.find(&session_cookie).await? else {
+        let login = login_page(&state, &headers, None, Continuation::Outbound, "", None);
+        return Ok(login);
     };
-    let profiles = match state.outbound.registry().authorizable_profiles(&user).await {
-        Ok(profiles) => profiles,
-        Err(error) => return pages::internal_error(&error),
-    };
+    let profiles = state
+        .outbound
+        .registry()
+        .authorizable_profiles(&user)
+        .await
+        .map_err(PageError::Internal)?;
     // The buttons' forms end in redirects to the providers: the CSP must allow those.
     let targets: Vec<String> = profiles
         .iter()
@@ -79,7 +85,12 @@ pub async fn outbound_page(State(state): State<AppState>, headers: HeaderMap) ->
     }
     .render();
     let targets: Vec<&str> = targets.iter().map(String::as_str).collect();
-    pages::page_with_form_targets(StatusCode::OK, html, &targets, None)
+    Ok(pages::page_with_form_targets(
+        StatusCode::OK,
+        html,
+        &targets,
+        None,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -89,7 +100,11 @@ struct AuthorizeForm {
 }
 
 /// `POST /outbound/authorize`: sends the browser to the provider.
-pub async fn authorize(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn authorize(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
     let session_cookie = cookie(&state, &headers, SESSION_COOKIE)
         .unwrap_or_default()
         .to_owned();
@@ -99,12 +114,10 @@ pub async fn authorize(State(state): State<AppState>, headers: HeaderMap, body: 
             .sessions
             .csrf_valid("outbound", &session_cookie, &f.csrf)
     }) else {
-        return refused();
+        return Err(PageError::Unverified);
     };
-    let user = match state.sessions.find(&session_cookie).await {
-        Ok(Some((_, user))) => user,
-        Ok(None) => return refused(),
-        Err(error) => return pages::internal_error(&error),
+    let Some((_, user)) = state.sessions.find(&session_cookie).await? else {
+        return Err(PageError::Unverified);
     };
     let redirect_uri = format!("{}/oauth_redirect.do", state.tokens.issuer());
     let started = state
@@ -112,16 +125,14 @@ pub async fn authorize(State(state): State<AppState>, headers: HeaderMap, body: 
         .registry()
         .start_authorization(&form.profile, &user, &redirect_uri)
         .await;
-    let (pending, location) = match started {
-        Ok(started) => started,
-        Err(Error::Forbidden(why)) => {
-            return pages::message(StatusCode::FORBIDDEN, "Not allowed", &why);
-        }
-        Err(error @ (Error::NotFound(_) | Error::Validation(_))) => {
-            return pages::message(StatusCode::BAD_REQUEST, "Cannot start", &error.to_string());
-        }
-        Err(error) => return pages::internal_error(&error),
-    };
+    let (pending, location) = started.map_err(|error| match error {
+        Error::Forbidden(why) => PageError::Forbidden(why),
+        Error::NotFound(_) | Error::Validation(_) => PageError::BadRequest {
+            title: "Cannot start",
+            message: error.to_string(),
+        },
+        other => PageError::Internal(other),
+    })?;
     let json = serde_json::to_vec(&pending).expect("a pending authorization serialises");
     let sealed = URL_SAFE_NO_PAD.encode(state.sealer.seal(PENDING_CONTEXT, &json));
     let mut response = pages::redirect(&location);
@@ -134,7 +145,7 @@ pub async fn authorize(State(state): State<AppState>, headers: HeaderMap, body: 
             Some(AUTHORIZATION_LIFETIME),
         ),
     );
-    response
+    Ok(response)
 }
 
 /// `GET /oauth_redirect.do`: the provider's answer.
@@ -150,15 +161,17 @@ pub async fn callback(
         .and_then(|bytes| state.sealer.open(PENDING_CONTEXT, &bytes).ok())
         .and_then(|json| serde_json::from_slice::<PendingAuthorization>(&json).ok())
         .filter(|p| p.answers(params.get("state").map_or("", String::as_str), now));
-    let mut response = match pending {
-        None => pages::message(
-            StatusCode::BAD_REQUEST,
-            "No authorization in progress",
-            "This answer does not belong to an authorization started in this browser, or it \
-             came too late. Start again from the OAuth tokens page.",
-        ),
+    let outcome = match pending {
+        None => Err(PageError::BadRequest {
+            title: "No authorization in progress",
+            message: "This answer does not belong to an authorization started in this browser, \
+                      or it came too late. Start again from the OAuth tokens page."
+                .into(),
+        }),
         Some(pending) => redeem(&state, &pending, &params).await,
     };
+    // The authorization in progress ends here, whatever its outcome.
+    let mut response = outcome.into_response();
     response.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(&state, PENDING_COOKIE, "", Some(0)),
@@ -166,48 +179,42 @@ pub async fn callback(
     response
 }
 
+/// The title of every page that ends an authorization without a token.
+const NO_TOKEN: &str = "No token";
+
 async fn redeem(
     state: &AppState,
     pending: &PendingAuthorization,
     params: &std::collections::BTreeMap<String, String>,
-) -> Response {
+) -> Result<Response, PageError> {
+    let no_token = |why: String| PageError::BadRequest {
+        title: NO_TOKEN,
+        message: format!("{why}. No token was stored."),
+    };
     // Whose answer this is comes first (RFC 9207 §2.4): an error from another provider is no
     // more this provider's than a code is.
-    let target = state
+    let (profile, provider) = state
         .outbound
         .registry()
         .response_target(pending, params.get("iss").map(String::as_str))
-        .await;
-    let (profile, provider) = match target {
-        Ok(target) => target,
-        Err(error @ (Error::Validation(_) | Error::NotFound(_))) => {
-            return pages::message(
-                StatusCode::BAD_REQUEST,
-                "No token",
-                &format!("{error}. No token was stored."),
-            );
-        }
-        Err(error) => return pages::internal_error(&error),
-    };
+        .await
+        .map_err(|error| match error {
+            Error::Validation(_) | Error::NotFound(_) => no_token(error.to_string()),
+            other => PageError::Internal(other),
+        })?;
     if let Some(error) = params.get("error") {
         let description = params
             .get("error_description")
             .map(|d| format!(" ({d})"))
             .unwrap_or_default();
-        return pages::message(
-            StatusCode::BAD_REQUEST,
-            "No token",
-            &format!("The provider answered {error}{description}. No token was stored."),
-        );
+        return Err(no_token(format!(
+            "The provider answered {error}{description}"
+        )));
     }
-    let Some(code) = params.get("code") else {
-        return pages::message(
-            StatusCode::BAD_REQUEST,
-            "No token",
-            "The provider's answer carries no code. No token was stored.",
-        );
-    };
-    let redeemed = state
+    let code = params
+        .get("code")
+        .ok_or_else(|| no_token("The provider's answer carries no code".into()))?;
+    state
         .outbound
         .redeem_code(
             &profile,
@@ -217,28 +224,22 @@ async fn redeem(
             &pending.redirect_uri,
             &pending.code_verifier,
         )
-        .await;
-    match redeemed {
-        Ok(()) => pages::message(
-            StatusCode::OK,
-            "Token stored",
-            &format!(
-                "Gatehouse now holds a token for the profile {}.",
-                profile.name
-            ),
+        .await
+        .map_err(|error| match error {
+            // Storage and our own failures are ours: their text stays in the log.
+            OutboundError::Domain(error @ (Error::Store(_) | Error::Internal(_))) => {
+                PageError::Internal(error)
+            }
+            other => PageError::BadGateway {
+                title: NO_TOKEN,
+                message: format!("{other}. No token was stored."),
+            },
+        })?;
+    Ok(pages::notice(
+        "Token stored",
+        &format!(
+            "Gatehouse now holds a token for the profile {}.",
+            profile.name
         ),
-        Err(error) => pages::message(
-            StatusCode::BAD_GATEWAY,
-            "No token",
-            &format!("{error}. No token was stored."),
-        ),
-    }
-}
-
-fn refused() -> Response {
-    pages::message(
-        StatusCode::FORBIDDEN,
-        "Request refused",
-        "The form could not be verified. Go back, reload the page and try again.",
-    )
+    ))
 }

@@ -17,6 +17,7 @@ use gatehouse_core::authorize::{AuthorizationRequest, AuthorizationResponse, Res
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::error::PageError;
 use crate::state::AppState;
 
 /// The session cookie.
@@ -95,36 +96,9 @@ pub fn seal<T: FormPayload>(state: &AppState, payload: &T) -> String {
     URL_SAFE_NO_PAD.encode(state.sealer.seal(T::PURPOSE, &json))
 }
 
-/// Why a sealed form cannot be submitted.
-pub enum Unusable {
-    /// Altered, not ours, or expired.
-    Invalid,
-    /// Its one submission has been made already.
-    AlreadySubmitted,
-    Failed(Error),
-}
-
-impl IntoResponse for Unusable {
-    fn into_response(self) -> Response {
-        match self {
-            Unusable::Invalid => message(
-                StatusCode::BAD_REQUEST,
-                "This request has expired",
-                "Start again from the application you came from.",
-            ),
-            Unusable::AlreadySubmitted => message(
-                StatusCode::BAD_REQUEST,
-                "This form was already submitted",
-                "Each form can be sent once. Start again from the application you came from.",
-            ),
-            Unusable::Failed(error) => internal_error(&error),
-        }
-    }
-}
-
 /// Opens a sealed form and uses up its ticket, so of several submissions of one form (a double
 /// click, a replay, concurrent posts to several instances) exactly one goes on.
-pub async fn redeem<T: FormPayload>(state: &AppState, sealed: &str) -> Result<T, Unusable> {
+pub async fn redeem<T: FormPayload>(state: &AppState, sealed: &str) -> Result<T, PageError> {
     let Some(form) = URL_SAFE_NO_PAD
         .decode(sealed)
         .ok()
@@ -132,17 +106,18 @@ pub async fn redeem<T: FormPayload>(state: &AppState, sealed: &str) -> Result<T,
         .and_then(|json| serde_json::from_slice::<SealedForm<T>>(&json).ok())
         .filter(|form| form.expires_at > state.tokens.clock().now())
     else {
-        return Err(Unusable::Invalid);
+        return Err(PageError::Expired);
     };
     let key = format!("form:{}", form.ticket);
-    match state
+    let first = state
         .store
         .record_assertion_use(&key, form.expires_at)
         .await
-    {
-        Ok(true) => Ok(form.payload),
-        Ok(false) => Err(Unusable::AlreadySubmitted),
-        Err(error) => Err(Unusable::Failed(error.into())),
+        .map_err(Error::from)?;
+    if first {
+        Ok(form.payload)
+    } else {
+        Err(PageError::AlreadySubmitted)
     }
 }
 
@@ -267,7 +242,8 @@ struct MessagePage<'a> {
     is_error: bool,
 }
 
-/// A page that tells the user something (an error that must not be redirected, or a result).
+/// The page that tells the user something. Errors reach it only through
+/// [`PageError`](crate::error::PageError); other results through [`notice`].
 pub fn message(status: StatusCode, title: &str, message: &str) -> Response {
     let is_error = !status.is_success();
     page(
@@ -283,14 +259,9 @@ pub fn message(status: StatusCode, title: &str, message: &str) -> Response {
     )
 }
 
-/// A page for a failure of ours: nothing about it is shown.
-pub fn internal_error(error: &Error) -> Response {
-    tracing::error!(%error, "page failed");
-    message(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Something went wrong",
-        "The server could not complete the request. Please try again later.",
-    )
+/// A page that tells the user how something they did turned out.
+pub fn notice(title: &str, text: &str) -> Response {
+    message(StatusCode::OK, title, text)
 }
 
 #[derive(Template)]
@@ -301,7 +272,7 @@ struct FormPostPage<'a> {
 }
 
 /// Sends an authorization response to the client in its response mode.
-pub fn deliver(response: AuthorizationResponse) -> Response {
+pub fn deliver(response: AuthorizationResponse) -> Result<Response, PageError> {
     let encoded = || {
         form_urlencoded::Serializer::new(String::new())
             .extend_pairs(&response.params)
@@ -309,10 +280,8 @@ pub fn deliver(response: AuthorizationResponse) -> Response {
     };
     let location = match response.response_mode {
         ResponseMode::Query => {
-            let mut url = match url::Url::parse(&response.redirect_uri) {
-                Ok(url) => url,
-                Err(_) => return internal_error(&Error::Internal("bad redirect URI".into())),
-            };
+            let mut url = url::Url::parse(&response.redirect_uri)
+                .map_err(|_| Error::Internal("bad redirect URI".into()))?;
             url.query_pairs_mut().extend_pairs(&response.params);
             url.to_string()
         }
@@ -323,15 +292,15 @@ pub fn deliver(response: AuthorizationResponse) -> Response {
                 params: &response.params,
             }
             .render();
-            return page(
+            return Ok(page(
                 StatusCode::OK,
                 html,
                 Some(&response.redirect_uri),
                 Some(&script_hash()),
-            );
+            ));
         }
     };
-    redirect(&location)
+    Ok(redirect(&location))
 }
 
 /// A 303 redirect: after a POST, the browser follows with a GET (RFC 9700 §4.12).

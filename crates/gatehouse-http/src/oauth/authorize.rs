@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::Error;
 use gatehouse_core::authorize::{
-    AuthorizationRequest, AuthorizeError, Consent, Decision, SignedIn,
+    AuthorizationRequest, AuthorizeError, Consent, Decision, ErrorRedirect, SignedIn,
 };
 use gatehouse_core::client::Client;
 use gatehouse_core::entry::Catalog;
@@ -18,10 +18,11 @@ use gatehouse_core::session::SESSION_LIFETIME;
 use gatehouse_core::user::User;
 use serde::Deserialize;
 
+use crate::error::PageError;
 use crate::extract::ClientAddress;
 use crate::pages::{
-    self, BROWSER_COOKIE, Continuation, SESSION_COOKIE, Unusable, cookie, cookie_name, deliver,
-    page, set_cookie,
+    self, BROWSER_COOKIE, Continuation, SESSION_COOKIE, cookie, cookie_name, deliver, page,
+    set_cookie,
 };
 use crate::state::AppState;
 
@@ -30,7 +31,7 @@ pub async fn authorize_get(
     State(state): State<AppState>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-) -> Response {
+) -> Result<Response, PageError> {
     authorize(&state, &headers, query.unwrap_or_default().as_bytes()).await
 }
 
@@ -42,7 +43,7 @@ pub async fn authorize_post(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
-) -> Response {
+) -> Result<Response, PageError> {
     match query.filter(|q| !q.is_empty()) {
         Some(query) => {
             let mut all = query.into_bytes();
@@ -54,37 +55,38 @@ pub async fn authorize_post(
     }
 }
 
-async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Response {
-    let (params, resources) = match pages::oauth_params(raw) {
-        Ok(parsed) => parsed,
-        Err(error) => {
-            return pages::message(
-                StatusCode::BAD_REQUEST,
-                "Invalid request",
-                &error.to_string(),
-            );
-        }
-    };
+async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    raw: &[u8],
+) -> Result<Response, PageError> {
+    let (params, resources) = pages::oauth_params(raw)?;
     let now = state.tokens.clock().now();
-    match AuthorizationRequest::validate(
+    let validated = AuthorizationRequest::validate(
         state.store.as_ref(),
         &state.tokens,
         &params,
         &resources,
         now,
     )
-    .await
-    {
-        Ok((client, request)) => {
-            let session = match current_session(state, headers).await {
-                Ok(session) => session,
-                Err(error) => return pages::internal_error(&error),
-            };
-            proceed(state, headers, &client, request, session, false).await
+    .await;
+    let (client, request) = match validated {
+        Ok(validated) => validated,
+        Err(AuthorizeError::Redirect(redirect)) => return tell_client(state, redirect),
+        Err(AuthorizeError::Page(message)) => {
+            return Err(PageError::BadRequest {
+                title: CANNOT_COMPLETE,
+                message,
+            });
         }
-        Err(error) => authorize_error(state, error),
-    }
+        Err(AuthorizeError::Internal(error)) => return Err(PageError::Internal(error)),
+    };
+    let session = current_session(state, headers).await?;
+    proceed(state, headers, &client, request, session, false).await
 }
+
+/// The title of the page for a request that names no usable application or redirect URI.
+const CANNOT_COMPLETE: &str = "This request cannot be completed";
 
 /// The logged-in user of this browser, and when they logged in.
 async fn current_session(
@@ -101,18 +103,9 @@ async fn current_session(
         .map(|(session, user)| (user, session.auth_time)))
 }
 
-fn authorize_error(state: &AppState, error: AuthorizeError) -> Response {
-    match error {
-        AuthorizeError::Page(message) => pages::message(
-            StatusCode::BAD_REQUEST,
-            "This request cannot be completed",
-            &message,
-        ),
-        AuthorizeError::Redirect(redirect) => {
-            deliver(redirect.into_response(state.tokens.issuer()))
-        }
-        AuthorizeError::Internal(error) => pages::internal_error(&error),
-    }
+/// An error the client hears at its redirect URI, with `state` and `iss`.
+fn tell_client(state: &AppState, redirect: ErrorRedirect) -> Result<Response, PageError> {
+    deliver(redirect.into_response(state.tokens.issuer()))
 }
 
 /// Takes a validated request as far as it can go: login, consent, or the response.
@@ -123,16 +116,13 @@ async fn proceed(
     request: AuthorizationRequest,
     session: Option<(User, i64)>,
     just_logged_in: bool,
-) -> Response {
+) -> Result<Response, PageError> {
     let remembered = match &session {
-        Some((user, _)) => match state
+        Some((user, _)) => state
             .sessions
             .remembered_consent(user, &client.client_id)
             .await
-        {
-            Ok(remembered) => remembered,
-            Err(error) => return pages::internal_error(&error),
-        },
+            .map_err(PageError::Internal)?,
         None => None,
     };
     let signed_in = session.as_ref().map(|(user, auth_time)| SignedIn {
@@ -152,58 +142,44 @@ async fn act(
     client: &Client,
     request: AuthorizationRequest,
     decision: Decision<'_>,
-) -> Response {
+) -> Result<Response, PageError> {
     match decision {
         Decision::Login => {
             let hint = request.login_hint.clone().unwrap_or_default();
-            login_page(
+            Ok(login_page(
                 state,
                 headers,
                 Some(&client.name),
                 Continuation::Authorize(Box::new(request)),
                 &hint,
                 None,
-            )
+            ))
         }
         Decision::Consent { user } => {
-            let catalog = match state.registry.catalog().await {
-                Ok(catalog) => catalog,
-                Err(error) => return pages::internal_error(&error),
-            };
-            consent_page(state, headers, client, user, &catalog, request)
+            let catalog = state.registry.catalog().await?;
+            Ok(consent_page(
+                state, headers, client, user, &catalog, request,
+            ))
         }
         Decision::Respond {
             user,
             auth_time,
             remember_consent,
         } => {
-            if remember_consent
-                && let Err(error) = state
+            if remember_consent {
+                state
                     .sessions
                     .remember_consent(user, &client.client_id, &request.scope_set())
                     .await
-            {
-                return pages::internal_error(&error);
+                    .map_err(PageError::Internal)?;
             }
-            respond(state, client, user, auth_time, &request).await
+            let response = request
+                .respond(state.store.as_ref(), &state.tokens, client, user, auth_time)
+                .await
+                .map_err(PageError::Internal)?;
+            deliver(response)
         }
-        Decision::Error(redirect) => deliver(redirect.into_response(state.tokens.issuer())),
-    }
-}
-
-async fn respond(
-    state: &AppState,
-    client: &Client,
-    user: &User,
-    auth_time: i64,
-    request: &AuthorizationRequest,
-) -> Response {
-    match request
-        .respond(state.store.as_ref(), &state.tokens, client, user, auth_time)
-        .await
-    {
-        Ok(response) => deliver(response),
-        Err(error) => pages::internal_error(&error),
+        Decision::Error(redirect) => tell_client(state, redirect),
     }
 }
 
@@ -271,23 +247,14 @@ pub async fn login(
     ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let Some(form) = pages::form::<LoginForm>(&body) else {
-        return pages::message(
-            StatusCode::BAD_REQUEST,
-            "Invalid request",
-            "The form is incomplete.",
-        );
-    };
+) -> Result<Response, PageError> {
+    let form = pages::form::<LoginForm>(&body).ok_or(PageError::Incomplete)?;
     let csrf_ok = cookie(&state, &headers, BROWSER_COOKIE)
         .is_some_and(|browser| state.sessions.csrf_valid("login", browser, &form.csrf));
     if !csrf_ok {
-        return forged();
+        return Err(PageError::Unverified);
     }
-    let continuation = match pages::redeem(&state, &form.continuation).await {
-        Ok(continuation) => continuation,
-        Err(unusable) => return unusable.into_response(),
-    };
+    let continuation = pages::redeem(&state, &form.continuation).await?;
     let now = state.tokens.clock().now();
     let checked = login::check_password(
         state.store.as_ref(),
@@ -298,9 +265,9 @@ pub async fn login(
         now,
     )
     .await;
-    let user = match checked {
-        Ok(Some(user)) => user,
-        Ok(None) => {
+    let user = match checked.map_err(PageError::Internal)? {
+        Some(user) => user,
+        None => {
             let app_name = match &continuation {
                 Continuation::Authorize(request) => state
                     .store
@@ -311,21 +278,21 @@ pub async fn login(
                     .map(|c| c.name),
                 Continuation::Account | Continuation::Outbound => None,
             };
-            return login_page(
+            return Ok(login_page(
                 &state,
                 &headers,
                 app_name.as_deref(),
                 continuation,
                 &form.username,
                 Some("The user name or password is wrong."),
-            );
+            ));
         }
-        Err(error) => return pages::internal_error(&error),
     };
-    let (session_cookie, session) = match state.sessions.start(&user).await {
-        Ok(started) => started,
-        Err(error) => return pages::internal_error(&error),
-    };
+    let (session_cookie, session) = state
+        .sessions
+        .start(&user)
+        .await
+        .map_err(PageError::Internal)?;
     // The follow-up pages must see the new session, not the one the request came with.
     let mut headers = headers.clone();
     headers.insert(
@@ -338,32 +305,15 @@ pub async fn login(
         ))
         .expect("cookie values are base64url"),
     );
-    let mut response = match continuation {
+    let onward = match continuation {
         Continuation::Authorize(request) => {
-            let client = match state.store.find_client(&request.client_id).await {
-                Ok(Some(client)) if client.active => client,
-                Ok(_) => {
-                    return pages::message(
-                        StatusCode::BAD_REQUEST,
-                        "This request cannot be completed",
-                        "The application is unknown or disabled.",
-                    );
-                }
-                Err(error) => return pages::internal_error(&error.into()),
-            };
-            proceed(
-                &state,
-                &headers,
-                &client,
-                *request,
-                Some((user, session.auth_time)),
-                true,
-            )
-            .await
+            continue_authorization(&state, &headers, *request, user, session.auth_time).await
         }
-        Continuation::Account => pages::redirect("/account"),
-        Continuation::Outbound => pages::redirect("/outbound"),
+        Continuation::Account => Ok(pages::redirect("/account")),
+        Continuation::Outbound => Ok(pages::redirect("/outbound")),
     };
+    // The session has started whatever happens next, so its cookie goes with any answer.
+    let mut response = onward.into_response();
     response.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(
@@ -373,7 +323,29 @@ pub async fn login(
             Some(SESSION_LIFETIME),
         ),
     );
-    response
+    Ok(response)
+}
+
+/// The authorization a login was for, now that the user has logged in for it.
+async fn continue_authorization(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: AuthorizationRequest,
+    user: User,
+    auth_time: i64,
+) -> Result<Response, PageError> {
+    let client = state
+        .store
+        .find_client(&request.client_id)
+        .await
+        .map_err(|error| PageError::Internal(error.into()))?
+        .filter(|client| client.active)
+        .ok_or_else(|| PageError::BadRequest {
+            title: CANNOT_COMPLETE,
+            message: "The application is unknown or disabled.".into(),
+        })?;
+    let session = Some((user, auth_time));
+    proceed(state, headers, &client, request, session, true).await
 }
 
 #[derive(Template)]
@@ -424,37 +396,27 @@ pub struct ConsentForm {
 }
 
 /// `POST /oauth/authorize/consent`
-pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(form) = pages::form::<ConsentForm>(&body) else {
-        return pages::message(
-            StatusCode::BAD_REQUEST,
-            "Invalid request",
-            "The form is incomplete.",
-        );
-    };
-    let Some(session_cookie) = cookie(&state, &headers, SESSION_COOKIE) else {
-        return forged();
-    };
-    if !state
-        .sessions
-        .csrf_valid("consent", session_cookie, &form.csrf)
-    {
-        return forged();
+pub async fn consent(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form = pages::form::<ConsentForm>(&body).ok_or(PageError::Incomplete)?;
+    let csrf_ok = cookie(&state, &headers, SESSION_COOKIE)
+        .is_some_and(|session| state.sessions.csrf_valid("consent", session, &form.csrf));
+    if !csrf_ok {
+        return Err(PageError::Unverified);
     }
-    let request = match pages::redeem(&state, &form.continuation).await {
-        Ok(Continuation::Authorize(request)) => request,
-        Ok(Continuation::Account | Continuation::Outbound) => {
-            return Unusable::Invalid.into_response();
-        }
-        Err(unusable) => return unusable.into_response(),
+    let Continuation::Authorize(request) = pages::redeem(&state, &form.continuation).await? else {
+        return Err(PageError::Expired);
     };
     let (session, client) = match (
         current_session(&state, &headers).await,
         state.store.find_client(&request.client_id).await,
     ) {
         (Ok(Some(session)), Ok(Some(client))) if client.active => (session, client),
-        (Err(error), _) => return pages::internal_error(&error),
-        _ => return Unusable::Invalid.into_response(),
+        (Err(error), _) => return Err(PageError::Internal(error)),
+        _ => return Err(PageError::Expired),
     };
     let (user, auth_time) = session;
     let signed_in = SignedIn {
@@ -468,14 +430,6 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: By
     let now = state.tokens.clock().now();
     let decision = request.decide(Some(signed_in), answer, now);
     act(&state, &headers, &client, *request, decision).await
-}
-
-fn forged() -> Response {
-    pages::message(
-        StatusCode::FORBIDDEN,
-        "Request refused",
-        "The form could not be verified (missing or wrong anti-forgery token). Go back and try again.",
-    )
 }
 
 /// The stylesheet every page uses.

@@ -6,15 +6,14 @@ use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use gatehouse_core::Error;
 use gatehouse_core::session::{SignOutRequest, SignOutReturn};
 use serde::Deserialize;
 
 use super::authorize::login_page;
-use crate::pages::{
-    self, Continuation, SESSION_COOKIE, SignOut, Unusable, cookie, page, set_cookie,
-};
+use crate::error::PageError;
+use crate::pages::{self, Continuation, SESSION_COOKIE, SignOut, cookie, page, set_cookie};
 use crate::state::AppState;
 
 #[derive(Template)]
@@ -28,19 +27,18 @@ struct AccountPage {
 }
 
 /// `GET /account`
-pub async fn account(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn account(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
     let session_cookie = cookie(&state, &headers, SESSION_COOKIE)
         .unwrap_or_default()
         .to_owned();
-    let user = match state.sessions.find(&session_cookie).await {
-        Ok(Some((_, user))) => user,
-        Ok(None) => return login_page(&state, &headers, None, Continuation::Account, "", None),
-        Err(error) => return pages::internal_error(&error),
+    let Some((_, user)) = state.sessions.find(&session_cookie).await? else {
+        let login = login_page(&state, &headers, None, Continuation::Account, "", None);
+        return Ok(login);
     };
-    let consents = match state.sessions.consents(&user).await {
-        Ok(consents) => consents,
-        Err(error) => return pages::internal_error(&error),
-    };
+    let consents = state.sessions.consents(&user).await?;
     let mut rows = Vec::new();
     for consent in consents {
         let name = match state.store.find_client(&consent.client_id).await {
@@ -56,7 +54,7 @@ pub async fn account(State(state): State<AppState>, headers: HeaderMap) -> Respo
         logout_csrf: state.sessions.csrf_token("logout", &session_cookie),
     }
     .render();
-    page(StatusCode::OK, html, None, None)
+    Ok(page(StatusCode::OK, html, None, None))
 }
 
 #[derive(Deserialize)]
@@ -67,7 +65,11 @@ struct WithdrawForm {
 
 /// `POST /account/withdraw`: forgets a consent and revokes the application's tokens for the
 /// user.
-pub async fn withdraw(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn withdraw(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
     let session_cookie = cookie(&state, &headers, SESSION_COOKIE)
         .unwrap_or_default()
         .to_owned();
@@ -77,20 +79,17 @@ pub async fn withdraw(State(state): State<AppState>, headers: HeaderMap, body: B
             .sessions
             .csrf_valid("account", &session_cookie, &f.csrf)
     }) else {
-        return refused();
+        return Err(PageError::Unverified);
     };
-    match state.sessions.find(&session_cookie).await {
-        Ok(Some((_, user))) => match state
-            .sessions
-            .withdraw_consent(&state.tokens, &user, &form.client_id)
-            .await
-        {
-            Ok(()) => pages::redirect("/account"),
-            Err(error) => pages::internal_error(&error),
-        },
-        Ok(None) => refused(),
-        Err(error) => pages::internal_error(&error),
-    }
+    let Some((_, user)) = state.sessions.find(&session_cookie).await? else {
+        return Err(PageError::Unverified);
+    };
+    state
+        .sessions
+        .withdraw_consent(&state.tokens, &user, &form.client_id)
+        .await
+        .map_err(PageError::Internal)?;
+    Ok(pages::redirect("/account"))
 }
 
 #[derive(Template)]
@@ -120,9 +119,9 @@ struct LogoutParams {
 }
 
 impl LogoutParams {
-    /// Where this sign-out returns to; a page explaining the refusal when its parameters
-    /// contradict each other or its `id_token_hint` is not ours.
-    async fn resolve(&self, state: &AppState) -> Result<SignOutReturn, Response> {
+    /// Where this sign-out returns to; refused when its parameters contradict each other or
+    /// its `id_token_hint` is not ours.
+    async fn resolve(&self, state: &AppState) -> Result<SignOutReturn, PageError> {
         SignOutRequest {
             client_id: self.client_id.clone(),
             post_logout_redirect_uri: self.post_logout_redirect_uri.clone(),
@@ -131,12 +130,8 @@ impl LogoutParams {
         .resolve(&state.tokens)
         .await
         .map_err(|error| match error {
-            Error::InvalidRequest(_) => pages::message(
-                StatusCode::BAD_REQUEST,
-                "Invalid request",
-                &error.to_string(),
-            ),
-            other => pages::internal_error(&other),
+            Error::InvalidRequest(_) => error.into(),
+            other => PageError::Internal(other),
         })
     }
 }
@@ -146,15 +141,12 @@ pub async fn logout_get(
     State(state): State<AppState>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-) -> Response {
+) -> Result<Response, PageError> {
     let params: LogoutParams =
         pages::form(query.unwrap_or_default().as_bytes()).unwrap_or_default();
-    let target = match params.resolve(&state).await {
-        Ok(target) => target,
-        Err(refusal) => return refusal,
-    };
+    let target = params.resolve(&state).await?;
     let Some(session_cookie) = cookie(&state, &headers, SESSION_COOKIE) else {
-        return after_logout(&target, &params.state);
+        return Ok(after_logout(&target, &params.state));
     };
     let html = LogoutPage {
         csrf: state.sessions.csrf_token("logout", session_cookie),
@@ -166,7 +158,12 @@ pub async fn logout_get(
     .render();
     // The confirmation form ends in a redirect to the application, which the page's CSP
     // `form-action` must allow (browsers enforce it on redirects after a form submission).
-    page(StatusCode::OK, html, target.redirect_uri.as_deref(), None)
+    Ok(page(
+        StatusCode::OK,
+        html,
+        target.redirect_uri.as_deref(),
+        None,
+    ))
 }
 
 /// `POST /oauth/logout`: ends the session.
@@ -174,34 +171,30 @@ pub async fn logout_post(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Result<Response, PageError> {
     let params: LogoutParams = pages::form(&body).unwrap_or_default();
-    let target = match params.resolve(&state).await {
-        Ok(target) => target,
-        Err(refusal) => return refusal,
-    };
+    let target = params.resolve(&state).await?;
     if let Some(session_cookie) = cookie(&state, &headers, SESSION_COOKIE) {
         if !state
             .sessions
             .csrf_valid("logout", session_cookie, &params.csrf)
         {
-            return refused();
+            return Err(PageError::Unverified);
         }
         match pages::redeem::<SignOut>(&state, &params.form).await {
             Ok(SignOut) => {}
-            Err(Unusable::Invalid) => return refused(),
-            Err(unusable) => return unusable.into_response(),
+            // A signed-in user's sign-out without its confirmation is no expired request.
+            Err(PageError::Expired) => return Err(PageError::Unverified),
+            Err(other) => return Err(other),
         }
-        if let Err(error) = state.sessions.end(session_cookie).await {
-            return pages::internal_error(&error);
-        }
+        state.sessions.end(session_cookie).await?;
     }
     let mut response = after_logout(&target, &params.state);
     response.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(&state, SESSION_COOKIE, "", Some(0)),
     );
-    response
+    Ok(response)
 }
 
 /// Back to the application when it named one of its registered redirect URIs, otherwise a
@@ -217,17 +210,5 @@ fn after_logout(target: &SignOutReturn, state: &str) -> Response {
         }
         return pages::redirect(&target);
     }
-    pages::message(
-        StatusCode::OK,
-        "Signed out",
-        "You are signed out of Gatehouse.",
-    )
-}
-
-fn refused() -> Response {
-    pages::message(
-        StatusCode::FORBIDDEN,
-        "Request refused",
-        "The form could not be verified. Go back, reload the page and try again.",
-    )
+    pages::notice("Signed out", "You are signed out of Gatehouse.")
 }
