@@ -49,3 +49,34 @@ fn init_tracing(format: LogFormat, filter: &str) {
         LogFormat::Text => builder.init(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use crate::cli::Cli;
+
+    /// Every option and argument of every command says what it is for in `--help`.
+    #[test]
+    fn every_cli_option_has_help_text() {
+        fn missing(command: &clap::Command, path: &str, found: &mut Vec<String>) {
+            let path = format!("{path} {}", command.get_name());
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() && !arg.is_hide_set() {
+                    found.push(format!("{path}: {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                missing(sub, &path, found);
+            }
+        }
+        let mut found = Vec::new();
+        missing(&Cli::command(), "", &mut found);
+        assert!(
+            found.is_empty(),
+            "options without help:\n{}",
+            found.join("\n")
+        );
+    }
+}

@@ -20,33 +20,43 @@ pub enum AppCommand {
         secret_env: Option<String>,
         #[command(flatten)]
         fields: AppFieldArgs,
+        /// Print JSON (for scripts) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// List applications.
     List {
+        /// Print JSON (for scripts) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Show one application.
     Show {
+        /// The application's client_id.
         client_id: String,
+        /// Print JSON (for scripts) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Change the given fields of an application (a list option replaces the whole list).
     Update {
+        /// The application's client_id.
         client_id: String,
         #[command(flatten)]
         fields: AppFieldArgs,
+        /// Print JSON (for scripts) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Delete an application and every token issued to it.
-    Delete { client_id: String },
+    Delete {
+        /// The application's client_id.
+        client_id: String,
+    },
     /// Replace the client secret; prints the new one once. The replaced secret stays valid for
     /// the grace period, so the services using it can be redeployed one by one.
     RotateSecret {
+        /// The application's client_id.
         client_id: String,
         /// Read an administrator-chosen secret from this environment variable.
         #[arg(long, value_name = "VAR")]
@@ -58,6 +68,7 @@ pub enum AppCommand {
         /// Rotate nothing: end the grace period of the secret the last rotation replaced.
         #[arg(long, conflicts_with = "secret_env")]
         revoke_previous: bool,
+        /// Print JSON (for scripts) instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -66,6 +77,7 @@ pub enum AppCommand {
 /// The fields of an application, for `create` and `update`.
 #[derive(Debug, Args)]
 pub struct AppFieldArgs {
+    /// The application's name, shown on the consent page.
     #[arg(long)]
     name: Option<String>,
     /// confidential or public.

@@ -20,6 +20,7 @@ pub struct ApplyArgs {
     /// Print what would change, change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Print JSON (for scripts) instead of text.
     #[arg(long)]
     json: bool,
 }

@@ -15,33 +15,43 @@ use super::print_json;
 pub enum EntryCommand<A: EntryArgs> {
     /// Create one.
     Create {
+        /// The record's name.
         name: String,
         #[command(flatten)]
         fields: A,
+        /// Print JSON (for scripts) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// List them.
     List {
+        /// Print JSON (for scripts) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Show one.
     Show {
+        /// The record's name.
         name: String,
+        /// Print JSON (for scripts) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Change the given fields of one (a list option replaces the whole list).
     Update {
+        /// The record's name.
         name: String,
         #[command(flatten)]
         fields: A,
+        /// Print JSON (for scripts) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Delete one.
-    Delete { name: String },
+    Delete {
+        /// The record's name.
+        name: String,
+    },
 }
 
 /// The options of one kind of entry, as the JSON fields they set.

@@ -14,25 +14,34 @@ use super::{print_json, read_text};
 pub enum JwtProviderCommand {
     /// Trust an issuer of JWTs.
     Create {
+        /// The provider's name.
         name: String,
         #[command(flatten)]
         fields: JwtProviderFieldArgs,
     },
     /// List JWT providers.
     List {
+        /// Print JSON (for scripts) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Show one JWT provider.
-    Show { name: String },
+    Show {
+        /// The provider's name.
+        name: String,
+    },
     /// Change the given fields of a JWT provider (a list option replaces the whole list).
     Update {
+        /// The provider's name.
         name: String,
         #[command(flatten)]
         fields: JwtProviderFieldArgs,
     },
     /// Stop trusting an issuer.
-    Delete { name: String },
+    Delete {
+        /// The provider's name.
+        name: String,
+    },
 }
 
 /// The fields of a JWT provider, for `create` and `update`.
@@ -92,6 +101,7 @@ pub struct JwtProviderFieldArgs {
     /// false).
     #[arg(long, value_name = "BOOL")]
     map_registry_roles: Option<bool>,
+    /// Whether its tokens and assertions are accepted (default true).
     #[arg(long, value_name = "BOOL")]
     active: Option<bool>,
 }

@@ -11,6 +11,7 @@ use crate::server::Services;
 pub enum KeysCommand {
     /// List signing keys and their state.
     List {
+        /// Print JSON (for scripts) instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -25,6 +26,7 @@ pub enum KeysCommand {
         delay: Option<u64>,
         #[command(flatten)]
         serve: Box<ServeArgs>,
+        /// Print JSON (for scripts) instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -34,6 +36,7 @@ pub enum KeysCommand {
     Retire {
         /// The key's id (`kid`), as `keys list` shows it.
         kid: String,
+        /// Print JSON (for scripts) instead of text.
         #[arg(long)]
         json: bool,
     },

@@ -30,26 +30,35 @@ pub enum ProviderCommand {
     /// Create a provider, or replace the one with this name (credentials not given are kept).
     Save(Box<ProviderArgs>),
     List {
+        /// Print JSON (for scripts) instead of text.
         #[arg(long)]
         json: bool,
     },
     Show {
+        /// The record's name.
         name: String,
+        /// Print JSON (for scripts) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Delete a provider that no profile uses.
-    Delete { name: String },
+    Delete {
+        /// The record's name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct ProviderArgs {
+    /// The record's name.
     name: String,
+    /// The provider's token endpoint URL.
     #[arg(long, value_name = "URL")]
     token_url: String,
     /// The authorization endpoint, for the authorization_code grant.
     #[arg(long, value_name = "URL")]
     authorization_url: Option<String>,
+    /// The client_id Gatehouse has at the provider.
     #[arg(long)]
     client_id: String,
     /// Read the client secret from this environment variable.
@@ -85,6 +94,7 @@ pub struct ProviderArgs {
     /// without `iss` are refused.
     #[arg(long)]
     authorization_response_iss_parameter_supported: bool,
+    /// Print JSON (for scripts) instead of text.
     #[arg(long)]
     json: bool,
 }
@@ -93,7 +103,9 @@ pub struct ProviderArgs {
 pub enum ProfileCommand {
     /// Create a profile, or replace the one with this name (dropping its tokens).
     Save {
+        /// The record's name.
         name: String,
+        /// The OAuth provider the profile obtains tokens from.
         #[arg(long)]
         provider: String,
         /// A scope to ask for (repeatable).
@@ -102,24 +114,32 @@ pub enum ProfileCommand {
         /// Each user gets their own token (authorization_code providers).
         #[arg(long)]
         per_user: bool,
+        /// Print JSON (for scripts) instead of text.
         #[arg(long)]
         json: bool,
     },
     List {
+        /// Print JSON (for scripts) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Delete a profile that no alias uses, and its tokens.
-    Delete { name: String },
+    Delete {
+        /// The record's name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum AliasCommand {
     /// Create a connection alias, or replace the one with this name.
     Save {
+        /// The record's name.
         name: String,
+        /// The base URL of the external API calls through the alias go to.
         #[arg(long, value_name = "URL")]
         base_url: String,
+        /// The OAuth profile whose tokens the alias' calls carry.
         #[arg(long)]
         profile: String,
         /// A role whose holders may call the alias through the proxy endpoint (repeatable).
@@ -131,14 +151,17 @@ pub enum AliasCommand {
         /// Retries after a server error, a 429 or a refused connection (default 2).
         #[arg(long, value_name = "N")]
         retries: Option<i64>,
+        /// Print JSON (for scripts) instead of text.
         #[arg(long)]
         json: bool,
     },
     List {
+        /// Print JSON (for scripts) instead of text.
         #[arg(long)]
         json: bool,
     },
     Delete {
+        /// The record's name.
         name: String,
     },
 }

@@ -14,37 +14,48 @@ use super::{print_json, secret_from_env};
 pub enum UserCommand {
     /// Create a user.
     Create {
+        /// The user's name, which they sign in with.
         user_name: String,
         #[command(flatten)]
         fields: UserFieldArgs,
         #[command(flatten)]
         password: PasswordArgs,
+        /// Print JSON (for scripts) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// List users.
     List {
+        /// Print JSON (for scripts) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Show one user.
     Show {
+        /// The user's name, which they sign in with.
         user_name: String,
+        /// Print JSON (for scripts) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Change the given fields of a user.
     Update {
+        /// The user's name, which they sign in with.
         user_name: String,
         #[command(flatten)]
         fields: UserFieldArgs,
+        /// Print JSON (for scripts) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Delete a user and every token issued for them.
-    Delete { user_name: String },
+    Delete {
+        /// The user's name, which they sign in with.
+        user_name: String,
+    },
     /// Set a user's password (from an environment variable or standard input).
     SetPassword {
+        /// The user's name, which they sign in with.
         user_name: String,
         #[command(flatten)]
         password: PasswordArgs,
@@ -53,6 +64,7 @@ pub enum UserCommand {
 
 #[derive(Debug, Args)]
 pub struct UserFieldArgs {
+    /// The name shown for the user (default: the user name).
     #[arg(long)]
     display_name: Option<String>,
     /// Given name ("" removes it).
@@ -67,6 +79,7 @@ pub struct UserFieldArgs {
     /// A role (repeatable), e.g. admin, oauth_admin, mi_admin.
     #[arg(long = "role", value_name = "ROLE")]
     roles: Vec<String>,
+    /// Whether the user may sign in and act (default true).
     #[arg(long, value_name = "BOOL")]
     active: Option<bool>,
     /// Lock the user out (true) or let them log in again (false).
