@@ -22,7 +22,7 @@ use gatehouse_core::token::AccessTokenInfo;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
 
-use crate::error::{ApiError, OAuthError};
+use crate::error::{ApiError, OAuthError, PageError};
 use crate::state::AppState;
 
 /// The largest form body any endpoint reads: OAuth requests and the pages' forms are small.
@@ -48,6 +48,59 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
             .map_err(|error| OAuthError::from(error).into_response())?;
         params.retain(|_, value| !value.is_empty());
         Ok(OAuthForm(params, resources))
+    }
+}
+
+/// A page's form whose anti-forgery token is bound to a cookie of the browser: an HMAC over
+/// the form's purpose and the cookie's value, which a page on another site can neither read
+/// nor forge.
+pub trait CsrfChecked: DeserializeOwned {
+    /// What the token is for, so that one form's token does not pass for another's.
+    const PURPOSE: &'static str;
+    /// The cookie the token is bound to: the browser's before a login, the session's after.
+    const COOKIE: &'static str = crate::pages::SESSION_COOKIE;
+}
+
+/// A page's form, submitted by the browser its token was made for: the `csrf` field must be
+/// the token of `T`'s purpose for this browser's cookie (`403` otherwise), and the rest of the
+/// form must read as `T` (`400` otherwise). The token is checked before the form is read.
+pub struct CsrfForm<T> {
+    pub form: T,
+    /// The value of the cookie the token is bound to.
+    pub cookie: String,
+}
+
+impl<T: CsrfChecked> CsrfForm<T> {
+    /// The token a page puts in the form for the browser with this cookie value.
+    pub fn token(state: &AppState, cookie: &str) -> String {
+        state.sessions.csrf_token(T::PURPOSE, cookie)
+    }
+
+    /// Whether `token` is the form's token for the browser with this cookie value.
+    pub fn check(state: &AppState, cookie: &str, token: &str) -> Result<(), PageError> {
+        if state.sessions.csrf_valid(T::PURPOSE, cookie, token) {
+            Ok(())
+        } else {
+            Err(PageError::Unverified)
+        }
+    }
+}
+
+impl<T: CsrfChecked> FromRequest<AppState> for CsrfForm<T> {
+    type Rejection = PageError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, PageError> {
+        let cookie = crate::pages::cookie(state, request.headers(), T::COOKIE)
+            .ok_or(PageError::Unverified)?
+            .to_owned();
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(|_| PageError::Incomplete)?;
+        let params = crate::pages::unique_params(&body).map_err(|_| PageError::Incomplete)?;
+        let token = params.get("csrf").ok_or(PageError::Unverified)?;
+        Self::check(state, &cookie, token)?;
+        let form = crate::pages::read_params(params).ok_or(PageError::Incomplete)?;
+        Ok(CsrfForm { form, cookie })
     }
 }
 

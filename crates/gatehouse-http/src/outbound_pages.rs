@@ -8,7 +8,6 @@
 //! the provider redeems a code only once anyway.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -20,6 +19,7 @@ use gatehouse_remote::outbound::OutboundError;
 use serde::Deserialize;
 
 use crate::error::PageError;
+use crate::extract::{CsrfChecked, CsrfForm};
 use crate::oauth::authorize::login_page;
 use crate::pages::{self, Continuation, SESSION_COOKIE, cookie, set_cookie};
 use crate::state::AppState;
@@ -81,7 +81,7 @@ pub async fn outbound_page(
     let html = OutboundPage {
         user_name: user.display_name,
         rows,
-        csrf: state.sessions.csrf_token("outbound", &session_cookie),
+        csrf: CsrfForm::<AuthorizeForm>::token(&state, &session_cookie),
     }
     .render();
     let targets: Vec<&str> = targets.iter().map(String::as_str).collect();
@@ -94,28 +94,22 @@ pub async fn outbound_page(
 }
 
 #[derive(Deserialize)]
-struct AuthorizeForm {
-    csrf: String,
+pub struct AuthorizeForm {
     profile: String,
+}
+
+impl CsrfChecked for AuthorizeForm {
+    const PURPOSE: &'static str = "outbound";
 }
 
 /// `POST /outbound/authorize`: sends the browser to the provider.
 pub async fn authorize(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    CsrfForm {
+        form,
+        cookie: session_cookie,
+    }: CsrfForm<AuthorizeForm>,
 ) -> Result<Response, PageError> {
-    let session_cookie = cookie(&state, &headers, SESSION_COOKIE)
-        .unwrap_or_default()
-        .to_owned();
-    let form: Option<AuthorizeForm> = pages::form(&body);
-    let Some(form) = form.filter(|f| {
-        state
-            .sessions
-            .csrf_valid("outbound", &session_cookie, &f.csrf)
-    }) else {
-        return Err(PageError::Unverified);
-    };
     let Some((_, user)) = state.sessions.find(&session_cookie).await? else {
         return Err(PageError::Unverified);
     };

@@ -357,7 +357,11 @@ fn parse_params(
 }
 
 /// A form body (or query string) as a typed struct; `None` when a field is missing or repeated.
-pub fn form<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
-    let params = unique_params(bytes).ok()?;
+pub fn form<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    read_params(unique_params(bytes).ok()?)
+}
+
+/// Parameters as a typed struct; `None` when a field is missing.
+pub fn read_params<T: DeserializeOwned>(params: BTreeMap<String, String>) -> Option<T> {
     serde_json::from_value(serde_json::to_value(params).ok()?).ok()
 }

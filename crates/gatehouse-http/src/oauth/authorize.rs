@@ -19,7 +19,7 @@ use gatehouse_core::user::User;
 use serde::Deserialize;
 
 use crate::error::PageError;
-use crate::extract::ClientAddress;
+use crate::extract::{ClientAddress, CsrfChecked, CsrfForm};
 use crate::pages::{
     self, BROWSER_COOKIE, Continuation, SESSION_COOKIE, cookie, cookie_name, deliver, page,
     set_cookie,
@@ -214,7 +214,7 @@ pub fn login_page(
         app_name,
         error,
         continuation: pages::seal(state, &continuation),
-        csrf: state.sessions.csrf_token("login", &browser),
+        csrf: CsrfForm::<LoginForm>::token(state, &browser),
         login_hint,
     }
     .render();
@@ -236,9 +236,14 @@ pub fn login_page(
 #[derive(Deserialize)]
 pub struct LoginForm {
     continuation: String,
-    csrf: String,
     username: String,
     password: String,
+}
+
+impl CsrfChecked for LoginForm {
+    const PURPOSE: &'static str = "login";
+    // There is no session yet: the token binds the form to the browser.
+    const COOKIE: &'static str = BROWSER_COOKIE;
 }
 
 /// `POST /oauth/authorize/login`
@@ -246,14 +251,8 @@ pub async fn login(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
     headers: HeaderMap,
-    body: Bytes,
+    CsrfForm { form, .. }: CsrfForm<LoginForm>,
 ) -> Result<Response, PageError> {
-    let form = pages::form::<LoginForm>(&body).ok_or(PageError::Incomplete)?;
-    let csrf_ok = cookie(&state, &headers, BROWSER_COOKIE)
-        .is_some_and(|browser| state.sessions.csrf_valid("login", browser, &form.csrf));
-    if !csrf_ok {
-        return Err(PageError::Unverified);
-    }
     let continuation = pages::redeem(&state, &form.continuation).await?;
     let now = state.tokens.clock().now();
     let checked = login::check_password(
@@ -382,7 +381,7 @@ fn consent_page(
         user_name: &user.display_name,
         scopes,
         continuation: pages::seal(state, &Continuation::Authorize(Box::new(request))),
-        csrf: state.sessions.csrf_token("consent", session),
+        csrf: CsrfForm::<ConsentForm>::token(state, session),
     }
     .render();
     page(StatusCode::OK, html, Some(&target), None)
@@ -391,22 +390,19 @@ fn consent_page(
 #[derive(Deserialize)]
 pub struct ConsentForm {
     continuation: String,
-    csrf: String,
     decision: String,
+}
+
+impl CsrfChecked for ConsentForm {
+    const PURPOSE: &'static str = "consent";
 }
 
 /// `POST /oauth/authorize/consent`
 pub async fn consent(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    CsrfForm { form, .. }: CsrfForm<ConsentForm>,
 ) -> Result<Response, PageError> {
-    let form = pages::form::<ConsentForm>(&body).ok_or(PageError::Incomplete)?;
-    let csrf_ok = cookie(&state, &headers, SESSION_COOKIE)
-        .is_some_and(|session| state.sessions.csrf_valid("consent", session, &form.csrf));
-    if !csrf_ok {
-        return Err(PageError::Unverified);
-    }
     let Continuation::Authorize(request) = pages::redeem(&state, &form.continuation).await? else {
         return Err(PageError::Expired);
     };

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use super::authorize::login_page;
 use crate::error::PageError;
+use crate::extract::{CsrfChecked, CsrfForm};
 use crate::pages::{self, Continuation, SESSION_COOKIE, SignOut, cookie, page, set_cookie};
 use crate::state::AppState;
 
@@ -50,37 +51,31 @@ pub async fn account(
     let html = AccountPage {
         user_name: user.display_name,
         consents: rows,
-        csrf: state.sessions.csrf_token("account", &session_cookie),
-        logout_csrf: state.sessions.csrf_token("logout", &session_cookie),
+        csrf: CsrfForm::<WithdrawForm>::token(&state, &session_cookie),
+        logout_csrf: CsrfForm::<LogoutParams>::token(&state, &session_cookie),
     }
     .render();
     Ok(page(StatusCode::OK, html, None, None))
 }
 
 #[derive(Deserialize)]
-struct WithdrawForm {
-    csrf: String,
+pub struct WithdrawForm {
     client_id: String,
+}
+
+impl CsrfChecked for WithdrawForm {
+    const PURPOSE: &'static str = "account";
 }
 
 /// `POST /account/withdraw`: forgets a consent and revokes the application's tokens for the
 /// user.
 pub async fn withdraw(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    CsrfForm {
+        form,
+        cookie: session_cookie,
+    }: CsrfForm<WithdrawForm>,
 ) -> Result<Response, PageError> {
-    let session_cookie = cookie(&state, &headers, SESSION_COOKIE)
-        .unwrap_or_default()
-        .to_owned();
-    let form: Option<WithdrawForm> = pages::form(&body);
-    let Some(form) = form.filter(|f| {
-        state
-            .sessions
-            .csrf_valid("account", &session_cookie, &f.csrf)
-    }) else {
-        return Err(PageError::Unverified);
-    };
     let Some((_, user)) = state.sessions.find(&session_cookie).await? else {
         return Err(PageError::Unverified);
     };
@@ -103,7 +98,7 @@ struct LogoutPage<'a> {
 }
 
 #[derive(Deserialize, Default)]
-struct LogoutParams {
+pub struct LogoutParams {
     #[serde(default)]
     client_id: String,
     #[serde(default)]
@@ -116,6 +111,10 @@ struct LogoutParams {
     csrf: String,
     #[serde(default)]
     form: String,
+}
+
+impl CsrfChecked for LogoutParams {
+    const PURPOSE: &'static str = "logout";
 }
 
 impl LogoutParams {
@@ -149,7 +148,7 @@ pub async fn logout_get(
         return Ok(after_logout(&target, &params.state));
     };
     let html = LogoutPage {
-        csrf: state.sessions.csrf_token("logout", session_cookie),
+        csrf: CsrfForm::<LogoutParams>::token(&state, session_cookie),
         form: pages::seal(&state, &SignOut),
         client_id: &target.client_id,
         post_logout_redirect_uri: &params.post_logout_redirect_uri,
@@ -174,13 +173,9 @@ pub async fn logout_post(
 ) -> Result<Response, PageError> {
     let params: LogoutParams = pages::form(&body).unwrap_or_default();
     let target = params.resolve(&state).await?;
+    // Without a session there is nothing to end, and so nothing for a forged form to do.
     if let Some(session_cookie) = cookie(&state, &headers, SESSION_COOKIE) {
-        if !state
-            .sessions
-            .csrf_valid("logout", session_cookie, &params.csrf)
-        {
-            return Err(PageError::Unverified);
-        }
+        CsrfForm::<LogoutParams>::check(&state, session_cookie, &params.csrf)?;
         match pages::redeem::<SignOut>(&state, &params.form).await {
             Ok(SignOut) => {}
             // A signed-in user's sign-out without its confirmation is no expired request.
