@@ -46,6 +46,7 @@ mod tables;
 mod shared;
 #[macro_use]
 mod outbound;
+pub mod backup;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -72,19 +73,35 @@ pub enum Durability {
     Full,
 }
 
+/// The database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location<'a> {
+    /// `sqlite://PATH`: the file.
+    Sqlite(&'a Path),
+    /// `postgres://…` or `postgresql://…`: the whole URL.
+    Postgres(&'a str),
+}
+
+impl<'a> Location<'a> {
+    pub fn parse(url: &'a str) -> Result<Location<'a>, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Location::Postgres(url))
+        } else if let Some(path) = url.strip_prefix("sqlite://") {
+            Ok(Location::Sqlite(Path::new(path)))
+        } else {
+            Err(StoreError::Backend(
+                "the database URL must start with sqlite:// or postgres://".into(),
+            ))
+        }
+    }
+}
+
 /// Opens the database a URL names — `sqlite://PATH` or `postgres://…` — and applies its
 /// migrations.
 pub async fn open(url: &str, durability: Durability) -> Result<Arc<dyn Store>, StoreError> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::connect(url).await?))
-    } else if let Some(path) = url.strip_prefix("sqlite://") {
-        Ok(Arc::new(
-            SqliteStore::open(Path::new(path), durability).await?,
-        ))
-    } else {
-        Err(StoreError::Backend(
-            "the database URL must start with sqlite:// or postgres://".into(),
-        ))
+    match Location::parse(url)? {
+        Location::Postgres(url) => Ok(Arc::new(PostgresStore::connect(url).await?)),
+        Location::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path, durability).await?)),
     }
 }
 

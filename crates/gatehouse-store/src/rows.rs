@@ -321,6 +321,11 @@ impl From<ConsentRow> for ConsentRecord {
     }
 }
 
+/// Every signing key, in the order they activate: read by the store, and from a backup to check
+/// that the master key opens them.
+pub(crate) const SELECT_SIGNING_KEYS: &str = "SELECT kid, alg, private_key_sealed, public_jwk, \
+     created_at, activates_at FROM signing_keys ORDER BY activates_at, created_at";
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct SigningKeyRow {
     kid: String,

@@ -1264,10 +1264,7 @@ macro_rules! shared_store_impl {
             }
 
             async fn list_signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
-                Ok(sqlx::query_as::<_, SigningKeyRow>(
-                    "SELECT kid, alg, private_key_sealed, public_jwk, created_at, activates_at \
-                     FROM signing_keys ORDER BY activates_at, created_at",
-                )
+                Ok(sqlx::query_as::<_, SigningKeyRow>(crate::rows::SELECT_SIGNING_KEYS)
                 .fetch_all(self.reader())
                 .await
                 .map_err(backend_error)?

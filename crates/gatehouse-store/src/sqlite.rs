@@ -15,6 +15,9 @@ pub struct SqliteStore {
     reader: Pool<Sqlite>,
     writer: Pool<Sqlite>,
     token_writer: crate::batch::TokenWriter,
+    /// The shared lock on the file beside the database that keeps a restore from replacing it
+    /// while this store has it open.
+    _open: std::fs::File,
 }
 
 impl SqliteStore {
@@ -25,6 +28,7 @@ impl SqliteStore {
             Durability::Process => SqliteSynchronous::Normal,
             Durability::Full => SqliteSynchronous::Full,
         };
+        let open = crate::backup::hold_open(path).await?;
         let options = SqliteConnectOptions::from_str("sqlite://")
             .map_err(backend_error)?
             .filename(path)
@@ -71,6 +75,7 @@ impl SqliteStore {
             reader,
             writer,
             token_writer,
+            _open: open,
         })
     }
 

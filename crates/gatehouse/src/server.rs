@@ -156,18 +156,31 @@ impl Services {
     }
 }
 
-/// Reads the master key from the environment, or from `master.key` in the data directory,
-/// creating that file (readable by its owner only) on the very first start.
-fn load_master_key(data_dir: &Path) -> anyhow::Result<MasterKey> {
+/// Reads the master key from the environment, or from `master.key` in the data directory;
+/// `None` when there is neither.
+pub fn existing_master_key(data_dir: &Path) -> anyhow::Result<Option<MasterKey>> {
     if let Ok(value) = std::env::var(MASTER_KEY_VAR) {
-        return MasterKey::decode(&value).with_context(|| format!("invalid {MASTER_KEY_VAR}"));
+        return MasterKey::decode(&value)
+            .map(Some)
+            .with_context(|| format!("invalid {MASTER_KEY_VAR}"));
     }
     let path = data_dir.join("master.key");
     match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            MasterKey::decode(&text).with_context(|| format!("invalid key in {}", path.display()))
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+        Ok(text) => MasterKey::decode(&text)
+            .map(Some)
+            .with_context(|| format!("invalid key in {}", path.display())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// The master key (see [`existing_master_key`]), creating `master.key` (readable by its owner
+/// only) on the very first start.
+fn load_master_key(data_dir: &Path) -> anyhow::Result<MasterKey> {
+    match existing_master_key(data_dir)? {
+        Some(key) => Ok(key),
+        None => {
+            let path = data_dir.join("master.key");
             let key = MasterKey::generate();
             let mut options = std::fs::OpenOptions::new();
             options.write(true).create_new(true);
@@ -179,7 +192,6 @@ fn load_master_key(data_dir: &Path) -> anyhow::Result<MasterKey> {
             writeln!(file, "{}", key.encode())?;
             Ok(key)
         }
-        Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
     }
 }
 

@@ -2,11 +2,13 @@
 //! and the conventions scripts rely on (one-line errors, non-zero exit status).
 //!
 //! Here are the top-level arguments and the dispatch; each command group (`app`, `user`,
-//! `jwt-provider`, `keys`, `apply`, `outbound` with `call`, and `entries` for `scope`, `rule`,
-//! `route` and `table`) has a module with its arguments and how it runs.
+//! `jwt-provider`, `keys`, `apply`, `outbound` with `call`, `entries` for `scope`, `rule`,
+//! `route` and `table`, and `backup` with `restore`) has a module with its arguments and how it
+//! runs.
 
 mod app;
 mod apply;
+mod backup;
 mod entries;
 mod jwt_provider;
 mod keys;
@@ -22,6 +24,7 @@ use serde::Serialize;
 
 use self::app::AppCommand;
 use self::apply::ApplyArgs;
+use self::backup::{BackupArgs, RestoreArgs};
 use self::entries::{EntryCommand, RouteArgs, RuleArgs, ScopeArgs, TableArgs};
 use self::jwt_provider::JwtProviderCommand;
 use self::keys::KeysCommand;
@@ -78,10 +81,20 @@ pub enum Command {
     /// Manage the Table API's tables (read and write roles).
     #[command(subcommand)]
     Table(EntryCommand<TableArgs>),
+    /// Write a consistent copy of the SQLite database, also while a server runs on it.
+    Backup(BackupArgs),
+    /// Put a backup in place of the SQLite database (refused while a server runs on it).
+    Restore(RestoreArgs),
 }
 
 /// Runs a command other than `serve`.
 pub async fn run(mut global: GlobalArgs, command: Command) -> anyhow::Result<()> {
+    // These work on the database file itself, without opening the services.
+    let command = match command {
+        Command::Backup(args) => return backup::backup(&global, args).await,
+        Command::Restore(args) => return backup::restore(&global, args).await,
+        command => command,
+    };
     let serve_args = match &command {
         Command::Keys(KeysCommand::Rotate { serve, .. }) => (**serve).clone(),
         _ => ServeArgs::default(),
@@ -95,7 +108,9 @@ pub async fn run(mut global: GlobalArgs, command: Command) -> anyhow::Result<()>
     let services = Services::open(&settings).await?;
     let registry = &services.registry;
     match command {
-        Command::Serve(_) => unreachable!("serve is run by main"),
+        Command::Serve(_) | Command::Backup(_) | Command::Restore(_) => {
+            unreachable!("run without the services")
+        }
         Command::App(command) => app::run(registry, command).await,
         Command::User(command) => user::run(registry, command).await,
         Command::JwtProvider(command) => jwt_provider::run(registry, command).await,

@@ -1,7 +1,7 @@
 //! Test servers and helpers.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use gatehouse::config::{LogFormat, Settings};
 use gatehouse::server::{self, Services};
@@ -347,6 +347,73 @@ fn test_settings(listen: SocketAddr, issuer: String, database: &str) -> Settings
         registry: Manifest::default(),
         key_reload_interval: std::time::Duration::from_millis(200),
         key_rotation_interval: None,
+    }
+}
+
+/// `gatehouse` (the binary these tests were built with) on the SQLite database in `data_dir`,
+/// untouched by the environment's settings.
+pub fn gatehouse_command(data_dir: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+    command
+        .env("GATEHOUSE_DATA_DIR", data_dir)
+        .env_remove("GATEHOUSE_DATABASE_URL")
+        .env_remove("GATEHOUSE_CONFIG")
+        .env_remove("GATEHOUSE_MASTER_KEY");
+    command
+}
+
+/// A `gatehouse serve` process on a free loopback port, for what only a real process shows: its
+/// resident set, its hold on the database, its end. Killed when dropped.
+pub struct ServeProcess {
+    pub base: String,
+    child: std::process::Child,
+}
+
+impl ServeProcess {
+    /// Starts `gatehouse serve ARGS` on `data_dir` with `env` added, and waits until it answers.
+    pub async fn start(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> ServeProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut command = gatehouse_command(data_dir);
+        command
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut process = ServeProcess {
+            base: format!("http://127.0.0.1:{port}"),
+            child: command.spawn().expect("start gatehouse serve"),
+        };
+        let http = reqwest::Client::new();
+        for _ in 0..300 {
+            if http.get(process.url("/healthz")).send().await.is_ok() {
+                return process;
+            }
+            if let Some(status) = process.child.try_wait().unwrap() {
+                panic!("gatehouse serve ended at start: {status}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("gatehouse serve did not answer within 15 s");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -3,6 +3,7 @@
 //! under `tests/` would be linked separately, and linking is the slow step.
 //!
 //! - `harness`: starting servers, the `server_test!` macro, and HTTP helpers;
+//! - `backup`: a SQLite backup taken under load, restored on another data directory;
 //! - `audience`: resource indicators, audiences on Gatehouse's APIs and routes, and who may
 //!   introspect what;
 //! - `client_credentials`: the grant through the Rust `oauth2` crate, introspection, revocation;
@@ -43,6 +44,7 @@ mod access;
 mod admin_api;
 mod apply;
 mod audience;
+mod backup;
 mod bearer;
 mod browser;
 mod caches;

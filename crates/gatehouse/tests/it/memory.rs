@@ -1,10 +1,11 @@
 //! Memory under sustained sign-ins: the bound ARCHITECTURE.md states for password hashing,
 //! measured on a real `gatehouse serve` process so nothing else in the test binary counts.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
+
+use crate::harness::{ServeProcess, gatehouse_command};
 
 /// The bound ARCHITECTURE.md states: a base for everything but Argon2, and one 19 MiB buffer
 /// for each hash that may run at once (one per core).
@@ -31,49 +32,19 @@ async fn two_thousand_password_checks_stay_under_the_memory_bound() {
     }
     let data_dir =
         std::env::temp_dir().join(format!("gatehouse-memory-{}", crate::harness::uuid_like()));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
     let password = "a long enough administrator password";
-    let gatehouse = {
-        let data_dir = data_dir.clone();
-        move || {
-            let mut command = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
-            command
-                .env("GATEHOUSE_DATA_DIR", &data_dir)
-                .env_remove("GATEHOUSE_DATABASE_URL")
-                .env_remove("GATEHOUSE_CONFIG")
-                .env_remove("GATEHOUSE_MASTER_KEY");
-            command
-        }
-    };
     // Every sign-in comes from this one address, far faster than a person's.
-    let mut server = gatehouse()
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--rate-limit-per-second", "0"])
-        .env("GATEHOUSE_ADMIN_PASSWORD", password)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start gatehouse serve");
+    let server = ServeProcess::start(
+        &data_dir,
+        &["--rate-limit-per-second", "0"],
+        &[("GATEHOUSE_ADMIN_PASSWORD", password)],
+    )
+    .await;
     let http = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..300 {
-        if http.get(format!("{base}/healthz")).send().await.is_ok() {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(ready, "the server did not start");
 
-    let cli = gatehouse.clone();
+    let mut cli = gatehouse_command(&data_dir);
     let created = tokio::task::spawn_blocking(move || {
-        cli()
-            .args(["app", "create", "--name", "signin", "--grant", "password"])
+        cli.args(["app", "create", "--name", "signin", "--grant", "password"])
             .args(["--scope", "useraccount", "--json"])
             .output()
             .unwrap()
@@ -87,7 +58,7 @@ async fn two_thousand_password_checks_stay_under_the_memory_bound() {
 
     let sign_in = || {
         let request = http
-            .post(format!("{base}/oauth/token"))
+            .post(server.url("/oauth/token"))
             .basic_auth(&client_id, Some(&secret))
             .form(&[
                 ("grant_type", "password"),
@@ -103,7 +74,7 @@ async fn two_thousand_password_checks_stay_under_the_memory_bound() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let before = peak_rss_kib(server.id());
+    let before = peak_rss_kib(server.pid());
     let mut pending = tokio::task::JoinSet::new();
     let (mut done, mut succeeded) = (0, 0);
     while done < 2_000 {
@@ -114,9 +85,8 @@ async fn two_thousand_password_checks_stay_under_the_memory_bound() {
         done += 1;
         succeeded += usize::from(status.is_success());
     }
-    let peak = peak_rss_kib(server.id());
-    server.kill().unwrap();
-    server.wait().unwrap();
+    let peak = peak_rss_kib(server.pid());
+    drop(server);
     let _ = std::fs::remove_dir_all(&data_dir);
 
     assert_eq!(succeeded, 2_000, "every sign-in succeeds");
