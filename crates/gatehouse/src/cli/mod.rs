@@ -3,13 +3,14 @@
 //!
 //! Here are the top-level arguments and the dispatch; each command group (`app`, `user`,
 //! `jwt-provider`, `keys`, `apply`, `outbound` with `call`, `entries` for `scope`, `rule`,
-//! `route` and `table`, and `backup` with `restore`) has a module with its arguments and how it
-//! runs.
+//! `route` and `table`, `backup` with `restore`, and the hidden `generate`) has a module with its
+//! arguments and how it runs.
 
 mod app;
 mod apply;
 mod backup;
 mod entries;
+mod generate;
 mod jwt_provider;
 mod keys;
 mod outbound;
@@ -26,6 +27,7 @@ use self::app::AppCommand;
 use self::apply::ApplyArgs;
 use self::backup::{BackupArgs, RestoreArgs};
 use self::entries::{EntryCommand, RouteArgs, RuleArgs, ScopeArgs, TableArgs};
+use self::generate::GenerateCommand;
 use self::jwt_provider::JwtProviderCommand;
 use self::keys::KeysCommand;
 use self::outbound::{CallArgs, OutboundCommand};
@@ -85,14 +87,18 @@ pub enum Command {
     Backup(BackupArgs),
     /// Put a backup in place of the SQLite database (refused while a server runs on it).
     Restore(RestoreArgs),
+    /// Write shell completions or man pages (for packaging).
+    #[command(subcommand, hide = true)]
+    Generate(GenerateCommand),
 }
 
 /// Runs a command other than `serve`.
 pub async fn run(mut global: GlobalArgs, command: Command) -> anyhow::Result<()> {
-    // These work on the database file itself, without opening the services.
+    // These work on the database file itself, or on no database: no services.
     let command = match command {
         Command::Backup(args) => return backup::backup(&global, args).await,
         Command::Restore(args) => return backup::restore(&global, args).await,
+        Command::Generate(command) => return generate::run(command),
         command => command,
     };
     let serve_args = match &command {
@@ -108,7 +114,7 @@ pub async fn run(mut global: GlobalArgs, command: Command) -> anyhow::Result<()>
     let services = Services::open(&settings).await?;
     let registry = &services.registry;
     match command {
-        Command::Serve(_) | Command::Backup(_) | Command::Restore(_) => {
+        Command::Serve(_) | Command::Backup(_) | Command::Restore(_) | Command::Generate(_) => {
             unreachable!("run without the services")
         }
         Command::App(command) => app::run(registry, command).await,
