@@ -92,8 +92,9 @@ impl Services {
         })?;
         let master_key = load_master_key(&settings.data_dir)?;
         let shown = database_for_messages(&settings.database);
-        if let Some(path) = settings.database.strip_prefix("sqlite://")
-            && !std::path::Path::new(path).exists()
+        if let Ok(gatehouse_store::Location::Sqlite(path)) =
+            gatehouse_store::Location::parse(&settings.database)
+            && !path.exists()
         {
             // Most often a mistyped --data-dir: say so before a new, empty registry appears.
             tracing::warn!("no database at {shown}: creating a new one");
