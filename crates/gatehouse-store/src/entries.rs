@@ -1,5 +1,5 @@
 //! The queries of configuration entries, written once for both backends like those in
-//! `shared.rs`.
+//! `shared/`.
 
 use gatehouse_core::store::EntryRecord;
 

@@ -5,8 +5,11 @@
 
 use std::time::Duration;
 
+use gatehouse_core::store::StoreError;
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::{Pool, Postgres};
+
+use crate::backend_error;
 
 pub struct PostgresStore {
     pool: Pool<Postgres>,

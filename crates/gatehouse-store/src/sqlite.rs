@@ -6,10 +6,11 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use gatehouse_core::store::StoreError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Pool, Sqlite};
 
-use crate::Durability;
+use crate::{Durability, backend_error};
 
 pub struct SqliteStore {
     reader: Pool<Sqlite>,

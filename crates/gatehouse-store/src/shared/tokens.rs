@@ -1,0 +1,196 @@
+//! `TokenStore`: opaque access tokens (inserted in batches by the group commit), revoked JWTs
+//! and the purge of what has expired.
+
+macro_rules! access_token_columns {
+    () => {
+        "token_hash, jti, client_id, user_id, scope, issued_at, expires_at, revoked, grant_id, \
+         audience"
+    };
+}
+
+macro_rules! token_store_impl {
+    ($store:ty) => {
+        mod token_queries {
+            use async_trait::async_trait;
+            use gatehouse_core::store::{AccessTokenRecord, StoreError, TokenFamily, TokenStore};
+
+            use crate::rows::{AccessTokenRow, json_list};
+            use crate::{StoreDatabase, backend_error};
+
+            // The store type and its reader() and writer() come from the enclosing module.
+            use super::*;
+
+            #[async_trait]
+            impl TokenStore for $store {
+                async fn insert_access_token(
+                    &self,
+                    token: &AccessTokenRecord,
+                ) -> Result<(), StoreError> {
+                    self.token_writer.insert(token.clone()).await
+                }
+
+                async fn find_access_token(
+                    &self,
+                    token_hash: &str,
+                ) -> Result<Option<AccessTokenRecord>, StoreError> {
+                    Ok(sqlx::query_as::<_, AccessTokenRow>(concat!(
+                        "SELECT ",
+                        access_token_columns!(),
+                        " FROM access_tokens WHERE token_hash = $1"
+                    ))
+                    .bind(token_hash)
+                    .fetch_optional(self.reader())
+                    .await
+                    .map_err(backend_error)?
+                    .map(AccessTokenRecord::try_from)
+                    .transpose()?)
+                }
+
+                async fn revoke_access_token(&self, token_hash: &str) -> Result<bool, StoreError> {
+                    let result =
+                        sqlx::query("UPDATE access_tokens SET revoked = $2 WHERE token_hash = $1")
+                            .bind(token_hash)
+                            .bind(true)
+                            .execute(self.writer())
+                            .await
+                            .map_err(backend_error)?;
+                    Ok(result.rows_affected() == 1)
+                }
+
+                async fn revoke_jwt(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
+                    sqlx::query(
+                        "INSERT INTO revoked_jwts (jti, expires_at) VALUES ($1, $2) \
+                         ON CONFLICT (jti) DO NOTHING",
+                    )
+                    .bind(jti)
+                    .bind(expires_at)
+                    .execute(self.writer())
+                    .await
+                    .map_err(backend_error)?;
+                    Ok(())
+                }
+
+                async fn is_jwt_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+                    Ok(sqlx::query("SELECT 1 FROM revoked_jwts WHERE jti = $1")
+                        .bind(jti)
+                        .fetch_optional(self.reader())
+                        .await
+                        .map_err(backend_error)?
+                        .is_some())
+                }
+
+                async fn list_revoked_jwts(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
+                    sqlx::query_as::<_, (String, i64)>(
+                        "SELECT jti, expires_at FROM revoked_jwts WHERE expires_at > $1",
+                    )
+                    .bind(now)
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err(backend_error)
+                }
+
+                async fn list_family_jwts(
+                    &self,
+                    family: TokenFamily<'_>,
+                    now: i64,
+                ) -> Result<Vec<(String, i64)>, StoreError> {
+                    let query = match family {
+                        TokenFamily::Grant(grant_id) => sqlx::query_as::<_, (String, i64)>(
+                            "SELECT jti, expires_at FROM access_tokens WHERE grant_id = $1 \
+                             AND token_hash LIKE 'jwt:%' AND expires_at > $2",
+                        )
+                        .bind(grant_id)
+                        .bind(now),
+                        TokenFamily::Consent { user_id, client_id } => {
+                            sqlx::query_as::<_, (String, i64)>(
+                                "SELECT jti, expires_at FROM access_tokens WHERE user_id = $1 \
+                                 AND client_id = $2 AND token_hash LIKE 'jwt:%' AND expires_at > $3",
+                            )
+                            .bind(user_id)
+                            .bind(client_id)
+                            .bind(now)
+                        }
+                    };
+                    query.fetch_all(self.reader()).await.map_err(backend_error)
+                }
+
+                async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
+                    let mut transaction = self.writer().begin().await.map_err(backend_error)?;
+                    let mut purged = 0;
+                    for query in [
+                        "DELETE FROM access_tokens WHERE expires_at < $1",
+                        "DELETE FROM revoked_jwts WHERE expires_at < $1",
+                        "DELETE FROM authorization_codes WHERE expires_at < $1",
+                        "DELETE FROM refresh_tokens WHERE expires_at < $1",
+                        "UPDATE refresh_tokens SET successor = NULL, successor_until = NULL \
+                         WHERE successor_until < $1",
+                        "DELETE FROM sessions WHERE expires_at < $1",
+                        "DELETE FROM used_assertions WHERE expires_at < $1",
+                        "DELETE FROM revoked_grants WHERE expires_at < $1",
+                    ] {
+                        purged += sqlx::query(query)
+                            .bind(now)
+                            .execute(&mut *transaction)
+                            .await
+                            .map_err(backend_error)?
+                            .rows_affected();
+                    }
+                    transaction.commit().await.map_err(backend_error)?;
+                    Ok(purged)
+                }
+            }
+
+            /// The bound values of one access token row.
+            const ACCESS_TOKEN_COLUMNS: usize = 10;
+
+            /// Inserts access tokens, many in one statement: the writer task's unit of work.
+            async fn insert_access_tokens(
+                pool: &sqlx::Pool<<$store as StoreDatabase>::Database>,
+                tokens: &[AccessTokenRecord],
+            ) -> Result<(), StoreError> {
+                let mut sql = String::from(concat!(
+                    "INSERT INTO access_tokens (",
+                    access_token_columns!(),
+                    ") VALUES "
+                ));
+                for index in 0..tokens.len() {
+                    let first = index * ACCESS_TOKEN_COLUMNS;
+                    if index > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push('(');
+                    for column in 1..=ACCESS_TOKEN_COLUMNS {
+                        if column > 1 {
+                            sql.push_str(", ");
+                        }
+                        sql.push_str(&format!("${}", first + column));
+                    }
+                    sql.push(')');
+                }
+                // Only placeholders are spliced into the statement; every value is bound.
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for token in tokens {
+                    query = query
+                        .bind(&token.token_hash)
+                        .bind(&token.jti)
+                        .bind(&token.client_id)
+                        .bind(&token.user_id)
+                        .bind(&token.scope)
+                        .bind(token.issued_at)
+                        .bind(token.expires_at)
+                        .bind(token.revoked)
+                        .bind(&token.grant_id)
+                        .bind(json_list(&token.audience));
+                }
+                query.execute(pool).await.map_err(backend_error)?;
+                Ok(())
+            }
+
+            impl crate::batch::BatchInsert for sqlx::Pool<<$store as StoreDatabase>::Database> {
+                async fn insert_batch(&self, tokens: &[AccessTokenRecord]) -> Result<(), StoreError> {
+                    insert_access_tokens(self, tokens).await
+                }
+            }
+        }
+    };
+}
