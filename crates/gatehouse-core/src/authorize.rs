@@ -625,23 +625,7 @@ mod tests {
     }
 
     fn alice() -> User {
-        User {
-            id: "alice-id".into(),
-            user_name: "alice".into(),
-            display_name: "Alice".into(),
-            given_name: None,
-            family_name: None,
-            email: None,
-            roles: Vec::new(),
-            active: true,
-            locked_out: false,
-            password_hash: None,
-            managed: false,
-            credential_epoch: 0,
-            applied: None,
-            created_at: 0,
-            updated_at: 0,
-        }
+        User::for_tests("alice", &[])
     }
 
     fn signed_in(user: &User, auth_time: i64) -> Option<SignedIn<'_>> {

@@ -153,6 +153,23 @@ pub struct SignOutReturn {
     pub redirect_uri: Option<String>,
 }
 
+impl SignOutReturn {
+    /// Where the browser goes once signed out: the application's redirect URI with the
+    /// request's `state`, if it gave one (RP-Initiated Logout 1.0 §3); `None` when the sign-out
+    /// named none that may be followed, and a page tells the user instead.
+    pub fn location(&self, state: &str) -> Option<String> {
+        let target = self.redirect_uri.as_deref()?;
+        if state.is_empty() {
+            return Some(target.to_owned());
+        }
+        let separator = if target.contains('?') { '&' } else { '?' };
+        let state = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("state", state)
+            .finish();
+        Some(format!("{target}{separator}{state}"))
+    }
+}
+
 impl SignOutRequest {
     /// The application the sign-out is for and the URI to return to. An `id_token_hint` must be
     /// an ID token of this server (an expired one will do) and, when `client_id` is given too,
@@ -194,5 +211,31 @@ impl SignOutRequest {
             client_id,
             redirect_uri,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sign_out_returns_with_its_state_only_where_it_may() {
+        let back = |uri: &str| SignOutReturn {
+            client_id: "app".into(),
+            redirect_uri: Some(uri.into()),
+        };
+        assert_eq!(
+            back("https://app.example/bye").location("a b&c"),
+            Some("https://app.example/bye?state=a+b%26c".into())
+        );
+        assert_eq!(
+            back("https://app.example/bye?lang=en").location("s"),
+            Some("https://app.example/bye?lang=en&state=s".into())
+        );
+        assert_eq!(
+            back("https://app.example/bye").location(""),
+            Some("https://app.example/bye".into())
+        );
+        assert_eq!(SignOutReturn::default().location("s"), None);
     }
 }

@@ -13,7 +13,7 @@ use std::sync::RwLock;
 
 use crate::audience;
 use crate::cache::{CacheStats, RecordCache, RegistryCache};
-use crate::client::{Client, TokenFormat};
+use crate::client::{Client, ClientType, TokenFormat};
 use crate::clock::Clock;
 use crate::keys::{KeyRing, KeyState, SharedKeyRing, SigningAlgorithm, SigningKey};
 use crate::scope::ScopeSet;
@@ -951,11 +951,45 @@ impl TokenService {
         Ok(info)
     }
 
+    /// The UserInfo response (OpenID Connect Core §5.3) for a validated access token: only a
+    /// token with the `openid` scope may ask (`insufficient_scope`), and only for a user who
+    /// may still sign in (`invalid_token` for a client's own token or a user since disabled).
+    pub async fn userinfo(
+        &self,
+        token: &AccessTokenInfo,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+        if !token.scope.contains("openid") {
+            return Err(Error::InsufficientScope("openid".into()));
+        }
+        let user_id = token
+            .user_id
+            .as_deref()
+            .ok_or_else(|| Error::InvalidToken("the token acts for no user".into()))?;
+        let user = self
+            .user(user_id)
+            .await?
+            .filter(|u| u.can_authenticate())
+            .ok_or_else(|| Error::InvalidToken("the token's user is no longer active".into()))?;
+        Ok(user_claims(&user, &token.scope))
+    }
+
     /// RFC 7662: the state of a token, told only to a caller entitled to it
     /// ([`audience::may_introspect`]); everyone else learns `{"active": false}`, exactly as for
     /// an unknown, expired, revoked or foreign token, so the answer reveals nothing. The token's
     /// prefix says what it is, so a `token_type_hint` is never needed to find it (§2.1).
-    pub async fn introspect(&self, caller: &Client, token: &str) -> Result<Introspection, Error> {
+    ///
+    /// Only confidential clients may ask at all (§2.1 requires authorization, and a public
+    /// client proves nothing about itself); `token` is the request's `token` parameter.
+    pub async fn introspect(
+        &self,
+        caller: &Client,
+        token: Option<&str>,
+    ) -> Result<Introspection, Error> {
+        if caller.client_type != ClientType::Confidential {
+            return Err(Error::InvalidClient("client authentication failed".into()));
+        }
+        let token =
+            token.ok_or_else(|| Error::invalid_request("the token parameter is missing"))?;
         if token.starts_with(REFRESH_TOKEN_PREFIX) {
             return self.introspect_refresh_token(caller, token).await;
         }
@@ -1118,7 +1152,7 @@ impl TokenService {
 }
 
 /// The standard claims (OIDC Core §5.1, §5.4) a scope releases about a user.
-pub fn user_claims(user: &User, scope: &ScopeSet) -> serde_json::Map<String, serde_json::Value> {
+fn user_claims(user: &User, scope: &ScopeSet) -> serde_json::Map<String, serde_json::Value> {
     let mut claims = serde_json::Map::new();
     claims.insert("sub".into(), user.id.clone().into());
     if scope.contains("profile") {

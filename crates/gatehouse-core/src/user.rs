@@ -108,6 +108,28 @@ pub struct User {
 }
 
 impl User {
+    /// An active user who may sign in, for unit tests: `{user_name}-id` with these roles.
+    #[cfg(test)]
+    pub fn for_tests(user_name: &str, roles: &[&str]) -> User {
+        User {
+            id: format!("{user_name}-id"),
+            user_name: user_name.into(),
+            display_name: user_name.into(),
+            given_name: None,
+            family_name: None,
+            email: None,
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            active: true,
+            locked_out: false,
+            password_hash: None,
+            managed: false,
+            credential_epoch: 0,
+            applied: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
     }

@@ -33,21 +33,7 @@ pub async fn proxy(
         Some(id) => state.tokens.user(id).await?,
         None => None,
     };
-    let allowed = user.as_ref().is_some_and(|u| {
-        u.active
-            && resolved
-                .alias
-                .allowed_roles
-                .iter()
-                .any(|role| u.has_role(role))
-    });
-    if !allowed {
-        return Err(Error::Forbidden(format!(
-            "calling {alias:?} needs one of the roles {}",
-            resolved.alias.allowed_roles.join(", ")
-        ))
-        .into());
-    }
+    resolved.alias.admits(user.as_deref())?;
     let path = CanonicalPath::encode(rest);
     let path_and_query = match uri.query() {
         Some(query) => format!("{path}?{query}"),

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 use crate::client::GrantType;
 use crate::secret::Secret;
+use crate::user::User;
 
 pub use authorization::{AUTHORIZATION_LIFETIME, PendingAuthorization};
 pub use manifest::ProviderEntry;
@@ -156,6 +157,24 @@ pub struct ConnectionAlias {
     pub updated_at: i64,
 }
 
+impl ConnectionAlias {
+    /// Whether `user` may call the API behind the alias: an active user holding one of its
+    /// roles. A caller acting for no user, such as a client's own token, never may.
+    pub fn admits(&self, user: Option<&User>) -> Result<(), Error> {
+        let allowed = user
+            .is_some_and(|u| u.active && self.allowed_roles.iter().any(|role| u.has_role(role)));
+        if allowed {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "calling {:?} needs one of the roles {}",
+                self.name,
+                self.allowed_roles.join(", ")
+            )))
+        }
+    }
+}
+
 /// Default time limit of one exchange with an upstream API or provider.
 pub const DEFAULT_TIMEOUT_SECONDS: i64 = 10;
 /// Default number of retries after a server error.
@@ -239,6 +258,33 @@ mod tests {
         assert!(renewal_due(0, Some(30), 15));
         // No stated expiry: kept until refused.
         assert!(!renewal_due(0, None, 1_000_000));
+    }
+
+    #[test]
+    fn an_alias_admits_active_users_with_one_of_its_roles() {
+        let alias = ConnectionAlias {
+            name: "crm".into(),
+            base_url: "https://crm.example".into(),
+            profile: "crm".into(),
+            allowed_roles: vec!["sales".into(), "support".into()],
+            timeout_seconds: DEFAULT_TIMEOUT_SECONDS,
+            max_retries: DEFAULT_MAX_RETRIES,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let support = User::for_tests("sam", &["support"]);
+        assert!(alias.admits(Some(&support)).is_ok());
+        let inactive = User {
+            active: false,
+            ..support.clone()
+        };
+        let other = User::for_tests("olga", &["admin"]);
+        for refused in [Some(&inactive), Some(&other), None] {
+            match alias.admits(refused) {
+                Err(Error::Forbidden(why)) => assert!(why.contains("sales, support"), "{why}"),
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -195,15 +195,8 @@ pub async fn logout_post(
 /// Back to the application when it named one of its registered redirect URIs, otherwise a
 /// page.
 fn after_logout(target: &SignOutReturn, state: &str) -> Response {
-    if let Some(mut target) = target.redirect_uri.clone() {
-        if !state.is_empty() {
-            let separator = if target.contains('?') { '&' } else { '?' };
-            let state_param = form_urlencoded::Serializer::new(String::new())
-                .append_pair("state", state)
-                .finish();
-            target = format!("{target}{separator}{state_param}");
-        }
-        return pages::redirect(&target);
+    match target.location(state) {
+        Some(location) => pages::redirect(&location),
+        None => pages::notice("Signed out", "You are signed out of Gatehouse."),
     }
-    pages::notice("Signed out", "You are signed out of Gatehouse.")
 }

@@ -4,8 +4,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use gatehouse_core::Error;
-use gatehouse_core::token::user_claims;
 
 use crate::error::ApiError;
 use crate::extract::FormBearer;
@@ -15,18 +13,5 @@ pub async fn userinfo(
     State(state): State<AppState>,
     FormBearer(token): FormBearer,
 ) -> Result<Json<serde_json::Map<String, serde_json::Value>>, ApiError> {
-    if !token.scope.contains("openid") {
-        return Err(Error::InsufficientScope("openid".into()).into());
-    }
-    let user_id = token
-        .user_id
-        .as_deref()
-        .ok_or_else(|| Error::InvalidToken("the token acts for no user".into()))?;
-    let user = state
-        .tokens
-        .user(user_id)
-        .await?
-        .filter(|u| u.can_authenticate())
-        .ok_or_else(|| Error::InvalidToken("the token's user is no longer active".into()))?;
-    Ok(Json(user_claims(&user, &token.scope)))
+    Ok(Json(state.tokens.userinfo(&token).await?))
 }
