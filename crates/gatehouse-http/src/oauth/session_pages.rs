@@ -25,6 +25,8 @@ struct AccountPage {
     consents: Vec<(String, String, String)>,
     csrf: String,
     logout_csrf: String,
+    /// The single-use ticket a sign-out needs, as on the confirmation page.
+    logout_form: String,
 }
 
 /// `GET /account`
@@ -53,6 +55,7 @@ pub async fn account(
         consents: rows,
         csrf: CsrfForm::<WithdrawForm>::token(&state, &session_cookie),
         logout_csrf: CsrfForm::<LogoutParams>::token(&state, &session_cookie),
+        logout_form: pages::seal(&state, &SignOut),
     }
     .render();
     Ok(page(StatusCode::OK, html, None, None))

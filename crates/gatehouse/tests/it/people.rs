@@ -1133,3 +1133,35 @@ server_test!(
         );
     }
 );
+
+server_test!(the_account_page_signs_out, |server| {
+    server.user("alice", &[]).await;
+    let app = people_app(&server, ClientType::Confidential).await;
+    let mut browser = Browser::new();
+    code_flow(&server, &mut browser, &app, "alice", &[]).await;
+    let account = browser.get(&server.url("/account")).await;
+    // The page's own sign-out form, as a browser would submit it.
+    let form = &account.body[account.body.find("action=\"/oauth/logout\"").unwrap()..];
+    let field = |name: &str| {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = form.find(&marker).unwrap() + marker.len();
+        form[start..start + form[start..].find('"').unwrap()].to_owned()
+    };
+    let (csrf, ticket) = (field("csrf"), field("form"));
+    let page = browser
+        .post(
+            &server.url("/oauth/logout"),
+            &[("csrf", csrf.as_str()), ("form", ticket.as_str())],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("You are signed out"), "{}", page.body);
+    assert!(!browser.cookies.contains_key("gh_session"));
+    // Signed out: the account page asks to sign in again.
+    let account = browser.get(&server.url("/account")).await;
+    assert!(
+        account.body.contains("name=\"password\""),
+        "{}",
+        account.body
+    );
+});
