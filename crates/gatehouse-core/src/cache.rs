@@ -86,8 +86,6 @@ impl<T> RecordCache<T> {
         Fut: Future<Output = Result<Option<T>, Error>>,
     {
         let now = self.clock.now();
-        let stripe = &self.generations[Self::stripe(key)];
-        let generation = stripe.load(Ordering::SeqCst);
         {
             let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
             if let Some(entry) = entries.get(key)
@@ -97,6 +95,9 @@ impl<T> RecordCache<T> {
                 return Ok(Some(entry.record.clone()));
             }
         }
+        // Read before the load starts: an invalidation from here on keeps its result out.
+        let stripe = &self.generations[Self::stripe(key)];
+        let generation = stripe.load(Ordering::SeqCst);
         let Some(record) = load().await?.map(Arc::new) else {
             self.absent.fetch_add(1, Ordering::Relaxed);
             return Ok(None);

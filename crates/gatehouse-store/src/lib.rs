@@ -96,6 +96,25 @@ impl<'a> Location<'a> {
     }
 }
 
+/// As messages show it: a SQLite file's path, or a PostgreSQL URL without its password.
+impl std::fmt::Display for Location<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = match self {
+            Location::Sqlite(path) => return write!(f, "{}", path.display()),
+            Location::Postgres(url) => *url,
+        };
+        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        match authority.rsplit_once('@') {
+            Some((user, host)) => {
+                let user = user.split_once(':').map_or(user, |(user, _)| user);
+                write!(f, "{scheme}://{user}@{host}{path}")
+            }
+            None => f.write_str(url),
+        }
+    }
+}
+
 /// Opens the database a URL names — `sqlite://PATH` or `postgres://…` — and applies its
 /// migrations.
 pub async fn open(url: &str, durability: Durability) -> Result<Arc<dyn Store>, StoreError> {
@@ -129,5 +148,32 @@ fn backend_error(error: sqlx::Error) -> StoreError {
             StoreError::Conflict(db.table().unwrap_or("record").to_owned())
         }
         _ => StoreError::Backend(error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Location;
+
+    #[test]
+    fn database_locations_are_shown_without_credentials() {
+        for (url, shown) in [
+            (
+                "sqlite:///var/lib/gatehouse/gatehouse.db",
+                "/var/lib/gatehouse/gatehouse.db",
+            ),
+            (
+                "postgres://gatehouse:s3cret@db.internal:5432/auth",
+                "postgres://gatehouse@db.internal:5432/auth",
+            ),
+            ("postgresql://gh:p@ss@db/auth", "postgresql://gh@db/auth"),
+            (
+                "postgres://postgres@127.0.0.1/test",
+                "postgres://postgres@127.0.0.1/test",
+            ),
+            ("postgres://db.internal/auth", "postgres://db.internal/auth"),
+        ] {
+            assert_eq!(Location::parse(url).unwrap().to_string(), shown, "{url}");
+        }
     }
 }

@@ -374,8 +374,8 @@ impl Settings {
 /// The database URL with a relative SQLite path taken as relative to the data directory, so
 /// one configuration file serves any `--data-dir`.
 fn database_in(data_dir: &Path, database: String) -> String {
-    match database.strip_prefix("sqlite://") {
-        Some(path) if Path::new(path).is_relative() => {
+    match gatehouse_store::Location::parse(&database) {
+        Ok(gatehouse_store::Location::Sqlite(path)) if path.is_relative() => {
             format!("sqlite://{}", data_dir.join(path).display())
         }
         _ => database,

@@ -63,25 +63,6 @@ pub struct Services {
     pub tables: Tables,
 }
 
-/// The database's location as messages show it: a SQLite file's path, or a PostgreSQL URL
-/// without its credentials.
-fn database_for_messages(url: &str) -> String {
-    if let Some(path) = url.strip_prefix("sqlite://") {
-        return path.to_owned();
-    }
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((user, host)) => {
-            let user = user.split_once(':').map_or(user, |(user, _)| user);
-            format!("{scheme}://{user}@{host}{path}")
-        }
-        None => url.to_owned(),
-    }
-}
-
 impl Services {
     pub async fn open(settings: &Settings) -> anyhow::Result<Services> {
         std::fs::create_dir_all(&settings.data_dir).with_context(|| {
@@ -91,9 +72,11 @@ impl Services {
             )
         })?;
         let master_key = load_master_key(&settings.data_dir)?;
-        let shown = database_for_messages(&settings.database);
-        if let Ok(gatehouse_store::Location::Sqlite(path)) =
-            gatehouse_store::Location::parse(&settings.database)
+        let location = gatehouse_store::Location::parse(&settings.database);
+        let shown = location
+            .as_ref()
+            .map_or_else(|_| settings.database.clone(), ToString::to_string);
+        if let Ok(gatehouse_store::Location::Sqlite(path)) = location
             && !path.exists()
         {
             // Most often a mistyped --data-dir: say so before a new, empty registry appears.
@@ -480,31 +463,4 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: finishing in-flight requests");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::database_for_messages;
-
-    #[test]
-    fn database_locations_are_shown_without_credentials() {
-        for (url, shown) in [
-            (
-                "sqlite:///var/lib/gatehouse/gatehouse.db",
-                "/var/lib/gatehouse/gatehouse.db",
-            ),
-            (
-                "postgres://gatehouse:s3cret@db.internal:5432/auth",
-                "postgres://gatehouse@db.internal:5432/auth",
-            ),
-            ("postgresql://gh:p@ss@db/auth", "postgresql://gh@db/auth"),
-            (
-                "postgres://postgres@127.0.0.1/test",
-                "postgres://postgres@127.0.0.1/test",
-            ),
-            ("postgres://db.internal/auth", "postgres://db.internal/auth"),
-        ] {
-            assert_eq!(database_for_messages(url), shown, "{url}");
-        }
-    }
 }
