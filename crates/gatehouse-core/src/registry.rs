@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use crate::access::ScopeEntry;
 use crate::audience;
 use crate::cache::RegistryCache;
 use crate::client::{
@@ -16,6 +17,7 @@ use crate::client::{
     MAX_CLIENT_ID_LENGTH, PreviousSecret, TokenFormat,
 };
 use crate::clock::Clock;
+use crate::entry::Entry;
 use crate::keys::SigningAlgorithm;
 use crate::scope::ScopeSet;
 use crate::secret::{self, Secret, SecretHasher};
@@ -489,6 +491,23 @@ impl Registry {
         }
         let allowed = ScopeSet::from_list(&client.allowed_scopes)?;
         let defaults = ScopeSet::from_list(&client.default_scopes)?;
+        // A scope nobody registered has no description for the consent page and no rule
+        // that names it, and is most often a typing mistake that would be issued as written.
+        let catalog = self.fresh_catalog().await?;
+        let unknown: Vec<&str> = allowed
+            .iter()
+            .filter(|scope| !catalog.contains(ScopeEntry::KIND, scope))
+            .collect();
+        if !unknown.is_empty() {
+            let known: Vec<&str> = catalog.scopes.iter().map(|s| s.name.as_str()).collect();
+            return Err(Error::validation(format!(
+                "unknown scope{} {}: register {} first (registered scopes: {})",
+                if unknown.len() == 1 { "" } else { "s" },
+                unknown.join(" "),
+                if unknown.len() == 1 { "it" } else { "them" },
+                known.join(" ")
+            )));
+        }
         if !defaults.is_subset(&allowed) {
             return Err(Error::validation(
                 "default scopes must be among the allowed scopes",

@@ -131,6 +131,19 @@ impl Registry {
                 )));
             }
         }
+        if T::KIND == ScopeEntry::KIND
+            && let Some(client) = self
+                .store
+                .list_clients()
+                .await?
+                .into_iter()
+                .find(|c| c.allowed_scopes.iter().any(|s| s == name))
+        {
+            return Err(Error::Conflict(format!(
+                "scope {name:?} is allowed to application {:?}; take it from the application first",
+                client.client_id
+            )));
+        }
         if let Some((kind, other)) = self.fresh_catalog().await?.referrer_of(T::KIND, name) {
             return Err(Error::Conflict(format!(
                 "{} {name:?} is named by {kind} {other:?}",
@@ -175,7 +188,7 @@ impl Registry {
     }
 
     /// Checks before a write read the database, not the cache, which may lag another process.
-    async fn fresh_catalog(&self) -> Result<Catalog, Error> {
+    pub(super) async fn fresh_catalog(&self) -> Result<Catalog, Error> {
         Catalog::from_records(&self.store.list_entries().await?)
     }
 

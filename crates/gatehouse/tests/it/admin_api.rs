@@ -46,6 +46,32 @@ server_test!(each_registry_role_may_manage_and_others_may_not, |server| {
 
 server_test!(applications_lifecycle_over_json, |server| {
     let token = server.token_for_role("oauth_admin").await;
+    let app = json!({
+        "name": "billing",
+        "client_id": "billing",
+        "grant_types": ["client_credentials"],
+        "allowed_scopes": ["useraccount", "read"],
+    });
+    // A scope nobody registered is refused, with the ones that are.
+    let (status, refused) = call(&server, reqwest::Method::POST, "/apps", &token, Some(app)).await;
+    assert_eq!(
+        (status, &refused["error"]),
+        (400, &json!("invalid_request"))
+    );
+    let message = refused["error_description"].as_str().unwrap();
+    assert!(
+        message.contains("unknown scope read") && message.contains("useraccount"),
+        "{message}"
+    );
+    let (status, _) = call(
+        &server,
+        reqwest::Method::POST,
+        "/scopes",
+        &token,
+        Some(json!({"name": "read", "description": "read billing data"})),
+    )
+    .await;
+    assert_eq!(status, 201);
     let (status, created) = call(
         &server,
         reqwest::Method::POST,

@@ -81,6 +81,29 @@ server_test!(app_commands_manage_what_the_server_serves, |server| {
     );
     let shown = json(&gatehouse(&server, &["app", "show", &client_id, "--json"], &[]).await);
     assert!(shown.get("client_secret").is_none());
+    // Only registered scopes may be given; the refusal lists the ones there are.
+    let update = [
+        "app",
+        "update",
+        &client_id,
+        "--token-format",
+        "opaque",
+        "--scope",
+        "a",
+        "--scope",
+        "b",
+        "--json",
+    ];
+    let refused = gatehouse(&server, &update, &[]).await;
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("unknown scopes a b") && message.contains("openid"),
+        "{message}"
+    );
+    for scope in ["a", "b"] {
+        json(&gatehouse(&server, &["scope", "create", scope, "--json"], &[]).await);
+    }
     let updated = json(
         &gatehouse(
             &server,
@@ -109,6 +132,14 @@ server_test!(app_commands_manage_what_the_server_serves, |server| {
     );
     // Defaults that followed the allowed scopes keep following them.
     assert_eq!(updated["default_scopes"], serde_json::json!(["a", "b"]));
+    // A scope an application is allowed stays registered.
+    let refused = gatehouse(&server, &["scope", "delete", "a"], &[]).await;
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains(&format!("allowed to application {client_id:?}")),
+        "{message}"
+    );
 
     let chosen = "an-administrator-chosen-secret-of-40-chars";
     let rotated = json(

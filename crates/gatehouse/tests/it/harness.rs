@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use gatehouse::config::{LogFormat, Settings};
 use gatehouse::server::{self, Services};
+use gatehouse_core::access::ScopeEntry;
 use gatehouse_core::client::{GrantType, TokenFormat};
 use gatehouse_core::keys::SigningAlgorithm;
 use gatehouse_core::manifest::Manifest;
@@ -227,7 +228,12 @@ impl TestServer {
         .await
     }
 
+    /// Registers an application, and first each scope it names that is not registered yet,
+    /// as an administrator must before giving a scope to an application.
     pub async fn app_with(&self, fields: AppChanges) -> TestApp {
+        for scope in fields.allowed_scopes.iter().flatten() {
+            self.register_scope(scope).await;
+        }
         let (client, secret) = self
             .services
             .registry
@@ -246,8 +252,26 @@ impl TestServer {
         }
     }
 
-    /// Changes an application, as an administrator would.
+    /// Registers a scope unless it is registered already.
+    pub async fn register_scope(&self, name: &str) {
+        let registry = &self.services.registry;
+        let known = registry
+            .list_entries::<ScopeEntry>()
+            .await
+            .expect("list scopes");
+        if !known.iter().any(|(scope, _)| scope.name == name) {
+            registry
+                .create_entry::<ScopeEntry>(serde_json::json!({ "name": name }), false)
+                .await
+                .expect("register a scope");
+        }
+    }
+
+    /// Changes an application, as an administrator would, registering the scopes it names.
     pub async fn update_app(&self, client_id: &str, changes: AppChanges) {
+        for scope in changes.allowed_scopes.iter().flatten() {
+            self.register_scope(scope).await;
+        }
         self.services
             .registry
             .update_app(client_id, changes)
