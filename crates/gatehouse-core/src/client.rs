@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::federation::KeySource;
-use crate::keys::SigningAlgorithm;
 use crate::scope::ScopeSet;
 
 /// Default access-token lifespan: 30 minutes.
@@ -20,7 +19,8 @@ pub const MAX_CLIENT_ID_LENGTH: usize = 128;
 
 /// RFC 6749 §2.1: whether a client can keep a secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case", try_from = "String")]
 pub enum ClientType {
     Confidential,
     Public,
@@ -28,7 +28,8 @@ pub enum ClientType {
 
 /// The grants an application may be allowed to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case", try_from = "String")]
 pub enum GrantType {
     AuthorizationCode,
     ClientCredentials,
@@ -95,7 +96,8 @@ impl FromStr for GrantType {
 
 /// How access tokens of an application are represented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case", try_from = "String")]
 pub enum TokenFormat {
     /// A random reference; only its hash is stored. Revocation takes effect at once everywhere.
     #[default]
@@ -150,6 +152,22 @@ impl ClientType {
     }
 }
 
+/// Reading these names from JSON or a file goes through `FromStr`, so a misspelt one is
+/// answered with the names it could have been, as everywhere else.
+macro_rules! parsed_from_text {
+    ($($kind:ty),*) => {$(
+        impl TryFrom<String> for $kind {
+            type Error = Error;
+
+            fn try_from(value: String) -> Result<Self, Error> {
+                value.parse()
+            }
+        }
+    )*};
+}
+
+parsed_from_text!(ClientType, GrantType, TokenFormat);
+
 /// A replaced client secret, still accepted until `expires_at` so the services using it can
 /// move to the new one one by one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,57 +176,232 @@ pub struct PreviousSecret {
     pub expires_at: i64,
 }
 
-/// One application of the registry, as stored. The secret is present only as its keyed hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Client {
-    pub id: String,
-    pub client_id: String,
-    pub name: String,
-    pub client_type: ClientType,
-    pub secret_hash: Option<String>,
-    /// The secret the last rotation replaced, while its grace period lasts.
-    pub previous_secret: Option<PreviousSecret>,
-    pub redirect_uris: Vec<String>,
-    pub grant_types: Vec<GrantType>,
-    pub allowed_scopes: Vec<String>,
-    pub default_scopes: Vec<String>,
-    pub access_token_lifespan: i64,
-    pub refresh_token_lifespan: i64,
-    pub token_format: TokenFormat,
-    /// The user the client-credentials grant acts as, by user name.
-    pub run_as: Option<String>,
-    pub active: bool,
-    /// Whether the authorization-code grant demands PKCE of this client (always for public
-    /// clients).
-    pub require_pkce: bool,
-    /// Whether the `plain` PKCE method is accepted besides `S256` (RFC 7636 §4.2).
-    pub allow_plain_pkce: bool,
-    /// The algorithm of this client's ID tokens.
-    pub id_token_alg: SigningAlgorithm,
-    /// Public keys registered for `private_key_jwt` (a JWK Set, a JWK or a PEM public key).
-    pub jwks: Option<String>,
-    /// A JWK Set URL registered for `private_key_jwt`.
-    pub jwks_uri: Option<String>,
-    /// Whether this client's `private_key_jwt` assertions may still name the token endpoint as
-    /// `aud` instead of the issuer (for clients written before that rule).
-    pub legacy_token_endpoint_aud: bool,
-    /// The audience identifiers of the API this application is a resource server for
-    /// (RFC 8707): tokens requested for one of them carry it as `aud`, and this application may
-    /// introspect them. Unique across applications.
-    pub audiences: Vec<String>,
-    /// Whether an administrator allowed this application to introspect every token, whatever
-    /// its client and audience (for gateways and APIs that predate audiences).
-    pub introspect_any: bool,
-    /// Whether `gatehouse apply` owns this record (and may prune it).
-    pub managed: bool,
-    /// What the declarative file said last time about the fields it sets only when it changes
-    /// them (kept by `manifest`).
-    pub applied: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
+/// Every field of an application that an administrator sets, declared once.
+///
+/// `with_app_fields!(callback)` hands the list to the macro `callback`, which builds what it
+/// needs from it: [`Client`] and [`AppChanges`] here, the admin API's input and view in
+/// `gatehouse-http`, the CLI's options in the binary. So a new field is one entry here (and its
+/// column in the store), and the API, the CLI, the declarative file and their documentation
+/// follow. Each entry is
+///
+/// ```text
+/// /// documentation, shown by the API's schema and the CLI's help too
+/// #[arg(the CLI option, in clap's syntax)]
+/// field: stored type => the type a change gives it = its value on creation,
+/// ```
+///
+/// A field whose stored type is `Option<String>` is changed by text, where `""` removes it
+/// (see [`Changed`]).
+#[macro_export]
+macro_rules! with_app_fields {
+    ($callback:ident) => {
+        $callback! {
+            /// The application's name, shown on the consent page.
+            #[arg(long)]
+            name: String => String = String::new(),
+            /// `confidential` (default) or `public`.
+            #[arg(long = "type", value_name = "TYPE")]
+            client_type: $crate::client::ClientType => $crate::client::ClientType =
+                $crate::client::ClientType::Confidential,
+            /// The redirect URIs, registered in full and compared exactly.
+            #[arg(long = "redirect-uri", value_name = "URI")]
+            redirect_uris: Vec<String> => Vec<String> = Vec::new(),
+            /// The grants it may use: `authorization_code`, `client_credentials`, `password`,
+            /// `jwt_bearer`, `implicit`, `refresh_token`.
+            #[arg(long = "grant", value_name = "GRANT")]
+            grant_types: Vec<$crate::client::GrantType> => Vec<$crate::client::GrantType> =
+                Vec::new(),
+            /// The scopes it may be granted (on creation, by default: the registry's default
+            /// scopes).
+            #[arg(long = "scope", value_name = "SCOPE")]
+            allowed_scopes: Vec<String> => Vec<String> = Vec::new(),
+            /// The scopes it gets when it asks for none (by default: the allowed scopes).
+            #[arg(long = "default-scope", value_name = "SCOPE")]
+            default_scopes: Vec<String> => Vec<String> = Vec::new(),
+            /// Access-token lifespan in seconds (default 1800).
+            #[arg(long, value_name = "SECONDS")]
+            access_token_lifespan: i64 => i64 = $crate::client::DEFAULT_ACCESS_TOKEN_LIFESPAN,
+            /// Refresh-token lifespan in seconds (default 8640000).
+            #[arg(long, value_name = "SECONDS")]
+            refresh_token_lifespan: i64 => i64 = $crate::client::DEFAULT_REFRESH_TOKEN_LIFESPAN,
+            /// `opaque` (default) or `jwt`.
+            #[arg(long, value_name = "FORMAT")]
+            token_format: $crate::client::TokenFormat => $crate::client::TokenFormat =
+                $crate::client::TokenFormat::Opaque,
+            /// The user the client-credentials grant acts as, by user name; "" removes it.
+            #[arg(long, value_name = "USER")]
+            run_as: Option<String> => String = None,
+            /// Whether the application may obtain tokens (default true).
+            #[arg(long, value_name = "BOOL")]
+            active: bool => bool = true,
+            /// Whether the authorization-code grant demands PKCE (default true; always for
+            /// public clients).
+            #[arg(long, value_name = "BOOL")]
+            require_pkce: bool => bool = true,
+            /// Whether the `plain` PKCE method is accepted besides `S256` (RFC 7636 §4.2;
+            /// default false).
+            #[arg(long, value_name = "BOOL")]
+            allow_plain_pkce: bool => bool = false,
+            /// The algorithm of its ID tokens: `ES256` (default) or `RS256`.
+            #[arg(long, value_name = "ALG")]
+            id_token_alg: $crate::keys::SigningAlgorithm => $crate::keys::SigningAlgorithm =
+                $crate::keys::SigningAlgorithm::Es256,
+            /// Public keys for `private_key_jwt` (a JWK Set, a JWK or a PEM public key); a
+            /// client with keys gets no secret. "" removes them.
+            #[arg(skip)]
+            jwks: Option<String> => String = None,
+            /// A JWK Set URL for `private_key_jwt`; "" removes it.
+            #[arg(long, value_name = "URL")]
+            jwks_uri: Option<String> => String = None,
+            /// Whether `private_key_jwt` assertions may still name the token endpoint URL as
+            /// `aud` instead of the issuer (default false; for clients written before that
+            /// rule).
+            #[arg(long, value_name = "BOOL")]
+            legacy_token_endpoint_aud: bool => bool = false,
+            /// The audience identifiers of the API this application serves (RFC 8707: absolute
+            /// URIs without a fragment, unique across applications). Tokens requested for one
+            /// of them carry it as `aud`, and this application may introspect them. An empty
+            /// list makes it no resource server.
+            #[arg(long = "audience", value_name = "URI")]
+            audiences: Vec<String> => Vec<String> = Vec::new(),
+            /// Whether this application may introspect every token, whatever its client and
+            /// audience (default false; confidential clients only; for gateways and APIs that
+            /// predate audiences).
+            #[arg(long, value_name = "BOOL")]
+            introspect_any: bool => bool = false,
+        }
+    };
+}
+
+/// Declares the record and its changes from the field list.
+macro_rules! client_record {
+    ($(
+        $(#[doc = $doc:literal])*
+        #[arg($($arg:tt)*)]
+        $field:ident : $ty:ty => $change:ty = $default:expr,
+    )*) => {
+        /// One application of the registry, as stored. The secret is present only as its keyed
+        /// hash.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct Client {
+            pub id: String,
+            pub client_id: String,
+            pub secret_hash: Option<String>,
+            /// The secret the last rotation replaced, while its grace period lasts.
+            pub previous_secret: Option<PreviousSecret>,
+            $($(#[doc = $doc])* pub $field: $ty,)*
+            /// Whether `gatehouse apply` owns this record (and may prune it).
+            pub managed: bool,
+            /// What the declarative file said last time about the fields it sets only when it
+            /// changes them (kept by `manifest`).
+            pub applied: Option<String>,
+            pub created_at: i64,
+            pub updated_at: i64,
+        }
+
+        impl Client {
+            /// The fields an administrator sets, in the order they are declared.
+            pub const FIELDS: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            /// A new application, every field at its value on creation.
+            pub fn new(id: String, client_id: String, now: i64) -> Client {
+                Client {
+                    id,
+                    client_id,
+                    secret_hash: None,
+                    previous_secret: None,
+                    $($field: $default,)*
+                    managed: false,
+                    applied: None,
+                    created_at: now,
+                    updated_at: now,
+                }
+            }
+
+            /// The fields an administrator sets in which `other` differs from this one.
+            pub fn differences(&self, other: &Client) -> Vec<&'static str> {
+                let mut fields = Vec::new();
+                $(
+                    if self.$field != other.$field {
+                        fields.push(stringify!($field));
+                    }
+                )*
+                fields
+            }
+        }
+
+        /// Changes to an application; `None` leaves a field as it is (on creation: takes its
+        /// default).
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct AppChanges {
+            $($(#[doc = $doc])* pub $field: Option<$change>,)*
+        }
+
+        impl AppChanges {
+            /// Makes the changes to `client`, its sets kept sorted.
+            pub fn apply(self, client: &mut Client) {
+                $(
+                    if let Some(value) = self.$field {
+                        client.$field = <$ty as Changed<$change>>::from_change(value);
+                    }
+                )*
+                client.normalize();
+            }
+
+            /// The changes that give any application `client`'s fields.
+            pub fn every_field_of(client: &Client) -> AppChanges {
+                AppChanges {
+                    $($field: Some(<$ty as Changed<$change>>::to_change(&client.$field)),)*
+                }
+            }
+        }
+    };
+}
+
+with_app_fields!(client_record);
+
+/// How a change gives a field its value: most fields take the value itself; optional text
+/// takes text, where `""` removes it, so that a command-line option, a JSON body and a file can
+/// all say "none".
+pub trait Changed<C> {
+    fn from_change(change: C) -> Self;
+    fn to_change(&self) -> C;
+}
+
+impl<T: Clone> Changed<T> for T {
+    fn from_change(change: T) -> T {
+        change
+    }
+    fn to_change(&self) -> T {
+        self.clone()
+    }
+}
+
+impl Changed<String> for Option<String> {
+    fn from_change(change: String) -> Option<String> {
+        (!change.is_empty()).then_some(change)
+    }
+    fn to_change(&self) -> String {
+        self.clone().unwrap_or_default()
+    }
 }
 
 impl Client {
+    /// Sorts and deduplicates the fields that are sets, so that two equal sets compare equal.
+    fn normalize(&mut self) {
+        self.grant_types.sort();
+        self.grant_types.dedup();
+        for set in [
+            &mut self.allowed_scopes,
+            &mut self.default_scopes,
+            &mut self.audiences,
+        ] {
+            set.sort();
+            set.dedup();
+        }
+    }
+
     pub fn allows_grant(&self, grant: GrantType) -> bool {
         self.grant_types.contains(&grant)
     }

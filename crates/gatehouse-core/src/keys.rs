@@ -27,6 +27,7 @@ use crate::store::StoredSigningKey;
 
 /// The JWS algorithms Gatehouse signs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SigningAlgorithm {
     /// ECDSA P-256 with SHA-256: the default, fast to sign and small.
     #[default]

@@ -14,13 +14,11 @@
 mod entries;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::Error;
 use crate::access::{ScopeEntry, ScopeRule};
-use crate::client::{
-    Client, ClientType, DEFAULT_ACCESS_TOKEN_LIFESPAN, DEFAULT_REFRESH_TOKEN_LIFESPAN, GrantType,
-    TokenFormat,
-};
+use crate::client::Client;
 use crate::federation::jose::JwsAlgorithm;
 use crate::federation::{
     DEFAULT_MAX_ASSERTION_AGE, DEFAULT_MAX_ASSERTION_LIFETIME, DEFAULT_STALE_KEYS_LIFETIME,
@@ -75,55 +73,62 @@ pub struct Manifest {
     pub tables: Vec<TableDef>,
 }
 
+/// An application of the file: the registry's fields of an application, each one left out taking
+/// its value on creation, and what matches and authenticates it.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "Map<String, Value>")]
 pub struct AppEntry {
-    pub name: String,
     /// Fixes the client_id; without it the entry is matched to an application by name.
     pub client_id: Option<String>,
-    #[serde(default = "confidential")]
-    pub client_type: ClientType,
     /// The secret inline (prefer `client_secret_env`).
     pub client_secret: Option<String>,
     /// The name of an environment variable holding the secret.
     pub client_secret_env: Option<String>,
-    #[serde(default)]
-    pub redirect_uris: Vec<String>,
-    #[serde(default)]
-    pub grant_types: Vec<GrantType>,
-    #[serde(default)]
-    pub allowed_scopes: Vec<String>,
-    /// Defaults to the allowed scopes.
-    pub default_scopes: Option<Vec<String>>,
-    #[serde(default = "default_access_lifespan")]
-    pub access_token_lifespan: i64,
-    #[serde(default = "default_refresh_lifespan")]
-    pub refresh_token_lifespan: i64,
-    #[serde(default)]
-    pub token_format: TokenFormat,
-    pub run_as: Option<String>,
-    #[serde(default = "yes")]
-    pub active: bool,
-    #[serde(default = "yes")]
-    pub require_pkce: bool,
-    #[serde(default)]
-    pub allow_plain_pkce: bool,
-    /// "ES256" (default) or "RS256".
-    #[serde(default = "es256")]
-    pub id_token_alg: String,
-    /// Public keys for `private_key_jwt` (JWK Set, JWK or PEM).
-    pub jwks: Option<String>,
-    /// A JWK Set URL for `private_key_jwt`.
-    pub jwks_uri: Option<String>,
-    /// Accept `private_key_jwt` assertions whose `aud` is the token endpoint URL.
-    #[serde(default)]
-    pub legacy_token_endpoint_aud: bool,
-    /// The audience identifiers of the API this application serves (RFC 8707).
-    #[serde(default)]
-    pub audiences: Vec<String>,
-    /// Whether this application may introspect every token.
-    #[serde(default)]
-    pub introspect_any: bool,
+    /// The application's fields as the file gives them; `name` is always there, and
+    /// `default_scopes` defaults to `allowed_scopes`.
+    #[serde(flatten)]
+    pub fields: AppChanges,
+}
+
+impl AppEntry {
+    pub fn name(&self) -> &str {
+        self.fields.name.as_deref().unwrap_or_default()
+    }
+}
+
+/// Reads an entry in two steps, since serde cannot refuse unknown fields beside a flattened
+/// struct: the entry's own keys first, then the rest as the application's fields, unknown ones
+/// refused.
+impl TryFrom<Map<String, Value>> for AppEntry {
+    type Error = String;
+
+    fn try_from(mut table: Map<String, Value>) -> Result<AppEntry, String> {
+        let mut text = |key: &str| -> Result<Option<String>, String> {
+            table
+                .remove(key)
+                .map(serde_json::from_value)
+                .transpose()
+                .map_err(|e| format!("{key}: {e}"))
+        };
+        let client_id = text("client_id")?;
+        let client_secret = text("client_secret")?;
+        let client_secret_env = text("client_secret_env")?;
+        if !table.contains_key("name") {
+            return Err("missing field `name`".into());
+        }
+        if !table.contains_key("default_scopes")
+            && let Some(allowed) = table.get("allowed_scopes").cloned()
+        {
+            table.insert("default_scopes".into(), allowed);
+        }
+        let fields = serde_json::from_value(Value::Object(table)).map_err(|e| e.to_string())?;
+        Ok(AppEntry {
+            client_id,
+            client_secret,
+            client_secret_env,
+            fields,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -199,20 +204,8 @@ pub struct UserEntry {
     pub password_env: Option<String>,
 }
 
-fn confidential() -> ClientType {
-    ClientType::Confidential
-}
-fn default_access_lifespan() -> i64 {
-    DEFAULT_ACCESS_TOKEN_LIFESPAN
-}
-fn default_refresh_lifespan() -> i64 {
-    DEFAULT_REFRESH_TOKEN_LIFESPAN
-}
 fn yes() -> bool {
     true
-}
-fn es256() -> String {
-    "ES256".into()
 }
 
 /// What reconciling changes, one line per record.
@@ -417,116 +410,19 @@ pub(crate) fn resolve(
     }
 }
 
-fn desired_app_fields(entry: &AppEntry) -> Result<AppChanges, Error> {
-    Ok(AppChanges {
-        name: Some(entry.name.clone()),
-        client_type: Some(entry.client_type),
-        redirect_uris: Some(entry.redirect_uris.clone()),
-        grant_types: Some(entry.grant_types.clone()),
-        allowed_scopes: Some(entry.allowed_scopes.clone()),
-        default_scopes: Some(
-            entry
-                .default_scopes
-                .clone()
-                .unwrap_or_else(|| entry.allowed_scopes.clone()),
-        ),
-        access_token_lifespan: Some(entry.access_token_lifespan),
-        refresh_token_lifespan: Some(entry.refresh_token_lifespan),
-        token_format: Some(entry.token_format),
-        run_as: Some(entry.run_as.clone().unwrap_or_default()),
-        active: Some(entry.active),
-        require_pkce: Some(entry.require_pkce),
-        allow_plain_pkce: Some(entry.allow_plain_pkce),
-        id_token_alg: Some(entry.id_token_alg.parse()?),
-        jwks: Some(entry.jwks.clone().unwrap_or_default()),
-        jwks_uri: Some(entry.jwks_uri.clone().unwrap_or_default()),
-        legacy_token_endpoint_aud: Some(entry.legacy_token_endpoint_aud),
-        audiences: Some(entry.audiences.clone()),
-        introspect_any: Some(entry.introspect_any),
-    })
+/// What the file says of every field of an application: those it leaves out take their value on
+/// creation.
+fn desired_app_fields(entry: &AppEntry) -> AppChanges {
+    let mut described = Client::new(String::new(), String::new(), 0);
+    entry.fields.clone().apply(&mut described);
+    AppChanges::every_field_of(&described)
 }
 
 /// The names of the fields in which `client` differs from `desired`.
 fn app_differences(client: &Client, desired: &AppChanges) -> Vec<&'static str> {
-    let mut sorted_grants = desired.grant_types.clone().unwrap_or_default();
-    sorted_grants.sort();
-    sorted_grants.dedup();
-    let sorted = |v: &Option<Vec<String>>| {
-        let mut v = v.clone().unwrap_or_default();
-        v.sort();
-        v.dedup();
-        v
-    };
-    let mut fields = Vec::new();
-    let mut check = |name: &'static str, differs: bool| {
-        if differs {
-            fields.push(name);
-        }
-    };
-    check("name", desired.name.as_ref() != Some(&client.name));
-    check(
-        "client_type",
-        desired.client_type != Some(client.client_type),
-    );
-    check(
-        "redirect_uris",
-        desired.redirect_uris.as_ref() != Some(&client.redirect_uris),
-    );
-    check("grant_types", sorted_grants != client.grant_types);
-    check(
-        "allowed_scopes",
-        sorted(&desired.allowed_scopes) != client.allowed_scopes,
-    );
-    check(
-        "default_scopes",
-        sorted(&desired.default_scopes) != client.default_scopes,
-    );
-    check(
-        "access_token_lifespan",
-        desired.access_token_lifespan != Some(client.access_token_lifespan),
-    );
-    check(
-        "refresh_token_lifespan",
-        desired.refresh_token_lifespan != Some(client.refresh_token_lifespan),
-    );
-    check(
-        "token_format",
-        desired.token_format != Some(client.token_format),
-    );
-    check(
-        "run_as",
-        desired.run_as.as_deref().unwrap_or_default()
-            != client.run_as.as_deref().unwrap_or_default(),
-    );
-    check("active", desired.active.is_some_and(|a| a != client.active));
-    check(
-        "require_pkce",
-        desired.require_pkce != Some(client.require_pkce),
-    );
-    check(
-        "allow_plain_pkce",
-        desired.allow_plain_pkce != Some(client.allow_plain_pkce),
-    );
-    check(
-        "id_token_alg",
-        desired.id_token_alg != Some(client.id_token_alg),
-    );
-    let text = |v: &Option<String>| v.clone().unwrap_or_default();
-    check("jwks", text(&desired.jwks) != text(&client.jwks));
-    check(
-        "jwks_uri",
-        text(&desired.jwks_uri) != text(&client.jwks_uri),
-    );
-    check(
-        "legacy_token_endpoint_aud",
-        desired.legacy_token_endpoint_aud != Some(client.legacy_token_endpoint_aud),
-    );
-    check("audiences", sorted(&desired.audiences) != client.audiences);
-    check(
-        "introspect_any",
-        desired.introspect_any != Some(client.introspect_any),
-    );
-    fields
+    let mut changed = client.clone();
+    desired.clone().apply(&mut changed);
+    client.differences(&changed)
 }
 
 async fn reconcile_jwt_provider(
@@ -643,14 +539,15 @@ async fn reconcile_app(
     options: ApplyOptions,
     env: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Result<(Option<Change>, String), Error> {
-    let what = format!("application {:?}", entry.name);
+    let what = format!("application {:?}", entry.name());
     let secret = resolve(&what, &entry.client_secret, &entry.client_secret_env, env)?;
-    let mut desired = desired_app_fields(entry)?;
-    let said = Applied::said(registry, entry.active, false, &secret);
+    let mut desired = desired_app_fields(entry);
+    let active = desired.active.unwrap_or_default();
+    let said = Applied::said(registry, active, false, &secret);
     let current = match &entry.client_id {
         Some(id) => existing.iter().find(|c| &c.client_id == id),
         None => {
-            let mut named = existing.iter().filter(|c| c.name == entry.name);
+            let mut named = existing.iter().filter(|c| c.name == entry.name());
             let first = named.next();
             if named.next().is_some() {
                 return Err(Error::validation(format!(
@@ -664,7 +561,7 @@ async fn reconcile_app(
         let key = entry
             .client_id
             .clone()
-            .unwrap_or_else(|| entry.name.clone());
+            .unwrap_or_else(|| entry.name().to_owned());
         if options.dry_run {
             return Ok((
                 Some(change(Action::Create, "application", &key, vec![])),

@@ -12,10 +12,8 @@ use crate::Error;
 use crate::access::ScopeEntry;
 use crate::audience;
 use crate::cache::RegistryCache;
-use crate::client::{
-    Client, ClientType, DEFAULT_ACCESS_TOKEN_LIFESPAN, DEFAULT_REFRESH_TOKEN_LIFESPAN, GrantType,
-    MAX_CLIENT_ID_LENGTH, PreviousSecret, TokenFormat,
-};
+pub use crate::client::AppChanges;
+use crate::client::{Client, ClientType, GrantType, MAX_CLIENT_ID_LENGTH, PreviousSecret};
 use crate::clock::Clock;
 use crate::entry::Entry;
 use crate::keys::SigningAlgorithm;
@@ -31,38 +29,6 @@ pub const MIN_CLIENT_SECRET_LENGTH: usize = 32;
 pub const DEFAULT_SECRET_GRACE: i64 = 86_400;
 /// The longest grace a rotation may give the secret it replaces: thirty days.
 const MAX_SECRET_GRACE: i64 = 30 * 86_400;
-
-/// Changes to an application; `None` leaves a field as it is (on creation: takes its default).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AppChanges {
-    pub name: Option<String>,
-    pub client_type: Option<ClientType>,
-    pub redirect_uris: Option<Vec<String>>,
-    pub grant_types: Option<Vec<GrantType>>,
-    pub allowed_scopes: Option<Vec<String>>,
-    pub default_scopes: Option<Vec<String>>,
-    pub access_token_lifespan: Option<i64>,
-    pub refresh_token_lifespan: Option<i64>,
-    pub token_format: Option<TokenFormat>,
-    /// The run-as user's name; an empty string removes it.
-    pub run_as: Option<String>,
-    pub active: Option<bool>,
-    pub require_pkce: Option<bool>,
-    pub allow_plain_pkce: Option<bool>,
-    pub id_token_alg: Option<SigningAlgorithm>,
-    /// Public keys for `private_key_jwt` (JWK Set, JWK or PEM); an empty string removes them.
-    pub jwks: Option<String>,
-    /// A JWK Set URL for `private_key_jwt`; an empty string removes it.
-    pub jwks_uri: Option<String>,
-    /// Accept `private_key_jwt` assertions whose `aud` is the token endpoint URL.
-    pub legacy_token_endpoint_aud: Option<bool>,
-    /// The audience identifiers of the API this application serves (absolute URIs, unique
-    /// across applications); an empty list makes it no resource server.
-    pub audiences: Option<Vec<String>>,
-    /// Whether this application may introspect every token.
-    pub introspect_any: Option<bool>,
-}
 
 /// A new application.
 #[derive(Debug, Clone, Default)]
@@ -249,40 +215,11 @@ impl Registry {
             }
             None => uuid::Uuid::new_v4().simple().to_string(),
         };
-        let name = new
-            .fields
-            .name
-            .clone()
-            .ok_or_else(|| Error::validation("an application needs a name"))?;
-        let mut client = Client {
-            id: uuid::Uuid::now_v7().to_string(),
-            client_id,
-            name,
-            client_type: ClientType::Confidential,
-            secret_hash: None,
-            previous_secret: None,
-            redirect_uris: vec![],
-            grant_types: vec![],
-            allowed_scopes: vec![],
-            default_scopes: vec![],
-            access_token_lifespan: DEFAULT_ACCESS_TOKEN_LIFESPAN,
-            refresh_token_lifespan: DEFAULT_REFRESH_TOKEN_LIFESPAN,
-            token_format: TokenFormat::default(),
-            run_as: None,
-            active: true,
-            require_pkce: true,
-            allow_plain_pkce: false,
-            id_token_alg: SigningAlgorithm::Es256,
-            jwks: None,
-            jwks_uri: None,
-            legacy_token_endpoint_aud: false,
-            audiences: vec![],
-            introspect_any: false,
-            managed,
-            applied: None,
-            created_at: now,
-            updated_at: now,
-        };
+        if new.fields.name.is_none() {
+            return Err(Error::validation("an application needs a name"));
+        }
+        let mut client = Client::new(uuid::Uuid::now_v7().to_string(), client_id, now);
+        client.managed = managed;
         let mut fields = new.fields;
         // As registered without a scope list, an application may use the registry's default
         // scopes (`useraccount` unless an administrator changed that).
@@ -290,7 +227,7 @@ impl Registry {
             fields.allowed_scopes = Some(self.default_scopes().await?);
         }
         let defaults_given = fields.default_scopes.is_some();
-        apply_app_changes(&mut client, fields);
+        fields.apply(&mut client);
         // Unless told otherwise, a client gets everything it may have when it asks for no scope.
         if !defaults_given {
             client.default_scopes = client.allowed_scopes.clone();
@@ -332,7 +269,7 @@ impl Registry {
         let becomes_public = changes.client_type == Some(ClientType::Public);
         let defaults_given = changes.default_scopes.is_some();
         let defaults_followed_allowed = client.default_scopes == client.allowed_scopes;
-        apply_app_changes(&mut client, changes);
+        changes.apply(&mut client);
         // New allowed scopes without new defaults: defaults that were "everything allowed" stay
         // so, others keep what is still allowed.
         if !defaults_given {
@@ -705,89 +642,6 @@ impl Registry {
             ))),
             _ => Ok(()),
         }
-    }
-}
-
-fn apply_app_changes(client: &mut Client, changes: AppChanges) {
-    let AppChanges {
-        name,
-        client_type,
-        redirect_uris,
-        grant_types,
-        allowed_scopes,
-        default_scopes,
-        access_token_lifespan,
-        refresh_token_lifespan,
-        token_format,
-        run_as,
-        active,
-        require_pkce,
-        allow_plain_pkce,
-        id_token_alg,
-        jwks,
-        jwks_uri,
-        legacy_token_endpoint_aud,
-        audiences,
-        introspect_any,
-    } = changes;
-    if let Some(v) = legacy_token_endpoint_aud {
-        client.legacy_token_endpoint_aud = v;
-    }
-    if let Some(v) = audiences {
-        client.audiences = sorted(v);
-    }
-    if let Some(v) = introspect_any {
-        client.introspect_any = v;
-    }
-    if let Some(v) = jwks {
-        client.jwks = Some(v).filter(|v| !v.is_empty());
-    }
-    if let Some(v) = jwks_uri {
-        client.jwks_uri = Some(v).filter(|v| !v.is_empty());
-    }
-    if let Some(v) = require_pkce {
-        client.require_pkce = v;
-    }
-    if let Some(v) = allow_plain_pkce {
-        client.allow_plain_pkce = v;
-    }
-    if let Some(v) = id_token_alg {
-        client.id_token_alg = v;
-    }
-    if let Some(v) = name {
-        client.name = v;
-    }
-    if let Some(v) = client_type {
-        client.client_type = v;
-    }
-    if let Some(v) = redirect_uris {
-        client.redirect_uris = v;
-    }
-    if let Some(mut v) = grant_types {
-        v.sort();
-        v.dedup();
-        client.grant_types = v;
-    }
-    if let Some(v) = allowed_scopes {
-        client.allowed_scopes = sorted(v);
-    }
-    if let Some(v) = default_scopes {
-        client.default_scopes = sorted(v);
-    }
-    if let Some(v) = access_token_lifespan {
-        client.access_token_lifespan = v;
-    }
-    if let Some(v) = refresh_token_lifespan {
-        client.refresh_token_lifespan = v;
-    }
-    if let Some(v) = token_format {
-        client.token_format = v;
-    }
-    if let Some(v) = run_as {
-        client.run_as = (!v.is_empty()).then_some(v);
-    }
-    if let Some(v) = active {
-        client.active = v;
     }
 }
 

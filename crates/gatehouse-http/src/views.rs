@@ -9,89 +9,50 @@ use gatehouse_core::user::User;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// An application of the registry.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct AppView {
-    pub client_id: String,
-    pub name: String,
-    /// `confidential` or `public`.
-    pub client_type: String,
-    pub redirect_uris: Vec<String>,
-    /// Registry grant names: authorization_code, client_credentials, password, jwt_bearer,
-    /// implicit, refresh_token.
-    pub grant_types: Vec<String>,
-    pub allowed_scopes: Vec<String>,
-    pub default_scopes: Vec<String>,
-    /// Seconds.
-    pub access_token_lifespan: i64,
-    /// Seconds.
-    pub refresh_token_lifespan: i64,
-    /// `opaque` or `jwt`.
-    pub token_format: String,
-    pub run_as: Option<String>,
-    pub active: bool,
-    pub require_pkce: bool,
-    pub allow_plain_pkce: bool,
-    /// `ES256` or `RS256`.
-    pub id_token_alg: String,
-    /// Public keys registered for `private_key_jwt`.
-    pub jwks: Option<String>,
-    /// A JWK Set URL registered for `private_key_jwt`.
-    pub jwks_uri: Option<String>,
-    /// Whether `private_key_jwt` assertions may name the token endpoint URL as `aud` (otherwise
-    /// only the issuer).
-    pub legacy_token_endpoint_aud: bool,
-    /// The audience identifiers of the API this application serves (RFC 8707).
-    pub audiences: Vec<String>,
-    /// Whether this application may introspect every token.
-    pub introspect_any: bool,
-    /// Whether `gatehouse apply` owns the record.
-    pub managed: bool,
-    pub created_at: i64,
-    pub updated_at: i64,
-    /// When the secret the last rotation replaced stops working (absent when none does).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub previous_secret_expires_at: Option<i64>,
-    /// Present only when the secret was just created or rotated; it is never shown again.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_secret: Option<String>,
+/// Declares the view of an application from the registry's field list.
+macro_rules! app_view {
+    ($(
+        $(#[doc = $doc:literal])*
+        #[arg($($arg:tt)*)]
+        $field:ident : $ty:ty => $change:ty = $default:expr,
+    )*) => {
+        /// An application of the registry.
+        #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+        pub struct AppView {
+            pub client_id: String,
+            $($(#[doc = $doc])* pub $field: $ty,)*
+            /// Whether `gatehouse apply` owns the record.
+            pub managed: bool,
+            pub created_at: i64,
+            pub updated_at: i64,
+            /// When the secret the last rotation replaced stops working (absent when none does).
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub previous_secret_expires_at: Option<i64>,
+            /// Present only when the secret was just created or rotated; it is never shown again.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub client_secret: Option<String>,
+        }
+
+        impl From<&Client> for AppView {
+            fn from(client: &Client) -> Self {
+                AppView {
+                    client_id: client.client_id.clone(),
+                    $($field: client.$field.clone(),)*
+                    managed: client.managed,
+                    created_at: client.created_at,
+                    updated_at: client.updated_at,
+                    previous_secret_expires_at: client
+                        .previous_secret
+                        .as_ref()
+                        .map(|p| p.expires_at),
+                    client_secret: None,
+                }
+            }
+        }
+    };
 }
 
-impl From<&Client> for AppView {
-    fn from(client: &Client) -> Self {
-        AppView {
-            client_id: client.client_id.clone(),
-            name: client.name.clone(),
-            client_type: client.client_type.as_str().into(),
-            redirect_uris: client.redirect_uris.clone(),
-            grant_types: client
-                .grant_types
-                .iter()
-                .map(|g| g.as_str().into())
-                .collect(),
-            allowed_scopes: client.allowed_scopes.clone(),
-            default_scopes: client.default_scopes.clone(),
-            access_token_lifespan: client.access_token_lifespan,
-            refresh_token_lifespan: client.refresh_token_lifespan,
-            token_format: client.token_format.as_str().into(),
-            run_as: client.run_as.clone(),
-            active: client.active,
-            require_pkce: client.require_pkce,
-            allow_plain_pkce: client.allow_plain_pkce,
-            id_token_alg: client.id_token_alg.as_str().into(),
-            jwks: client.jwks.clone(),
-            jwks_uri: client.jwks_uri.clone(),
-            legacy_token_endpoint_aud: client.legacy_token_endpoint_aud,
-            audiences: client.audiences.clone(),
-            introspect_any: client.introspect_any,
-            managed: client.managed,
-            created_at: client.created_at,
-            updated_at: client.updated_at,
-            previous_secret_expires_at: client.previous_secret.as_ref().map(|p| p.expires_at),
-            client_secret: None,
-        }
-    }
-}
+gatehouse_core::with_app_fields!(app_view);
 
 /// A user.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -14,84 +14,37 @@ use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::views::AppView;
 
-/// The fields of an application; on update, a field left out keeps its value.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AppInput {
-    pub name: Option<String>,
-    /// Only on creation; generated when left out.
-    pub client_id: Option<String>,
-    /// `confidential` (default) or `public`.
-    pub client_type: Option<String>,
-    /// Only on creation; at least 32 characters; generated when left out.
-    pub client_secret: Option<String>,
-    pub redirect_uris: Option<Vec<String>>,
-    pub grant_types: Option<Vec<String>>,
-    pub allowed_scopes: Option<Vec<String>>,
-    /// Defaults to the allowed scopes on creation.
-    pub default_scopes: Option<Vec<String>>,
-    pub access_token_lifespan: Option<i64>,
-    pub refresh_token_lifespan: Option<i64>,
-    /// `opaque` (default) or `jwt`.
-    pub token_format: Option<String>,
-    /// A user name; an empty string removes the run-as user.
-    pub run_as: Option<String>,
-    pub active: Option<bool>,
-    /// Whether the authorization-code grant demands PKCE (default true; always for public
-    /// clients).
-    pub require_pkce: Option<bool>,
-    /// Whether the `plain` PKCE method is accepted (default false).
-    pub allow_plain_pkce: Option<bool>,
-    /// `ES256` (default) or `RS256`.
-    pub id_token_alg: Option<String>,
-    /// Public keys for `private_key_jwt` (JWK Set, JWK or PEM public key); a client with keys
-    /// gets no secret. An empty string removes them.
-    pub jwks: Option<String>,
-    /// A JWK Set URL for `private_key_jwt`; an empty string removes it.
-    pub jwks_uri: Option<String>,
-    /// Accept `private_key_jwt` assertions whose `aud` is the token endpoint URL rather than the
-    /// issuer (default false; for clients written before that rule).
-    pub legacy_token_endpoint_aud: Option<bool>,
-    /// The audience identifiers of the API this application serves (RFC 8707 resource
-    /// indicators: absolute URIs without a fragment, unique across applications). Tokens
-    /// requested with `resource` set to one of them are for that API, and this application may
-    /// introspect them. An empty list makes it no resource server.
-    pub audiences: Option<Vec<String>>,
-    /// Whether this application may introspect every token, whatever its client and audience
-    /// (default false; confidential clients only).
-    pub introspect_any: Option<bool>,
+/// Declares the API's input from the registry's field list.
+macro_rules! app_input {
+    ($(
+        $(#[doc = $doc:literal])*
+        #[arg($($arg:tt)*)]
+        $field:ident : $ty:ty => $change:ty = $default:expr,
+    )*) => {
+        /// The fields of an application; on update, a field left out keeps its value.
+        #[derive(Debug, Default, Deserialize, ToSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct AppInput {
+            /// Only on creation; generated when left out.
+            pub client_id: Option<String>,
+            /// Only on creation; at least 32 characters; generated when left out.
+            pub client_secret: Option<String>,
+            $($(#[doc = $doc])* pub $field: Option<$change>,)*
+        }
+
+        impl AppInput {
+            /// The registry's changes; the client_id and secret are taken separately.
+            pub fn into_changes(self) -> (Option<String>, Option<Secret>, AppChanges) {
+                let changes = AppChanges {
+                    $($field: self.$field,)*
+                };
+                (self.client_id, self.client_secret.map(Secret::new), changes)
+            }
+        }
+    };
 }
 
-impl AppInput {
-    /// Parses the input into registry changes; the client_id and secret are taken separately.
-    pub fn into_changes(self) -> Result<(Option<String>, Option<Secret>, AppChanges), Error> {
-        let changes = AppChanges {
-            name: self.name,
-            client_type: self.client_type.map(|t| t.parse()).transpose()?,
-            redirect_uris: self.redirect_uris,
-            grant_types: self
-                .grant_types
-                .map(|g| g.iter().map(|g| g.parse()).collect())
-                .transpose()?,
-            allowed_scopes: self.allowed_scopes,
-            default_scopes: self.default_scopes,
-            access_token_lifespan: self.access_token_lifespan,
-            refresh_token_lifespan: self.refresh_token_lifespan,
-            token_format: self.token_format.map(|f| f.parse()).transpose()?,
-            run_as: self.run_as,
-            active: self.active,
-            require_pkce: self.require_pkce,
-            allow_plain_pkce: self.allow_plain_pkce,
-            id_token_alg: self.id_token_alg.map(|a| a.parse()).transpose()?,
-            jwks: self.jwks,
-            jwks_uri: self.jwks_uri,
-            legacy_token_endpoint_aud: self.legacy_token_endpoint_aud,
-            audiences: self.audiences,
-            introspect_any: self.introspect_any,
-        };
-        Ok((self.client_id, self.client_secret.map(Secret::new), changes))
-    }
-}
+gatehouse_core::with_app_fields!(app_input);
 
 /// Lists every application.
 #[utoipa::path(get, path = "/apps", tag = "applications",
@@ -112,7 +65,7 @@ pub async fn create(
     admin: RegistryAdmin,
     ApiJson(input): ApiJson<AppInput>,
 ) -> Result<(StatusCode, Json<AppView>), ApiError> {
-    let (client_id, client_secret, fields) = input.into_changes()?;
+    let (client_id, client_secret, fields) = input.into_changes();
     let new = NewApp {
         client_id,
         client_secret,
@@ -149,7 +102,7 @@ pub async fn update(
     Path(client_id): Path<String>,
     ApiJson(input): ApiJson<AppInput>,
 ) -> Result<Json<AppView>, ApiError> {
-    let (new_id, secret, changes) = input.into_changes()?;
+    let (new_id, secret, changes) = input.into_changes();
     if new_id.is_some() || secret.is_some() {
         return Err(Error::validation(
             "client_id cannot change; a secret changes through rotate-secret",

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use gatehouse_core::client::{Client, ClientType, GrantType, TokenFormat};
+use gatehouse_core::keys::SigningAlgorithm;
 use gatehouse_core::registry::{AppChanges, DEFAULT_SECRET_GRACE, NewApp, Registry};
 use gatehouse_http::views::AppView;
 
@@ -38,7 +40,8 @@ pub enum AppCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Change the given fields of an application (a list option replaces the whole list).
+    /// Change the given fields of an application (a list option replaces the whole list; given
+    /// once as "" it empties it).
     Update {
         /// The application's client_id.
         client_id: String,
@@ -74,128 +77,90 @@ pub enum AppCommand {
     },
 }
 
-/// The fields of an application, for `create` and `update`.
-#[derive(Debug, Args)]
-pub struct AppFieldArgs {
-    /// The application's name, shown on the consent page.
-    #[arg(long)]
-    name: Option<String>,
-    /// confidential or public.
-    #[arg(long = "type", value_name = "TYPE")]
-    client_type: Option<String>,
-    /// An allowed grant (repeatable): authorization_code, client_credentials, password,
-    /// jwt_bearer, implicit, refresh_token.
-    #[arg(long = "grant", value_name = "GRANT")]
-    grants: Vec<String>,
-    /// An allowed scope (repeatable).
-    #[arg(long = "scope", value_name = "SCOPE")]
-    scopes: Vec<String>,
-    /// A default scope (repeatable; default: the allowed scopes).
-    #[arg(long = "default-scope", value_name = "SCOPE")]
-    default_scopes: Vec<String>,
-    /// A redirect URI (repeatable).
-    #[arg(long = "redirect-uri", value_name = "URI")]
-    redirect_uris: Vec<String>,
-    /// Access-token lifespan in seconds (default 1800).
-    #[arg(long, value_name = "SECONDS")]
-    access_token_lifespan: Option<i64>,
-    /// Refresh-token lifespan in seconds (default 8640000).
-    #[arg(long, value_name = "SECONDS")]
-    refresh_token_lifespan: Option<i64>,
-    /// opaque or jwt.
-    #[arg(long, value_name = "FORMAT")]
-    token_format: Option<String>,
-    /// The user client-credentials tokens act as ("" removes it).
-    #[arg(long, value_name = "USER")]
-    run_as: Option<String>,
-    /// Whether the application may obtain tokens.
-    #[arg(long, value_name = "BOOL")]
-    active: Option<bool>,
-    /// Whether the authorization-code grant demands PKCE (default true; always for public
-    /// clients).
-    #[arg(long, value_name = "BOOL")]
-    require_pkce: Option<bool>,
-    /// Whether the plain PKCE method is accepted besides S256 (default false).
-    #[arg(long, value_name = "BOOL")]
-    allow_plain_pkce: Option<bool>,
-    /// ID-token algorithm: ES256 (default) or RS256.
-    #[arg(long, value_name = "ALG")]
-    id_token_alg: Option<String>,
-    /// A file with the public keys for private_key_jwt (JWK Set, JWK or PEM); a client with
-    /// keys gets no secret.
-    #[arg(long, value_name = "FILE")]
-    jwks_file: Option<PathBuf>,
-    /// A JWK Set URL for private_key_jwt ("" removes it).
-    #[arg(long, value_name = "URL")]
-    jwks_uri: Option<String>,
-    /// Accept private_key_jwt assertions whose aud is the token endpoint URL (default false).
-    #[arg(long, value_name = "BOOL")]
-    legacy_token_endpoint_aud: Option<bool>,
-    /// An audience identifier of the API this application serves (repeatable; an absolute
-    /// URI, unique across applications; given once with "" it removes them all).
-    #[arg(long = "audience", value_name = "URI")]
-    audiences: Vec<String>,
-    /// Whether the application may introspect every token (default false).
-    #[arg(long, value_name = "BOOL")]
-    introspect_any: Option<bool>,
+/// Declares the options of `create` and `update` from the registry's field list.
+macro_rules! app_options {
+    ($(
+        $(#[doc = $doc:literal])*
+        #[arg($($arg:tt)*)]
+        $field:ident : $ty:ty => $change:ty = $default:expr,
+    )*) => {
+        /// The fields of an application, for `create` and `update`.
+        #[derive(Debug, Args)]
+        pub struct AppFieldArgs {
+            $($(#[doc = $doc])* #[arg($($arg)*)] $field: Option<$change>,)*
+            /// A file with the public keys for private_key_jwt (JWK Set, JWK or PEM); a client
+            /// with keys gets no secret.
+            #[arg(long, value_name = "FILE")]
+            jwks_file: Option<PathBuf>,
+        }
+
+        impl AppFieldArgs {
+            fn into_changes(self) -> anyhow::Result<AppChanges> {
+                let mut changes = AppChanges {
+                    $($field: self.$field.map(Emptied::emptied),)*
+                };
+                if let Some(path) = &self.jwks_file {
+                    changes.jwks = Some(read_text(path)?);
+                }
+                Ok(changes)
+            }
+        }
+    };
 }
 
-impl AppFieldArgs {
-    fn into_changes(self) -> anyhow::Result<AppChanges> {
-        // A list option replaces the list; given once with an empty value it empties it.
-        let list = |values: Vec<String>| {
-            (!values.is_empty()).then(|| values.into_iter().filter(|v| !v.is_empty()).collect())
-        };
-        let grants: Option<Vec<String>> = list(self.grants);
-        Ok(AppChanges {
-            name: self.name,
-            client_type: self.client_type.map(|t| t.parse()).transpose()?,
-            redirect_uris: list(self.redirect_uris),
-            grant_types: grants
-                .map(|g| g.iter().map(|g| g.parse()).collect())
-                .transpose()?,
-            allowed_scopes: list(self.scopes),
-            default_scopes: list(self.default_scopes),
-            access_token_lifespan: self.access_token_lifespan,
-            refresh_token_lifespan: self.refresh_token_lifespan,
-            token_format: self.token_format.map(|f| f.parse()).transpose()?,
-            run_as: self.run_as,
-            active: self.active,
-            require_pkce: self.require_pkce,
-            allow_plain_pkce: self.allow_plain_pkce,
-            id_token_alg: self.id_token_alg.map(|a| a.parse()).transpose()?,
-            jwks: self.jwks_file.as_deref().map(read_text).transpose()?,
-            jwks_uri: self.jwks_uri,
-            legacy_token_endpoint_aud: self.legacy_token_endpoint_aud,
-            audiences: list(self.audiences),
-            introspect_any: self.introspect_any,
-        })
+gatehouse_core::with_app_fields!(app_options);
+
+/// A list option replaces the list; given once with an empty value, it empties it.
+trait Emptied: Sized {
+    fn emptied(self) -> Self {
+        self
     }
 }
 
+impl Emptied for Vec<String> {
+    fn emptied(self) -> Self {
+        self.into_iter().filter(|v| !v.is_empty()).collect()
+    }
+}
+
+impl Emptied for Vec<GrantType> {}
+impl Emptied for String {}
+impl Emptied for bool {}
+impl Emptied for i64 {}
+impl Emptied for ClientType {}
+impl Emptied for TokenFormat {}
+impl Emptied for SigningAlgorithm {}
+
+/// Prints the client_id and every field an administrator sets, one a line in the order they are
+/// declared, lists space-separated and an absent value as `-`; then a new secret, with the
+/// warning that it is not shown again.
 fn print_app(view: &AppView, json: bool) -> anyhow::Result<()> {
     if json {
         return print_json(view);
     }
-    println!("client_id:              {}", view.client_id);
-    println!("name:                   {}", view.name);
-    println!("client_type:            {}", view.client_type);
-    println!("grant_types:            {}", view.grant_types.join(" "));
-    println!("allowed_scopes:         {}", view.allowed_scopes.join(" "));
-    println!("default_scopes:         {}", view.default_scopes.join(" "));
-    println!("redirect_uris:          {}", view.redirect_uris.join(" "));
-    println!("access_token_lifespan:  {}", view.access_token_lifespan);
-    println!("refresh_token_lifespan: {}", view.refresh_token_lifespan);
-    println!("token_format:           {}", view.token_format);
-    println!(
-        "run_as:                 {}",
-        view.run_as.as_deref().unwrap_or("-")
-    );
-    println!("active:                 {}", view.active);
-    println!("audiences:              {}", view.audiences.join(" "));
-    println!("introspect_any:         {}", view.introspect_any);
-    if let Some(secret) = &view.client_secret {
-        println!("client_secret:          {secret}");
+    let fields = serde_json::to_value(view)?;
+    let names = ["client_id"]
+        .iter()
+        .chain(Client::FIELDS)
+        .chain(["client_secret"].iter());
+    for name in names {
+        let shown = match &fields[*name] {
+            serde_json::Value::Null if *name == "client_secret" => continue,
+            serde_json::Value::Null => "-".to_owned(),
+            serde_json::Value::String(text) => text.clone(),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .map(|item| {
+                    item.as_str()
+                        .map_or_else(|| item.to_string(), str::to_owned)
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            other => other.to_string(),
+        };
+        println!("{:<23} {shown}", format!("{name}:"));
+    }
+    if view.client_secret.is_some() {
         eprintln!("The client secret is shown only this once; store it now.");
     }
     Ok(())
@@ -238,10 +203,14 @@ pub(super) async fn run(registry: &Registry, command: AppCommand) -> anyhow::Res
                     "{:<34} {:<24} {:<13} {:<7} {:<7} {}",
                     v.client_id,
                     v.name,
-                    v.client_type,
-                    v.token_format,
+                    v.client_type.as_str(),
+                    v.token_format.as_str(),
                     v.active,
-                    v.grant_types.join(",")
+                    v.grant_types
+                        .iter()
+                        .map(|g| g.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
                 );
             }
             Ok(())
