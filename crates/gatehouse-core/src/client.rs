@@ -199,6 +199,9 @@ macro_rules! with_app_fields {
             /// The application's name, shown on the consent page.
             #[arg(long)]
             name: String => String = String::new(),
+            /// What the application is for, in the administrators' words; "" removes it.
+            #[arg(long, value_name = "TEXT")]
+            description: Option<String> => String = None,
             /// `confidential` (default) or `public`.
             #[arg(long = "type", value_name = "TYPE")]
             client_type: $crate::client::ClientType => $crate::client::ClientType =

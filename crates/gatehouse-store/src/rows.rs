@@ -40,6 +40,7 @@ pub(crate) struct ClientRow {
     applied: Option<String>,
     previous_secret_hash: Option<String>,
     previous_secret_expires_at: Option<i64>,
+    description: Option<String>,
 }
 
 /// The column values of a client, in the order of [`CLIENT_COLUMNS`](crate::shared).
@@ -94,6 +95,7 @@ impl TryFrom<ClientRow> for Client {
             id: row.id,
             client_id: row.client_id,
             name: row.name,
+            description: row.description,
             client_type: row.client_type.parse().map_err(corrupt("client_type"))?,
             secret_hash: row.secret_hash,
             previous_secret: row

@@ -58,6 +58,7 @@ fn client(client_id: &str) -> Client {
         id: format!("id-{client_id}"),
         client_id: client_id.into(),
         name: "Billing".into(),
+        description: Some("Invoices and payments".into()),
         client_type: ClientType::Confidential,
         secret_hash: Some("hash".into()),
         previous_secret: Some(PreviousSecret {
@@ -149,6 +150,7 @@ storage_test!(clients_round_trip_and_update, |store| {
     changed.name = "Billing v2".into();
     changed.grant_types = vec![GrantType::Password];
     changed.run_as = None;
+    changed.description = None;
     changed.active = false;
     assert!(store.update_client(&changed).await.unwrap());
     assert_eq!(store.find_client("billing").await.unwrap(), Some(changed));

@@ -246,6 +246,103 @@ server_test!(applications_lifecycle_over_json, |server| {
     assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
 });
 
+server_test!(
+    an_application_description_shows_in_the_api_the_cli_and_the_file,
+    |server| {
+        use reqwest::Method;
+        let token = server.token_for_role("oauth_admin").await;
+
+        // The admin API: given, shown, changed, removed with "".
+        let body = json!({"name": "billing", "client_id": "billing",
+        "grant_types": ["client_credentials"], "description": "Invoices and payments"});
+        let (status, created) = call(&server, Method::POST, "/apps", &token, Some(body)).await;
+        assert_eq!(status, 201, "{created}");
+        assert_eq!(created["description"], "Invoices and payments");
+        let (_, shown) = call(&server, Method::GET, "/apps/billing", &token, None).await;
+        assert_eq!(shown["description"], "Invoices and payments");
+        let change = json!({"description": "Invoices"});
+        let (status, changed) = call(
+            &server,
+            Method::PATCH,
+            "/apps/billing",
+            &token,
+            Some(change),
+        )
+        .await;
+        assert_eq!((status, &changed["description"]), (200, &json!("Invoices")));
+        let change = json!({"description": ""});
+        let (_, removed) = call(
+            &server,
+            Method::PATCH,
+            "/apps/billing",
+            &token,
+            Some(change),
+        )
+        .await;
+        assert_eq!(removed["description"], Value::Null);
+        let (_, document) = call(&server, Method::GET, "/openapi.json", &token, None).await;
+        for schema in ["AppInput", "AppView"] {
+            let properties = &document["components"]["schemas"][schema]["properties"];
+            assert!(properties.get("description").is_some(), "{schema}");
+        }
+
+        // The CLI: `--description` on create and update, shown by `app show`.
+        let cli = |args: &'static [&'static str]| crate::cli::gatehouse(&server, args, &[]);
+        let created = cli(&[
+            "app",
+            "create",
+            "--name",
+            "crm",
+            "--client-id",
+            "crm",
+            "--grant",
+            "client_credentials",
+            "--description",
+            "Customer records",
+            "--json",
+        ])
+        .await;
+        assert!(
+            created.status.success(),
+            "{}",
+            String::from_utf8_lossy(&created.stderr)
+        );
+        let created: Value = serde_json::from_slice(&created.stdout).unwrap();
+        assert_eq!(created["description"], "Customer records");
+        let updated = cli(&["app", "update", "crm", "--description", "Customers"]).await;
+        assert!(updated.status.success());
+        let shown = cli(&["app", "show", "crm"]).await;
+        let text = String::from_utf8_lossy(&shown.stdout);
+        assert!(text.contains("description:            Customers"), "{text}");
+
+        // The file: applied, idempotent, a change reported by field, and left out it is removed.
+        let file = |description: &str| {
+            format!(
+                r#"
+[[application]]
+name = "orders"
+client_id = "orders"
+grant_types = ["client_credentials"]
+{description}
+"#
+            )
+        };
+        let with = file(r#"description = "Orders and returns""#);
+        crate::apply::apply(&server, &with, &[], &[]).await;
+        let orders = server.services.registry.get_app("orders").await.unwrap();
+        assert_eq!(orders.description.as_deref(), Some("Orders and returns"));
+        assert!(
+            crate::apply::apply(&server, &with, &[], &[])
+                .await
+                .is_empty()
+        );
+        let changes = crate::apply::apply(&server, &file(""), &[], &[]).await;
+        assert_eq!(changes[0]["fields"], json!(["description"]));
+        let orders = server.services.registry.get_app("orders").await.unwrap();
+        assert_eq!(orders.description, None);
+    }
+);
+
 server_test!(users_lifecycle_over_json, |server| {
     let token = server.token_for_role("admin").await;
     let (status, created) = call(
