@@ -73,12 +73,16 @@ pub struct CsrfForm<T> {
 impl<T: CsrfChecked> CsrfForm<T> {
     /// The token a page puts in the form for the browser with this cookie value.
     pub fn token(state: &AppState, cookie: &str) -> String {
-        state.sessions.csrf_token(T::PURPOSE, cookie)
+        state.services.sessions.csrf_token(T::PURPOSE, cookie)
     }
 
     /// Whether `token` is the form's token for the browser with this cookie value.
     pub fn check(state: &AppState, cookie: &str, token: &str) -> Result<(), PageError> {
-        if state.sessions.csrf_valid(T::PURPOSE, cookie, token) {
+        if state
+            .services
+            .sessions
+            .csrf_valid(T::PURPOSE, cookie, token)
+        {
             Ok(())
         } else {
             Err(PageError::Unverified)
@@ -316,7 +320,7 @@ impl FromRequestParts<AppState> for Bearer {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Bearer::for_audience(parts, state, state.tokens.issuer()).await
+        Bearer::for_audience(parts, state, state.services.tokens.issuer()).await
     }
 }
 
@@ -334,14 +338,15 @@ impl Bearer {
     /// `token`, validated and for `audience` (RFC 9068 §4: a token for another audience is
     /// `invalid_token`).
     async fn accepted(state: &AppState, token: &str, audience: &str) -> Result<Self, ApiError> {
-        let info = match state.tokens.validate(token).await {
+        let info = match state.services.tokens.validate(token).await {
             Ok(info) => info,
             // Not one of ours: perhaps a trusted identity provider's.
-            Err(Error::InvalidToken(why)) => match state.federation.validate_api_token(token).await
-            {
-                Some(result) => result?,
-                None => return Err(Error::InvalidToken(why).into()),
-            },
+            Err(Error::InvalidToken(why)) => {
+                match state.services.federation.validate_api_token(token).await {
+                    Some(result) => result?,
+                    None => return Err(Error::InvalidToken(why).into()),
+                }
+            }
             Err(other) => return Err(other.into()),
         };
         if !info.is_for(audience) {
@@ -374,7 +379,7 @@ impl FromRequest<AppState> for FormBearer {
         let body_token = params.get("access_token").filter(|t| !t.is_empty());
         let token = presented_token(&parts, body_token.map(String::as_str))
             .map_err(|error| ApiError::from(error).into_response())?;
-        Bearer::accepted(state, token, state.tokens.issuer())
+        Bearer::accepted(state, token, state.services.tokens.issuer())
             .await
             .map(|Bearer(info)| FormBearer(info))
             .map_err(IntoResponse::into_response)
@@ -389,7 +394,7 @@ impl FromRequestParts<AppState> for Authorized {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Authorized::for_audience(parts, state, state.tokens.issuer()).await
+        Authorized::for_audience(parts, state, state.services.tokens.issuer()).await
     }
 }
 
@@ -403,11 +408,11 @@ impl Authorized {
         let RequestPath(path) = RequestPath::from_request_parts(parts, state).await?;
         let Bearer(token) = Bearer::for_audience(parts, state, audience).await?;
         let caller = Caller::from(token);
-        state
-            .registry
-            .catalog()
-            .await?
-            .authorize(&caller, parts.method.as_str(), &path)?;
+        state.services.registry.catalog().await?.authorize(
+            &caller,
+            parts.method.as_str(),
+            &path,
+        )?;
         Ok(Authorized(caller))
     }
 }

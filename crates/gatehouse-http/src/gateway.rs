@@ -29,11 +29,14 @@ async fn forward(state: AppState, request: Request) -> Result<Response, ApiError
     let (mut parts, body) = request.into_parts();
     // The route, the rules and the upstream URL all read this one canonical path.
     let RequestPath(path) = RequestPath::from_request_parts(&mut parts, &state).await?;
-    let catalog = state.registry.catalog().await?;
+    let catalog = state.services.registry.catalog().await?;
     let Some(route) = catalog.route_for(&path) else {
         return Err(Error::NotFound("no such endpoint".into()).into());
     };
-    let audience = route.audience.as_deref().unwrap_or(state.tokens.issuer());
+    let audience = route
+        .audience
+        .as_deref()
+        .unwrap_or(state.services.tokens.issuer());
     let Authorized(caller) = Authorized::for_audience(&mut parts, &state, audience).await?;
     let url = route
         .upstream_url(&path, parts.uri.query())
@@ -49,6 +52,7 @@ async fn forward(state: AppState, request: Request) -> Result<Response, ApiError
         timeout: Duration::from_secs(route.timeout_seconds),
     };
     let upstream = state
+        .services
         .fetcher
         .forward(gateway_request)
         .await

@@ -28,9 +28,14 @@ pub async fn proxy(
     let [_, _, alias, rest @ ..] = path.segments() else {
         return Err(Error::NotFound("no such endpoint".into()).into());
     };
-    let resolved = state.outbound.registry().resolve_alias(alias).await?;
+    let resolved = state
+        .services
+        .outbound
+        .registry()
+        .resolve_alias(alias)
+        .await?;
     let user = match &caller.user_id {
-        Some(id) => state.tokens.user(id).await?,
+        Some(id) => state.services.tokens.user(id).await?,
         None => None,
     };
     resolved.alias.admits(user.as_deref())?;
@@ -53,7 +58,11 @@ pub async fn proxy(
         body,
     };
     let user_id = user.as_ref().map(|u| u.id.as_str());
-    let upstream = state.outbound.call(&resolved, user_id, &request).await?;
+    let upstream = state
+        .services
+        .outbound
+        .call(&resolved, user_id, &request)
+        .await?;
     let mut response = Response::builder()
         .status(StatusCode::from_u16(upstream.status).unwrap_or(StatusCode::BAD_GATEWAY));
     if let Some(content_type) = &upstream.content_type {

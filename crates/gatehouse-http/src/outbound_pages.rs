@@ -53,11 +53,12 @@ pub async fn outbound_page(
     let session_cookie = cookie(&state, &headers, SESSION_COOKIE)
         .unwrap_or_default()
         .to_owned();
-    let Some((_, user)) = state.sessions.find(&session_cookie).await? else {
+    let Some((_, user)) = state.services.sessions.find(&session_cookie).await? else {
         let login = login_page(&state, &headers, None, Continuation::Outbound, "", None);
         return Ok(login);
     };
     let profiles = state
+        .services
         .outbound
         .registry()
         .authorizable_profiles(&user)
@@ -110,11 +111,12 @@ pub async fn authorize(
         cookie: session_cookie,
     }: CsrfForm<AuthorizeForm>,
 ) -> Result<Response, PageError> {
-    let Some((_, user)) = state.sessions.find(&session_cookie).await? else {
+    let Some((_, user)) = state.services.sessions.find(&session_cookie).await? else {
         return Err(PageError::Unverified);
     };
-    let redirect_uri = format!("{}/oauth_redirect.do", state.tokens.issuer());
+    let redirect_uri = format!("{}/oauth_redirect.do", state.services.tokens.issuer());
     let started = state
+        .services
         .outbound
         .registry()
         .start_authorization(&form.profile, &user, &redirect_uri)
@@ -128,7 +130,7 @@ pub async fn authorize(
         other => PageError::Internal(other),
     })?;
     let json = serde_json::to_vec(&pending).expect("a pending authorization serialises");
-    let sealed = URL_SAFE_NO_PAD.encode(state.sealer.seal(PENDING_CONTEXT, &json));
+    let sealed = URL_SAFE_NO_PAD.encode(state.services.sealer.seal(PENDING_CONTEXT, &json));
     let mut response = pages::redirect(&location);
     response.headers_mut().append(
         header::SET_COOKIE,
@@ -149,10 +151,10 @@ pub async fn callback(
     RawQuery(query): RawQuery,
 ) -> Response {
     let params = pages::unique_params(query.unwrap_or_default().as_bytes()).unwrap_or_default();
-    let now = state.tokens.clock().now();
+    let now = state.services.tokens.clock().now();
     let pending = cookie(&state, &headers, PENDING_COOKIE)
         .and_then(|sealed| URL_SAFE_NO_PAD.decode(sealed).ok())
-        .and_then(|bytes| state.sealer.open(PENDING_CONTEXT, &bytes).ok())
+        .and_then(|bytes| state.services.sealer.open(PENDING_CONTEXT, &bytes).ok())
         .and_then(|json| serde_json::from_slice::<PendingAuthorization>(&json).ok())
         .filter(|p| p.answers(params.get("state").map_or("", String::as_str), now));
     let outcome = match pending {
@@ -188,6 +190,7 @@ async fn redeem(
     // Whose answer this is comes first (RFC 9207 §2.4): an error from another provider is no
     // more this provider's than a code is.
     let (profile, provider) = state
+        .services
         .outbound
         .registry()
         .response_target(pending, params.get("iss").map(String::as_str))
@@ -209,6 +212,7 @@ async fn redeem(
         .get("code")
         .ok_or_else(|| no_token("The provider's answer carries no code".into()))?;
     state
+        .services
         .outbound
         .redeem_code(
             &profile,

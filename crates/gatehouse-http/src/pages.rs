@@ -84,7 +84,7 @@ struct SealedForm<T> {
 }
 
 pub fn seal<T: FormPayload>(state: &AppState, payload: &T) -> String {
-    let lifetime_end = state.tokens.clock().now() + FORM_LIFETIME_SECONDS;
+    let lifetime_end = state.services.tokens.clock().now() + FORM_LIFETIME_SECONDS;
     let form = SealedForm {
         payload,
         ticket: gatehouse_core::secret::generate(),
@@ -93,7 +93,7 @@ pub fn seal<T: FormPayload>(state: &AppState, payload: &T) -> String {
             .map_or(lifetime_end, |end| end.min(lifetime_end)),
     };
     let json = serde_json::to_vec(&form).expect("a form payload serialises");
-    URL_SAFE_NO_PAD.encode(state.sealer.seal(T::PURPOSE, &json))
+    URL_SAFE_NO_PAD.encode(state.services.sealer.seal(T::PURPOSE, &json))
 }
 
 /// Opens a sealed form and uses up its ticket, so of several submissions of one form (a double
@@ -102,14 +102,15 @@ pub async fn redeem<T: FormPayload>(state: &AppState, sealed: &str) -> Result<T,
     let Some(form) = URL_SAFE_NO_PAD
         .decode(sealed)
         .ok()
-        .and_then(|bytes| state.sealer.open(T::PURPOSE, &bytes).ok())
+        .and_then(|bytes| state.services.sealer.open(T::PURPOSE, &bytes).ok())
         .and_then(|json| serde_json::from_slice::<SealedForm<T>>(&json).ok())
-        .filter(|form| form.expires_at > state.tokens.clock().now())
+        .filter(|form| form.expires_at > state.services.tokens.clock().now())
     else {
         return Err(PageError::Expired);
     };
     let key = format!("form:{}", form.ticket);
     let first = state
+        .services
         .store
         .record_assertion_use(&key, form.expires_at)
         .await
@@ -124,7 +125,7 @@ pub async fn redeem<T: FormPayload>(state: &AppState, sealed: &str) -> Result<T,
 /// Whether cookies are `Secure`: whenever the issuer is https. Browsers drop secure cookies
 /// sent over plain http, which only a loopback issuer (tests, development) uses.
 fn secure_cookies(state: &AppState) -> bool {
-    state.tokens.issuer().starts_with("https://")
+    state.services.tokens.issuer().starts_with("https://")
 }
 
 /// The name a cookie is set and read under. Secure cookies carry the `__Host-` prefix

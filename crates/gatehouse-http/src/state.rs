@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use gatehouse_core::cache::RegistryCache;
 use gatehouse_core::federation::Federation;
 use gatehouse_core::forwarding::TrustedProxies;
 use gatehouse_core::grant::GrantRegistry;
@@ -29,27 +30,37 @@ pub struct HttpSettings {
     pub trusted_proxies: TrustedProxies,
 }
 
+/// The parts of a running Gatehouse, opened once by the binary and shared by the HTTP surface,
+/// the CLI and the background tasks.
 #[derive(Clone)]
-pub struct AppState {
+pub struct Services {
     pub store: Arc<dyn Store>,
     pub tokens: Arc<TokenService>,
-    /// Trusted JWT providers: assertions, client assertions, third-party tokens.
-    pub federation: Arc<Federation>,
-    pub grants: Arc<GrantRegistry>,
     pub registry: Registry,
-    pub throttle: Arc<LoginThrottle>,
-    /// Guessing of client secrets.
-    pub client_throttle: Arc<ClientThrottle>,
     pub sessions: Sessions,
     /// Seals the continuation of the login and consent forms.
     pub sealer: Arc<Sealer>,
-    pub metrics: Arc<Metrics>,
-    /// The Table API's records.
-    pub tables: Tables,
+    pub cache: Arc<RegistryCache>,
     /// Outbound OAuth: tokens for external APIs, and calls through connection aliases.
     pub outbound: Arc<OutboundClient>,
-    /// The outbound HTTP client, for the gateway's upstreams.
+    /// The one outbound HTTP client (its connection pool shared by outbound OAuth and the
+    /// gateway's upstreams).
     pub fetcher: Fetcher,
+    /// Trusted JWT providers: assertions, client assertions, third-party tokens.
+    pub federation: Arc<Federation>,
+    /// The Table API's records.
+    pub tables: Tables,
+}
+
+/// What every handler can reach: the services, and what only the HTTP surface keeps.
+#[derive(Clone)]
+pub struct AppState {
+    pub services: Services,
+    pub grants: Arc<GrantRegistry>,
+    pub throttle: Arc<LoginThrottle>,
+    /// Guessing of client secrets.
+    pub client_throttle: Arc<ClientThrottle>,
+    pub metrics: Arc<Metrics>,
     pub settings: Arc<HttpSettings>,
     /// The request rate of each client address at the credential-checking endpoints; none when
     /// the limit is off.

@@ -41,7 +41,7 @@ pub async fn list(
         limit: number("sysparm_limit")?,
         offset: number("sysparm_offset")?,
     };
-    let (records, total) = state.tables.list(&table, &user, &request).await?;
+    let (records, total) = state.services.tables.list(&table, &user, &request).await?;
     let total = HeaderValue::from(total);
     Ok((
         [(HeaderName::from_static("x-total-count"), total)],
@@ -56,7 +56,7 @@ pub async fn show(
     Path((table, sys_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let (table, user) = resolve(&state, &caller, &table).await?;
-    let record = state.tables.get(&table, &user, &sys_id).await?;
+    let record = state.services.tables.get(&table, &user, &sys_id).await?;
     Ok(Json(json!({ "result": record })))
 }
 
@@ -67,7 +67,7 @@ pub async fn create(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let (table, user) = resolve(&state, &caller, &table).await?;
-    let record = state.tables.create(&table, &user, body).await?;
+    let record = state.services.tables.create(&table, &user, body).await?;
     Ok((StatusCode::CREATED, Json(json!({ "result": record }))))
 }
 
@@ -79,7 +79,11 @@ pub async fn update(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let (table, user) = resolve(&state, &caller, &table).await?;
-    let record = state.tables.update(&table, &user, &sys_id, body).await?;
+    let record = state
+        .services
+        .tables
+        .update(&table, &user, &sys_id, body)
+        .await?;
     Ok(Json(json!({ "result": record })))
 }
 
@@ -89,7 +93,7 @@ pub async fn delete(
     Path((table, sys_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let (table, user) = resolve(&state, &caller, &table).await?;
-    state.tables.delete(&table, &user, &sys_id).await?;
+    state.services.tables.delete(&table, &user, &sys_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -100,9 +104,15 @@ async fn resolve(
     caller: &Caller,
     table: &str,
 ) -> Result<(TableDef, Arc<User>), ApiError> {
-    let table = state.registry.catalog().await?.table(table)?.clone();
+    let table = state
+        .services
+        .registry
+        .catalog()
+        .await?
+        .table(table)?
+        .clone();
     let user = match &caller.user_id {
-        Some(id) => state.tokens.user(id).await?,
+        Some(id) => state.services.tokens.user(id).await?,
         None => None,
     };
     let user = user.filter(|u| u.active).ok_or_else(|| {

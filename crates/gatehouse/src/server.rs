@@ -17,7 +17,7 @@ use gatehouse_core::grant::GrantRegistry;
 use gatehouse_core::manifest::{Action, ApplyOptions, Change};
 use gatehouse_core::outbound::OutboundRegistry;
 use gatehouse_core::registry::{NewUser, Registry, UserChanges};
-use gatehouse_core::secret::{self, MasterKey, Sealer, Secret};
+use gatehouse_core::secret::{self, MasterKey, Secret};
 use gatehouse_core::session::Sessions;
 use gatehouse_core::store::Store;
 use gatehouse_core::table::Tables;
@@ -46,98 +46,83 @@ pub const MASTER_KEY_VAR: &str = "GATEHOUSE_MASTER_KEY";
 /// The environment variable that may fix the bootstrap administrator's password.
 pub const ADMIN_PASSWORD_VAR: &str = "GATEHOUSE_ADMIN_PASSWORD";
 
-/// The services every command works through.
-#[derive(Clone)]
-pub struct Services {
-    pub store: Arc<dyn Store>,
-    pub tokens: Arc<TokenService>,
-    pub registry: Registry,
-    pub sessions: Sessions,
-    pub sealer: Arc<Sealer>,
-    pub cache: Arc<RegistryCache>,
-    pub outbound: Arc<OutboundClient>,
-    /// The one outbound HTTP client (its connection pool shared by outbound OAuth and the
-    /// gateway).
-    pub fetcher: Fetcher,
-    pub federation: Arc<Federation>,
-    pub tables: Tables,
-}
+pub use gatehouse_http::Services;
 
-impl Services {
-    pub async fn open(settings: &Settings) -> anyhow::Result<Services> {
-        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
-            format!(
-                "cannot create the data directory {}",
-                settings.data_dir.display()
-            )
-        })?;
-        let master_key = load_master_key(&settings.data_dir)?;
-        let location = gatehouse_store::Location::parse(&settings.database);
-        let shown = location
-            .as_ref()
-            .map_or_else(|_| settings.database.clone(), ToString::to_string);
-        if let Ok(gatehouse_store::Location::Sqlite(path)) = location
-            && !path.exists()
-        {
-            // Most often a mistyped --data-dir: say so before a new, empty registry appears.
-            tracing::warn!("no database at {shown}: creating a new one");
-        }
-        let store = gatehouse_store::open(&settings.database, settings.durability)
-            .await
-            .with_context(|| format!("cannot open the database {shown}"))?;
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let cache = Arc::new(RegistryCache::new(clock.clone()));
-        let registry = Registry::new(
-            store.clone(),
-            master_key.secret_hasher(),
-            cache.clone(),
-            clock.clone(),
-        );
-        let sessions = Sessions::new(store.clone(), master_key.secret_hasher(), clock.clone());
-        let sealer = Arc::new(master_key.sealer());
-        // One HTTP client (connection pool, TLS setup) for everything fetched from elsewhere.
-        let fetcher = Fetcher::new(Limits::default())?;
-        let tables = Tables::new(store.clone(), clock.clone());
-        let outbound = Arc::new(OutboundClient::new(
-            OutboundRegistry::new(store.clone(), sealer.clone(), clock.clone()),
-            fetcher.clone(),
-        ));
-        let tokens = Arc::new(TokenService::new(
-            settings.issuer.clone(),
-            settings.signing_alg,
-            store.clone(),
-            master_key,
-            cache.clone(),
-            clock,
-        ));
-        tokens.reload_keys().await?;
-        tokens.reload_revocations().await?;
-        let key_cache = KeyCache::new(
-            fetcher.clone(),
-            KeyCachePolicy {
-                min_refresh_interval: settings.jwks_min_refresh_interval,
-                ..KeyCachePolicy::default()
-            },
-        );
-        let federation = Arc::new(Federation::new(
-            store.clone(),
-            tokens.clone(),
-            cache.clone(),
-            Arc::new(key_cache),
-        ));
-        Ok(Services {
-            federation,
-            store,
-            tokens,
-            registry,
-            sessions,
-            sealer,
-            cache,
-            outbound,
-            fetcher,
-            tables,
-        })
+/// Opens the services every command works through: the store (migrated), the master key, the
+/// registry, the token service with its keys and revocations loaded, and the outbound clients.
+pub async fn open_services(settings: &Settings) -> anyhow::Result<Services> {
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            settings.data_dir.display()
+        )
+    })?;
+    let master_key = load_master_key(&settings.data_dir)?;
+    let location = gatehouse_store::Location::parse(&settings.database);
+    let shown = location
+        .as_ref()
+        .map_or_else(|_| settings.database.clone(), ToString::to_string);
+    if let Ok(gatehouse_store::Location::Sqlite(path)) = location
+        && !path.exists()
+    {
+        // Most often a mistyped --data-dir: say so before a new, empty registry appears.
+        tracing::warn!("no database at {shown}: creating a new one");
     }
+    let store = gatehouse_store::open(&settings.database, settings.durability)
+        .await
+        .with_context(|| format!("cannot open the database {shown}"))?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let cache = Arc::new(RegistryCache::new(clock.clone()));
+    let registry = Registry::new(
+        store.clone(),
+        master_key.secret_hasher(),
+        cache.clone(),
+        clock.clone(),
+    );
+    let sessions = Sessions::new(store.clone(), master_key.secret_hasher(), clock.clone());
+    let sealer = Arc::new(master_key.sealer());
+    // One HTTP client (connection pool, TLS setup) for everything fetched from elsewhere.
+    let fetcher = Fetcher::new(Limits::default())?;
+    let tables = Tables::new(store.clone(), clock.clone());
+    let outbound = Arc::new(OutboundClient::new(
+        OutboundRegistry::new(store.clone(), sealer.clone(), clock.clone()),
+        fetcher.clone(),
+    ));
+    let tokens = Arc::new(TokenService::new(
+        settings.issuer.clone(),
+        settings.signing_alg,
+        store.clone(),
+        master_key,
+        cache.clone(),
+        clock,
+    ));
+    tokens.reload_keys().await?;
+    tokens.reload_revocations().await?;
+    let key_cache = KeyCache::new(
+        fetcher.clone(),
+        KeyCachePolicy {
+            min_refresh_interval: settings.jwks_min_refresh_interval,
+            ..KeyCachePolicy::default()
+        },
+    );
+    let federation = Arc::new(Federation::new(
+        store.clone(),
+        tokens.clone(),
+        cache.clone(),
+        Arc::new(key_cache),
+    ));
+    Ok(Services {
+        federation,
+        store,
+        tokens,
+        registry,
+        sessions,
+        sealer,
+        cache,
+        outbound,
+        fetcher,
+        tables,
+    })
 }
 
 /// Reads the master key from the environment, or from `master.key` in the data directory;
@@ -213,7 +198,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let services = Services::open(&settings).await?;
+    let services = open_services(&settings).await?;
     serve_with(services, settings, listener, shutdown).await
 }
 
@@ -276,19 +261,11 @@ pub async fn serve_with(
         },
     ));
     let state = AppState {
-        store: services.store.clone(),
-        tokens: services.tokens.clone(),
-        federation: services.federation.clone(),
+        services: services.clone(),
         grants: Arc::new(GrantRegistry::standard()),
-        registry: services.registry.clone(),
         throttle: Arc::new(LoginThrottle::default()),
         client_throttle: Arc::new(ClientThrottle::new(settings.client_lockout)),
-        sessions: services.sessions.clone(),
-        sealer: services.sealer.clone(),
         metrics: Arc::new(Metrics::new(services.tokens.clone())),
-        outbound: services.outbound.clone(),
-        fetcher: services.fetcher.clone(),
-        tables: services.tables.clone(),
         settings: Arc::new(HttpSettings {
             jwks_max_age: settings.jwks_max_age,
             refresh_token_grace: settings.refresh_token_grace,

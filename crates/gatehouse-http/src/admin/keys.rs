@@ -15,8 +15,8 @@ use crate::views::{KeyView, RetiredKeyView};
         (status = 403, body = super::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(_: RegistryAdmin, State(state): State<AppState>) -> Json<Vec<KeyView>> {
-    let now = state.tokens.clock().now();
-    Json(KeyView::list(&state.tokens.key_ring(), now))
+    let now = state.services.tokens.clock().now();
+    Json(KeyView::list(&state.services.tokens.key_ring(), now))
 }
 
 /// Takes a key out of service at once, on every instance: it is no longer published and the
@@ -33,7 +33,7 @@ pub async fn retire(
     Path(kid): Path<String>,
 ) -> Result<Json<RetiredKeyView>, ApiError> {
     admin.registry.require(Permission::ManageSigningKeys)?;
-    let replacement = state.tokens.retire_key(&kid).await?;
+    let replacement = state.services.tokens.retire_key(&kid).await?;
     Ok(Json(RetiredKeyView {
         retired: kid,
         replacement,

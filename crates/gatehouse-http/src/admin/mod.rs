@@ -113,12 +113,12 @@ impl FromRequestParts<AppState> for RegistryAdmin {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Authorized(caller) = Authorized::from_request_parts(parts, state).await?;
         let user = match &caller.user_id {
-            Some(id) => state.tokens.user(id).await?,
+            Some(id) => state.services.tokens.user(id).await?,
             None => None,
         };
         match user {
             Some(user) if user.may(Permission::ReadRegistry) => Ok(RegistryAdmin {
-                registry: state.registry.acting_for(user),
+                registry: state.services.registry.acting_for(user),
             }),
             _ => Err(Error::Forbidden(
                 "managing the registry needs the admin, oauth_admin or mi_admin role".into(),

@@ -15,7 +15,7 @@ use crate::state::AppState;
 use crate::views::{AliasView, ProfileView, ProviderView};
 
 fn registry(state: &AppState) -> &gatehouse_core::outbound::OutboundRegistry {
-    state.outbound.registry()
+    state.services.outbound.registry()
 }
 
 /// Lists the OAuth providers.

@@ -61,10 +61,10 @@ async fn authorize(
     raw: &[u8],
 ) -> Result<Response, PageError> {
     let (params, resources) = pages::oauth_params(raw)?;
-    let now = state.tokens.clock().now();
+    let now = state.services.tokens.clock().now();
     let validated = AuthorizationRequest::validate(
-        state.store.as_ref(),
-        &state.tokens,
+        state.services.store.as_ref(),
+        &state.services.tokens,
         &params,
         &resources,
         now,
@@ -97,6 +97,7 @@ async fn current_session(
         return Ok(None);
     };
     Ok(state
+        .services
         .sessions
         .find(value)
         .await?
@@ -105,7 +106,7 @@ async fn current_session(
 
 /// An error the client hears at its redirect URI, with `state` and `iss`.
 fn tell_client(state: &AppState, redirect: ErrorRedirect) -> Result<Response, PageError> {
-    deliver(redirect.into_response(state.tokens.issuer()))
+    deliver(redirect.into_response(state.services.tokens.issuer()))
 }
 
 /// Takes a validated request as far as it can go: login, consent, or the response.
@@ -119,6 +120,7 @@ async fn proceed(
 ) -> Result<Response, PageError> {
     let remembered = match &session {
         Some((user, _)) => state
+            .services
             .sessions
             .remembered_consent(user, &client.client_id)
             .await
@@ -130,7 +132,7 @@ async fn proceed(
         auth_time: *auth_time,
         just_now: just_logged_in,
     });
-    let now = state.tokens.clock().now();
+    let now = state.services.tokens.clock().now();
     let decision = request.decide(signed_in, Consent::Remembered(remembered.as_ref()), now);
     act(state, headers, client, request, decision).await
 }
@@ -156,7 +158,7 @@ async fn act(
             ))
         }
         Decision::Consent { user } => {
-            let catalog = state.registry.catalog().await?;
+            let catalog = state.services.registry.catalog().await?;
             Ok(consent_page(
                 state, headers, client, user, &catalog, request,
             ))
@@ -168,13 +170,20 @@ async fn act(
         } => {
             if remember_consent {
                 state
+                    .services
                     .sessions
                     .remember_consent(user, &client.client_id, &request.scope_set())
                     .await
                     .map_err(PageError::Internal)?;
             }
             let response = request
-                .respond(state.store.as_ref(), &state.tokens, client, user, auth_time)
+                .respond(
+                    state.services.store.as_ref(),
+                    &state.services.tokens,
+                    client,
+                    user,
+                    auth_time,
+                )
                 .await
                 .map_err(PageError::Internal)?;
             deliver(response)
@@ -254,9 +263,9 @@ pub async fn login(
     CsrfForm { form, .. }: CsrfForm<LoginForm>,
 ) -> Result<Response, PageError> {
     let continuation = pages::redeem(&state, &form.continuation).await?;
-    let now = state.tokens.clock().now();
+    let now = state.services.tokens.clock().now();
     let checked = login::check_password(
-        state.store.as_ref(),
+        state.services.store.as_ref(),
         &state.throttle,
         &form.username,
         &form.password,
@@ -269,6 +278,7 @@ pub async fn login(
         None => {
             let app_name = match &continuation {
                 Continuation::Authorize(request) => state
+                    .services
                     .store
                     .find_client(&request.client_id)
                     .await
@@ -288,6 +298,7 @@ pub async fn login(
         }
     };
     let (session_cookie, session) = state
+        .services
         .sessions
         .start(&user)
         .await
@@ -334,6 +345,7 @@ async fn continue_authorization(
     auth_time: i64,
 ) -> Result<Response, PageError> {
     let client = state
+        .services
         .store
         .find_client(&request.client_id)
         .await
@@ -408,7 +420,7 @@ pub async fn consent(
     };
     let (session, client) = match (
         current_session(&state, &headers).await,
-        state.store.find_client(&request.client_id).await,
+        state.services.store.find_client(&request.client_id).await,
     ) {
         (Ok(Some(session)), Ok(Some(client))) if client.active => (session, client),
         (Err(error), _) => return Err(PageError::Internal(error)),
@@ -423,7 +435,7 @@ pub async fn consent(
     let answer = Consent::Answered {
         allow: form.decision == "allow",
     };
-    let now = state.tokens.clock().now();
+    let now = state.services.tokens.clock().now();
     let decision = request.decide(Some(signed_in), answer, now);
     act(&state, &headers, &client, *request, decision).await
 }

@@ -20,6 +20,6 @@ pub async fn introspect(
     let client = authenticate(&state, &headers, &params).await?;
     let token = params.get("token").map(String::as_str);
     Ok(no_store(Json(
-        state.tokens.introspect(&client, token).await?,
+        state.services.tokens.introspect(&client, token).await?,
     )))
 }

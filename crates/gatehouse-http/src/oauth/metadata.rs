@@ -14,22 +14,22 @@ use crate::state::AppState;
 /// The published signing keys, cacheable for the announced lifetime. Key rotation waits that
 /// long before a new key signs, so a relying party's cached copy always knows the signing key.
 pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
-    let now = state.tokens.clock().now();
+    let now = state.services.tokens.clock().now();
     (
         [(
             header::CACHE_CONTROL,
             format!("public, max-age={}", state.settings.jwks_max_age),
         )],
-        Json(state.tokens.key_ring().jwks(now)),
+        Json(state.services.tokens.key_ring().jwks(now)),
     )
 }
 
 /// RFC 8414 §2: what this server supports, and nothing it does not.
 pub async fn discovery(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let scopes: Vec<String> = (state.registry.catalog().await?.scopes.iter())
+    let scopes: Vec<String> = (state.services.registry.catalog().await?.scopes.iter())
         .map(|s| s.name.clone())
         .collect();
-    let issuer = state.tokens.issuer();
+    let issuer = state.services.tokens.issuer();
     let confidential_methods = [
         "client_secret_basic",
         "client_secret_post",
@@ -45,9 +45,9 @@ pub async fn discovery(State(state): State<AppState>) -> Result<impl IntoRespons
     ];
     let assertion_algs: Vec<&str> = JwsAlgorithm::ALL.iter().map(|a| a.as_str()).collect();
     let signing_algs: Vec<&str> = {
-        let ring = state.tokens.key_ring();
+        let ring = state.services.tokens.key_ring();
         let mut algs: Vec<&str> = ring
-            .published(state.tokens.clock().now())
+            .published(state.services.tokens.clock().now())
             .iter()
             .map(|k| k.alg.as_str())
             .collect();

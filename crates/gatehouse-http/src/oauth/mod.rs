@@ -28,8 +28,8 @@ async fn authenticate(
 ) -> Result<Arc<Client>, Error> {
     let presented = presented_credentials(headers, params)?;
     client_auth::authenticate(
-        &state.tokens,
-        &state.federation,
+        &state.services.tokens,
+        &state.services.federation,
         &state.client_throttle,
         &presented,
     )

@@ -21,6 +21,6 @@ pub async fn revoke(
     let token = params
         .get("token")
         .ok_or_else(|| Error::invalid_request("the token parameter is missing"))?;
-    state.tokens.revoke(token, &client).await?;
+    state.services.tokens.revoke(token, &client).await?;
     Ok(no_store(StatusCode::OK))
 }

@@ -37,14 +37,14 @@ pub async fn account(
     let session_cookie = cookie(&state, &headers, SESSION_COOKIE)
         .unwrap_or_default()
         .to_owned();
-    let Some((_, user)) = state.sessions.find(&session_cookie).await? else {
+    let Some((_, user)) = state.services.sessions.find(&session_cookie).await? else {
         let login = login_page(&state, &headers, None, Continuation::Account, "", None);
         return Ok(login);
     };
-    let consents = state.sessions.consents(&user).await?;
+    let consents = state.services.sessions.consents(&user).await?;
     let mut rows = Vec::new();
     for consent in consents {
-        let name = match state.store.find_client(&consent.client_id).await {
+        let name = match state.services.store.find_client(&consent.client_id).await {
             Ok(Some(client)) => client.name,
             _ => consent.client_id.clone(),
         };
@@ -79,12 +79,13 @@ pub async fn withdraw(
         cookie: session_cookie,
     }: CsrfForm<WithdrawForm>,
 ) -> Result<Response, PageError> {
-    let Some((_, user)) = state.sessions.find(&session_cookie).await? else {
+    let Some((_, user)) = state.services.sessions.find(&session_cookie).await? else {
         return Err(PageError::Unverified);
     };
     state
+        .services
         .sessions
-        .withdraw_consent(&state.tokens, &user, &form.client_id)
+        .withdraw_consent(&state.services.tokens, &user, &form.client_id)
         .await
         .map_err(PageError::Internal)?;
     Ok(pages::redirect("/account"))
@@ -129,7 +130,7 @@ impl LogoutParams {
             post_logout_redirect_uri: self.post_logout_redirect_uri.clone(),
             id_token_hint: self.id_token_hint.clone(),
         }
-        .resolve(&state.tokens)
+        .resolve(&state.services.tokens)
         .await
         .map_err(|error| match error {
             Error::InvalidRequest(_) => error.into(),
@@ -185,7 +186,7 @@ pub async fn logout_post(
             Err(PageError::Expired) => return Err(PageError::Unverified),
             Err(other) => return Err(other),
         }
-        state.sessions.end(session_cookie).await?;
+        state.services.sessions.end(session_cookie).await?;
     }
     let mut response = after_logout(&target, &params.state);
     response.headers_mut().append(

@@ -51,9 +51,9 @@ async fn exchange(
     let client = authenticate(state, headers, request.params()).await?;
     let context = GrantContext {
         client: &client,
-        store: state.store.as_ref(),
-        tokens: &state.tokens,
-        federation: &state.federation,
+        store: state.services.store.as_ref(),
+        tokens: &state.services.tokens,
+        federation: &state.services.federation,
         throttle: &state.throttle,
         client_address: address,
         refresh_token_grace: state.settings.refresh_token_grace,

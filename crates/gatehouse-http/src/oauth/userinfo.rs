@@ -13,5 +13,5 @@ pub async fn userinfo(
     State(state): State<AppState>,
     FormBearer(token): FormBearer,
 ) -> Result<Json<serde_json::Map<String, serde_json::Value>>, ApiError> {
-    Ok(Json(state.tokens.userinfo(&token).await?))
+    Ok(Json(state.services.tokens.userinfo(&token).await?))
 }

@@ -33,7 +33,7 @@ use self::keys::KeysCommand;
 use self::outbound::{CallArgs, OutboundCommand};
 use self::user::UserCommand;
 use crate::config::{GlobalArgs, ServeArgs, Settings};
-use crate::server::Services;
+use crate::server::open_services;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -111,7 +111,7 @@ pub async fn run(mut global: GlobalArgs, command: Command) -> anyhow::Result<()>
         global.config.get_or_insert_with(|| args.file.clone());
     }
     let settings = Settings::resolve(&global, &serve_args)?;
-    let services = Services::open(&settings).await?;
+    let services = open_services(&settings).await?;
     let registry = &services.registry;
     match command {
         Command::Serve(_) | Command::Backup(_) | Command::Restore(_) | Command::Generate(_) => {

@@ -183,7 +183,7 @@ async fn a_change_on_one_instance_reaches_the_others_cache() {
     };
     let app = server.app(TokenFormat::Opaque, &[], None).await;
     server.token(&app, None).await;
-    let other_instance = gatehouse::server::Services::open(&server.settings)
+    let other_instance = gatehouse::server::open_services(&server.settings)
         .await
         .unwrap();
     other_instance

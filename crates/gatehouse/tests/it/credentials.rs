@@ -452,7 +452,7 @@ async fn a_change_on_another_instance_ends_the_tokens_here() {
         assert!(accepted(&server, &token).await);
         tokens.push(token);
     }
-    let other_instance = gatehouse::server::Services::open(&server.settings)
+    let other_instance = gatehouse::server::open_services(&server.settings)
         .await
         .unwrap();
     other_instance

@@ -159,7 +159,9 @@ impl TestServer {
     ) -> TestServer {
         // The test manages the registry through the server's own services (as the admin API
         // would), so the server's caches see every change at once.
-        let services = Services::open(&settings).await.expect("open services");
+        let services = server::open_services(&settings)
+            .await
+            .expect("open services");
         let (shutdown, shutdown_rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(server::serve_with(
             services.clone(),
