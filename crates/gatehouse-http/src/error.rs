@@ -1,6 +1,6 @@
 //! The one place where errors become HTTP responses.
 //!
-//! Three surfaces answer errors differently, each as its RFC prescribes:
+//! Each surface answers errors as its RFC prescribes:
 //! - the OAuth endpoints (token, introspection, revocation): RFC 6749 §5.2 JSON, `401` with a
 //!   `WWW-Authenticate: Basic` challenge for `invalid_client`, `Cache-Control: no-store`;
 //! - bearer-protected APIs: RFC 6750 §3 challenges (`invalid_token`, `insufficient_scope`);
@@ -9,8 +9,10 @@
 //! - the browser's pages (login, consent, account, sign-out, outbound tokens): the error page,
 //!   its status chosen here by what went wrong, never a redirect to an application that could
 //!   not be trusted;
+//! - `/readyz`: a `503` while the database does not answer;
 //! - all: internal failures are logged here once and answered with a bare `server_error` (on
-//!   the pages, a page that says only that something went wrong); too many attempts are a bare
+//!   the pages, a page that says only that something went wrong, or a bare `500` when the page
+//!   itself cannot be rendered); too many attempts are a bare
 //!   `429` with `Retry-After` (RFC 6585 §4), since no OAuth error code means "slow down"
 //!   outside the device flow.
 
@@ -21,6 +23,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::Error;
 use gatehouse_core::error::description_text;
+use gatehouse_core::store::StoreError;
 use gatehouse_remote::fetch::FetchError;
 use gatehouse_remote::outbound::OutboundError;
 use serde_json::json;
@@ -303,6 +306,25 @@ pub fn body_too_large(limit: usize) -> Response {
     response
 }
 
+/// `/readyz` when the database does not answer: a `503` that load balancers read as "send
+/// nothing here", with the reason logged rather than shown (it can name the database's host).
+#[derive(Debug)]
+pub struct NotReady(pub StoreError);
+
+impl IntoResponse for NotReady {
+    fn into_response(self) -> Response {
+        tracing::warn!(error = %self.0, "database not ready");
+        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+    }
+}
+
+/// A page whose template failed to render: a bare `500`, since there is no page left to show
+/// the error on (the error page is a template too). Logged here, like every internal failure.
+pub fn unrendered_page(error: &askama::Error) -> Response {
+    tracing::error!(%error, "a page template failed to render");
+    StatusCode::INTERNAL_SERVER_ERROR.into_response()
+}
+
 /// A panic in a handler becomes a bare 500: no message or stack trace reaches the client.
 pub fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
@@ -346,5 +368,20 @@ mod tests {
         let (status, body) = shown(Error::Forbidden("admins only".into()).into()).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert!(body.contains("admins only"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn an_unready_database_is_a_503_that_names_nothing_of_it() {
+        let error = StoreError::Backend("connection to db.internal:5432 refused".into());
+        let response = NotReady(error).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"database unavailable");
+    }
+
+    #[test]
+    fn an_unrendered_page_is_a_bare_500() {
+        let response = unrendered_page(&askama::Error::Fmt);
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

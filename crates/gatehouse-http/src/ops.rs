@@ -1,9 +1,10 @@
 //! Operational endpoints: liveness, readiness, metrics, and the request span.
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::IntoResponse;
 
+use crate::error::NotReady;
 use crate::state::AppState;
 
 pub async fn healthz() -> &'static str {
@@ -11,14 +12,9 @@ pub async fn healthz() -> &'static str {
 }
 
 /// Ready when the database answers.
-pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.services.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready"),
-        Err(error) => {
-            tracing::warn!(%error, "database not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
-        }
-    }
+pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, NotReady> {
+    state.services.store.ping().await.map_err(NotReady)?;
+    Ok("ready")
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

@@ -199,9 +199,9 @@ pub fn page_with_form_targets(
     form_targets: &[&str],
     script_hash: Option<&str>,
 ) -> Response {
-    let Ok(html) = html else {
-        tracing::error!("a page template failed to render");
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    let html = match html {
+        Ok(html) => html,
+        Err(error) => return crate::error::unrendered_page(&error),
     };
     let mut origins: Vec<String> = form_targets.iter().filter_map(|t| origin(t)).collect();
     origins.sort();
