@@ -9,7 +9,9 @@
 //   3. hybrid `code id_token` with `response_mode=form_post`: the auto-submitting page runs
 //      under the page's Content-Security-Policy, and the client validates c_hash and redeems;
 //   4. the user denies consent: `access_denied` back at the client with state and iss;
-//   5. signing out at the end_session endpoint ends the browser's session (prompt=none then
+//   5. a pushed authorization request (RFC 9126): the library pushes the parameters, the
+//      browser carries only client_id and request_uri, and the reference works once;
+//   6. signing out at the end_session endpoint ends the browser's session (prompt=none then
 //      answers login_required);
 //
 // and, along the way, the security headers of the pages and the attributes of the cookies.
@@ -487,7 +489,42 @@ async function main() {
       'denying consent returns access_denied to the client (state and iss checked)',
       denied?.message);
 
-    // ---------------------------------------------------------------- 5. sign out
+    // ---------------------------------------------------------------- 5. pushed request
+    step = 'pushed authorization request';
+    check(metadata.pushed_authorization_request_endpoint === `${metadata.issuer}/oauth/par`,
+      'discovery announces the pushed authorization request endpoint',
+      metadata.pushed_authorization_request_endpoint);
+    const parVerifier = client.randomPKCECodeVerifier();
+    const parState = client.randomState();
+    const parUrl = await client.buildAuthorizationUrlWithPAR(codeConfig, {
+      redirect_uri: redirectUri,
+      scope: 'openid profile',
+      code_challenge: await client.calculatePKCECodeChallenge(parVerifier),
+      code_challenge_method: 'S256',
+      state: parState,
+    });
+    check([...parUrl.searchParams.keys()].sort().join(' ') === 'client_id request_uri',
+      'the browser carries only client_id and request_uri', parUrl.href);
+    await page.goto(parUrl.href);
+    if (!atCallback(new URL(page.url()))) {
+      await Promise.all([page.waitForURL(atCallback), page.click('#allow')]);
+    }
+    const parTokens = await client.authorizationCodeGrant(codeConfig, new URL(page.url()), {
+      pkceCodeVerifier: parVerifier,
+      expectedState: parState,
+    });
+    check(parTokens.claims().sub === idClaims.sub && parTokens.scope === 'openid profile',
+      'the pushed request redeems for the same user with the pushed scopes', parTokens.scope);
+    noBrowserProblems();
+    const parAgain = await page.goto(parUrl.href);
+    check(parAgain.status() === 400 && !atCallback(new URL(page.url())),
+      'a request_uri works once; again, it is an error page', parAgain.status());
+    // The browser reports the error page's status as a failed load, and nothing else.
+    const refusal = problems.splice(0);
+    check(refusal.every((p) => p.includes('status of 400')),
+      'the refused request_uri caused nothing but its own 400', refusal);
+
+    // ---------------------------------------------------------------- 6. sign out
     step = 'sign out';
     const logoutState = client.randomState();
     const endSession = client.buildEndSessionUrl(codeConfig, {

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 use crate::client::{Client, GrantType};
 use crate::pkce::{self, ChallengeMethod};
+use crate::pushed;
 use crate::scope::ScopeSet;
 use crate::secret;
 use crate::store::{AuthorizationCodeRecord, Store};
@@ -89,6 +90,16 @@ pub struct ErrorRedirect {
     pub state: Option<String>,
 }
 
+/// How an authorization request's parameters arrived (RFC 9126).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushing {
+    /// At the pushed authorization request endpoint, from the authenticated client.
+    Pushed,
+    /// At the authorization endpoint, from the browser: as parameters, or as a `request_uri`
+    /// naming a pushed request. With `required`, only the latter is accepted.
+    Direct { required: bool },
+}
+
 /// The browser's signed-in user, as the authorization endpoint sees them.
 #[derive(Debug, Clone, Copy)]
 pub struct SignedIn<'a> {
@@ -162,14 +173,26 @@ impl AuthorizationRequest {
     }
 
     /// Validates the parameters of an authorization request; `resources` are its `resource`
-    /// parameters, the one parameter that may be repeated.
+    /// parameters, the one parameter that may be repeated. A `request_uri` replaces them all
+    /// but `client_id` with the pushed request it names, which it uses up.
     pub async fn validate(
         store: &dyn Store,
         tokens: &TokenService,
         params: &BTreeMap<String, String>,
         resources: &[String],
         now: i64,
+        pushing: Pushing,
     ) -> Result<(Client, AuthorizationRequest), AuthorizeError> {
+        let request_uri = params.get("request_uri").filter(|v| !v.is_empty());
+        let taken;
+        let (params, resources, pushed) = match (request_uri, pushing) {
+            (Some(request_uri), Pushing::Direct { .. }) => {
+                let client_id = params.get("client_id").map(String::as_str);
+                taken = pushed::take(store, tokens, client_id, request_uri, now).await?;
+                (&taken.0, taken.1.as_slice(), true)
+            }
+            _ => (params, resources, pushing == Pushing::Pushed),
+        };
         let get = |name: &str| {
             params
                 .get(name)
@@ -245,6 +268,12 @@ impl AuthorizationRequest {
             audience: Vec::new(),
             expires_at: now + 600,
         };
+        if !pushed && pushing == (Pushing::Direct { required: true }) {
+            return Err(request.error(
+                "invalid_request",
+                "authorization requests must be pushed first (RFC 9126)",
+            ));
+        }
         if parts.is_empty() {
             return Err(request.error("invalid_request", "response_type is missing"));
         }
@@ -277,9 +306,6 @@ impl AuthorizationRequest {
         }
         if get("request").is_some() {
             return Err(request.error("request_not_supported", "request objects are not supported"));
-        }
-        if get("request_uri").is_some() {
-            return Err(request.error("request_uri_not_supported", "request_uri is not supported"));
         }
         let scope = ScopeSet::down_scope(
             get("scope"),

@@ -31,6 +31,13 @@ pub enum Error {
     /// part of the grant a request narrows.
     #[error("invalid_target: {0}")]
     InvalidTarget(String),
+    /// An authorization request refused where no redirect carries the answer (a pushed
+    /// request, RFC 9126 §2.3), with its RFC 6749 §4.1.2.1 or OpenID Connect error code.
+    #[error("{error}: {description}")]
+    AuthorizationRefused {
+        error: &'static str,
+        description: String,
+    },
     /// RFC 6750 §3.1: no bearer token was presented at all (no `error` code is sent).
     #[error("a bearer token is required")]
     MissingToken,

@@ -25,6 +25,7 @@ pub mod manifest;
 pub mod outbound;
 pub mod path;
 pub mod pkce;
+pub mod pushed;
 pub mod registry;
 pub mod remote;
 pub mod scope;

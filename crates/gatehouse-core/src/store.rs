@@ -91,6 +91,16 @@ pub struct RefreshTokenRecord {
     pub audience: Vec<String>,
 }
 
+/// A pushed authorization request (RFC 9126), by the keyed hash of its `request_uri`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushedRequestRecord {
+    pub request_hash: String,
+    pub client_id: String,
+    /// The request's parameters, as the pushed-request module encodes them.
+    pub parameters: String,
+    pub expires_at: i64,
+}
+
 /// Tokens revoked together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenFamily<'a> {
@@ -339,6 +349,16 @@ pub trait GrantStore: Send + Sync {
 }
 
 #[async_trait]
+pub trait PushedRequestStore: Send + Sync {
+    async fn insert_pushed_request(&self, request: &PushedRequestRecord) -> Result<(), StoreError>;
+    /// Deletes the request and returns it, atomically: of concurrent uses exactly one gets it.
+    async fn take_pushed_request(
+        &self,
+        request_hash: &str,
+    ) -> Result<Option<PushedRequestRecord>, StoreError>;
+}
+
+#[async_trait]
 pub trait SessionStore: Send + Sync {
     async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
     async fn find_session(&self, session_hash: &str) -> Result<Option<SessionRecord>, StoreError>;
@@ -429,6 +449,7 @@ pub trait Store:
     + UserStore
     + TokenStore
     + GrantStore
+    + PushedRequestStore
     + SessionStore
     + KeyStore
     + OutboundStore

@@ -213,6 +213,9 @@ fn classify(error: &Error) -> (StatusCode, &'static str, Option<&str>) {
         Error::UnsupportedGrantType(d) => (S::BAD_REQUEST, "unsupported_grant_type", Some(d)),
         Error::InvalidScope(d) => (S::BAD_REQUEST, "invalid_scope", Some(d)),
         Error::InvalidTarget(d) => (S::BAD_REQUEST, "invalid_target", Some(d)),
+        Error::AuthorizationRefused { error, description } => {
+            (S::BAD_REQUEST, *error, Some(description))
+        }
         Error::MissingToken => (S::UNAUTHORIZED, "", None),
         Error::InvalidToken(d) => (S::UNAUTHORIZED, "invalid_token", Some(d)),
         Error::InsufficientScope(_) => (

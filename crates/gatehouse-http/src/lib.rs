@@ -113,6 +113,7 @@ fn credential_routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/oauth/token", post(oauth::token::token))
         .route("/oauth_token.do", post(oauth::token::token))
+        .route("/oauth/par", post(oauth::pushed::push))
         .route("/oauth/introspect", post(oauth::introspect::introspect))
         .route("/oauth/revoke", post(oauth::revoke::revoke))
         .route("/oauth_revoke_token.do", post(oauth::revoke::revoke))

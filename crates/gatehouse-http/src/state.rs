@@ -26,6 +26,8 @@ pub struct HttpSettings {
     pub jwks_max_age: u64,
     /// Seconds an already rotated refresh token may still be rotated (concurrent retries).
     pub refresh_token_grace: i64,
+    /// Whether the authorization endpoint takes only pushed requests (RFC 9126).
+    pub require_pushed_authorization_requests: bool,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: TrustedProxies,
 }

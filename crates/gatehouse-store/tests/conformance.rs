@@ -11,8 +11,9 @@ use gatehouse_core::outbound::{
     ClientAuthMethod, ConnectionAlias, OAuthProfile, OAuthProvider, OutboundTokenRecord,
 };
 use gatehouse_core::store::{
-    AccessTokenRecord, AuthorizationCodeRecord, CodeRedemption, ConsentRecord, RefreshRotation,
-    RefreshTokenRecord, SessionRecord, Store, StoreError, StoredSigningKey, UserWrite,
+    AccessTokenRecord, AuthorizationCodeRecord, CodeRedemption, ConsentRecord, PushedRequestRecord,
+    RefreshRotation, RefreshTokenRecord, SessionRecord, Store, StoreError, StoredSigningKey,
+    UserWrite,
 };
 use gatehouse_core::user::User;
 use gatehouse_store::test_support::{Backend, TestDatabase};
@@ -575,6 +576,35 @@ storage_test!(opaque_tokens_revoke_and_purge, |store| {
     assert_eq!(store.purge_expired(200).await.unwrap(), 1);
     assert_eq!(store.find_access_token("h1").await.unwrap(), None);
     assert!(store.find_access_token("h2").await.unwrap().is_some());
+});
+
+storage_test!(a_pushed_request_is_taken_once, |store| {
+    let pushed = |hash: &str, expires_at| PushedRequestRecord {
+        request_hash: hash.into(),
+        client_id: "billing".into(),
+        parameters: r#"{"params":{},"resources":[]}"#.into(),
+        expires_at,
+    };
+    store
+        .insert_pushed_request(&pushed("p1", 160))
+        .await
+        .unwrap();
+    store
+        .insert_pushed_request(&pushed("p2", 100))
+        .await
+        .unwrap();
+    // Of concurrent uses exactly one gets it.
+    let mut takes = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        takes.spawn(async move { store.take_pushed_request("p1").await.unwrap() });
+    }
+    let taken: Vec<_> = takes.join_all().await.into_iter().flatten().collect();
+    assert_eq!(taken, vec![pushed("p1", 160)]);
+    assert_eq!(store.take_pushed_request("unknown").await.unwrap(), None);
+    // The maintenance task forgets requests nobody brought in time.
+    assert_eq!(store.purge_expired(101).await.unwrap(), 1);
+    assert_eq!(store.take_pushed_request("p2").await.unwrap(), None);
 });
 
 storage_test!(revoked_jwts_are_remembered_until_expiry, |store| {

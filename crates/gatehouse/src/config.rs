@@ -73,6 +73,13 @@ pub struct ServeArgs {
     /// published at once and signs after jwks_max_age. Off (0) by default.
     #[arg(long, env = "GATEHOUSE_KEY_ROTATION_INTERVAL", value_name = "SECONDS")]
     pub key_rotation_interval: Option<u32>,
+    /// Accept authorization requests only as pushed requests (RFC 9126), every client's.
+    #[arg(
+        long,
+        env = "GATEHOUSE_REQUIRE_PUSHED_AUTHORIZATION_REQUESTS",
+        value_name = "BOOL"
+    )]
+    pub require_pushed_authorization_requests: Option<bool>,
     /// Seconds between two fetches of one identity provider's keys (at least; also the least
     /// time fetched keys are kept).
     #[arg(
@@ -145,6 +152,7 @@ pub struct FileSettings {
     pub durability: Option<DurabilitySetting>,
     pub refresh_token_grace: Option<u32>,
     pub key_rotation_interval: Option<u32>,
+    pub require_pushed_authorization_requests: Option<bool>,
     pub jwks_min_refresh_interval: Option<u32>,
     pub trusted_proxies: Option<Vec<String>>,
     pub header_read_timeout: Option<u32>,
@@ -187,6 +195,8 @@ pub struct Settings {
     pub key_reload_interval: std::time::Duration,
     /// How often the signing keys rotate on schedule; `None` when they do not.
     pub key_rotation_interval: Option<std::time::Duration>,
+    /// Whether the authorization endpoint takes only pushed requests.
+    pub require_pushed_authorization_requests: bool,
 }
 
 /// What one connection, and all of them together, may hold of the server.
@@ -367,6 +377,10 @@ impl Settings {
             registry,
             key_reload_interval: std::time::Duration::from_secs(60),
             key_rotation_interval,
+            require_pushed_authorization_requests: serve
+                .require_pushed_authorization_requests
+                .or(file.require_pushed_authorization_requests)
+                .unwrap_or(false),
         })
     }
 }
@@ -478,6 +492,7 @@ mod tests {
             durability: Some(DurabilitySetting::Process),
             refresh_token_grace: Some(0),
             key_rotation_interval: Some(0),
+            require_pushed_authorization_requests: Some(false),
             jwks_min_refresh_interval: Some(0),
             trusted_proxies: Some(Vec::new()),
             header_read_timeout: Some(0),

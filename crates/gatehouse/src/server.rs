@@ -269,6 +269,7 @@ pub async fn serve_with(
         settings: Arc::new(HttpSettings {
             jwks_max_age: settings.jwks_max_age,
             refresh_token_grace: settings.refresh_token_grace,
+            require_pushed_authorization_requests: settings.require_pushed_authorization_requests,
             trusted_proxies: settings.trusted_proxies.clone(),
         }),
         rate_limit,

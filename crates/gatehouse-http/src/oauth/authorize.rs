@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::Error;
 use gatehouse_core::authorize::{
-    AuthorizationRequest, AuthorizeError, Consent, Decision, ErrorRedirect, SignedIn,
+    AuthorizationRequest, AuthorizeError, Consent, Decision, ErrorRedirect, Pushing, SignedIn,
 };
 use gatehouse_core::client::Client;
 use gatehouse_core::entry::Catalog;
@@ -62,12 +62,16 @@ async fn authorize(
 ) -> Result<Response, PageError> {
     let (params, resources) = pages::oauth_params(raw)?;
     let now = state.services.tokens.clock().now();
+    let pushing = Pushing::Direct {
+        required: state.settings.require_pushed_authorization_requests,
+    };
     let validated = AuthorizationRequest::validate(
         state.services.store.as_ref(),
         &state.services.tokens,
         &params,
         &resources,
         now,
+        pushing,
     )
     .await;
     let (client, request) = match validated {

@@ -64,6 +64,9 @@ pub async fn discovery(State(state): State<AppState>) -> Result<impl IntoRespons
         "userinfo_endpoint": format!("{issuer}/oauth/userinfo"),
         "end_session_endpoint": format!("{issuer}/oauth/logout"),
         "jwks_uri": format!("{issuer}/oauth/jwks"),
+        "pushed_authorization_request_endpoint": format!("{issuer}/oauth/par"),
+        "require_pushed_authorization_requests":
+            state.settings.require_pushed_authorization_requests,
         "introspection_endpoint": format!("{issuer}/oauth/introspect"),
         "revocation_endpoint": format!("{issuer}/oauth/revoke"),
         "grant_types_supported": grant_types,

@@ -3,6 +3,7 @@
 pub mod authorize;
 pub mod introspect;
 pub mod metadata;
+pub mod pushed;
 pub mod revoke;
 pub mod session_pages;
 pub mod token;

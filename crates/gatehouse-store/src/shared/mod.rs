@@ -14,6 +14,8 @@ mod grants;
 #[macro_use]
 mod keys;
 #[macro_use]
+mod pushed;
+#[macro_use]
 mod sessions;
 #[macro_use]
 mod tokens;
@@ -29,6 +31,7 @@ macro_rules! shared_store_impl {
         federation_store_impl!($store);
         token_store_impl!($store);
         grant_store_impl!($store);
+        pushed_request_store_impl!($store);
         session_store_impl!($store);
         key_store_impl!($store);
 

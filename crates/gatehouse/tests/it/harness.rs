@@ -373,6 +373,7 @@ fn test_settings(listen: SocketAddr, issuer: String, database: &str) -> Settings
         registry: Manifest::default(),
         key_reload_interval: std::time::Duration::from_millis(200),
         key_rotation_interval: None,
+        require_pushed_authorization_requests: false,
     }
 }
 

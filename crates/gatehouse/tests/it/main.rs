@@ -66,6 +66,7 @@ mod memory;
 mod ops;
 mod outbound;
 mod people;
+mod pushed;
 mod rate_limit;
 mod roles;
 mod table;
