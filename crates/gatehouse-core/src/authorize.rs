@@ -268,7 +268,9 @@ impl AuthorizationRequest {
             audience: Vec::new(),
             expires_at: now + 600,
         };
-        if !pushed && pushing == (Pushing::Direct { required: true }) {
+        let push_required = pushing == (Pushing::Direct { required: true })
+            || client.require_pushed_authorization_requests;
+        if !pushed && push_required {
             return Err(request.error(
                 "invalid_request",
                 "authorization requests must be pushed first (RFC 9126)",

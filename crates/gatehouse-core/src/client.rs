@@ -245,6 +245,10 @@ macro_rules! with_app_fields {
             /// default false).
             #[arg(long, value_name = "BOOL")]
             allow_plain_pkce: bool => bool = false,
+            /// Whether its authorization requests must be pushed first (RFC 9126; default
+            /// false): the authorization endpoint then takes only a `request_uri`.
+            #[arg(long, value_name = "BOOL")]
+            require_pushed_authorization_requests: bool => bool = false,
             /// The algorithm of its ID tokens: `ES256` (default) or `RS256`.
             #[arg(long, value_name = "ALG")]
             id_token_alg: $crate::keys::SigningAlgorithm => $crate::keys::SigningAlgorithm =

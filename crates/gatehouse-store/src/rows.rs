@@ -41,6 +41,7 @@ pub(crate) struct ClientRow {
     previous_secret_hash: Option<String>,
     previous_secret_expires_at: Option<i64>,
     description: Option<String>,
+    require_pushed_authorization_requests: bool,
 }
 
 /// The column values of a client, in the order of [`CLIENT_COLUMNS`](crate::shared).
@@ -96,6 +97,7 @@ impl TryFrom<ClientRow> for Client {
             client_id: row.client_id,
             name: row.name,
             description: row.description,
+            require_pushed_authorization_requests: row.require_pushed_authorization_requests,
             client_type: row.client_type.parse().map_err(corrupt("client_type"))?,
             secret_hash: row.secret_hash,
             previous_secret: row

@@ -60,6 +60,7 @@ fn client(client_id: &str) -> Client {
         client_id: client_id.into(),
         name: "Billing".into(),
         description: Some("Invoices and payments".into()),
+        require_pushed_authorization_requests: true,
         client_type: ClientType::Confidential,
         secret_hash: Some("hash".into()),
         previous_secret: Some(PreviousSecret {
@@ -152,6 +153,7 @@ storage_test!(clients_round_trip_and_update, |store| {
     changed.grant_types = vec![GrantType::Password];
     changed.run_as = None;
     changed.description = None;
+    changed.require_pushed_authorization_requests = false;
     changed.active = false;
     assert!(store.update_client(&changed).await.unwrap());
     assert_eq!(store.find_client("billing").await.unwrap(), Some(changed));

@@ -7,7 +7,8 @@ macro_rules! client_columns {
          allowed_scopes, default_scopes, access_token_lifespan, refresh_token_lifespan, \
          token_format, run_as, active, require_pkce, allow_plain_pkce, id_token_alg, managed, \
          created_at, updated_at, jwks, jwks_uri, legacy_token_endpoint_aud, audiences, \
-         introspect_any, applied, previous_secret_hash, previous_secret_expires_at, description"
+         introspect_any, applied, previous_secret_hash, previous_secret_expires_at, description, \
+         require_pushed_authorization_requests"
     };
 }
 
@@ -33,7 +34,8 @@ macro_rules! client_store_impl {
                         "INSERT INTO clients (",
                         client_columns!(),
                         ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                         $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)"
+                         $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, \
+                         $30)"
                     ))
                     .bind(&client.id)
                     .bind(&client.client_id)
@@ -64,6 +66,7 @@ macro_rules! client_store_impl {
                     .bind(client.previous_secret.as_ref().map(|p| &p.hash))
                     .bind(client.previous_secret.as_ref().map(|p| p.expires_at))
                     .bind(&client.description)
+                    .bind(client.require_pushed_authorization_requests)
                     .execute(&mut *transaction)
                     .await
                     .map_err(backend_error)?;
@@ -84,8 +87,8 @@ macro_rules! client_store_impl {
                          allow_plain_pkce = $17, id_token_alg = $18, jwks = $19, jwks_uri = $20, \
                          legacy_token_endpoint_aud = $21, audiences = $22, introspect_any = $23, \
                          applied = $24, previous_secret_hash = $25, \
-                         previous_secret_expires_at = $26, description = $27 \
-                         WHERE client_id = $1",
+                         previous_secret_expires_at = $26, description = $27, \
+                         require_pushed_authorization_requests = $28 WHERE client_id = $1",
                     )
                     .bind(&client.client_id)
                     .bind(&client.name)
@@ -114,6 +117,7 @@ macro_rules! client_store_impl {
                     .bind(client.previous_secret.as_ref().map(|p| &p.hash))
                     .bind(client.previous_secret.as_ref().map(|p| p.expires_at))
                     .bind(&client.description)
+                    .bind(client.require_pushed_authorization_requests)
                     .execute(&mut *transaction)
                     .await
                     .map_err(backend_error)?;

@@ -4,6 +4,7 @@
 use gatehouse_core::client::ClientType;
 use serde_json::Value;
 
+use crate::cli::gatehouse;
 use crate::harness::{TestApp, TestServer, post_form, server_test};
 use crate::people::{Browser, PASSWORD, REDIRECT, VERIFIER, people_app, redeem};
 
@@ -223,3 +224,44 @@ server_test!(
         assert_eq!(discovery["require_pushed_authorization_requests"], true);
     }
 );
+
+server_test!(an_application_may_require_pushed_requests, |server| {
+    let strict = people_app(&server, ClientType::Confidential).await;
+    let relaxed = people_app(&server, ClientType::Confidential).await;
+    let output = gatehouse(
+        &server,
+        &[
+            "app",
+            "update",
+            &strict.client_id,
+            "--require-pushed-authorization-requests",
+            "true",
+            "--json",
+        ],
+        &[],
+    )
+    .await;
+    assert!(output.status.success(), "{output:?}");
+    let shown: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(shown["require_pushed_authorization_requests"], true);
+
+    let mut browser = Browser::new();
+    let direct = |app: &TestApp| {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(request(app, &[]))
+            .finish();
+        format!("{}?{query}", server.url("/oauth/authorize"))
+    };
+    let refused = browser.get(&direct(&strict)).await;
+    assert_eq!(refused.redirect_params()["error"], "invalid_request");
+    let login = browser.get(&direct(&relaxed)).await;
+    assert_eq!(login.status, 200, "{}", login.body);
+
+    let (status, pushed) = push(&server, &strict, &request(&strict, &[])).await;
+    assert_eq!(status, 201, "{pushed}");
+    let request_uri = pushed["request_uri"].as_str().unwrap();
+    let login = browser
+        .get(&authorize_with(&server, &strict.client_id, request_uri, ""))
+        .await;
+    assert_eq!(login.status, 200, "{}", login.body);
+});
