@@ -11,7 +11,9 @@
 //   4. the user denies consent: `access_denied` back at the client with state and iss;
 //   5. a pushed authorization request (RFC 9126): the library pushes the parameters, the
 //      browser carries only client_id and request_uri, and the reference works once;
-//   6. signing out at the end_session endpoint ends the browser's session (prompt=none then
+//   6. the device authorization grant (RFC 8628) for the public client: the library starts it
+//      and polls while the browser enters the code at verification_uri_complete and allows;
+//   7. signing out at the end_session endpoint ends the browser's session (prompt=none then
 //      answers login_required);
 //
 // and, along the way, the security headers of the pages and the attributes of the cookies.
@@ -20,7 +22,8 @@
 //   GATEHOUSE_ISSUER                 the issuer, e.g. http://127.0.0.1:8080
 //   GATEHOUSE_CODE_CLIENT_ID         confidential client: authorization_code + refresh_token,
 //   GATEHOUSE_CODE_CLIENT_SECRET     registered redirect URI http://127.0.0.1/cb
-//   GATEHOUSE_PUBLIC_CLIENT_ID       public client: authorization_code + implicit, same URI
+//   GATEHOUSE_PUBLIC_CLIENT_ID       public client: authorization_code + implicit + device_code,
+//                                    same URI
 //   GATEHOUSE_USERNAME, GATEHOUSE_PASSWORD
 //   GATEHOUSE_EXPECT_NAME, GATEHOUSE_EXPECT_EMAIL   what userinfo must say about the user
 //   GATEHOUSE_CODE_ALG, GATEHOUSE_PUBLIC_ALG        the ID token algorithm of each client
@@ -524,7 +527,31 @@ async function main() {
     check(refusal.every((p) => p.includes('status of 400')),
       'the refused request_uri caused nothing but its own 400', refusal);
 
-    // ---------------------------------------------------------------- 6. sign out
+    // ---------------------------------------------------------------- 6. device
+    step = 'device authorization';
+    const deviceConfig = await client.discovery(issuer, publicClientId, undefined, client.None(),
+      { execute: [client.allowInsecureRequests] });
+    check(typeof deviceConfig.serverMetadata().device_authorization_endpoint === 'string',
+      'discovery announces the device authorization endpoint');
+    const deviceStart = await client.initiateDeviceAuthorization(deviceConfig,
+      { scope: 'openid profile' });
+    check(/^[B-DF-HJ-NP-TV-XZ]{4}-[B-DF-HJ-NP-TV-XZ]{4}$/.test(deviceStart.user_code),
+      'the user code is two groups of four unambiguous letters', deviceStart.user_code);
+    const devicePolling = client.pollDeviceAuthorizationGrant(deviceConfig, deviceStart);
+    const devicePage = await page.goto(deviceStart.verification_uri_complete);
+    checkPageHeaders(devicePage, 'device', null);
+    check(await page.locator('#user-code').innerText() === deviceStart.user_code,
+      'the device page shows the code the device shows', deviceStart.user_code);
+    await Promise.all([page.waitForURL('**/device'), page.click('#allow')]);
+    const deviceTokens = await devicePolling;
+    check(deviceTokens.claims().sub === idClaims.sub,
+      'the device polled its way to an ID token for the same user');
+    const deviceUser = await client.fetchUserInfo(deviceConfig, deviceTokens.access_token,
+      idClaims.sub);
+    check(deviceUser.preferred_username === username, 'the device\'s access token works');
+    noBrowserProblems();
+
+    // ---------------------------------------------------------------- 7. sign out
     step = 'sign out';
     const logoutState = client.randomState();
     const endSession = client.buildEndSessionUrl(codeConfig, {

@@ -37,16 +37,18 @@ pub enum GrantType {
     JwtBearer,
     Implicit,
     RefreshToken,
+    DeviceCode,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 6] = [
+    pub const ALL: [GrantType; 7] = [
         GrantType::AuthorizationCode,
         GrantType::ClientCredentials,
         GrantType::Password,
         GrantType::JwtBearer,
         GrantType::Implicit,
         GrantType::RefreshToken,
+        GrantType::DeviceCode,
     ];
 
     /// The registry's short name (also accepted by `FromStr`).
@@ -58,6 +60,7 @@ impl GrantType {
             GrantType::JwtBearer => "jwt_bearer",
             GrantType::Implicit => "implicit",
             GrantType::RefreshToken => "refresh_token",
+            GrantType::DeviceCode => "device_code",
         }
     }
 
@@ -65,6 +68,7 @@ impl GrantType {
     pub fn token_endpoint_value(self) -> Option<&'static str> {
         match self {
             GrantType::JwtBearer => Some("urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            GrantType::DeviceCode => Some("urn:ietf:params:oauth:grant-type:device_code"),
             GrantType::Implicit => None,
             other => Some(other.as_str()),
         }
@@ -210,7 +214,7 @@ macro_rules! with_app_fields {
             #[arg(long = "redirect-uri", value_name = "URI")]
             redirect_uris: Vec<String> => Vec<String> = Vec::new(),
             /// The grants it may use: `authorization_code`, `client_credentials`, `password`,
-            /// `jwt_bearer`, `implicit`, `refresh_token`.
+            /// `jwt_bearer`, `implicit`, `refresh_token`, `device_code`.
             #[arg(long = "grant", value_name = "GRANT")]
             grant_types: Vec<$crate::client::GrantType> => Vec<$crate::client::GrantType> =
                 Vec::new(),

@@ -31,8 +31,10 @@ pub enum Error {
     /// part of the grant a request narrows.
     #[error("invalid_target: {0}")]
     InvalidTarget(String),
-    /// An authorization request refused where no redirect carries the answer (a pushed
-    /// request, RFC 9126 §2.3), with its RFC 6749 §4.1.2.1 or OpenID Connect error code.
+    /// An authorization refused, or not given yet, where no redirect carries the answer: a
+    /// pushed request (RFC 9126 §2.3, with its RFC 6749 §4.1.2.1 or OpenID Connect error code),
+    /// or a device's poll (RFC 8628 §3.5: `authorization_pending`, `slow_down`,
+    /// `access_denied`, `expired_token`).
     #[error("{error}: {description}")]
     AuthorizationRefused {
         error: &'static str,

@@ -13,6 +13,7 @@ pub mod cache;
 pub mod client;
 pub mod client_auth;
 pub mod clock;
+pub mod device;
 pub mod entry;
 pub mod error;
 pub mod federation;

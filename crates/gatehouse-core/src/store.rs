@@ -101,6 +101,61 @@ pub struct PushedRequestRecord {
     pub expires_at: i64,
 }
 
+/// Where a device authorization (RFC 8628) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceStatus {
+    /// Waiting for the user to enter the code.
+    Pending,
+    /// The user allowed it; the device's next poll gets tokens.
+    Approved,
+    /// The user denied it.
+    Denied,
+    /// Tokens were issued for it.
+    Redeemed,
+}
+
+impl DeviceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceStatus::Pending => "pending",
+            DeviceStatus::Approved => "approved",
+            DeviceStatus::Denied => "denied",
+            DeviceStatus::Redeemed => "redeemed",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<DeviceStatus> {
+        [
+            DeviceStatus::Pending,
+            DeviceStatus::Approved,
+            DeviceStatus::Denied,
+            DeviceStatus::Redeemed,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == value)
+    }
+}
+
+/// A device authorization (RFC 8628), by the keyed hash of its device code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceAuthorizationRecord {
+    pub device_code_hash: String,
+    /// The code the user types, normalised (upper case, no separators).
+    pub user_code: String,
+    pub client_id: String,
+    pub scope: String,
+    /// The resources the request named, or this server's issuer.
+    pub audience: Vec<String>,
+    pub expires_at: i64,
+    /// The seconds the device must wait between polls; grows with every `slow_down`.
+    pub interval: i64,
+    pub last_polled_at: Option<i64>,
+    pub status: DeviceStatus,
+    /// Who decided, and when they logged in, once someone did.
+    pub user_id: Option<String>,
+    pub auth_time: Option<i64>,
+}
+
 /// Tokens revoked together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenFamily<'a> {
@@ -359,6 +414,46 @@ pub trait PushedRequestStore: Send + Sync {
 }
 
 #[async_trait]
+pub trait DeviceStore: Send + Sync {
+    /// Stores a new device authorization; `Conflict` when its user code is taken.
+    async fn insert_device_authorization(
+        &self,
+        authorization: &DeviceAuthorizationRecord,
+    ) -> Result<(), StoreError>;
+    async fn find_device_authorization(
+        &self,
+        device_code_hash: &str,
+    ) -> Result<Option<DeviceAuthorizationRecord>, StoreError>;
+    /// The authorization waiting for this user code, if it is pending and unexpired at `now`.
+    async fn find_pending_device_authorization(
+        &self,
+        user_code: &str,
+        now: i64,
+    ) -> Result<Option<DeviceAuthorizationRecord>, StoreError>;
+    /// Records the user's answer, if the authorization is still pending and unexpired at
+    /// `now`; `false` (and nothing changed) otherwise. Of two answers exactly one counts.
+    async fn decide_device_authorization(
+        &self,
+        user_code: &str,
+        status: DeviceStatus,
+        user_id: &str,
+        auth_time: i64,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Records a poll at `now` and the interval the device must keep from then on.
+    async fn record_device_poll(
+        &self,
+        device_code_hash: &str,
+        now: i64,
+        interval: i64,
+    ) -> Result<(), StoreError>;
+    /// Marks an approved authorization redeemed; `false` when it was not approved (e.g. a
+    /// concurrent poll redeemed it first), so tokens are issued once.
+    async fn redeem_device_authorization(&self, device_code_hash: &str)
+    -> Result<bool, StoreError>;
+}
+
+#[async_trait]
 pub trait SessionStore: Send + Sync {
     async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
     async fn find_session(&self, session_hash: &str) -> Result<Option<SessionRecord>, StoreError>;
@@ -450,6 +545,7 @@ pub trait Store:
     + TokenStore
     + GrantStore
     + PushedRequestStore
+    + DeviceStore
     + SessionStore
     + KeyStore
     + OutboundStore

@@ -114,6 +114,11 @@ fn credential_routes(state: AppState) -> Router<AppState> {
         .route("/oauth/token", post(oauth::token::token))
         .route("/oauth_token.do", post(oauth::token::token))
         .route("/oauth/par", post(oauth::pushed::push))
+        .route("/oauth/device_authorization", post(oauth::device::start))
+        .route(
+            "/device",
+            get(oauth::device::page_get).post(oauth::device::answer),
+        )
         .route("/oauth/introspect", post(oauth::introspect::introspect))
         .route("/oauth/revoke", post(oauth::revoke::revoke))
         .route("/oauth_revoke_token.do", post(oauth::revoke::revoke))

@@ -38,6 +38,10 @@ pub enum Continuation {
     Account,
     /// The page where tokens for outbound OAuth profiles are obtained.
     Outbound,
+    /// The device page, with the code the user brought, if any.
+    Device {
+        user_code: String,
+    },
 }
 
 /// What a form carries sealed in a hidden field.
@@ -57,7 +61,7 @@ impl FormPayload for Continuation {
     fn expires_at(&self) -> Option<i64> {
         match self {
             Continuation::Authorize(request) => Some(request.expires_at),
-            Continuation::Account | Continuation::Outbound => None,
+            Continuation::Account | Continuation::Outbound | Continuation::Device { .. } => None,
         }
     }
 }

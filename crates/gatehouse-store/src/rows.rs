@@ -4,8 +4,8 @@
 use gatehouse_core::client::{Client, PreviousSecret};
 use gatehouse_core::federation::{JwtProvider, KeySource};
 use gatehouse_core::store::{
-    AccessTokenRecord, AuthorizationCodeRecord, ConsentRecord, RefreshTokenRecord, SessionRecord,
-    StoreError, StoredSigningKey,
+    AccessTokenRecord, AuthorizationCodeRecord, ConsentRecord, DeviceAuthorizationRecord,
+    DeviceStatus, RefreshTokenRecord, SessionRecord, StoreError, StoredSigningKey,
 };
 use gatehouse_core::user::User;
 use serde_json::Value;
@@ -433,6 +433,42 @@ impl TryFrom<JwtProviderRow> for JwtProvider {
             managed: row.managed,
             created_at: row.created_at,
             updated_at: row.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct DeviceAuthorizationRow {
+    device_code_hash: String,
+    user_code: String,
+    client_id: String,
+    scope: String,
+    audience: String,
+    expires_at: i64,
+    poll_interval: i64,
+    last_polled_at: Option<i64>,
+    status: String,
+    user_id: Option<String>,
+    auth_time: Option<i64>,
+}
+
+impl TryFrom<DeviceAuthorizationRow> for DeviceAuthorizationRecord {
+    type Error = StoreError;
+
+    fn try_from(row: DeviceAuthorizationRow) -> Result<Self, StoreError> {
+        Ok(DeviceAuthorizationRecord {
+            audience: parse_list("audience", &row.audience)?,
+            status: DeviceStatus::parse(&row.status)
+                .ok_or_else(|| StoreError::Backend(format!("unknown status {:?}", row.status)))?,
+            device_code_hash: row.device_code_hash,
+            user_code: row.user_code,
+            client_id: row.client_id,
+            scope: row.scope,
+            expires_at: row.expires_at,
+            interval: row.poll_interval,
+            last_polled_at: row.last_polled_at,
+            user_id: row.user_id,
+            auth_time: row.auth_time,
         })
     }
 }

@@ -11,9 +11,9 @@ use gatehouse_core::outbound::{
     ClientAuthMethod, ConnectionAlias, OAuthProfile, OAuthProvider, OutboundTokenRecord,
 };
 use gatehouse_core::store::{
-    AccessTokenRecord, AuthorizationCodeRecord, CodeRedemption, ConsentRecord, PushedRequestRecord,
-    RefreshRotation, RefreshTokenRecord, SessionRecord, Store, StoreError, StoredSigningKey,
-    UserWrite,
+    AccessTokenRecord, AuthorizationCodeRecord, CodeRedemption, ConsentRecord,
+    DeviceAuthorizationRecord, DeviceStatus, PushedRequestRecord, RefreshRotation,
+    RefreshTokenRecord, SessionRecord, Store, StoreError, StoredSigningKey, UserWrite,
 };
 use gatehouse_core::user::User;
 use gatehouse_store::test_support::{Backend, TestDatabase};
@@ -608,6 +608,84 @@ storage_test!(a_pushed_request_is_taken_once, |store| {
     assert_eq!(store.purge_expired(101).await.unwrap(), 1);
     assert_eq!(store.take_pushed_request("p2").await.unwrap(), None);
 });
+
+storage_test!(
+    a_device_authorization_is_answered_once_and_redeemed_once,
+    |store| {
+        let device = DeviceAuthorizationRecord {
+            device_code_hash: "d1".into(),
+            user_code: "BCDFGHJK".into(),
+            client_id: "tv".into(),
+            scope: "openid".into(),
+            audience: vec!["https://issuer.example".into()],
+            expires_at: 700,
+            interval: 5,
+            last_polled_at: None,
+            status: DeviceStatus::Pending,
+            user_id: None,
+            auth_time: None,
+        };
+        store.insert_device_authorization(&device).await.unwrap();
+        let taken = DeviceAuthorizationRecord {
+            device_code_hash: "d2".into(),
+            ..device.clone()
+        };
+        assert!(matches!(
+            store.insert_device_authorization(&taken).await,
+            Err(StoreError::Conflict(_))
+        ));
+        let found = store.find_pending_device_authorization("BCDFGHJK", 100);
+        assert_eq!(found.await.unwrap(), Some(device.clone()));
+        assert_eq!(
+            store
+                .find_pending_device_authorization("BCDFGHJK", 700)
+                .await
+                .unwrap(),
+            None
+        );
+        store.record_device_poll("d1", 110, 10).await.unwrap();
+        // Of two answers, the first counts.
+        let approve =
+            store.decide_device_authorization("BCDFGHJK", DeviceStatus::Approved, "u", 90, 120);
+        assert!(approve.await.unwrap());
+        let deny =
+            store.decide_device_authorization("BCDFGHJK", DeviceStatus::Denied, "u", 90, 121);
+        assert!(!deny.await.unwrap());
+        let answered = store
+            .find_device_authorization("d1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                answered.status,
+                answered.user_id.as_deref(),
+                answered.auth_time
+            ),
+            (DeviceStatus::Approved, Some("u"), Some(90))
+        );
+        assert_eq!(
+            (answered.interval, answered.last_polled_at),
+            (10, Some(110))
+        );
+        // Of concurrent redemptions exactly one wins.
+        let mut redemptions = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let store = store.clone();
+            redemptions
+                .spawn(async move { store.redeem_device_authorization("d1").await.unwrap() });
+        }
+        let won = redemptions
+            .join_all()
+            .await
+            .into_iter()
+            .filter(|w| *w)
+            .count();
+        assert_eq!(won, 1);
+        assert_eq!(store.purge_expired(701).await.unwrap(), 1);
+        assert_eq!(store.find_device_authorization("d1").await.unwrap(), None);
+    }
+);
 
 storage_test!(revoked_jwts_are_remembered_until_expiry, |store| {
     assert!(!store.is_jwt_revoked("j1").await.unwrap());

@@ -8,6 +8,7 @@
 
 mod authorization_code;
 mod client_credentials;
+mod device_code;
 mod jwt_bearer;
 mod password;
 mod refresh_token;
@@ -19,6 +20,7 @@ use async_trait::async_trait;
 
 pub use authorization_code::AuthorizationCodeGrant;
 pub use client_credentials::ClientCredentialsGrant;
+pub use device_code::DeviceCodeGrant;
 pub use jwt_bearer::JwtBearerGrant;
 pub use password::PasswordGrant;
 pub use refresh_token::RefreshTokenGrant;
@@ -142,6 +144,7 @@ impl GrantRegistry {
             grants: vec![
                 Box::new(AuthorizationCodeGrant),
                 Box::new(ClientCredentialsGrant),
+                Box::new(DeviceCodeGrant),
                 Box::new(JwtBearerGrant),
                 Box::new(PasswordGrant),
                 Box::new(RefreshTokenGrant),

@@ -93,7 +93,7 @@ async fn authorize(
 const CANNOT_COMPLETE: &str = "This request cannot be completed";
 
 /// The logged-in user of this browser, and when they logged in.
-async fn current_session(
+pub(crate) async fn current_session(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<(User, i64)>, Error> {
@@ -221,7 +221,7 @@ pub fn login_page(
         .unwrap_or_else(gatehouse_core::secret::generate);
     let target = match &continuation {
         Continuation::Authorize(request) => Some(request.redirect_uri.clone()),
-        Continuation::Account | Continuation::Outbound => None,
+        Continuation::Account | Continuation::Outbound | Continuation::Device { .. } => None,
     };
     let html = LoginPage {
         app_name,
@@ -289,7 +289,9 @@ pub async fn login(
                     .ok()
                     .flatten()
                     .map(|c| c.name),
-                Continuation::Account | Continuation::Outbound => None,
+                Continuation::Account | Continuation::Outbound | Continuation::Device { .. } => {
+                    None
+                }
             };
             return Ok(login_page(
                 &state,
@@ -325,6 +327,12 @@ pub async fn login(
         }
         Continuation::Account => Ok(pages::redirect("/account")),
         Continuation::Outbound => Ok(pages::redirect("/outbound")),
+        Continuation::Device { user_code } => {
+            let query = form_urlencoded::Serializer::new(String::new())
+                .append_pair("user_code", &user_code)
+                .finish();
+            Ok(pages::redirect(&format!("/device?{query}")))
+        }
     };
     // The session has started whatever happens next, so its cookie goes with any answer.
     let mut response = onward.into_response();

@@ -67,6 +67,7 @@ pub async fn discovery(State(state): State<AppState>) -> Result<impl IntoRespons
         "pushed_authorization_request_endpoint": format!("{issuer}/oauth/par"),
         "require_pushed_authorization_requests":
             state.settings.require_pushed_authorization_requests,
+        "device_authorization_endpoint": format!("{issuer}/oauth/device_authorization"),
         "introspection_endpoint": format!("{issuer}/oauth/introspect"),
         "revocation_endpoint": format!("{issuer}/oauth/revoke"),
         "grant_types_supported": grant_types,

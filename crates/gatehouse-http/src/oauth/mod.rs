@@ -1,6 +1,7 @@
 //! The OAuth endpoints: token, introspection, revocation, and the metadata that describes them.
 
 pub mod authorize;
+pub mod device;
 pub mod introspect;
 pub mod metadata;
 pub mod pushed;

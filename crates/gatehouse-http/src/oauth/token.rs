@@ -36,6 +36,7 @@ pub async fn token(
         Err(Error::UnauthorizedClient(_)) => "unauthorized_client",
         Err(Error::UnsupportedGrantType(_)) => "unsupported_grant_type",
         Err(Error::Throttled { .. }) => "throttled",
+        Err(Error::AuthorizationRefused { error, .. }) => error,
         Err(_) => "server_error",
     };
     state.metrics.token_request(grant_label, outcome);

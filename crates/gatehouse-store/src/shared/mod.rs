@@ -8,6 +8,8 @@
 #[macro_use]
 mod clients;
 #[macro_use]
+mod devices;
+#[macro_use]
 mod federation;
 #[macro_use]
 mod grants;
@@ -32,6 +34,7 @@ macro_rules! shared_store_impl {
         token_store_impl!($store);
         grant_store_impl!($store);
         pushed_request_store_impl!($store);
+        device_store_impl!($store);
         session_store_impl!($store);
         key_store_impl!($store);
 

@@ -128,6 +128,7 @@ macro_rules! token_store_impl {
                         "DELETE FROM used_assertions WHERE expires_at < $1",
                         "DELETE FROM revoked_grants WHERE expires_at < $1",
                         "DELETE FROM pushed_requests WHERE expires_at < $1",
+                        "DELETE FROM device_authorizations WHERE expires_at < $1",
                     ] {
                         purged += sqlx::query(query)
                             .bind(now)

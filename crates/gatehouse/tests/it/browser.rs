@@ -87,7 +87,11 @@ server_test!(people_sign_in_and_consent_in_a_real_browser, |server| {
             name: Some("Notes in the Browser".into()),
             client_type: Some(ClientType::Public),
             redirect_uris: Some(vec![REDIRECT_URI.into()]),
-            grant_types: Some(vec![GrantType::AuthorizationCode, GrantType::Implicit]),
+            grant_types: Some(vec![
+                GrantType::AuthorizationCode,
+                GrantType::Implicit,
+                GrantType::DeviceCode,
+            ]),
             allowed_scopes: scopes(),
             id_token_alg: Some(SigningAlgorithm::Rs256),
             ..AppChanges::default()

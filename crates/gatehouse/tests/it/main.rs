@@ -52,6 +52,7 @@ mod cli;
 mod client_credentials;
 mod cookies;
 mod credentials;
+mod device;
 mod edges;
 mod errors;
 mod federation;

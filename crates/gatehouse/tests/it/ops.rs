@@ -26,6 +26,7 @@ server_test!(discovery_documents_describe_what_is_served, |server| {
             serde_json::json!([
                 "authorization_code",
                 "client_credentials",
+                "urn:ietf:params:oauth:grant-type:device_code",
                 "urn:ietf:params:oauth:grant-type:jwt-bearer",
                 "password",
                 "refresh_token",
@@ -45,6 +46,8 @@ server_test!(discovery_documents_describe_what_is_served, |server| {
             "userinfo_endpoint",
             "authorization_endpoint",
             "end_session_endpoint",
+            "pushed_authorization_request_endpoint",
+            "device_authorization_endpoint",
         ] {
             let url = document[endpoint].as_str().unwrap();
             let status = server
