@@ -29,6 +29,7 @@ pub mod pkce;
 pub mod pushed;
 pub mod registry;
 pub mod remote;
+pub mod resource;
 pub mod scope;
 pub mod secret;
 pub mod session;

@@ -19,7 +19,9 @@
 use std::any::Any;
 
 use axum::Json;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::Error;
 use gatehouse_core::error::description_text;
@@ -27,6 +29,8 @@ use gatehouse_core::store::StoreError;
 use gatehouse_remote::fetch::FetchError;
 use gatehouse_remote::outbound::OutboundError;
 use serde_json::json;
+
+use crate::state::AppState;
 
 /// The realm named in every challenge.
 pub const REALM: &str = "gatehouse";
@@ -291,6 +295,38 @@ fn error_response(error: &Error, surface: Surface) -> Response {
             header::RETRY_AFTER,
             HeaderValue::from((*retry_after).max(1)),
         );
+    }
+    response
+}
+
+/// RFC 9728 §5.1: every bearer challenge names the metadata of the resource the request was
+/// for (a gateway route's, or Gatehouse's own), so a client that meets it learns where to get a
+/// token and with which scopes. Only answers that carry a challenge pay for the lookup.
+pub async fn name_resource_metadata(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    let mut response = next.run(request).await;
+    let bearer = response
+        .headers()
+        .get(header::WWW_AUTHENTICATE)
+        .filter(|challenge| challenge.as_bytes().starts_with(b"Bearer"))
+        .cloned();
+    let Some(challenge) = bearer else {
+        return response;
+    };
+    let Ok(catalog) = state.services.registry.catalog().await else {
+        return response;
+    };
+    let url = catalog.resource_metadata_url(state.services.tokens.issuer(), &path);
+    let mut named = challenge.as_bytes().to_vec();
+    named.extend_from_slice(format!(", resource_metadata=\"{url}\"").as_bytes());
+    if let Ok(value) = HeaderValue::from_bytes(&named) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
     }
     response
 }

@@ -69,6 +69,14 @@ pub fn router(state: AppState) -> Router {
             "/.well-known/openid-configuration",
             get(oauth::metadata::discovery),
         )
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(oauth::metadata::own_resource),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/{*prefix}",
+            get(oauth::metadata::route_resource),
+        )
         .nest("/api/admin/v1", admin::routes())
         .route(
             "/api/now/table/{table}",
@@ -89,6 +97,10 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn(extract::limit_body))
         .merge(credential_routes(state.clone()))
         .fallback(gateway::dispatch)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            error::name_resource_metadata,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::record_request,

@@ -2,10 +2,12 @@
 //! the same content at the OpenID Connect discovery path).
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::IntoResponse;
+use gatehouse_core::Error;
 use gatehouse_core::federation::jose::JwsAlgorithm;
+use gatehouse_core::resource::ResourceMetadata;
 use serde_json::json;
 
 use crate::error::ApiError;
@@ -97,4 +99,25 @@ pub async fn discovery(State(state): State<AppState>) -> Result<impl IntoRespons
         "revocation_endpoint_auth_methods_supported": all_methods,
         "access_token_signing_alg_values_supported": signing_algs,
     })))
+}
+
+/// RFC 9728 §3: the metadata of Gatehouse's own APIs.
+pub async fn own_resource(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    resource(&state, "").await
+}
+
+/// RFC 9728 §3.1: the metadata of the gateway route whose prefix follows the well-known path.
+pub async fn route_resource(
+    State(state): State<AppState>,
+    Path(prefix): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    resource(&state, &format!("/{prefix}")).await
+}
+
+async fn resource(state: &AppState, suffix: &str) -> Result<Json<ResourceMetadata>, ApiError> {
+    let catalog = state.services.registry.catalog().await?;
+    let metadata = catalog
+        .resource_metadata(state.services.tokens.issuer(), suffix)
+        .ok_or_else(|| Error::NotFound("no protected resource here".into()))?;
+    Ok(Json(metadata))
 }

@@ -187,7 +187,9 @@ server_test!(
         );
         assert_eq!(
             headers["www-authenticate"],
-            "Bearer realm=\"gatehouse\", error=\"insufficient_scope\", scope=\"useraccount\""
+            server
+                .challenge(", error=\"insufficient_scope\", scope=\"useraccount\"", "")
+                .as_str()
         );
         // useraccount satisfies every rule.
         let broad = server.token(&app, Some("useraccount")).await;

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::gateway::{raw_get, start_upstream};
 use crate::harness::{TestServer, server_test};
 
-const CHALLENGE: &str = "Bearer realm=\"gatehouse\", error=\"invalid_request\"";
+const INVALID_REQUEST: &str = ", error=\"invalid_request\"";
 
 async fn answer(response: reqwest::Response) -> (u16, HeaderMap, Value) {
     let status = response.status().as_u16();
@@ -24,10 +24,17 @@ async fn answer(response: reqwest::Response) -> (u16, HeaderMap, Value) {
     )
 }
 
-fn assert_refused(case: &str, (status, headers, body): &(u16, HeaderMap, Value)) {
+/// A request refused as `invalid_request`, with the challenge of the resource under `prefix`.
+fn assert_refused(
+    server: &TestServer,
+    prefix: &str,
+    case: &str,
+    (status, headers, body): &(u16, HeaderMap, Value),
+) {
     assert_eq!(*status, 400, "{case}: {body}");
     assert_eq!(body["error"], "invalid_request", "{case}: {body}");
-    assert_eq!(headers["www-authenticate"], CHALLENGE, "{case}");
+    let challenge = server.challenge(INVALID_REQUEST, prefix);
+    assert_eq!(headers["www-authenticate"], challenge.as_str(), "{case}");
     let description = body["error_description"].as_str().unwrap();
     assert!(
         crate::edges::allowed_description(description),
@@ -101,7 +108,12 @@ server_test!(
                 post(form(&[("access_token", &token), ("access_token", &token)])),
             ),
         ] {
-            assert_refused(case, &answer(request.send().await.unwrap()).await);
+            assert_refused(
+                &server,
+                "",
+                case,
+                &answer(request.send().await.unwrap()).await,
+            );
         }
         // A GET's body is no place for a token (§2.2), and neither is a JSON body.
         let (status, _, _) = answer(
@@ -123,7 +135,10 @@ server_test!(
         )
         .await;
         assert_eq!(status, 401);
-        assert_eq!(headers["www-authenticate"], "Bearer realm=\"gatehouse\"");
+        assert_eq!(
+            headers["www-authenticate"],
+            server.challenge("", "").as_str()
+        );
     }
 );
 
@@ -142,13 +157,13 @@ server_test!(every_api_refuses_a_token_in_the_query_string, |server| {
         let app = server.app(format, &["useraccount"], Some("ops")).await;
         let token = server.token(&app, None).await;
         let http = &server.http;
-        // (Path, whether it takes a POST.)
-        for (path, posts) in [
-            ("/api/admin/v1/whoami", false),
-            ("/api/admin/v1/apps", true),
-            ("/api/now/table/incident", true),
-            ("/api/x/echo/items", true),
-            ("/api/outbound/crm/contacts", true),
+        // (Path, whether it takes a POST, the prefix of its gateway route.)
+        for (path, posts, prefix) in [
+            ("/api/admin/v1/whoami", false, ""),
+            ("/api/admin/v1/apps", true, ""),
+            ("/api/now/table/incident", true, ""),
+            ("/api/x/echo/items", true, "/api/x/echo"),
+            ("/api/outbound/crm/contacts", true, ""),
         ] {
             let url = server.url(path);
             let with_query = format!("{url}?access_token={token}");
@@ -176,7 +191,8 @@ server_test!(every_api_refuses_a_token_in_the_query_string, |server| {
             }
             for (case, request) in cases {
                 let case = format!("{format:?} {path}: {case}");
-                assert_refused(&case, &answer(request.send().await.unwrap()).await);
+                let answered = answer(request.send().await.unwrap()).await;
+                assert_refused(&server, prefix, &case, &answered);
             }
         }
         // The header alone still works, also with other query parameters.
@@ -208,10 +224,10 @@ server_test!(every_api_refuses_a_token_in_the_query_string, |server| {
         .app(TokenFormat::Jwt, &["useraccount"], Some("ops"))
         .await;
     let token = server.token(&app, None).await;
-    for path in [
-        "/api/admin/v1/whoami",
-        "/oauth/userinfo",
-        "/api/x/echo/items",
+    for (path, prefix) in [
+        ("/api/admin/v1/whoami", ""),
+        ("/oauth/userinfo", ""),
+        ("/api/x/echo/items", "/api/x/echo"),
     ] {
         let second = format!("Bearer {token}");
         let response = raw_get(&server, path, &token, &[("Authorization", &second)]).await;
@@ -219,7 +235,7 @@ server_test!(every_api_refuses_a_token_in_the_query_string, |server| {
         assert_eq!(response.body["error"], "invalid_request", "{path}");
         assert_eq!(
             response.header("www-authenticate"),
-            Some(CHALLENGE),
+            Some(server.challenge(INVALID_REQUEST, prefix).as_str()),
             "{path}"
         );
     }

@@ -196,7 +196,12 @@ server_test!(
             );
             assert_eq!(
                 headers["www-authenticate"],
-                "Bearer realm=\"gatehouse\", error=\"insufficient_scope\", scope=\"inventory_write\""
+                server
+                    .challenge(
+                        ", error=\"insufficient_scope\", scope=\"inventory_write\"",
+                        "/api/x/inventory"
+                    )
+                    .as_str()
             );
             // An encoded spelling of the prefix is the same route under the same rules.
             let (status, _, body) = send(
@@ -264,7 +269,10 @@ server_test!(
         let (status, headers, body) =
             send(&server, reqwest::Method::GET, "/api/x/inventory", None).await;
         assert_eq!((status, &body), (401, &Value::Null));
-        assert_eq!(headers["www-authenticate"], "Bearer realm=\"gatehouse\"");
+        assert_eq!(
+            headers["www-authenticate"],
+            server.challenge("", "/api/x/inventory").as_str()
+        );
         let (status, _, body) = send(
             &server,
             reqwest::Method::GET,
@@ -640,12 +648,13 @@ server_test!(
                         (403, Some("insufficient_scope")),
                         "{target}"
                     );
+                    let challenge = server.challenge(
+                        ", error=\"insufficient_scope\", scope=\"shop_admin\"",
+                        "/api/x/shop",
+                    );
                     assert_eq!(
                         response.header("www-authenticate"),
-                        Some(
-                            "Bearer realm=\"gatehouse\", error=\"insufficient_scope\", \
-                             scope=\"shop_admin\""
-                        ),
+                        Some(challenge.as_str()),
                         "{target}"
                     );
                     assert_eq!(received.len(), before, "{target} reached the upstream");
@@ -822,5 +831,69 @@ server_test!(
             received_headers(&echoed, "x-forwarded-host"),
             ["evil.example"]
         );
+    }
+);
+
+server_test!(
+    each_route_and_the_server_publish_protected_resource_metadata,
+    |server| {
+        let upstream = start_upstream().await;
+        configure(&server, upstream.address).await;
+        let get = |path: String| {
+            let http = server.http.clone();
+            async move {
+                let response = http.get(path).send().await.unwrap();
+                let status = response.status().as_u16();
+                (
+                    status,
+                    response.json::<Value>().await.unwrap_or(Value::Null),
+                )
+            }
+        };
+        let (status, own) = get(server.url("/.well-known/oauth-protected-resource")).await;
+        assert_eq!(status, 200);
+        assert_eq!(own["resource"], server.base.as_str());
+        assert_eq!(own["authorization_servers"], json!([server.base]));
+        assert_eq!(own["bearer_methods_supported"], json!(["header"]));
+        assert!(
+            own["scopes_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("inventory_read"))
+        );
+
+        // A client that meets a route's challenge follows it to the route's metadata, whose
+        // resource is the URL it called under (RFC 9728 §3.3).
+        let (status, headers, _) = send(
+            &server,
+            reqwest::Method::GET,
+            "/api/x/inventory/items",
+            None,
+        )
+        .await;
+        assert_eq!(status, 401);
+        let challenge = headers["www-authenticate"].to_str().unwrap();
+        let url = challenge
+            .split("resource_metadata=\"")
+            .nth(1)
+            .and_then(|rest| rest.strip_suffix('"'))
+            .unwrap_or_else(|| panic!("{challenge}"));
+        assert_eq!(
+            url,
+            server.url("/.well-known/oauth-protected-resource/api/x/inventory")
+        );
+        let (status, route) = get(url.to_owned()).await;
+        assert_eq!(status, 200);
+        assert_eq!(route["resource"], server.url("/api/x/inventory"));
+        assert_eq!(route["resource_name"], "inventory");
+        assert_eq!(
+            route["scopes_supported"],
+            json!(["inventory_read", "inventory_write", "useraccount"])
+        );
+        // Only what is a resource has metadata.
+        for path in ["/api/x", "/api/x/inventory/items", "/api/x/nowhere"] {
+            let url = server.url(&format!("/.well-known/oauth-protected-resource{path}"));
+            assert_eq!(get(url).await.0, 404, "{path}");
+        }
     }
 );

@@ -213,6 +213,16 @@ impl TestServer {
         format!("{}{path}", self.base)
     }
 
+    /// The bearer challenge Gatehouse answers with: `params` after the realm, then where the
+    /// metadata of the protected resource is (RFC 9728): a gateway route's by its `prefix`,
+    /// Gatehouse's own with `""`.
+    pub fn challenge(&self, params: &str, prefix: &str) -> String {
+        format!(
+            "Bearer realm=\"gatehouse\"{params}, resource_metadata=\"{}/.well-known/oauth-protected-resource{prefix}\"",
+            self.base
+        )
+    }
+
     pub fn data_dir(&self) -> &PathBuf {
         &self.settings.data_dir
     }

@@ -204,7 +204,9 @@ server_test!(scopes_and_roles_decide_who_reaches_a_table, |server| {
     );
     assert_eq!(
         headers["www-authenticate"],
-        "Bearer realm=\"gatehouse\", error=\"insufficient_scope\", scope=\"table_read\""
+        server
+            .challenge(", error=\"insufficient_scope\", scope=\"table_read\"", "")
+            .as_str()
     );
     // The run-as user may read (itil_admin writes, so reads) but a reader may not write.
     let full = server.token(&agent, Some("useraccount")).await;
@@ -255,7 +257,7 @@ server_test!(scopes_and_roles_decide_who_reaches_a_table, |server| {
     assert_eq!(response.status(), 401);
     assert_eq!(
         response.headers()["www-authenticate"],
-        "Bearer realm=\"gatehouse\""
+        server.challenge("", "").as_str()
     );
     let revoked = server
         .http
