@@ -174,7 +174,7 @@ parsed_from_text!(ClientType, GrantType, TokenFormat);
 
 /// A replaced client secret, still accepted until `expires_at` so the services using it can
 /// move to the new one one by one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PreviousSecret {
     pub hash: String,
     pub expires_at: i64,
@@ -292,8 +292,8 @@ macro_rules! client_record {
         $field:ident : $ty:ty => $change:ty = $default:expr,
     )*) => {
         /// One application of the registry, as stored. The secret is present only as its keyed
-        /// hash.
-        #[derive(Debug, Clone, PartialEq, Eq)]
+        /// hash. Serialised for the audit trail's reports of what changed.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
         pub struct Client {
             pub id: String,
             pub client_id: String,
@@ -304,7 +304,9 @@ macro_rules! client_record {
             /// Whether `gatehouse apply` owns this record (and may prune it).
             pub managed: bool,
             /// What the declarative file said last time about the fields it sets only when it
-            /// changes them (kept by `manifest`).
+            /// changes them (kept by `manifest`). Not audited: it holds a keyed hash of the
+            /// file's secret.
+            #[serde(skip)]
             pub applied: Option<String>,
             pub created_at: i64,
             pub updated_at: i64,

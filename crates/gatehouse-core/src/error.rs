@@ -87,6 +87,18 @@ impl Error {
     pub fn validation(description: impl Into<String>) -> Self {
         Error::Validation(description.into())
     }
+
+    /// What went wrong, without the variant's prefix, for messages that name the record
+    /// themselves.
+    pub fn description(&self) -> String {
+        match self {
+            Error::Validation(text) | Error::Conflict(text) | Error::Forbidden(text) => {
+                text.clone()
+            }
+            Error::NotFound(what) => format!("{what} not found"),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// A description as it may be sent to a client: RFC 6749 §4.1.2.1 and §5.2 allow only

@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod audience;
+pub mod audit;
 pub mod authorize;
 pub mod cache;
 pub mod client;

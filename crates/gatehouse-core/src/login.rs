@@ -3,7 +3,9 @@
 use std::net::IpAddr;
 
 use crate::Error;
-use crate::store::UserStore;
+use crate::audit::{self, Actor, AuditEvent};
+use crate::clock::Clock;
+use crate::store::Store;
 use crate::throttle::{Admission, LoginThrottle};
 use crate::user::{self, User};
 
@@ -13,11 +15,18 @@ const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$
 
 /// The user, when the name and password are right and the user may log in. `None` says nothing
 /// more: not whether the user exists, is disabled or locked, or the attempt was throttled.
+///
+/// Every check is an audit event: `sign_in.succeeded`, `sign_in.failed`, or
+/// `sign_in.locked_out` when the throttle refused it; `client_id` is the application signed in
+/// to (the password grant's client), if known.
+#[allow(clippy::too_many_arguments)]
 pub async fn check_password(
-    store: &dyn UserStore,
+    store: &dyn Store,
+    clock: &dyn Clock,
     throttle: &LoginThrottle,
     user_name: &str,
     password: &str,
+    client_id: Option<&str>,
     address: Option<IpAddr>,
     now: i64,
 ) -> Result<Option<User>, Error> {
@@ -54,13 +63,22 @@ pub async fn check_password(
         .and_then(|u| u.password_hash.clone())
         .unwrap_or_else(|| DUMMY_HASH.to_owned());
     let matches = user::verify_password(password.to_owned(), stored).await?;
-    match found {
+    let outcome = match found {
         Some(user) if matches && user.can_authenticate() => {
             attempt.succeeded = true;
-            Ok(Some(user))
+            Some(user)
         }
-        _ => Ok(None),
-    }
+        _ => None,
+    };
+    let kind = match (&outcome, verdict.locked) {
+        (Some(_), _) => "sign_in.succeeded",
+        (None, true) => "sign_in.locked_out",
+        (None, false) => "sign_in.failed",
+    };
+    // The user name as given: for a failure, what was tried is the point.
+    let actor = Actor::at_request(user_name, client_id);
+    audit::record(store, clock, &actor, AuditEvent::new(kind, user_name)).await?;
+    Ok(outcome)
 }
 
 /// How long an attempt that must wait for others of its pair waits before asking again.

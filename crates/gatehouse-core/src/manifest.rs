@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::Error;
 use crate::access::{ScopeEntry, ScopeRule};
+use crate::audit::Transacted;
 use crate::client::Client;
 use crate::federation::jose::JwsAlgorithm;
 use crate::federation::{
@@ -25,6 +26,7 @@ use crate::federation::{
     JwtProvider, JwtProviderChanges, KeySource, NewJwtProvider, UserField,
 };
 use crate::gateway::Route;
+use crate::outbound::OutboundRegistry;
 use crate::outbound::{AliasSpec, ProfileSpec, ProviderEntry};
 use crate::registry::{AppChanges, NewApp, NewUser, Registry, UserChanges};
 use crate::secret::Secret;
@@ -256,84 +258,172 @@ impl Manifest {
         "table",
     ];
 
-    /// Makes the registry match this file. `env` resolves `*_env` references (the caller's
-    /// environment in production, a map in tests).
+    /// Makes the registry match this file, all of it or nothing: every record is applied in
+    /// one transaction, each in a step of its own, so a record that fails is reported and the
+    /// rest are still checked; with any failure the transaction is rolled back and the error
+    /// lists them all, each naming its section and record. `env` resolves `*_env` references
+    /// (the caller's environment in production, a map in tests).
     pub async fn apply(
         &self,
         registry: &Registry,
+        outbound: &OutboundRegistry,
         options: ApplyOptions,
         env: &(dyn Fn(&str) -> Option<String> + Sync),
     ) -> Result<Vec<Change>, Error> {
-        let mut changes = Vec::new();
+        let work = registry.begin().await?;
+        let mut apply = Apply {
+            work: &work,
+            changes: Vec::new(),
+            failures: Vec::new(),
+        };
+        self.apply_registry(&mut apply, options, env).await?;
+        self.apply_outbound(&mut apply, &work.join(outbound), options, env)
+            .await?;
+        let Apply {
+            changes, failures, ..
+        } = apply;
+        if !failures.is_empty() {
+            return Err(Error::validation(format!(
+                "nothing was applied: {} record{} failed:\n{}",
+                failures.len(),
+                if failures.len() == 1 { "" } else { "s" },
+                failures.join("\n")
+            )));
+        }
+        work.commit().await?;
+        Ok(changes)
+    }
+
+    async fn apply_registry(
+        &self,
+        apply: &mut Apply<'_>,
+        options: ApplyOptions,
+        env: &(dyn Fn(&str) -> Option<String> + Sync),
+    ) -> Result<(), Error> {
+        let registry: &Registry = apply.work;
         // Scopes before the rules that name them.
-        entries::reconcile(registry, &self.scopes, options, &mut changes).await?;
-        entries::reconcile(registry, &self.scope_rules, options, &mut changes).await?;
-        entries::reconcile(registry, &self.routes, options, &mut changes).await?;
-        entries::reconcile(registry, &self.tables, options, &mut changes).await?;
+        entries::reconcile(apply, &self.scopes, options).await?;
+        entries::reconcile(apply, &self.scope_rules, options).await?;
+        entries::reconcile(apply, &self.routes, options).await?;
+        entries::reconcile(apply, &self.tables, options).await?;
         // Users first: applications name their run-as user.
         for entry in &self.users {
-            if let Some(change) = reconcile_user(registry, entry, options, env).await? {
-                changes.push(change);
+            let step = reconcile_user(registry, entry, options, env);
+            if let Some(change) = apply.step("user", &entry.user_name, step).await?.flatten() {
+                apply.changes.push(change);
             }
         }
         let existing_apps = registry.list_apps().await?;
         let mut kept_apps = Vec::new();
         for entry in &self.applications {
-            let (change, client_id) =
-                reconcile_app(registry, &existing_apps, entry, options, env).await?;
-            kept_apps.push(client_id);
-            changes.extend(change);
+            let key = entry.client_id.as_deref().unwrap_or(entry.name());
+            let step = reconcile_app(registry, &existing_apps, entry, options, env);
+            if let Some((change, client_id)) = apply.step("application", key, step).await? {
+                kept_apps.push(client_id);
+                apply.changes.extend(change);
+            }
         }
         // After applications: providers name the applications allowed to use them.
         let existing_providers = registry.list_jwt_providers().await?;
         for entry in &self.jwt_providers {
             let current = existing_providers.iter().find(|p| p.name == entry.name);
-            changes.extend(reconcile_jwt_provider(registry, current, entry, options).await?);
-        }
-        if options.prune {
-            for provider in existing_providers
-                .iter()
-                .filter(|p| p.managed && !self.jwt_providers.iter().any(|e| e.name == p.name))
+            let step = reconcile_jwt_provider(registry, current, entry, options);
+            if let Some(change) = apply
+                .step("jwt_provider", &entry.name, step)
+                .await?
+                .flatten()
             {
+                apply.changes.push(change);
+            }
+        }
+        if !options.prune {
+            return Ok(());
+        }
+        for provider in existing_providers
+            .iter()
+            .filter(|p| p.managed && !self.jwt_providers.iter().any(|e| e.name == p.name))
+        {
+            let step = async {
                 if !options.dry_run {
                     registry.delete_jwt_provider(&provider.name).await?;
                 }
-                changes.push(change(
+                Ok(change(
                     Action::Delete,
                     "jwt_provider",
                     &provider.name,
                     vec![],
-                ));
+                ))
+            };
+            if let Some(change) = apply.step("jwt_provider", &provider.name, step).await? {
+                apply.changes.push(change);
             }
-            for app in existing_apps
-                .iter()
-                .filter(|a| a.managed && !kept_apps.contains(&a.client_id))
-            {
+        }
+        for app in existing_apps
+            .iter()
+            .filter(|a| a.managed && !kept_apps.contains(&a.client_id))
+        {
+            let step = async {
                 if !options.dry_run {
                     registry.delete_app(&app.client_id).await?;
                 }
-                changes.push(change(
+                Ok(change(
                     Action::Delete,
                     "application",
                     &app.client_id,
                     vec![],
-                ));
+                ))
+            };
+            if let Some(change) = apply.step("application", &app.client_id, step).await? {
+                apply.changes.push(change);
             }
-            for user in registry.list_users().await? {
-                let listed = self.users.iter().any(|u| u.user_name == user.user_name);
-                if user.managed && !listed {
-                    if !options.dry_run {
-                        registry.delete_user(&user.user_name).await?;
-                    }
-                    changes.push(change(Action::Delete, "user", &user.user_name, vec![]));
-                }
-            }
-            entries::prune(registry, &self.tables, options, &mut changes).await?;
-            entries::prune(registry, &self.routes, options, &mut changes).await?;
-            entries::prune(registry, &self.scope_rules, options, &mut changes).await?;
-            entries::prune(registry, &self.scopes, options, &mut changes).await?;
         }
-        Ok(changes)
+        for user in registry.list_users().await? {
+            let listed = self.users.iter().any(|u| u.user_name == user.user_name);
+            if !user.managed || listed {
+                continue;
+            }
+            let step = async {
+                if !options.dry_run {
+                    registry.delete_user(&user.user_name).await?;
+                }
+                Ok(change(Action::Delete, "user", &user.user_name, vec![]))
+            };
+            if let Some(change) = apply.step("user", &user.user_name, step).await? {
+                apply.changes.push(change);
+            }
+        }
+        entries::prune(apply, &self.tables, options).await?;
+        entries::prune(apply, &self.routes, options).await?;
+        entries::prune(apply, &self.scope_rules, options).await?;
+        entries::prune(apply, &self.scopes, options).await
+    }
+}
+
+/// One apply in progress: its transaction, the changes made so far and the records that failed.
+pub(crate) struct Apply<'a> {
+    pub(crate) work: &'a Transacted<Registry>,
+    pub(crate) changes: Vec<Change>,
+    failures: Vec<String>,
+}
+
+impl Apply<'_> {
+    /// Applies one record of `[[section]]` in a step of its own: `None` when it failed, which is
+    /// noted and undone. `Err` only when the database fails.
+    pub(crate) async fn step<T>(
+        &mut self,
+        section: &str,
+        key: &str,
+        step: impl Future<Output = Result<T, Error>>,
+    ) -> Result<Option<T>, Error> {
+        match self.work.attempt(step).await? {
+            Ok(value) => Ok(Some(value)),
+            Err(Error::Store(error)) => Err(Error::Store(error)),
+            Err(error) => {
+                self.failures
+                    .push(format!("[[{section}]] {key:?}: {}", error.description()));
+                Ok(None)
+            }
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 use crate::access::ScopeEntry;
 use crate::audience;
+use crate::audit::{Actor, AuditEvent, Transacted, Transactional, Work};
 use crate::cache::RegistryCache;
 pub use crate::client::AppChanges;
 use crate::client::{Client, ClientType, GrantType, MAX_CLIENT_ID_LENGTH, PreviousSecret};
@@ -19,8 +20,15 @@ use crate::entry::Entry;
 use crate::keys::SigningAlgorithm;
 use crate::scope::ScopeSet;
 use crate::secret::{self, Secret, SecretHasher};
-use crate::store::{Store, StoreError, UserWrite};
+use crate::store::{AuditQuery, AuditRecord, Store, StoreError, UserWrite};
 use crate::user::{self, Permission, REGISTRY_ADMIN_ROLES, User};
+
+/// The most audit events one page holds.
+pub const MAX_AUDIT_PAGE: u64 = 1000;
+
+/// What the audit trail calls the registry's records.
+const APPLICATION: &str = "application";
+const USER: &str = "user";
 
 /// The shortest client secret an administrator may supply: 32 characters.
 pub const MIN_CLIENT_SECRET_LENGTH: usize = 32;
@@ -75,6 +83,32 @@ pub struct Registry {
     /// `None` for the operator (the CLI, the declarative file, bootstrap), who holds the
     /// database and the master key anyway.
     administrator: Option<Arc<User>>,
+    /// Who acts, and the transaction the registry works in, if any.
+    work: Work,
+}
+
+impl Transactional for Registry {
+    fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    fn work(&self) -> &Work {
+        &self.work
+    }
+
+    fn joined(&self, store: Arc<dyn Store>, work: Work) -> Self {
+        Registry {
+            store,
+            work,
+            ..self.clone()
+        }
+    }
+
+    fn committed(&self, notices: Vec<String>) {
+        for notice in notices {
+            self.cache.apply_notice(&notice);
+        }
+    }
 }
 
 impl Registry {
@@ -90,15 +124,51 @@ impl Registry {
             cache,
             clock,
             administrator: None,
+            work: Work::new(Actor::operator("server")),
         }
     }
 
     /// This registry acting for an administrator: every use case refuses what their roles do
-    /// not allow.
-    pub fn acting_for(&self, administrator: Arc<User>) -> Registry {
+    /// not allow, and the audit trail names `actor` (their user name, the client their token
+    /// came through, their address).
+    pub fn acting_for(&self, administrator: Arc<User>, actor: Actor) -> Registry {
         Registry {
             administrator: Some(administrator),
+            work: Work::new(actor),
             ..self.clone()
+        }
+    }
+
+    /// This registry as the operator's tool `actor` (`cli`, `apply`), as the audit trail names
+    /// it.
+    pub fn as_actor(&self, actor: Actor) -> Registry {
+        Registry {
+            work: Work::new(actor),
+            ..self.clone()
+        }
+    }
+
+    pub fn actor(&self) -> &Actor {
+        self.work.actor()
+    }
+
+    /// Begins a unit of work whose writes and audit events commit together (see
+    /// [`Transacted`]).
+    pub async fn begin(&self) -> Result<Transacted<Registry>, Error> {
+        Transacted::begin(self).await
+    }
+
+    /// Whether this registry works in a transaction: reads must not fill the shared caches
+    /// with what it has not committed.
+    pub(crate) fn in_transaction(&self) -> bool {
+        self.work.is_open()
+    }
+
+    /// Writes the audit event of a change (none when nothing changed) in this unit of work.
+    pub(crate) async fn audit(&self, event: Option<AuditEvent>) -> Result<(), Error> {
+        match event {
+            Some(event) => self.work.audit(&*self.store, &*self.clock, event).await,
+            None => Ok(()),
         }
     }
 
@@ -177,10 +247,25 @@ impl Registry {
 
     /// Tells this process's caches, and other instances sharing the database, that a record
     /// changed.
+    /// In a transaction, both wait for the commit.
     pub(crate) async fn changed(&self, notice: String) -> Result<(), Error> {
-        self.cache.apply_notice(&notice);
+        if !self.work.defer_notice(&notice) {
+            self.cache.apply_notice(&notice);
+        }
         self.store.publish_change(&notice).await?;
         Ok(())
+    }
+
+    /// A page of the audit trail, newest first. `query.limit` is kept between 1 and
+    /// [`MAX_AUDIT_PAGE`].
+    pub async fn audit_events(&self, mut query: AuditQuery) -> Result<Vec<AuditRecord>, Error> {
+        self.require(Permission::ReadAudit)?;
+        query.limit = query.limit.clamp(1, MAX_AUDIT_PAGE);
+        Ok(self.store.list_audit(&query).await?)
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     pub fn hasher(&self) -> &SecretHasher {
@@ -204,10 +289,11 @@ impl Registry {
         new: NewApp,
         managed: bool,
     ) -> Result<(Client, Option<Secret>), Error> {
-        self.require(Permission::ManageApplications)?;
-        self.require_for_run_as(new.fields.run_as.as_deref())
+        let this = self.begin().await?;
+        this.require(Permission::ManageApplications)?;
+        this.require_for_run_as(new.fields.run_as.as_deref())
             .await?;
-        let now = self.clock.now();
+        let now = this.clock.now();
         let client_id = match new.client_id {
             Some(id) => {
                 check_identifier("client_id", &id, MAX_CLIENT_ID_LENGTH)?;
@@ -224,7 +310,7 @@ impl Registry {
         // As registered without a scope list, an application may use the registry's default
         // scopes (`useraccount` unless an administrator changed that).
         if fields.allowed_scopes.is_none() {
-            fields.allowed_scopes = Some(self.default_scopes().await?);
+            fields.allowed_scopes = Some(this.default_scopes().await?);
         }
         let defaults_given = fields.default_scopes.is_some();
         fields.apply(&mut client);
@@ -254,18 +340,28 @@ impl Registry {
             }
             ClientType::Public => None,
         };
-        client.secret_hash = secret.as_ref().map(|s| self.hasher.hash(s.expose()));
-        self.validate_app(&client).await?;
-        self.store
+        client.secret_hash = secret.as_ref().map(|s| this.hasher.hash(s.expose()));
+        this.validate_app(&client).await?;
+        this.store
             .insert_client(&client)
             .await
             .map_err(conflict_naming(application(&client.client_id)))?;
+        this.audit(AuditEvent::change(
+            APPLICATION,
+            &client.client_id,
+            None,
+            Some(&client),
+        ))
+        .await?;
+        this.commit().await?;
         Ok((client, secret))
     }
 
     pub async fn update_app(&self, client_id: &str, changes: AppChanges) -> Result<Client, Error> {
-        let mut client = self.get_app_to_change(client_id).await?;
-        self.require_for_run_as(changes.run_as.as_deref()).await?;
+        let this = self.begin().await?;
+        let mut client = this.get_app_to_change(client_id).await?;
+        let before = client.clone();
+        this.require_for_run_as(changes.run_as.as_deref()).await?;
         let becomes_public = changes.client_type == Some(ClientType::Public);
         let defaults_given = changes.default_scopes.is_some();
         let defaults_followed_allowed = client.default_scopes == client.allowed_scopes;
@@ -296,13 +392,14 @@ impl Registry {
                 "a public client becomes confidential only through rotate-secret",
             ));
         }
-        client.updated_at = self.clock.now();
-        self.validate_app(&client).await?;
-        self.store
+        client.updated_at = this.clock.now();
+        this.validate_app(&client).await?;
+        this.store
             .update_client(&client)
             .await
             .map_err(conflict_naming(application(&client.client_id)))?;
-        self.changed(format!("client:{client_id}")).await?;
+        this.app_changed(&before, &client).await?;
+        this.commit().await?;
         Ok(client)
     }
 
@@ -317,14 +414,16 @@ impl Registry {
     /// Marks an application as owned by `gatehouse apply`, with what the file said (see
     /// `manifest`).
     pub async fn mark_app_applied(&self, client_id: &str, applied: String) -> Result<(), Error> {
-        let mut client = self.get_app(client_id).await?;
+        let this = self.begin().await?;
+        let mut client = this.get_app(client_id).await?;
         if !client.managed || client.applied.as_ref() != Some(&applied) {
+            let before = client.clone();
             client.managed = true;
             client.applied = Some(applied);
-            self.store.update_client(&client).await?;
-            self.changed(format!("client:{client_id}")).await?;
+            this.store.update_client(&client).await?;
+            this.app_changed(&before, &client).await?;
         }
-        Ok(())
+        this.commit().await
     }
 
     /// Replaces the secret (with `secret`, or a generated one) and returns it in clear. The old
@@ -338,12 +437,14 @@ impl Registry {
         secret: Option<Secret>,
         grace: i64,
     ) -> Result<(Client, Secret), Error> {
+        let this = self.begin().await?;
         if !(0..=MAX_SECRET_GRACE).contains(&grace) {
             return Err(Error::validation(format!(
                 "the grace period of the previous secret must be between 0 and {MAX_SECRET_GRACE} seconds"
             )));
         }
-        let mut client = self.get_app_to_change(client_id).await?;
+        let mut client = this.get_app_to_change(client_id).await?;
+        let before = client.clone();
         let secret = match secret {
             Some(secret) => {
                 check_client_secret(&secret)?;
@@ -351,7 +452,7 @@ impl Registry {
             }
             None => Secret::new(secret::generate()),
         };
-        let now = self.clock.now();
+        let now = this.clock.now();
         client.previous_secret =
             client
                 .secret_hash
@@ -362,31 +463,55 @@ impl Registry {
                     expires_at: now + grace,
                 });
         client.client_type = ClientType::Confidential;
-        client.secret_hash = Some(self.hasher.hash(secret.expose()));
+        client.secret_hash = Some(this.hasher.hash(secret.expose()));
         client.updated_at = now;
-        self.store.update_client(&client).await?;
-        self.changed(format!("client:{client_id}")).await?;
+        this.store.update_client(&client).await?;
+        this.app_changed(&before, &client).await?;
+        this.commit().await?;
         Ok((client, secret))
     }
 
     /// Ends the grace period of the secret the last rotation replaced, at once.
     pub async fn end_previous_secret(&self, client_id: &str) -> Result<Client, Error> {
-        let mut client = self.get_app_to_change(client_id).await?;
+        let this = self.begin().await?;
+        let mut client = this.get_app_to_change(client_id).await?;
+        let before = client.clone();
         if client.previous_secret.take().is_some() {
-            client.updated_at = self.clock.now();
-            self.store.update_client(&client).await?;
-            self.changed(format!("client:{client_id}")).await?;
+            client.updated_at = this.clock.now();
+            this.store.update_client(&client).await?;
+            this.app_changed(&before, &client).await?;
         }
+        this.commit().await?;
         Ok(client)
     }
 
     pub async fn delete_app(&self, client_id: &str) -> Result<(), Error> {
-        self.get_app_to_change(client_id).await?;
-        if self.store.delete_client(client_id).await? {
-            self.changed(format!("client:{client_id}")).await
-        } else {
-            Err(Error::NotFound(format!("application {client_id:?}")))
+        let this = self.begin().await?;
+        let client = this.get_app_to_change(client_id).await?;
+        if !this.store.delete_client(client_id).await? {
+            return Err(Error::NotFound(format!("application {client_id:?}")));
         }
+        this.audit(AuditEvent::change(
+            APPLICATION,
+            client_id,
+            Some(&client),
+            None,
+        ))
+        .await?;
+        this.changed(format!("client:{client_id}")).await?;
+        this.commit().await
+    }
+
+    /// Audits a stored change to an application and tells every cache.
+    async fn app_changed(&self, before: &Client, after: &Client) -> Result<(), Error> {
+        self.audit(AuditEvent::change(
+            APPLICATION,
+            &after.client_id,
+            Some(before),
+            Some(after),
+        ))
+        .await?;
+        self.changed(format!("client:{}", after.client_id)).await
     }
 
     async fn validate_app(&self, client: &Client) -> Result<(), Error> {
@@ -505,9 +630,10 @@ impl Registry {
     }
 
     pub async fn create_user(&self, new: NewUser, managed: bool) -> Result<User, Error> {
-        self.require_for_user(None, new.fields.roles.as_deref())?;
+        let this = self.begin().await?;
+        this.require_for_user(None, new.fields.roles.as_deref())?;
         check_identifier("user name", &new.user_name, 64)?;
-        let now = self.clock.now();
+        let now = this.clock.now();
         let password_hash = match new.password {
             Some(password) => {
                 user::check_password_policy(password.expose())?;
@@ -534,20 +660,24 @@ impl Registry {
         };
         apply_user_changes(&mut user, new.fields);
         check_user(&user)?;
-        self.ensure_email_free(&user).await?;
-        self.store
+        this.ensure_email_free(&user).await?;
+        this.store
             .insert_user(&user)
             .await
             .map_err(conflict_naming(format!(
                 "a user named {:?}",
                 user.user_name
             )))?;
+        this.audit(AuditEvent::change(USER, &user.user_name, None, Some(&user)))
+            .await?;
+        this.commit().await?;
         Ok(user)
     }
 
     pub async fn update_user(&self, user_name: &str, changes: UserChanges) -> Result<User, Error> {
-        let current = self.get_user(user_name).await?;
-        self.require_for_user(Some(&current), changes.roles.as_deref())?;
+        let this = self.begin().await?;
+        let current = this.get_user(user_name).await?;
+        this.require_for_user(Some(&current), changes.roles.as_deref())?;
         let mut user = current.clone();
         apply_user_changes(&mut user, changes);
         check_user(&user)?;
@@ -558,15 +688,16 @@ impl Registry {
         if ends_credentials {
             user.credential_epoch += 1;
         }
-        self.ensure_email_free(&user).await?;
-        user.updated_at = self.clock.now();
-        self.save_user(&user, ends_credentials).await?;
+        this.ensure_email_free(&user).await?;
+        user.updated_at = this.clock.now();
+        this.save_user(&current, &user, ends_credentials).await?;
+        this.commit().await?;
         Ok(user)
     }
 
     /// Stores a changed user (ending their sessions and tokens with `end_tokens`) and tells
     /// every cache.
-    async fn save_user(&self, user: &User, end_tokens: bool) -> Result<(), Error> {
+    async fn save_user(&self, before: &User, user: &User, end_tokens: bool) -> Result<(), Error> {
         let outcome = self
             .store
             .update_user(user, end_tokens)
@@ -576,42 +707,55 @@ impl Registry {
                 user.user_name
             )))?;
         Self::user_written(outcome, &user.user_name)?;
+        self.audit(AuditEvent::change(
+            USER,
+            &user.user_name,
+            Some(before),
+            Some(user),
+        ))
+        .await?;
         self.changed(format!("user:{}", user.user_name)).await
     }
 
     /// Marks a user as owned by `gatehouse apply`, with what the file said (see `manifest`).
     pub async fn mark_user_applied(&self, user_name: &str, applied: String) -> Result<(), Error> {
-        let mut user = self.get_user(user_name).await?;
+        let this = self.begin().await?;
+        let mut user = this.get_user(user_name).await?;
         if !user.managed || user.applied.as_ref() != Some(&applied) {
+            let before = user.clone();
             user.managed = true;
             user.applied = Some(applied);
-            self.save_user(&user, false).await?;
+            this.save_user(&before, &user, false).await?;
         }
-        Ok(())
+        this.commit().await
     }
 
     /// Sets a user's password, which ends every session and token their old one started.
     /// Administrators may always set their own.
     pub async fn set_password(&self, user_name: &str, password: Secret) -> Result<(), Error> {
+        let this = self.begin().await?;
         user::check_password_policy(password.expose())?;
-        let mut user = self.get_user(user_name).await?;
-        let own = self
+        let mut user = this.get_user(user_name).await?;
+        let own = this
             .administrator
             .as_ref()
             .is_some_and(|administrator| administrator.id == user.id);
         if !own {
-            self.require_for_user(Some(&user), None)?;
+            this.require_for_user(Some(&user), None)?;
         }
+        let before = user.clone();
         user.password_hash = Some(user::hash_password(password.expose().to_owned()).await?);
         user.credential_epoch += 1;
-        user.updated_at = self.clock.now();
-        self.save_user(&user, true).await
+        user.updated_at = this.clock.now();
+        this.save_user(&before, &user, true).await?;
+        this.commit().await
     }
 
     pub async fn delete_user(&self, user_name: &str) -> Result<(), Error> {
-        let user = self.get_user(user_name).await?;
-        self.require_for_user(Some(&user), None)?;
-        let dependents: Vec<String> = self
+        let this = self.begin().await?;
+        let user = this.get_user(user_name).await?;
+        this.require_for_user(Some(&user), None)?;
+        let dependents: Vec<String> = this
             .store
             .list_clients()
             .await?
@@ -625,8 +769,11 @@ impl Registry {
                 dependents.join(", ")
             )));
         }
-        Self::user_written(self.store.delete_user(user_name).await?, user_name)?;
-        self.changed(format!("user:{user_name}")).await
+        Self::user_written(this.store.delete_user(user_name).await?, user_name)?;
+        this.audit(AuditEvent::change(USER, user_name, Some(&user), None))
+            .await?;
+        this.changed(format!("user:{user_name}")).await?;
+        this.commit().await
     }
 
     /// Emails are unique among users, since a federated token naming an email must name one

@@ -5,6 +5,7 @@
 //! an HMAC over the purpose of the form and the browser's cookie value, so a page on another
 //! site can neither read nor forge it.
 
+use crate::audit::{self, Actor, AuditEvent};
 use std::sync::Arc;
 
 use crate::Error;
@@ -108,7 +109,8 @@ impl Sessions {
             granted.extend(ScopeSet::parse(&earlier.scope)?.to_vec());
         }
         let granted = ScopeSet::from_list(&granted)?;
-        self.store
+        let transaction = self.store.begin().await?;
+        transaction
             .upsert_consent(&ConsentRecord {
                 user_id: user.id.clone(),
                 client_id: client_id.to_owned(),
@@ -116,6 +118,15 @@ impl Sessions {
                 granted_at: self.clock.now(),
             })
             .await?;
+        let record = audit::write(
+            &*transaction,
+            &*self.clock,
+            &Actor::at_request(&user.user_name, Some(client_id)),
+            AuditEvent::new("consent.given", client_id).with("scope", granted.to_string()),
+        )
+        .await?;
+        transaction.commit().await?;
+        audit::log(&record);
         Ok(())
     }
 
@@ -126,7 +137,17 @@ impl Sessions {
         user: &User,
         client_id: &str,
     ) -> Result<(), Error> {
-        self.store.delete_consent(&user.id, client_id).await?;
+        let transaction = self.store.begin().await?;
+        let withdrawn = transaction.delete_consent(&user.id, client_id).await?;
+        let record = audit::write(
+            &*transaction,
+            &*self.clock,
+            &Actor::at_request(&user.user_name, Some(client_id)),
+            AuditEvent::new("consent.withdrawn", client_id).with("existed", withdrawn),
+        )
+        .await?;
+        transaction.commit().await?;
+        audit::log(&record);
         tokens.revoke_user_client(&user.id, client_id).await
     }
 

@@ -537,6 +537,63 @@ pub trait FederationStore: Send + Sync {
     async fn find_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
 }
 
+/// One event of the audit trail, as stored: a change to the registry or a security event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Assigned by the store, increasing; ignored on insert.
+    pub id: i64,
+    pub at: i64,
+    /// `subject.action`, e.g. `application.updated`, `sign_in.failed`.
+    pub kind: String,
+    /// Who acted: an administrator's user name, `cli`, `apply` or `server`; for sign-ins, the
+    /// user name given.
+    pub actor: String,
+    /// The application the actor came through (the admin API's token, a token request).
+    pub client_id: Option<String>,
+    /// The client address of the request, when there was one.
+    pub address: Option<String>,
+    /// The key of the record the event is about (a client_id, a user name, a key id).
+    pub subject: String,
+    /// A JSON object: the fields changed with their old and new values, or the event's facts.
+    pub details: String,
+}
+
+/// Which audit events to list: newest first, optionally older than the event `before` (the
+/// page after one that ended with it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only events at or after this time.
+    pub since: Option<i64>,
+    /// Only events of this kind, or of this subject (`user` matches `user.updated`).
+    pub kind: Option<String>,
+    pub actor: Option<String>,
+    pub before: Option<i64>,
+    pub limit: u64,
+}
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    async fn insert_audit(&self, record: &AuditRecord) -> Result<(), StoreError>;
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Deletes the events from before `before`; returns how many.
+    async fn prune_audit(&self, before: i64) -> Result<u64, StoreError>;
+}
+
+/// A transaction of the store: it reads and writes like the store (it is one), and what it
+/// wrote becomes visible at `commit`, all of it, or never if it is dropped uncommitted. Change
+/// notices it publishes are sent on commit.
+#[async_trait]
+pub trait StoreTransaction: Store {
+    async fn commit(&self) -> Result<(), StoreError>;
+    /// Marks a point to return to, so that a step that fails can be undone alone and the
+    /// transaction goes on (on PostgreSQL a failed statement otherwise spoils all of it).
+    async fn savepoint(&self) -> Result<(), StoreError>;
+    /// Undoes what was written since the last savepoint, and ends it.
+    async fn rollback_to_savepoint(&self) -> Result<(), StoreError>;
+    /// Keeps what was written since the last savepoint, and ends it.
+    async fn release_savepoint(&self) -> Result<(), StoreError>;
+}
+
 /// Everything Gatehouse persists, behind one object the server holds as `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store:
@@ -552,9 +609,13 @@ pub trait Store:
     + EntryStore
     + FederationStore
     + TableStore
+    + AuditStore
     + Send
     + Sync
 {
+    /// Opens a transaction. Within one, do not use the store itself to write: on SQLite the
+    /// transaction holds the one writer connection until it ends.
+    async fn begin(&self) -> Result<std::sync::Arc<dyn StoreTransaction>, StoreError>;
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;
     /// `sqlite` or `postgres`, for logs.

@@ -1,6 +1,7 @@
 //! Access tokens: minting (opaque or RFC 9068 JWT), validation, introspection (RFC 7662) and
 //! revocation (RFC 7009).
 
+use crate::audit::{self, Actor, AuditEvent};
 use std::sync::Arc;
 
 use base64::Engine;
@@ -518,12 +519,42 @@ impl TokenService {
     }
 
     /// Adds a signing key that is published now and signs from `now + delay`.
-    pub async fn rotate_key(&self, alg: SigningAlgorithm, delay: i64) -> Result<String, Error> {
+    pub async fn rotate_key(
+        &self,
+        alg: SigningAlgorithm,
+        delay: i64,
+        actor: &Actor,
+    ) -> Result<String, Error> {
         let now = self.clock.now();
         let (stored, _) = SigningKey::generate(alg, now, now + delay, &self.master_key.sealer())?;
-        self.store.insert_signing_key(&stored).await?;
+        let transaction = self.store.begin().await?;
+        transaction.insert_signing_key(&stored).await?;
+        let record =
+            audit::write(&*transaction, &*self.clock, actor, rotated_event(&stored)).await?;
+        transaction.commit().await?;
+        audit::log(&record);
         self.keys_changed().await?;
         Ok(stored.kid)
+    }
+
+    /// The audit event of a revocation (RFC 7009) by the client the token was issued to:
+    /// `subject` is the grant of a refresh token, the `jti` of an access token.
+    async fn token_revoked(&self, client: &Client, kind: &str, subject: &str) -> Result<(), Error> {
+        self.security_event(
+            Actor::at_request(&client.client_id, Some(&client.client_id)),
+            AuditEvent::new("token.revoked", subject).with("token_type", kind),
+        )
+        .await
+    }
+
+    /// Records a security event of the token service (a replayed code, a reused refresh token,
+    /// a revocation) by `actor`.
+    pub(crate) async fn security_event(
+        &self,
+        actor: Actor,
+        event: AuditEvent,
+    ) -> Result<(), Error> {
+        audit::record(&*self.store, &*self.clock, &actor, event).await
     }
 
     /// Takes a key out of service at once (after a compromise): it is deleted, so it is no
@@ -532,7 +563,7 @@ impl TokenService {
     /// of that algorithm replaces it in the same step and signs at once, so no algorithm is ever
     /// left without a key; relying parties meet its `kid` before their cached JWKS expires and
     /// fetch it again. Returns the replacement's kid.
-    pub async fn retire_key(&self, kid: &str) -> Result<Option<String>, Error> {
+    pub async fn retire_key(&self, kid: &str, actor: &Actor) -> Result<Option<String>, Error> {
         self.reload_keys().await?;
         let ring = self.keys.get();
         let now = self.clock.now();
@@ -544,13 +575,20 @@ impl TokenService {
         } else {
             None
         };
-        if !self
-            .store
+        let transaction = self.store.begin().await?;
+        if !transaction
             .retire_signing_key(kid, replacement.as_ref())
             .await?
         {
             return Err(Error::NotFound(format!("no signing key {kid}")));
         }
+        let mut event = AuditEvent::new("signing_key.retired", kid).with("alg", key.alg.as_str());
+        if let Some(replacement) = &replacement {
+            event = event.with("replacement", replacement.kid.as_str());
+        }
+        let record = audit::write(&*transaction, &*self.clock, actor, event).await?;
+        transaction.commit().await?;
+        audit::log(&record);
         self.keys_changed().await?;
         Ok(replacement.map(|r| r.kid))
     }
@@ -618,12 +656,20 @@ impl TokenService {
                 continue;
             }
             let (stored, _) = SigningKey::generate(alg, now, now + delay, &sealer)?;
-            if self
-                .store
+            let transaction = self.store.begin().await?;
+            if transaction
                 .insert_signing_key_unless_since(&stored, now - interval + 1)
                 .await?
             {
-                tracing::info!(kid = %stored.kid, alg = alg.as_str(), "signing key rotated on schedule");
+                let record = audit::write(
+                    &*transaction,
+                    &*self.clock,
+                    &Actor::operator("server"),
+                    rotated_event(&stored).with("scheduled", true),
+                )
+                .await?;
+                transaction.commit().await?;
+                audit::log(&record);
                 rotated.push(stored.kid);
             }
         }
@@ -1124,6 +1170,8 @@ impl TokenService {
                 return Err(not_yours());
             }
             self.revoke_grant(&record.grant_id).await?;
+            self.token_revoked(client, "refresh_token", &record.grant_id)
+                .await?;
         } else if token.starts_with(OPAQUE_ACCESS_TOKEN_PREFIX) {
             let hash = self.hasher.hash(token);
             let Some(record) = self.store.find_access_token(&hash).await? else {
@@ -1134,6 +1182,8 @@ impl TokenService {
             }
             self.store.revoke_access_token(&hash).await?;
             self.revoked(Revocation::Opaque(&hash)).await?;
+            self.token_revoked(client, "access_token", &record.jti)
+                .await?;
         } else if let Some(VerifiedJwt { claims, .. }) = self.verify_own_jwt(token) {
             if claims.client_id != client.client_id {
                 return Err(not_yours());
@@ -1145,6 +1195,8 @@ impl TokenService {
                     expires_at: claims.exp,
                 })
                 .await?;
+                self.token_revoked(client, "access_token", &claims.jti)
+                    .await?;
             }
         }
         Ok(())
@@ -1180,6 +1232,13 @@ fn user_claims(user: &User, scope: &ScopeSet) -> serde_json::Map<String, serde_j
 fn half_hash(value: &str) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, value.as_bytes());
     URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16])
+}
+
+/// The audit event of a new signing key: published now, signing from `activates_at`.
+fn rotated_event(key: &crate::store::StoredSigningKey) -> AuditEvent {
+    AuditEvent::new("signing_key.rotated", &key.kid)
+        .with("alg", key.alg.as_str())
+        .with("activates_at", key.activates_at)
 }
 
 #[cfg(test)]

@@ -38,6 +38,9 @@ pub enum Permission {
     /// above all), and manage an application that runs as one: each of these hands over what
     /// that user may do.
     ManageAdministrators,
+    /// Read the audit trail: who changed what, who signed in from where. It tells how every
+    /// administrator works, so only `admin` may.
+    ReadAudit,
 }
 
 impl Permission {
@@ -52,6 +55,7 @@ impl Permission {
             Permission::ManageSigningKeys => "retiring a signing key",
             Permission::ManageOutbound => "managing outbound OAuth",
             Permission::ManageTables => "managing tables",
+            Permission::ReadAudit => "reading the audit trail",
             Permission::ManageAdministrators => {
                 "granting or removing a registry role, changing a user who holds one, or \
                  managing an application that runs as one"
@@ -82,7 +86,8 @@ pub fn role_may(role: &str, permission: Permission) -> bool {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serialised for the audit trail's reports of what changed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct User {
     pub id: String,
     pub user_name: String,
@@ -101,7 +106,8 @@ pub struct User {
     /// value they were issued under, and one issued under an older value is no longer valid.
     pub credential_epoch: i64,
     /// What the declarative file said last time about the fields it sets only when it changes
-    /// them (kept by `manifest`).
+    /// them (kept by `manifest`). Not audited: it holds a keyed hash of the file's password.
+    #[serde(skip)]
     pub applied: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,

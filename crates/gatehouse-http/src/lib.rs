@@ -103,6 +103,10 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            extract::audit_address,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             metrics::record_request,
         ))
         .layer(TimeoutLayer::with_status_code(

@@ -5,6 +5,7 @@ use gatehouse_core::client::Client;
 use gatehouse_core::federation::{JwtProvider, KeySource};
 use gatehouse_core::keys::KeyRing;
 use gatehouse_core::outbound::{ConnectionAlias, OAuthProfile, OAuthProvider};
+use gatehouse_core::store::AuditRecord;
 use gatehouse_core::user::User;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -314,4 +315,43 @@ pub struct RetiredKeyView {
     pub retired: String,
     /// The key created in the same step when the retired one was signing, which signs at once.
     pub replacement: Option<String>,
+}
+
+/// An event of the audit trail: a change to the registry or a security event.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditEventView {
+    /// Increasing; pass the last one of a page as `before` for the next page.
+    pub id: i64,
+    /// Unix seconds.
+    pub at: i64,
+    /// `subject.action`: `application.created`, `user.updated`, `sign_in.failed`, ...
+    pub kind: String,
+    /// Who acted: an administrator's user name, `cli`, `apply` or `server`; for sign-ins, the
+    /// user name given.
+    pub actor: String,
+    /// The application the actor came through.
+    pub client_id: Option<String>,
+    /// The client address of the request.
+    pub address: Option<String>,
+    /// The key of the record the event is about.
+    pub subject: String,
+    /// The fields changed (`{"old": …, "new": …}`, or `{"changed": true}` for secrets), or the
+    /// event's facts.
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+impl From<AuditRecord> for AuditEventView {
+    fn from(record: AuditRecord) -> Self {
+        AuditEventView {
+            id: record.id,
+            at: record.at,
+            kind: record.kind,
+            actor: record.actor,
+            client_id: record.client_id,
+            address: record.address,
+            subject: record.subject,
+            details: serde_json::from_str(&record.details).unwrap_or(serde_json::Value::Null),
+        }
+    }
 }

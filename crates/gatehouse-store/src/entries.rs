@@ -45,7 +45,7 @@ macro_rules! entry_store_impl {
                 .bind(entry.managed)
                 .bind(entry.created_at)
                 .bind(entry.updated_at)
-                .execute(self.writer())
+                .execute(&mut *self.write().await?)
                 .await
                 .map_err(crate::backend_error)?;
                 Ok(())
@@ -64,7 +64,7 @@ macro_rules! entry_store_impl {
                 .bind(&entry.body)
                 .bind(entry.managed)
                 .bind(entry.updated_at)
-                .execute(self.writer())
+                .execute(&mut *self.write().await?)
                 .await
                 .map_err(crate::backend_error)?;
                 Ok(result.rows_affected() == 1)
@@ -78,7 +78,7 @@ macro_rules! entry_store_impl {
                     "SELECT kind, name, body, managed, created_at, updated_at \
                      FROM registry_entries ORDER BY kind, name",
                 )
-                .fetch_all(self.reader())
+                .fetch_all(&mut *self.read().await?)
                 .await
                 .map_err(crate::backend_error)?
                 .into_iter()
@@ -95,7 +95,7 @@ macro_rules! entry_store_impl {
                     sqlx::query("DELETE FROM registry_entries WHERE kind = $1 AND name = $2")
                         .bind(kind)
                         .bind(name)
-                        .execute(self.writer())
+                        .execute(&mut *self.write().await?)
                         .await
                         .map_err(crate::backend_error)?;
                 Ok(result.rows_affected() == 1)

@@ -5,6 +5,42 @@
 //! [`shared_store_impl!`] writes them once — and differ only in how they connect, their
 //! migrations folder and how SQLite separates its single writer from its readers.
 
+/// The `StoreTransaction` methods of a transaction type (with a `held` transaction and
+/// `write()`).
+macro_rules! store_transaction_impl {
+    ($transaction:ty) => {
+        #[async_trait::async_trait]
+        impl gatehouse_core::store::StoreTransaction for $transaction {
+            async fn commit(&self) -> Result<(), StoreError> {
+                self.held.commit().await
+            }
+
+            async fn savepoint(&self) -> Result<(), StoreError> {
+                self.run("SAVEPOINT gatehouse_step").await
+            }
+
+            async fn rollback_to_savepoint(&self) -> Result<(), StoreError> {
+                self.run("ROLLBACK TO SAVEPOINT gatehouse_step").await?;
+                self.run("RELEASE SAVEPOINT gatehouse_step").await
+            }
+
+            async fn release_savepoint(&self) -> Result<(), StoreError> {
+                self.run("RELEASE SAVEPOINT gatehouse_step").await
+            }
+        }
+
+        impl $transaction {
+            async fn run(&self, statement: &'static str) -> Result<(), StoreError> {
+                sqlx::query(statement)
+                    .execute(&mut *self.write().await?)
+                    .await
+                    .map_err(crate::backend_error)?;
+                Ok(())
+            }
+        }
+    };
+}
+
 mod batch;
 /// Runs a database's migrations on `$pool`, first refusing an upgrade that would have to choose
 /// between users sharing an email. Emails became unique (migration 0007) because a federated
@@ -140,6 +176,96 @@ impl StoreDatabase for SqliteStore {
 impl StoreDatabase for PostgresStore {
     type Database = sqlx::Postgres;
     const LOCK_ROWS: &'static str = " FOR UPDATE";
+}
+
+impl StoreDatabase for sqlite::SqliteTransaction {
+    type Database = sqlx::Sqlite;
+    const LOCK_ROWS: &'static str = "";
+}
+
+impl StoreDatabase for postgres::PostgresTransaction {
+    type Database = sqlx::Postgres;
+    const LOCK_ROWS: &'static str = " FOR UPDATE";
+}
+
+/// The connection a query runs on: taken from a pool for the one call, or the one an open
+/// transaction holds. Queries run on `&mut *conn` either way, so every query is written once
+/// for a store and for its transactions.
+enum Conn<'a, DB: sqlx::Database> {
+    Pooled(sqlx::pool::PoolConnection<DB>),
+    Held(tokio::sync::MappedMutexGuard<'a, sqlx::Transaction<'static, DB>>),
+}
+
+impl<DB: sqlx::Database> std::ops::Deref for Conn<'_, DB> {
+    type Target = DB::Connection;
+
+    fn deref(&self) -> &DB::Connection {
+        match self {
+            Conn::Pooled(connection) => connection,
+            Conn::Held(transaction) => transaction,
+        }
+    }
+}
+
+impl<DB: sqlx::Database> std::ops::DerefMut for Conn<'_, DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        match self {
+            Conn::Pooled(connection) => connection,
+            Conn::Held(transaction) => transaction,
+        }
+    }
+}
+
+impl<DB: sqlx::Database> Conn<'_, DB> {
+    async fn acquire(pool: &sqlx::Pool<DB>) -> Result<Conn<'static, DB>, StoreError> {
+        Ok(Conn::Pooled(pool.acquire().await.map_err(backend_error)?))
+    }
+
+    /// A transaction on this connection; a savepoint when it is an open transaction's, so an
+    /// operation that must be atomic stays so inside a larger transaction, and its rollback
+    /// undoes only its own writes.
+    async fn begin(&mut self) -> Result<sqlx::Transaction<'_, DB>, StoreError> {
+        sqlx::Connection::begin(&mut **self)
+            .await
+            .map_err(backend_error)
+    }
+}
+
+/// An open transaction, shared by the calls made through a store transaction type: each call
+/// holds it for its queries, one at a time.
+struct Held<DB: sqlx::Database> {
+    transaction: tokio::sync::Mutex<Option<sqlx::Transaction<'static, DB>>>,
+}
+
+impl<DB: sqlx::Database> Held<DB> {
+    /// Begins with `statement` (`BEGIN` when `None`).
+    async fn begin(
+        pool: &sqlx::Pool<DB>,
+        statement: Option<&'static str>,
+    ) -> Result<Held<DB>, StoreError> {
+        let transaction = match statement {
+            Some(statement) => pool.begin_with(statement).await,
+            None => pool.begin().await,
+        };
+        Ok(Held {
+            transaction: tokio::sync::Mutex::new(Some(transaction.map_err(backend_error)?)),
+        })
+    }
+
+    async fn conn(&self) -> Result<Conn<'_, DB>, StoreError> {
+        tokio::sync::MutexGuard::try_map(self.transaction.lock().await, Option::as_mut)
+            .map(Conn::Held)
+            .map_err(|_| StoreError::Backend("the transaction has ended".into()))
+    }
+
+    async fn commit(&self) -> Result<(), StoreError> {
+        let transaction = self.transaction.lock().await.take();
+        transaction
+            .ok_or_else(|| StoreError::Backend("the transaction has ended".into()))?
+            .commit()
+            .await
+            .map_err(backend_error)
+    }
 }
 
 fn backend_error(error: sqlx::Error) -> StoreError {

@@ -47,7 +47,7 @@ macro_rules! outbound_store_impl {
             use crate::outbound::{AliasRow, ProfileRow, ProviderRow, TokenRow};
             use crate::rows::json_list as list_value;
 
-            // The store type and its reader() and writer() come from the enclosing module.
+            // The store type and its read() and write() come from the enclosing module.
             use super::*;
 
             #[async_trait]
@@ -78,14 +78,15 @@ macro_rules! outbound_store_impl {
                     .bind(p.updated_at)
                     .bind(&p.issuer)
                     .bind(p.authorization_response_iss_parameter_supported)
-                    .execute(self.writer())
+                    .execute(&mut *self.write().await?)
                     .await
                     .map_err(backend_error)?;
                     Ok(())
                 }
 
                 async fn update_provider(&self, p: &OAuthProvider) -> Result<bool, StoreError> {
-                    let mut transaction = self.writer().begin().await.map_err(backend_error)?;
+                    let mut connection = self.write().await?;
+                    let mut transaction = connection.begin().await?;
                     let result = sqlx::query(
                         "UPDATE oauth_providers SET token_url = $2, authorization_url = $3, \
                          client_id = $4, client_secret_sealed = $5, auth_method = $6, \
@@ -139,7 +140,7 @@ macro_rules! outbound_store_impl {
                         " FROM oauth_providers WHERE name = $1"
                     ))
                     .bind(name)
-                    .fetch_optional(self.reader())
+                    .fetch_optional(&mut *self.read().await?)
                     .await
                     .map_err(backend_error)?
                     .map(OAuthProvider::try_from)
@@ -152,7 +153,7 @@ macro_rules! outbound_store_impl {
                         provider_columns!(),
                         " FROM oauth_providers ORDER BY name"
                     ))
-                    .fetch_all(self.reader())
+                    .fetch_all(&mut *self.read().await?)
                     .await
                     .map_err(backend_error)?
                     .into_iter()
@@ -163,7 +164,7 @@ macro_rules! outbound_store_impl {
                 async fn delete_provider(&self, name: &str) -> Result<bool, StoreError> {
                     let result = sqlx::query("DELETE FROM oauth_providers WHERE name = $1")
                         .bind(name)
-                        .execute(self.writer())
+                        .execute(&mut *self.write().await?)
                         .await
                         .map_err(backend_error)?;
                     Ok(result.rows_affected() > 0)
@@ -181,7 +182,7 @@ macro_rules! outbound_store_impl {
                     .bind(p.per_user)
                     .bind(p.created_at)
                     .bind(p.updated_at)
-                    .execute(self.writer())
+                    .execute(&mut *self.write().await?)
                     .await
                     .map_err(backend_error)?;
                     Ok(())
@@ -198,7 +199,7 @@ macro_rules! outbound_store_impl {
                     .bind(p.per_user)
                     .bind(p.created_at)
                     .bind(p.updated_at)
-                    .execute(self.writer())
+                    .execute(&mut *self.write().await?)
                     .await
                     .map_err(backend_error)?;
                     Ok(result.rows_affected() > 0)
@@ -214,7 +215,7 @@ macro_rules! outbound_store_impl {
                         " FROM oauth_profiles WHERE name = $1"
                     ))
                     .bind(name)
-                    .fetch_optional(self.reader())
+                    .fetch_optional(&mut *self.read().await?)
                     .await
                     .map_err(backend_error)?
                     .map(OAuthProfile::try_from)
@@ -227,7 +228,7 @@ macro_rules! outbound_store_impl {
                         profile_columns!(),
                         " FROM oauth_profiles ORDER BY name"
                     ))
-                    .fetch_all(self.reader())
+                    .fetch_all(&mut *self.read().await?)
                     .await
                     .map_err(backend_error)?
                     .into_iter()
@@ -236,7 +237,8 @@ macro_rules! outbound_store_impl {
                 }
 
                 async fn delete_profile(&self, name: &str) -> Result<bool, StoreError> {
-                    let mut transaction = self.writer().begin().await.map_err(backend_error)?;
+                    let mut connection = self.write().await?;
+                    let mut transaction = connection.begin().await?;
                     sqlx::query("DELETE FROM outbound_tokens WHERE profile = $1")
                         .bind(name)
                         .execute(&mut *transaction)
@@ -265,7 +267,7 @@ macro_rules! outbound_store_impl {
                     .bind(a.max_retries)
                     .bind(a.created_at)
                     .bind(a.updated_at)
-                    .execute(self.writer())
+                    .execute(&mut *self.write().await?)
                     .await
                     .map_err(backend_error)?;
                     Ok(())
@@ -285,7 +287,7 @@ macro_rules! outbound_store_impl {
                     .bind(a.max_retries)
                     .bind(a.created_at)
                     .bind(a.updated_at)
-                    .execute(self.writer())
+                    .execute(&mut *self.write().await?)
                     .await
                     .map_err(backend_error)?;
                     Ok(result.rows_affected() > 0)
@@ -301,7 +303,7 @@ macro_rules! outbound_store_impl {
                         " FROM connection_aliases WHERE name = $1"
                     ))
                     .bind(name)
-                    .fetch_optional(self.reader())
+                    .fetch_optional(&mut *self.read().await?)
                     .await
                     .map_err(backend_error)?
                     .map(ConnectionAlias::try_from)
@@ -314,7 +316,7 @@ macro_rules! outbound_store_impl {
                         alias_columns!(),
                         " FROM connection_aliases ORDER BY name"
                     ))
-                    .fetch_all(self.reader())
+                    .fetch_all(&mut *self.read().await?)
                     .await
                     .map_err(backend_error)?
                     .into_iter()
@@ -325,7 +327,7 @@ macro_rules! outbound_store_impl {
                 async fn delete_alias(&self, name: &str) -> Result<bool, StoreError> {
                     let result = sqlx::query("DELETE FROM connection_aliases WHERE name = $1")
                         .bind(name)
-                        .execute(self.writer())
+                        .execute(&mut *self.write().await?)
                         .await
                         .map_err(backend_error)?;
                     Ok(result.rows_affected() > 0)
@@ -343,7 +345,7 @@ macro_rules! outbound_store_impl {
                     ))
                     .bind(profile)
                     .bind(owner)
-                    .fetch_optional(self.reader())
+                    .fetch_optional(&mut *self.read().await?)
                     .await
                     .map_err(backend_error)?
                     .map(OutboundTokenRecord::from))
@@ -366,7 +368,7 @@ macro_rules! outbound_store_impl {
                     .bind(&t.refresh_token_sealed)
                     .bind(t.obtained_at)
                     .bind(t.expires_at)
-                    .execute(self.writer())
+                    .execute(&mut *self.write().await?)
                     .await
                     .map_err(backend_error)?;
                     Ok(())
@@ -375,7 +377,7 @@ macro_rules! outbound_store_impl {
                 async fn delete_outbound_tokens(&self, profile: &str) -> Result<(), StoreError> {
                     sqlx::query("DELETE FROM outbound_tokens WHERE profile = $1")
                         .bind(profile)
-                        .execute(self.writer())
+                        .execute(&mut *self.write().await?)
                         .await
                         .map_err(backend_error)?;
                     Ok(())

@@ -9,7 +9,7 @@ use gatehouse_core::store::StoreError;
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::{Pool, Postgres};
 
-use crate::backend_error;
+use crate::{Conn, Held, backend_error};
 
 pub struct PostgresStore {
     pool: Pool<Postgres>,
@@ -86,12 +86,33 @@ impl PostgresStore {
         Ok(Some(receiver))
     }
 
-    fn reader(&self) -> &Pool<Postgres> {
-        &self.pool
+    async fn read(&self) -> Result<Conn<'static, Postgres>, StoreError> {
+        Conn::acquire(&self.pool).await
     }
 
-    fn writer(&self) -> &Pool<Postgres> {
-        &self.pool
+    async fn write(&self) -> Result<Conn<'static, Postgres>, StoreError> {
+        Conn::acquire(&self.pool).await
+    }
+
+    fn token_writer(&self) -> Option<&crate::batch::TokenWriter> {
+        Some(&self.token_writer)
+    }
+
+    async fn begin_transaction(
+        &self,
+    ) -> Result<std::sync::Arc<dyn gatehouse_core::store::StoreTransaction>, StoreError> {
+        Ok(std::sync::Arc::new(PostgresTransaction {
+            held: Held::begin(&self.pool, None).await?,
+        }))
+    }
+}
+
+impl crate::batch::BatchInsert for Pool<Postgres> {
+    async fn insert_batch(
+        &self,
+        tokens: &[gatehouse_core::store::AccessTokenRecord],
+    ) -> Result<(), StoreError> {
+        token_queries::insert_access_tokens(self, tokens).await
     }
 }
 
@@ -99,3 +120,66 @@ shared_store_impl!(PostgresStore);
 outbound_store_impl!(PostgresStore);
 entry_store_impl!(PostgresStore);
 table_store_impl!(PostgresStore);
+
+pub(crate) use transaction::PostgresTransaction;
+
+/// A transaction on one pooled connection.
+mod transaction {
+    use gatehouse_core::store::StoreError;
+    use sqlx::Postgres;
+
+    use crate::{Conn, Held, backend_error};
+
+    pub(crate) struct PostgresTransaction {
+        pub(super) held: Held<Postgres>,
+    }
+
+    impl PostgresTransaction {
+        const BACKEND: &'static str = "postgres";
+
+        /// A notice sent inside a transaction is delivered when it commits, and never if it
+        /// rolls back: other instances hear of exactly the changes that happened.
+        async fn publish(&self, notice: &str) -> Result<(), StoreError> {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(super::PostgresStore::CHANNEL)
+                .bind(notice)
+                .execute(&mut *self.write().await?)
+                .await
+                .map_err(backend_error)?;
+            Ok(())
+        }
+
+        async fn subscribe(
+            &self,
+        ) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
+            Ok(None)
+        }
+
+        async fn read(&self) -> Result<Conn<'_, Postgres>, StoreError> {
+            self.held.conn().await
+        }
+
+        async fn write(&self) -> Result<Conn<'_, Postgres>, StoreError> {
+            self.held.conn().await
+        }
+
+        /// Tokens written in a transaction commit with it, not with the group commit's batch.
+        fn token_writer(&self) -> Option<&crate::batch::TokenWriter> {
+            None
+        }
+
+        async fn begin_transaction(
+            &self,
+        ) -> Result<std::sync::Arc<dyn gatehouse_core::store::StoreTransaction>, StoreError>
+        {
+            Err(StoreError::Backend("a transaction is already open".into()))
+        }
+    }
+
+    store_transaction_impl!(PostgresTransaction);
+
+    shared_store_impl!(PostgresTransaction);
+    outbound_store_impl!(PostgresTransaction);
+    entry_store_impl!(PostgresTransaction);
+    table_store_impl!(PostgresTransaction);
+}

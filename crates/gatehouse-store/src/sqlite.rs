@@ -10,7 +10,7 @@ use gatehouse_core::store::StoreError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Pool, Sqlite};
 
-use crate::{Durability, backend_error};
+use crate::{Conn, Durability, Held, backend_error};
 
 pub struct SqliteStore {
     reader: Pool<Sqlite>,
@@ -89,12 +89,35 @@ impl SqliteStore {
         Ok(None)
     }
 
-    fn reader(&self) -> &Pool<Sqlite> {
-        &self.reader
+    async fn read(&self) -> Result<Conn<'static, Sqlite>, StoreError> {
+        Conn::acquire(&self.reader).await
     }
 
-    fn writer(&self) -> &Pool<Sqlite> {
-        &self.writer
+    async fn write(&self) -> Result<Conn<'static, Sqlite>, StoreError> {
+        Conn::acquire(&self.writer).await
+    }
+
+    fn token_writer(&self) -> Option<&crate::batch::TokenWriter> {
+        Some(&self.token_writer)
+    }
+
+    async fn begin_transaction(
+        &self,
+    ) -> Result<std::sync::Arc<dyn gatehouse_core::store::StoreTransaction>, StoreError> {
+        Ok(std::sync::Arc::new(SqliteTransaction {
+            // Taking the write lock at once: a deferred transaction that read first could
+            // fail to upgrade once another process (the CLI, a server) had written.
+            held: Held::begin(&self.writer, Some("BEGIN IMMEDIATE")).await?,
+        }))
+    }
+}
+
+impl crate::batch::BatchInsert for Pool<Sqlite> {
+    async fn insert_batch(
+        &self,
+        tokens: &[gatehouse_core::store::AccessTokenRecord],
+    ) -> Result<(), StoreError> {
+        token_queries::insert_access_tokens(self, tokens).await
     }
 }
 
@@ -102,3 +125,59 @@ shared_store_impl!(SqliteStore);
 outbound_store_impl!(SqliteStore);
 entry_store_impl!(SqliteStore);
 table_store_impl!(SqliteStore);
+
+pub(crate) use transaction::SqliteTransaction;
+
+/// A transaction on the writer connection, which it holds until it ends: other writers queue
+/// behind it, as they queue behind any write.
+mod transaction {
+    use gatehouse_core::store::StoreError;
+    use sqlx::Sqlite;
+
+    use crate::{Conn, Held};
+
+    pub(crate) struct SqliteTransaction {
+        pub(super) held: Held<Sqlite>,
+    }
+
+    impl SqliteTransaction {
+        const BACKEND: &'static str = "sqlite";
+
+        async fn publish(&self, _notice: &str) -> Result<(), StoreError> {
+            Ok(())
+        }
+
+        async fn subscribe(
+            &self,
+        ) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
+            Ok(None)
+        }
+
+        async fn read(&self) -> Result<Conn<'_, Sqlite>, StoreError> {
+            self.held.conn().await
+        }
+
+        async fn write(&self) -> Result<Conn<'_, Sqlite>, StoreError> {
+            self.held.conn().await
+        }
+
+        /// Tokens written in a transaction commit with it, not with the group commit's batch.
+        fn token_writer(&self) -> Option<&crate::batch::TokenWriter> {
+            None
+        }
+
+        async fn begin_transaction(
+            &self,
+        ) -> Result<std::sync::Arc<dyn gatehouse_core::store::StoreTransaction>, StoreError>
+        {
+            Err(StoreError::Backend("a transaction is already open".into()))
+        }
+    }
+
+    store_transaction_impl!(SqliteTransaction);
+
+    shared_store_impl!(SqliteTransaction);
+    outbound_store_impl!(SqliteTransaction);
+    entry_store_impl!(SqliteTransaction);
+    table_store_impl!(SqliteTransaction);
+}

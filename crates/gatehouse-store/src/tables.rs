@@ -60,7 +60,7 @@ macro_rules! table_store_impl {
                 .bind(record.sys_created_on)
                 .bind(record.sys_updated_on)
                 .bind(record.sys_mod_count)
-                .execute(self.writer())
+                .execute(&mut *self.write().await?)
                 .await
                 .map_err(crate::backend_error)?;
                 Ok(())
@@ -80,7 +80,7 @@ macro_rules! table_store_impl {
                     sqlx::query_as::<_, crate::tables::RecordRow>(sqlx::AssertSqlSafe(sql))
                         .bind(table)
                         .bind(sys_id)
-                        .fetch_optional(self.reader())
+                        .fetch_optional(&mut *self.read().await?)
                         .await
                         .map_err(crate::backend_error)?
                         .map(Into::into),
@@ -116,11 +116,11 @@ macro_rules! table_store_impl {
                 let records = select
                     .bind(limit)
                     .bind(offset)
-                    .fetch_all(self.reader())
+                    .fetch_all(&mut *self.read().await?)
                     .await
                     .map_err(crate::backend_error)?;
                 let total = count
-                    .fetch_one(self.reader())
+                    .fetch_one(&mut *self.read().await?)
                     .await
                     .map_err(crate::backend_error)?;
                 Ok((
@@ -146,7 +146,7 @@ macro_rules! table_store_impl {
                 .bind(record.sys_updated_on)
                 .bind(record.sys_mod_count)
                 .bind(expected_mod_count)
-                .execute(self.writer())
+                .execute(&mut *self.write().await?)
                 .await
                 .map_err(crate::backend_error)?;
                 Ok(result.rows_affected() == 1)
@@ -161,7 +161,7 @@ macro_rules! table_store_impl {
                     sqlx::query("DELETE FROM table_records WHERE table_name = $1 AND sys_id = $2")
                         .bind(table)
                         .bind(sys_id)
-                        .execute(self.writer())
+                        .execute(&mut *self.write().await?)
                         .await
                         .map_err(crate::backend_error)?;
                 Ok(result.rows_affected() == 1)

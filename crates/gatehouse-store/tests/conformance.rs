@@ -11,8 +11,8 @@ use gatehouse_core::outbound::{
     ClientAuthMethod, ConnectionAlias, OAuthProfile, OAuthProvider, OutboundTokenRecord,
 };
 use gatehouse_core::store::{
-    AccessTokenRecord, AuthorizationCodeRecord, CodeRedemption, ConsentRecord,
-    DeviceAuthorizationRecord, DeviceStatus, PushedRequestRecord, RefreshRotation,
+    AccessTokenRecord, AuditQuery, AuditRecord, AuthorizationCodeRecord, CodeRedemption,
+    ConsentRecord, DeviceAuthorizationRecord, DeviceStatus, PushedRequestRecord, RefreshRotation,
     RefreshTokenRecord, SessionRecord, Store, StoreError, StoredSigningKey, UserWrite,
 };
 use gatehouse_core::user::User;
@@ -347,6 +347,186 @@ storage_test!(users_round_trip_and_delete_with_their_tokens, |store| {
     );
     assert_eq!(store.delete_user("svc").await.unwrap(), UserWrite::NotFound);
 });
+
+fn audit_event(at: i64, kind: &str, actor: &str) -> AuditRecord {
+    AuditRecord {
+        id: 0,
+        at,
+        kind: kind.into(),
+        actor: actor.into(),
+        client_id: Some("console".into()),
+        address: Some("192.0.2.7".into()),
+        subject: "billing".into(),
+        details: r#"{"fields":{"name":{"old":"a","new":"b"}}}"#.into(),
+    }
+}
+
+storage_test!(a_transaction_commits_all_its_writes_or_none, |store| {
+    // Dropped uncommitted: neither the change nor its audit event is there.
+    let transaction = store.begin().await.unwrap();
+    transaction.insert_client(&client("billing")).await.unwrap();
+    transaction
+        .insert_audit(&audit_event(10, "application.created", "cli"))
+        .await
+        .unwrap();
+    assert!(transaction.find_client("billing").await.unwrap().is_some());
+    drop(transaction);
+    assert!(store.find_client("billing").await.unwrap().is_none());
+    let all = AuditQuery {
+        limit: 100,
+        ..AuditQuery::default()
+    };
+    assert!(store.list_audit(&all).await.unwrap().is_empty());
+
+    // Committed: both, and the store can write again (SQLite's one writer was let go).
+    let transaction = store.begin().await.unwrap();
+    transaction.insert_client(&client("billing")).await.unwrap();
+    transaction
+        .insert_audit(&audit_event(10, "application.created", "cli"))
+        .await
+        .unwrap();
+    transaction.commit().await.unwrap();
+    assert!(store.find_client("billing").await.unwrap().is_some());
+    assert_eq!(store.list_audit(&all).await.unwrap().len(), 1);
+    store.insert_client(&client("reports")).await.unwrap();
+
+    // A conflict inside a transaction fails that write; a savepoint lets it go on.
+    let transaction = store.begin().await.unwrap();
+    transaction.savepoint().await.unwrap();
+    assert!(matches!(
+        transaction.insert_client(&client("billing")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    transaction.rollback_to_savepoint().await.unwrap();
+    transaction.savepoint().await.unwrap();
+    transaction.insert_client(&client("ledger")).await.unwrap();
+    transaction.release_savepoint().await.unwrap();
+    transaction.commit().await.unwrap();
+    assert!(store.find_client("ledger").await.unwrap().is_some());
+
+    // The last-administrator rule rolls back only its own change inside a transaction.
+    store.insert_user(&administrator("root")).await.unwrap();
+    let transaction = store.begin().await.unwrap();
+    transaction.insert_user(&user("alice")).await.unwrap();
+    let mut demoted = administrator("root");
+    demoted.roles = vec![];
+    assert_eq!(
+        transaction.update_user(&demoted, false).await.unwrap(),
+        UserWrite::LastAdministrator
+    );
+    transaction.commit().await.unwrap();
+    assert!(store.find_user_by_name("alice").await.unwrap().is_some());
+    let root = store.find_user_by_name("root").await.unwrap().unwrap();
+    assert_eq!(root.roles, vec!["admin".to_owned()]);
+});
+
+storage_test!(
+    audit_events_list_newest_first_filtered_paged_and_pruned,
+    |store| {
+        for (at, kind, actor) in [
+            (100, "application.created", "cli"),
+            (200, "user.updated", "alice"),
+            (300, "user.deleted", "alice"),
+            (400, "sign_in.failed", "mallory"),
+            (500, "user_group.created", "cli"),
+        ] {
+            store
+                .insert_audit(&audit_event(at, kind, actor))
+                .await
+                .unwrap();
+        }
+        let list = |query: AuditQuery| {
+            let store = store.clone();
+            async move {
+                store
+                    .list_audit(&AuditQuery {
+                        limit: query.limit.max(1),
+                        ..query
+                    })
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|event| (event.at, event.kind))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let everything = list(AuditQuery {
+            limit: 100,
+            ..AuditQuery::default()
+        })
+        .await;
+        assert_eq!(
+            everything.iter().map(|(at, _)| *at).collect::<Vec<_>>(),
+            [500, 400, 300, 200, 100]
+        );
+        // A subject matches its kinds, and not a longer subject sharing its start.
+        let users = list(AuditQuery {
+            kind: Some("user".into()),
+            limit: 100,
+            ..AuditQuery::default()
+        })
+        .await;
+        assert_eq!(
+            users,
+            [
+                (300, "user.deleted".to_owned()),
+                (200, "user.updated".to_owned())
+            ]
+        );
+        let exact = list(AuditQuery {
+            kind: Some("user.updated".into()),
+            limit: 100,
+            ..AuditQuery::default()
+        })
+        .await;
+        assert_eq!(exact, [(200, "user.updated".to_owned())]);
+        let by_actor = list(AuditQuery {
+            actor: Some("alice".into()),
+            since: Some(250),
+            limit: 100,
+            ..AuditQuery::default()
+        })
+        .await;
+        assert_eq!(by_actor, [(300, "user.deleted".to_owned())]);
+        // Pages: each continues before the last id of the previous one.
+        let first = store
+            .list_audit(&AuditQuery {
+                limit: 2,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(first.len(), 2);
+        let second = store
+            .list_audit(&AuditQuery {
+                limit: 2,
+                before: Some(first[1].id),
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            second.iter().map(|event| event.at).collect::<Vec<_>>(),
+            [300, 200]
+        );
+        let event = &second[0];
+        assert_eq!(event.client_id.as_deref(), Some("console"));
+        assert_eq!(event.address.as_deref(), Some("192.0.2.7"));
+        assert_eq!(event.subject, "billing");
+        assert!(event.details.contains("\"old\":\"a\""));
+        // Pruning deletes what is older than the given time, nothing newer.
+        assert_eq!(store.prune_audit(300).await.unwrap(), 2);
+        let kept = list(AuditQuery {
+            limit: 100,
+            ..AuditQuery::default()
+        })
+        .await;
+        assert_eq!(
+            kept.iter().map(|(at, _)| *at).collect::<Vec<_>>(),
+            [500, 400, 300]
+        );
+    }
+);
 
 storage_test!(the_last_administrator_cannot_be_taken_away, |store| {
     store.insert_user(&administrator("a")).await.unwrap();

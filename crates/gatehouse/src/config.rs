@@ -80,6 +80,10 @@ pub struct ServeArgs {
         value_name = "BOOL"
     )]
     pub require_pushed_authorization_requests: Option<bool>,
+    /// Seconds audit events are kept before the server's upkeep deletes them (default 90
+    /// days); 0 keeps them for ever.
+    #[arg(long, env = "GATEHOUSE_AUDIT_RETENTION", value_name = "SECONDS")]
+    pub audit_retention: Option<u32>,
     /// Seconds between two fetches of one identity provider's keys (at least; also the least
     /// time fetched keys are kept).
     #[arg(
@@ -153,6 +157,7 @@ pub struct FileSettings {
     pub refresh_token_grace: Option<u32>,
     pub key_rotation_interval: Option<u32>,
     pub require_pushed_authorization_requests: Option<bool>,
+    pub audit_retention: Option<u32>,
     pub jwks_min_refresh_interval: Option<u32>,
     pub trusted_proxies: Option<Vec<String>>,
     pub header_read_timeout: Option<u32>,
@@ -197,6 +202,8 @@ pub struct Settings {
     pub key_rotation_interval: Option<std::time::Duration>,
     /// Whether the authorization endpoint takes only pushed requests.
     pub require_pushed_authorization_requests: bool,
+    /// How long audit events are kept, in seconds; `None` for ever.
+    pub audit_retention: Option<i64>,
 }
 
 /// What one connection, and all of them together, may hold of the server.
@@ -337,6 +344,11 @@ impl Settings {
             }
             seconds => Some(std::time::Duration::from_secs(u64::from(seconds))),
         };
+        let audit_retention = match serve.audit_retention.or(file.audit_retention) {
+            Some(0) => None,
+            Some(seconds) => Some(i64::from(seconds)),
+            None => Some(gatehouse_core::audit::DEFAULT_RETENTION),
+        };
         let durability = match serve.durability.or(file.durability).unwrap_or_default() {
             DurabilitySetting::Process => Durability::Process,
             DurabilitySetting::Full => Durability::Full,
@@ -381,6 +393,7 @@ impl Settings {
                 .require_pushed_authorization_requests
                 .or(file.require_pushed_authorization_requests)
                 .unwrap_or(false),
+            audit_retention,
         })
     }
 }
@@ -493,6 +506,7 @@ mod tests {
             refresh_token_grace: Some(0),
             key_rotation_interval: Some(0),
             require_pushed_authorization_requests: Some(false),
+            audit_retention: Some(0),
             jwks_min_refresh_interval: Some(0),
             trusted_proxies: Some(Vec::new()),
             header_read_timeout: Some(0),

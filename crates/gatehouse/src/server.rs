@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
+use gatehouse_core::audit::Actor;
 use gatehouse_core::cache::RegistryCache;
 use gatehouse_core::clock::{Clock, SystemClock};
 use gatehouse_core::federation::Federation;
@@ -219,18 +220,17 @@ pub async fn serve_with(
     }
     if settings.registry != Default::default() {
         let env = |name: &str| std::env::var(name).ok();
-        let mut changes = settings
+        let apply = Actor::operator("apply");
+        let changes = settings
             .registry
-            .apply(&services.registry, ApplyOptions::default(), &env)
+            .apply(
+                &services.registry.as_actor(apply.clone()),
+                &services.outbound.registry().as_actor(apply),
+                ApplyOptions::default(),
+                &env,
+            )
             .await
             .context("cannot apply the registry sections of the configuration file")?;
-        changes.extend(
-            settings
-                .registry
-                .apply_outbound(services.outbound.registry(), ApplyOptions::default(), &env)
-                .await
-                .context("cannot apply the outbound sections of the configuration file")?,
-        );
         report_changes(&changes);
     }
     // The background tasks are owned here: however this function returns, dropping the set
@@ -259,6 +259,7 @@ pub async fn serve_with(
             rotation_interval: settings.key_rotation_interval,
             activation_delay: i64::try_from(settings.jwks_max_age).unwrap_or(i64::MAX),
         },
+        settings.audit_retention,
     ));
     let state = AppState {
         services: services.clone(),
@@ -368,13 +369,15 @@ struct KeySchedule {
 }
 
 /// Background upkeep: picks up keys rotated elsewhere and rotates them when they are due,
-/// deletes expired tokens so the tables stay bounded without a separate janitor, and forgets
+/// deletes expired tokens and audit events past their retention so the tables stay bounded
+/// without a separate janitor, and forgets
 /// client addresses the rate limit no longer needs to remember.
 async fn maintain(
     store: Arc<dyn Store>,
     tokens: Arc<TokenService>,
     rate_limit: Option<Arc<AddressLimiter>>,
     keys: KeySchedule,
+    audit_retention: Option<i64>,
 ) {
     const PURGE_INTERVAL: Duration = Duration::from_secs(600);
     // An address is remembered until the first sweep after its allowance is whole again (a
@@ -411,11 +414,23 @@ async fn maintain(
         }
         if last_purge.is_none_or(|at| at.elapsed() >= PURGE_INTERVAL) {
             last_purge = Some(std::time::Instant::now());
-            match store.purge_expired(tokens.clock().now()).await {
-                Ok(purged) if purged > 0 => tracing::info!(purged, "expired tokens deleted"),
-                Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "purging expired tokens failed"),
-            }
+            purge(&*store, tokens.clock().now(), audit_retention).await;
+        }
+    }
+}
+
+/// Deletes expired tokens, and audit events older than `audit_retention` seconds (if any).
+pub async fn purge(store: &dyn Store, now: i64, audit_retention: Option<i64>) {
+    match store.purge_expired(now).await {
+        Ok(purged) if purged > 0 => tracing::info!(purged, "expired tokens deleted"),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "purging expired tokens failed"),
+    }
+    if let Some(retention) = audit_retention {
+        match store.prune_audit(now.saturating_sub(retention)).await {
+            Ok(pruned) if pruned > 0 => tracing::info!(pruned, "old audit events deleted"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "pruning audit events failed"),
         }
     }
 }

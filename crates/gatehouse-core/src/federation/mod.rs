@@ -8,6 +8,7 @@
 pub mod jose;
 mod registry;
 
+use crate::audit::{Actor, AuditEvent};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -128,8 +129,8 @@ impl FromStr for UserField {
     }
 }
 
-/// A trusted issuer of JWTs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A trusted issuer of JWTs. Serialised for the audit trail's reports of what changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct JwtProvider {
     pub id: String,
     pub name: String,
@@ -259,6 +260,31 @@ impl Federation {
             .iter()
             .find(|p| p.issuer == issuer)
             .ok_or_else(|| refuse(format!("issuer {issuer:?} is not a trusted JWT provider")))?;
+        let outcome = self
+            .verify_provider_assertion(client, provider, assertion, unverified, refuse)
+            .await;
+        if let Err(error) = &outcome {
+            self.tokens
+                .security_event(
+                    Actor::at_request(&client.client_id, Some(&client.client_id)),
+                    AuditEvent::new("jwt_provider.refused", &provider.name)
+                        .with("reason", error.description()),
+                )
+                .await?;
+        }
+        outcome
+    }
+
+    /// The part of [`Federation::verify_grant_assertion`] after its provider is known, whose
+    /// refusals are audit events.
+    async fn verify_provider_assertion(
+        &self,
+        client: &Client,
+        provider: &JwtProvider,
+        assertion: &str,
+        unverified: UnverifiedJwt,
+        refuse: impl Fn(String) -> Error + Copy,
+    ) -> Result<Arc<User>, Error> {
         if !provider.allowed_clients.contains(&client.client_id) {
             return Err(refuse(format!(
                 "JWT provider {:?} is not allowed for this application",

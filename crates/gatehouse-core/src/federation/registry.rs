@@ -9,7 +9,11 @@ use super::{
     JwtProvider, KeySource, UserField,
 };
 use crate::Error;
+use crate::audit::AuditEvent;
 use crate::registry::{Registry, check_identifier, conflict_naming};
+
+/// What the audit trail calls a JWT provider.
+const JWT_PROVIDER: &str = "jwt_provider";
 use crate::scope::ScopeSet;
 use crate::user::Permission;
 
@@ -61,9 +65,10 @@ impl Registry {
         new: NewJwtProvider,
         managed: bool,
     ) -> Result<JwtProvider, Error> {
-        self.require(Permission::ManageJwtProviders)?;
+        let this = self.begin().await?;
+        this.require(Permission::ManageJwtProviders)?;
         check_identifier("JWT provider name", &new.name, 64)?;
-        let now = self.clock.now();
+        let now = this.clock.now();
         let issuer = new.fields.issuer.clone().unwrap_or_default();
         let key_source = new
             .fields
@@ -94,16 +99,24 @@ impl Registry {
             updated_at: now,
         };
         apply_changes(&mut provider, new.fields);
-        self.validate_jwt_provider(&provider).await?;
-        self.store
+        this.validate_jwt_provider(&provider).await?;
+        this.store
             .insert_jwt_provider(&provider)
             .await
             .map_err(conflict_naming(format!(
                 "a JWT provider named {:?}",
                 provider.name
             )))?;
-        self.changed(format!("jwt_provider:{}", provider.name))
+        this.audit(AuditEvent::change(
+            JWT_PROVIDER,
+            &provider.name,
+            None,
+            Some(&provider),
+        ))
+        .await?;
+        this.changed(format!("jwt_provider:{}", provider.name))
             .await?;
+        this.commit().await?;
         Ok(provider)
     }
 
@@ -112,32 +125,60 @@ impl Registry {
         name: &str,
         changes: JwtProviderChanges,
     ) -> Result<JwtProvider, Error> {
-        self.require(Permission::ManageJwtProviders)?;
-        let mut provider = self.get_jwt_provider(name).await?;
+        let this = self.begin().await?;
+        this.require(Permission::ManageJwtProviders)?;
+        let mut provider = this.get_jwt_provider(name).await?;
+        let before = provider.clone();
         apply_changes(&mut provider, changes);
-        provider.updated_at = self.clock.now().max(provider.updated_at + 1);
-        self.validate_jwt_provider(&provider).await?;
-        self.store.update_jwt_provider(&provider).await?;
-        self.changed(format!("jwt_provider:{name}")).await?;
+        provider.updated_at = this.clock.now().max(provider.updated_at + 1);
+        this.validate_jwt_provider(&provider).await?;
+        this.store.update_jwt_provider(&provider).await?;
+        this.audit(AuditEvent::change(
+            JWT_PROVIDER,
+            name,
+            Some(&before),
+            Some(&provider),
+        ))
+        .await?;
+        this.changed(format!("jwt_provider:{name}")).await?;
+        this.commit().await?;
         Ok(provider)
     }
 
     pub async fn set_jwt_provider_managed(&self, name: &str, managed: bool) -> Result<(), Error> {
-        let mut provider = self.get_jwt_provider(name).await?;
+        let this = self.begin().await?;
+        let mut provider = this.get_jwt_provider(name).await?;
         if provider.managed != managed {
+            let before = provider.clone();
             provider.managed = managed;
-            self.store.update_jwt_provider(&provider).await?;
+            this.store.update_jwt_provider(&provider).await?;
+            this.audit(AuditEvent::change(
+                JWT_PROVIDER,
+                name,
+                Some(&before),
+                Some(&provider),
+            ))
+            .await?;
         }
-        Ok(())
+        this.commit().await
     }
 
     pub async fn delete_jwt_provider(&self, name: &str) -> Result<(), Error> {
-        self.require(Permission::ManageJwtProviders)?;
-        if self.store.delete_jwt_provider(name).await? {
-            self.changed(format!("jwt_provider:{name}")).await
-        } else {
-            Err(Error::NotFound(format!("JWT provider {name:?}")))
+        let this = self.begin().await?;
+        this.require(Permission::ManageJwtProviders)?;
+        let provider = this.get_jwt_provider(name).await?;
+        if !this.store.delete_jwt_provider(name).await? {
+            return Err(Error::NotFound(format!("JWT provider {name:?}")));
         }
+        this.audit(AuditEvent::change(
+            JWT_PROVIDER,
+            name,
+            Some(&provider),
+            None,
+        ))
+        .await?;
+        this.changed(format!("jwt_provider:{name}")).await?;
+        this.commit().await
     }
 
     async fn validate_jwt_provider(&self, provider: &JwtProvider) -> Result<(), Error> {

@@ -3,6 +3,7 @@
 //! verifier. A second redemption revokes everything the first one issued (RFC 6749 §4.1.2,
 //! RFC 9700 §4.5).
 
+use crate::audit::{Actor, AuditEvent};
 use async_trait::async_trait;
 
 use super::{GrantContext, TokenGrant, TokenRequest, issue_for_person};
@@ -38,6 +39,14 @@ impl TokenGrant for AuthorizationCodeGrant {
             CodeRedemption::Redeemed(record) => record,
             CodeRedemption::Replayed(record) => {
                 context.tokens.revoke_grant(&record.grant_id).await?;
+                context
+                    .tokens
+                    .security_event(
+                        Actor::at_request(&client.client_id, Some(&client.client_id)),
+                        AuditEvent::new("authorization_code.replayed", &record.grant_id)
+                            .with("user_id", record.user_id.as_str()),
+                    )
+                    .await?;
                 return Err(invalid(
                     "the code was already used; the tokens issued from it are revoked",
                 ));

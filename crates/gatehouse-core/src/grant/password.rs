@@ -35,9 +35,11 @@ impl TokenGrant for PasswordGrant {
         let now = context.tokens.clock().now();
         let Some(user) = login::check_password(
             context.store,
+            context.tokens.clock(),
             context.throttle,
             user_name,
             password,
+            Some(&client.client_id),
             context.client_address,
             now,
         )

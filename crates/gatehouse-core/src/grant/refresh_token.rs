@@ -3,6 +3,7 @@
 //! the whole family (RFC 9700 §4.14.2) — except within the configured grace period, where it
 //! gets the answer its first use got, so a client that lost that answer keeps one chain.
 
+use crate::audit::{Actor, AuditEvent};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -116,7 +117,15 @@ impl Refresh<'_, '_> {
     }
 
     async fn reused(&self) -> Result<TokenResponse, Error> {
-        self.context.tokens.revoke_grant(self.link.grant_id).await?;
+        let tokens = self.context.tokens;
+        tokens.revoke_grant(self.link.grant_id).await?;
+        let client_id = &self.context.client.client_id;
+        tokens
+            .security_event(
+                Actor::at_request(client_id, Some(client_id)),
+                AuditEvent::new("refresh_token.reused", self.link.grant_id),
+            )
+            .await?;
         Err(Error::InvalidGrant(
             "the refresh token was already used; its whole family is revoked".into(),
         ))

@@ -3,57 +3,67 @@
 
 use serde_json::Value;
 
-use super::{Action, ApplyOptions, Change, change};
+use super::{Action, Apply, ApplyOptions, change};
 use crate::Error;
 use crate::entry::Entry;
 use crate::registry::Registry;
 
 /// Creates or replaces every entry of the file.
 pub(super) async fn reconcile<T: Entry>(
-    registry: &Registry,
+    apply: &mut Apply<'_>,
     desired: &[T],
     options: ApplyOptions,
-    changes: &mut Vec<Change>,
 ) -> Result<(), Error> {
+    let registry: &Registry = apply.work;
     let existing = registry.list_entries::<T>().await?;
     for entry in desired {
         let current = existing.iter().find(|(e, _)| e.name() == entry.name());
-        let Some((current, managed)) = current else {
-            if !options.dry_run {
-                registry.create_entry::<T>(to_json(entry)?, true).await?;
+        let step = async {
+            let Some((current, managed)) = current else {
+                if !options.dry_run {
+                    registry.create_entry::<T>(to_json(entry)?, true).await?;
+                }
+                return Ok(Some(change(Action::Create, T::KIND, entry.name(), vec![])));
+            };
+            let mut fields = differences(current, entry)?;
+            if !managed {
+                fields.push("managed");
             }
-            changes.push(change(Action::Create, T::KIND, entry.name(), vec![]));
-            continue;
+            if fields.is_empty() {
+                return Ok(None);
+            }
+            if !options.dry_run {
+                registry.replace_entry(entry.clone(), true).await?;
+            }
+            Ok(Some(change(Action::Update, T::KIND, entry.name(), fields)))
         };
-        let mut fields = differences(current, entry)?;
-        if !managed {
-            fields.push("managed");
+        if let Some(change) = apply.step(T::KIND, entry.name(), step).await?.flatten() {
+            apply.changes.push(change);
         }
-        if fields.is_empty() {
-            continue;
-        }
-        if !options.dry_run {
-            registry.replace_entry(entry.clone(), true).await?;
-        }
-        changes.push(change(Action::Update, T::KIND, entry.name(), fields));
     }
     Ok(())
 }
 
 /// Deletes the managed entries the file no longer lists.
 pub(super) async fn prune<T: Entry>(
-    registry: &Registry,
+    apply: &mut Apply<'_>,
     desired: &[T],
     options: ApplyOptions,
-    changes: &mut Vec<Change>,
 ) -> Result<(), Error> {
+    let registry: &Registry = apply.work;
     for (entry, managed) in registry.list_entries::<T>().await? {
         let listed = desired.iter().any(|e| e.name() == entry.name());
-        if managed && !listed {
+        if !managed || listed {
+            continue;
+        }
+        let step = async {
             if !options.dry_run {
                 registry.delete_entry::<T>(entry.name()).await?;
             }
-            changes.push(change(Action::Delete, T::KIND, entry.name(), vec![]));
+            Ok(change(Action::Delete, T::KIND, entry.name(), vec![]))
+        };
+        if let Some(change) = apply.step(T::KIND, entry.name(), step).await? {
+            apply.changes.push(change);
         }
     }
     Ok(())

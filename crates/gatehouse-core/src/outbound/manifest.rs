@@ -10,7 +10,7 @@ use super::{
 };
 use crate::Error;
 use crate::client::GrantType;
-use crate::manifest::{Action, ApplyOptions, Change, Manifest, change, resolve};
+use crate::manifest::{Action, Apply, ApplyOptions, Change, Manifest, change, resolve};
 use crate::secret::Secret;
 
 /// A provider in the declarative file: like [`ProviderSpec`], with credentials inline or, better,
@@ -67,22 +67,23 @@ impl ProviderEntry {
 
 impl Manifest {
     /// Makes the outbound records match the file's `[[oauth_provider]]`, `[[oauth_profile]]`
-    /// and `[[connection_alias]]` sections. A record that already matches is left alone, so its
-    /// tokens survive every apply. Outbound records are never pruned.
-    pub async fn apply_outbound(
+    /// and `[[connection_alias]]` sections, in the steps of `apply`. A record that already
+    /// matches is left alone, so its tokens survive every apply. Outbound records are never
+    /// pruned.
+    pub(crate) async fn apply_outbound(
         &self,
+        apply: &mut Apply<'_>,
         outbound: &OutboundRegistry,
         options: ApplyOptions,
         env: &(dyn Fn(&str) -> Option<String> + Sync),
-    ) -> Result<Vec<Change>, Error> {
-        let mut changes = Vec::new();
+    ) -> Result<(), Error> {
         for entry in &self.oauth_providers {
-            let spec = entry.to_spec(env)?;
-            let fields = match outbound.store.find_provider(&spec.name).await? {
-                Some(current) => Some(outbound.provider_differences(&current, &spec)?),
-                None => None,
-            };
-            changes.extend(
+            let step = async {
+                let spec = entry.to_spec(env)?;
+                let fields = match outbound.store.find_provider(&spec.name).await? {
+                    Some(current) => Some(outbound.provider_differences(&current, &spec)?),
+                    None => None,
+                };
                 reconcile(
                     options,
                     "oauth_provider",
@@ -90,36 +91,57 @@ impl Manifest {
                     fields,
                     async { outbound.save_provider(spec).await.map(drop) },
                 )
-                .await?,
-            );
+                .await
+            };
+            if let Some(change) = apply
+                .step("oauth_provider", &entry.name, step)
+                .await?
+                .flatten()
+            {
+                apply.changes.push(change);
+            }
         }
         for spec in &self.oauth_profiles {
-            let fields = outbound
-                .store
-                .find_profile(&spec.name)
-                .await?
-                .map(|current| profile_differences(&current, spec));
-            changes.extend(
+            let step = async {
+                let fields = outbound
+                    .store
+                    .find_profile(&spec.name)
+                    .await?
+                    .map(|current| profile_differences(&current, spec));
                 reconcile(options, "oauth_profile", &spec.name, fields, async {
                     outbound.save_profile(spec.clone()).await.map(drop)
                 })
-                .await?,
-            );
+                .await
+            };
+            if let Some(change) = apply
+                .step("oauth_profile", &spec.name, step)
+                .await?
+                .flatten()
+            {
+                apply.changes.push(change);
+            }
         }
         for spec in &self.connection_aliases {
-            let fields = outbound
-                .store
-                .find_alias(&spec.name)
-                .await?
-                .map(|current| alias_differences(&current, spec));
-            changes.extend(
+            let step = async {
+                let fields = outbound
+                    .store
+                    .find_alias(&spec.name)
+                    .await?
+                    .map(|current| alias_differences(&current, spec));
                 reconcile(options, "connection_alias", &spec.name, fields, async {
                     outbound.save_alias(spec.clone()).await.map(drop)
                 })
-                .await?,
-            );
+                .await
+            };
+            if let Some(change) = apply
+                .step("connection_alias", &spec.name, step)
+                .await?
+                .flatten()
+            {
+                apply.changes.push(change);
+            }
         }
-        Ok(changes)
+        Ok(())
     }
 }
 

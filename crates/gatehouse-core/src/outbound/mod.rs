@@ -89,7 +89,9 @@ pub const ASSERTION_ALGORITHMS: [&str; 2] = ["ES256", "RS256"];
 
 /// An external OAuth provider, as stored. Sealed fields are AES-GCM under the master key, bound
 /// to the provider's name and the field.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serialised for the audit trail's reports of what changed (its sealed fields only as
+/// changed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OAuthProvider {
     pub name: String,
     pub token_url: String,

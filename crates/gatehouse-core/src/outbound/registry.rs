@@ -13,6 +13,7 @@ use super::{
     ProviderCredentials, ResolvedAlias,
 };
 use crate::Error;
+use crate::audit::{Actor, AuditEvent, Transacted, Transactional, Work};
 use crate::client::GrantType;
 use crate::clock::Clock;
 use crate::keys::{SigningAlgorithm, SigningKey};
@@ -94,6 +95,26 @@ pub struct OutboundRegistry {
     pub(super) store: Arc<dyn Store>,
     pub(super) sealer: Arc<Sealer>,
     pub(super) clock: Arc<dyn Clock>,
+    /// Who acts, and the transaction the registry works in, if any.
+    work: Work,
+}
+
+impl Transactional for OutboundRegistry {
+    fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    fn work(&self) -> &Work {
+        &self.work
+    }
+
+    fn joined(&self, store: Arc<dyn Store>, work: Work) -> Self {
+        OutboundRegistry {
+            store,
+            work,
+            ..self.clone()
+        }
+    }
 }
 
 impl OutboundRegistry {
@@ -102,6 +123,27 @@ impl OutboundRegistry {
             store,
             sealer,
             clock,
+            work: Work::new(Actor::operator("server")),
+        }
+    }
+
+    /// This registry acting as `actor`, as the audit trail names it.
+    pub fn as_actor(&self, actor: Actor) -> OutboundRegistry {
+        OutboundRegistry {
+            work: Work::new(actor),
+            ..self.clone()
+        }
+    }
+
+    async fn begin(&self) -> Result<Transacted<OutboundRegistry>, Error> {
+        Transacted::begin(self).await
+    }
+
+    /// Writes the audit event of a change (none when nothing changed) in this unit of work.
+    async fn audit(&self, event: Option<AuditEvent>) -> Result<(), Error> {
+        match event {
+            Some(event) => self.work.audit(&*self.store, &*self.clock, event).await,
+            None => Ok(()),
         }
     }
 
@@ -128,15 +170,16 @@ impl OutboundRegistry {
     /// discarded (a new key is generated), so only credentials given in the same change travel
     /// to the new origin.
     pub async fn save_provider(&self, spec: ProviderSpec) -> Result<OAuthProvider, Error> {
+        let this = self.begin().await?;
         check_name("provider name", &spec.name)?;
-        let now = self.clock.now();
-        let existing = self.store.find_provider(&spec.name).await?;
+        let now = this.clock.now();
+        let existing = this.store.find_provider(&spec.name).await?;
         let moved = existing
             .as_ref()
             .and_then(|current| moved_origins(current, &spec));
         let kept = existing.clone().filter(|_| moved.is_none());
         let seal = |field: &str, value: &Option<Secret>, kept: Option<Vec<u8>>| match value {
-            Some(v) => Some(self.sealer.seal(
+            Some(v) => Some(this.sealer.seal(
                 &context("provider", &spec.name, field),
                 v.expose().as_bytes(),
             )),
@@ -173,7 +216,7 @@ impl OutboundRegistry {
             updated_at: now,
         };
         let mut provider = provider;
-        self.provide_signing_key(&mut provider, kept.as_ref())?;
+        this.provide_signing_key(&mut provider, kept.as_ref())?;
         check_provider(&provider).map_err(|error| match (&moved, error) {
             (Some(field), Error::Validation(why)) => Error::validation(format!(
                 "{why}: {field} moves to another origin, so the stored credentials were \
@@ -181,12 +224,12 @@ impl OutboundRegistry {
             )),
             (_, error) => error,
         })?;
-        match existing {
+        match &existing {
             // Dropping the profiles' tokens is part of the same write.
             Some(_) => {
-                self.store.update_provider(&provider).await?;
+                this.store.update_provider(&provider).await?;
             }
-            None => self
+            None => this
                 .store
                 .insert_provider(&provider)
                 .await
@@ -195,6 +238,14 @@ impl OutboundRegistry {
                     provider.name
                 )))?,
         }
+        this.audit(AuditEvent::change(
+            "oauth_provider",
+            &provider.name,
+            existing.as_ref(),
+            Some(&provider),
+        ))
+        .await?;
+        this.commit().await?;
         Ok(provider)
     }
 
@@ -258,7 +309,8 @@ impl OutboundRegistry {
     }
 
     pub async fn delete_provider(&self, name: &str) -> Result<(), Error> {
-        let users: Vec<String> = self
+        let this = self.begin().await?;
+        let users: Vec<String> = this
             .store
             .list_profiles()
             .await?
@@ -272,11 +324,18 @@ impl OutboundRegistry {
                 users.join(", ")
             )));
         }
-        if self.store.delete_provider(name).await? {
-            Ok(())
-        } else {
-            Err(Error::NotFound(format!("OAuth provider {name:?}")))
+        let provider = this.get_provider(name).await?;
+        if !this.store.delete_provider(name).await? {
+            return Err(Error::NotFound(format!("OAuth provider {name:?}")));
         }
+        this.audit(AuditEvent::change(
+            "oauth_provider",
+            name,
+            Some(&provider),
+            None,
+        ))
+        .await?;
+        this.commit().await
     }
 
     /// The provider's credentials in clear, for an exchange with it.
@@ -313,8 +372,9 @@ impl OutboundRegistry {
 
     /// Creates or replaces a profile; tokens obtained for the old one are dropped.
     pub async fn save_profile(&self, spec: ProfileSpec) -> Result<OAuthProfile, Error> {
+        let this = self.begin().await?;
         check_name("profile name", &spec.name)?;
-        let provider = self.get_provider(&spec.provider).await.map_err(|_| {
+        let provider = this.get_provider(&spec.provider).await.map_err(|_| {
             Error::validation(format!("OAuth provider {:?} does not exist", spec.provider))
         })?;
         let scopes = ScopeSet::from_list(&spec.scopes)?;
@@ -323,8 +383,8 @@ impl OutboundRegistry {
                 "a per-user profile needs a provider using the authorization_code grant",
             ));
         }
-        let now = self.clock.now();
-        let existing = self.store.find_profile(&spec.name).await?;
+        let now = this.clock.now();
+        let existing = this.store.find_profile(&spec.name).await?;
         let profile = OAuthProfile {
             name: spec.name,
             provider: spec.provider,
@@ -333,12 +393,12 @@ impl OutboundRegistry {
             created_at: existing.as_ref().map_or(now, |p| p.created_at),
             updated_at: now,
         };
-        match existing {
+        match &existing {
             Some(_) => {
-                self.store.update_profile(&profile).await?;
-                self.store.delete_outbound_tokens(&profile.name).await?;
+                this.store.update_profile(&profile).await?;
+                this.store.delete_outbound_tokens(&profile.name).await?;
             }
-            None => self
+            None => this
                 .store
                 .insert_profile(&profile)
                 .await
@@ -347,12 +407,21 @@ impl OutboundRegistry {
                     profile.name
                 )))?,
         }
+        this.audit(AuditEvent::change(
+            "oauth_profile",
+            &profile.name,
+            existing.as_ref(),
+            Some(&profile),
+        ))
+        .await?;
+        this.commit().await?;
         Ok(profile)
     }
 
     /// Deletes a profile and its tokens.
     pub async fn delete_profile(&self, name: &str) -> Result<(), Error> {
-        let users: Vec<String> = self
+        let this = self.begin().await?;
+        let users: Vec<String> = this
             .store
             .list_aliases()
             .await?
@@ -366,11 +435,18 @@ impl OutboundRegistry {
                 users.join(", ")
             )));
         }
-        if self.store.delete_profile(name).await? {
-            Ok(())
-        } else {
-            Err(Error::NotFound(format!("OAuth profile {name:?}")))
+        let profile = this.get_profile(name).await?;
+        if !this.store.delete_profile(name).await? {
+            return Err(Error::NotFound(format!("OAuth profile {name:?}")));
         }
+        this.audit(AuditEvent::change(
+            "oauth_profile",
+            name,
+            Some(&profile),
+            None,
+        ))
+        .await?;
+        this.commit().await
     }
 
     pub async fn list_aliases(&self) -> Result<Vec<ConnectionAlias>, Error> {
@@ -385,8 +461,9 @@ impl OutboundRegistry {
     }
 
     pub async fn save_alias(&self, spec: AliasSpec) -> Result<ConnectionAlias, Error> {
+        let this = self.begin().await?;
         check_name("alias name", &spec.name)?;
-        if self.store.find_profile(&spec.profile).await?.is_none() {
+        if this.store.find_profile(&spec.profile).await?.is_none() {
             return Err(Error::validation(format!(
                 "OAuth profile {:?} does not exist",
                 spec.profile
@@ -406,8 +483,8 @@ impl OutboundRegistry {
         if !(0..=10).contains(&max_retries) {
             return Err(Error::validation("max_retries must be between 0 and 10"));
         }
-        let now = self.clock.now();
-        let existing = self.store.find_alias(&spec.name).await?;
+        let now = this.clock.now();
+        let existing = this.store.find_alias(&spec.name).await?;
         let mut allowed_roles = spec.allowed_roles;
         allowed_roles.sort();
         allowed_roles.dedup();
@@ -421,11 +498,11 @@ impl OutboundRegistry {
             created_at: existing.as_ref().map_or(now, |a| a.created_at),
             updated_at: now,
         };
-        match existing {
+        match &existing {
             Some(_) => {
-                self.store.update_alias(&alias).await?;
+                this.store.update_alias(&alias).await?;
             }
-            None => self
+            None => this
                 .store
                 .insert_alias(&alias)
                 .await
@@ -434,15 +511,31 @@ impl OutboundRegistry {
                     alias.name
                 )))?,
         }
+        this.audit(AuditEvent::change(
+            "connection_alias",
+            &alias.name,
+            existing.as_ref(),
+            Some(&alias),
+        ))
+        .await?;
+        this.commit().await?;
         Ok(alias)
     }
 
     pub async fn delete_alias(&self, name: &str) -> Result<(), Error> {
-        if self.store.delete_alias(name).await? {
-            Ok(())
-        } else {
-            Err(Error::NotFound(format!("connection alias {name:?}")))
+        let this = self.begin().await?;
+        let alias = this.get_alias(name).await?;
+        if !this.store.delete_alias(name).await? {
+            return Err(Error::NotFound(format!("connection alias {name:?}")));
         }
+        this.audit(AuditEvent::change(
+            "connection_alias",
+            name,
+            Some(&alias),
+            None,
+        ))
+        .await?;
+        this.commit().await
     }
 
     /// The alias with the profile and provider it names.

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use super::{Registry, check_identifier, conflict_naming};
 use crate::Error;
 use crate::access::{ScopeEntry, USERACCOUNT};
+use crate::audit::AuditEvent;
 use crate::cache::CATALOG_KEY;
 use crate::entry::{Catalog, Entry, decode};
 use crate::store::{EntryRecord, RecordQuery};
@@ -17,6 +18,9 @@ impl Registry {
     /// Every configuration entry, from memory unless the snapshot is older than the cache's
     /// time to live or a change invalidated it.
     pub async fn catalog(&self) -> Result<Arc<Catalog>, Error> {
+        if self.in_transaction() {
+            return Ok(Arc::new(self.fresh_catalog().await?));
+        }
         let catalog = self
             .cache
             .catalog
@@ -50,12 +54,13 @@ impl Registry {
 
     /// Creates an entry from its fields (as JSON, so every surface shares the decoding).
     pub async fn create_entry<T: Entry>(&self, fields: Value, managed: bool) -> Result<T, Error> {
-        self.require(T::MANAGED_WITH)?;
+        let this = self.begin().await?;
+        this.require(T::MANAGED_WITH)?;
         let entry: T = from_fields(fields)?;
         check_identifier(T::KIND, entry.name(), 128)?;
-        self.check_entry(&entry).await?;
-        let now = self.clock.now();
-        self.store
+        this.check_entry(&entry).await?;
+        let now = this.clock.now();
+        this.store
             .insert_entry(&record(&entry, managed, now, now)?)
             .await
             .map_err(conflict_naming(format!(
@@ -63,7 +68,15 @@ impl Registry {
                 T::KIND,
                 entry.name()
             )))?;
-        self.entry_changed::<T>(entry.name()).await?;
+        this.audit(AuditEvent::change(
+            T::KIND,
+            entry.name(),
+            None,
+            Some(&entry),
+        ))
+        .await?;
+        this.entry_changed::<T>(entry.name()).await?;
+        this.commit().await?;
         Ok(entry)
     }
 
@@ -73,7 +86,8 @@ impl Registry {
         name: &str,
         changes: Map<String, Value>,
     ) -> Result<T, Error> {
-        let (current, managed) = self.find_entry::<T>(name).await?;
+        let this = self.begin().await?;
+        let (current, managed) = this.find_entry::<T>(name).await?;
         let Value::Object(mut fields) = to_fields(&current)? else {
             return Err(Error::Internal(format!("{} is not an object", T::KIND)));
         };
@@ -91,28 +105,41 @@ impl Registry {
             }
         }
         let entry: T = from_fields(Value::Object(fields))?;
-        self.replace_entry(entry, managed).await
+        let entry = this.replace_entry(entry, managed).await?;
+        this.commit().await?;
+        Ok(entry)
     }
 
     /// Replaces an existing entry as a whole.
     pub async fn replace_entry<T: Entry>(&self, entry: T, managed: bool) -> Result<T, Error> {
-        self.require(T::MANAGED_WITH)?;
-        self.check_entry(&entry).await?;
-        let now = self.clock.now();
+        let this = self.begin().await?;
+        this.require(T::MANAGED_WITH)?;
+        let (before, _) = this.find_entry::<T>(entry.name()).await?;
+        this.check_entry(&entry).await?;
+        let now = this.clock.now();
         // created_at is kept by the store, which updates only body, managed and updated_at.
-        if !self
+        if !this
             .store
             .update_entry(&record(&entry, managed, now, now)?)
             .await?
         {
             return Err(Error::NotFound(format!("{} {:?}", T::KIND, entry.name())));
         }
-        self.entry_changed::<T>(entry.name()).await?;
+        this.audit(AuditEvent::change(
+            T::KIND,
+            entry.name(),
+            Some(&before),
+            Some(&entry),
+        ))
+        .await?;
+        this.entry_changed::<T>(entry.name()).await?;
+        this.commit().await?;
         Ok(entry)
     }
 
     pub async fn delete_entry<T: Entry>(&self, name: &str) -> Result<(), Error> {
-        self.require(T::MANAGED_WITH)?;
+        let this = self.begin().await?;
+        this.require(T::MANAGED_WITH)?;
         if T::KIND == ScopeEntry::KIND && name == USERACCOUNT {
             return Err(Error::Conflict(format!(
                 "scope {USERACCOUNT:?} is built in: it stands for everything a user's roles allow"
@@ -124,7 +151,7 @@ impl Registry {
                 limit: 1,
                 offset: 0,
             };
-            let (_, records) = self.store.list_records(name, &any).await?;
+            let (_, records) = this.store.list_records(name, &any).await?;
             if records > 0 {
                 return Err(Error::Conflict(format!(
                     "table {name:?} still has {records} records; delete them first"
@@ -132,7 +159,7 @@ impl Registry {
             }
         }
         if T::KIND == ScopeEntry::KIND
-            && let Some(client) = self
+            && let Some(client) = this
                 .store
                 .list_clients()
                 .await?
@@ -144,16 +171,20 @@ impl Registry {
                 client.client_id
             )));
         }
-        if let Some((kind, other)) = self.fresh_catalog().await?.referrer_of(T::KIND, name) {
+        if let Some((kind, other)) = this.fresh_catalog().await?.referrer_of(T::KIND, name) {
             return Err(Error::Conflict(format!(
                 "{} {name:?} is named by {kind} {other:?}",
                 T::KIND
             )));
         }
-        if !self.store.delete_entry(T::KIND, name).await? {
+        let (before, _) = this.find_entry::<T>(name).await?;
+        if !this.store.delete_entry(T::KIND, name).await? {
             return Err(Error::NotFound(format!("{} {name:?}", T::KIND)));
         }
-        self.entry_changed::<T>(name).await
+        this.audit(AuditEvent::change(T::KIND, name, Some(&before), None))
+            .await?;
+        this.entry_changed::<T>(name).await?;
+        this.commit().await
     }
 
     async fn find_entry<T: Entry>(&self, name: &str) -> Result<(T, bool), Error> {

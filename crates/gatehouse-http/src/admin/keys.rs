@@ -33,7 +33,11 @@ pub async fn retire(
     Path(kid): Path<String>,
 ) -> Result<Json<RetiredKeyView>, ApiError> {
     admin.registry.require(Permission::ManageSigningKeys)?;
-    let replacement = state.services.tokens.retire_key(&kid).await?;
+    let replacement = state
+        .services
+        .tokens
+        .retire_key(&kid, admin.registry.actor())
+        .await?;
     Ok(Json(RetiredKeyView {
         retired: kid,
         replacement,

@@ -2,6 +2,7 @@
 //! holding `admin`, `oauth_admin` or `mi_admin`, and its OpenAPI document.
 
 mod apps;
+mod audit;
 mod entries;
 mod jwt_providers;
 mod keys;
@@ -15,6 +16,7 @@ use axum::http::request::Parts;
 use axum::routing::{delete, get, post, put};
 use gatehouse_core::Error;
 use gatehouse_core::access::{ScopeEntry, ScopeRule};
+use gatehouse_core::audit::Actor;
 use gatehouse_core::entry::Entry;
 use gatehouse_core::gateway::Route;
 use gatehouse_core::registry::Registry;
@@ -26,11 +28,11 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use self::entries::EntryPaths;
 use crate::error::ApiError;
-use crate::extract::{Authorized, Bearer};
+use crate::extract::{Authorized, Bearer, ClientAddress};
 use crate::state::AppState;
 use crate::views::{
-    AliasView, AppView, JwtProviderView, KeyView, ProfileView, ProviderView, RetiredKeyView,
-    UserView,
+    AliasView, AppView, AuditEventView, JwtProviderView, KeyView, ProfileView, ProviderView,
+    RetiredKeyView, UserView,
 };
 
 pub fn routes() -> Router<AppState> {
@@ -85,6 +87,7 @@ pub fn routes() -> Router<AppState> {
         )
         .merge(entry_routes::<TableDef>("/tables"))
         .route("/keys", get(keys::list))
+        .route("/audit", get(audit::list))
         .route("/keys/{kid}/retire", post(keys::retire))
 }
 
@@ -112,14 +115,22 @@ impl FromRequestParts<AppState> for RegistryAdmin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Authorized(caller) = Authorized::from_request_parts(parts, state).await?;
+        let Ok(ClientAddress(address)) = ClientAddress::from_request_parts(parts, state).await;
         let user = match &caller.user_id {
             Some(id) => state.services.tokens.user(id).await?,
             None => None,
         };
         match user {
-            Some(user) if user.may(Permission::ReadRegistry) => Ok(RegistryAdmin {
-                registry: state.services.registry.acting_for(user),
-            }),
+            Some(user) if user.may(Permission::ReadRegistry) => {
+                let actor = Actor {
+                    name: user.user_name.clone(),
+                    client_id: Some(caller.client_id.clone()),
+                    address: address.map(|address| address.to_string()),
+                };
+                Ok(RegistryAdmin {
+                    registry: state.services.registry.acting_for(user, actor),
+                })
+            }
             _ => Err(Error::Forbidden(
                 "managing the registry needs the admin, oauth_admin or mi_admin role".into(),
             )
@@ -181,11 +192,12 @@ async fn whoami(Bearer(token): Bearer) -> Json<WhoAmI> {
         outbound::delete_profile, outbound::list_aliases, outbound::save_alias,
         outbound::delete_alias,
         jwt_providers::list, jwt_providers::create, jwt_providers::show, jwt_providers::update,
-        jwt_providers::delete, keys::list, keys::retire
+        jwt_providers::delete, keys::list, keys::retire, audit::list
     ),
     components(schemas(AppView, UserView, WhoAmI, apps::AppInput, apps::RotateSecretInput, users::UserInput,
         users::PasswordInput, ErrorBody, ProviderView, ProfileView, AliasView, JwtProviderView,
-        jwt_providers::JwtProviderInput, KeyView, RetiredKeyView)),
+        jwt_providers::JwtProviderInput, KeyView, RetiredKeyView, AuditEventView,
+        audit::AuditPage)),
     modifiers(&BearerAuth, &EntryPaths)
 )]
 struct AdminApi;

@@ -18,6 +18,15 @@ fn registry(state: &AppState) -> &gatehouse_core::outbound::OutboundRegistry {
     state.services.outbound.registry()
 }
 
+/// The outbound registry acting for the administrator, as the audit trail names them.
+fn changing(state: &AppState, admin: &RegistryAdmin) -> gatehouse_core::outbound::OutboundRegistry {
+    state
+        .services
+        .outbound
+        .registry()
+        .as_actor(admin.registry.actor().clone())
+}
+
 /// Lists the OAuth providers.
 #[utoipa::path(get, path = "/outbound/providers", tag = "outbound",
     responses((status = 200, body = [ProviderView])), security(("bearer" = [])))]
@@ -40,7 +49,7 @@ pub async fn save_provider(
     ApiJson(spec): ApiJson<ProviderSpec>,
 ) -> Result<Json<ProviderView>, ApiError> {
     admin.registry.require(Permission::ManageOutbound)?;
-    let provider = registry(&state).save_provider(spec).await?;
+    let provider = changing(&state, &admin).save_provider(spec).await?;
     Ok(Json(ProviderView::from(&provider)))
 }
 
@@ -69,7 +78,7 @@ pub async fn delete_provider(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     admin.registry.require(Permission::ManageOutbound)?;
-    registry(&state).delete_provider(&name).await?;
+    changing(&state, &admin).delete_provider(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -94,7 +103,7 @@ pub async fn save_profile(
     ApiJson(spec): ApiJson<ProfileSpec>,
 ) -> Result<Json<ProfileView>, ApiError> {
     admin.registry.require(Permission::ManageOutbound)?;
-    let profile = registry(&state).save_profile(spec).await?;
+    let profile = changing(&state, &admin).save_profile(spec).await?;
     Ok(Json(ProfileView::from(&profile)))
 }
 
@@ -110,7 +119,7 @@ pub async fn delete_profile(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     admin.registry.require(Permission::ManageOutbound)?;
-    registry(&state).delete_profile(&name).await?;
+    changing(&state, &admin).delete_profile(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -135,7 +144,7 @@ pub async fn save_alias(
     ApiJson(spec): ApiJson<AliasSpec>,
 ) -> Result<Json<AliasView>, ApiError> {
     admin.registry.require(Permission::ManageOutbound)?;
-    let alias = registry(&state).save_alias(spec).await?;
+    let alias = changing(&state, &admin).save_alias(spec).await?;
     Ok(Json(AliasView::from(&alias)))
 }
 
@@ -149,6 +158,6 @@ pub async fn delete_alias(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     admin.registry.require(Permission::ManageOutbound)?;
-    registry(&state).delete_alias(&name).await?;
+    changing(&state, &admin).delete_alias(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

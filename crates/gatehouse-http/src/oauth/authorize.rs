@@ -268,11 +268,17 @@ pub async fn login(
 ) -> Result<Response, PageError> {
     let continuation = pages::redeem(&state, &form.continuation).await?;
     let now = state.services.tokens.clock().now();
+    let client_id = match &continuation {
+        Continuation::Authorize(request) => Some(request.client_id.as_str()),
+        _ => None,
+    };
     let checked = login::check_password(
         state.services.store.as_ref(),
+        state.services.tokens.clock(),
         &state.throttle,
         &form.username,
         &form.password,
+        client_id,
         address,
         now,
     )

@@ -22,14 +22,15 @@ macro_rules! client_store_impl {
             use crate::rows::{ClientRow, client_values};
             use crate::{StoreDatabase, backend_error};
 
-            // The store type and its reader() and writer() come from the enclosing module.
+            // The store type and its read() and write() come from the enclosing module.
             use super::*;
 
             #[async_trait]
             impl ClientStore for $store {
                 async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
                     let values = client_values(client);
-                    let mut transaction = self.writer().begin().await.map_err(backend_error)?;
+                    let mut connection = self.write().await?;
+                    let mut transaction = connection.begin().await?;
                     sqlx::query(concat!(
                         "INSERT INTO clients (",
                         client_columns!(),
@@ -77,7 +78,8 @@ macro_rules! client_store_impl {
 
                 async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
                     let values = client_values(client);
-                    let mut transaction = self.writer().begin().await.map_err(backend_error)?;
+                    let mut connection = self.write().await?;
+                    let mut transaction = connection.begin().await?;
                     let result = sqlx::query(
                         "UPDATE clients SET name = $2, client_type = $3, secret_hash = $4, \
                          redirect_uris = $5, grant_types = $6, allowed_scopes = $7, \
@@ -140,7 +142,7 @@ macro_rules! client_store_impl {
                          (SELECT client_id FROM client_audiences WHERE audience = $1)"
                     ))
                     .bind(audience)
-                    .fetch_optional(self.reader())
+                    .fetch_optional(&mut *self.read().await?)
                     .await
                     .map_err(backend_error)?
                     .map(Client::try_from)
@@ -154,7 +156,7 @@ macro_rules! client_store_impl {
                         " FROM clients WHERE client_id = $1"
                     ))
                     .bind(client_id)
-                    .fetch_optional(self.reader())
+                    .fetch_optional(&mut *self.read().await?)
                     .await
                     .map_err(backend_error)?
                     .map(Client::try_from)
@@ -167,7 +169,7 @@ macro_rules! client_store_impl {
                         client_columns!(),
                         " FROM clients ORDER BY name, client_id"
                     ))
-                    .fetch_all(self.reader())
+                    .fetch_all(&mut *self.read().await?)
                     .await
                     .map_err(backend_error)?
                     .into_iter()
@@ -176,7 +178,8 @@ macro_rules! client_store_impl {
                 }
 
                 async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
-                    let mut transaction = self.writer().begin().await.map_err(backend_error)?;
+                    let mut connection = self.write().await?;
+                    let mut transaction = connection.begin().await?;
                     for query in [
                         "DELETE FROM access_tokens WHERE client_id = $1",
                         "DELETE FROM refresh_tokens WHERE client_id = $1",

@@ -18,7 +18,7 @@ macro_rules! device_store_impl {
             use crate::backend_error;
             use crate::rows::{DeviceAuthorizationRow, json_list};
 
-            // The store type and its reader() and writer() come from the enclosing module.
+            // The store type and its read() and write() come from the enclosing module.
             use super::*;
 
             #[async_trait]
@@ -43,7 +43,7 @@ macro_rules! device_store_impl {
                     .bind(authorization.status.as_str())
                     .bind(&authorization.user_id)
                     .bind(authorization.auth_time)
-                    .execute(self.writer())
+                    .execute(&mut *self.write().await?)
                     .await
                     .map_err(backend_error)?;
                     Ok(())
@@ -59,7 +59,7 @@ macro_rules! device_store_impl {
                         " FROM device_authorizations WHERE device_code_hash = $1"
                     ))
                     .bind(device_code_hash)
-                    .fetch_optional(self.reader())
+                    .fetch_optional(&mut *self.read().await?)
                     .await
                     .map_err(backend_error)?
                     .map(DeviceAuthorizationRecord::try_from)
@@ -79,7 +79,7 @@ macro_rules! device_store_impl {
                     ))
                     .bind(user_code)
                     .bind(now)
-                    .fetch_optional(self.reader())
+                    .fetch_optional(&mut *self.read().await?)
                     .await
                     .map_err(backend_error)?
                     .map(DeviceAuthorizationRecord::try_from)
@@ -104,7 +104,7 @@ macro_rules! device_store_impl {
                     .bind(user_id)
                     .bind(auth_time)
                     .bind(now)
-                    .execute(self.writer())
+                    .execute(&mut *self.write().await?)
                     .await
                     .map_err(backend_error)?;
                     Ok(result.rows_affected() == 1)
@@ -124,7 +124,7 @@ macro_rules! device_store_impl {
                     .bind(device_code_hash)
                     .bind(now)
                     .bind(interval)
-                    .execute(self.writer())
+                    .execute(&mut *self.write().await?)
                     .await
                     .map_err(backend_error)?;
                     Ok(())
@@ -139,7 +139,7 @@ macro_rules! device_store_impl {
                          WHERE device_code_hash = $1 AND status = 'approved'",
                     )
                     .bind(device_code_hash)
-                    .execute(self.writer())
+                    .execute(&mut *self.write().await?)
                     .await
                     .map_err(backend_error)?;
                     Ok(result.rows_affected() == 1)

@@ -18,7 +18,7 @@ macro_rules! federation_store_impl {
 
             use crate::backend_error;
 
-            // The store type and its reader() and writer() come from the enclosing module.
+            // The store type and its read() and write() come from the enclosing module.
             use super::*;
 
             #[async_trait]
@@ -56,7 +56,7 @@ macro_rules! federation_store_impl {
                     .bind(provider.stale_keys_lifetime)
                     .bind(provider.max_lifetime)
                     .bind(provider.map_registry_roles)
-                    .execute(self.writer())
+                    .execute(&mut *self.write().await?)
                     .await
                     .map_err(backend_error)?;
                     Ok(())
@@ -95,7 +95,7 @@ macro_rules! federation_store_impl {
                     .bind(provider.stale_keys_lifetime)
                     .bind(provider.max_lifetime)
                     .bind(provider.map_registry_roles)
-                    .execute(self.writer())
+                    .execute(&mut *self.write().await?)
                     .await
                     .map_err(backend_error)?;
                     Ok(result.rows_affected() == 1)
@@ -111,7 +111,7 @@ macro_rules! federation_store_impl {
                         " FROM jwt_providers WHERE name = $1"
                     ))
                     .bind(name)
-                    .fetch_optional(self.reader())
+                    .fetch_optional(&mut *self.read().await?)
                     .await
                     .map_err(backend_error)?
                     .map(TryInto::try_into)
@@ -126,7 +126,7 @@ macro_rules! federation_store_impl {
                         jwt_provider_columns!(),
                         " FROM jwt_providers ORDER BY name"
                     ))
-                    .fetch_all(self.reader())
+                    .fetch_all(&mut *self.read().await?)
                     .await
                     .map_err(backend_error)?
                     .into_iter()
@@ -137,7 +137,7 @@ macro_rules! federation_store_impl {
                 async fn delete_jwt_provider(&self, name: &str) -> Result<bool, StoreError> {
                     let result = sqlx::query("DELETE FROM jwt_providers WHERE name = $1")
                         .bind(name)
-                        .execute(self.writer())
+                        .execute(&mut *self.write().await?)
                         .await
                         .map_err(backend_error)?;
                     Ok(result.rows_affected() == 1)
@@ -154,7 +154,7 @@ macro_rules! federation_store_impl {
                     )
                     .bind(key)
                     .bind(expires_at)
-                    .execute(self.writer())
+                    .execute(&mut *self.write().await?)
                     .await
                     .map_err(backend_error)?;
                     Ok(result.rows_affected() == 1)

@@ -26,7 +26,7 @@ macro_rules! grant_store_impl {
             use crate::rows::{AuthorizationCodeRow, RefreshTokenRow, json_list};
             use crate::{StoreDatabase, backend_error};
 
-            // The store type and its reader() and writer() come from the enclosing module.
+            // The store type and its read() and write() come from the enclosing module.
             use super::*;
 
             #[async_trait]
@@ -53,7 +53,7 @@ macro_rules! grant_store_impl {
                     .bind(code.expires_at)
                     .bind(code.consumed)
                     .bind(json_list(&code.audience))
-                    .execute(self.writer())
+                    .execute(&mut *self.write().await?)
                     .await
                     .map_err(backend_error)?;
                     Ok(())
@@ -75,7 +75,7 @@ macro_rules! grant_store_impl {
                     .bind(true)
                     .bind(false)
                     .bind(client_id)
-                    .fetch_optional(self.writer())
+                    .fetch_optional(&mut *self.write().await?)
                     .await
                     .map_err(backend_error)?;
                     if let Some(row) = redeemed {
@@ -87,7 +87,7 @@ macro_rules! grant_store_impl {
                         " FROM authorization_codes WHERE code_hash = $1"
                     ))
                     .bind(code_hash)
-                    .fetch_optional(self.writer())
+                    .fetch_optional(&mut *self.write().await?)
                     .await
                     .map_err(backend_error)?;
                     Ok(match existing.map(AuthorizationCodeRecord::try_from).transpose()? {
@@ -101,7 +101,7 @@ macro_rules! grant_store_impl {
                     &self,
                     token: &RefreshTokenRecord,
                 ) -> Result<(), StoreError> {
-                    insert_refresh(self.writer(), token).await
+                    insert_refresh(&mut *self.write().await?, token).await
                 }
 
                 async fn find_refresh_token(
@@ -114,7 +114,7 @@ macro_rules! grant_store_impl {
                         " FROM refresh_tokens WHERE token_hash = $1"
                     ))
                     .bind(token_hash)
-                    .fetch_optional(self.reader())
+                    .fetch_optional(&mut *self.read().await?)
                     .await
                     .map_err(backend_error)?
                     .map(RefreshTokenRecord::try_from)
@@ -129,7 +129,8 @@ macro_rules! grant_store_impl {
                     now: i64,
                     grace: i64,
                 ) -> Result<RefreshRotation, StoreError> {
-                    let mut transaction = self.writer().begin().await.map_err(backend_error)?;
+                    let mut connection = self.write().await?;
+                    let mut transaction = connection.begin().await?;
                     let (kept, until) = if grace > 0 {
                         (Some(sealed_answer), Some(now + grace))
                     } else {
@@ -154,6 +155,7 @@ macro_rules! grant_store_impl {
                     .map_err(backend_error)?;
                     let Some(rotated) = rotated else {
                         transaction.rollback().await.map_err(backend_error)?;
+                        drop(connection);
                         let Some(record) = self.find_refresh_token(old_hash).await? else {
                             return Ok(RefreshRotation::Unknown);
                         };
@@ -165,7 +167,7 @@ macro_rules! grant_store_impl {
                         .bind(old_hash)
                         .bind(false)
                         .bind(now)
-                        .fetch_optional(self.reader())
+                        .fetch_optional(&mut *self.read().await?)
                         .await
                         .map_err(backend_error)?;
                         return Ok(match kept {
@@ -192,7 +194,7 @@ macro_rules! grant_store_impl {
                     )
                     .bind(old_hash)
                     .bind(sealed_answer)
-                    .execute(self.writer())
+                    .execute(&mut *self.write().await?)
                     .await
                     .map_err(backend_error)?;
                     Ok(())
@@ -210,7 +212,7 @@ macro_rules! grant_store_impl {
                     )
                     .bind(grant_id)
                     .bind(remember_until)
-                    .execute(self.writer())
+                    .execute(&mut *self.write().await?)
                     .await
                     .map_err(backend_error)?;
                     self.revoke_grants_where(
@@ -232,7 +234,7 @@ macro_rules! grant_store_impl {
                         "SELECT COUNT(*) FROM revoked_grants WHERE grant_id = $1",
                     )
                     .bind(grant_id)
-                    .fetch_one(self.reader())
+                    .fetch_one(&mut *self.read().await?)
                     .await
                     .map_err(backend_error)?;
                     Ok(found > 0)
@@ -268,7 +270,8 @@ macro_rules! grant_store_impl {
                     first: &str,
                     second: Option<&str>,
                 ) -> Result<(), StoreError> {
-                    let mut transaction = self.writer().begin().await.map_err(backend_error)?;
+                    let mut connection = self.write().await?;
+                    let mut transaction = connection.begin().await?;
                     for query in queries {
                         let mut statement = sqlx::query(query).bind(first);
                         if let Some(second) = second {

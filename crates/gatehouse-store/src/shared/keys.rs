@@ -9,7 +9,7 @@ macro_rules! key_store_impl {
             use crate::rows::SigningKeyRow;
             use crate::{StoreDatabase, backend_error};
 
-            // The store type and its reader() and writer() come from the enclosing module.
+            // The store type and its read() and write() come from the enclosing module.
             use super::*;
 
             #[async_trait]
@@ -18,7 +18,7 @@ macro_rules! key_store_impl {
                     &self,
                     key: &StoredSigningKey,
                 ) -> Result<(), StoreError> {
-                    insert_signing_key(self.writer(), key).await
+                    insert_signing_key(&mut *self.write().await?, key).await
                 }
 
                 async fn insert_signing_key_unless_since(
@@ -26,7 +26,8 @@ macro_rules! key_store_impl {
                     key: &StoredSigningKey,
                     since: i64,
                 ) -> Result<bool, StoreError> {
-                    let mut transaction = self.writer().begin().await.map_err(backend_error)?;
+                    let mut connection = self.write().await?;
+                    let mut transaction = connection.begin().await?;
                     // Writing the algorithm's row first locks it until commit, so concurrent keys of
                     // one algorithm take turns, and each turn's count sees the keys stored by the
                     // turns before it.
@@ -60,7 +61,8 @@ macro_rules! key_store_impl {
                     kid: &str,
                     replacement: Option<&StoredSigningKey>,
                 ) -> Result<bool, StoreError> {
-                    let mut transaction = self.writer().begin().await.map_err(backend_error)?;
+                    let mut connection = self.write().await?;
+                    let mut transaction = connection.begin().await?;
                     let deleted = sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
                         .bind(kid)
                         .execute(&mut *transaction)
@@ -81,7 +83,7 @@ macro_rules! key_store_impl {
                 async fn list_signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
                     Ok(
                         sqlx::query_as::<_, SigningKeyRow>(crate::rows::SELECT_SIGNING_KEYS)
-                            .fetch_all(self.reader())
+                            .fetch_all(&mut *self.read().await?)
                             .await
                             .map_err(backend_error)?
                             .into_iter()

@@ -3,8 +3,11 @@
 //! SQLite and PostgreSQL accept the same `$n` placeholders, `ON CONFLICT` and `RETURNING`, so
 //! one body serves both. Each storage trait's queries are a macro in a file of their own;
 //! [`shared_store_impl!`] stamps them all out for a concrete store type, which provides
-//! `reader()` (a pool for reads) and `writer()` (the pool writes go through).
+//! `read()` and `write()`, the connection a read or a write runs on (see [`crate::Conn`]):
+//! a pool's, or an open transaction's, so the same queries serve a store and its transactions.
 
+#[macro_use]
+mod audit;
 #[macro_use]
 mod clients;
 #[macro_use]
@@ -37,12 +40,13 @@ macro_rules! shared_store_impl {
         device_store_impl!($store);
         session_store_impl!($store);
         key_store_impl!($store);
+        audit_store_impl!($store);
 
         #[async_trait::async_trait]
         impl gatehouse_core::store::Store for $store {
             async fn ping(&self) -> Result<(), gatehouse_core::store::StoreError> {
                 sqlx::query("SELECT 1")
-                    .execute(self.reader())
+                    .execute(&mut *self.read().await?)
                     .await
                     .map_err(crate::backend_error)?;
                 Ok(())
@@ -50,6 +54,15 @@ macro_rules! shared_store_impl {
 
             fn backend_name(&self) -> &'static str {
                 Self::BACKEND
+            }
+
+            async fn begin(
+                &self,
+            ) -> Result<
+                std::sync::Arc<dyn gatehouse_core::store::StoreTransaction>,
+                gatehouse_core::store::StoreError,
+            > {
+                self.begin_transaction().await
             }
 
             async fn publish_change(

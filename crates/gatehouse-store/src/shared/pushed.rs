@@ -26,7 +26,7 @@ macro_rules! pushed_request_store_impl {
                     .bind(&request.client_id)
                     .bind(&request.parameters)
                     .bind(request.expires_at)
-                    .execute(self.writer())
+                    .execute(&mut *self.write().await?)
                     .await
                     .map_err(backend_error)?;
                     Ok(())
@@ -42,7 +42,7 @@ macro_rules! pushed_request_store_impl {
                          RETURNING request_hash, client_id, parameters, expires_at",
                     )
                     .bind(request_hash)
-                    .fetch_optional(self.writer())
+                    .fetch_optional(&mut *self.write().await?)
                     .await
                     .map_err(backend_error)?;
                     Ok(

@@ -9,7 +9,7 @@ macro_rules! session_store_impl {
             use crate::backend_error;
             use crate::rows::{ConsentRow, SessionRow};
 
-            // The store type and its reader() and writer() come from the enclosing module.
+            // The store type and its read() and write() come from the enclosing module.
             use super::*;
 
             #[async_trait]
@@ -23,7 +23,7 @@ macro_rules! session_store_impl {
                     .bind(&session.user_id)
                     .bind(session.auth_time)
                     .bind(session.expires_at)
-                    .execute(self.writer())
+                    .execute(&mut *self.write().await?)
                     .await
                     .map_err(backend_error)?;
                     Ok(())
@@ -38,7 +38,7 @@ macro_rules! session_store_impl {
                          WHERE session_hash = $1",
                     )
                     .bind(session_hash)
-                    .fetch_optional(self.reader())
+                    .fetch_optional(&mut *self.read().await?)
                     .await
                     .map_err(backend_error)?
                     .map(SessionRecord::from))
@@ -47,7 +47,7 @@ macro_rules! session_store_impl {
                 async fn delete_session(&self, session_hash: &str) -> Result<(), StoreError> {
                     sqlx::query("DELETE FROM sessions WHERE session_hash = $1")
                         .bind(session_hash)
-                        .execute(self.writer())
+                        .execute(&mut *self.write().await?)
                         .await
                         .map_err(backend_error)?;
                     Ok(())
@@ -63,7 +63,7 @@ macro_rules! session_store_impl {
                     .bind(&consent.client_id)
                     .bind(&consent.scope)
                     .bind(consent.granted_at)
-                    .execute(self.writer())
+                    .execute(&mut *self.write().await?)
                     .await
                     .map_err(backend_error)?;
                     Ok(())
@@ -80,7 +80,7 @@ macro_rules! session_store_impl {
                     )
                     .bind(user_id)
                     .bind(client_id)
-                    .fetch_optional(self.reader())
+                    .fetch_optional(&mut *self.read().await?)
                     .await
                     .map_err(backend_error)?
                     .map(ConsentRecord::from))
@@ -92,7 +92,7 @@ macro_rules! session_store_impl {
                          WHERE user_id = $1 ORDER BY client_id",
                     )
                     .bind(user_id)
-                    .fetch_all(self.reader())
+                    .fetch_all(&mut *self.read().await?)
                     .await
                     .map_err(backend_error)?
                     .into_iter()
@@ -104,7 +104,7 @@ macro_rules! session_store_impl {
                     let result = sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
                         .bind(user_id)
                         .bind(client_id)
-                        .execute(self.writer())
+                        .execute(&mut *self.write().await?)
                         .await
                         .map_err(backend_error)?;
                     Ok(result.rows_affected() == 1)

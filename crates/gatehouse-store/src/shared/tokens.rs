@@ -17,7 +17,7 @@ macro_rules! token_store_impl {
             use crate::rows::{AccessTokenRow, json_list};
             use crate::{StoreDatabase, backend_error};
 
-            // The store type and its reader() and writer() come from the enclosing module.
+            // The store type and its read() and write() come from the enclosing module.
             use super::*;
 
             #[async_trait]
@@ -26,7 +26,16 @@ macro_rules! token_store_impl {
                     &self,
                     token: &AccessTokenRecord,
                 ) -> Result<(), StoreError> {
-                    self.token_writer.insert(token.clone()).await
+                    match self.token_writer() {
+                        Some(writer) => writer.insert(token.clone()).await,
+                        None => {
+                            insert_access_tokens(
+                                &mut *self.write().await?,
+                                std::slice::from_ref(token),
+                            )
+                            .await
+                        }
+                    }
                 }
 
                 async fn find_access_token(
@@ -39,7 +48,7 @@ macro_rules! token_store_impl {
                         " FROM access_tokens WHERE token_hash = $1"
                     ))
                     .bind(token_hash)
-                    .fetch_optional(self.reader())
+                    .fetch_optional(&mut *self.read().await?)
                     .await
                     .map_err(backend_error)?
                     .map(AccessTokenRecord::try_from)
@@ -51,7 +60,7 @@ macro_rules! token_store_impl {
                         sqlx::query("UPDATE access_tokens SET revoked = $2 WHERE token_hash = $1")
                             .bind(token_hash)
                             .bind(true)
-                            .execute(self.writer())
+                            .execute(&mut *self.write().await?)
                             .await
                             .map_err(backend_error)?;
                     Ok(result.rows_affected() == 1)
@@ -64,7 +73,7 @@ macro_rules! token_store_impl {
                     )
                     .bind(jti)
                     .bind(expires_at)
-                    .execute(self.writer())
+                    .execute(&mut *self.write().await?)
                     .await
                     .map_err(backend_error)?;
                     Ok(())
@@ -73,7 +82,7 @@ macro_rules! token_store_impl {
                 async fn is_jwt_revoked(&self, jti: &str) -> Result<bool, StoreError> {
                     Ok(sqlx::query("SELECT 1 FROM revoked_jwts WHERE jti = $1")
                         .bind(jti)
-                        .fetch_optional(self.reader())
+                        .fetch_optional(&mut *self.read().await?)
                         .await
                         .map_err(backend_error)?
                         .is_some())
@@ -84,7 +93,7 @@ macro_rules! token_store_impl {
                         "SELECT jti, expires_at FROM revoked_jwts WHERE expires_at > $1",
                     )
                     .bind(now)
-                    .fetch_all(self.reader())
+                    .fetch_all(&mut *self.read().await?)
                     .await
                     .map_err(backend_error)
                 }
@@ -111,11 +120,12 @@ macro_rules! token_store_impl {
                             .bind(now)
                         }
                     };
-                    query.fetch_all(self.reader()).await.map_err(backend_error)
+                    query.fetch_all(&mut *self.read().await?).await.map_err(backend_error)
                 }
 
                 async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
-                    let mut transaction = self.writer().begin().await.map_err(backend_error)?;
+                    let mut connection = self.write().await?;
+                    let mut transaction = connection.begin().await?;
                     let mut purged = 0;
                     for query in [
                         "DELETE FROM access_tokens WHERE expires_at < $1",
@@ -146,10 +156,13 @@ macro_rules! token_store_impl {
             const ACCESS_TOKEN_COLUMNS: usize = 10;
 
             /// Inserts access tokens, many in one statement: the writer task's unit of work.
-            async fn insert_access_tokens(
-                pool: &sqlx::Pool<<$store as StoreDatabase>::Database>,
+            pub(super) async fn insert_access_tokens<'e, E>(
+                executor: E,
                 tokens: &[AccessTokenRecord],
-            ) -> Result<(), StoreError> {
+            ) -> Result<(), StoreError>
+            where
+                E: sqlx::Executor<'e, Database = <$store as StoreDatabase>::Database>,
+            {
                 let mut sql = String::from(concat!(
                     "INSERT INTO access_tokens (",
                     access_token_columns!(),
@@ -184,14 +197,8 @@ macro_rules! token_store_impl {
                         .bind(&token.grant_id)
                         .bind(json_list(&token.audience));
                 }
-                query.execute(pool).await.map_err(backend_error)?;
+                query.execute(executor).await.map_err(backend_error)?;
                 Ok(())
-            }
-
-            impl crate::batch::BatchInsert for sqlx::Pool<<$store as StoreDatabase>::Database> {
-                async fn insert_batch(&self, tokens: &[AccessTokenRecord]) -> Result<(), StoreError> {
-                    insert_access_tokens(self, tokens).await
-                }
             }
         }
     };

@@ -31,7 +31,7 @@ macro_rules! user_store_impl {
             use crate::shared::{KEEPING_ADMINISTRATOR, keeping_administrator_pattern};
             use crate::{StoreDatabase, backend_error};
 
-            // The store type and its reader() and writer() come from the enclosing module.
+            // The store type and its read() and write() come from the enclosing module.
             use super::*;
 
             #[async_trait]
@@ -57,7 +57,7 @@ macro_rules! user_store_impl {
                     .bind(user.updated_at)
                     .bind(user.credential_epoch)
                     .bind(&user.applied)
-                    .execute(self.writer())
+                    .execute(&mut *self.write().await?)
                     .await
                     .map_err(backend_error)?;
                     Ok(())
@@ -68,7 +68,8 @@ macro_rules! user_store_impl {
                     user: &User,
                     end_tokens: bool,
                 ) -> Result<UserWrite, StoreError> {
-                    let mut transaction = self.writer().begin().await.map_err(backend_error)?;
+                    let mut connection = self.write().await?;
+                    let mut transaction = connection.begin().await?;
                     let before = Self::lock_keeping_administrators(&mut transaction).await?;
                     let updated = sqlx::query(
                         "UPDATE users SET display_name = $2, email = $3, roles = $4, active = $5, \
@@ -135,7 +136,7 @@ macro_rules! user_store_impl {
                         user_columns!(),
                         " FROM users ORDER BY user_name"
                     ))
-                    .fetch_all(self.reader())
+                    .fetch_all(&mut *self.read().await?)
                     .await
                     .map_err(backend_error)?
                     .into_iter()
@@ -144,7 +145,8 @@ macro_rules! user_store_impl {
                 }
 
                 async fn delete_user(&self, user_name: &str) -> Result<UserWrite, StoreError> {
-                    let mut transaction = self.writer().begin().await.map_err(backend_error)?;
+                    let mut connection = self.write().await?;
+                    let mut transaction = connection.begin().await?;
                     let before = Self::lock_keeping_administrators(&mut transaction).await?;
                     for query in [
                         "DELETE FROM access_tokens WHERE user_id IN \
@@ -183,7 +185,7 @@ macro_rules! user_store_impl {
                 /// runs such transactions one at a time). A concurrent change that waited for the
                 /// lock sees this one's outcome, so two demotions cannot both count the other.
                 async fn lock_keeping_administrators(
-                    transaction: &mut sqlx::Transaction<'static, <$store as StoreDatabase>::Database>,
+                    transaction: &mut sqlx::Transaction<'_, <$store as StoreDatabase>::Database>,
                 ) -> Result<usize, StoreError> {
                     let sql = format!(
                         "SELECT id FROM users WHERE {KEEPING_ADMINISTRATOR} ORDER BY id{}",
@@ -200,7 +202,7 @@ macro_rules! user_store_impl {
                 /// Commits a change to users, unless it took away the last administrator who
                 /// kept the registry manageable.
                 async fn commit_keeping_an_administrator(
-                    mut transaction: sqlx::Transaction<'static, <$store as StoreDatabase>::Database>,
+                    mut transaction: sqlx::Transaction<'_, <$store as StoreDatabase>::Database>,
                     before: usize,
                 ) -> Result<UserWrite, StoreError> {
                     let after: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
@@ -225,7 +227,7 @@ macro_rules! user_store_impl {
                 ) -> Result<Option<User>, StoreError> {
                     sqlx::query_as::<_, UserRow>(query)
                     .bind(value)
-                    .fetch_optional(self.reader())
+                    .fetch_optional(&mut *self.read().await?)
                     .await
                     .map_err(backend_error)?
                     .map(User::try_from)

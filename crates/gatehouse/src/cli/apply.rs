@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use gatehouse_core::audit::Actor;
 use gatehouse_core::manifest::{Action, ApplyOptions};
 
 use super::print_json;
@@ -26,19 +27,21 @@ pub struct ApplyArgs {
 }
 
 pub(super) async fn run(services: &Services, args: ApplyArgs) -> anyhow::Result<()> {
-    let registry = &services.registry;
     let (_, manifest) = crate::config::read_file(&args.file)?;
     let options = ApplyOptions {
         prune: args.prune,
         dry_run: args.dry_run,
     };
     let env = |name: &str| std::env::var(name).ok();
-    let mut changes = manifest.apply(registry, options, &env).await?;
-    changes.extend(
-        manifest
-            .apply_outbound(services.outbound.registry(), options, &env)
-            .await?,
-    );
+    let apply = Actor::operator("apply");
+    let changes = manifest
+        .apply(
+            &services.registry.as_actor(apply.clone()),
+            &services.outbound.registry().as_actor(apply),
+            options,
+            &env,
+        )
+        .await?;
     if args.json {
         return print_json(&changes);
     }

@@ -1,6 +1,7 @@
 //! `gatehouse keys`: the signing keys, their rotation and their retirement.
 
 use clap::Subcommand;
+use gatehouse_core::audit::Actor;
 use gatehouse_http::views::{KeyView, RetiredKeyView};
 
 use super::print_json;
@@ -50,7 +51,7 @@ pub(super) async fn run(
     match command {
         KeysCommand::List { json } => list(services, json),
         KeysCommand::Retire { kid, json } => {
-            let replacement = services.tokens.retire_key(&kid).await?;
+            let replacement = services.tokens.retire_key(&kid, &cli()).await?;
             if json {
                 return print_json(&RetiredKeyView {
                     retired: kid,
@@ -69,7 +70,7 @@ pub(super) async fn run(
             let delay = delay.unwrap_or(settings.jwks_max_age);
             let kid = services
                 .tokens
-                .rotate_key(alg.parse()?, i64::try_from(delay)?)
+                .rotate_key(alg.parse()?, i64::try_from(delay)?, &cli())
                 .await?;
             if json {
                 return print_json(
@@ -95,4 +96,8 @@ fn list(services: &Services, json: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+fn cli() -> Actor {
+    Actor::operator("cli")
 }

@@ -2,12 +2,13 @@
 //! and the conventions scripts rely on (one-line errors, non-zero exit status).
 //!
 //! Here are the top-level arguments and the dispatch; each command group (`app`, `user`,
-//! `jwt-provider`, `keys`, `apply`, `outbound` with `call`, `entries` for `scope`, `rule`,
+//! `jwt-provider`, `keys`, `apply`, `audit`, `outbound` with `call`, `entries` for `scope`, `rule`,
 //! `route` and `table`, `backup` with `restore`, and the hidden `generate`) has a module with its
 //! arguments and how it runs.
 
 mod app;
 mod apply;
+mod audit;
 mod backup;
 mod entries;
 mod generate;
@@ -20,11 +21,13 @@ use std::path::Path;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use gatehouse_core::audit::Actor;
 use gatehouse_core::secret::Secret;
 use serde::Serialize;
 
 use self::app::AppCommand;
 use self::apply::ApplyArgs;
+use self::audit::AuditCommand;
 use self::backup::{BackupArgs, RestoreArgs};
 use self::entries::{EntryCommand, RouteArgs, RuleArgs, ScopeArgs, TableArgs};
 use self::generate::GenerateCommand;
@@ -64,8 +67,11 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Make the registry match a declarative TOML file.
+    /// Make the registry match a declarative TOML file, all of it or nothing.
     Apply(ApplyArgs),
+    /// Read the audit trail: changes to the registry and security events.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Manage outbound OAuth: providers, profiles and connection aliases.
     #[command(subcommand)]
     Outbound(OutboundCommand),
@@ -112,7 +118,7 @@ pub async fn run(mut global: GlobalArgs, command: Command) -> anyhow::Result<()>
     }
     let settings = Settings::resolve(&global, &serve_args)?;
     let services = open_services(&settings).await?;
-    let registry = &services.registry;
+    let registry = &services.registry.as_actor(Actor::operator("cli"));
     match command {
         Command::Serve(_) | Command::Backup(_) | Command::Restore(_) | Command::Generate(_) => {
             unreachable!("run without the services")
@@ -122,6 +128,7 @@ pub async fn run(mut global: GlobalArgs, command: Command) -> anyhow::Result<()>
         Command::JwtProvider(command) => jwt_provider::run(registry, command).await,
         Command::Keys(command) => keys::run(&services, &settings, command).await,
         Command::Apply(args) => apply::run(&services, args).await,
+        Command::Audit(command) => audit::run(registry, command).await,
         Command::Outbound(command) => outbound::run(&services, command).await,
         Command::Call(args) => outbound::run_call(&services, args).await,
         Command::Scope(command) => entries::run(registry, command).await,

@@ -5,6 +5,7 @@ use std::io::Write;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use gatehouse_core::audit::Actor;
 use gatehouse_core::outbound::{AliasSpec, ProfileSpec, ProviderSpec};
 use gatehouse_http::views::{AliasView, ProfileView, ProviderView};
 use gatehouse_remote::outbound::UpstreamRequest;
@@ -186,7 +187,10 @@ pub struct CallArgs {
 }
 
 pub(super) async fn run(services: &Services, command: OutboundCommand) -> anyhow::Result<()> {
-    let registry = services.outbound.registry();
+    let registry = &services
+        .outbound
+        .registry()
+        .as_actor(Actor::operator("cli"));
     match command {
         OutboundCommand::Provider(ProviderCommand::Save(args)) => {
             let spec = ProviderSpec {

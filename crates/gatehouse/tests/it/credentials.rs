@@ -289,9 +289,12 @@ server_test!(
 async fn apply(server: &TestServer, file: &str) -> Vec<Value> {
     let manifest: Manifest = toml::from_str(file).unwrap();
     let changes = manifest
-        .apply(&server.services.registry, ApplyOptions::default(), &|_| {
-            None
-        })
+        .apply(
+            &server.services.registry,
+            server.services.outbound.registry(),
+            ApplyOptions::default(),
+            &|_| None,
+        )
         .await
         .unwrap();
     changes

@@ -1164,12 +1164,16 @@ server_test!(jwt_providers_follow_the_declarative_file, |server| {
         .unwrap()
     };
     let registry = &server.services.registry;
+    let outbound = server.services.outbound.registry();
     let apply = |manifest: gatehouse_core::manifest::Manifest, prune: bool| async move {
         let options = gatehouse_core::manifest::ApplyOptions {
             prune,
             ..Default::default()
         };
-        manifest.apply(registry, options, &|_| None).await.unwrap()
+        manifest
+            .apply(registry, outbound, options, &|_| None)
+            .await
+            .unwrap()
     };
     let created = apply(file(300, 1200), false).await;
     let stored = registry.get_jwt_provider("corporate").await.unwrap();

@@ -277,7 +277,10 @@ server_test!(
         server
             .services
             .tokens
-            .retire_key(header["kid"].as_str().unwrap())
+            .retire_key(
+                header["kid"].as_str().unwrap(),
+                &gatehouse_core::audit::Actor::operator("cli"),
+            )
             .await
             .unwrap();
         let page = browser.get(&ask(&alice_hint, true)).await;

@@ -74,7 +74,11 @@ server_test!(
         let new_kid = server
             .services
             .tokens
-            .rotate_key(SigningAlgorithm::Es256, 3)
+            .rotate_key(
+                SigningAlgorithm::Es256,
+                3,
+                &gatehouse_core::audit::Actor::operator("cli"),
+            )
             .await
             .unwrap();
         wait_until(|| async { published_kids(&server).await.contains(&new_kid) }).await;
@@ -171,7 +175,11 @@ server_test!(
         let second_kid = server
             .services
             .tokens
-            .rotate_key(SigningAlgorithm::Es256, 0)
+            .rotate_key(
+                SigningAlgorithm::Es256,
+                0,
+                &gatehouse_core::audit::Actor::operator("cli"),
+            )
             .await
             .unwrap();
         wait_until(|| async {

@@ -20,6 +20,7 @@
 //! - `cli`: the `gatehouse` binary's commands, as a script would run them;
 //! - `cookies`: the `__Host-` names, `Secure` and scope of the cookies under an https issuer;
 //! - `apply`: the declarative registry file;
+//! - `audit`: the audit trail of registry changes, and `apply` changing all of a file or nothing;
 //! - `gateway`: routes to a real upstream server, their authorization and failures;
 //! - `keys`: staged key rotation and the JWKS;
 //! - `instances`: several instances on one database starting and racing together;
@@ -44,6 +45,7 @@ mod access;
 mod admin_api;
 mod apply;
 mod audience;
+mod audit;
 mod backup;
 mod bearer;
 mod browser;

@@ -35,7 +35,7 @@ fn assert_forbidden(what: &str, (status, body): &(u16, Value)) {
 
 /// A user holding `admin` who cannot log in with a password, so they never count as the last
 /// administrator: the one who acts in the tests of that rule.
-async fn operator(server: &TestServer) -> String {
+pub(crate) async fn operator(server: &TestServer) -> String {
     server
         .services
         .registry
