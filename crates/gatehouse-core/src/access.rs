@@ -206,6 +206,18 @@ impl Catalog {
     pub fn scope(&self, name: &str) -> Option<&ScopeEntry> {
         self.scopes.iter().find(|s| s.name == name)
     }
+
+    /// Each scope with what the registry says it allows, as a consent page lists them; an
+    /// unregistered one has no description.
+    pub fn describe(&self, scopes: &ScopeSet) -> Vec<(String, String)> {
+        scopes
+            .iter()
+            .map(|name| {
+                let description = self.scope(name).map(|s| s.description.clone());
+                (name.to_owned(), description.unwrap_or_default())
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -396,15 +396,7 @@ fn consent_page(
     request: AuthorizationRequest,
 ) -> Response {
     let session = cookie(state, headers, SESSION_COOKIE).unwrap_or_default();
-    // The registry's description of each scope; an unregistered one is shown by its name only.
-    let scopes = request
-        .scope_set()
-        .iter()
-        .map(|s| {
-            let description = catalog.scope(s).map(|e| e.description.clone());
-            (s.to_owned(), description.unwrap_or_default())
-        })
-        .collect();
+    let scopes = catalog.describe(&request.scope_set());
     let target = request.redirect_uri.clone();
     let html = ConsentPage {
         app_name: &client.name,

@@ -8,6 +8,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use gatehouse_core::device;
+use gatehouse_core::scope::ScopeSet;
 use gatehouse_core::user::User;
 use serde::{Deserialize, Serialize};
 
@@ -104,13 +105,7 @@ pub async fn page_get(
         return Ok(entry_page(&user, &typed, Some(error)));
     };
     let catalog = state.services.registry.catalog().await?;
-    let scopes = gatehouse_core::scope::ScopeSet::parse(&record.scope)?
-        .iter()
-        .map(|s| {
-            let description = catalog.scope(s).map(|e| e.description.clone());
-            (s.to_owned(), description.unwrap_or_default())
-        })
-        .collect();
+    let scopes = catalog.describe(&ScopeSet::parse(&record.scope)?);
     let session = cookie(&state, &headers, SESSION_COOKIE).unwrap_or_default();
     let html = DeviceConsentPage {
         app_name: &client.name,

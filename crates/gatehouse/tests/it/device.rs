@@ -92,15 +92,7 @@ async fn answer_at_device_page(
 server_test!(a_device_gets_tokens_once_its_user_allows_it, |server| {
     server.user("alice", &[]).await;
     let app = device_app(&server).await;
-    let discovery: Value = server
-        .http
-        .get(server.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, discovery) = server.get_json("/.well-known/openid-configuration").await;
     assert_eq!(
         discovery["device_authorization_endpoint"],
         server.url("/oauth/device_authorization")

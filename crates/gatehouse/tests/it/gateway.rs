@@ -839,18 +839,9 @@ server_test!(
     |server| {
         let upstream = start_upstream().await;
         configure(&server, upstream.address).await;
-        let get = |path: String| {
-            let http = server.http.clone();
-            async move {
-                let response = http.get(path).send().await.unwrap();
-                let status = response.status().as_u16();
-                (
-                    status,
-                    response.json::<Value>().await.unwrap_or(Value::Null),
-                )
-            }
-        };
-        let (status, own) = get(server.url("/.well-known/oauth-protected-resource")).await;
+        let (status, own) = server
+            .get_json("/.well-known/oauth-protected-resource")
+            .await;
         assert_eq!(status, 200);
         assert_eq!(own["resource"], server.base.as_str());
         assert_eq!(own["authorization_servers"], json!([server.base]));
@@ -882,7 +873,9 @@ server_test!(
             url,
             server.url("/.well-known/oauth-protected-resource/api/x/inventory")
         );
-        let (status, route) = get(url.to_owned()).await;
+        let (status, route) = server
+            .get_json(url.strip_prefix(server.base.as_str()).unwrap())
+            .await;
         assert_eq!(status, 200);
         assert_eq!(route["resource"], server.url("/api/x/inventory"));
         assert_eq!(route["resource_name"], "inventory");
@@ -892,8 +885,8 @@ server_test!(
         );
         // Only what is a resource has metadata.
         for path in ["/api/x", "/api/x/inventory/items", "/api/x/nowhere"] {
-            let url = server.url(&format!("/.well-known/oauth-protected-resource{path}"));
-            assert_eq!(get(url).await.0, 404, "{path}");
+            let metadata = format!("/.well-known/oauth-protected-resource{path}");
+            assert_eq!(server.get_json(&metadata).await.0, 404, "{path}");
         }
     }
 );

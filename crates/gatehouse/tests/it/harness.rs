@@ -213,6 +213,13 @@ impl TestServer {
         format!("{}{path}", self.base)
     }
 
+    /// GETs `path` and reads the answer's status and JSON body (`null` when there is none).
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let response = self.http.get(self.url(path)).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// The bearer challenge Gatehouse answers with: `params` after the realm, then where the
     /// metadata of the protected resource is (RFC 9728): a gateway route's by its `prefix`,
     /// Gatehouse's own with `""`.

@@ -56,18 +56,7 @@ fn authorize_with(server: &TestServer, client_id: &str, request_uri: &str, extra
 server_test!(a_pushed_request_is_used_once_and_alone, |server| {
     server.user("alice", &[]).await;
     let app = people_app(&server, ClientType::Confidential).await;
-    let (status, discovery) = {
-        let response = server
-            .http
-            .get(server.url("/.well-known/openid-configuration"))
-            .send()
-            .await
-            .unwrap();
-        (
-            response.status().as_u16(),
-            response.json::<Value>().await.unwrap(),
-        )
-    };
+    let (status, discovery) = server.get_json("/.well-known/openid-configuration").await;
     assert_eq!(status, 200);
     assert_eq!(
         discovery["pushed_authorization_request_endpoint"],
@@ -212,15 +201,9 @@ server_test!(
             ))
             .await;
         assert_eq!(login.status, 200, "{}", login.body);
-        let discovery: Value = server
-            .http
-            .get(server.url("/.well-known/oauth-authorization-server"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, discovery) = server
+            .get_json("/.well-known/oauth-authorization-server")
+            .await;
         assert_eq!(discovery["require_pushed_authorization_requests"], true);
     }
 );
