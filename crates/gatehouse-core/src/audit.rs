@@ -159,16 +159,17 @@ pub fn changed_fields(
     fields
 }
 
-/// Writes an event through `store` (a transaction's, for a change) and returns it as stored.
+/// Writes an event that happened `at` through `store` (a transaction's, for a change) and
+/// returns it as stored.
 pub async fn write(
     store: &dyn AuditStore,
-    clock: &dyn Clock,
+    at: i64,
     actor: &Actor,
     event: AuditEvent,
 ) -> Result<AuditRecord, Error> {
     let record = AuditRecord {
         id: 0,
-        at: clock.now(),
+        at,
         kind: event.kind,
         actor: actor.name.clone(),
         client_id: actor.client_id.clone(),
@@ -183,11 +184,11 @@ pub async fn write(
 /// Writes a security event that is a change of its own (not part of a larger one) and logs it.
 pub async fn record(
     store: &dyn AuditStore,
-    clock: &dyn Clock,
+    at: i64,
     actor: &Actor,
     event: AuditEvent,
 ) -> Result<(), Error> {
-    log(&write(store, clock, actor, event).await?);
+    log(&write(store, at, actor, event).await?);
     Ok(())
 }
 
@@ -253,7 +254,7 @@ impl Work {
         clock: &dyn Clock,
         event: AuditEvent,
     ) -> Result<(), Error> {
-        let record = write(store, clock, &self.actor, event).await?;
+        let record = write(store, clock.now(), &self.actor, event).await?;
         match &self.open {
             Some(open) => lock(&open.records).push(record),
             None => log(&record),

@@ -8,6 +8,7 @@
 //! without regard to case, dashes or spaces, alive for ten minutes, and only entered by a
 //! signed-in user at a rate-limited page (RFC 8628 §5.1).
 
+use crate::audit::{self, Actor, AuditEvent};
 use serde::Serialize;
 
 use crate::Error;
@@ -147,8 +148,9 @@ pub async fn pending(
     Ok(store.find_pending_device_authorization(&code, now).await?)
 }
 
-/// Records a signed-in user's answer to a pending authorization; `false` when it is no longer
-/// pending (answered in another tab, or expired).
+/// Records a signed-in user's answer to a pending authorization, with its audit event
+/// (`consent.given` or `consent.refused`, for the device's client) in the same transaction;
+/// `false` when it is no longer pending (answered in another tab, or expired).
 pub async fn answer(
     store: &dyn Store,
     user_code: &str,
@@ -157,14 +159,32 @@ pub async fn answer(
     allow: bool,
     now: i64,
 ) -> Result<bool, Error> {
-    let status = if allow {
-        DeviceStatus::Approved
+    let (status, kind) = if allow {
+        (DeviceStatus::Approved, "consent.given")
     } else {
-        DeviceStatus::Denied
+        (DeviceStatus::Denied, "consent.refused")
     };
-    Ok(store
+    let transaction = store.begin().await?;
+    let Some(pending) = transaction
+        .find_pending_device_authorization(user_code, now)
+        .await?
+    else {
+        return Ok(false);
+    };
+    if !transaction
         .decide_device_authorization(user_code, status, &user.id, auth_time, now)
-        .await?)
+        .await?
+    {
+        return Ok(false);
+    }
+    let event = AuditEvent::new(kind, &pending.client_id)
+        .with("scope", pending.scope.as_str())
+        .with("device", true);
+    let actor = Actor::at_request(&user.user_name, Some(&pending.client_id));
+    let record = audit::write(&*transaction, now, &actor, event).await?;
+    transaction.commit().await?;
+    audit::log(&record);
+    Ok(true)
 }
 
 /// What a device's poll gets (RFC 8628 §3.5).

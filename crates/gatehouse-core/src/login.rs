@@ -4,7 +4,6 @@ use std::net::IpAddr;
 
 use crate::Error;
 use crate::audit::{self, Actor, AuditEvent};
-use crate::clock::Clock;
 use crate::store::Store;
 use crate::throttle::{Admission, LoginThrottle};
 use crate::user::{self, User};
@@ -19,10 +18,8 @@ const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$
 /// Every check is an audit event: `sign_in.succeeded`, `sign_in.failed`, or
 /// `sign_in.locked_out` when the throttle refused it; `client_id` is the application signed in
 /// to (the password grant's client), if known.
-#[allow(clippy::too_many_arguments)]
 pub async fn check_password(
     store: &dyn Store,
-    clock: &dyn Clock,
     throttle: &LoginThrottle,
     user_name: &str,
     password: &str,
@@ -77,7 +74,7 @@ pub async fn check_password(
     };
     // The user name as given: for a failure, what was tried is the point.
     let actor = Actor::at_request(user_name, client_id);
-    audit::record(store, clock, &actor, AuditEvent::new(kind, user_name)).await?;
+    audit::record(store, now, &actor, AuditEvent::new(kind, user_name)).await?;
     Ok(outcome)
 }
 

@@ -120,7 +120,7 @@ impl Sessions {
             .await?;
         let record = audit::write(
             &*transaction,
-            &*self.clock,
+            self.clock.now(),
             &Actor::at_request(&user.user_name, Some(client_id)),
             AuditEvent::new("consent.given", client_id).with("scope", granted.to_string()),
         )
@@ -141,7 +141,7 @@ impl Sessions {
         let withdrawn = transaction.delete_consent(&user.id, client_id).await?;
         let record = audit::write(
             &*transaction,
-            &*self.clock,
+            self.clock.now(),
             &Actor::at_request(&user.user_name, Some(client_id)),
             AuditEvent::new("consent.withdrawn", client_id).with("existed", withdrawn),
         )

@@ -529,8 +529,7 @@ impl TokenService {
         let (stored, _) = SigningKey::generate(alg, now, now + delay, &self.master_key.sealer())?;
         let transaction = self.store.begin().await?;
         transaction.insert_signing_key(&stored).await?;
-        let record =
-            audit::write(&*transaction, &*self.clock, actor, rotated_event(&stored)).await?;
+        let record = audit::write(&*transaction, now, actor, rotated_event(&stored)).await?;
         transaction.commit().await?;
         audit::log(&record);
         self.keys_changed().await?;
@@ -554,7 +553,7 @@ impl TokenService {
         actor: Actor,
         event: AuditEvent,
     ) -> Result<(), Error> {
-        audit::record(&*self.store, &*self.clock, &actor, event).await
+        audit::record(&*self.store, self.clock.now(), &actor, event).await
     }
 
     /// Takes a key out of service at once (after a compromise): it is deleted, so it is no
@@ -586,7 +585,7 @@ impl TokenService {
         if let Some(replacement) = &replacement {
             event = event.with("replacement", replacement.kid.as_str());
         }
-        let record = audit::write(&*transaction, &*self.clock, actor, event).await?;
+        let record = audit::write(&*transaction, now, actor, event).await?;
         transaction.commit().await?;
         audit::log(&record);
         self.keys_changed().await?;
@@ -663,7 +662,7 @@ impl TokenService {
             {
                 let record = audit::write(
                     &*transaction,
-                    &*self.clock,
+                    now,
                     &Actor::operator("server"),
                     rotated_event(&stored).with("scheduled", true),
                 )

@@ -35,7 +35,6 @@ impl TokenGrant for PasswordGrant {
         let now = context.tokens.clock().now();
         let Some(user) = login::check_password(
             context.store,
-            context.tokens.clock(),
             context.throttle,
             user_name,
             password,

@@ -274,7 +274,6 @@ pub async fn login(
     };
     let checked = login::check_password(
         state.services.store.as_ref(),
-        state.services.tokens.clock(),
         &state.throttle,
         &form.username,
         &form.password,

@@ -89,6 +89,23 @@ async fn answer_at_device_page(
     assert_eq!(again.status, 400, "{}", again.body);
 }
 
+/// The audit events of `kind` about devices.
+async fn device_consents(
+    server: &TestServer,
+    kind: &str,
+) -> Vec<gatehouse_core::store::AuditRecord> {
+    let query = gatehouse_core::store::AuditQuery {
+        kind: Some(kind.into()),
+        limit: 100,
+        ..Default::default()
+    };
+    let events = server.services.store.list_audit(&query).await.unwrap();
+    events
+        .into_iter()
+        .filter(|event| event.details.contains("\"device\":true"))
+        .collect()
+}
+
 server_test!(a_device_gets_tokens_once_its_user_allows_it, |server| {
     server.user("alice", &[]).await;
     let app = device_app(&server).await;
@@ -152,6 +169,13 @@ server_test!(a_device_gets_tokens_once_its_user_allows_it, |server| {
         .await
         .unwrap();
     assert_eq!(userinfo["preferred_username"], "alice");
+    // The answer is in the audit trail, as the user's consent to the device's client.
+    let given = device_consents(&server, "consent.given").await;
+    assert_eq!(given.len(), 1);
+    assert_eq!(
+        (given[0].actor.as_str(), given[0].subject.as_str()),
+        ("alice", app.client_id.as_str())
+    );
     // Tokens once.
     assert_eq!(
         error(&poll(&server, &app, &device_code).await),
@@ -178,6 +202,7 @@ server_test!(a_device_hears_no_and_other_mistakes, |server| {
         error(&poll(&server, &app, device_code).await),
         (400, Some("access_denied"))
     );
+    assert_eq!(device_consents(&server, "consent.refused").await.len(), 1);
 
     // Another client's device code, and a made-up one.
     let other = device_app(&server).await;
