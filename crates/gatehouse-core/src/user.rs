@@ -189,9 +189,25 @@ fn argon2_pool() -> &'static Argon2Pool {
     })
 }
 
+/// A buffer of [`POOL_BLOCKS`] blocks, in memory the process gives back when it is dropped.
+///
+/// glibc serves an allocation from its own pages (`mmap`), returned to the system when freed,
+/// only above a threshold that it raises to the size of each such block freed — up to 32 MiB.
+/// A 19 MiB buffer would come from a heap arena after the first one was freed, and arenas keep
+/// their memory. So the buffer reserves more than 32 MiB: that always gets pages of its own,
+/// and the part beyond the 19 MiB that Argon2 writes is never touched, so it costs address
+/// space, not memory.
+fn new_argon2_buffer() -> Vec<Block> {
+    const RESERVED_BLOCKS: usize = 33 * 1024;
+    let mut buffer = Vec::with_capacity(RESERVED_BLOCKS.max(POOL_BLOCKS));
+    buffer.resize(POOL_BLOCKS, Block::default());
+    buffer
+}
+
 /// Runs `work` on the blocking pool with one permit and one pooled buffer. The permit moves into
 /// the blocking task, so it is held for as long as the hash runs, even if the request that asked
-/// for it goes away; the buffer goes back to the pool afterwards.
+/// for it goes away; the buffer goes back to the pool afterwards while other hashes are under
+/// way, and to the operating system when none is.
 async fn with_argon2_memory<T: Send + 'static>(
     work: impl FnOnce(&mut [Block]) -> T + Send + 'static,
 ) -> Result<T, Error> {
@@ -206,11 +222,19 @@ async fn with_argon2_memory<T: Send + 'static>(
         let taken = pool.buffers.lock().map(|mut free| free.pop());
         let mut buffer = match taken {
             Ok(Some(buffer)) => buffer,
-            _ => vec![Block::default(); POOL_BLOCKS],
+            _ => new_argon2_buffer(),
         };
         let result = work(&mut buffer);
+        // Kept while other hashes run or wait, so a flood of sign-ins reuses its buffers; the
+        // last one out returns them all, so a server at rest (after the administrator's first
+        // hash, say) holds none of this memory.
+        let others_busy = pool.permits.available_permits() + 1 < argon2_concurrency();
         if let Ok(mut free) = pool.buffers.lock() {
-            free.push(buffer);
+            if others_busy {
+                free.push(buffer);
+            } else {
+                free.clear();
+            }
         }
         result
     })

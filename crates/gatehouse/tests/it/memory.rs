@@ -14,14 +14,19 @@ fn rss_bound_kib() -> u64 {
     (64 + 20 * cores) * 1024
 }
 
-/// The process's peak resident set (`VmHWM`), in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
+/// A size of the process from `/proc/PID/status`, in KiB: `VmHWM` its peak resident set,
+/// `VmRSS` its resident set now.
+fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/PID/status")
+        .unwrap_or_else(|| panic!("{field} in /proc/PID/status"))
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmHWM")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,14 +91,24 @@ async fn two_thousand_password_checks_stay_under_the_memory_bound() {
         succeeded += usize::from(status.is_success());
     }
     let peak = peak_rss_kib(server.pid());
+    // At rest again, the hashing buffers are given back: what stays is at least one buffer
+    // (19 MiB) below the peak.
+    let at_rest = status_kib(server.pid(), "VmRSS");
     drop(server);
     let _ = std::fs::remove_dir_all(&data_dir);
 
     assert_eq!(succeeded, 2_000, "every sign-in succeeds");
     let bound = rss_bound_kib();
-    eprintln!("peak RSS: {before} KiB before the sign-ins, {peak} KiB after; bound {bound} KiB");
+    eprintln!(
+        "peak RSS: {before} KiB before the sign-ins, {peak} KiB after, {at_rest} KiB at rest; \
+         bound {bound} KiB"
+    );
     assert!(
         peak <= bound,
         "peak RSS {peak} KiB is over the documented bound of {bound} KiB"
+    );
+    assert!(
+        at_rest + 19 * 1024 <= peak,
+        "at rest the process keeps {at_rest} KiB of its {peak} KiB peak: hashing buffers stayed"
     );
 }
