@@ -174,7 +174,8 @@ async fn whoami(Bearer(token): Bearer) -> Json<WhoAmI> {
             API auth scope rules, gateway routes and Table API tables, and the signing keys. \
             Every operation except this document needs a bearer access token with the \
             `useraccount` scope (unless a scope rule asks for another) whose user holds \
-            `admin`, `oauth_admin` or `mi_admin`. All three read everything; `oauth_admin` \
+            `admin`, `oauth_admin` or `mi_admin`. All three read the registry, only `admin` the \
+            audit trail; `oauth_admin` \
             changes applications, users, scopes, scope rules, routes and JWT providers, \
             `mi_admin` outbound OAuth and tables, and only `admin` grants or removes a \
             registry role, changes a user holding one or an application running as one \
