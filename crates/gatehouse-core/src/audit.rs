@@ -209,18 +209,23 @@ pub fn log(record: &AuditRecord) {
 }
 
 /// A unit of work on the registry: who does it and, inside a transaction, what to do once it
-/// commits — log its audit events and tell this process's caches of its changes. Outside a
-/// transaction both happen at once.
+/// commits — log its audit events, tell this process's caches of its changes, and run what
+/// must follow only a committed change (back-channel logout). Outside a transaction all of it
+/// happens at once.
 #[derive(Clone)]
 pub struct Work {
     pub(crate) actor: Arc<Actor>,
     open: Option<Arc<Committing>>,
 }
 
+/// What runs once a transaction has committed.
+type AfterCommit = Box<dyn FnOnce() + Send>;
+
 #[derive(Default)]
 struct Committing {
     records: Mutex<Vec<AuditRecord>>,
     notices: Mutex<Vec<String>>,
+    after: Mutex<Vec<AfterCommit>>,
 }
 
 impl Work {
@@ -274,13 +279,27 @@ impl Work {
         }
     }
 
-    /// After the commit: logs the events and returns the notices for the caches.
+    /// Runs `action` once this work's transaction has committed (at once outside one), and
+    /// never if it rolls back: for what the world must hear only of a change that happened.
+    pub(crate) fn after_commit(&self, action: impl FnOnce() + Send + 'static) {
+        match &self.open {
+            Some(open) => lock(&open.after).push(Box::new(action)),
+            None => action(),
+        }
+    }
+
+    /// After the commit: logs the events, runs what waited for the commit and returns the
+    /// notices for the caches.
     pub(crate) fn committed(&self) -> Vec<String> {
         let Some(open) = &self.open else {
             return Vec::new();
         };
         for record in lock(&open.records).drain(..) {
             log(&record);
+        }
+        let after = std::mem::take(&mut *lock(&open.after));
+        for action in after {
+            action();
         }
         std::mem::take(&mut *lock(&open.notices))
     }
@@ -443,5 +462,36 @@ mod tests {
         ] {
             assert!(!is_secret_field(name), "{name}");
         }
+    }
+
+    #[test]
+    fn what_waits_for_the_commit_runs_after_it_and_never_for_a_rollback() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = || {
+            let runs = runs.clone();
+            move || {
+                runs.fetch_add(1, Ordering::SeqCst);
+            }
+        };
+        let committing = Work::new(Actor::operator("test")).opened();
+        committing.after_commit(counted());
+        assert_eq!(runs.load(Ordering::SeqCst), 0);
+        committing.committed();
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        committing.committed();
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "once");
+
+        let rolled_back = Work::new(Actor::operator("test")).opened();
+        rolled_back.after_commit(counted());
+        drop(rolled_back);
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+
+        Work::new(Actor::operator("test")).after_commit(counted());
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            2,
+            "outside a transaction: at once"
+        );
     }
 }

@@ -474,7 +474,8 @@ impl AuthorizationRequest {
         }
     }
 
-    /// Issues what the request asked for to `user`, who logged in at `auth_time` and consented.
+    /// Issues what the request asked for to `user`, who logged in at `auth_time` (in the
+    /// browser session `sid`) and consented.
     pub async fn respond(
         &self,
         store: &dyn Store,
@@ -482,6 +483,7 @@ impl AuthorizationRequest {
         client: &Client,
         user: &User,
         auth_time: i64,
+        sid: Option<&str>,
     ) -> Result<AuthorizationResponse, Error> {
         let now = tokens.clock().now();
         let scope = self.scope_set();
@@ -490,6 +492,7 @@ impl AuthorizationRequest {
             grant_id: &grant_id,
             auth_time,
             nonce: self.nonce.as_deref(),
+            sid,
         };
         let mut params = Vec::new();
         let mut code_value = None;
@@ -510,6 +513,7 @@ impl AuthorizationRequest {
                     expires_at: now + CODE_LIFETIME,
                     consumed: false,
                     audience: self.audience.clone(),
+                    sid: sid.map(str::to_owned),
                 })
                 .await?;
             params.push(("code".to_owned(), code.clone()));

@@ -280,6 +280,15 @@ macro_rules! with_app_fields {
             /// predate audiences).
             #[arg(long, value_name = "BOOL")]
             introspect_any: bool => bool = false,
+            /// Where it hears that a user signed out (OpenID Connect Back-Channel Logout 1.0):
+            /// https, or http to a loopback address; "" removes it.
+            #[arg(long, value_name = "URL")]
+            backchannel_logout_uri: Option<String> => String = None,
+            /// Whether its logout tokens must name the ended session (`sid`; default false, as
+            /// the specification says): ending all of a user's sessions then sends one token per
+            /// session instead of one naming only the user.
+            #[arg(long, value_name = "BOOL")]
+            backchannel_logout_session_required: bool => bool = false,
         }
     };
 }

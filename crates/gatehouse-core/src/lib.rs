@@ -23,6 +23,7 @@ pub mod gateway;
 pub mod grant;
 pub mod keys;
 pub mod login;
+pub mod logout;
 pub mod manifest;
 pub mod outbound;
 pub mod path;

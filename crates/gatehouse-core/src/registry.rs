@@ -18,6 +18,7 @@ use crate::client::{Client, ClientType, GrantType, MAX_CLIENT_ID_LENGTH, Previou
 use crate::clock::Clock;
 use crate::entry::Entry;
 use crate::keys::SigningAlgorithm;
+use crate::logout::{BackChannelLogout, UserSignOut};
 use crate::scope::ScopeSet;
 use crate::secret::{self, Secret, SecretHasher};
 use crate::store::{AuditQuery, AuditRecord, Store, StoreError, UserWrite};
@@ -85,6 +86,9 @@ pub struct Registry {
     administrator: Option<Arc<User>>,
     /// Who acts, and the transaction the registry works in, if any.
     work: Work,
+    /// Tells applications when a change ends a user's sessions; absent where nothing listens
+    /// (the registry's unit tests).
+    logout: Option<BackChannelLogout>,
 }
 
 impl Transactional for Registry {
@@ -125,6 +129,16 @@ impl Registry {
             clock,
             administrator: None,
             work: Work::new(Actor::operator("server")),
+            logout: None,
+        }
+    }
+
+    /// This registry, telling applications through `logout` whenever a change ends a user's
+    /// sessions.
+    pub fn with_backchannel_logout(self, logout: BackChannelLogout) -> Registry {
+        Registry {
+            logout: Some(logout),
+            ..self
         }
     }
 
@@ -599,6 +613,9 @@ impl Registry {
             (None, Some(uri)) => crate::federation::check_remote_url(uri)?,
             (None, None) => {}
         }
+        if let Some(uri) = &client.backchannel_logout_uri {
+            check_backchannel_logout_uri(uri)?;
+        }
         if client.client_type == ClientType::Public && client.key_source().is_some() {
             return Err(Error::validation("a public client registers no keys"));
         }
@@ -698,6 +715,11 @@ impl Registry {
     /// Stores a changed user (ending their sessions and tokens with `end_tokens`) and tells
     /// every cache.
     async fn save_user(&self, before: &User, user: &User, end_tokens: bool) -> Result<(), Error> {
+        let owed = if end_tokens {
+            self.before_sign_out(&user.id).await?
+        } else {
+            None
+        };
         let outcome = self
             .store
             .update_user(user, end_tokens)
@@ -714,7 +736,34 @@ impl Registry {
             Some(user),
         ))
         .await?;
+        self.sign_out_after_commit(owed);
         self.changed(format!("user:{}", user.user_name)).await
+    }
+
+    /// The logout tokens owed once the user's sessions end, read before the change that ends
+    /// them.
+    async fn before_sign_out(&self, user_id: &str) -> Result<Option<UserSignOut>, Error> {
+        match &self.logout {
+            Some(logout) => Ok(Some(
+                logout
+                    .before_user_signed_out(self.store.as_ref(), user_id)
+                    .await?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Sends what [`Self::before_sign_out`] found once the change has committed (never for one
+    /// rolled back): a token that cannot be signed is logged, since the change stands either
+    /// way.
+    fn sign_out_after_commit(&self, owed: Option<UserSignOut>) {
+        if let (Some(logout), Some(owed)) = (self.logout.clone(), owed) {
+            self.work.after_commit(move || {
+                if let Err(error) = owed.send(&logout) {
+                    tracing::error!(%error, "back-channel logout tokens were not sent");
+                }
+            });
+        }
     }
 
     /// Marks a user as owned by `gatehouse apply`, with what the file said (see `manifest`).
@@ -769,7 +818,9 @@ impl Registry {
                 dependents.join(", ")
             )));
         }
+        let owed = this.before_sign_out(&user.id).await?;
         Self::user_written(this.store.delete_user(user_name).await?, user_name)?;
+        this.sign_out_after_commit(owed);
         this.audit(AuditEvent::change(USER, user_name, Some(&user), None))
             .await?;
         this.changed(format!("user:{user_name}")).await?;
@@ -790,6 +841,18 @@ impl Registry {
             _ => Ok(()),
         }
     }
+}
+
+/// A back-channel logout URI is one Gatehouse connects to ([`crate::remote`]), and has no
+/// fragment (Back-Channel Logout 1.0 §2.2).
+fn check_backchannel_logout_uri(uri: &str) -> Result<(), Error> {
+    crate::federation::check_remote_url(uri)?;
+    if uri.contains('#') {
+        return Err(Error::validation(
+            "backchannel_logout_uri must not have a fragment",
+        ));
+    }
+    Ok(())
 }
 
 fn apply_user_changes(user: &mut User, changes: UserChanges) {

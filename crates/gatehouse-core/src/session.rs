@@ -71,8 +71,14 @@ impl Sessions {
         Ok(user.map(|user| (session, user)))
     }
 
-    pub async fn end(&self, cookie: &str) -> Result<(), Error> {
-        Ok(self.store.delete_session(&self.hasher.hash(cookie)).await?)
+    /// Ends the session behind a cookie; returns it, when there was one.
+    pub async fn end(&self, cookie: &str) -> Result<Option<SessionRecord>, Error> {
+        Ok(self.store.take_session(&self.hasher.hash(cookie)).await?)
+    }
+
+    /// The session's `sid`, which ID tokens issued in it and logout tokens name.
+    pub fn sid(&self, session: &SessionRecord) -> String {
+        crate::logout::session_id(&self.hasher, session)
     }
 
     /// The CSRF token of a form for `purpose`, bound to the browser's cookie value.

@@ -57,6 +57,8 @@ pub struct AuthorizationCodeRecord {
     pub consumed: bool,
     /// The resources the authorization request named (RFC 8707 §2.1), or this server's issuer.
     pub audience: Vec<String>,
+    /// The login session the code was issued in (its `sid`), for the ID token.
+    pub sid: Option<String>,
 }
 
 /// The outcome of redeeming a code: codes are single-use, and only by their own client.
@@ -457,7 +459,14 @@ pub trait DeviceStore: Send + Sync {
 pub trait SessionStore: Send + Sync {
     async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
     async fn find_session(&self, session_hash: &str) -> Result<Option<SessionRecord>, StoreError>;
-    async fn delete_session(&self, session_hash: &str) -> Result<(), StoreError>;
+    /// Deletes a session and returns it, when there was one.
+    async fn take_session(&self, session_hash: &str) -> Result<Option<SessionRecord>, StoreError>;
+    /// The user's sessions that have not expired by `now`.
+    async fn list_user_sessions(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
     async fn upsert_consent(&self, consent: &ConsentRecord) -> Result<(), StoreError>;
     async fn find_consent(
         &self,

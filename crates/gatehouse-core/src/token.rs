@@ -17,6 +17,7 @@ use crate::cache::{CacheStats, RecordCache, RegistryCache};
 use crate::client::{Client, ClientType, TokenFormat};
 use crate::clock::Clock;
 use crate::keys::{KeyRing, KeyState, SharedKeyRing, SigningAlgorithm, SigningKey};
+use crate::logout::{LOGOUT_TOKEN_TYPE, LogoutClaims};
 use crate::scope::ScopeSet;
 use crate::secret::{self, MasterKey, Sealer, SecretHasher};
 use crate::store::{AccessTokenRecord, RefreshTokenRecord, Store, TokenFamily};
@@ -65,6 +66,8 @@ pub struct GrantLink<'a> {
     pub grant_id: &'a str,
     pub auth_time: i64,
     pub nonce: Option<&'a str>,
+    /// The login session the person authorized in (its `sid`), when it was a browser's.
+    pub sid: Option<&'a str>,
 }
 
 /// What a valid access token grants: the facts every protected API decides on.
@@ -762,6 +765,9 @@ impl TokenService {
         if let Some(nonce) = link.nonce {
             claims.insert("nonce".into(), nonce.into());
         }
+        if let Some(sid) = link.sid {
+            claims.insert("sid".into(), sid.into());
+        }
         if let Some(token) = access_token {
             claims.insert("at_hash".into(), half_hash(token).into());
         }
@@ -769,6 +775,25 @@ impl TokenService {
             claims.insert("c_hash".into(), half_hash(code).into());
         }
         self.sign_jwt(client.id_token_alg, "JWT", &claims)
+    }
+
+    /// A logout token (Back-Channel Logout 1.0 §2.4) telling `client` that `subject`'s session
+    /// `sid` — or, without one, all of the subject's sessions — ended; signed like the
+    /// application's ID tokens, so it verifies with the keys it already trusts.
+    pub fn logout_token(
+        &self,
+        client: &Client,
+        subject: &str,
+        sid: Option<&str>,
+    ) -> Result<String, Error> {
+        let claims = LogoutClaims::new(
+            &self.issuer,
+            &client.client_id,
+            subject,
+            sid,
+            self.clock.now(),
+        );
+        self.sign_jwt(client.id_token_alg, LOGOUT_TOKEN_TYPE, &claims)
     }
 
     /// Issues an access token for `client`, acting for `user` when there is one.

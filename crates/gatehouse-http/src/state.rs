@@ -6,6 +6,7 @@ use gatehouse_core::cache::RegistryCache;
 use gatehouse_core::federation::Federation;
 use gatehouse_core::forwarding::TrustedProxies;
 use gatehouse_core::grant::GrantRegistry;
+use gatehouse_core::logout::BackChannelLogout;
 use gatehouse_core::registry::Registry;
 use gatehouse_core::secret::Sealer;
 use gatehouse_core::session::Sessions;
@@ -13,6 +14,7 @@ use gatehouse_core::store::Store;
 use gatehouse_core::table::Tables;
 use gatehouse_core::throttle::{ClientThrottle, LoginThrottle};
 use gatehouse_core::token::TokenService;
+use gatehouse_remote::backchannel::LogoutQueue;
 use gatehouse_remote::fetch::Fetcher;
 use gatehouse_remote::outbound::OutboundClient;
 
@@ -52,6 +54,10 @@ pub struct Services {
     pub federation: Arc<Federation>,
     /// The Table API's records.
     pub tables: Tables,
+    /// Tells applications that a user signed out (back-channel logout).
+    pub logout: BackChannelLogout,
+    /// Where logout tokens wait for delivery.
+    pub logout_queue: Arc<LogoutQueue>,
 }
 
 /// What every handler can reach: the services, and what only the HTTP surface keeps.

@@ -42,6 +42,8 @@ pub(crate) struct ClientRow {
     previous_secret_expires_at: Option<i64>,
     description: Option<String>,
     require_pushed_authorization_requests: bool,
+    backchannel_logout_uri: Option<String>,
+    backchannel_logout_session_required: bool,
 }
 
 /// The column values of a client, in the order of [`CLIENT_COLUMNS`](crate::shared).
@@ -98,6 +100,8 @@ impl TryFrom<ClientRow> for Client {
             name: row.name,
             description: row.description,
             require_pushed_authorization_requests: row.require_pushed_authorization_requests,
+            backchannel_logout_uri: row.backchannel_logout_uri,
+            backchannel_logout_session_required: row.backchannel_logout_session_required,
             client_type: row.client_type.parse().map_err(corrupt("client_type"))?,
             secret_hash: row.secret_hash,
             previous_secret: row
@@ -228,6 +232,7 @@ pub(crate) struct AuthorizationCodeRow {
     expires_at: i64,
     consumed: bool,
     audience: String,
+    sid: Option<String>,
 }
 
 impl TryFrom<AuthorizationCodeRow> for AuthorizationCodeRecord {
@@ -248,6 +253,7 @@ impl TryFrom<AuthorizationCodeRow> for AuthorizationCodeRecord {
             auth_time: row.auth_time,
             expires_at: row.expires_at,
             consumed: row.consumed,
+            sid: row.sid,
         })
     }
 }

@@ -61,6 +61,8 @@ fn client(client_id: &str) -> Client {
         name: "Billing".into(),
         description: Some("Invoices and payments".into()),
         require_pushed_authorization_requests: true,
+        backchannel_logout_uri: Some("https://billing.example/logout".into()),
+        backchannel_logout_session_required: true,
         client_type: ClientType::Confidential,
         secret_hash: Some("hash".into()),
         previous_secret: Some(PreviousSecret {
@@ -154,6 +156,8 @@ storage_test!(clients_round_trip_and_update, |store| {
     changed.run_as = None;
     changed.description = None;
     changed.require_pushed_authorization_requests = false;
+    changed.backchannel_logout_uri = None;
+    changed.backchannel_logout_session_required = false;
     changed.active = false;
     assert!(store.update_client(&changed).await.unwrap());
     assert_eq!(store.find_client("billing").await.unwrap(), Some(changed));
@@ -1027,6 +1031,7 @@ fn code(hash: &str) -> AuthorizationCodeRecord {
         expires_at: 100,
         consumed: false,
         audience: vec!["https://billing.example/api".into()],
+        sid: Some("session-1".into()),
     }
 }
 
@@ -1353,9 +1358,31 @@ storage_test!(sessions_and_consents, |store| {
         expires_at: 50,
     };
     store.insert_session(&session).await.unwrap();
-    assert_eq!(store.find_session("s").await.unwrap(), Some(session));
-    store.delete_session("s").await.unwrap();
+    assert_eq!(
+        store.find_session("s").await.unwrap(),
+        Some(session.clone())
+    );
+    let expired = SessionRecord {
+        session_hash: "s-old".into(),
+        expires_at: 20,
+        ..session.clone()
+    };
+    let other_user = SessionRecord {
+        session_hash: "s-other".into(),
+        user_id: "v".into(),
+        ..session.clone()
+    };
+    store.insert_session(&expired).await.unwrap();
+    store.insert_session(&other_user).await.unwrap();
+    // A user's live sessions, which ending all of them will name.
+    assert_eq!(
+        store.list_user_sessions("u", 30).await.unwrap(),
+        vec![session.clone()]
+    );
+    assert_eq!(store.take_session("s").await.unwrap(), Some(session));
     assert_eq!(store.find_session("s").await.unwrap(), None);
+    assert_eq!(store.take_session("s").await.unwrap(), None);
+    assert!(store.list_user_sessions("u", 30).await.unwrap().is_empty());
 
     let consent = |scope: &str| ConsentRecord {
         user_id: "u".into(),

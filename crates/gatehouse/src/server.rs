@@ -15,6 +15,7 @@ use gatehouse_core::cache::RegistryCache;
 use gatehouse_core::clock::{Clock, SystemClock};
 use gatehouse_core::federation::Federation;
 use gatehouse_core::grant::GrantRegistry;
+use gatehouse_core::logout::BackChannelLogout;
 use gatehouse_core::manifest::{Action, ApplyOptions, Change};
 use gatehouse_core::outbound::OutboundRegistry;
 use gatehouse_core::registry::{NewUser, Registry, UserChanges};
@@ -26,6 +27,7 @@ use gatehouse_core::throttle::{ClientThrottle, LoginThrottle};
 use gatehouse_core::token::TokenService;
 use gatehouse_http::metrics::Metrics;
 use gatehouse_http::{AddressLimiter, AppState, HttpSettings};
+use gatehouse_remote::backchannel::{DeliveryPolicy, LogoutQueue};
 use gatehouse_remote::fetch::{Fetcher, Limits};
 use gatehouse_remote::jwks::{KeyCache, KeyCachePolicy};
 use gatehouse_remote::outbound::OutboundClient;
@@ -99,6 +101,12 @@ pub async fn open_services(settings: &Settings) -> anyhow::Result<Services> {
     ));
     tokens.reload_keys().await?;
     tokens.reload_revocations().await?;
+    let logout_queue = Arc::new(LogoutQueue::start(
+        fetcher.clone(),
+        DeliveryPolicy::default(),
+    ));
+    let logout = BackChannelLogout::new(store.clone(), tokens.clone(), logout_queue.clone());
+    let registry = registry.with_backchannel_logout(logout.clone());
     let key_cache = KeyCache::new(
         fetcher.clone(),
         KeyCachePolicy {
@@ -123,6 +131,8 @@ pub async fn open_services(settings: &Settings) -> anyhow::Result<Services> {
         outbound,
         fetcher,
         tables,
+        logout,
+        logout_queue,
     })
 }
 

@@ -97,6 +97,7 @@ impl TokenGrant for AuthorizationCodeGrant {
             grant_id: &record.grant_id,
             auth_time: record.auth_time,
             nonce: record.nonce.as_deref(),
+            sid: record.sid.as_deref(),
         };
         issue_for_person(context, &user, &scope, &granted, &audience, link).await
     }

@@ -91,6 +91,8 @@ impl TokenGrant for DeviceCodeGrant {
                     grant_id: &grant_id,
                     auth_time: record.auth_time.unwrap_or(now),
                     nonce: None,
+                    // The device is no part of the browser session the user approved it in.
+                    sid: None,
                 };
                 issue_for_person(context, &user, &scope, &granted, &audience, link).await
             }

@@ -53,6 +53,7 @@ impl TokenGrant for PasswordGrant {
             grant_id: &grant_id,
             auth_time: now,
             nonce: None,
+            sid: None,
         };
         let audience = context.tokens.audience_for(request.resources()).await?;
         issue_for_person(context, &user, &scope, &audience, &audience, link).await

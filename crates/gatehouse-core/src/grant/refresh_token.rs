@@ -182,6 +182,7 @@ impl TokenGrant for RefreshTokenGrant {
             grant_id: &record.grant_id,
             auth_time: record.auth_time,
             nonce: None,
+            sid: None,
         };
         // The successor keeps the original scope and audience; only this access token is
         // narrowed.

@@ -15,6 +15,7 @@ use gatehouse_core::client::Client;
 use gatehouse_core::entry::Catalog;
 use gatehouse_core::login;
 use gatehouse_core::session::SESSION_LIFETIME;
+use gatehouse_core::store::SessionRecord;
 use gatehouse_core::user::User;
 use serde::Deserialize;
 
@@ -92,11 +93,11 @@ async fn authorize(
 /// The title of the page for a request that names no usable application or redirect URI.
 const CANNOT_COMPLETE: &str = "This request cannot be completed";
 
-/// The logged-in user of this browser, and when they logged in.
+/// The logged-in user of this browser, and their session.
 pub(crate) async fn current_session(
     state: &AppState,
     headers: &HeaderMap,
-) -> Result<Option<(User, i64)>, Error> {
+) -> Result<Option<(User, SessionRecord)>, Error> {
     let Some(value) = cookie(state, headers, SESSION_COOKIE) else {
         return Ok(None);
     };
@@ -105,7 +106,7 @@ pub(crate) async fn current_session(
         .sessions
         .find(value)
         .await?
-        .map(|(session, user)| (user, session.auth_time)))
+        .map(|(session, user)| (user, session)))
 }
 
 /// An error the client hears at its redirect URI, with `state` and `iss`.
@@ -119,7 +120,7 @@ async fn proceed(
     headers: &HeaderMap,
     client: &Client,
     request: AuthorizationRequest,
-    session: Option<(User, i64)>,
+    session: Option<(User, SessionRecord)>,
     just_logged_in: bool,
 ) -> Result<Response, PageError> {
     let remembered = match &session {
@@ -131,23 +132,27 @@ async fn proceed(
             .map_err(PageError::Internal)?,
         None => None,
     };
-    let signed_in = session.as_ref().map(|(user, auth_time)| SignedIn {
+    let signed_in = session.as_ref().map(|(user, session)| SignedIn {
         user,
-        auth_time: *auth_time,
+        auth_time: session.auth_time,
         just_now: just_logged_in,
     });
     let now = state.services.tokens.clock().now();
     let decision = request.decide(signed_in, Consent::Remembered(remembered.as_ref()), now);
-    act(state, headers, client, request, decision).await
+    let sid = session
+        .as_ref()
+        .map(|(_, session)| state.services.sessions.sid(session));
+    act(state, headers, client, request, decision, sid.as_deref()).await
 }
 
-/// Carries out what [`AuthorizationRequest::decide`] decided.
+/// Carries out what [`AuthorizationRequest::decide`] decided, in the browser session `sid`.
 async fn act(
     state: &AppState,
     headers: &HeaderMap,
     client: &Client,
     request: AuthorizationRequest,
     decision: Decision<'_>,
+    sid: Option<&str>,
 ) -> Result<Response, PageError> {
     match decision {
         Decision::Login => {
@@ -187,6 +192,7 @@ async fn act(
                     client,
                     user,
                     auth_time,
+                    sid,
                 )
                 .await
                 .map_err(PageError::Internal)?;
@@ -328,7 +334,7 @@ pub async fn login(
     );
     let onward = match continuation {
         Continuation::Authorize(request) => {
-            continue_authorization(&state, &headers, *request, user, session.auth_time).await
+            continue_authorization(&state, &headers, *request, user, session).await
         }
         Continuation::Account => Ok(pages::redirect("/account")),
         Continuation::Outbound => Ok(pages::redirect("/outbound")),
@@ -359,7 +365,7 @@ async fn continue_authorization(
     headers: &HeaderMap,
     request: AuthorizationRequest,
     user: User,
-    auth_time: i64,
+    session: SessionRecord,
 ) -> Result<Response, PageError> {
     let client = state
         .services
@@ -372,8 +378,15 @@ async fn continue_authorization(
             title: CANNOT_COMPLETE,
             message: "The application is unknown or disabled.".into(),
         })?;
-    let session = Some((user, auth_time));
-    proceed(state, headers, &client, request, session, true).await
+    proceed(
+        state,
+        headers,
+        &client,
+        request,
+        Some((user, session)),
+        true,
+    )
+    .await
 }
 
 #[derive(Template)]
@@ -435,10 +448,10 @@ pub async fn consent(
         (Err(error), _) => return Err(PageError::Internal(error)),
         _ => return Err(PageError::Expired),
     };
-    let (user, auth_time) = session;
+    let (user, session) = session;
     let signed_in = SignedIn {
         user: &user,
-        auth_time,
+        auth_time: session.auth_time,
         just_now: false,
     };
     let answer = Consent::Answered {
@@ -446,7 +459,8 @@ pub async fn consent(
     };
     let now = state.services.tokens.clock().now();
     let decision = request.decide(Some(signed_in), answer, now);
-    act(&state, &headers, &client, *request, decision).await
+    let sid = state.services.sessions.sid(&session);
+    act(&state, &headers, &client, *request, decision, Some(&sid)).await
 }
 
 /// The stylesheet every page uses.

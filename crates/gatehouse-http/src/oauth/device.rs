@@ -158,9 +158,10 @@ pub async fn answer(
     CsrfForm { form, .. }: CsrfForm<DeviceForm>,
 ) -> Result<Response, PageError> {
     let ticket: DeviceTicket = pages::redeem(&state, &form.ticket).await?;
-    let Some((user, auth_time)) = current_session(&state, &headers).await? else {
+    let Some((user, session)) = current_session(&state, &headers).await? else {
         return Err(PageError::Expired);
     };
+    let auth_time = session.auth_time;
     let allow = form.decision == "allow";
     let now = state.services.tokens.clock().now();
     let store = state.services.store.as_ref();

@@ -65,6 +65,8 @@ pub async fn discovery(State(state): State<AppState>) -> Result<impl IntoRespons
         "token_endpoint": format!("{issuer}/oauth/token"),
         "userinfo_endpoint": format!("{issuer}/oauth/userinfo"),
         "end_session_endpoint": format!("{issuer}/oauth/logout"),
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
         "jwks_uri": format!("{issuer}/oauth/jwks"),
         "pushed_authorization_request_endpoint": format!("{issuer}/oauth/par"),
         "require_pushed_authorization_requests":
@@ -86,6 +88,7 @@ pub async fn discovery(State(state): State<AppState>) -> Result<impl IntoRespons
         "scopes_supported": scopes,
         "claims_supported": [
             "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "c_hash", "azp",
+            "sid",
             "name", "given_name", "family_name", "preferred_username", "updated_at", "email",
             "email_verified"
         ],

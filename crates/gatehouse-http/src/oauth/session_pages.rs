@@ -186,7 +186,13 @@ pub async fn logout_post(
             Err(PageError::Expired) => return Err(PageError::Unverified),
             Err(other) => return Err(other),
         }
-        state.services.sessions.end(session_cookie).await?;
+        if let Some(ended) = state.services.sessions.end(session_cookie).await? {
+            // The user is signed out whatever the applications hear; their tokens are queued,
+            // never waited for.
+            if let Err(error) = state.services.logout.session_ended(&ended).await {
+                tracing::error!(%error, "back-channel logout tokens were not sent");
+            }
+        }
     }
     let mut response = after_logout(&target, &params.state);
     response.headers_mut().append(

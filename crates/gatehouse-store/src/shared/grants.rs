@@ -3,7 +3,7 @@
 macro_rules! code_columns {
     () => {
         "code_hash, grant_id, client_id, user_id, redirect_uri, scope, nonce, code_challenge, \
-         code_challenge_method, auth_time, expires_at, consumed, audience"
+         code_challenge_method, auth_time, expires_at, consumed, audience, sid"
     };
 }
 
@@ -38,7 +38,7 @@ macro_rules! grant_store_impl {
                     sqlx::query(concat!(
                         "INSERT INTO authorization_codes (",
                         code_columns!(),
-                        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
                     ))
                     .bind(&code.code_hash)
                     .bind(&code.grant_id)
@@ -53,6 +53,7 @@ macro_rules! grant_store_impl {
                     .bind(code.expires_at)
                     .bind(code.consumed)
                     .bind(json_list(&code.audience))
+                    .bind(&code.sid)
                     .execute(&mut *self.write().await?)
                     .await
                     .map_err(backend_error)?;

@@ -44,13 +44,38 @@ macro_rules! session_store_impl {
                     .map(SessionRecord::from))
                 }
 
-                async fn delete_session(&self, session_hash: &str) -> Result<(), StoreError> {
-                    sqlx::query("DELETE FROM sessions WHERE session_hash = $1")
-                        .bind(session_hash)
-                        .execute(&mut *self.write().await?)
-                        .await
-                        .map_err(backend_error)?;
-                    Ok(())
+                async fn take_session(
+                    &self,
+                    session_hash: &str,
+                ) -> Result<Option<SessionRecord>, StoreError> {
+                    Ok(sqlx::query_as::<_, SessionRow>(
+                        "DELETE FROM sessions WHERE session_hash = $1 \
+                         RETURNING session_hash, user_id, auth_time, expires_at",
+                    )
+                    .bind(session_hash)
+                    .fetch_optional(&mut *self.write().await?)
+                    .await
+                    .map_err(backend_error)?
+                    .map(SessionRecord::from))
+                }
+
+                async fn list_user_sessions(
+                    &self,
+                    user_id: &str,
+                    now: i64,
+                ) -> Result<Vec<SessionRecord>, StoreError> {
+                    Ok(sqlx::query_as::<_, SessionRow>(
+                        "SELECT session_hash, user_id, auth_time, expires_at FROM sessions \
+                         WHERE user_id = $1 AND expires_at > $2 ORDER BY auth_time, session_hash",
+                    )
+                    .bind(user_id)
+                    .bind(now)
+                    .fetch_all(&mut *self.read().await?)
+                    .await
+                    .map_err(backend_error)?
+                    .into_iter()
+                    .map(SessionRecord::from)
+                    .collect())
                 }
 
                 async fn upsert_consent(&self, consent: &ConsentRecord) -> Result<(), StoreError> {

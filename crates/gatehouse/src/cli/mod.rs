@@ -119,7 +119,7 @@ pub async fn run(mut global: GlobalArgs, command: Command) -> anyhow::Result<()>
     let settings = Settings::resolve(&global, &serve_args)?;
     let services = open_services(&settings).await?;
     let registry = &services.registry.as_actor(Actor::operator("cli"));
-    match command {
+    let outcome = match command {
         Command::Serve(_) | Command::Backup(_) | Command::Restore(_) | Command::Generate(_) => {
             unreachable!("run without the services")
         }
@@ -135,8 +135,17 @@ pub async fn run(mut global: GlobalArgs, command: Command) -> anyhow::Result<()>
         Command::Rule(command) => entries::run(registry, command).await,
         Command::Route(command) => entries::run(registry, command).await,
         Command::Table(command) => entries::run(registry, command).await,
+    };
+    // A change that ended a user's sessions queued logout tokens for applications: the process
+    // ends here, so it delivers them first (each delivery is bounded, and so is the wait).
+    if !services.logout_queue.finished(LOGOUT_DELIVERY_WAIT).await {
+        tracing::warn!("some back-channel logout tokens were still being delivered and are lost");
     }
+    outcome
 }
+
+/// How long a command waits for its back-channel logout deliveries, retries included.
+const LOGOUT_DELIVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn secret_from_env(var: &str) -> anyhow::Result<Secret> {
     std::env::var(var)

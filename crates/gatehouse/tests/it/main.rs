@@ -3,6 +3,8 @@
 //! under `tests/` would be linked separately, and linking is the slow step.
 //!
 //! - `harness`: starting servers, the `server_test!` macro, and HTTP helpers;
+//! - `backchannel`: back-channel logout tokens reaching a receiving server on sign-out and on an
+//!   administrator's lock or deactivation, and a receiver that never answers holding up nothing;
 //! - `backup`: a SQLite backup taken under load, restored on another data directory;
 //! - `audience`: resource indicators, audiences on Gatehouse's APIs and routes, and who may
 //!   introspect what;
@@ -46,6 +48,7 @@ mod admin_api;
 mod apply;
 mod audience;
 mod audit;
+mod backchannel;
 mod backup;
 mod bearer;
 mod browser;
