@@ -15,6 +15,7 @@ use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::cli::gatehouse;
 use crate::harness::{TestApp, TestServer, server_test};
 use crate::people::{Browser, PASSWORD, VERIFIER, authorize_url, people_app, redeem};
 
@@ -368,5 +369,40 @@ server_test!(
             .await
             .unwrap();
         assert_eq!(shown.backchannel_logout_uri, None);
+    }
+);
+
+server_test!(
+    a_command_that_locks_a_user_delivers_before_it_exits,
+    |server| {
+        server.user("dave", &[]).await;
+        let mut receiver = Receiver::start().await;
+        let app = listening_app(&server, &receiver.uri, false).await;
+        let mut browser = Browser::new();
+        let id_token = sign_in(&server, &mut browser, &app, "dave").await;
+
+        // The command runs with the server's configuration, so its tokens name the same issuer.
+        let config = server.data_dir().join("command.toml");
+        std::fs::write(&config, format!("issuer = {:?}\n", server.base)).unwrap();
+        let config = config.to_str().unwrap();
+        let output = gatehouse(
+            &server,
+            &[
+                "--config",
+                config,
+                "user",
+                "update",
+                "dave",
+                "--locked-out",
+                "true",
+            ],
+            &[],
+        )
+        .await;
+        assert!(output.status.success(), "{output:?}");
+        // The process has exited: what it sent arrived before.
+        let claims = verify(&server, &app, &receiver.received.try_recv().unwrap().1).await;
+        assert_eq!(claims["sub"], id_token["sub"]);
+        assert!(claims.get("sid").is_none(), "{claims}");
     }
 );

@@ -4,7 +4,8 @@
 //!
 //! - `harness`: starting servers, the `server_test!` macro, and HTTP helpers;
 //! - `backchannel`: back-channel logout tokens reaching a receiving server on sign-out and on an
-//!   administrator's lock or deactivation, and a receiver that never answers holding up nothing;
+//!   administrator's lock or deactivation (a command's before it exits), and a receiver that
+//!   never answers holding up nothing;
 //! - `backup`: a SQLite backup taken under load, restored on another data directory;
 //! - `audience`: resource indicators, audiences on Gatehouse's APIs and routes, and who may
 //!   introspect what;
