@@ -336,7 +336,16 @@ async fn serve_process_first_start_logs_and_sigterm() {
             .env_remove("GATEHOUSE_MASTER_KEY")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
-        command.spawn().expect("start gatehouse serve")
+        let mut child = command.spawn().expect("start gatehouse serve");
+        // The logs are read while the server runs: a pipe nobody reads fills up (64 KiB, less
+        // than a debug-level start writes), and the server would block on its next line.
+        let mut stderr = child.stderr.take().unwrap();
+        let logs = std::thread::spawn(move || {
+            let mut logs = Vec::new();
+            std::io::Read::read_to_end(&mut stderr, &mut logs).unwrap();
+            logs
+        });
+        (child, logs)
     };
     let http = reqwest::Client::new();
     let wait_ready = || async {
@@ -353,15 +362,17 @@ async fn serve_process_first_start_logs_and_sigterm() {
         }
         panic!("the server did not start");
     };
-    let stop = |child: std::process::Child| async move {
+    let stop = |(child, logs): (std::process::Child, std::thread::JoinHandle<Vec<u8>>)| async move {
         let status = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
-        tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        let mut output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
             .await
-            .unwrap()
+            .unwrap();
+        output.stderr = logs.join().unwrap();
+        output
     };
 
     let server = start();
