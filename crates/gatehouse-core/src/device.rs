@@ -15,6 +15,7 @@ use crate::Error;
 use crate::client::{Client, GrantType};
 use crate::scope::ScopeSet;
 use crate::secret;
+use crate::session;
 use crate::store::{DeviceAuthorizationRecord, DeviceStatus, Store, StoreError};
 use crate::token::TokenService;
 use crate::user::User;
@@ -176,6 +177,12 @@ pub async fn answer(
         .await?
     {
         return Ok(false);
+    }
+    // Remembered as a browser's consent is, so the account page lists it and withdrawing it
+    // revokes the device's tokens (and back-channel logout tells the application).
+    if allow {
+        let scope = ScopeSet::parse(&pending.scope)?;
+        session::widen_consent(&*transaction, &user.id, &pending.client_id, &scope, now).await?;
     }
     let event = AuditEvent::new(kind, &pending.client_id)
         .with("scope", pending.scope.as_str())

@@ -13,7 +13,7 @@ use crate::authorize::redirect_uri_matches;
 use crate::clock::Clock;
 use crate::scope::ScopeSet;
 use crate::secret::{self, SecretHasher};
-use crate::store::{ConsentRecord, SessionRecord, Store};
+use crate::store::{ConsentRecord, SessionRecord, SessionStore, Store};
 use crate::token::TokenService;
 use crate::user::User;
 
@@ -110,25 +110,14 @@ impl Sessions {
         client_id: &str,
         scope: &ScopeSet,
     ) -> Result<(), Error> {
-        let mut granted: Vec<String> = scope.to_vec();
-        if let Some(earlier) = self.store.find_consent(&user.id, client_id).await? {
-            granted.extend(ScopeSet::parse(&earlier.scope)?.to_vec());
-        }
-        let granted = ScopeSet::from_list(&granted)?;
         let transaction = self.store.begin().await?;
-        transaction
-            .upsert_consent(&ConsentRecord {
-                user_id: user.id.clone(),
-                client_id: client_id.to_owned(),
-                scope: granted.to_string(),
-                granted_at: self.clock.now(),
-            })
-            .await?;
+        let consent =
+            widen_consent(&*transaction, &user.id, client_id, scope, self.clock.now()).await?;
         let record = audit::write(
             &*transaction,
             self.clock.now(),
             &Actor::at_request(&user.user_name, Some(client_id)),
-            AuditEvent::new("consent.given", client_id).with("scope", granted.to_string()),
+            AuditEvent::new("consent.given", client_id).with("scope", consent.scope),
         )
         .await?;
         transaction.commit().await?;
@@ -239,6 +228,29 @@ impl SignOutRequest {
             redirect_uri,
         })
     }
+}
+
+/// Records that a user consents to a client's `scope`, added to what they consented to before:
+/// a consent only grows, until it is withdrawn. Returns the consent as stored.
+pub(crate) async fn widen_consent(
+    store: &dyn SessionStore,
+    user_id: &str,
+    client_id: &str,
+    scope: &ScopeSet,
+    now: i64,
+) -> Result<ConsentRecord, Error> {
+    let mut granted: Vec<String> = scope.to_vec();
+    if let Some(earlier) = store.find_consent(user_id, client_id).await? {
+        granted.extend(ScopeSet::parse(&earlier.scope)?.to_vec());
+    }
+    let consent = ConsentRecord {
+        user_id: user_id.to_owned(),
+        client_id: client_id.to_owned(),
+        scope: ScopeSet::from_list(&granted)?.to_string(),
+        granted_at: now,
+    };
+    store.upsert_consent(&consent).await?;
+    Ok(consent)
 }
 
 #[cfg(test)]

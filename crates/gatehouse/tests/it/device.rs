@@ -181,6 +181,28 @@ server_test!(a_device_gets_tokens_once_its_user_allows_it, |server| {
         error(&poll(&server, &app, &device_code).await),
         (400, Some("invalid_grant"))
     );
+    // The approval is remembered as a browser's consent is: the account page lists it, and
+    // withdrawing it revokes what the device got.
+    let account = browser.get(&server.url("/account")).await;
+    assert!(account.body.contains("Living-room TV"), "{}", account.body);
+    let withdrawn = browser
+        .post(
+            &server.url("/account/withdraw"),
+            &[
+                ("csrf", &account.field("csrf")),
+                ("client_id", &app.client_id),
+            ],
+        )
+        .await;
+    assert_eq!(withdrawn.status, 303, "{}", withdrawn.body);
+    let after = server
+        .http
+        .get(server.url("/oauth/userinfo"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 401);
     // An answered code is no longer offered at the page.
     let query = form_urlencoded::Serializer::new(String::new())
         .append_pair("user_code", &user_code)
