@@ -41,14 +41,10 @@ impl SqliteStore {
             // 1 MiB of page cache per connection (the default is 2 MiB): the hot paths are served
             // from memory caches, and five connections at the default would dominate the RSS.
             .pragma("cache_size", "-1024");
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await
-            .map_err(backend_error)?;
         // SQLite has no lock the migrator could take, so processes starting together on a new
         // file would each apply the same migrations; a lock on a file beside it makes them take
-        // turns, and each later one finds the migrations applied.
+        // turns, and each later one finds the migrations applied. It is taken before the first
+        // connection, whose pragmas (WAL on a new file) need the database to themselves too.
         let lock_path = format!("{}.migrations-lock", path.display());
         let migrations_lock = tokio::task::spawn_blocking(move || {
             let file = std::fs::OpenOptions::new()
@@ -62,6 +58,11 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Backend(e.to_string()))?
         .map_err(|e| StoreError::Backend(format!("cannot lock for migrations: {e}")))?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(backend_error)?;
         migrate!("./migrations/sqlite", &writer);
         drop(migrations_lock);
         let reader = SqlitePoolOptions::new()
