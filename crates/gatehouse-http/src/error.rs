@@ -307,7 +307,8 @@ pub async fn name_resource_metadata(
     request: Request,
     next: Next,
 ) -> Response {
-    let path = request.uri().path().to_owned();
+    // A `Uri` shares its bytes when cloned: every request passes here, the token endpoint's too.
+    let uri = request.uri().clone();
     let mut response = next.run(request).await;
     let bearer = response
         .headers()
@@ -320,7 +321,7 @@ pub async fn name_resource_metadata(
     let Ok(catalog) = state.services.registry.catalog().await else {
         return response;
     };
-    let url = catalog.resource_metadata_url(state.services.tokens.issuer(), &path);
+    let url = catalog.resource_metadata_url(state.services.tokens.issuer(), uri.path());
     let mut named = challenge.as_bytes().to_vec();
     named.extend_from_slice(format!(", resource_metadata=\"{url}\"").as_bytes());
     if let Ok(value) = HeaderValue::from_bytes(&named) {
