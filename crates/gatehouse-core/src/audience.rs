@@ -64,22 +64,55 @@ pub fn narrow(granted: &[String], resources: &[String]) -> Result<Vec<String>, E
     }
 }
 
-/// RFC 7662 §4: who may learn about a token — the client it was issued to, a resource server
-/// it is for, or an application an administrator allowed to introspect every token. The issuer
-/// stands for Gatehouse's own APIs: an application that registered it as an audience of its own
-/// does not thereby see every token for Gatehouse.
+/// Whether `client` holds a token: it was issued to the client, or it is for a resource server
+/// the client is. The issuer stands for Gatehouse's own APIs: an application that registered it
+/// as an audience of its own does not thereby hold every token for Gatehouse.
+pub fn holds(
+    client: &Client,
+    issuer: &str,
+    token_client_id: &str,
+    token_audience: &[String],
+) -> bool {
+    client.client_id == token_client_id
+        || client
+            .audiences
+            .iter()
+            .any(|own| own != issuer && token_audience.contains(own))
+}
+
+/// RFC 7662 §4: who may learn about a token — a client that [`holds`] it, or an application an
+/// administrator allowed to introspect every token.
 pub fn may_introspect(
     caller: &Client,
     issuer: &str,
     token_client_id: &str,
     token_audience: &[String],
 ) -> bool {
-    caller.client_id == token_client_id
-        || caller.introspect_any
-        || caller
-            .audiences
-            .iter()
-            .any(|own| own != issuer && token_audience.contains(own))
+    caller.introspect_any || holds(caller, issuer, token_client_id, token_audience)
+}
+
+/// RFC 8693 §2.1: the audience of a token exchange's new token. Without `resource` or
+/// `audience`, the subject token's (`held`): the exchange changes who acts or the scope, not
+/// where the token goes. Named targets must be among the client's `exchange_audiences`, else
+/// `invalid_target`; whether they are registered is `TokenService::audience_for`'s to say.
+pub fn exchange_targets(
+    client: &Client,
+    held: &[String],
+    targets: &[String],
+) -> Result<Vec<String>, Error> {
+    let requested = requested(targets)?;
+    if requested.is_empty() {
+        return Ok(held.to_vec());
+    }
+    match requested
+        .iter()
+        .find(|t| !client.exchange_audiences.contains(t))
+    {
+        Some(_) => Err(Error::InvalidTarget(
+            "this client may not exchange tokens for a requested audience".into(),
+        )),
+        None => Ok(requested),
+    }
 }
 
 #[cfg(test)]
@@ -105,6 +138,50 @@ mod tests {
             "https://a.example/{}",
             "x".repeat(MAX_AUDIENCE_LENGTH)
         )));
+    }
+
+    #[test]
+    fn exchanges_keep_the_audience_or_name_a_permitted_one() {
+        let mut client = Client::new("1".into(), "gateway".into(), 0);
+        client.exchange_audiences = list(&["https://a.example", "https://b.example"]);
+        let held = list(&["https://held.example"]);
+        assert_eq!(exchange_targets(&client, &held, &[]).unwrap(), held);
+        assert_eq!(
+            exchange_targets(&client, &held, &list(&["https://b.example"])).unwrap(),
+            list(&["https://b.example"])
+        );
+        for refused in [
+            &["https://c.example"][..],
+            &["https://a.example", "https://held.example"][..],
+            &["not a uri"][..],
+        ] {
+            assert!(
+                matches!(
+                    exchange_targets(&client, &held, &list(refused)),
+                    Err(Error::InvalidTarget(_))
+                ),
+                "{refused:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_client_holds_its_own_tokens_and_those_for_its_audiences() {
+        let issuer = "https://gatehouse.example";
+        let mut client = Client::new("1".into(), "inventory".into(), 0);
+        client.audiences = list(&["https://inventory.example", issuer]);
+        assert!(holds(&client, issuer, "inventory", &list(&[issuer])));
+        assert!(holds(
+            &client,
+            issuer,
+            "crm",
+            &list(&["https://inventory.example"])
+        ));
+        assert!(!holds(&client, issuer, "crm", &list(&[issuer])));
+        assert!(!may_introspect(&client, issuer, "crm", &list(&[issuer])));
+        client.introspect_any = true;
+        assert!(may_introspect(&client, issuer, "crm", &list(&[issuer])));
+        assert!(!holds(&client, issuer, "crm", &list(&[issuer])));
     }
 
     #[test]

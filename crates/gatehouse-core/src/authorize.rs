@@ -530,6 +530,7 @@ impl AuthorizationRequest {
                     refresh_token: None,
                     with_id_token: false,
                     audience: &self.audience,
+                    exchanged: None,
                 })
                 .await?;
             params.push(("access_token".to_owned(), issued.access_token.clone()));

@@ -38,10 +38,11 @@ pub enum GrantType {
     Implicit,
     RefreshToken,
     DeviceCode,
+    TokenExchange,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 7] = [
+    pub const ALL: [GrantType; 8] = [
         GrantType::AuthorizationCode,
         GrantType::ClientCredentials,
         GrantType::Password,
@@ -49,6 +50,7 @@ impl GrantType {
         GrantType::Implicit,
         GrantType::RefreshToken,
         GrantType::DeviceCode,
+        GrantType::TokenExchange,
     ];
 
     /// The registry's short name (also accepted by `FromStr`).
@@ -61,6 +63,7 @@ impl GrantType {
             GrantType::Implicit => "implicit",
             GrantType::RefreshToken => "refresh_token",
             GrantType::DeviceCode => "device_code",
+            GrantType::TokenExchange => "token_exchange",
         }
     }
 
@@ -69,6 +72,7 @@ impl GrantType {
         match self {
             GrantType::JwtBearer => Some("urn:ietf:params:oauth:grant-type:jwt-bearer"),
             GrantType::DeviceCode => Some("urn:ietf:params:oauth:grant-type:device_code"),
+            GrantType::TokenExchange => Some("urn:ietf:params:oauth:grant-type:token-exchange"),
             GrantType::Implicit => None,
             other => Some(other.as_str()),
         }
@@ -214,7 +218,7 @@ macro_rules! with_app_fields {
             #[arg(long = "redirect-uri", value_name = "URI")]
             redirect_uris: Vec<String> => Vec<String> = Vec::new(),
             /// The grants it may use: `authorization_code`, `client_credentials`, `password`,
-            /// `jwt_bearer`, `implicit`, `refresh_token`, `device_code`.
+            /// `jwt_bearer`, `implicit`, `refresh_token`, `device_code`, `token_exchange`.
             #[arg(long = "grant", value_name = "GRANT")]
             grant_types: Vec<$crate::client::GrantType> => Vec<$crate::client::GrantType> =
                 Vec::new(),
@@ -275,6 +279,11 @@ macro_rules! with_app_fields {
             /// list makes it no resource server.
             #[arg(long = "audience", value_name = "URI")]
             audiences: Vec<String> => Vec<String> = Vec::new(),
+            /// The audiences it may ask a token exchange (RFC 8693) for, besides the subject
+            /// token's own: registered audience identifiers, or this server's issuer for its own
+            /// APIs. Empty: an exchange keeps the subject token's audience.
+            #[arg(long = "exchange-audience", value_name = "URI")]
+            exchange_audiences: Vec<String> => Vec<String> = Vec::new(),
             /// Whether this application may introspect every token, whatever its client and
             /// audience (default false; confidential clients only; for gateways and APIs that
             /// predate audiences).
@@ -418,6 +427,7 @@ impl Client {
             &mut self.allowed_scopes,
             &mut self.default_scopes,
             &mut self.audiences,
+            &mut self.exchange_audiences,
         ] {
             set.sort();
             set.dedup();

@@ -539,6 +539,14 @@ impl Registry {
                 "a public client cannot use client_credentials (RFC 6749 §4.4)",
             ));
         }
+        // The exchange turns tokens the client holds into others: a client that proves nothing
+        // about itself must not be able to.
+        if client.client_type == ClientType::Public && client.allows_grant(GrantType::TokenExchange)
+        {
+            return Err(Error::validation(
+                "a public client cannot use token_exchange",
+            ));
+        }
         let redirecting = [GrantType::AuthorizationCode, GrantType::Implicit];
         if redirecting.iter().any(|g| client.allows_grant(*g)) && client.redirect_uris.is_empty() {
             return Err(Error::validation(
@@ -549,6 +557,7 @@ impl Registry {
             check_redirect_uri(uri)?;
         }
         audience::check_identifiers(&client.audiences)?;
+        audience::check_identifiers(&client.exchange_audiences)?;
         // A friendlier answer than the store's; its unique index still decides races.
         for audience in &client.audiences {
             if let Some(owner) = self.store.find_client_by_audience(audience).await?

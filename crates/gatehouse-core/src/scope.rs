@@ -78,6 +78,31 @@ impl ScopeSet {
         }
         Ok(requested)
     }
+
+    /// The scope of a token made from another (a token exchange, RFC 8693 §2.1): within what
+    /// the token `held` carries and what the client may have. Without a request, what both
+    /// allow; a requested scope beyond either is `invalid_scope`, so a scope can only narrow.
+    pub fn narrow(
+        requested: Option<&str>,
+        held: &ScopeSet,
+        allowed: &ScopeSet,
+    ) -> Result<ScopeSet, Error> {
+        let Some(requested) = requested else {
+            return Ok(ScopeSet(held.0.intersection(&allowed.0).cloned().collect()));
+        };
+        let requested = ScopeSet::parse(requested)?;
+        if !requested.is_subset(held) {
+            return Err(Error::InvalidScope(
+                "a requested scope is not in the subject token's scope".into(),
+            ));
+        }
+        if !requested.is_subset(allowed) {
+            return Err(Error::InvalidScope(
+                "a requested scope is not allowed for this client".into(),
+            ));
+        }
+        Ok(requested)
+    }
 }
 
 impl fmt::Display for ScopeSet {
@@ -143,5 +168,32 @@ mod tests {
             ScopeSet::down_scope(Some("admin"), &allowed, &defaults),
             Err(Error::InvalidScope(_))
         ));
+    }
+
+    #[test]
+    fn narrowing_never_widens() {
+        let held = set("read write");
+        let allowed = set("read admin");
+        assert_eq!(
+            ScopeSet::narrow(None, &held, &allowed).unwrap(),
+            set("read")
+        );
+        assert_eq!(
+            ScopeSet::narrow(Some("read"), &held, &allowed).unwrap(),
+            set("read")
+        );
+        assert_eq!(
+            ScopeSet::narrow(Some(""), &held, &allowed).unwrap(),
+            set("")
+        );
+        for wider in ["write", "admin", "read delete"] {
+            assert!(
+                matches!(
+                    ScopeSet::narrow(Some(wider), &held, &allowed),
+                    Err(Error::InvalidScope(_))
+                ),
+                "{wider}"
+            );
+        }
     }
 }

@@ -38,6 +38,8 @@ pub struct AccessTokenRecord {
     /// The audiences the token is for; empty on tokens from before audiences, which are for
     /// this server's issuer.
     pub audience: Vec<String>,
+    /// Who acts for the subject, when a token exchange delegated it (RFC 8693 §4.1).
+    pub act: Option<crate::token::Act>,
 }
 
 /// An authorization code as stored, by the keyed hash of the code.

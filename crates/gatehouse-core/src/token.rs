@@ -39,6 +39,9 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    /// RFC 8693 §2.2.1: what a token exchange issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<String>,
 }
 
 /// Prefix of opaque refresh tokens.
@@ -58,6 +61,33 @@ pub struct Issue<'a> {
     pub with_id_token: bool,
     /// Whom the access token is for (from [`TokenService::audience_for`] or a grant's record).
     pub audience: &'a [String],
+    /// The token a token exchange made this one from, when it did.
+    pub exchanged: Option<Exchanged<'a>>,
+}
+
+/// What an access token made by a token exchange (RFC 8693) keeps of the subject token.
+#[derive(Debug, Clone, Copy)]
+pub struct Exchanged<'a> {
+    /// Who acts for the subject.
+    pub act: Option<&'a Act>,
+    /// The subject token's expiry: a token made from it never outlives it.
+    pub expires_by: i64,
+}
+
+/// RFC 8693 §4.1: the party acting for a token's subject (a delegation). `act` nests the actors
+/// of earlier delegations, the most recent outermost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Act {
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Box<Act>>,
+}
+
+impl Act {
+    /// How many actors the chain names.
+    pub fn depth(&self) -> usize {
+        1 + self.act.as_ref().map_or(0, |earlier| earlier.depth())
+    }
 }
 
 /// The person's authorization behind an issuance: revocable as one, and what ID tokens tell.
@@ -84,6 +114,8 @@ pub struct AccessTokenInfo {
     /// Whom the token is for: this server's issuer, or the resource servers it was requested
     /// for.
     pub audience: Vec<String>,
+    /// Who acts for the subject, when a token exchange delegated it.
+    pub act: Option<Act>,
 }
 
 impl AccessTokenInfo {
@@ -117,6 +149,8 @@ struct AccessTokenClaims {
     /// tokens without a user (and, read as 0, from tokens issued before epochs existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     credential_epoch: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    act: Option<Act>,
 }
 
 /// What an ID token of ours tells when it comes back as an `id_token_hint` (OpenID Connect Core
@@ -182,6 +216,9 @@ pub struct Introspection {
     pub iss: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+    /// RFC 8693 §4.1: who acts for the subject (the claim may be told by introspection too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Act>,
 }
 
 /// RFC 7519 §4.1.3: `aud` is one string when the token has one audience, an array otherwise.
@@ -722,6 +759,7 @@ impl TokenService {
                 issue.scope,
                 issue.audience,
                 issue.grant,
+                issue.exchanged,
             )
             .await?;
         if let Some(link) = issue.grant
@@ -804,9 +842,14 @@ impl TokenService {
         scope: &ScopeSet,
         audience: &[String],
         grant: Option<GrantLink<'_>>,
+        exchanged: Option<Exchanged<'_>>,
     ) -> Result<TokenResponse, Error> {
         let now = self.clock.now();
-        let expires_at = now + client.access_token_lifespan;
+        let mut expires_at = now + client.access_token_lifespan;
+        if let Some(exchanged) = exchanged {
+            expires_at = expires_at.min(exchanged.expires_by);
+        }
+        let act = exchanged.and_then(|e| e.act).cloned();
         let jti = uuid::Uuid::new_v4().to_string();
         let access_token = match client.token_format {
             TokenFormat::Jwt => {
@@ -822,6 +865,7 @@ impl TokenService {
                     client_id: client.client_id.clone(),
                     scope: scope.to_string(),
                     credential_epoch: user.map(|u| u.credential_epoch),
+                    act: act.clone(),
                 };
                 let token = self.sign_jwt(self.access_token_alg, "at+jwt", &claims)?;
                 // JWTs of a person's grant are recorded by `jti`, so revoking the grant (a
@@ -838,6 +882,7 @@ impl TokenService {
                         revoked: false,
                         grant_id: Some(link.grant_id.to_owned()),
                         audience: audience.to_vec(),
+                        act,
                     };
                     self.store.insert_access_token(&record).await?;
                 }
@@ -856,6 +901,7 @@ impl TokenService {
                     revoked: false,
                     grant_id: grant.map(|g| g.grant_id.to_owned()),
                     audience: audience.to_vec(),
+                    act,
                 };
                 self.store.insert_access_token(&record).await?;
                 token
@@ -864,10 +910,11 @@ impl TokenService {
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer".into(),
-            expires_in: client.access_token_lifespan,
+            expires_in: expires_at - now,
             scope: (!scope.is_empty()).then(|| scope.to_string()),
             refresh_token: None,
             id_token: None,
+            issued_token_type: None,
         })
     }
 
@@ -967,6 +1014,7 @@ impl TokenService {
                 expires_at: record.expires_at,
                 format: TokenFormat::Opaque,
                 audience: self.stored_audience(&record.audience),
+                act: record.act.clone(),
             }
         } else {
             let verified = self
@@ -996,6 +1044,7 @@ impl TokenService {
                 expires_at: claims.exp,
                 format: TokenFormat::Jwt,
                 audience: claims.aud.clone(),
+                act: claims.act.clone(),
             }
         };
         if info.expires_at <= now {
@@ -1083,6 +1132,7 @@ impl TokenService {
             iss: Some(self.issuer.clone()),
             jti: Some(info.jti.clone()),
             aud: Some(info.audience),
+            act: info.act,
         })
     }
 
@@ -1126,6 +1176,7 @@ impl TokenService {
             iss: Some(self.issuer.clone()),
             jti: None,
             aud: Some(self.stored_audience(&record.audience)),
+            act: None,
         })
     }
 

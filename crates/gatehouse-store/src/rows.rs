@@ -7,6 +7,7 @@ use gatehouse_core::store::{
     AccessTokenRecord, AuthorizationCodeRecord, ConsentRecord, DeviceAuthorizationRecord,
     DeviceStatus, RefreshTokenRecord, SessionRecord, StoreError, StoredSigningKey,
 };
+use gatehouse_core::token::Act;
 use gatehouse_core::user::User;
 use serde_json::Value;
 
@@ -44,6 +45,7 @@ pub(crate) struct ClientRow {
     require_pushed_authorization_requests: bool,
     backchannel_logout_uri: Option<String>,
     backchannel_logout_session_required: bool,
+    exchange_audiences: String,
 }
 
 /// The column values of a client, in the order of [`CLIENT_COLUMNS`](crate::shared).
@@ -53,6 +55,7 @@ pub(crate) struct ClientValues {
     pub(crate) allowed_scopes: String,
     pub(crate) default_scopes: String,
     pub(crate) audiences: String,
+    pub(crate) exchange_audiences: String,
 }
 
 pub(crate) fn client_values(client: &Client) -> ClientValues {
@@ -68,6 +71,7 @@ pub(crate) fn client_values(client: &Client) -> ClientValues {
         allowed_scopes: json_list(&client.allowed_scopes),
         default_scopes: json_list(&client.default_scopes),
         audiences: json_list(&client.audiences),
+        exchange_audiences: json_list(&client.exchange_audiences),
     }
 }
 
@@ -128,6 +132,7 @@ impl TryFrom<ClientRow> for Client {
             jwks_uri: row.jwks_uri,
             legacy_token_endpoint_aud: row.legacy_token_endpoint_aud,
             audiences: parse_list("audiences", &row.audiences)?,
+            exchange_audiences: parse_list("exchange_audiences", &row.exchange_audiences)?,
             introspect_any: row.introspect_any,
             managed: row.managed,
             applied: row.applied,
@@ -196,6 +201,12 @@ pub(crate) struct AccessTokenRow {
     revoked: bool,
     grant_id: Option<String>,
     audience: String,
+    act: Option<String>,
+}
+
+/// The `act` column: the claim's JSON.
+pub(crate) fn act_value(act: Option<&Act>) -> Option<String> {
+    act.map(|act| serde_json::to_string(act).unwrap_or_default())
 }
 
 impl TryFrom<AccessTokenRow> for AccessTokenRecord {
@@ -204,6 +215,12 @@ impl TryFrom<AccessTokenRow> for AccessTokenRecord {
     fn try_from(row: AccessTokenRow) -> Result<Self, StoreError> {
         Ok(AccessTokenRecord {
             audience: parse_list("audience", &row.audience)?,
+            act: row
+                .act
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| StoreError::Backend(format!("column act holds invalid JSON: {e}")))?,
             token_hash: row.token_hash,
             jti: row.jti,
             client_id: row.client_id,

@@ -15,6 +15,7 @@ use gatehouse_core::store::{
     ConsentRecord, DeviceAuthorizationRecord, DeviceStatus, PushedRequestRecord, RefreshRotation,
     RefreshTokenRecord, SessionRecord, Store, StoreError, StoredSigningKey, UserWrite,
 };
+use gatehouse_core::token::Act;
 use gatehouse_core::user::User;
 use gatehouse_store::test_support::{Backend, TestDatabase};
 use gatehouse_store::{Durability, open};
@@ -88,6 +89,7 @@ fn client(client_id: &str) -> Client {
             format!("https://{client_id}.example/api"),
             format!("urn:example:{client_id}"),
         ],
+        exchange_audiences: vec!["https://crm.example/api".into()],
         introspect_any: true,
         managed: false,
         applied: Some(r#"{"active":true}"#.into()),
@@ -140,6 +142,13 @@ fn token(hash: &str, client_id: &str, user_id: Option<&str>, expires_at: i64) ->
             "https://billing.example/api".into(),
             "urn:example:billing".into(),
         ],
+        act: Some(Act {
+            sub: "billing-worker".into(),
+            act: Some(Box::new(Act {
+                sub: "id-svc".into(),
+                act: None,
+            })),
+        }),
     }
 }
 

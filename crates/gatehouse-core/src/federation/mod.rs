@@ -375,23 +375,69 @@ impl Federation {
         let provider = providers
             .iter()
             .find(|p| p.api_access && p.issuer == issuer)?;
-        let key = secret::sha256_base64(token);
         Some(
-            self.cache
-                .federated_tokens
-                .get(&key, || {
-                    self.validate_api_token_uncached(token, unverified, provider)
-                })
-                .await
-                .and_then(|info| info.ok_or_else(|| Error::InvalidToken("unknown token".into())))
-                .and_then(|info| {
-                    if info.expires_at <= self.tokens.clock().now() {
-                        Err(Error::InvalidToken("the token has expired".into()))
-                    } else {
-                        Ok(info.as_ref().clone())
-                    }
-                }),
+            self.validate_provider_token(token, unverified, provider)
+                .await,
         )
+    }
+
+    /// Validates a token exchange's subject token (RFC 8693 §2.1) of a trusted provider: a token
+    /// the APIs would accept ([`Federation::validate_api_token`]), of a provider that lists
+    /// `client` among the applications that may present its tokens. Every failure is
+    /// `invalid_request`, as RFC 8693 §2.2.2 has it for a subject token refused for any reason.
+    pub async fn validate_subject_token(
+        &self,
+        client: &Client,
+        token: &str,
+    ) -> Result<AccessTokenInfo, Error> {
+        let refuse =
+            |why: &str| Error::InvalidRequest(format!("the subject token was refused: {why}"));
+        let unverified = UnverifiedJwt::parse(token).map_err(|e| refuse(&e.to_string()))?;
+        let issuer = unverified
+            .issuer()
+            .ok_or_else(|| refuse(&JwtRejection::MissingClaim("iss").to_string()))?
+            .to_owned();
+        let providers = self.providers().await?;
+        let provider = providers
+            .iter()
+            .find(|p| p.api_access && p.issuer == issuer)
+            .ok_or_else(|| refuse("its issuer is no trusted JWT provider with API access"))?;
+        if !provider.allowed_clients.contains(&client.client_id) {
+            return Err(refuse(&format!(
+                "JWT provider {:?} is not allowed for this application",
+                provider.name
+            )));
+        }
+        self.validate_provider_token(token, unverified, provider)
+            .await
+            .map_err(|error| match error {
+                Error::InvalidToken(why) => refuse(&why),
+                other => other,
+            })
+    }
+
+    /// A provider's token, validated once and then cached by hash until it expires.
+    async fn validate_provider_token(
+        &self,
+        token: &str,
+        unverified: UnverifiedJwt,
+        provider: &JwtProvider,
+    ) -> Result<AccessTokenInfo, Error> {
+        let key = secret::sha256_base64(token);
+        self.cache
+            .federated_tokens
+            .get(&key, || {
+                self.validate_api_token_uncached(token, unverified, provider)
+            })
+            .await
+            .and_then(|info| info.ok_or_else(|| Error::InvalidToken("unknown token".into())))
+            .and_then(|info| {
+                if info.expires_at <= self.tokens.clock().now() {
+                    Err(Error::InvalidToken("the token has expired".into()))
+                } else {
+                    Ok(info.as_ref().clone())
+                }
+            })
     }
 
     async fn validate_api_token_uncached(
@@ -459,6 +505,7 @@ impl Federation {
             format: TokenFormat::Jwt,
             // Verified above to name this server among the provider's audiences.
             audience: vec![self.tokens.issuer().to_owned()],
+            act: None,
         }))
     }
 

@@ -61,6 +61,7 @@ impl TokenGrant for ClientCredentialsGrant {
                 refresh_token: None,
                 with_id_token: false,
                 audience: &audience,
+                exchanged: None,
             })
             .await
     }

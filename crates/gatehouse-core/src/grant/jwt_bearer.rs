@@ -45,6 +45,7 @@ impl TokenGrant for JwtBearerGrant {
                 refresh_token: None,
                 with_id_token: false,
                 audience: &audience,
+                exchanged: None,
             })
             .await
     }

@@ -12,6 +12,7 @@ mod device_code;
 mod jwt_bearer;
 mod password;
 mod refresh_token;
+mod token_exchange;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -24,6 +25,7 @@ pub use device_code::DeviceCodeGrant;
 pub use jwt_bearer::JwtBearerGrant;
 pub use password::PasswordGrant;
 pub use refresh_token::RefreshTokenGrant;
+pub use token_exchange::{ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, TokenExchangeGrant, issue_exchanged};
 
 use crate::Error;
 use crate::client::{Client, GrantType};
@@ -114,6 +116,7 @@ async fn issue_for_person(
             refresh_token,
             with_id_token: scope.contains("openid"),
             audience,
+            exchanged: None,
         })
         .await
 }
@@ -148,6 +151,7 @@ impl GrantRegistry {
                 Box::new(JwtBearerGrant),
                 Box::new(PasswordGrant),
                 Box::new(RefreshTokenGrant),
+                Box::new(TokenExchangeGrant),
             ],
         }
     }

@@ -76,6 +76,7 @@ impl Refresh<'_, '_> {
                 refresh_token: Some(successor.clone()),
                 with_id_token: self.scope.contains("openid"),
                 audience: &self.audience,
+                exchanged: None,
             })
             .await?;
         if self.context.refresh_token_grace > 0 {

@@ -4,7 +4,7 @@
 macro_rules! access_token_columns {
     () => {
         "token_hash, jti, client_id, user_id, scope, issued_at, expires_at, revoked, grant_id, \
-         audience"
+         audience, act"
     };
 }
 
@@ -14,7 +14,7 @@ macro_rules! token_store_impl {
             use async_trait::async_trait;
             use gatehouse_core::store::{AccessTokenRecord, StoreError, TokenFamily, TokenStore};
 
-            use crate::rows::{AccessTokenRow, json_list};
+            use crate::rows::{AccessTokenRow, act_value, json_list};
             use crate::{StoreDatabase, backend_error};
 
             // The store type and its read() and write() come from the enclosing module.
@@ -153,7 +153,7 @@ macro_rules! token_store_impl {
             }
 
             /// The bound values of one access token row.
-            const ACCESS_TOKEN_COLUMNS: usize = 10;
+            const ACCESS_TOKEN_COLUMNS: usize = 11;
 
             /// Inserts access tokens, many in one statement: the writer task's unit of work.
             pub(super) async fn insert_access_tokens<'e, E>(
@@ -195,7 +195,8 @@ macro_rules! token_store_impl {
                         .bind(token.expires_at)
                         .bind(token.revoked)
                         .bind(&token.grant_id)
-                        .bind(json_list(&token.audience));
+                        .bind(json_list(&token.audience))
+                        .bind(act_value(token.act.as_ref()));
                 }
                 query.execute(executor).await.map_err(backend_error)?;
                 Ok(())

@@ -1354,10 +1354,14 @@ server_test!(jwt_providers_are_managed_from_the_cli, |server| {
 });
 
 /// The issuer of the third-party tokens below.
-const OKTA: &str = "https://corp.okta.example/oauth2/default";
+pub(crate) const OKTA: &str = "https://corp.okta.example/oauth2/default";
 
 /// A provider trusting a static EC key for API access, and the key that signs its tokens.
-async fn api_provider(server: &TestServer, name: &str, fields: JwtProviderChanges) -> TestKey {
+pub(crate) async fn api_provider(
+    server: &TestServer,
+    name: &str,
+    fields: JwtProviderChanges,
+) -> TestKey {
     let (key, pem) = TestKey::ec_with_pem("any");
     let mut fields = fields;
     fields.issuer.get_or_insert(OKTA.into());
@@ -1367,7 +1371,7 @@ async fn api_provider(server: &TestServer, name: &str, fields: JwtProviderChange
     fields.key_source = Some(KeySource::Static(pem));
     fields.algorithms = Some(vec![JwsAlgorithm::ES256]);
     fields.api_access = Some(true);
-    fields.api_scopes = Some(vec!["useraccount".into()]);
+    fields.api_scopes.get_or_insert(vec!["useraccount".into()]);
     // The tokens stand for oauth_admins, whom the admin API's whoami answers.
     fields.map_registry_roles.get_or_insert(true);
     server
@@ -1387,7 +1391,7 @@ async fn api_provider(server: &TestServer, name: &str, fields: JwtProviderChange
 
 /// A token of the `api_provider` under a header `typ` (none when `None`) with `extra` claims
 /// added to (or, as null, removed from) good ones.
-fn api_token(key: &TestKey, typ: Option<&str>, extra: Value) -> String {
+pub(crate) fn api_token(key: &TestKey, typ: Option<&str>, extra: Value) -> String {
     let mut header = Header::new(Algorithm::ES256);
     header.typ = typ.map(str::to_owned);
     let mut claims = json!({

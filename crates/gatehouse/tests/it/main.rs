@@ -40,6 +40,8 @@
 //! - `outbound`: outbound OAuth against a second Gatehouse: profiles, aliases, the proxy and
 //!   `gatehouse call`;
 //! - `table`: the Table API: rules, table roles, queries and concurrent changes;
+//! - `token_exchange`: RFC 8693 impersonation and delegation, from own and trusted providers'
+//!   tokens, every rule that keeps an exchange from widening anything;
 //! - `browser`: the person flows in headless Chromium, checked by `openid-client`.
 
 mod harness;
@@ -77,3 +79,4 @@ mod pushed;
 mod rate_limit;
 mod roles;
 mod table;
+mod token_exchange;

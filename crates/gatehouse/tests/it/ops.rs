@@ -30,6 +30,7 @@ server_test!(discovery_documents_describe_what_is_served, |server| {
                 "urn:ietf:params:oauth:grant-type:jwt-bearer",
                 "password",
                 "refresh_token",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
                 "implicit"
             ])
         );
