@@ -1,12 +1,21 @@
 //! Gateway routes: a path prefix of Gatehouse forwarded to an upstream service, so an existing
 //! REST service gets OAuth protection without code of its own. The forwarding itself is IO and
-//! lives in `gatehouse-remote`; this is the registry entry and the choice of route.
+//! lives in `gatehouse-remote`; this is the registry entry, the choice of route, and the token
+//! exchange a route may make for its upstream.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use crate::client::{ClientType, GrantType};
+use crate::clock::Clock;
 use crate::entry::{Catalog, Entry};
+use crate::grant::issue_exchanged;
 use crate::path::CanonicalPath;
+use crate::scope::ScopeSet;
+use crate::token::{AccessTokenInfo, TokenService};
 use crate::user::Permission;
 
 /// The longest an administrator may let an upstream take: below the 30 s in which the server
@@ -33,12 +42,35 @@ pub struct Route {
     /// it instead of one for this server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audience: Option<String>,
+    /// Instead of telling the upstream who calls in `X-Gatehouse-*` headers, send it a token
+    /// addressed to it: the caller's, exchanged (RFC 8693).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange: Option<RouteExchange>,
+}
+
+/// How a route exchanges the caller's token for its upstream: as the application `client_id`
+/// (confidential, with the `token_exchange` grant and `audience` among its
+/// `exchange_audiences`), for `audience`, with `scope` — by default the caller's scope within
+/// what the application may have. The caller's token must act for a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteExchange {
+    pub client_id: String,
+    pub audience: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 impl Entry for Route {
     const KIND: &'static str = "route";
     const MANAGED_WITH: Permission = Permission::ManageAccessRules;
-    const FIELDS: &'static [&'static str] = &["prefix", "upstream", "timeout_seconds", "audience"];
+    const FIELDS: &'static [&'static str] = &[
+        "prefix",
+        "upstream",
+        "timeout_seconds",
+        "audience",
+        "exchange",
+    ];
 
     fn name(&self) -> &str {
         &self.name
@@ -103,7 +135,132 @@ impl Entry for Route {
         if let Some(audience) = &self.audience {
             crate::audience::check_identifiers(std::slice::from_ref(audience))?;
         }
+        if let Some(exchange) = &self.exchange {
+            crate::audience::check_identifiers(std::slice::from_ref(&exchange.audience))?;
+            if let Some(scope) = &exchange.scope {
+                ScopeSet::parse(scope).map_err(|_| {
+                    Error::validation(format!("exchange scope {scope:?} is not a scope"))
+                })?;
+            }
+        }
         Ok(())
+    }
+}
+
+/// Seconds before an exchanged token expires when the gateway stops sending it and exchanges
+/// again, so an upstream never receives a token about to expire.
+pub const EXCHANGE_RENEWAL_MARGIN: i64 = 30;
+/// At most this many exchanged tokens are kept; when full, expired ones go first, then any.
+const MAX_EXCHANGED_TOKENS: usize = 10_000;
+
+/// A token exchanged for a route, and until when it is sent.
+struct ExchangedToken {
+    token: Arc<str>,
+    renew_at: i64,
+}
+
+/// The tokens the gateway exchanged for routes' upstreams, by caller token and exchange, each
+/// kept until shortly before it expires: a caller's run of requests costs one exchange, not
+/// one per request. The caller's token is still validated on every request, so a revoked or
+/// expired one is refused before anything here is looked at; an exchanged token never outlives
+/// it.
+pub struct RouteExchanges {
+    tokens: RwLock<HashMap<String, ExchangedToken>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl RouteExchanges {
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        RouteExchanges {
+            tokens: RwLock::default(),
+            clock,
+        }
+    }
+
+    /// The token for `exchange`'s upstream made from the caller's validated token `presented`
+    /// (`caller`, what it proved). A caller whose token cannot be exchanged is `403`; a route
+    /// whose exchanging application cannot exchange is misconfigured, a `502` whose reason is
+    /// logged.
+    pub async fn token_for(
+        &self,
+        tokens: &TokenService,
+        exchange: &RouteExchange,
+        presented: &str,
+        caller: &AccessTokenInfo,
+    ) -> Result<Arc<str>, Error> {
+        let misconfigured = |why: String| {
+            Error::UpstreamUnreachable(format!("the route's token exchange cannot run: {why}"))
+        };
+        // Asked every time (from the registry cache), so an application that loses the grant
+        // stops exchanging at once, kept tokens included.
+        let client = tokens
+            .client(&exchange.client_id)
+            .await?
+            .filter(|c| {
+                c.active
+                    && c.client_type == ClientType::Confidential
+                    && c.allows_grant(GrantType::TokenExchange)
+            })
+            .ok_or_else(|| {
+                misconfigured(format!(
+                    "application {:?} is missing, inactive, or may not exchange tokens",
+                    exchange.client_id
+                ))
+            })?;
+        let key = tokens.hasher().hash(&format!(
+            "{}\n{}\n{}\n{presented}",
+            exchange.client_id,
+            exchange.audience,
+            exchange.scope.as_deref().unwrap_or_default()
+        ));
+        let now = self.clock.now();
+        if let Some(kept) = self
+            .tokens
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .filter(|kept| kept.renew_at > now)
+        {
+            return Ok(kept.token.clone());
+        }
+        let issued = issue_exchanged(
+            tokens,
+            &client,
+            caller,
+            None,
+            std::slice::from_ref(&exchange.audience),
+            exchange.scope.as_deref(),
+        )
+        .await
+        .map_err(|error| match error {
+            Error::InvalidScope(_) => {
+                Error::InsufficientScope(exchange.scope.clone().unwrap_or_default())
+            }
+            Error::InvalidRequest(why) => Error::Forbidden(why),
+            Error::InvalidTarget(why) | Error::UnauthorizedClient(why) => misconfigured(why),
+            other => other,
+        })?;
+        let token: Arc<str> = issued.access_token.into();
+        let renew_at = now + issued.expires_in - EXCHANGE_RENEWAL_MARGIN;
+        if renew_at > now {
+            let mut kept = self.tokens.write().unwrap_or_else(|p| p.into_inner());
+            if kept.len() >= MAX_EXCHANGED_TOKENS {
+                kept.retain(|_, t| t.renew_at > now);
+                if kept.len() >= MAX_EXCHANGED_TOKENS
+                    && let Some(victim) = kept.keys().next().cloned()
+                {
+                    kept.remove(&victim);
+                }
+            }
+            kept.insert(
+                key,
+                ExchangedToken {
+                    token: token.clone(),
+                    renew_at,
+                },
+            );
+        }
+        Ok(token)
     }
 }
 
@@ -153,6 +310,7 @@ mod tests {
             upstream: upstream.into(),
             timeout_seconds: 10,
             audience: None,
+            exchange: None,
         }
     }
 
@@ -198,6 +356,21 @@ mod tests {
             "/api",
         ] {
             assert!(route(bad, "https://u").check(&catalog).is_err(), "{bad}");
+        }
+        let mut exchanging = route("/api/x/inv", "https://u.example");
+        exchanging.exchange = Some(RouteExchange {
+            client_id: "gateway".into(),
+            audience: "https://inventory.example".into(),
+            scope: Some("inventory".into()),
+        });
+        assert!(exchanging.check(&catalog).is_ok());
+        for (audience, scope) in [("not a uri", None), ("https://i.example", Some("a\"b"))] {
+            exchanging.exchange = Some(RouteExchange {
+                client_id: "gateway".into(),
+                audience: audience.into(),
+                scope: scope.map(str::to_owned),
+            });
+            assert!(exchanging.check(&catalog).is_err(), "{audience} {scope:?}");
         }
         for bad in [
             "ftp://u",

@@ -111,6 +111,7 @@ mod tests {
                 upstream: "http://127.0.0.1:9000".into(),
                 timeout_seconds: 10,
                 audience: None,
+                exchange: None,
             }],
             tables: vec![],
         }

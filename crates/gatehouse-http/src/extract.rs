@@ -408,12 +408,38 @@ impl Authorized {
         let RequestPath(path) = RequestPath::from_request_parts(parts, state).await?;
         let Bearer(token) = Bearer::for_audience(parts, state, audience).await?;
         let caller = Caller::from(token);
-        state.services.registry.catalog().await?.authorize(
-            &caller,
-            parts.method.as_str(),
-            &path,
-        )?;
+        Self::check_rules(parts, state, &path, &caller).await?;
         Ok(Authorized(caller))
+    }
+
+    /// Like [`Authorized::for_audience`], but the token itself and what it proved: for a
+    /// gateway route that exchanges it for its upstream.
+    pub async fn token_for_audience(
+        parts: &mut Parts,
+        state: &AppState,
+        audience: &str,
+    ) -> Result<(String, AccessTokenInfo), ApiError> {
+        let RequestPath(path) = RequestPath::from_request_parts(parts, state).await?;
+        let token = presented_token(parts, None)?.to_owned();
+        let Bearer(info) = Bearer::accepted(state, &token, audience).await?;
+        Self::check_rules(parts, state, &path, &Caller::from(info.clone())).await?;
+        Ok((token, info))
+    }
+
+    /// The scope rules for this request's method and `path`.
+    async fn check_rules(
+        parts: &Parts,
+        state: &AppState,
+        path: &CanonicalPath,
+        caller: &Caller,
+    ) -> Result<(), ApiError> {
+        state
+            .services
+            .registry
+            .catalog()
+            .await?
+            .authorize(caller, parts.method.as_str(), path)?;
+        Ok(())
     }
 }
 

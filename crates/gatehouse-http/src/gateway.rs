@@ -1,6 +1,7 @@
 //! The gateway: a request under a route's prefix is authorized like every protected API, then
-//! forwarded to the route's upstream with the caller's identity in `X-Gatehouse-*` headers, and
-//! the upstream's answer streams back. Paths no route covers are 404.
+//! forwarded to the route's upstream with the caller's identity in `X-Gatehouse-*` headers — or,
+//! on a route that exchanges tokens, with a token addressed to the upstream —, and the
+//! upstream's answer streams back. Paths no route covers are 404.
 
 use std::time::Duration;
 
@@ -37,7 +38,23 @@ async fn forward(state: AppState, request: Request) -> Result<Response, ApiError
         .audience
         .as_deref()
         .unwrap_or(state.services.tokens.issuer());
-    let Authorized(caller) = Authorized::for_audience(&mut parts, &state, audience).await?;
+    let identity = match &route.exchange {
+        None => {
+            let Authorized(caller) = Authorized::for_audience(&mut parts, &state, audience).await?;
+            identity_headers(&caller)
+        }
+        Some(exchange) => {
+            let (presented, caller) =
+                Authorized::token_for_audience(&mut parts, &state, audience).await?;
+            let token = state
+                .route_exchanges
+                .token_for(&state.services.tokens, exchange, &presented, &caller)
+                .await?;
+            let value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            vec![(header::AUTHORIZATION, value)]
+        }
+    };
     let url = route
         .upstream_url(&path, parts.uri.query())
         .ok_or_else(|| Error::Internal("a route was chosen for a path it does not cover".into()))?;
@@ -46,7 +63,7 @@ async fn forward(state: AppState, request: Request) -> Result<Response, ApiError
         method: parts.method,
         url,
         headers: parts.headers,
-        identity: identity_headers(&caller),
+        identity,
         forwarding,
         body: reqwest::Body::wrap_stream(body.into_data_stream()),
         timeout: Duration::from_secs(route.timeout_seconds),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use gatehouse_core::cache::RegistryCache;
 use gatehouse_core::federation::Federation;
 use gatehouse_core::forwarding::TrustedProxies;
+use gatehouse_core::gateway::RouteExchanges;
 use gatehouse_core::grant::GrantRegistry;
 use gatehouse_core::logout::BackChannelLogout;
 use gatehouse_core::registry::Registry;
@@ -73,4 +74,6 @@ pub struct AppState {
     /// The request rate of each client address at the credential-checking endpoints; none when
     /// the limit is off.
     pub rate_limit: Option<Arc<AddressLimiter>>,
+    /// The tokens gateway routes exchanged for their upstreams.
+    pub route_exchanges: Arc<RouteExchanges>,
 }

@@ -41,7 +41,8 @@ pub struct GatewayRequest {
     pub url: String,
     /// The caller's headers, as received.
     pub headers: HeaderMap,
-    /// Added after the caller's are filtered, e.g. `x-gatehouse-user`.
+    /// Added after the caller's are filtered: `x-gatehouse-user` and the like, or the
+    /// `Authorization` of a token exchanged for the upstream.
     pub identity: Vec<(HeaderName, HeaderValue)>,
     pub forwarding: Forwarding,
     pub body: reqwest::Body,

@@ -14,6 +14,7 @@ use gatehouse_core::audit::Actor;
 use gatehouse_core::cache::RegistryCache;
 use gatehouse_core::clock::{Clock, SystemClock};
 use gatehouse_core::federation::Federation;
+use gatehouse_core::gateway::RouteExchanges;
 use gatehouse_core::grant::GrantRegistry;
 use gatehouse_core::logout::BackChannelLogout;
 use gatehouse_core::manifest::{Action, ApplyOptions, Change};
@@ -284,6 +285,7 @@ pub async fn serve_with(
             trusted_proxies: settings.trusted_proxies.clone(),
         }),
         rate_limit,
+        route_exchanges: Arc::new(RouteExchanges::new(Arc::new(SystemClock))),
     };
     tracing::info!(
         address = %listener.local_addr()?,

@@ -119,6 +119,18 @@ pub struct RouteArgs {
     /// `resource` (default: a token for this server).
     #[arg(long, value_name = "URI")]
     audience: Option<String>,
+    /// Send the upstream a token addressed to it instead of identity headers: the caller's
+    /// token exchanged by this application (with the token_exchange grant); "" stops it. Give
+    /// --exchange-audience (and --exchange-scope) with it.
+    #[arg(long, value_name = "CLIENT_ID")]
+    exchange_as: Option<String>,
+    /// The audience the exchanged token is for: the upstream's.
+    #[arg(long, value_name = "URI")]
+    exchange_audience: Option<String>,
+    /// The scope the exchanged token asks for (default: the caller's, within the exchanging
+    /// application's).
+    #[arg(long, value_name = "SCOPE")]
+    exchange_scope: Option<String>,
 }
 
 impl EntryArgs for RouteArgs {
@@ -129,6 +141,15 @@ impl EntryArgs for RouteArgs {
         set(&mut fields, "upstream", self.upstream);
         set(&mut fields, "timeout_seconds", self.timeout_seconds);
         set(&mut fields, "audience", self.audience);
+        if self.exchange_as.as_deref() == Some("") {
+            fields.insert("exchange".into(), Value::Null);
+        } else if self.exchange_as.is_some() || self.exchange_audience.is_some() {
+            let mut exchange = Map::new();
+            set(&mut exchange, "client_id", self.exchange_as);
+            set(&mut exchange, "audience", self.exchange_audience);
+            set(&mut exchange, "scope", self.exchange_scope);
+            fields.insert("exchange".into(), Value::Object(exchange));
+        }
         fields
     }
 }

@@ -570,3 +570,283 @@ server_test!(a_trusted_providers_token_can_be_the_subject, |server| {
         "invalid_request",
     );
 });
+
+server_test!(
+    a_gateway_route_sends_its_upstream_an_exchanged_token,
+    |server| {
+        use gatehouse_core::access::ScopeRule;
+        use gatehouse_core::gateway::Route;
+
+        use crate::gateway::start_upstream;
+
+        let shop = shop(&server, TokenFormat::Opaque).await;
+        let dana = user_id(&server, "dana").await;
+        let gateway = server
+            .app_with(AppChanges {
+                name: Some("gateway".into()),
+                grant_types: Some(vec![GrantType::TokenExchange]),
+                allowed_scopes: Some(vec!["inventory".into(), "reports".into()]),
+                exchange_audiences: Some(vec![INVENTORY.into()]),
+                ..AppChanges::default()
+            })
+            .await;
+        let upstream = start_upstream().await;
+        let registry = &server.services.registry;
+        registry
+            .create_entry::<ScopeRule>(
+                json!({"name": "inventory", "path": "/api/x/inventory/**",
+                    "scopes": ["inventory"]}),
+                false,
+            )
+            .await
+            .unwrap();
+        registry
+            .create_entry::<Route>(
+                json!({"name": "inventory", "prefix": "/api/x/inventory",
+                    "upstream": format!("http://{}/v1", upstream.address),
+                    "exchange": {"client_id": gateway.client_id, "audience": INVENTORY,
+                        "scope": "inventory"}}),
+                false,
+            )
+            .await
+            .unwrap();
+        // Dana's token for Gatehouse, as the front end holds it.
+        let (status, body) = token_request(
+            &server,
+            &shop.front,
+            &[
+                ("grant_type", "password"),
+                ("username", "dana"),
+                ("password", PASSWORD),
+                ("scope", "orders inventory"),
+            ],
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let caller = body["access_token"].as_str().unwrap().to_owned();
+        let get = |token: String| {
+            let server = &server;
+            async move {
+                let response = server
+                    .http
+                    .get(server.url("/api/x/inventory/items/7"))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status().as_u16();
+                (
+                    status,
+                    response.json::<Value>().await.unwrap_or(Value::Null),
+                )
+            }
+        };
+
+        let (status, echoed) = get(caller.clone()).await;
+        assert_eq!(status, 200, "{echoed}");
+        assert_eq!(echoed["path"], "/v1/items/7");
+        let sent = echoed["authorization"].as_str().unwrap();
+        let exchanged = sent.strip_prefix("Bearer ").unwrap().to_owned();
+        assert_ne!(
+            exchanged, caller,
+            "the caller's own token never reaches the upstream"
+        );
+        assert_eq!(echoed["user"], Value::Null, "no identity headers: {echoed}");
+        assert_eq!(echoed["client_id"], Value::Null);
+        // The upstream's own application finds it addressed to it, for dana, from the gateway.
+        let seen = introspect(&server, &shop.inventory, &exchanged).await;
+        assert_eq!(seen["active"], true, "{seen}");
+        assert_eq!(seen["sub"], dana.as_str());
+        assert_eq!(seen["aud"], INVENTORY);
+        assert_eq!(seen["client_id"], gateway.client_id.as_str());
+        assert_eq!(seen["scope"], "inventory");
+
+        // The next request of the same caller reuses it: one exchange, one audit event.
+        let (status, echoed) = get(caller.clone()).await;
+        assert_eq!(status, 200, "{echoed}");
+        assert_eq!(echoed["authorization"], sent);
+        let exchanges = |events: Vec<gatehouse_core::store::AuditRecord>| {
+            events
+                .iter()
+                .filter(|e| e.client_id.as_deref() == Some(gateway.client_id.as_str()))
+                .count()
+        };
+        let query = AuditQuery {
+            kind: Some("token.exchanged".into()),
+            limit: 100,
+            ..AuditQuery::default()
+        };
+        assert_eq!(
+            exchanges(registry.audit_events(query.clone()).await.unwrap()),
+            1
+        );
+
+        // Once the caller's token is revoked, nothing goes upstream, kept token or not.
+        let reached = upstream.received().len();
+        let (status, _, _) = post_form(
+            &server,
+            "/oauth/revoke",
+            Some((&shop.front.client_id, &shop.front.secret)),
+            &[("token", &caller)],
+        )
+        .await;
+        assert_eq!(status, 200);
+        let (status, body) = get(caller.clone()).await;
+        assert_eq!(status, 401, "{body}");
+
+        // A token that acts for no user cannot be exchanged for one: 403.
+        let service = server.token(&shop.billing, Some("inventory")).await;
+        let (status, body) = get(service).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (403, Some("access_denied")),
+            "{body}"
+        );
+
+        // A route asking more scope than the caller's token has: 403 insufficient_scope.
+        let (_, body) = token_request(
+            &server,
+            &shop.front,
+            &[
+                ("grant_type", "password"),
+                ("username", "dana"),
+                ("password", PASSWORD),
+                ("scope", "inventory"),
+            ],
+        )
+        .await;
+        let caller = body["access_token"].as_str().unwrap().to_owned();
+        let update = |exchange: Value| async move {
+            let mut fields = serde_json::Map::new();
+            fields.insert("exchange".into(), exchange);
+            registry
+                .update_entry::<Route>("inventory", fields)
+                .await
+                .unwrap();
+        };
+        update(
+            json!({"client_id": gateway.client_id, "audience": INVENTORY,
+            "scope": "inventory reports"}),
+        )
+        .await;
+        let (status, body) = get(caller.clone()).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (403, Some("insufficient_scope")),
+            "{body}"
+        );
+
+        // An application that may not exchange makes the route fail as a bad gateway.
+        update(json!({"client_id": gateway.client_id, "audience": INVENTORY})).await;
+        let (status, _) = get(caller.clone()).await;
+        assert_eq!(status, 200);
+        server
+            .update_app(
+                &gateway.client_id,
+                AppChanges {
+                    grant_types: Some(vec![]),
+                    ..AppChanges::default()
+                },
+            )
+            .await;
+        let (status, body) = get(caller.clone()).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (502, Some("upstream_error")),
+            "{body}"
+        );
+        assert_eq!(upstream.received().len(), reached + 1);
+    }
+);
+
+server_test!(the_cli_sets_up_exchanges, |server| {
+    use crate::cli::gatehouse;
+
+    let json = |output: std::process::Output| {
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice::<Value>(&output.stdout).unwrap()
+    };
+    let app = json(
+        gatehouse(
+            &server,
+            &[
+                "app",
+                "create",
+                "--name",
+                "gateway",
+                "--grant",
+                "token_exchange",
+                "--exchange-audience",
+                INVENTORY,
+                "--json",
+            ],
+            &[],
+        )
+        .await,
+    );
+    assert_eq!(app["grant_types"], json!(["token_exchange"]), "{app}");
+    assert_eq!(app["exchange_audiences"], json!([INVENTORY]), "{app}");
+    let client_id = app["client_id"].as_str().unwrap();
+    let route = json(
+        gatehouse(
+            &server,
+            &[
+                "route",
+                "create",
+                "inventory",
+                "--prefix",
+                "/api/x/inventory",
+                "--upstream",
+                "http://127.0.0.1:9000",
+                "--exchange-as",
+                client_id,
+                "--exchange-audience",
+                INVENTORY,
+                "--json",
+            ],
+            &[],
+        )
+        .await,
+    );
+    assert_eq!(
+        route["exchange"],
+        json!({"client_id": client_id, "audience": INVENTORY}),
+        "{route}"
+    );
+    let route = json(
+        gatehouse(
+            &server,
+            &[
+                "route",
+                "update",
+                "inventory",
+                "--exchange-as",
+                "",
+                "--json",
+            ],
+            &[],
+        )
+        .await,
+    );
+    assert!(route.get("exchange").is_none(), "{route}");
+    let refused = gatehouse(
+        &server,
+        &[
+            "app",
+            "create",
+            "--name",
+            "spa",
+            "--type",
+            "public",
+            "--grant",
+            "token_exchange",
+        ],
+        &[],
+    )
+    .await;
+    assert!(!refused.status.success());
+});
