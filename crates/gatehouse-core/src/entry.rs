@@ -1,6 +1,8 @@
-//! Registry entries that configure what protected APIs allow: scopes, scope rules, gateway
-//! routes and tables. Each kind is a small document with a name; all of them together form the
-//! [`Catalog`], which the request path reads from memory.
+//! Registry entries, plain named records with references: scopes, scope rules, gateway
+//! routes, tables, OAuth profiles and connection aliases. Each kind is a small document with a
+//! name; all of them together form the [`Catalog`], which the request path reads from memory.
+
+use std::future::Future;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -8,7 +10,8 @@ use serde::de::DeserializeOwned;
 use crate::Error;
 use crate::access::{ScopeEntry, ScopeRule};
 use crate::gateway::Route;
-use crate::store::EntryRecord;
+use crate::outbound::{ConnectionAlias, OAuthProfile};
+use crate::store::{EntryRecord, Store};
 use crate::table::TableDef;
 use crate::user::Permission;
 
@@ -31,6 +34,20 @@ pub trait Entry: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     fn references(&self) -> Vec<(&'static str, &str)> {
         Vec::new()
     }
+
+    /// Checks the entry against records that are not entries (the OAuth provider a profile
+    /// names), read through the change's transaction.
+    fn check_records(&self, store: &dyn Store) -> impl Future<Output = Result<(), Error>> + Send {
+        let _ = store;
+        async { Ok(()) }
+    }
+
+    /// Runs in the change's transaction once the entry `name` was created, changed or deleted:
+    /// what was derived from it as it was goes (the tokens obtained for a profile).
+    fn changed(name: &str, store: &dyn Store) -> impl Future<Output = Result<(), Error>> + Send {
+        let _ = (name, store);
+        async { Ok(()) }
+    }
 }
 
 /// Every configuration entry, decoded, as the request path needs them: rules most specific
@@ -41,6 +58,8 @@ pub struct Catalog {
     pub rules: Vec<ScopeRule>,
     pub routes: Vec<Route>,
     pub tables: Vec<TableDef>,
+    pub profiles: Vec<OAuthProfile>,
+    pub aliases: Vec<ConnectionAlias>,
 }
 
 impl Catalog {
@@ -52,6 +71,8 @@ impl Catalog {
                 ScopeRule::KIND => catalog.rules.push(decode(record)?),
                 Route::KIND => catalog.routes.push(decode(record)?),
                 TableDef::KIND => catalog.tables.push(decode(record)?),
+                OAuthProfile::KIND => catalog.profiles.push(decode(record)?),
+                ConnectionAlias::KIND => catalog.aliases.push(decode(record)?),
                 // A kind this version does not know was written by a newer one: ignore it.
                 _ => {}
             }
@@ -75,16 +96,33 @@ impl Catalog {
             ScopeRule::KIND => self.rules.iter().any(|r| r.name == name),
             Route::KIND => self.routes.iter().any(|r| r.name == name),
             TableDef::KIND => self.tables.iter().any(|t| t.name == name),
+            OAuthProfile::KIND => self.profiles.iter().any(|p| p.name == name),
+            ConnectionAlias::KIND => self.aliases.iter().any(|a| a.name == name),
             _ => false,
         }
     }
 
     /// The first entry that names the entry `kind` `name`, as (its kind, its name).
     pub fn referrer_of(&self, kind: &str, name: &str) -> Option<(&'static str, &str)> {
-        self.rules
+        fn first<'a, T: Entry>(
+            entries: &'a [T],
+            kind: &str,
+            name: &str,
+        ) -> Option<(&'static str, &'a str)> {
+            entries
+                .iter()
+                .find(|entry| entry.references().contains(&(kind, name)))
+                .map(|entry| (T::KIND, entry.name()))
+        }
+        first(&self.rules, kind, name).or_else(|| first(&self.aliases, kind, name))
+    }
+
+    /// The entry of a kind named `name`, from the kind's list in this catalog.
+    pub fn find<'a, T: Entry>(entries: &'a [T], name: &str) -> Result<&'a T, Error> {
+        entries
             .iter()
-            .find(|rule| rule.references().contains(&(kind, name)))
-            .map(|rule| (ScopeRule::KIND, rule.name.as_str()))
+            .find(|entry| entry.name() == name)
+            .ok_or_else(|| Error::NotFound(format!("{} {name:?}", T::KIND)))
     }
 }
 

@@ -26,8 +26,7 @@ use crate::federation::{
     JwtProvider, JwtProviderChanges, KeySource, NewJwtProvider, UserField,
 };
 use crate::gateway::Route;
-use crate::outbound::OutboundRegistry;
-use crate::outbound::{AliasSpec, ProfileSpec, ProviderEntry};
+use crate::outbound::{ConnectionAlias, OAuthProfile, OutboundRegistry, ProviderEntry};
 use crate::registry::{AppChanges, NewApp, NewUser, Registry, UserChanges};
 use crate::secret::Secret;
 use crate::table::TableDef;
@@ -52,13 +51,13 @@ pub struct Manifest {
         rename = "oauth_profile",
         skip_serializing_if = "Vec::is_empty"
     )]
-    pub oauth_profiles: Vec<ProfileSpec>,
+    pub oauth_profiles: Vec<OAuthProfile>,
     #[serde(
         default,
         rename = "connection_alias",
         skip_serializing_if = "Vec::is_empty"
     )]
-    pub connection_aliases: Vec<AliasSpec>,
+    pub connection_aliases: Vec<ConnectionAlias>,
     #[serde(default, rename = "scope", skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<ScopeEntry>,
     #[serde(default, rename = "scope_rule", skip_serializing_if = "Vec::is_empty")]
@@ -277,8 +276,11 @@ impl Manifest {
             failures: Vec::new(),
         };
         self.apply_registry(&mut apply, options, env).await?;
-        self.apply_outbound(&mut apply, &work.join(outbound), options, env)
+        self.apply_providers(&mut apply, &work.join(outbound), options, env)
             .await?;
+        // After their providers. Profiles and aliases are never pruned, like providers.
+        entries::reconcile(&mut apply, &self.oauth_profiles, options).await?;
+        entries::reconcile(&mut apply, &self.connection_aliases, options).await?;
         let Apply {
             changes, failures, ..
         } = apply;

@@ -113,7 +113,7 @@ mod tests {
                 audience: None,
                 exchange: None,
             }],
-            tables: vec![],
+            ..Catalog::default()
         }
     }
 

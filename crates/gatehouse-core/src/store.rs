@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use crate::client::Client;
 use crate::federation::JwtProvider;
-use crate::outbound::{ConnectionAlias, OAuthProfile, OAuthProvider, OutboundTokenRecord};
+use crate::outbound::{OAuthProvider, OutboundTokenRecord};
 use crate::user::User;
 
 #[derive(Debug, thiserror::Error)]
@@ -503,27 +503,15 @@ pub trait KeyStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
-/// Outbound OAuth: providers, profiles, connection aliases (by name) and the tokens obtained.
+/// Outbound OAuth: providers (by name) and the tokens obtained for profiles (which, like
+/// aliases, are registry entries).
 #[async_trait]
 pub trait OutboundStore: Send + Sync {
     async fn insert_provider(&self, provider: &OAuthProvider) -> Result<(), StoreError>;
-    /// Replaces a provider and, in the same transaction, drops the tokens of every profile naming
-    /// it: a token obtained under the old settings is never used under the new ones.
     async fn update_provider(&self, provider: &OAuthProvider) -> Result<bool, StoreError>;
     async fn find_provider(&self, name: &str) -> Result<Option<OAuthProvider>, StoreError>;
     async fn list_providers(&self) -> Result<Vec<OAuthProvider>, StoreError>;
     async fn delete_provider(&self, name: &str) -> Result<bool, StoreError>;
-    async fn insert_profile(&self, profile: &OAuthProfile) -> Result<(), StoreError>;
-    async fn update_profile(&self, profile: &OAuthProfile) -> Result<bool, StoreError>;
-    async fn find_profile(&self, name: &str) -> Result<Option<OAuthProfile>, StoreError>;
-    async fn list_profiles(&self) -> Result<Vec<OAuthProfile>, StoreError>;
-    /// Deletes the profile and every token obtained for it.
-    async fn delete_profile(&self, name: &str) -> Result<bool, StoreError>;
-    async fn insert_alias(&self, alias: &ConnectionAlias) -> Result<(), StoreError>;
-    async fn update_alias(&self, alias: &ConnectionAlias) -> Result<bool, StoreError>;
-    async fn find_alias(&self, name: &str) -> Result<Option<ConnectionAlias>, StoreError>;
-    async fn list_aliases(&self) -> Result<Vec<ConnectionAlias>, StoreError>;
-    async fn delete_alias(&self, name: &str) -> Result<bool, StoreError>;
     async fn find_outbound_token(
         &self,
         profile: &str,
@@ -531,6 +519,7 @@ pub trait OutboundStore: Send + Sync {
     ) -> Result<Option<OutboundTokenRecord>, StoreError>;
     /// Stores the token of a (profile, owner), replacing the previous one.
     async fn save_outbound_token(&self, token: &OutboundTokenRecord) -> Result<(), StoreError>;
+    /// Drops every token obtained for a profile.
     async fn delete_outbound_tokens(&self, profile: &str) -> Result<(), StoreError>;
 }
 

@@ -28,11 +28,12 @@ pub async fn proxy(
     let [_, _, alias, rest @ ..] = path.segments() else {
         return Err(Error::NotFound("no such endpoint".into()).into());
     };
+    let catalog = state.services.registry.catalog().await?;
     let resolved = state
         .services
         .outbound
         .registry()
-        .resolve_alias(alias)
+        .resolve_alias(&catalog, alias)
         .await?;
     let user = match &caller.user_id {
         Some(id) => state.services.tokens.user(id).await?,

@@ -61,7 +61,7 @@ pub async fn outbound_page(
         .services
         .outbound
         .registry()
-        .authorizable_profiles(&user)
+        .authorizable_profiles(&*state.services.registry.catalog().await?, &user)
         .await
         .map_err(PageError::Internal)?;
     // The buttons' forms end in redirects to the providers: the CSP must allow those.
@@ -119,7 +119,12 @@ pub async fn authorize(
         .services
         .outbound
         .registry()
-        .start_authorization(&form.profile, &user, &redirect_uri)
+        .start_authorization(
+            &*state.services.registry.catalog().await?,
+            &form.profile,
+            &user,
+            &redirect_uri,
+        )
         .await;
     let (pending, location) = started.map_err(|error| match error {
         Error::Forbidden(why) => PageError::Forbidden(why),
@@ -193,7 +198,11 @@ async fn redeem(
         .services
         .outbound
         .registry()
-        .response_target(pending, params.get("iss").map(String::as_str))
+        .response_target(
+            &*state.services.registry.catalog().await?,
+            pending,
+            params.get("iss").map(String::as_str),
+        )
         .await
         .map_err(|error| match error {
             Error::Validation(_) | Error::NotFound(_) => no_token(error.to_string()),

@@ -4,7 +4,7 @@
 use gatehouse_core::client::Client;
 use gatehouse_core::federation::{JwtProvider, KeySource};
 use gatehouse_core::keys::KeyRing;
-use gatehouse_core::outbound::{ConnectionAlias, OAuthProfile, OAuthProvider};
+use gatehouse_core::outbound::OAuthProvider;
 use gatehouse_core::store::AuditRecord;
 use gatehouse_core::user::User;
 use serde::{Deserialize, Serialize};
@@ -147,58 +147,6 @@ impl From<&OAuthProvider> for ProviderView {
                 .authorization_response_iss_parameter_supported,
             created_at: p.created_at,
             updated_at: p.updated_at,
-        }
-    }
-}
-
-/// An OAuth profile: a provider and the scopes its tokens are asked for.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ProfileView {
-    pub name: String,
-    pub provider: String,
-    pub scopes: Vec<String>,
-    pub per_user: bool,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-impl From<&OAuthProfile> for ProfileView {
-    fn from(p: &OAuthProfile) -> Self {
-        ProfileView {
-            name: p.name.clone(),
-            provider: p.provider.clone(),
-            scopes: p.scopes.clone(),
-            per_user: p.per_user,
-            created_at: p.created_at,
-            updated_at: p.updated_at,
-        }
-    }
-}
-
-/// A connection alias: an external API's base URL and the profile whose token it gets.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct AliasView {
-    pub name: String,
-    pub base_url: String,
-    pub profile: String,
-    pub allowed_roles: Vec<String>,
-    pub timeout_seconds: i64,
-    pub max_retries: i64,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-impl From<&ConnectionAlias> for AliasView {
-    fn from(a: &ConnectionAlias) -> Self {
-        AliasView {
-            name: a.name.clone(),
-            base_url: a.base_url.clone(),
-            profile: a.profile.clone(),
-            allowed_roles: a.allowed_roles.clone(),
-            timeout_seconds: a.timeout_seconds,
-            max_retries: a.max_retries,
-            created_at: a.created_at,
-            updated_at: a.updated_at,
         }
     }
 }

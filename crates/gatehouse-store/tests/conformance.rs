@@ -1488,67 +1488,22 @@ storage_test!(
         ));
         crm.audience = None;
         crm.client_secret_sealed = None;
-        assert!(store.update_provider(&crm).await.unwrap());
-        assert_eq!(store.find_provider("crm").await.unwrap(), Some(crm.clone()));
-        let profile = OAuthProfile {
-            name: "crm-read".into(),
-            provider: "crm".into(),
-            scopes: vec!["a".into(), "b".into()],
-            per_user: true,
-            created_at: 1,
-            updated_at: 1,
-        };
-        store.insert_profile(&profile).await.unwrap();
-        assert_eq!(store.list_profiles().await.unwrap(), vec![profile.clone()]);
-        let alias = ConnectionAlias {
-            name: "crm".into(),
-            base_url: "https://crm.example/api".into(),
-            profile: "crm-read".into(),
-            allowed_roles: vec!["integration".into()],
-            timeout_seconds: 5,
-            max_retries: 1,
-            created_at: 1,
-            updated_at: 1,
-        };
-        store.insert_alias(&alias).await.unwrap();
-        assert_eq!(store.find_alias("crm").await.unwrap(), Some(alias));
-        // Replacing the provider drops the tokens of its profiles in the same write, and only
-        // theirs.
-        let other = OAuthProfile {
-            name: "other".into(),
-            provider: "erp".into(),
-            ..profile.clone()
-        };
-        store.insert_provider(&provider("erp")).await.unwrap();
-        store.insert_profile(&other).await.unwrap();
-        for profile in ["crm-read", "other"] {
-            store
-                .save_outbound_token(&OutboundTokenRecord {
-                    profile: profile.into(),
-                    owner: "".into(),
-                    access_token_sealed: vec![1; 40],
-                    refresh_token_sealed: None,
-                    obtained_at: 1,
-                    expires_at: None,
-                })
-                .await
-                .unwrap();
-        }
         crm.issuer = None;
         assert!(store.update_provider(&crm).await.unwrap());
         assert_eq!(store.find_provider("crm").await.unwrap(), Some(crm.clone()));
+        store.insert_provider(&provider("erp")).await.unwrap();
         assert_eq!(
-            store.find_outbound_token("crm-read", "").await.unwrap(),
-            None
-        );
-        assert!(
             store
-                .find_outbound_token("other", "")
+                .list_providers()
                 .await
                 .unwrap()
-                .is_some()
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>(),
+            ["crm", "erp"]
         );
 
+        // Tokens name a profile, a registry entry the store does not look up.
         let mut token = OutboundTokenRecord {
             profile: "crm-read".into(),
             owner: "user-1".into(),
@@ -1567,22 +1522,30 @@ storage_test!(
                 .find_outbound_token("crm-read", "user-1")
                 .await
                 .unwrap(),
-            Some(token)
+            Some(token.clone())
         );
         assert_eq!(
             store.find_outbound_token("crm-read", "").await.unwrap(),
             None
         );
+        let other = OutboundTokenRecord {
+            profile: "other".into(),
+            ..token.clone()
+        };
+        store.save_outbound_token(&other).await.unwrap();
 
-        assert!(store.delete_alias("crm").await.unwrap());
-        // Deleting a profile takes its tokens along.
-        assert!(store.delete_profile("crm-read").await.unwrap());
+        // Dropping a profile's tokens drops all of them, and only theirs.
+        store.delete_outbound_tokens("crm-read").await.unwrap();
         assert_eq!(
             store
                 .find_outbound_token("crm-read", "user-1")
                 .await
                 .unwrap(),
             None
+        );
+        assert_eq!(
+            store.find_outbound_token("other", "user-1").await.unwrap(),
+            Some(other)
         );
         assert!(store.delete_provider("crm").await.unwrap());
         assert!(!store.delete_provider("crm").await.unwrap());
@@ -1843,6 +1806,136 @@ mod an_upgrade_where_users_share_an_email_is_refused {
             "{refused}"
         );
         assert!(!refused.contains("carol"), "{refused}");
+    }
+
+    #[tokio::test]
+    async fn sqlite() {
+        run(Backend::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        run(Backend::Postgres).await;
+    }
+}
+
+/// The tables of OAuth profiles and connection aliases, with a token, as a database from
+/// before they were registry entries (migration 0023) holds them.
+const OUTBOUND_TABLES_SQLITE: [&str; 7] = [
+    "DROP TABLE outbound_tokens",
+    "CREATE TABLE oauth_profiles (name TEXT PRIMARY KEY, \
+     provider TEXT NOT NULL REFERENCES oauth_providers (name), scopes TEXT NOT NULL, \
+     per_user BOOLEAN NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
+    "CREATE TABLE connection_aliases (name TEXT PRIMARY KEY, base_url TEXT NOT NULL, \
+     profile TEXT NOT NULL REFERENCES oauth_profiles (name), allowed_roles TEXT NOT NULL, \
+     timeout_seconds BIGINT NOT NULL, max_retries BIGINT NOT NULL, \
+     created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
+    "CREATE TABLE outbound_tokens (profile TEXT NOT NULL REFERENCES oauth_profiles (name), \
+     owner TEXT NOT NULL, access_token_sealed BLOB NOT NULL, refresh_token_sealed BLOB, \
+     obtained_at BIGINT NOT NULL, expires_at BIGINT, PRIMARY KEY (profile, owner))",
+    "INSERT INTO oauth_profiles VALUES ('crm-read', 'crm', '[\"a\",\"b\"]', TRUE, 5, 6)",
+    "INSERT INTO connection_aliases VALUES \
+     ('crm', 'https://crm.example/api', 'crm-read', '[\"integration\"]', 5, 1, 7, 8)",
+    "INSERT INTO outbound_tokens VALUES ('crm-read', '', X'0102', NULL, 1, NULL)",
+];
+
+const OUTBOUND_TABLES_POSTGRES: [&str; 7] = [
+    "DROP TABLE outbound_tokens",
+    "CREATE TABLE oauth_profiles (name TEXT PRIMARY KEY, \
+     provider TEXT NOT NULL REFERENCES oauth_providers (name), scopes TEXT NOT NULL, \
+     per_user BOOLEAN NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
+    "CREATE TABLE connection_aliases (name TEXT PRIMARY KEY, base_url TEXT NOT NULL, \
+     profile TEXT NOT NULL REFERENCES oauth_profiles (name), allowed_roles TEXT NOT NULL, \
+     timeout_seconds BIGINT NOT NULL, max_retries BIGINT NOT NULL, \
+     created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
+    "CREATE TABLE outbound_tokens (profile TEXT NOT NULL REFERENCES oauth_profiles (name), \
+     owner TEXT NOT NULL, access_token_sealed BYTEA NOT NULL, refresh_token_sealed BYTEA, \
+     obtained_at BIGINT NOT NULL, expires_at BIGINT, PRIMARY KEY (profile, owner))",
+    "INSERT INTO oauth_profiles VALUES ('crm-read', 'crm', '[\"a\",\"b\"]', TRUE, 5, 6)",
+    "INSERT INTO connection_aliases VALUES \
+     ('crm', 'https://crm.example/api', 'crm-read', '[\"integration\"]', 5, 1, 7, 8)",
+    "INSERT INTO outbound_tokens VALUES ('crm-read', '', '\\x0102', NULL, 1, NULL)",
+];
+
+/// Upgrading a database whose profiles and aliases have tables of their own moves each into
+/// a registry entry of its kind, with its times, and keeps the tokens, which from then on name
+/// their profile without a foreign key.
+mod an_upgrade_moves_profiles_and_aliases_into_entries {
+    use super::*;
+
+    async fn run(backend: Backend) {
+        let Some(database) = TestDatabase::create(backend).await else {
+            return;
+        };
+        let store = open(&database.url, Durability::Process).await.unwrap();
+        store.insert_provider(&provider("crm")).await.unwrap();
+        drop(store);
+        let rewind = "DELETE FROM _sqlx_migrations WHERE version = 23";
+        match backend {
+            Backend::Sqlite => {
+                execute_all::<sqlx::Sqlite>(&database.url, &OUTBOUND_TABLES_SQLITE).await;
+                execute_all::<sqlx::Sqlite>(&database.url, &[rewind]).await;
+            }
+            Backend::Postgres => {
+                execute_all::<sqlx::Postgres>(&database.url, &OUTBOUND_TABLES_POSTGRES).await;
+                execute_all::<sqlx::Postgres>(&database.url, &[rewind]).await;
+            }
+        }
+        let store = open(&database.url, Durability::Process).await.unwrap();
+        let entries = store.list_entries().await.unwrap();
+        let entry = |kind: &str| -> &gatehouse_core::store::EntryRecord {
+            entries
+                .iter()
+                .find(|e| e.kind == kind)
+                .unwrap_or_else(|| panic!("no {kind} in {entries:?}"))
+        };
+        let profile = entry("oauth_profile");
+        assert_eq!(
+            (
+                profile.name.as_str(),
+                profile.managed,
+                profile.created_at,
+                profile.updated_at
+            ),
+            ("crm-read", false, 5, 6)
+        );
+        assert_eq!(
+            serde_json::from_str::<OAuthProfile>(&profile.body).unwrap(),
+            OAuthProfile {
+                name: "crm-read".into(),
+                provider: "crm".into(),
+                scopes: vec!["a".into(), "b".into()],
+                per_user: true,
+            }
+        );
+        let alias = entry("connection_alias");
+        assert_eq!((alias.created_at, alias.updated_at), (7, 8));
+        assert_eq!(
+            serde_json::from_str::<ConnectionAlias>(&alias.body).unwrap(),
+            ConnectionAlias {
+                name: "crm".into(),
+                base_url: "https://crm.example/api".into(),
+                profile: "crm-read".into(),
+                allowed_roles: vec!["integration".into()],
+                timeout_seconds: 5,
+                max_retries: 1,
+            }
+        );
+        let token = store.find_outbound_token("crm-read", "").await.unwrap();
+        assert_eq!(token.map(|t| t.access_token_sealed), Some(vec![1, 2]));
+        // No foreign key is left: the registry, not the store, keeps tokens and profiles
+        // together.
+        store
+            .save_outbound_token(&OutboundTokenRecord {
+                profile: "not-an-entry".into(),
+                owner: "".into(),
+                access_token_sealed: vec![3],
+                refresh_token_sealed: None,
+                obtained_at: 1,
+                expires_at: None,
+            })
+            .await
+            .unwrap();
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
-//! Reconciling configuration entries (`[[scope]]`, `[[scope_rule]]`, `[[route]]`): one generic
-//! routine for every kind, with the same rules as applications and users.
+//! Reconciling registry entries (`[[scope]]`, `[[scope_rule]]`, `[[route]]`, `[[table]]`,
+//! `[[oauth_profile]]`, `[[connection_alias]]`): one generic routine for every kind, with the
+//! same rules as applications and users.
 
 use serde_json::Value;
 

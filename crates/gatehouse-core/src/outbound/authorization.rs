@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{OAuthProfile, OAuthProvider, OutboundRegistry, SYSTEM_OWNER};
 use crate::Error;
 use crate::client::GrantType;
+use crate::entry::Catalog;
 use crate::pkce;
 use crate::secret;
 use crate::user::User;
@@ -52,10 +53,11 @@ impl OutboundRegistry {
     /// providers and whether a token is held.
     pub async fn authorizable_profiles(
         &self,
+        catalog: &Catalog,
         user: &User,
     ) -> Result<Vec<(OAuthProfile, OAuthProvider, bool)>, Error> {
         let mut rows = Vec::new();
-        for profile in self.store.list_profiles().await? {
+        for profile in catalog.profiles.iter().cloned() {
             if !may_authorize(&profile, user) {
                 continue;
             }
@@ -82,11 +84,12 @@ impl OutboundRegistry {
     /// provider or profile changed since the authorization started is not used for it.
     pub async fn response_target(
         &self,
+        catalog: &Catalog,
         pending: &PendingAuthorization,
         iss: Option<&str>,
     ) -> Result<(OAuthProfile, OAuthProvider), Error> {
         let refused = |why: String| Error::validation(format!("the answer was refused: {why}"));
-        let profile = self.get_profile(&pending.profile).await?;
+        let profile = Catalog::find(&catalog.profiles, &pending.profile)?.clone();
         let provider = self.get_provider(&pending.provider).await?;
         let unchanged = profile.provider == provider.name
             && provider.issuer.as_deref() == Some(pending.issuer.as_str())
@@ -116,12 +119,13 @@ impl OutboundRegistry {
     /// of `user`; returns what the browser must keep and where to send it.
     pub async fn start_authorization(
         &self,
+        catalog: &Catalog,
         profile: &str,
         user: &User,
         redirect_uri: &str,
     ) -> Result<(PendingAuthorization, String), Error> {
-        let profile = self.get_profile(profile).await?;
-        if !may_authorize(&profile, user) {
+        let profile = Catalog::find(&catalog.profiles, profile)?;
+        if !may_authorize(profile, user) {
             return Err(Error::Forbidden(
                 "a system-wide token is obtained by an administrator".into(),
             ));
@@ -141,7 +145,7 @@ impl OutboundRegistry {
             }
         };
         let pending = PendingAuthorization {
-            owner: owner_for(&profile, user),
+            owner: owner_for(profile, user),
             profile: profile.name.clone(),
             state: secret::generate(),
             code_verifier: secret::generate(),

@@ -1,13 +1,11 @@
-//! The declarative file's `[[oauth_provider]]`, `[[oauth_profile]]` and `[[connection_alias]]`
-//! sections, reconciled through the registry's use cases.
+//! The declarative file's `[[oauth_provider]]` sections, reconciled through the outbound
+//! registry's use cases (`[[oauth_profile]]` and `[[connection_alias]]` are entries, reconciled
+//! like routes).
 
 use serde::{Deserialize, Serialize};
 
 use super::registry::{default_auth_method, default_grant};
-use super::{
-    AliasSpec, ClientAuthMethod, ConnectionAlias, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_SECONDS,
-    OAuthProfile, OAuthProvider, OutboundRegistry, ProfileSpec, ProviderSpec,
-};
+use super::{ClientAuthMethod, OAuthProvider, OutboundRegistry, ProviderSpec};
 use crate::Error;
 use crate::client::GrantType;
 use crate::manifest::{Action, Apply, ApplyOptions, Change, Manifest, change, resolve};
@@ -66,11 +64,10 @@ impl ProviderEntry {
 }
 
 impl Manifest {
-    /// Makes the outbound records match the file's `[[oauth_provider]]`, `[[oauth_profile]]`
-    /// and `[[connection_alias]]` sections, in the steps of `apply`. A record that already
-    /// matches is left alone, so its tokens survive every apply. Outbound records are never
-    /// pruned.
-    pub(crate) async fn apply_outbound(
+    /// Makes the providers match the file's `[[oauth_provider]]` sections, in the steps of
+    /// `apply`. A provider that already matches is left alone, so its profiles' tokens survive
+    /// every apply. Providers are never pruned.
+    pub(crate) async fn apply_providers(
         &self,
         apply: &mut Apply<'_>,
         outbound: &OutboundRegistry,
@@ -95,46 +92,6 @@ impl Manifest {
             };
             if let Some(change) = apply
                 .step("oauth_provider", &entry.name, step)
-                .await?
-                .flatten()
-            {
-                apply.changes.push(change);
-            }
-        }
-        for spec in &self.oauth_profiles {
-            let step = async {
-                let fields = outbound
-                    .store
-                    .find_profile(&spec.name)
-                    .await?
-                    .map(|current| profile_differences(&current, spec));
-                reconcile(options, "oauth_profile", &spec.name, fields, async {
-                    outbound.save_profile(spec.clone()).await.map(drop)
-                })
-                .await
-            };
-            if let Some(change) = apply
-                .step("oauth_profile", &spec.name, step)
-                .await?
-                .flatten()
-            {
-                apply.changes.push(change);
-            }
-        }
-        for spec in &self.connection_aliases {
-            let step = async {
-                let fields = outbound
-                    .store
-                    .find_alias(&spec.name)
-                    .await?
-                    .map(|current| alias_differences(&current, spec));
-                reconcile(options, "connection_alias", &spec.name, fields, async {
-                    outbound.save_alias(spec.clone()).await.map(drop)
-                })
-                .await
-            };
-            if let Some(change) = apply
-                .step("connection_alias", &spec.name, step)
                 .await?
                 .flatten()
             {
@@ -177,39 +134,6 @@ fn differing(checks: &[(&'static str, bool)]) -> Vec<&'static str> {
         .filter(|(_, differs)| *differs)
         .map(|(name, _)| *name)
         .collect()
-}
-
-fn profile_differences(current: &OAuthProfile, spec: &ProfileSpec) -> Vec<&'static str> {
-    let mut scopes = spec.scopes.clone();
-    scopes.sort();
-    scopes.dedup();
-    differing(&[
-        ("provider", current.provider != spec.provider),
-        ("scopes", current.scopes != scopes),
-        ("per_user", current.per_user != spec.per_user),
-    ])
-}
-
-fn alias_differences(current: &ConnectionAlias, spec: &AliasSpec) -> Vec<&'static str> {
-    let mut roles = spec.allowed_roles.clone();
-    roles.sort();
-    roles.dedup();
-    differing(&[
-        (
-            "base_url",
-            current.base_url != spec.base_url.trim_end_matches('/'),
-        ),
-        ("profile", current.profile != spec.profile),
-        ("allowed_roles", current.allowed_roles != roles),
-        (
-            "timeout_seconds",
-            current.timeout_seconds != spec.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS),
-        ),
-        (
-            "max_retries",
-            current.max_retries != spec.max_retries.unwrap_or(DEFAULT_MAX_RETRIES),
-        ),
-    ])
 }
 
 impl OutboundRegistry {

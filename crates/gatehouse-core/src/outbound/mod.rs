@@ -4,8 +4,10 @@
 //! Three records, each naming the next: a **connection alias** (base URL, time-out, retry
 //! policy, the roles that may use it) names an **OAuth profile** (a scope set, system-wide or
 //! per user), which names an **OAuth provider** (token endpoint, client credentials, the grant
-//! to use). Credentials are sealed at rest, because they must be sent to the provider and so
-//! cannot be hashed; no view of a provider ever shows them again.
+//! to use). Aliases and profiles are entries of the registry (`entry`), managed and read like
+//! routes; providers have a table of their own, because their credentials are sealed at rest
+//! (they must be sent to the provider and so cannot be hashed) and no view of a provider ever
+//! shows them again.
 //!
 //! The exchanges with the provider and the token cache live in `gatehouse-remote`; here, free of
 //! IO, are the records and the cache policy, the registry's use cases (`registry`), the
@@ -24,12 +26,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::GrantType;
+use crate::entry::{Catalog, Entry};
+use crate::scope::ScopeSet;
 use crate::secret::Secret;
-use crate::user::User;
+use crate::store::Store;
+use crate::user::{Permission, User};
 
 pub use authorization::{AUTHORIZATION_LIFETIME, PendingAuthorization};
 pub use manifest::ProviderEntry;
-pub use registry::{AliasSpec, OutboundRegistry, ProfileSpec, ProviderSpec};
+pub use registry::{OutboundRegistry, ProviderSpec};
 
 /// How Gatehouse authenticates to a provider's token endpoint (RFC 6749 §2.3, RFC 7523 §2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,33 +135,105 @@ impl OAuthProvider {
     }
 }
 
-/// A provider and a scope set: what a token is obtained for.
+/// A provider and a scope set: what a token is obtained for. An entry of the registry, whose
+/// change or deletion drops the tokens obtained for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OAuthProfile {
     pub name: String,
+    /// The OAuth provider tokens are obtained from: not an entry, since it holds sealed
+    /// credentials.
     pub provider: String,
+    #[serde(default, deserialize_with = "validation::sorted_set")]
     pub scopes: Vec<String>,
     /// Each user obtains their own token (through the authorization-code grant) instead of
     /// one token serving everybody.
+    #[serde(default)]
     pub per_user: bool,
-    pub created_at: i64,
-    pub updated_at: i64,
 }
 
 /// A named external API: its base URL, the profile whose token it gets, and how to call it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ConnectionAlias {
     pub name: String,
+    #[serde(deserialize_with = "validation::without_trailing_slash")]
     pub base_url: String,
     pub profile: String,
     /// The roles a user needs to call the alias through the proxy endpoint.
+    #[serde(default, deserialize_with = "validation::sorted_set")]
     pub allowed_roles: Vec<String>,
     /// The time limit of one upstream exchange.
+    #[serde(default = "default_timeout_seconds")]
     pub timeout_seconds: i64,
     /// How many times a server error (5xx, 429) or an unreachable upstream is retried.
+    #[serde(default = "default_max_retries")]
     pub max_retries: i64,
-    pub created_at: i64,
-    pub updated_at: i64,
+}
+
+fn default_timeout_seconds() -> i64 {
+    DEFAULT_TIMEOUT_SECONDS
+}
+
+fn default_max_retries() -> i64 {
+    DEFAULT_MAX_RETRIES
+}
+
+impl Entry for OAuthProfile {
+    const KIND: &'static str = "oauth_profile";
+    const FIELDS: &'static [&'static str] = &["provider", "scopes", "per_user"];
+    const MANAGED_WITH: Permission = Permission::ManageOutbound;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn check(&self, _: &Catalog) -> Result<(), Error> {
+        validation::check_name("profile name", &self.name)?;
+        ScopeSet::from_list(&self.scopes)?;
+        Ok(())
+    }
+
+    async fn check_records(&self, store: &dyn Store) -> Result<(), Error> {
+        let provider = store.find_provider(&self.provider).await?.ok_or_else(|| {
+            Error::validation(format!("OAuth provider {:?} does not exist", self.provider))
+        })?;
+        if self.per_user && provider.grant != GrantType::AuthorizationCode {
+            return Err(Error::validation(
+                "a per-user profile needs a provider using the authorization_code grant",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A token obtained for the profile as it was is never used for it as it is.
+    async fn changed(name: &str, store: &dyn Store) -> Result<(), Error> {
+        Ok(store.delete_outbound_tokens(name).await?)
+    }
+}
+
+impl Entry for ConnectionAlias {
+    const KIND: &'static str = "connection_alias";
+    const FIELDS: &'static [&'static str] = &[
+        "base_url",
+        "profile",
+        "allowed_roles",
+        "timeout_seconds",
+        "max_retries",
+    ];
+    const MANAGED_WITH: Permission = Permission::ManageOutbound;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn check(&self, _: &Catalog) -> Result<(), Error> {
+        validation::check_alias(self)
+    }
+
+    fn references(&self) -> Vec<(&'static str, &str)> {
+        vec![(OAuthProfile::KIND, &self.profile)]
+    }
 }
 
 impl ConnectionAlias {
@@ -271,8 +348,6 @@ mod tests {
             allowed_roles: vec!["sales".into(), "support".into()],
             timeout_seconds: DEFAULT_TIMEOUT_SECONDS,
             max_retries: DEFAULT_MAX_RETRIES,
-            created_at: 0,
-            updated_at: 0,
         };
         let support = User::for_tests("sam", &["support"]);
         assert!(alias.admits(Some(&support)).is_ok());
@@ -287,6 +362,51 @@ mod tests {
                 other => panic!("expected a refusal, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn profiles_and_aliases_read_in_one_form_with_their_defaults() {
+        let alias: ConnectionAlias = serde_json::from_value(serde_json::json!({
+            "name": "crm", "base_url": "https://crm.example/v1/", "profile": "crm",
+            "allowed_roles": ["support", "sales", "support"],
+        }))
+        .unwrap();
+        assert_eq!(alias.base_url, "https://crm.example/v1");
+        assert_eq!(alias.allowed_roles, ["sales", "support"]);
+        assert_eq!(
+            (alias.timeout_seconds, alias.max_retries),
+            (DEFAULT_TIMEOUT_SECONDS, DEFAULT_MAX_RETRIES)
+        );
+        assert!(alias.check(&Catalog::default()).is_ok());
+        assert_eq!(alias.references(), [(OAuthProfile::KIND, "crm")]);
+        for refused in [
+            ConnectionAlias {
+                timeout_seconds: 0,
+                ..alias.clone()
+            },
+            ConnectionAlias {
+                max_retries: 11,
+                ..alias.clone()
+            },
+            ConnectionAlias {
+                base_url: "http://crm.example".into(),
+                ..alias.clone()
+            },
+            ConnectionAlias {
+                name: "a/b".into(),
+                ..alias.clone()
+            },
+        ] {
+            assert!(refused.check(&Catalog::default()).is_err(), "{refused:?}");
+        }
+        let profile: OAuthProfile = serde_json::from_value(serde_json::json!({
+            "name": "crm", "provider": "idp", "scopes": ["write", "read", "write"],
+        }))
+        .unwrap();
+        assert_eq!(profile.scopes, ["read", "write"]);
+        assert!(!profile.per_user);
+        let unknown = serde_json::json!({"name": "crm", "provider": "idp", "scope": "read"});
+        assert!(serde_json::from_value::<OAuthProfile>(unknown).is_err());
     }
 
     #[test]

@@ -1,24 +1,24 @@
 //! The outbound registry's use cases, shared by the CLI, the admin API, the declarative file and
-//! the outbound client: providers, profiles and aliases saved and deleted, credentials and tokens
-//! sealed and opened.
+//! the outbound client: providers saved and deleted, aliases resolved, credentials and tokens
+//! sealed and opened. Profiles and aliases are registry entries, managed by the registry's
+//! generic use cases.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::validation::{check_name, check_provider, check_url, moved_origins};
+use super::validation::{check_name, check_provider, moved_origins};
 use super::{
-    ASSERTION_ALGORITHMS, ClientAuthMethod, ConnectionAlias, DEFAULT_MAX_RETRIES,
-    DEFAULT_TIMEOUT_SECONDS, OAuthProfile, OAuthProvider, ObtainedToken, OutboundTokenRecord,
+    ASSERTION_ALGORITHMS, ClientAuthMethod, OAuthProvider, ObtainedToken, OutboundTokenRecord,
     ProviderCredentials, ResolvedAlias,
 };
 use crate::Error;
 use crate::audit::{Actor, AuditEvent, Transacted, Transactional, Work};
 use crate::client::GrantType;
 use crate::clock::Clock;
+use crate::entry::Catalog;
 use crate::keys::{SigningAlgorithm, SigningKey};
 use crate::registry::conflict_naming;
-use crate::scope::ScopeSet;
 use crate::secret::{Sealer, Secret};
 use crate::store::{Store, StoredSigningKey};
 
@@ -58,29 +58,6 @@ pub(super) fn default_auth_method() -> ClientAuthMethod {
 
 pub(super) fn default_grant() -> GrantType {
     GrantType::ClientCredentials
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProfileSpec {
-    pub name: String,
-    pub provider: String,
-    #[serde(default)]
-    pub scopes: Vec<String>,
-    #[serde(default)]
-    pub per_user: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct AliasSpec {
-    pub name: String,
-    pub base_url: String,
-    pub profile: String,
-    #[serde(default)]
-    pub allowed_roles: Vec<String>,
-    pub timeout_seconds: Option<i64>,
-    pub max_retries: Option<i64>,
 }
 
 /// The sealing context of one credential of one record, so a sealed value cannot be moved to
@@ -225,9 +202,12 @@ impl OutboundRegistry {
             (_, error) => error,
         })?;
         match &existing {
-            // Dropping the profiles' tokens is part of the same write.
+            // A token obtained under the old settings is never used under the new ones.
             Some(_) => {
                 this.store.update_provider(&provider).await?;
+                for profile in this.profiles_of(&provider.name).await? {
+                    this.store.delete_outbound_tokens(&profile).await?;
+                }
             }
             None => this
                 .store
@@ -310,14 +290,7 @@ impl OutboundRegistry {
 
     pub async fn delete_provider(&self, name: &str) -> Result<(), Error> {
         let this = self.begin().await?;
-        let users: Vec<String> = this
-            .store
-            .list_profiles()
-            .await?
-            .into_iter()
-            .filter(|p| p.provider == name)
-            .map(|p| p.name)
-            .collect();
+        let users = this.profiles_of(name).await?;
         if !users.is_empty() {
             return Err(Error::Conflict(format!(
                 "OAuth provider {name:?} is used by the profiles {}",
@@ -359,195 +332,32 @@ impl OutboundRegistry {
         })
     }
 
-    pub async fn list_profiles(&self) -> Result<Vec<OAuthProfile>, Error> {
-        Ok(self.store.list_profiles().await?)
-    }
-
-    pub async fn get_profile(&self, name: &str) -> Result<OAuthProfile, Error> {
-        self.store
-            .find_profile(name)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("OAuth profile {name:?}")))
-    }
-
-    /// Creates or replaces a profile; tokens obtained for the old one are dropped.
-    pub async fn save_profile(&self, spec: ProfileSpec) -> Result<OAuthProfile, Error> {
-        let this = self.begin().await?;
-        check_name("profile name", &spec.name)?;
-        let provider = this.get_provider(&spec.provider).await.map_err(|_| {
-            Error::validation(format!("OAuth provider {:?} does not exist", spec.provider))
-        })?;
-        let scopes = ScopeSet::from_list(&spec.scopes)?;
-        if spec.per_user && provider.grant != GrantType::AuthorizationCode {
-            return Err(Error::validation(
-                "a per-user profile needs a provider using the authorization_code grant",
-            ));
-        }
-        let now = this.clock.now();
-        let existing = this.store.find_profile(&spec.name).await?;
-        let profile = OAuthProfile {
-            name: spec.name,
-            provider: spec.provider,
-            scopes: scopes.iter().map(str::to_owned).collect(),
-            per_user: spec.per_user,
-            created_at: existing.as_ref().map_or(now, |p| p.created_at),
-            updated_at: now,
-        };
-        match &existing {
-            Some(_) => {
-                this.store.update_profile(&profile).await?;
-                this.store.delete_outbound_tokens(&profile.name).await?;
-            }
-            None => this
-                .store
-                .insert_profile(&profile)
-                .await
-                .map_err(conflict_naming(format!(
-                    "an OAuth profile named {:?}",
-                    profile.name
-                )))?,
-        }
-        this.audit(AuditEvent::change(
-            "oauth_profile",
-            &profile.name,
-            existing.as_ref(),
-            Some(&profile),
-        ))
-        .await?;
-        this.commit().await?;
-        Ok(profile)
-    }
-
-    /// Deletes a profile and its tokens.
-    pub async fn delete_profile(&self, name: &str) -> Result<(), Error> {
-        let this = self.begin().await?;
-        let users: Vec<String> = this
-            .store
-            .list_aliases()
-            .await?
-            .into_iter()
-            .filter(|a| a.profile == name)
-            .map(|a| a.name)
-            .collect();
-        if !users.is_empty() {
-            return Err(Error::Conflict(format!(
-                "OAuth profile {name:?} is used by the connection aliases {}",
-                users.join(", ")
-            )));
-        }
-        let profile = this.get_profile(name).await?;
-        if !this.store.delete_profile(name).await? {
-            return Err(Error::NotFound(format!("OAuth profile {name:?}")));
-        }
-        this.audit(AuditEvent::change(
-            "oauth_profile",
-            name,
-            Some(&profile),
-            None,
-        ))
-        .await?;
-        this.commit().await
-    }
-
-    pub async fn list_aliases(&self) -> Result<Vec<ConnectionAlias>, Error> {
-        Ok(self.store.list_aliases().await?)
-    }
-
-    pub async fn get_alias(&self, name: &str) -> Result<ConnectionAlias, Error> {
-        self.store
-            .find_alias(name)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("connection alias {name:?}")))
-    }
-
-    pub async fn save_alias(&self, spec: AliasSpec) -> Result<ConnectionAlias, Error> {
-        let this = self.begin().await?;
-        check_name("alias name", &spec.name)?;
-        if this.store.find_profile(&spec.profile).await?.is_none() {
-            return Err(Error::validation(format!(
-                "OAuth profile {:?} does not exist",
-                spec.profile
-            )));
-        }
-        check_url("base_url", &spec.base_url)?;
-        let timeout_seconds = spec.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS);
-        // The proxy endpoint answers within the server's request time limit, as gateway routes
-        // do, so an alias may not wait longer than a route.
-        let max = crate::gateway::MAX_ROUTE_TIMEOUT_SECONDS as i64;
-        if !(1..=max).contains(&timeout_seconds) {
-            return Err(Error::validation(format!(
-                "timeout_seconds must be between 1 and {max}"
-            )));
-        }
-        let max_retries = spec.max_retries.unwrap_or(DEFAULT_MAX_RETRIES);
-        if !(0..=10).contains(&max_retries) {
-            return Err(Error::validation("max_retries must be between 0 and 10"));
-        }
-        let now = this.clock.now();
-        let existing = this.store.find_alias(&spec.name).await?;
-        let mut allowed_roles = spec.allowed_roles;
-        allowed_roles.sort();
-        allowed_roles.dedup();
-        let alias = ConnectionAlias {
-            name: spec.name,
-            base_url: spec.base_url.trim_end_matches('/').to_owned(),
-            profile: spec.profile,
-            allowed_roles,
-            timeout_seconds,
-            max_retries,
-            created_at: existing.as_ref().map_or(now, |a| a.created_at),
-            updated_at: now,
-        };
-        match &existing {
-            Some(_) => {
-                this.store.update_alias(&alias).await?;
-            }
-            None => this
-                .store
-                .insert_alias(&alias)
-                .await
-                .map_err(conflict_naming(format!(
-                    "a connection alias named {:?}",
-                    alias.name
-                )))?,
-        }
-        this.audit(AuditEvent::change(
-            "connection_alias",
-            &alias.name,
-            existing.as_ref(),
-            Some(&alias),
-        ))
-        .await?;
-        this.commit().await?;
-        Ok(alias)
-    }
-
-    pub async fn delete_alias(&self, name: &str) -> Result<(), Error> {
-        let this = self.begin().await?;
-        let alias = this.get_alias(name).await?;
-        if !this.store.delete_alias(name).await? {
-            return Err(Error::NotFound(format!("connection alias {name:?}")));
-        }
-        this.audit(AuditEvent::change(
-            "connection_alias",
-            name,
-            Some(&alias),
-            None,
-        ))
-        .await?;
-        this.commit().await
-    }
-
-    /// The alias with the profile and provider it names.
-    pub async fn resolve_alias(&self, alias: &str) -> Result<ResolvedAlias, Error> {
-        let alias = self.get_alias(alias).await?;
-        let profile = self.get_profile(&alias.profile).await?;
+    /// The alias with the profile and provider it names: the alias and profile from the
+    /// catalog in memory, the provider from the store.
+    pub async fn resolve_alias(
+        &self,
+        catalog: &Catalog,
+        alias: &str,
+    ) -> Result<ResolvedAlias, Error> {
+        let alias = Catalog::find(&catalog.aliases, alias)?;
+        let profile = Catalog::find(&catalog.profiles, &alias.profile)?;
         let provider = self.get_provider(&profile.provider).await?;
         Ok(ResolvedAlias {
-            alias,
-            profile,
+            alias: alias.clone(),
+            profile: profile.clone(),
             provider,
         })
+    }
+
+    /// The names of the profiles that name a provider, read through this unit of work.
+    async fn profiles_of(&self, provider: &str) -> Result<Vec<String>, Error> {
+        let catalog = Catalog::from_records(&self.store.list_entries().await?)?;
+        Ok(catalog
+            .profiles
+            .into_iter()
+            .filter(|p| p.provider == provider)
+            .map(|p| p.name)
+            .collect())
     }
 
     pub async fn find_token(

@@ -1,6 +1,9 @@
-//! The rules an outbound record follows before it is stored.
+//! The rules an outbound record follows before it is stored, and the one form in which a
+//! profile's or alias' lists and URL are read.
 
-use super::{OAuthProvider, OUTBOUND_GRANTS, ProviderSpec};
+use serde::{Deserialize, Deserializer};
+
+use super::{ConnectionAlias, OAuthProvider, OUTBOUND_GRANTS, ProviderSpec};
 use crate::Error;
 use crate::client::GrantType;
 
@@ -55,6 +58,37 @@ pub(super) fn check_provider(provider: &OAuthProvider) -> Result<(), Error> {
         )),
         _ => Ok(()),
     }
+}
+
+pub(super) fn check_alias(alias: &ConnectionAlias) -> Result<(), Error> {
+    check_name("alias name", &alias.name)?;
+    check_url("base_url", &alias.base_url)?;
+    // The proxy endpoint answers within the server's request time limit, as gateway routes
+    // do, so an alias may not wait longer than a route.
+    let max = crate::gateway::MAX_ROUTE_TIMEOUT_SECONDS as i64;
+    if !(1..=max).contains(&alias.timeout_seconds) {
+        return Err(Error::validation(format!(
+            "timeout_seconds must be between 1 and {max}"
+        )));
+    }
+    if !(0..=10).contains(&alias.max_retries) {
+        return Err(Error::validation("max_retries must be between 0 and 10"));
+    }
+    Ok(())
+}
+
+/// A list of names read sorted and without repeats, so that the same set is the same document
+/// (and the declarative file finds nothing to change).
+pub(super) fn sorted_set<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let mut items = Vec::<String>::deserialize(d)?;
+    items.sort();
+    items.dedup();
+    Ok(items)
+}
+
+/// A base URL read without its trailing `/`: paths are appended to it after one.
+pub(super) fn without_trailing_slash<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(String::deserialize(d)?.trim_end_matches('/').to_owned())
 }
 
 /// Names of outbound records appear in URLs (`/api/outbound/{alias}/…`) and CLI arguments.

@@ -1,5 +1,6 @@
-//! The use cases of configuration entries (scopes, scope rules, routes), one generic set for
-//! every kind: create, list, show, change some fields, replace, delete.
+//! The use cases of registry entries (scopes, scope rules, routes, tables, OAuth profiles,
+//! connection aliases), one generic set for every kind: create, list, show, change some
+//! fields, replace, save (create or replace), delete.
 
 use std::sync::Arc;
 
@@ -68,6 +69,9 @@ impl Registry {
                 T::KIND,
                 entry.name()
             )))?;
+        // Nothing derived from an entry of this name may outlive it, but a stray leftover is
+        // not taken over by the new one either.
+        T::changed(entry.name(), &*this.store).await?;
         this.audit(AuditEvent::change(
             T::KIND,
             entry.name(),
@@ -125,6 +129,11 @@ impl Registry {
         {
             return Err(Error::NotFound(format!("{} {:?}", T::KIND, entry.name())));
         }
+        // Saved unchanged (`gatehouse apply` only taking it over, say), it keeps what was
+        // derived from it.
+        if to_fields(&before)? != to_fields(&entry)? {
+            T::changed(entry.name(), &*this.store).await?;
+        }
         this.audit(AuditEvent::change(
             T::KIND,
             entry.name(),
@@ -135,6 +144,24 @@ impl Registry {
         this.entry_changed::<T>(entry.name()).await?;
         this.commit().await?;
         Ok(entry)
+    }
+
+    /// Creates an entry from its fields, or replaces the one with its name as a whole (which
+    /// stays managed by `gatehouse apply` if it was).
+    pub async fn save_entry<T: Entry>(&self, fields: Value) -> Result<T, Error> {
+        let this = self.begin().await?;
+        let entry: T = from_fields(fields)?;
+        let existing = this
+            .list_entries::<T>()
+            .await?
+            .into_iter()
+            .find(|(e, _)| e.name() == entry.name());
+        let saved = match existing {
+            Some((_, managed)) => this.replace_entry(entry, managed).await?,
+            None => this.create_entry(to_fields(&entry)?, false).await?,
+        };
+        this.commit().await?;
+        Ok(saved)
     }
 
     pub async fn delete_entry<T: Entry>(&self, name: &str) -> Result<(), Error> {
@@ -181,6 +208,7 @@ impl Registry {
         if !this.store.delete_entry(T::KIND, name).await? {
             return Err(Error::NotFound(format!("{} {name:?}", T::KIND)));
         }
+        T::changed(name, &*this.store).await?;
         this.audit(AuditEvent::change(T::KIND, name, Some(&before), None))
             .await?;
         this.entry_changed::<T>(name).await?;
@@ -210,6 +238,7 @@ impl Registry {
     async fn check_entry<T: Entry>(&self, entry: &T) -> Result<(), Error> {
         let catalog = self.fresh_catalog().await?;
         entry.check(&catalog)?;
+        entry.check_records(&*self.store).await?;
         for (kind, name) in entry.references() {
             if !catalog.contains(kind, name) {
                 return Err(Error::validation(format!("{kind} {name:?} does not exist")));

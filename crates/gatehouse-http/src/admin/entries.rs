@@ -1,6 +1,7 @@
-//! `/scopes`, `/scope-rules`, `/routes`: configuration entries of the registry, one generic set
-//! of handlers for every kind. Bodies are the entries' JSON documents; an update changes the
-//! fields it names (`null` resets one to its default).
+//! `/scopes`, `/scope-rules`, `/routes`, `/tables`, `/outbound/profiles`, `/outbound/aliases`:
+//! the entries of the registry, one generic set of handlers for every kind. Bodies are the
+//! entries' JSON documents; an update changes the fields it names (`null` resets one to its
+//! default).
 
 use axum::Json;
 use axum::extract::Path;
@@ -26,6 +27,19 @@ pub async fn create<T: Entry>(
         .create_entry::<T>(Value::Object(fields), false)
         .await?;
     Ok((StatusCode::CREATED, Json(entry)))
+}
+
+/// Creates an entry, or replaces the one with its name (the outbound kinds' POST).
+pub async fn save<T: Entry>(
+    admin: RegistryAdmin,
+    ApiJson(fields): ApiJson<Map<String, Value>>,
+) -> Result<Json<T>, ApiError> {
+    Ok(Json(
+        admin
+            .registry
+            .save_entry::<T>(Value::Object(fields))
+            .await?,
+    ))
 }
 
 pub async fn show<T: Entry>(
@@ -58,23 +72,53 @@ pub async fn delete<T: Entry>(
 /// the entries' JSON documents (see the README for their fields).
 pub struct EntryPaths;
 
-/// (path, tag, what the kind is).
-pub const ENTRY_KINDS: [(&str, &str, &str); 4] = [
-    ("/scopes", "scopes", "scopes (name, description, default)"),
+/// What a POST on a kind's collection does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Post {
+    /// Creates an entry (`201`), refusing a taken name (`409`).
+    Create,
+    /// Creates an entry or replaces the one with its name (`200`).
+    Save,
+}
+
+/// (path, tag, what the kind is, its POST).
+pub const ENTRY_KINDS: [(&str, &str, &str, Post); 6] = [
+    (
+        "/scopes",
+        "scopes",
+        "scopes (name, description, default)",
+        Post::Create,
+    ),
     (
         "/scope-rules",
         "scope rules",
         "REST API auth scope rules (name, methods, path, scopes)",
+        Post::Create,
     ),
     (
         "/routes",
         "gateway routes",
         "gateway routes (name, prefix, upstream, timeout_seconds, audience)",
+        Post::Create,
     ),
     (
         "/tables",
         "tables",
         "Table API tables (name, read_roles, write_roles)",
+        Post::Create,
+    ),
+    (
+        "/outbound/profiles",
+        "outbound",
+        "OAuth profiles (name, provider, scopes, per_user)",
+        Post::Save,
+    ),
+    (
+        "/outbound/aliases",
+        "outbound",
+        "connection aliases (name, base_url, profile, allowed_roles, timeout_seconds, \
+         max_retries)",
+        Post::Save,
     ),
 ];
 
@@ -106,7 +150,7 @@ impl utoipa::Modify for EntryPaths {
         let body = RequestBodyBuilder::new()
             .content("application/json", json())
             .build();
-        for (path, tag, what) in ENTRY_KINDS {
+        for (path, tag, what, post) in ENTRY_KINDS {
             let item = format!("{path}/{{name}}");
             let paths = &mut openapi.paths;
             paths.add_path_operation(
@@ -114,11 +158,21 @@ impl utoipa::Modify for EntryPaths {
                 vec![HttpMethod::Get],
                 operation(tag, format!("Lists {what}"), "200", "The entries"),
             );
+            let post = match post {
+                Post::Create => {
+                    operation(tag, format!("Creates one of the {what}"), "201", "Created")
+                }
+                Post::Save => operation(
+                    tag,
+                    format!("Creates one of the {what}, or replaces the one with its name"),
+                    "200",
+                    "The entry as saved",
+                ),
+            };
             paths.add_path_operation(
                 path,
                 vec![HttpMethod::Post],
-                operation(tag, format!("Creates one of the {what}"), "201", "Created")
-                    .request_body(Some(body.clone())),
+                post.request_body(Some(body.clone())),
             );
             paths.add_path_operation(
                 &item,

@@ -13,12 +13,13 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::routing::{delete, get, post, put};
+use axum::routing::{get, post, put};
 use gatehouse_core::Error;
 use gatehouse_core::access::{ScopeEntry, ScopeRule};
 use gatehouse_core::audit::Actor;
 use gatehouse_core::entry::Entry;
 use gatehouse_core::gateway::Route;
+use gatehouse_core::outbound::{ConnectionAlias, OAuthProfile};
 use gatehouse_core::registry::Registry;
 use gatehouse_core::table::TableDef;
 use gatehouse_core::user::Permission;
@@ -26,13 +27,12 @@ use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use self::entries::EntryPaths;
+use self::entries::{ENTRY_KINDS, EntryPaths, Post};
 use crate::error::ApiError;
 use crate::extract::{Authorized, Bearer, ClientAddress};
 use crate::state::AppState;
 use crate::views::{
-    AliasView, AppView, AuditEventView, JwtProviderView, KeyView, ProfileView, ProviderView,
-    RetiredKeyView, UserView,
+    AppView, AuditEventView, JwtProviderView, KeyView, ProviderView, RetiredKeyView, UserView,
 };
 
 pub fn routes() -> Router<AppState> {
@@ -59,19 +59,8 @@ pub fn routes() -> Router<AppState> {
             "/outbound/providers/{name}",
             get(outbound::show_provider).delete(outbound::delete_provider),
         )
-        .route(
-            "/outbound/profiles",
-            get(outbound::list_profiles).post(outbound::save_profile),
-        )
-        .route(
-            "/outbound/profiles/{name}",
-            delete(outbound::delete_profile),
-        )
-        .route(
-            "/outbound/aliases",
-            get(outbound::list_aliases).post(outbound::save_alias),
-        )
-        .route("/outbound/aliases/{name}", delete(outbound::delete_alias))
+        .merge(entry_routes::<OAuthProfile>("/outbound/profiles"))
+        .merge(entry_routes::<ConnectionAlias>("/outbound/aliases"))
         .merge(entry_routes::<ScopeEntry>("/scopes"))
         .merge(entry_routes::<ScopeRule>("/scope-rules"))
         .merge(entry_routes::<Route>("/routes"))
@@ -91,10 +80,14 @@ pub fn routes() -> Router<AppState> {
         .route("/keys/{kid}/retire", post(keys::retire))
 }
 
-/// The five operations on one kind of configuration entry.
+/// The five operations on one kind of entry, its POST as [`ENTRY_KINDS`] says.
 fn entry_routes<T: Entry>(path: &str) -> Router<AppState> {
+    let post = match ENTRY_KINDS.iter().find(|kind| kind.0 == path) {
+        Some((.., Post::Save)) => post(entries::save::<T>),
+        _ => post(entries::create::<T>),
+    };
     Router::new()
-        .route(path, get(entries::list::<T>).post(entries::create::<T>))
+        .route(path, get(entries::list::<T>).merge(post))
         .route(
             &format!("{path}/{{name}}"),
             get(entries::show::<T>)
@@ -189,14 +182,12 @@ async fn whoami(Bearer(token): Bearer) -> Json<WhoAmI> {
         users::list, users::create, users::show, users::update, users::delete,
         users::set_password,
         outbound::list_providers, outbound::save_provider, outbound::show_provider,
-        outbound::delete_provider, outbound::list_profiles, outbound::save_profile,
-        outbound::delete_profile, outbound::list_aliases, outbound::save_alias,
-        outbound::delete_alias,
+        outbound::delete_provider,
         jwt_providers::list, jwt_providers::create, jwt_providers::show, jwt_providers::update,
         jwt_providers::delete, keys::list, keys::retire, audit::list
     ),
     components(schemas(AppView, UserView, WhoAmI, apps::AppInput, apps::RotateSecretInput, users::UserInput,
-        users::PasswordInput, ErrorBody, ProviderView, ProfileView, AliasView, JwtProviderView,
+        users::PasswordInput, ErrorBody, ProviderView, JwtProviderView,
         jwt_providers::JwtProviderInput, KeyView, RetiredKeyView, AuditEventView,
         audit::AuditPage)),
     modifiers(&BearerAuth, &EntryPaths)

@@ -473,8 +473,6 @@ mod tests {
             allowed_roles: vec![],
             timeout_seconds: 1,
             max_retries: 0,
-            created_at: 0,
-            updated_at: 0,
         }
     }
 

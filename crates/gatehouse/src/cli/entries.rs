@@ -1,10 +1,11 @@
-//! `gatehouse scope|rule|route|table …`: the configuration entries of the registry, one generic
-//! command set for every kind.
+//! `gatehouse scope|rule|route|table …` and `gatehouse outbound profile|alias …`: the entries of
+//! the registry, one generic command set for every kind.
 
 use clap::{Args, Subcommand};
 use gatehouse_core::access::{ScopeEntry, ScopeRule};
 use gatehouse_core::entry::Entry;
 use gatehouse_core::gateway::Route;
+use gatehouse_core::outbound::{ConnectionAlias, OAuthProfile};
 use gatehouse_core::registry::Registry;
 use gatehouse_core::table::TableDef;
 use serde_json::{Map, Value};
@@ -15,6 +16,16 @@ use super::print_json;
 pub enum EntryCommand<A: EntryArgs> {
     /// Create one.
     Create {
+        /// The record's name.
+        name: String,
+        #[command(flatten)]
+        fields: A,
+        /// Print JSON (for scripts) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create one, or replace the one with this name as a whole.
+    Save {
         /// The record's name.
         name: String,
         #[command(flatten)]
@@ -174,6 +185,63 @@ impl EntryArgs for TableArgs {
     }
 }
 
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// The OAuth provider the profile obtains tokens from.
+    #[arg(long)]
+    provider: Option<String>,
+    /// A scope to ask for (repeatable).
+    #[arg(long = "scope", value_name = "SCOPE")]
+    scopes: Vec<String>,
+    /// Each user gets their own token (authorization_code providers); `--per-user false`
+    /// makes one token serve everybody again.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    per_user: Option<bool>,
+}
+
+impl EntryArgs for ProfileArgs {
+    type Entry = OAuthProfile;
+    fn into_fields(self) -> Map<String, Value> {
+        let mut fields = Map::new();
+        set(&mut fields, "provider", self.provider);
+        set(&mut fields, "scopes", list(self.scopes));
+        set(&mut fields, "per_user", self.per_user);
+        fields
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AliasArgs {
+    /// The base URL of the external API calls through the alias go to.
+    #[arg(long, value_name = "URL")]
+    base_url: Option<String>,
+    /// The OAuth profile whose tokens the alias' calls carry.
+    #[arg(long)]
+    profile: Option<String>,
+    /// A role whose holders may call the alias through the proxy endpoint (repeatable).
+    #[arg(long = "role", value_name = "ROLE")]
+    roles: Vec<String>,
+    /// Time limit of one exchange (default 10).
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<i64>,
+    /// Retries after a server error, a 429 or a refused connection (default 2).
+    #[arg(long, value_name = "N")]
+    retries: Option<i64>,
+}
+
+impl EntryArgs for AliasArgs {
+    type Entry = ConnectionAlias;
+    fn into_fields(self) -> Map<String, Value> {
+        let mut fields = Map::new();
+        set(&mut fields, "base_url", self.base_url);
+        set(&mut fields, "profile", self.profile);
+        set(&mut fields, "allowed_roles", list(self.roles));
+        set(&mut fields, "timeout_seconds", self.timeout);
+        set(&mut fields, "max_retries", self.retries);
+        fields
+    }
+}
+
 fn set<T: Into<Value>>(fields: &mut Map<String, Value>, name: &str, value: Option<T>) {
     if let Some(value) = value {
         fields.insert(name.to_owned(), value.into());
@@ -196,6 +264,14 @@ pub async fn run<A: EntryArgs>(
             fields.insert("name".into(), name.into());
             let entry = registry
                 .create_entry::<A::Entry>(Value::Object(fields), false)
+                .await?;
+            print(&entry, json)
+        }
+        EntryCommand::Save { name, fields, json } => {
+            let mut fields = fields.into_fields();
+            fields.insert("name".into(), name.into());
+            let entry = registry
+                .save_entry::<A::Entry>(Value::Object(fields))
                 .await?;
             print(&entry, json)
         }

@@ -3,8 +3,8 @@
 //!
 //! Here are the top-level arguments and the dispatch; each command group (`app`, `user`,
 //! `jwt-provider`, `keys`, `apply`, `audit`, `outbound` with `call`, `entries` for `scope`, `rule`,
-//! `route` and `table`, `backup` with `restore`, and the hidden `generate`) has a module with its
-//! arguments and how it runs.
+//! `route`, `table` and outbound's `profile` and `alias`, `backup` with `restore`, and the hidden
+//! `generate`) has a module with its arguments and how it runs.
 
 mod app;
 mod apply;
@@ -129,7 +129,7 @@ pub async fn run(mut global: GlobalArgs, command: Command) -> anyhow::Result<()>
         Command::Keys(command) => keys::run(&services, &settings, command).await,
         Command::Apply(args) => apply::run(&services, args).await,
         Command::Audit(command) => audit::run(registry, command).await,
-        Command::Outbound(command) => outbound::run(&services, command).await,
+        Command::Outbound(command) => outbound::run(&services, registry, command).await,
         Command::Call(args) => outbound::run_call(&services, args).await,
         Command::Scope(command) => entries::run(registry, command).await,
         Command::Rule(command) => entries::run(registry, command).await,

@@ -6,10 +6,12 @@ use std::io::Write;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use gatehouse_core::audit::Actor;
-use gatehouse_core::outbound::{AliasSpec, ProfileSpec, ProviderSpec};
-use gatehouse_http::views::{AliasView, ProfileView, ProviderView};
+use gatehouse_core::outbound::ProviderSpec;
+use gatehouse_core::registry::Registry;
+use gatehouse_http::views::ProviderView;
 use gatehouse_remote::outbound::UpstreamRequest;
 
+use super::entries::{self, AliasArgs, EntryCommand, ProfileArgs};
 use super::{print_json, secret_from_env};
 use crate::server::Services;
 
@@ -18,12 +20,13 @@ pub enum OutboundCommand {
     /// External OAuth providers: where tokens come from.
     #[command(subcommand)]
     Provider(ProviderCommand),
-    /// OAuth profiles: a provider and the scopes to ask for.
+    /// OAuth profiles: a provider and the scopes to ask for. A change or deletion drops the
+    /// tokens obtained for the profile.
     #[command(subcommand)]
-    Profile(ProfileCommand),
+    Profile(EntryCommand<ProfileArgs>),
     /// Connection aliases: an API's base URL and the profile whose token it gets.
     #[command(subcommand)]
-    Alias(AliasCommand),
+    Alias(EntryCommand<AliasArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,73 +103,6 @@ pub struct ProviderArgs {
     json: bool,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum ProfileCommand {
-    /// Create a profile, or replace the one with this name (dropping its tokens).
-    Save {
-        /// The record's name.
-        name: String,
-        /// The OAuth provider the profile obtains tokens from.
-        #[arg(long)]
-        provider: String,
-        /// A scope to ask for (repeatable).
-        #[arg(long = "scope", value_name = "SCOPE")]
-        scopes: Vec<String>,
-        /// Each user gets their own token (authorization_code providers).
-        #[arg(long)]
-        per_user: bool,
-        /// Print JSON (for scripts) instead of text.
-        #[arg(long)]
-        json: bool,
-    },
-    List {
-        /// Print JSON (for scripts) instead of text.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Delete a profile that no alias uses, and its tokens.
-    Delete {
-        /// The record's name.
-        name: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum AliasCommand {
-    /// Create a connection alias, or replace the one with this name.
-    Save {
-        /// The record's name.
-        name: String,
-        /// The base URL of the external API calls through the alias go to.
-        #[arg(long, value_name = "URL")]
-        base_url: String,
-        /// The OAuth profile whose tokens the alias' calls carry.
-        #[arg(long)]
-        profile: String,
-        /// A role whose holders may call the alias through the proxy endpoint (repeatable).
-        #[arg(long = "role", value_name = "ROLE")]
-        roles: Vec<String>,
-        /// Time limit of one exchange (default 10).
-        #[arg(long, value_name = "SECONDS")]
-        timeout: Option<i64>,
-        /// Retries after a server error, a 429 or a refused connection (default 2).
-        #[arg(long, value_name = "N")]
-        retries: Option<i64>,
-        /// Print JSON (for scripts) instead of text.
-        #[arg(long)]
-        json: bool,
-    },
-    List {
-        /// Print JSON (for scripts) instead of text.
-        #[arg(long)]
-        json: bool,
-    },
-    Delete {
-        /// The record's name.
-        name: String,
-    },
-}
-
 #[derive(Debug, Args)]
 pub struct CallArgs {
     /// The connection alias.
@@ -186,7 +122,13 @@ pub struct CallArgs {
     user: Option<String>,
 }
 
-pub(super) async fn run(services: &Services, command: OutboundCommand) -> anyhow::Result<()> {
+/// Providers go through the outbound registry; profiles and aliases, entries, through
+/// `entries_registry`.
+pub(super) async fn run(
+    services: &Services,
+    entries_registry: &Registry,
+    command: OutboundCommand,
+) -> anyhow::Result<()> {
     let registry = &services
         .outbound
         .registry()
@@ -254,104 +196,8 @@ pub(super) async fn run(services: &Services, command: OutboundCommand) -> anyhow
             eprintln!("Deleted OAuth provider {name}.");
             Ok(())
         }
-        OutboundCommand::Profile(ProfileCommand::Save {
-            name,
-            provider,
-            scopes,
-            per_user,
-            json,
-        }) => {
-            let spec = ProfileSpec {
-                name,
-                provider,
-                scopes,
-                per_user,
-            };
-            let view = ProfileView::from(&registry.save_profile(spec).await?);
-            if json {
-                return print_json(&view);
-            }
-            println!("Saved OAuth profile {} ({}).", view.name, view.provider);
-            Ok(())
-        }
-        OutboundCommand::Profile(ProfileCommand::List { json }) => {
-            let views: Vec<ProfileView> = registry
-                .list_profiles()
-                .await?
-                .iter()
-                .map(ProfileView::from)
-                .collect();
-            if json {
-                return print_json(&views);
-            }
-            println!("{:<24} {:<24} {:<9} SCOPES", "NAME", "PROVIDER", "PER_USER");
-            for v in views {
-                println!(
-                    "{:<24} {:<24} {:<9} {}",
-                    v.name,
-                    v.provider,
-                    v.per_user,
-                    v.scopes.join(" ")
-                );
-            }
-            Ok(())
-        }
-        OutboundCommand::Profile(ProfileCommand::Delete { name }) => {
-            registry.delete_profile(&name).await?;
-            eprintln!("Deleted OAuth profile {name}.");
-            Ok(())
-        }
-        OutboundCommand::Alias(AliasCommand::Save {
-            name,
-            base_url,
-            profile,
-            roles,
-            timeout,
-            retries,
-            json,
-        }) => {
-            let spec = AliasSpec {
-                name,
-                base_url,
-                profile,
-                allowed_roles: roles,
-                timeout_seconds: timeout,
-                max_retries: retries,
-            };
-            let view = AliasView::from(&registry.save_alias(spec).await?);
-            if json {
-                return print_json(&view);
-            }
-            println!("Saved connection alias {} ({}).", view.name, view.base_url);
-            Ok(())
-        }
-        OutboundCommand::Alias(AliasCommand::List { json }) => {
-            let views: Vec<AliasView> = registry
-                .list_aliases()
-                .await?
-                .iter()
-                .map(AliasView::from)
-                .collect();
-            if json {
-                return print_json(&views);
-            }
-            println!("{:<24} {:<24} {:<16} BASE_URL", "NAME", "PROFILE", "ROLES");
-            for v in views {
-                println!(
-                    "{:<24} {:<24} {:<16} {}",
-                    v.name,
-                    v.profile,
-                    v.allowed_roles.join(","),
-                    v.base_url
-                );
-            }
-            Ok(())
-        }
-        OutboundCommand::Alias(AliasCommand::Delete { name }) => {
-            registry.delete_alias(&name).await?;
-            eprintln!("Deleted connection alias {name}.");
-            Ok(())
-        }
+        OutboundCommand::Profile(command) => entries::run(entries_registry, command).await,
+        OutboundCommand::Alias(command) => entries::run(entries_registry, command).await,
     }
 }
 
@@ -392,10 +238,11 @@ pub(super) async fn run_call(services: &Services, args: CallArgs) -> anyhow::Res
     let content_type = args
         .content_type
         .or_else(|| (!body.is_empty()).then(|| "application/json".to_owned()));
+    let catalog = services.registry.catalog().await?;
     let resolved = services
         .outbound
         .registry()
-        .resolve_alias(&args.alias)
+        .resolve_alias(&catalog, &args.alias)
         .await?;
     let user_id = match &args.user {
         Some(name) => Some(services.registry.get_user(name).await?.id),

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use gatehouse_core::clock::{Clock, SystemClock};
 use gatehouse_core::outbound::{
-    AliasSpec, ClientAuthMethod, OutboundRegistry, ProfileSpec, ProviderSpec, SYSTEM_OWNER,
+    ClientAuthMethod, ConnectionAlias, OAuthProfile, OutboundRegistry, ProviderSpec, SYSTEM_OWNER,
 };
 use gatehouse_remote::fetch::{Fetcher, Limits};
 use gatehouse_remote::outbound::OutboundClient;
@@ -225,24 +225,18 @@ server_test!(outbound_tokens_are_obtained_in_a_real_browser, |server| {
         .await
         .unwrap();
     for (name, per_user) in [("crm", false), ("mine", true)] {
-        registry
-            .save_profile(ProfileSpec {
-                name: name.into(),
-                provider: "crm".into(),
-                scopes: vec!["useraccount".into()],
-                per_user,
-            })
+        let entries = &server.services.registry;
+        entries
+            .save_entry::<OAuthProfile>(serde_json::json!({
+                "name": name, "provider": "crm", "scopes": ["useraccount"], "per_user": per_user,
+            }))
             .await
             .unwrap();
-        registry
-            .save_alias(AliasSpec {
-                name: name.into(),
-                base_url: provider.url("/api/admin/v1"),
-                profile: name.into(),
-                allowed_roles: vec!["integration".into()],
-                timeout_seconds: None,
-                max_retries: None,
-            })
+        entries
+            .save_entry::<ConnectionAlias>(serde_json::json!({
+                "name": name, "base_url": provider.url("/api/admin/v1"), "profile": name,
+                "allowed_roles": ["integration"],
+            }))
             .await
             .unwrap();
     }
@@ -308,7 +302,8 @@ server_test!(outbound_tokens_are_obtained_in_a_real_browser, |server| {
     assert_eq!(whoami["user_name"], "pat");
 
     // Near its expiry the token is refreshed with its refresh token, without the browser.
-    let resolved = registry.resolve_alias("crm").await.unwrap();
+    let catalog = server.services.registry.catalog().await.unwrap();
+    let resolved = registry.resolve_alias(&catalog, "crm").await.unwrap();
     let now = SystemClock.now();
     let clock = Arc::new(TestClock(AtomicI64::new(now)));
     let outbound_client = OutboundClient::new(

@@ -10,15 +10,17 @@ use gatehouse_core::client::{GrantType, TokenFormat};
 use gatehouse_core::clock::Clock;
 use gatehouse_core::federation::{JwtProviderChanges, KeySource, NewJwtProvider};
 use gatehouse_core::outbound::{
-    AliasSpec, ClientAuthMethod, OutboundRegistry, ProfileSpec, ProviderSpec, ResolvedAlias,
+    ClientAuthMethod, ConnectionAlias, OAuthProfile, OutboundRegistry, ProviderSpec, ResolvedAlias,
     SYSTEM_OWNER,
 };
 use gatehouse_core::registry::{AppChanges, NewApp};
 use gatehouse_core::secret::Secret;
 use gatehouse_remote::fetch::{Fetcher, Limits};
 use gatehouse_remote::outbound::{OutboundClient, OutboundError};
-use serde_json::Value;
+use reqwest::Method;
+use serde_json::{Value, json};
 
+use crate::admin_api::call;
 use crate::cli::gatehouse;
 use crate::harness::{Backend, TestApp, TestServer, post_form, server_test, uuid_like};
 use crate::people::Browser;
@@ -93,27 +95,33 @@ async fn connect(
 ) -> ResolvedAlias {
     let registry = server.services.outbound.registry();
     registry.save_provider(spec).await.expect("provider");
-    registry
-        .save_profile(ProfileSpec {
-            name: name.into(),
-            provider: name.into(),
-            scopes: vec!["useraccount".into()],
-            per_user: false,
-        })
+    let entries = &server.services.registry;
+    entries
+        .save_entry::<OAuthProfile>(json!({
+            "name": name, "provider": name, "scopes": ["useraccount"],
+        }))
         .await
         .expect("profile");
-    registry
-        .save_alias(AliasSpec {
-            name: name.into(),
-            base_url: api_base,
-            profile: name.into(),
-            allowed_roles: vec!["integration".into()],
-            timeout_seconds: Some(2),
-            max_retries: Some(1),
-        })
+    entries
+        .save_entry::<ConnectionAlias>(json!({
+            "name": name, "base_url": api_base, "profile": name,
+            "allowed_roles": ["integration"], "timeout_seconds": 2, "max_retries": 1,
+        }))
         .await
         .expect("alias");
-    registry.resolve_alias(name).await.unwrap()
+    resolve(server, name).await
+}
+
+/// The alias `name` with its profile and provider, as a call through it finds them.
+async fn resolve(server: &TestServer, name: &str) -> ResolvedAlias {
+    let catalog = server.services.registry.catalog().await.unwrap();
+    server
+        .services
+        .outbound
+        .registry()
+        .resolve_alias(&catalog, name)
+        .await
+        .unwrap()
 }
 
 async fn proxy_get(server: &TestServer, path: &str, token: &str) -> (u16, Value) {
@@ -747,6 +755,108 @@ server_test!(
 );
 
 server_test!(
+    a_changed_or_deleted_profile_takes_its_tokens_and_named_records_stay,
+    |server| {
+        let provider = provider().await;
+        connect(
+            &server,
+            "crm",
+            provider_spec("crm", provider.server.url("/oauth/token"), &provider.app),
+            provider.server.url("/api/admin/v1"),
+        )
+        .await;
+        let caller = server.token_for_role("integration").await;
+        let admin = server.token_for_role("mi_admin").await;
+        let held = || async {
+            server
+                .services
+                .outbound
+                .registry()
+                .find_token("crm", SYSTEM_OWNER)
+                .await
+                .unwrap()
+                .is_some()
+        };
+        let admin_call =
+            |method, path: &'static str, body| call(&server, method, path, &admin, body);
+        let (status, body) = proxy_get(&server, "/api/outbound/crm/whoami", &caller).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(held().await);
+
+        // Saved as it is (a set of scopes reads the same in any spelling), the profile keeps
+        // its token.
+        let same = json!({"name": "crm", "provider": "crm",
+            "scopes": ["useraccount", "useraccount"]});
+        let (status, body) = admin_call(Method::POST, "/outbound/profiles", Some(same)).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(held().await);
+        // Changed, it does not: the next call obtains another.
+        let scopes = json!({"scopes": []});
+        let (status, body) =
+            admin_call(Method::PATCH, "/outbound/profiles/crm", Some(scopes)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["scopes"], json!([]));
+        assert!(!held().await);
+        let (status, body) = proxy_get(&server, "/api/outbound/crm/whoami", &caller).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(held().await);
+        assert_eq!(
+            token_requests(&provider.server, "client_credentials").await,
+            2
+        );
+
+        // What a record names must exist, and stays while it is named.
+        let (status, body) = admin_call(Method::DELETE, "/outbound/providers/crm", None).await;
+        assert_eq!(status, 409, "{body}");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("used by the profiles crm"),
+            "{body}"
+        );
+        let (status, body) = admin_call(Method::DELETE, "/outbound/profiles/crm", None).await;
+        assert_eq!(status, 409, "{body}");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("connection_alias \"crm\""),
+            "{body}"
+        );
+        let orphan = json!({"name": "orphan", "provider": "missing"});
+        let (status, body) = admin_call(Method::POST, "/outbound/profiles", Some(orphan)).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("OAuth provider \"missing\" does not exist"),
+            "{body}"
+        );
+        let orphan = json!({"name": "orphan", "base_url": "https://api.example",
+            "profile": "missing"});
+        let (status, body) = admin_call(Method::POST, "/outbound/aliases", Some(orphan)).await;
+        assert_eq!(status, 400, "{body}");
+        // A profile per user needs a provider whose grant serves users.
+        let per_user = json!({"per_user": true});
+        let (status, body) =
+            admin_call(Method::PATCH, "/outbound/profiles/crm", Some(per_user)).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(held().await, "a refused change keeps the token");
+
+        // Deleted, the profile takes its token along.
+        for path in ["/outbound/aliases/crm", "/outbound/profiles/crm"] {
+            let (status, body) = admin_call(Method::DELETE, path, None).await;
+            assert_eq!(status, 204, "{path}: {body}");
+        }
+        assert!(!held().await);
+        let (status, _) = admin_call(Method::DELETE, "/outbound/providers/crm", None).await;
+        assert_eq!(status, 204);
+    }
+);
+
+server_test!(
     private_key_jwt_and_jwt_bearer_sign_with_keys_gatehouse_generated,
     |server| {
         let provider = provider().await;
@@ -1242,17 +1352,11 @@ server_test!(
             String::from_utf8_lossy(&output.stderr)
         );
         // The API the alias calls moves along, so the new token is good there.
-        let mut alias = registry.get_alias("crm").await.unwrap();
-        alias.base_url = second.server.url("/api/admin/v1");
-        registry
-            .save_alias(AliasSpec {
-                name: alias.name,
-                base_url: alias.base_url,
-                profile: alias.profile,
-                allowed_roles: alias.allowed_roles,
-                timeout_seconds: Some(alias.timeout_seconds),
-                max_retries: Some(alias.max_retries),
-            })
+        let moved = json!({"base_url": second.server.url("/api/admin/v1")});
+        server
+            .services
+            .registry
+            .update_entry::<ConnectionAlias>("crm", moved.as_object().unwrap().clone())
             .await
             .unwrap();
         assert_eq!(
@@ -1304,13 +1408,12 @@ impl CodeProvider {
         spec.issuer = Some(self.server.base.clone());
         spec.authorization_response_iss_parameter_supported = iss_always_sent;
         registry.save_provider(spec).await.expect("provider");
-        registry
-            .save_profile(ProfileSpec {
-                name: name.into(),
-                provider: name.into(),
-                scopes: vec!["useraccount".into()],
-                per_user: false,
-            })
+        consumer
+            .services
+            .registry
+            .save_entry::<OAuthProfile>(json!({
+                "name": name, "provider": name, "scopes": ["useraccount"],
+            }))
             .await
             .expect("profile");
     }
@@ -1465,13 +1568,12 @@ server_test!(outbound_authorization_codes_cannot_be_mixed_up, |server| {
     // not redeem the code there.
     let location = start(&server, &mut victim, "one").await;
     let answer = one.answer(&location).await;
-    registry
-        .save_profile(ProfileSpec {
-            name: "one".into(),
-            provider: "two".into(),
-            scopes: vec!["useraccount".into()],
-            per_user: false,
-        })
+    server
+        .services
+        .registry
+        .save_entry::<OAuthProfile>(json!({
+            "name": "one", "provider": "two", "scopes": ["useraccount"],
+        }))
         .await
         .unwrap();
     let (status, page) = deliver(&server, &mut victim, &answer).await;

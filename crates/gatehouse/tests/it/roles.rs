@@ -65,7 +65,23 @@ server_test!(
             }
             tokens
         };
-        let areas: [Area; 8] = [
+        // What the outbound entries name.
+        let admin = server.token_for_role("admin").await;
+        for (path, record) in [
+            (
+                "/outbound/providers",
+                json!({"name": "roles", "token_url": "https://idp.example/token",
+                "client_id": "gatehouse", "client_secret": "a secret"}),
+            ),
+            (
+                "/outbound/profiles",
+                json!({"name": "roles", "provider": "roles"}),
+            ),
+        ] {
+            let (status, body) = call(&server, Method::POST, path, &admin, Some(record)).await;
+            assert_eq!(status, 200, "{path}: {body}");
+        }
+        let areas: [Area; 10] = [
             (
                 "/apps",
                 &["admin", "oauth_admin"],
@@ -96,6 +112,15 @@ server_test!(
             ("/outbound/providers", &["admin", "mi_admin"], |name| {
                 json!({"name": name, "token_url": "https://idp.example/token",
                 "client_id": "gatehouse", "client_secret": "a secret"})
+            }),
+            (
+                "/outbound/profiles",
+                &["admin", "mi_admin"],
+                |name| json!({"name": name, "provider": "roles", "scopes": ["read"]}),
+            ),
+            ("/outbound/aliases", &["admin", "mi_admin"], |name| {
+                json!({"name": name, "base_url": "https://api.example", "profile": "roles",
+                "allowed_roles": ["itil"]})
             }),
             (
                 "/tables",
