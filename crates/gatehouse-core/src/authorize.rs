@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::client::{Client, GrantType};
+use crate::dpop;
 use crate::pkce::{self, ChallengeMethod};
 use crate::pushed;
 use crate::scope::ScopeSet;
@@ -65,6 +66,10 @@ pub struct AuthorizationRequest {
     /// Whom the tokens of this authorization are for: the resources the request named
     /// (RFC 8707 §2.1), or this server's issuer.
     pub audience: Vec<String>,
+    /// The thumbprint of the DPoP key the code is bound to (RFC 9449 §10), when the request
+    /// named one (or was pushed with a proof).
+    #[serde(default)]
+    pub dpop_jkt: Option<String>,
     /// When the request expires if the user does not finish.
     pub expires_at: i64,
 }
@@ -266,6 +271,7 @@ impl AuthorizationRequest {
             login_hint: get("login_hint").map(str::to_owned),
             id_token_hint_subject: None,
             audience: Vec::new(),
+            dpop_jkt: get("dpop_jkt").map(str::to_owned),
             expires_at: now + 600,
         };
         let push_required = pushing == (Pushing::Direct { required: true })
@@ -293,6 +299,16 @@ impl AuthorizationRequest {
         // Tokens never travel in a query string (OAuth 2.0 Multiple Response Types §5).
         if (token || id_token) && response_mode == ResponseMode::Query {
             return Err(request.error("invalid_request", "response_mode=query cannot carry tokens"));
+        }
+        if request
+            .dpop_jkt
+            .as_deref()
+            .is_some_and(|jkt| !dpop::is_thumbprint(jkt))
+        {
+            return Err(request.error(
+                "invalid_request",
+                "dpop_jkt is not a JWK SHA-256 thumbprint",
+            ));
         }
         if code && !client.allows_grant(GrantType::AuthorizationCode) {
             return Err(request.error(
@@ -514,6 +530,7 @@ impl AuthorizationRequest {
                     consumed: false,
                     audience: self.audience.clone(),
                     sid: sid.map(str::to_owned),
+                    dpop_jkt: self.dpop_jkt.clone(),
                 })
                 .await?;
             params.push(("code".to_owned(), code.clone()));
@@ -531,6 +548,8 @@ impl AuthorizationRequest {
                     with_id_token: false,
                     audience: &self.audience,
                     exchanged: None,
+                    // RFC 9449 binds tokens at the token endpoint; the implicit grant has none.
+                    dpop_jkt: None,
                 })
                 .await?;
             params.push(("access_token".to_owned(), issued.access_token.clone()));
@@ -653,6 +672,7 @@ mod tests {
             login_hint: None,
             id_token_hint_subject: None,
             audience: Vec::new(),
+            dpop_jkt: None,
             expires_at: i64::MAX,
         }
     }

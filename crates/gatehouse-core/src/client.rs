@@ -298,6 +298,10 @@ macro_rules! with_app_fields {
             /// session instead of one naming only the user.
             #[arg(long, value_name = "BOOL")]
             backchannel_logout_session_required: bool => bool = false,
+            /// Whether every token request must carry a DPoP proof (RFC 9449 §5.2; default
+            /// false): its access tokens are then always bound to the client's key.
+            #[arg(long, value_name = "BOOL")]
+            dpop_bound_access_tokens: bool => bool = false,
         }
     };
 }

@@ -46,6 +46,18 @@ pub enum Error {
     /// RFC 6750 §3.1 `invalid_token`: expired, revoked, malformed or unknown.
     #[error("invalid_token: {0}")]
     InvalidToken(String),
+    /// RFC 9449 §5, §7.1 `invalid_dpop_proof`: a DPoP proof is missing where one is needed, or
+    /// fails a check of §4.3.
+    #[error("invalid_dpop_proof: {0}")]
+    InvalidDpopProof(String),
+    /// RFC 9449 §8, §9 `use_dpop_nonce`: the proof must carry the server's nonce, this one.
+    #[error("use_dpop_nonce: the DPoP proof must carry the server's current nonce")]
+    UseDpopNonce { nonce: String },
+    /// RFC 9449 §7.1 `invalid_token` under the DPoP scheme: a DPoP-bound token presented as a
+    /// bearer token, a token presented with a proof of another key, or an unbound token
+    /// presented as DPoP-bound.
+    #[error("invalid_token: {0}")]
+    InvalidDpopToken(String),
     /// RFC 6750 §3.1 `insufficient_scope`, with the scope that would have sufficed.
     #[error("insufficient_scope: {0}")]
     InsufficientScope(String),

@@ -230,6 +230,8 @@ impl RouteExchanges {
             None,
             std::slice::from_ref(&exchange.audience),
             exchange.scope.as_deref(),
+            // The upstream receives it as a bearer token: it holds no key to prove.
+            None,
         )
         .await
         .map_err(|error| match error {

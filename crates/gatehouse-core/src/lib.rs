@@ -15,6 +15,7 @@ pub mod client;
 pub mod client_auth;
 pub mod clock;
 pub mod device;
+pub mod dpop;
 pub mod entry;
 pub mod error;
 pub mod federation;

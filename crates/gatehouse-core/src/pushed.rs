@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 use crate::authorize::{AuthorizationRequest, AuthorizeError, Pushing};
 use crate::client::Client;
+use crate::dpop::Proof;
 use crate::secret;
 use crate::store::{PushedRequestRecord, Store};
 use crate::token::TokenService;
@@ -37,6 +38,21 @@ pub struct PushedAuthorization {
 struct Parameters {
     params: BTreeMap<String, String>,
     resources: Vec<String>,
+}
+
+/// RFC 9449 §10.1: a request pushed with a DPoP proof binds its code to the proof's key, as
+/// `dpop_jkt` does; both given, they must name the same key.
+pub fn bind_to_key(params: &mut BTreeMap<String, String>, proof: &Proof) -> Result<(), Error> {
+    match params.get("dpop_jkt") {
+        Some(named) if *named != proof.jkt => Err(Error::InvalidDpopProof(
+            "dpop_jkt does not name the key of the DPoP proof".into(),
+        )),
+        Some(_) => Ok(()),
+        None => {
+            params.insert("dpop_jkt".into(), proof.jkt.clone());
+            Ok(())
+        }
+    }
 }
 
 /// Validates an authorization request an authenticated `client` pushed and stores it.

@@ -108,6 +108,14 @@ impl MasterKey {
         }
     }
 
+    /// The key of the DPoP nonces (RFC 9449 §8), which are HMACs of a time window: every
+    /// instance with this master key issues and accepts the same ones, and none is stored.
+    pub fn dpop_nonce_hasher(&self) -> SecretHasher {
+        SecretHasher {
+            key: hmac::Key::new(hmac::HMAC_SHA256, &self.derive("gatehouse dpop nonce v1")),
+        }
+    }
+
     pub fn sealer(&self) -> Sealer {
         let unbound = UnboundKey::new(
             &AES_256_GCM,

@@ -40,6 +40,8 @@ pub struct AccessTokenRecord {
     pub audience: Vec<String>,
     /// Who acts for the subject, when a token exchange delegated it (RFC 8693 §4.1).
     pub act: Option<crate::token::Act>,
+    /// The thumbprint of the DPoP key the token is bound to (RFC 9449 §6.2).
+    pub dpop_jkt: Option<String>,
 }
 
 /// An authorization code as stored, by the keyed hash of the code.
@@ -61,6 +63,9 @@ pub struct AuthorizationCodeRecord {
     pub audience: Vec<String>,
     /// The login session the code was issued in (its `sid`), for the ID token.
     pub sid: Option<String>,
+    /// The thumbprint of the DPoP key the authorization request bound the code to (RFC 9449
+    /// §10): only a token request with a proof of that key redeems it.
+    pub dpop_jkt: Option<String>,
 }
 
 /// The outcome of redeeming a code: codes are single-use, and only by their own client.
@@ -93,6 +98,9 @@ pub struct RefreshTokenRecord {
     /// The audiences of the original grant, which refresh requests may narrow; empty on tokens
     /// from before audiences, which are for this server's issuer.
     pub audience: Vec<String>,
+    /// The thumbprint of the DPoP key a public client's refresh token is bound to (RFC 9449
+    /// §5): it is then used only with a proof of that key.
+    pub dpop_jkt: Option<String>,
 }
 
 /// A pushed authorization request (RFC 9126), by the keyed hash of its `request_uri`.

@@ -63,6 +63,9 @@ pub struct Issue<'a> {
     pub audience: &'a [String],
     /// The token a token exchange made this one from, when it did.
     pub exchanged: Option<Exchanged<'a>>,
+    /// The thumbprint of the key the access token is bound to (RFC 9449), when the request
+    /// proved possession of one.
+    pub dpop_jkt: Option<&'a str>,
 }
 
 /// What an access token made by a token exchange (RFC 8693) keeps of the subject token.
@@ -116,6 +119,9 @@ pub struct AccessTokenInfo {
     pub audience: Vec<String>,
     /// Who acts for the subject, when a token exchange delegated it.
     pub act: Option<Act>,
+    /// The thumbprint of the key the token is bound to (RFC 9449 §6): it is then accepted only
+    /// with a DPoP proof of that key.
+    pub dpop_jkt: Option<String>,
 }
 
 impl AccessTokenInfo {
@@ -151,6 +157,20 @@ struct AccessTokenClaims {
     credential_epoch: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     act: Option<Act>,
+    /// The key the token is bound to (RFC 9449 §6.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cnf: Option<Confirmation>,
+}
+
+/// RFC 7800 `cnf`, with the JWK thumbprint RFC 9449 §6.1 binds tokens by.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Confirmation {
+    pub jkt: String,
+}
+
+/// The `token_type` of an access token (RFC 9449 §5: `DPoP` when it is bound to a key).
+fn token_type(dpop_jkt: Option<&str>) -> &'static str {
+    if dpop_jkt.is_some() { "DPoP" } else { "Bearer" }
 }
 
 /// What an ID token of ours tells when it comes back as an `id_token_hint` (OpenID Connect Core
@@ -219,6 +239,9 @@ pub struct Introspection {
     /// RFC 8693 §4.1: who acts for the subject (the claim may be told by introspection too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<Act>,
+    /// The key a DPoP-bound token is bound to (RFC 9449 §6.2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
 }
 
 /// RFC 7519 §4.1.3: `aud` is one string when the token has one audience, an array otherwise.
@@ -719,6 +742,8 @@ impl TokenService {
     }
 
     /// A new refresh token and its stored form; the caller stores it (or rotates into it).
+    /// `dpop_jkt` binds it to a key (RFC 9449 §5: a public client's, which has nothing else
+    /// to prove it is the client).
     pub fn mint_refresh_token(
         &self,
         client: &Client,
@@ -726,6 +751,7 @@ impl TokenService {
         scope: &ScopeSet,
         audience: &[String],
         link: GrantLink<'_>,
+        dpop_jkt: Option<&str>,
     ) -> (String, RefreshTokenRecord) {
         let now = self.clock.now();
         let token = format!("{REFRESH_TOKEN_PREFIX}{}", secret::generate());
@@ -741,6 +767,7 @@ impl TokenService {
             rotated_at: None,
             revoked: false,
             audience: audience.to_vec(),
+            dpop_jkt: dpop_jkt.map(str::to_owned),
         };
         (token, record)
     }
@@ -752,16 +779,7 @@ impl TokenService {
     /// two rotations of one refresh token racing): once the tokens are stored, the grant is
     /// looked up, and if it was revoked meanwhile, it is revoked again so they go with it.
     pub async fn issue(&self, issue: Issue<'_>) -> Result<TokenResponse, Error> {
-        let mut response = self
-            .issue_access_token(
-                issue.client,
-                issue.user,
-                issue.scope,
-                issue.audience,
-                issue.grant,
-                issue.exchanged,
-            )
-            .await?;
+        let mut response = self.issue_access_token(&issue).await?;
         if let Some(link) = issue.grant
             && self.store.is_grant_revoked(link.grant_id).await?
         {
@@ -834,16 +852,18 @@ impl TokenService {
         self.sign_jwt(client.id_token_alg, LOGOUT_TOKEN_TYPE, &claims)
     }
 
-    /// Issues an access token for `client`, acting for `user` when there is one.
-    async fn issue_access_token(
-        &self,
-        client: &Client,
-        user: Option<&User>,
-        scope: &ScopeSet,
-        audience: &[String],
-        grant: Option<GrantLink<'_>>,
-        exchanged: Option<Exchanged<'_>>,
-    ) -> Result<TokenResponse, Error> {
+    /// Issues an access token for the client, acting for the user when there is one.
+    async fn issue_access_token(&self, issue: &Issue<'_>) -> Result<TokenResponse, Error> {
+        let Issue {
+            client,
+            user,
+            scope,
+            grant,
+            audience,
+            dpop_jkt,
+            exchanged,
+            ..
+        } = *issue;
         let now = self.clock.now();
         let mut expires_at = now + client.access_token_lifespan;
         if let Some(exchanged) = exchanged {
@@ -866,6 +886,9 @@ impl TokenService {
                     scope: scope.to_string(),
                     credential_epoch: user.map(|u| u.credential_epoch),
                     act: act.clone(),
+                    cnf: dpop_jkt.map(|jkt| Confirmation {
+                        jkt: jkt.to_owned(),
+                    }),
                 };
                 let token = self.sign_jwt(self.access_token_alg, "at+jwt", &claims)?;
                 // JWTs of a person's grant are recorded by `jti`, so revoking the grant (a
@@ -883,6 +906,7 @@ impl TokenService {
                         grant_id: Some(link.grant_id.to_owned()),
                         audience: audience.to_vec(),
                         act,
+                        dpop_jkt: dpop_jkt.map(str::to_owned),
                     };
                     self.store.insert_access_token(&record).await?;
                 }
@@ -902,6 +926,7 @@ impl TokenService {
                     grant_id: grant.map(|g| g.grant_id.to_owned()),
                     audience: audience.to_vec(),
                     act,
+                    dpop_jkt: dpop_jkt.map(str::to_owned),
                 };
                 self.store.insert_access_token(&record).await?;
                 token
@@ -909,7 +934,7 @@ impl TokenService {
         };
         Ok(TokenResponse {
             access_token,
-            token_type: "Bearer".into(),
+            token_type: token_type(dpop_jkt).into(),
             expires_in: expires_at - now,
             scope: (!scope.is_empty()).then(|| scope.to_string()),
             refresh_token: None,
@@ -1015,6 +1040,7 @@ impl TokenService {
                 format: TokenFormat::Opaque,
                 audience: self.stored_audience(&record.audience),
                 act: record.act.clone(),
+                dpop_jkt: record.dpop_jkt.clone(),
             }
         } else {
             let verified = self
@@ -1045,6 +1071,7 @@ impl TokenService {
                 format: TokenFormat::Jwt,
                 audience: claims.aud.clone(),
                 act: claims.act.clone(),
+                dpop_jkt: claims.cnf.as_ref().map(|cnf| cnf.jkt.clone()),
             }
         };
         if info.expires_at <= now {
@@ -1125,7 +1152,7 @@ impl TokenService {
             scope: Some(info.scope.to_string()),
             client_id: Some(info.client_id.clone()),
             username: info.user_name.clone(),
-            token_type: Some("Bearer".into()),
+            token_type: Some(token_type(info.dpop_jkt.as_deref()).into()),
             exp: Some(info.expires_at),
             iat: Some(info.issued_at),
             sub: Some(info.subject().to_owned()),
@@ -1133,6 +1160,7 @@ impl TokenService {
             jti: Some(info.jti.clone()),
             aud: Some(info.audience),
             act: info.act,
+            cnf: info.dpop_jkt.map(|jkt| Confirmation { jkt }),
         })
     }
 
@@ -1177,6 +1205,7 @@ impl TokenService {
             jti: None,
             aud: Some(self.stored_audience(&record.audience)),
             act: None,
+            cnf: record.dpop_jkt.map(|jkt| Confirmation { jkt }),
         })
     }
 

@@ -3,7 +3,10 @@
 //! Each surface answers errors as its RFC prescribes:
 //! - the OAuth endpoints (token, introspection, revocation): RFC 6749 §5.2 JSON, `401` with a
 //!   `WWW-Authenticate: Basic` challenge for `invalid_client`, `Cache-Control: no-store`;
-//! - bearer-protected APIs: RFC 6750 §3 challenges (`invalid_token`, `insufficient_scope`);
+//! - bearer-protected APIs: RFC 6750 §3 challenges (`invalid_token`, `insufficient_scope`), and
+//!   RFC 9449 §7.1 `DPoP` challenges for what concerns DPoP (`invalid_dpop_proof`,
+//!   `use_dpop_nonce` with a `DPoP-Nonce` header, `invalid_token` of a DPoP-bound token); at the
+//!   token endpoint the same DPoP errors are RFC 6749 §5.2 answers (`400`);
 //! - the outbound proxy: a provider or API that fails is a `502` (`504` when it was too slow)
 //!   with `error: upstream_error` and a description naming the provider's own `error`;
 //! - the browser's pages (login, consent, account, sign-out, outbound tokens): the error page,
@@ -20,7 +23,7 @@ use std::any::Any;
 
 use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::Error;
@@ -34,6 +37,18 @@ use crate::state::AppState;
 
 /// The realm named in every challenge.
 pub const REALM: &str = "gatehouse";
+
+/// RFC 9449 §8.1: the header that carries the nonce a DPoP proof must use.
+pub const DPOP_NONCE: HeaderName = HeaderName::from_static("dpop-nonce");
+
+/// The proof algorithms a `DPoP` challenge names (RFC 9449 §7.1 `algs`).
+fn dpop_algorithms() -> String {
+    let names: Vec<&str> = gatehouse_core::dpop::ALGORITHMS
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
+    names.join(" ")
+}
 
 /// An error raised by an OAuth endpoint (RFC 6749 §5.2, RFC 7009, RFC 7662).
 #[derive(Debug)]
@@ -207,8 +222,14 @@ enum Surface {
 }
 
 /// The `error` code, status and description of a domain error.
-fn classify(error: &Error) -> (StatusCode, &'static str, Option<&str>) {
+fn classify(error: &Error, surface: Surface) -> (StatusCode, &'static str, Option<&str>) {
     use StatusCode as S;
+    // RFC 9449 §5 answers a token request's proof like any other mistake in it; §7.1 answers
+    // a resource request's with a challenge.
+    let dpop_status = match surface {
+        Surface::OAuth => S::BAD_REQUEST,
+        Surface::Api => S::UNAUTHORIZED,
+    };
     match error {
         Error::InvalidRequest(d) => (S::BAD_REQUEST, "invalid_request", Some(d)),
         Error::InvalidClient(d) => (S::UNAUTHORIZED, "invalid_client", Some(d)),
@@ -221,7 +242,15 @@ fn classify(error: &Error) -> (StatusCode, &'static str, Option<&str>) {
             (S::BAD_REQUEST, *error, Some(description))
         }
         Error::MissingToken => (S::UNAUTHORIZED, "", None),
-        Error::InvalidToken(d) => (S::UNAUTHORIZED, "invalid_token", Some(d)),
+        Error::InvalidToken(d) | Error::InvalidDpopToken(d) => {
+            (S::UNAUTHORIZED, "invalid_token", Some(d))
+        }
+        Error::InvalidDpopProof(d) => (dpop_status, "invalid_dpop_proof", Some(d)),
+        Error::UseDpopNonce { .. } => (
+            dpop_status,
+            "use_dpop_nonce",
+            Some("the DPoP proof must carry the nonce of the DPoP-Nonce header"),
+        ),
         Error::InsufficientScope(_) => (
             S::FORBIDDEN,
             "insufficient_scope",
@@ -247,7 +276,7 @@ fn classify(error: &Error) -> (StatusCode, &'static str, Option<&str>) {
 }
 
 fn error_response(error: &Error, surface: Surface) -> Response {
-    let (status, code, description) = classify(error);
+    let (status, code, description) = classify(error, surface);
     if status == StatusCode::INTERNAL_SERVER_ERROR {
         tracing::error!(error = %error, "request failed");
     } else if let Error::UpstreamUnreachable(_) = error {
@@ -285,10 +314,23 @@ fn error_response(error: &Error, surface: Surface) -> Response {
         (Surface::Api, Error::InvalidRequest(_)) => Some(format!(
             "Bearer realm=\"{REALM}\", error=\"invalid_request\""
         )),
+        (
+            Surface::Api,
+            Error::InvalidDpopProof(_) | Error::InvalidDpopToken(_) | Error::UseDpopNonce { .. },
+        ) => Some(format!(
+            "DPoP realm=\"{REALM}\", algs=\"{}\", error=\"{code}\", error_description=\"{}\"",
+            dpop_algorithms(),
+            description_text(description.unwrap_or_default())
+        )),
         _ => None,
     };
     if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
         headers.insert(header::WWW_AUTHENTICATE, value);
+    }
+    if let Error::UseDpopNonce { nonce } = error
+        && let Ok(value) = HeaderValue::from_str(nonce)
+    {
+        headers.insert(DPOP_NONCE, value);
     }
     if let Error::Throttled { retry_after } = error {
         headers.insert(
@@ -299,7 +341,7 @@ fn error_response(error: &Error, surface: Surface) -> Response {
     response
 }
 
-/// RFC 9728 §5.1: every bearer challenge names the metadata of the resource the request was
+/// RFC 9728 §5.1: every bearer (or DPoP) challenge names the metadata of the resource the request was
 /// for (a gateway route's, or Gatehouse's own), so a client that meets it learns where to get a
 /// token and with which scopes. Only answers that carry a challenge pay for the lookup.
 pub async fn name_resource_metadata(
@@ -313,7 +355,10 @@ pub async fn name_resource_metadata(
     let bearer = response
         .headers()
         .get(header::WWW_AUTHENTICATE)
-        .filter(|challenge| challenge.as_bytes().starts_with(b"Bearer"))
+        .filter(|challenge| {
+            let challenge = challenge.as_bytes();
+            challenge.starts_with(b"Bearer") || challenge.starts_with(b"DPoP")
+        })
         .cloned();
     let Some(challenge) = bearer else {
         return response;

@@ -15,6 +15,7 @@ use base64::engine::general_purpose::STANDARD;
 use gatehouse_core::Error;
 use gatehouse_core::access::Caller;
 use gatehouse_core::client_auth::{AuthMethod, PresentedCredentials};
+use gatehouse_core::dpop::{Scheme, Target};
 use gatehouse_core::federation::jose::UnverifiedJwt;
 use gatehouse_core::path::CanonicalPath;
 use gatehouse_core::secret::Secret;
@@ -262,14 +263,38 @@ fn form_decode(text: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The one bearer token a request presents (RFC 6750 §2): in the `Authorization` header, or —
-/// only where the endpoint reads one, the UserInfo endpoint's `POST` — as the form body's
-/// `access_token` (`body_token`). A client "MUST NOT use more than one method" (§2), so a token
-/// presented two ways is refused rather than one of them chosen, and so is a token in the query
-/// string (§2.3: it ends up in logs and `Referer` headers, and Gatehouse never reads it there),
-/// with or without another; all of them are `invalid_request`. A header of another scheme
-/// presents no bearer token.
-fn presented_token<'a>(parts: &'a Parts, body_token: Option<&'a str>) -> Result<&'a str, Error> {
+/// The request's `DPoP` header, if it has one (RFC 9449 §4.3: never more than one).
+pub fn dpop_proof(headers: &HeaderMap) -> Result<Option<&str>, Error> {
+    let mut values = headers.get_all("dpop").iter();
+    match (values.next(), values.next()) {
+        (None, _) => Ok(None),
+        (Some(_), Some(_)) => Err(Error::InvalidDpopProof(
+            "the request has more than one DPoP header".into(),
+        )),
+        (Some(value), None) => value
+            .to_str()
+            .map(Some)
+            .map_err(|_| Error::InvalidDpopProof("the DPoP header is not a JWT".into())),
+    }
+}
+
+/// An access token as a request presents it, and under which scheme.
+struct Presented<'a> {
+    token: &'a str,
+    scheme: Scheme,
+}
+
+/// The one access token a request presents (RFC 6750 §2): in the `Authorization` header, with
+/// the `Bearer` or `DPoP` (RFC 9449 §7.1) scheme, or — only where the endpoint reads one, the
+/// UserInfo endpoint's `POST` — as the form body's `access_token` (`body_token`), a bearer
+/// token. A client "MUST NOT use more than one method" (§2), so a token presented two ways is
+/// refused rather than one of them chosen, and so is a token in the query string (§2.3: it ends
+/// up in logs and `Referer` headers, and Gatehouse never reads it there), with or without
+/// another; all of them are `invalid_request`. A header of another scheme presents no token.
+fn presented_token<'a>(
+    parts: &'a Parts,
+    body_token: Option<&'a str>,
+) -> Result<Presented<'a>, Error> {
     let in_query = parts.uri.query().is_some_and(|query| {
         form_urlencoded::parse(query.as_bytes()).any(|(name, _)| name == "access_token")
     });
@@ -290,15 +315,24 @@ fn presented_token<'a>(parts: &'a Parts, body_token: Option<&'a str>) -> Result<
             let value = value
                 .to_str()
                 .map_err(|_| Error::invalid_request("malformed Authorization header"))?;
-            match value.split_once(' ') {
+            let scheme = match value.split_once(' ') {
                 Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
-                    let token = token.trim();
-                    if token.is_empty() || token.contains(' ') {
-                        return Err(Error::invalid_request("malformed bearer token"));
-                    }
-                    Some(token)
+                    Some((Scheme::Bearer, token))
+                }
+                Some((scheme, token)) if scheme.eq_ignore_ascii_case("dpop") => {
+                    Some((Scheme::DPoP, token))
                 }
                 _ => None,
+            };
+            match scheme {
+                Some((scheme, token)) => {
+                    let token = token.trim();
+                    if token.is_empty() || token.contains(' ') {
+                        return Err(Error::invalid_request("malformed access token"));
+                    }
+                    Some(Presented { token, scheme })
+                }
+                None => None,
             }
         }
     };
@@ -306,14 +340,20 @@ fn presented_token<'a>(parts: &'a Parts, body_token: Option<&'a str>) -> Result<
         (Some(_), Some(_)) => Err(Error::invalid_request(
             "the access token must be presented in one way only, not in the header and the body",
         )),
-        (Some(token), None) | (None, Some(token)) => Ok(token),
+        (Some(presented), None) => Ok(presented),
+        (None, Some(token)) => Ok(Presented {
+            token,
+            scheme: Scheme::Bearer,
+        }),
         (None, None) => Err(Error::MissingToken),
     }
 }
 
 /// The validated access token of a request to a protected API, presented in the
-/// `Authorization: Bearer` header ([`presented_token`]), issued for the API's audience: this
-/// server's issuer, unless a gateway route names its upstream's.
+/// `Authorization` header ([`presented_token`]), issued for the API's audience — this server's
+/// issuer, unless a gateway route names its upstream's — and presented as its binding demands: a
+/// DPoP-bound token with the `DPoP` scheme and a proof of its key for this request, any other
+/// with `Bearer`.
 pub struct Bearer(pub AccessTokenInfo);
 
 impl FromRequestParts<AppState> for Bearer {
@@ -331,31 +371,77 @@ impl Bearer {
         state: &AppState,
         audience: &str,
     ) -> Result<Self, ApiError> {
-        let token = presented_token(parts, None)?;
-        Bearer::accepted(state, token, audience).await
+        let presented = presented_token(parts, None)?;
+        Bearer::accepted(state, parts, presented, audience).await
     }
 
-    /// `token`, validated and for `audience` (RFC 9068 §4: a token for another audience is
-    /// `invalid_token`).
-    async fn accepted(state: &AppState, token: &str, audience: &str) -> Result<Self, ApiError> {
+    /// The presented token, validated, for `audience` (RFC 9068 §4: a token for another
+    /// audience is `invalid_token`) and admitted under its binding (RFC 9449 §7.1). Under the
+    /// DPoP scheme a refusal is a DPoP challenge.
+    async fn accepted(
+        state: &AppState,
+        parts: &Parts,
+        presented: Presented<'_>,
+        audience: &str,
+    ) -> Result<Self, ApiError> {
+        let scheme = presented.scheme;
+        Bearer::admitted(state, parts, presented, audience)
+            .await
+            .map(Bearer)
+            .map_err(|error| match (scheme, error) {
+                (Scheme::DPoP, Error::InvalidToken(why)) => Error::InvalidDpopToken(why).into(),
+                (_, error) => error.into(),
+            })
+    }
+
+    async fn admitted(
+        state: &AppState,
+        parts: &Parts,
+        presented: Presented<'_>,
+        audience: &str,
+    ) -> Result<AccessTokenInfo, Error> {
+        let token = presented.token;
         let info = match state.services.tokens.validate(token).await {
             Ok(info) => info,
             // Not one of ours: perhaps a trusted identity provider's.
             Err(Error::InvalidToken(why)) => {
                 match state.services.federation.validate_api_token(token).await {
                     Some(result) => result?,
-                    None => return Err(Error::InvalidToken(why).into()),
+                    None => return Err(Error::InvalidToken(why)),
                 }
             }
-            Err(other) => return Err(other.into()),
+            Err(other) => return Err(other),
         };
         if !info.is_for(audience) {
-            return Err(
-                Error::InvalidToken("the access token is not for this audience".into()).into(),
-            );
+            return Err(Error::InvalidToken(
+                "the access token is not for this audience".into(),
+            ));
         }
-        Ok(Bearer(info))
+        let target = Target {
+            method: parts.method.as_str(),
+            path: received_path(parts),
+            access_token: Some(token),
+        };
+        state
+            .services
+            .dpop
+            .admit(
+                info.dpop_jkt.as_deref(),
+                presented.scheme,
+                dpop_proof(&parts.headers)?,
+                &target,
+            )
+            .await?;
+        Ok(info)
     }
+}
+
+/// The path the request was sent to, before any nested router took its prefix away.
+fn received_path(parts: &Parts) -> &str {
+    parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or(parts.uri.path(), |original| original.0.path())
 }
 
 /// The validated access token of the UserInfo endpoint, which OpenID Connect Core §5.3.1 says
@@ -377,9 +463,9 @@ impl FromRequest<AppState> for FormBearer {
                 .0;
         }
         let body_token = params.get("access_token").filter(|t| !t.is_empty());
-        let token = presented_token(&parts, body_token.map(String::as_str))
+        let presented = presented_token(&parts, body_token.map(String::as_str))
             .map_err(|error| ApiError::from(error).into_response())?;
-        Bearer::accepted(state, token, state.services.tokens.issuer())
+        Bearer::accepted(state, &parts, presented, state.services.tokens.issuer())
             .await
             .map(|Bearer(info)| FormBearer(info))
             .map_err(IntoResponse::into_response)
@@ -420,8 +506,9 @@ impl Authorized {
         audience: &str,
     ) -> Result<(String, AccessTokenInfo), ApiError> {
         let RequestPath(path) = RequestPath::from_request_parts(parts, state).await?;
-        let token = presented_token(parts, None)?.to_owned();
-        let Bearer(info) = Bearer::accepted(state, &token, audience).await?;
+        let presented = presented_token(parts, None)?;
+        let token = presented.token.to_owned();
+        let Bearer(info) = Bearer::accepted(state, parts, presented, audience).await?;
         Self::check_rules(parts, state, &path, &Caller::from(info.clone())).await?;
         Ok((token, info))
     }
@@ -456,10 +543,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestPath {
             return Ok(path.clone());
         }
         // Nested routers see their own part of the path; the rules speak of the whole one.
-        let raw = parts
-            .extensions
-            .get::<OriginalUri>()
-            .map_or(parts.uri.path(), |original| original.0.path());
+        let raw = received_path(parts);
         let path = RequestPath(Arc::new(CanonicalPath::parse(raw)?));
         parts.extensions.insert(path.clone());
         Ok(path)

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use gatehouse_core::cache::RegistryCache;
+use gatehouse_core::dpop::Dpop;
 use gatehouse_core::federation::Federation;
 use gatehouse_core::forwarding::TrustedProxies;
 use gatehouse_core::gateway::RouteExchanges;
@@ -59,6 +60,8 @@ pub struct Services {
     pub logout: BackChannelLogout,
     /// Where logout tokens wait for delivery.
     pub logout_queue: Arc<LogoutQueue>,
+    /// DPoP proofs (RFC 9449) and the nonces they carry.
+    pub dpop: Dpop,
 }
 
 /// What every handler can reach: the services, and what only the HTTP surface keeps.

@@ -61,14 +61,15 @@ pub struct Forwarding {
 
 impl Fetcher {
     /// Sends `request` upstream and returns the answer with its body still streaming. The
-    /// caller's `Authorization`, cookies (they may be Gatehouse's own session cookies, which an
-    /// upstream must never see), identity, override and hop-by-hop headers are not forwarded;
-    /// the forwarding headers are Gatehouse's.
+    /// caller's `Authorization` and the DPoP proof that went with it, cookies (they may be
+    /// Gatehouse's own session cookies, which an upstream must never see), identity, override
+    /// and hop-by-hop headers are not forwarded; the forwarding headers are Gatehouse's.
     pub async fn forward(&self, request: GatewayRequest) -> Result<reqwest::Response, FetchError> {
         let url = Url::parse(&request.url).map_err(|e| FetchError::Invalid(e.to_string()))?;
         check_url(&url)?;
         let mut headers = without_hop_by_hop(request.headers);
         headers.remove(header::AUTHORIZATION);
+        headers.remove("dpop");
         headers.remove(header::COOKIE);
         headers.remove(header::HOST);
         let refused: Vec<HeaderName> = headers

@@ -46,6 +46,7 @@ pub(crate) struct ClientRow {
     backchannel_logout_uri: Option<String>,
     backchannel_logout_session_required: bool,
     exchange_audiences: String,
+    dpop_bound_access_tokens: bool,
 }
 
 /// The column values of a client, in the order of [`CLIENT_COLUMNS`](crate::shared).
@@ -106,6 +107,7 @@ impl TryFrom<ClientRow> for Client {
             require_pushed_authorization_requests: row.require_pushed_authorization_requests,
             backchannel_logout_uri: row.backchannel_logout_uri,
             backchannel_logout_session_required: row.backchannel_logout_session_required,
+            dpop_bound_access_tokens: row.dpop_bound_access_tokens,
             client_type: row.client_type.parse().map_err(corrupt("client_type"))?,
             secret_hash: row.secret_hash,
             previous_secret: row
@@ -202,6 +204,7 @@ pub(crate) struct AccessTokenRow {
     grant_id: Option<String>,
     audience: String,
     act: Option<String>,
+    dpop_jkt: Option<String>,
 }
 
 /// The `act` column: the claim's JSON.
@@ -230,6 +233,7 @@ impl TryFrom<AccessTokenRow> for AccessTokenRecord {
             expires_at: row.expires_at,
             revoked: row.revoked,
             grant_id: row.grant_id,
+            dpop_jkt: row.dpop_jkt,
         })
     }
 }
@@ -250,6 +254,7 @@ pub(crate) struct AuthorizationCodeRow {
     consumed: bool,
     audience: String,
     sid: Option<String>,
+    dpop_jkt: Option<String>,
 }
 
 impl TryFrom<AuthorizationCodeRow> for AuthorizationCodeRecord {
@@ -271,6 +276,7 @@ impl TryFrom<AuthorizationCodeRow> for AuthorizationCodeRecord {
             expires_at: row.expires_at,
             consumed: row.consumed,
             sid: row.sid,
+            dpop_jkt: row.dpop_jkt,
         })
     }
 }
@@ -288,6 +294,7 @@ pub(crate) struct RefreshTokenRow {
     rotated_at: Option<i64>,
     revoked: bool,
     audience: String,
+    dpop_jkt: Option<String>,
 }
 
 impl TryFrom<RefreshTokenRow> for RefreshTokenRecord {
@@ -306,6 +313,7 @@ impl TryFrom<RefreshTokenRow> for RefreshTokenRecord {
             expires_at: row.expires_at,
             rotated_at: row.rotated_at,
             revoked: row.revoked,
+            dpop_jkt: row.dpop_jkt,
         })
     }
 }

@@ -64,6 +64,7 @@ fn client(client_id: &str) -> Client {
         require_pushed_authorization_requests: true,
         backchannel_logout_uri: Some("https://billing.example/logout".into()),
         backchannel_logout_session_required: true,
+        dpop_bound_access_tokens: true,
         client_type: ClientType::Confidential,
         secret_hash: Some("hash".into()),
         previous_secret: Some(PreviousSecret {
@@ -149,6 +150,7 @@ fn token(hash: &str, client_id: &str, user_id: Option<&str>, expires_at: i64) ->
                 act: None,
             })),
         }),
+        dpop_jkt: Some(format!("jkt-{hash}")),
     }
 }
 
@@ -167,6 +169,7 @@ storage_test!(clients_round_trip_and_update, |store| {
     changed.require_pushed_authorization_requests = false;
     changed.backchannel_logout_uri = None;
     changed.backchannel_logout_session_required = false;
+    changed.dpop_bound_access_tokens = false;
     changed.active = false;
     assert!(store.update_client(&changed).await.unwrap());
     assert_eq!(store.find_client("billing").await.unwrap(), Some(changed));
@@ -1041,6 +1044,7 @@ fn code(hash: &str) -> AuthorizationCodeRecord {
         consumed: false,
         audience: vec!["https://billing.example/api".into()],
         sid: Some("session-1".into()),
+        dpop_jkt: Some("jkt-of-the-redeeming-client".into()),
     }
 }
 
@@ -1060,6 +1064,7 @@ fn refresh(hash: &str, grant_id: &str) -> RefreshTokenRecord {
             "https://billing.example/api".into(),
             "https://gatehouse.example".into(),
         ],
+        dpop_jkt: Some("jkt-of-a-public-client".into()),
     }
 }
 

@@ -80,6 +80,10 @@ pub struct ServeArgs {
         value_name = "BOOL"
     )]
     pub require_pushed_authorization_requests: Option<bool>,
+    /// Require every DPoP proof (RFC 9449) to carry a nonce this server issued, at the token
+    /// endpoint and the APIs alike.
+    #[arg(long, env = "GATEHOUSE_REQUIRE_DPOP_NONCE", value_name = "BOOL")]
+    pub require_dpop_nonce: Option<bool>,
     /// Seconds audit events are kept before the server's upkeep deletes them (default 90
     /// days); 0 keeps them for ever.
     #[arg(long, env = "GATEHOUSE_AUDIT_RETENTION", value_name = "SECONDS")]
@@ -157,6 +161,7 @@ pub struct FileSettings {
     pub refresh_token_grace: Option<u32>,
     pub key_rotation_interval: Option<u32>,
     pub require_pushed_authorization_requests: Option<bool>,
+    pub require_dpop_nonce: Option<bool>,
     pub audit_retention: Option<u32>,
     pub jwks_min_refresh_interval: Option<u32>,
     pub trusted_proxies: Option<Vec<String>>,
@@ -202,6 +207,8 @@ pub struct Settings {
     pub key_rotation_interval: Option<std::time::Duration>,
     /// Whether the authorization endpoint takes only pushed requests.
     pub require_pushed_authorization_requests: bool,
+    /// Whether DPoP proofs must carry a nonce of this server.
+    pub require_dpop_nonce: bool,
     /// How long audit events are kept, in seconds; `None` for ever.
     pub audit_retention: Option<i64>,
 }
@@ -393,6 +400,10 @@ impl Settings {
                 .require_pushed_authorization_requests
                 .or(file.require_pushed_authorization_requests)
                 .unwrap_or(false),
+            require_dpop_nonce: serve
+                .require_dpop_nonce
+                .or(file.require_dpop_nonce)
+                .unwrap_or(false),
             audit_retention,
         })
     }
@@ -506,6 +517,7 @@ mod tests {
             refresh_token_grace: Some(0),
             key_rotation_interval: Some(0),
             require_pushed_authorization_requests: Some(false),
+            require_dpop_nonce: Some(false),
             audit_retention: Some(0),
             jwks_min_refresh_interval: Some(0),
             trusted_proxies: Some(Vec::new()),

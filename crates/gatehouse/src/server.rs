@@ -13,6 +13,7 @@ use axum::http::Request;
 use gatehouse_core::audit::Actor;
 use gatehouse_core::cache::RegistryCache;
 use gatehouse_core::clock::{Clock, SystemClock};
+use gatehouse_core::dpop::Dpop;
 use gatehouse_core::federation::Federation;
 use gatehouse_core::gateway::RouteExchanges;
 use gatehouse_core::grant::GrantRegistry;
@@ -92,6 +93,13 @@ pub async fn open_services(settings: &Settings) -> anyhow::Result<Services> {
         OutboundRegistry::new(store.clone(), sealer.clone(), clock.clone()),
         fetcher.clone(),
     ));
+    let dpop = Dpop::new(
+        settings.issuer.clone(),
+        store.clone(),
+        &master_key,
+        clock.clone(),
+        settings.require_dpop_nonce,
+    );
     let tokens = Arc::new(TokenService::new(
         settings.issuer.clone(),
         settings.signing_alg,
@@ -134,6 +142,7 @@ pub async fn open_services(settings: &Settings) -> anyhow::Result<Services> {
         tables,
         logout,
         logout_queue,
+        dpop,
     })
 }
 

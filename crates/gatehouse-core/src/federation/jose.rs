@@ -1,7 +1,8 @@
 //! Verifying JWTs signed by someone else (RFC 7515, RFC 7519), under RFC 8725's rules: the
 //! accepted algorithms come from our configuration, never from the token; `none` and HMAC are
 //! never accepted; a key is used only for the algorithm family and curve it belongs to; `crit`
-//! is refused; `jku`, `x5u` and `jwk` headers are never followed. Time comes from the caller.
+//! is refused; `jku` and `x5u` headers are never followed, and a `jwk` header is the key only
+//! where the protocol says so (a DPoP proof, [`KeySet::embedded`]). Time comes from the caller.
 //!
 //! `jsonwebtoken` checks the signature only; every claim is checked here, so each failure has a
 //! precise reason an administrator can act on.
@@ -235,6 +236,30 @@ impl KeySet {
         })
     }
 
+    /// The one public key a JWT carries in its own `jwk` header, where a protocol makes that
+    /// the key (a DPoP proof proves possession of it). A JWK holding private members is
+    /// refused: whoever sent it has given its secret away. The key serves whatever `kid` the
+    /// header names, since it came with that header.
+    pub fn embedded(jwk: &Value) -> Result<KeySet, JwtRejection> {
+        const PRIVATE: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+        let Value::Object(members) = jwk else {
+            return Err(JwtRejection::Malformed(
+                "the jwk header is not a JSON object",
+            ));
+        };
+        if PRIVATE.iter().any(|m| members.contains_key(*m)) {
+            return Err(JwtRejection::Malformed(
+                "the jwk header holds a private key",
+            ));
+        }
+        let mut keys = KeySet::from_jwks(jwk)
+            .map_err(|_| JwtRejection::Malformed("the jwk header is no usable public key"))?;
+        for key in &mut keys.keys {
+            key.kid = None;
+        }
+        Ok(keys)
+    }
+
     pub fn has_kid(&self, kid: &str) -> bool {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }
@@ -411,6 +436,16 @@ impl UnverifiedJwt {
         self.header.get("kid").and_then(Value::as_str)
     }
 
+    /// A member of the header, unverified.
+    pub fn header(&self, name: &str) -> Option<&Value> {
+        self.header.get(name)
+    }
+
+    /// The claims, unverified until [`verify_signature`] accepted the token.
+    pub fn claims(&self) -> &Map<String, Value> {
+        &self.claims
+    }
+
     /// The `typ` header as a media type name: lowercase, without `application/` (RFC 7515
     /// §4.1.9).
     pub fn token_type(&self) -> Option<String> {
@@ -436,13 +471,29 @@ pub fn verify(
     keys: &KeySet,
     expect: &Expectations<'_>,
 ) -> Result<VerifiedJwt, JwtRejection> {
+    verify_signature(token, &unverified, keys, expect.algorithms, expect.types)?;
+    let claims = unverified.claims;
+    let expires_at = check_claims(&claims, expect)?;
+    Ok(VerifiedJwt { claims, expires_at })
+}
+
+/// Checks the header (`alg` among `algorithms`, never `none`; no `crit`; a `typ`, when there
+/// is one, among `types`) and the signature with the fitting key of `keys`; the claims are the
+/// caller's to check. Returns the algorithm that verified.
+pub fn verify_signature(
+    token: &str,
+    unverified: &UnverifiedJwt,
+    keys: &KeySet,
+    algorithms: &[JwsAlgorithm],
+    types: &[&str],
+) -> Result<JwsAlgorithm, JwtRejection> {
     let header = &unverified.header;
     let alg = match header.get("alg").and_then(Value::as_str) {
         None => return Err(JwtRejection::Malformed("the header has no alg")),
         Some(a) if a.eq_ignore_ascii_case("none") => return Err(JwtRejection::Unsigned),
         Some(a) => JwsAlgorithm::ALL
             .into_iter()
-            .find(|known| known.as_str() == a && expect.algorithms.contains(known))
+            .find(|known| known.as_str() == a && algorithms.contains(known))
             .ok_or_else(|| JwtRejection::AlgorithmNotAccepted(a.to_owned()))?,
     };
     if header.contains_key("crit") {
@@ -450,7 +501,7 @@ pub fn verify(
     }
     if let Some(typ) = header.get("typ").and_then(Value::as_str) {
         let bare = bare_type(typ);
-        if !expect.types.iter().any(|t| *t == bare) {
+        if !types.iter().any(|t| *t == bare) {
             return Err(JwtRejection::WrongType(typ.to_owned()));
         }
     }
@@ -469,9 +520,7 @@ pub fn verify(
         },
         _ => JwtRejection::BadSignature,
     })?;
-    let claims = unverified.claims;
-    let expires_at = check_claims(&claims, expect)?;
-    Ok(VerifiedJwt { claims, expires_at })
+    Ok(alg)
 }
 
 /// Checks the registered claims; returns the `exp` it checked.

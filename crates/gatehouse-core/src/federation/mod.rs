@@ -506,6 +506,7 @@ impl Federation {
             // Verified above to name this server among the provider's audiences.
             audience: vec![self.tokens.issuer().to_owned()],
             act: None,
+            dpop_jkt: None,
         }))
     }
 

@@ -84,6 +84,7 @@ impl TokenGrant for AuthorizationCodeGrant {
             }
             (None, None) => {}
         }
+        context.require_key(record.dpop_jkt.as_deref(), "code")?;
         let user = context
             .tokens
             .user(&record.user_id)

@@ -62,6 +62,7 @@ impl TokenGrant for ClientCredentialsGrant {
                 with_id_token: false,
                 audience: &audience,
                 exchanged: None,
+                dpop_jkt: context.dpop_jkt(),
             })
             .await
     }

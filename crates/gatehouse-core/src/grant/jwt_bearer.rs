@@ -46,6 +46,7 @@ impl TokenGrant for JwtBearerGrant {
                 with_id_token: false,
                 audience: &audience,
                 exchanged: None,
+                dpop_jkt: context.dpop_jkt(),
             })
             .await
     }

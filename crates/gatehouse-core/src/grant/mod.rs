@@ -28,9 +28,11 @@ pub use refresh_token::RefreshTokenGrant;
 pub use token_exchange::{ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, TokenExchangeGrant, issue_exchanged};
 
 use crate::Error;
-use crate::client::{Client, GrantType};
+use crate::client::{Client, ClientType, GrantType};
+use crate::dpop::Proof;
 use crate::federation::Federation;
 use crate::scope::ScopeSet;
+use crate::secret;
 use crate::store::Store;
 use crate::throttle::LoginThrottle;
 use crate::token::{GrantLink, Issue, TokenResponse, TokenService};
@@ -83,6 +85,43 @@ pub struct GrantContext<'a> {
     /// Seconds during which an already rotated refresh token, presented again, gets the answer
     /// its first use got (a client that lost it); 0 treats every reuse as theft.
     pub refresh_token_grace: i64,
+    /// The request's DPoP proof (RFC 9449), already verified: the access token is bound to its
+    /// key.
+    pub dpop: Option<&'a Proof>,
+}
+
+impl GrantContext<'_> {
+    /// The thumbprint of the key a new access token is bound to.
+    pub fn dpop_jkt(&self) -> Option<&str> {
+        self.dpop.map(|proof| proof.jkt.as_str())
+    }
+
+    /// A code or refresh token bound to a key (RFC 9449 §5, §10) is used only with a proof of
+    /// that key: without one the request is `invalid_dpop_proof`, with another key's the
+    /// `what` it presents is `invalid_grant`.
+    pub fn require_key(&self, bound: Option<&str>, what: &str) -> Result<(), Error> {
+        let Some(bound) = bound else {
+            return Ok(());
+        };
+        match self.dpop_jkt() {
+            Some(jkt) if secret::constant_time_eq(jkt, bound) => Ok(()),
+            Some(_) => Err(Error::InvalidGrant(format!(
+                "the {what} is bound to another DPoP key"
+            ))),
+            None => Err(Error::InvalidDpopProof(format!(
+                "the {what} is DPoP-bound: the request needs a proof of its key"
+            ))),
+        }
+    }
+
+    /// The key a new refresh token is bound to (RFC 9449 §5): a public client's proof key. A
+    /// confidential client's refresh tokens stay bound to its authentication alone.
+    pub fn refresh_token_binding(&self) -> Option<&str> {
+        match self.client.client_type {
+            ClientType::Public => self.dpop_jkt(),
+            ClientType::Confidential => None,
+        }
+    }
 }
 
 /// Issues the tokens of a grant a person gave: an access token for `audience`, a refresh token
@@ -98,9 +137,14 @@ async fn issue_for_person(
 ) -> Result<TokenResponse, Error> {
     let client = context.client;
     let refresh_token = if client.allows_grant(GrantType::RefreshToken) {
-        let (token, stored) = context
-            .tokens
-            .mint_refresh_token(client, user, scope, granted, link);
+        let (token, stored) = context.tokens.mint_refresh_token(
+            client,
+            user,
+            scope,
+            granted,
+            link,
+            context.refresh_token_binding(),
+        );
         context.store.insert_refresh_token(&stored).await?;
         Some(token)
     } else {
@@ -117,6 +161,7 @@ async fn issue_for_person(
             with_id_token: scope.contains("openid"),
             audience,
             exchanged: None,
+            dpop_jkt: context.dpop_jkt(),
         })
         .await
 }
@@ -186,6 +231,12 @@ impl GrantRegistry {
                 "this client may not use the {} grant",
                 grant.grant_type()
             )));
+        }
+        // RFC 9449 §5.2: `dpop_bound_access_tokens` clients always use DPoP.
+        if context.client.dpop_bound_access_tokens && context.dpop.is_none() {
+            return Err(Error::InvalidDpopProof(
+                "this client must present a DPoP proof with every token request".into(),
+            ));
         }
         grant.exchange(context, request).await
     }

@@ -77,6 +77,7 @@ impl Refresh<'_, '_> {
                 with_id_token: self.scope.contains("openid"),
                 audience: &self.audience,
                 exchanged: None,
+                dpop_jkt: self.context.dpop_jkt(),
             })
             .await?;
         if self.context.refresh_token_grace > 0 {
@@ -157,6 +158,7 @@ impl TokenGrant for RefreshTokenGrant {
         if record.client_id != client.client_id {
             return Err(invalid("the refresh token was issued to another client"));
         }
+        context.require_key(record.dpop_jkt.as_deref(), "refresh token")?;
         // §6: the new scope may narrow, never widen, the original grant.
         let granted = ScopeSet::parse(&record.scope)?;
         let scope = match request.get("scope") {
@@ -187,8 +189,14 @@ impl TokenGrant for RefreshTokenGrant {
         };
         // The successor keeps the original scope and audience; only this access token is
         // narrowed.
-        let (successor, stored) =
-            tokens.mint_refresh_token(client, &user, &granted, &granted_audience, link);
+        let (successor, stored) = tokens.mint_refresh_token(
+            client,
+            &user,
+            &granted,
+            &granted_audience,
+            link,
+            context.refresh_token_binding(),
+        );
         let refresh = Refresh {
             context,
             old_hash,

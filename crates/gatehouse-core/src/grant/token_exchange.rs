@@ -130,6 +130,7 @@ impl TokenGrant for TokenExchangeGrant {
             actor.as_ref(),
             &targets,
             request.get("scope"),
+            context.dpop_jkt(),
         )
         .await
     }
@@ -152,7 +153,7 @@ async fn own_token(
 
 /// Issues the token an exchange makes from a validated `subject` (and `actor`) for `client`:
 /// the grant's last step, and the whole of a gateway route's exchange, where Gatehouse itself
-/// received the subject token.
+/// received the subject token. `dpop_jkt` binds it to the key the request proved (RFC 9449).
 pub async fn issue_exchanged(
     tokens: &TokenService,
     client: &Client,
@@ -160,6 +161,7 @@ pub async fn issue_exchanged(
     actor: Option<&AccessTokenInfo>,
     targets: &[String],
     scope: Option<&str>,
+    dpop_jkt: Option<&str>,
 ) -> Result<TokenResponse, Error> {
     let user = match &subject.user_id {
         Some(user_id) => Some(
@@ -200,6 +202,7 @@ pub async fn issue_exchanged(
                 act: act.as_ref(),
                 expires_by: subject.expires_at,
             }),
+            dpop_jkt,
         })
         .await?;
     let mut event = AuditEvent::new("token.exchanged", subject.subject())

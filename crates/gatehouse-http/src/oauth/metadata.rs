@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use gatehouse_core::Error;
+use gatehouse_core::dpop;
 use gatehouse_core::federation::jose::JwsAlgorithm;
 use gatehouse_core::resource::ResourceMetadata;
 use serde_json::json;
@@ -46,6 +47,7 @@ pub async fn discovery(State(state): State<AppState>) -> Result<impl IntoRespons
         "none",
     ];
     let assertion_algs: Vec<&str> = JwsAlgorithm::ALL.iter().map(|a| a.as_str()).collect();
+    let dpop_algs: Vec<&str> = dpop::ALGORITHMS.iter().map(|a| a.as_str()).collect();
     let signing_algs: Vec<&str> = {
         let ring = state.services.tokens.key_ring();
         let mut algs: Vec<&str> = ring
@@ -101,6 +103,7 @@ pub async fn discovery(State(state): State<AppState>) -> Result<impl IntoRespons
         "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "revocation_endpoint_auth_methods_supported": all_methods,
         "access_token_signing_alg_values_supported": signing_algs,
+        "dpop_signing_alg_values_supported": dpop_algs,
     })))
 }
 

@@ -9,7 +9,7 @@ macro_rules! client_columns {
          created_at, updated_at, jwks, jwks_uri, legacy_token_endpoint_aud, audiences, \
          introspect_any, applied, previous_secret_hash, previous_secret_expires_at, description, \
          require_pushed_authorization_requests, backchannel_logout_uri, \
-         backchannel_logout_session_required, exchange_audiences"
+         backchannel_logout_session_required, exchange_audiences, dpop_bound_access_tokens"
     };
 }
 
@@ -37,7 +37,7 @@ macro_rules! client_store_impl {
                         client_columns!(),
                         ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
                          $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, \
-                         $30, $31, $32, $33)"
+                         $30, $31, $32, $33, $34)"
                     ))
                     .bind(&client.id)
                     .bind(&client.client_id)
@@ -72,6 +72,7 @@ macro_rules! client_store_impl {
                     .bind(&client.backchannel_logout_uri)
                     .bind(client.backchannel_logout_session_required)
                     .bind(&values.exchange_audiences)
+                    .bind(client.dpop_bound_access_tokens)
                     .execute(&mut *transaction)
                     .await
                     .map_err(backend_error)?;
@@ -95,8 +96,8 @@ macro_rules! client_store_impl {
                          applied = $24, previous_secret_hash = $25, \
                          previous_secret_expires_at = $26, description = $27, \
                          require_pushed_authorization_requests = $28, backchannel_logout_uri = $29, \
-                         backchannel_logout_session_required = $30, exchange_audiences = $31 \
-                         WHERE client_id = $1",
+                         backchannel_logout_session_required = $30, exchange_audiences = $31, \
+                         dpop_bound_access_tokens = $32 WHERE client_id = $1",
                     )
                     .bind(&client.client_id)
                     .bind(&client.name)
@@ -129,6 +130,7 @@ macro_rules! client_store_impl {
                     .bind(&client.backchannel_logout_uri)
                     .bind(client.backchannel_logout_session_required)
                     .bind(&values.exchange_audiences)
+                    .bind(client.dpop_bound_access_tokens)
                     .execute(&mut *transaction)
                     .await
                     .map_err(backend_error)?;

@@ -3,14 +3,14 @@
 macro_rules! code_columns {
     () => {
         "code_hash, grant_id, client_id, user_id, redirect_uri, scope, nonce, code_challenge, \
-         code_challenge_method, auth_time, expires_at, consumed, audience, sid"
+         code_challenge_method, auth_time, expires_at, consumed, audience, sid, dpop_jkt"
     };
 }
 
 macro_rules! refresh_columns {
     () => {
         "token_hash, grant_id, client_id, user_id, scope, auth_time, issued_at, expires_at, \
-         rotated_at, revoked, audience"
+         rotated_at, revoked, audience, dpop_jkt"
     };
 }
 
@@ -38,7 +38,7 @@ macro_rules! grant_store_impl {
                     sqlx::query(concat!(
                         "INSERT INTO authorization_codes (",
                         code_columns!(),
-                        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
                     ))
                     .bind(&code.code_hash)
                     .bind(&code.grant_id)
@@ -54,6 +54,7 @@ macro_rules! grant_store_impl {
                     .bind(code.consumed)
                     .bind(json_list(&code.audience))
                     .bind(&code.sid)
+                    .bind(&code.dpop_jkt)
                     .execute(&mut *self.write().await?)
                     .await
                     .map_err(backend_error)?;
@@ -295,7 +296,7 @@ macro_rules! grant_store_impl {
                 sqlx::query(concat!(
                     "INSERT INTO refresh_tokens (",
                     refresh_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
                 ))
                 .bind(&token.token_hash)
                 .bind(&token.grant_id)
@@ -308,6 +309,7 @@ macro_rules! grant_store_impl {
                 .bind(token.rotated_at)
                 .bind(token.revoked)
                 .bind(json_list(&token.audience))
+                .bind(&token.dpop_jkt)
                 .execute(executor)
                 .await
                 .map_err(backend_error)?;

@@ -4,7 +4,7 @@
 macro_rules! access_token_columns {
     () => {
         "token_hash, jti, client_id, user_id, scope, issued_at, expires_at, revoked, grant_id, \
-         audience, act"
+         audience, act, dpop_jkt"
     };
 }
 
@@ -153,7 +153,7 @@ macro_rules! token_store_impl {
             }
 
             /// The bound values of one access token row.
-            const ACCESS_TOKEN_COLUMNS: usize = 11;
+            const ACCESS_TOKEN_COLUMNS: usize = 12;
 
             /// Inserts access tokens, many in one statement: the writer task's unit of work.
             pub(super) async fn insert_access_tokens<'e, E>(
@@ -196,7 +196,8 @@ macro_rules! token_store_impl {
                         .bind(token.revoked)
                         .bind(&token.grant_id)
                         .bind(json_list(&token.audience))
-                        .bind(act_value(token.act.as_ref()));
+                        .bind(act_value(token.act.as_ref()))
+                        .bind(&token.dpop_jkt);
                 }
                 query.execute(executor).await.map_err(backend_error)?;
                 Ok(())

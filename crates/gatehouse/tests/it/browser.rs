@@ -51,9 +51,15 @@ fn missing_browser() -> Option<String> {
             "{CHROMIUM} is not installed (Debian package chromium)"
         ));
     }
-    if !Path::new(NODE_MODULES).join("playwright-core").is_dir()
-        || !Path::new(NODE_MODULES).join("openid-client").is_dir()
-    {
+    if !Path::new(NODE_MODULES).join("playwright-core").is_dir() {
+        return Some("run `npm ci` in tests/browser".into());
+    }
+    missing_node()
+}
+
+/// What this machine lacks to run `openid-client` in Node, if anything.
+pub(crate) fn missing_node() -> Option<String> {
+    if !Path::new(NODE_MODULES).join("openid-client").is_dir() {
         return Some("run `npm ci` in tests/browser".into());
     }
     if Command::new("node").arg("--version").output().is_err() {
@@ -133,9 +139,9 @@ server_test!(people_sign_in_and_consent_in_a_real_browser, |server| {
     assert_eq!(summary["implicit"]["sub"], summary["code"]["sub"]);
 });
 
-/// Runs a browser script off the async threads (the in-process servers keep serving the
-/// browser meanwhile) and returns its JSON summary.
-async fn run_node(mut command: Command) -> serde_json::Value {
+/// Runs a Node script off the async threads (the in-process servers keep serving it meanwhile)
+/// and returns its JSON summary.
+pub(crate) async fn run_node(mut command: Command) -> serde_json::Value {
     let output = tokio::task::spawn_blocking(move || command.output().expect("run node"))
         .await
         .unwrap();
@@ -143,7 +149,7 @@ async fn run_node(mut command: Command) -> serde_json::Value {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "the browser flow failed ({})\n--- stderr\n{stderr}\n--- stdout\n{stdout}",
+        "the Node script failed ({})\n--- stderr\n{stderr}\n--- stdout\n{stdout}",
         output.status
     );
     let summary: serde_json::Value = serde_json::from_str(&stdout).expect("a JSON summary");

@@ -391,6 +391,7 @@ fn test_settings(listen: SocketAddr, issuer: String, database: &str) -> Settings
         key_reload_interval: std::time::Duration::from_millis(200),
         key_rotation_interval: None,
         require_pushed_authorization_requests: false,
+        require_dpop_nonce: false,
         audit_retention: Some(gatehouse_core::audit::DEFAULT_RETENTION),
     }
 }

@@ -11,6 +11,8 @@
 //!   introspect what;
 //! - `client_credentials`: the grant through the Rust `oauth2` crate, introspection, revocation;
 //! - `bearer`: a bearer token is presented one way, never in the query string, at every API;
+//! - `dpop`: DPoP proofs at the token endpoint, bound tokens on the APIs and the gateway, nonces
+//!   and bound refresh tokens, with proofs made by the test;
 //! - `edges`: values spelled so that a lenient parser would read them another way;
 //! - `errors`: every RFC error case of the token, introspection and revocation endpoints;
 //! - `access`: scopes and REST API auth scope rules, managed and enforced;
@@ -61,6 +63,7 @@ mod client_credentials;
 mod cookies;
 mod credentials;
 mod device;
+mod dpop;
 mod edges;
 mod errors;
 mod federation;

@@ -11,7 +11,10 @@ use crate::people::{Browser, PASSWORD, REDIRECT, VERIFIER, people_app, redeem};
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 /// The parameters of a valid code request with PKCE, plus `extra`.
-fn request<'a>(app: &'a TestApp, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+pub(crate) fn request<'a>(
+    app: &'a TestApp,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
     let mut form = vec![
         ("response_type", "code"),
         ("client_id", app.client_id.as_str()),
@@ -45,7 +48,12 @@ async fn push(server: &TestServer, app: &TestApp, form: &[(&str, &str)]) -> (u16
     (status, body)
 }
 
-fn authorize_with(server: &TestServer, client_id: &str, request_uri: &str, extra: &str) -> String {
+pub(crate) fn authorize_with(
+    server: &TestServer,
+    client_id: &str,
+    request_uri: &str,
+    extra: &str,
+) -> String {
     let query = form_urlencoded::Serializer::new(String::new())
         .append_pair("client_id", client_id)
         .append_pair("request_uri", request_uri)
