@@ -465,6 +465,38 @@ mod tests {
     }
 
     #[test]
+    fn dpop_errors_are_json_at_the_token_endpoint_and_challenges_at_the_apis() {
+        let nonce = || Error::UseDpopNonce {
+            nonce: "n-1".into(),
+        };
+        let response = OAuthError(nonce()).into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(response.headers()[&DPOP_NONCE], "n-1");
+        assert!(!response.headers().contains_key(header::WWW_AUTHENTICATE));
+        let response = ApiError(nonce()).into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(response.headers()[&DPOP_NONCE], "n-1");
+        let challenge = response.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap();
+        assert!(
+            challenge.starts_with("DPoP realm=\"gatehouse\", algs=\"RS256 ")
+                && challenge.contains("error=\"use_dpop_nonce\""),
+            "{challenge}"
+        );
+        let response = ApiError(Error::InvalidDpopToken("bound".into())).into_response();
+        let challenge = response.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap();
+        assert!(
+            challenge.contains("error=\"invalid_token\", error_description=\"bound\""),
+            "{challenge}"
+        );
+        let response = OAuthError(Error::InvalidDpopProof("replayed".into())).into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
     fn an_unrendered_page_is_a_bare_500() {
         let response = unrendered_page(&askama::Error::Fmt);
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);

@@ -422,15 +422,15 @@ impl Bearer {
             path: received_path(parts),
             access_token: Some(token),
         };
+        // A bearer request's `DPoP` header is no business of ours.
+        let proof = match presented.scheme {
+            Scheme::DPoP => dpop_proof(&parts.headers)?,
+            Scheme::Bearer => None,
+        };
         state
             .services
             .dpop
-            .admit(
-                info.dpop_jkt.as_deref(),
-                presented.scheme,
-                dpop_proof(&parts.headers)?,
-                &target,
-            )
+            .admit(info.dpop_jkt.as_deref(), presented.scheme, proof, &target)
             .await?;
         Ok(info)
     }
