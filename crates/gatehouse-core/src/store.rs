@@ -358,6 +358,18 @@ pub trait TokenStore: Send + Sync {
     /// Deletes tokens, codes, sessions and revocation entries that expired before `now`;
     /// returns how many.
     async fn purge_expired(&self, now: i64) -> Result<u64, StoreError>;
+    /// How many stored tokens are in service at `now`: not expired, not revoked and, for
+    /// refresh tokens, not rotated. JWTs outside a person's grant are never stored, so they are
+    /// not among them.
+    async fn count_active_tokens(&self, now: i64) -> Result<ActiveTokens, StoreError>;
+}
+
+/// The stored tokens in service, by kind (see [`TokenStore::count_active_tokens`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ActiveTokens {
+    /// Opaque access tokens and the JWT access tokens of people's grants.
+    pub access: u64,
+    pub refresh: u64,
 }
 
 #[async_trait]

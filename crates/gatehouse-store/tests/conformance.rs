@@ -11,9 +11,10 @@ use gatehouse_core::outbound::{
     ClientAuthMethod, ConnectionAlias, OAuthProfile, OAuthProvider, OutboundTokenRecord,
 };
 use gatehouse_core::store::{
-    AccessTokenRecord, AuditQuery, AuditRecord, AuthorizationCodeRecord, CodeRedemption,
-    ConsentRecord, DeviceAuthorizationRecord, DeviceStatus, PushedRequestRecord, RefreshRotation,
-    RefreshTokenRecord, SessionRecord, Store, StoreError, StoredSigningKey, UserWrite,
+    AccessTokenRecord, ActiveTokens, AuditQuery, AuditRecord, AuthorizationCodeRecord,
+    CodeRedemption, ConsentRecord, DeviceAuthorizationRecord, DeviceStatus, PushedRequestRecord,
+    RefreshRotation, RefreshTokenRecord, SessionRecord, Store, StoreError, StoredSigningKey,
+    UserWrite,
 };
 use gatehouse_core::token::Act;
 use gatehouse_core::user::User;
@@ -774,6 +775,40 @@ storage_test!(opaque_tokens_revoke_and_purge, |store| {
     assert_eq!(store.purge_expired(200).await.unwrap(), 1);
     assert_eq!(store.find_access_token("h1").await.unwrap(), None);
     assert!(store.find_access_token("h2").await.unwrap().is_some());
+});
+
+storage_test!(active_tokens_are_counted_by_kind, |store| {
+    for (hash, expires_at) in [("live", 300), ("ended", 100), ("revoked", 300)] {
+        store
+            .insert_access_token(&token(hash, "billing", None, expires_at))
+            .await
+            .unwrap();
+    }
+    store.revoke_access_token("revoked").await.unwrap();
+    let live = refresh("r-live", "g1");
+    store.insert_refresh_token(&live).await.unwrap();
+    for (hash, rotated_at, revoked) in [("r-rotated", Some(20), false), ("r-revoked", None, true)] {
+        store
+            .insert_refresh_token(&RefreshTokenRecord {
+                rotated_at,
+                revoked,
+                ..refresh(hash, "g2")
+            })
+            .await
+            .unwrap();
+    }
+    let counted = store.count_active_tokens(200).await.unwrap();
+    assert_eq!(
+        counted,
+        ActiveTokens {
+            access: 1,
+            refresh: 1
+        }
+    );
+    assert_eq!(
+        store.count_active_tokens(1000).await.unwrap(),
+        ActiveTokens::default()
+    );
 });
 
 storage_test!(a_pushed_request_is_taken_once, |store| {

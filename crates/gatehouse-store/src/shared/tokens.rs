@@ -12,7 +12,9 @@ macro_rules! token_store_impl {
     ($store:ty) => {
         mod token_queries {
             use async_trait::async_trait;
-            use gatehouse_core::store::{AccessTokenRecord, StoreError, TokenFamily, TokenStore};
+            use gatehouse_core::store::{
+                AccessTokenRecord, ActiveTokens, StoreError, TokenFamily, TokenStore,
+            };
 
             use crate::rows::{AccessTokenRow, act_value, json_list};
             use crate::{StoreDatabase, backend_error};
@@ -149,6 +151,24 @@ macro_rules! token_store_impl {
                     }
                     transaction.commit().await.map_err(backend_error)?;
                     Ok(purged)
+                }
+
+                async fn count_active_tokens(&self, now: i64) -> Result<ActiveTokens, StoreError> {
+                    let (access, refresh) = sqlx::query_as::<_, (i64, i64)>(
+                        "SELECT (SELECT COUNT(*) FROM access_tokens \
+                                 WHERE expires_at > $1 AND revoked = $2), \
+                                (SELECT COUNT(*) FROM refresh_tokens \
+                                 WHERE expires_at > $1 AND revoked = $2 AND rotated_at IS NULL)",
+                    )
+                    .bind(now)
+                    .bind(false)
+                    .fetch_one(&mut *self.read().await?)
+                    .await
+                    .map_err(backend_error)?;
+                    Ok(ActiveTokens {
+                        access: access.try_into().unwrap_or_default(),
+                        refresh: refresh.try_into().unwrap_or_default(),
+                    })
                 }
             }
 
