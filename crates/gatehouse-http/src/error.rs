@@ -154,6 +154,8 @@ pub enum PageError {
     AlreadySubmitted,
     /// `403`: the signed-in user may not do this; the page says why.
     Forbidden(String),
+    /// `404`: the record a page is about does not exist.
+    NotFound(String),
     /// `502`: another server failed; the page says what happened under `title`.
     BadGateway {
         title: &'static str,
@@ -170,6 +172,7 @@ impl From<Error> for PageError {
         match error {
             Error::Store(_) | Error::Internal(_) => PageError::Internal(error),
             Error::Forbidden(why) => PageError::Forbidden(why),
+            Error::NotFound(what) => PageError::NotFound(format!("There is no {what}.")),
             other => PageError::BadRequest {
                 title: "Invalid request",
                 message: other.to_string(),
@@ -201,6 +204,7 @@ impl IntoResponse for PageError {
                 "Each form can be sent once. Start again from the application you came from.",
             ),
             PageError::Forbidden(why) => (S::FORBIDDEN, "Not allowed", why.as_str()),
+            PageError::NotFound(what) => (S::NOT_FOUND, "Not found", what.as_str()),
             PageError::BadGateway { title, message } => (S::BAD_GATEWAY, *title, message.as_str()),
             PageError::Internal(error) => {
                 tracing::error!(%error, "page failed");

@@ -5,6 +5,7 @@
 //! Every error response is built in [`error`], nowhere else.
 
 mod admin;
+mod console;
 pub mod error;
 mod extract;
 mod gateway;
@@ -78,6 +79,7 @@ pub fn router(state: AppState) -> Router {
             get(oauth::metadata::route_resource),
         )
         .nest("/api/admin/v1", admin::routes())
+        .merge(console::routes())
         .route(
             "/api/now/table/{table}",
             get(table::list).post(table::create),

@@ -42,6 +42,10 @@ pub enum Continuation {
     Device {
         user_code: String,
     },
+    /// A page of the administrators' console, by its path (always under `/admin`).
+    Console {
+        path: String,
+    },
 }
 
 /// What a form carries sealed in a hidden field.
@@ -61,7 +65,10 @@ impl FormPayload for Continuation {
     fn expires_at(&self) -> Option<i64> {
         match self {
             Continuation::Authorize(request) => Some(request.expires_at),
-            Continuation::Account | Continuation::Outbound | Continuation::Device { .. } => None,
+            Continuation::Account
+            | Continuation::Outbound
+            | Continuation::Device { .. }
+            | Continuation::Console { .. } => None,
         }
     }
 }

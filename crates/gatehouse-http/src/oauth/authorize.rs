@@ -227,7 +227,10 @@ pub fn login_page(
         .unwrap_or_else(gatehouse_core::secret::generate);
     let target = match &continuation {
         Continuation::Authorize(request) => Some(request.redirect_uri.clone()),
-        Continuation::Account | Continuation::Outbound | Continuation::Device { .. } => None,
+        Continuation::Account
+        | Continuation::Outbound
+        | Continuation::Device { .. }
+        | Continuation::Console { .. } => None,
     };
     let html = LoginPage {
         app_name,
@@ -300,9 +303,10 @@ pub async fn login(
                     .ok()
                     .flatten()
                     .map(|c| c.name),
-                Continuation::Account | Continuation::Outbound | Continuation::Device { .. } => {
-                    None
-                }
+                Continuation::Account
+                | Continuation::Outbound
+                | Continuation::Device { .. }
+                | Continuation::Console { .. } => None,
             };
             return Ok(login_page(
                 &state,
@@ -344,6 +348,7 @@ pub async fn login(
                 .finish();
             Ok(pages::redirect(&format!("/device?{query}")))
         }
+        Continuation::Console { path } => Ok(pages::redirect(&path)),
     };
     // The session has started whatever happens next, so its cookie goes with any answer.
     let mut response = onward.into_response();

@@ -17,6 +17,8 @@
 //! - `errors`: every RFC error case of the token, introspection and revocation endpoints;
 //! - `access`: scopes and REST API auth scope rules, managed and enforced;
 //! - `admin_api`: the admin REST API and its authorisation;
+//! - `console`: the administrators' console at `/admin`: sign-in, each role's pages and
+//!   refusals, an application's life through its forms;
 //! - `roles`: what each registry role may change, and the last administrator;
 //! - `credentials`: what a password change, a lock or a deactivation ends, and the declarative
 //!   file's respect for them;
@@ -60,6 +62,7 @@ mod browser;
 mod caches;
 mod cli;
 mod client_credentials;
+mod console;
 mod cookies;
 mod credentials;
 mod device;

@@ -1,0 +1,260 @@
+//! The administrators' console under `/admin`: server-rendered pages over the registry's use
+//! cases, for users holding `admin`, `oauth_admin` or `mi_admin`.
+//!
+//! People sign in through Gatehouse's own login page (its throttle, its CSRF binding), and
+//! every change goes through a [`Registry`] acting for the signed-in administrator, so the
+//! console can do exactly what that administrator could through the admin API — roles are
+//! checked and changes audited in `gatehouse-core`, not here. Every form carries the CSRF token
+//! of the session (`CsrfForm`), every change ends in a `303` to a page that shows how it went
+//! (a flash message, sealed in a short-lived cookie and good for one display), and the pages
+//! carry the same strict headers as the login page: no script at all, one stylesheet of our own.
+
+mod apps;
+mod dashboard;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use gatehouse_core::audit::Actor;
+use gatehouse_core::registry::Registry;
+use gatehouse_core::user::{Permission, REGISTRY_ADMIN_ROLES, User};
+use serde::{Deserialize, Serialize};
+
+use crate::error::PageError;
+use crate::extract::{ClientAddress, CsrfChecked, CsrfForm};
+use crate::oauth::authorize::login_page;
+use crate::oauth::session_pages::LogoutParams;
+use crate::pages::{self, Continuation, FormPayload, SESSION_COOKIE, SignOut, cookie, set_cookie};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(dashboard::show))
+        .route("/admin/applications", get(apps::list).post(apps::create))
+        .route("/admin/applications/new", get(apps::new))
+        .route(
+            "/admin/applications/{client_id}",
+            get(apps::show).post(apps::update),
+        )
+        .route("/admin/applications/{client_id}/edit", get(apps::edit))
+        .route(
+            "/admin/applications/{client_id}/rotate-secret",
+            get(apps::confirm_rotation).post(apps::rotate_secret),
+        )
+        .route(
+            "/admin/applications/{client_id}/delete",
+            get(apps::confirm_deletion).post(apps::delete),
+        )
+}
+
+/// The cookie that carries a [`Flash`] to the page a change redirects to.
+const FLASH_COOKIE: &str = "gh_flash";
+/// How long a flash waits for the page it is for.
+const FLASH_LIFETIME_SECONDS: i64 = 300;
+
+/// How a change turned out, shown once on the page the change redirects to. It can carry a
+/// client secret, which is why it travels sealed and is good for one display: reloading the
+/// page, or replaying the cookie, shows nothing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Flash {
+    pub error: bool,
+    pub text: String,
+    /// A secret shown this once.
+    pub secret: Option<String>,
+}
+
+impl FormPayload for Flash {
+    const PURPOSE: &'static str = "console-flash";
+}
+
+impl Flash {
+    pub fn success(text: impl Into<String>) -> Flash {
+        Flash {
+            error: false,
+            text: text.into(),
+            secret: None,
+        }
+    }
+}
+
+/// The purpose all the console's forms share: each acts for the signed-in administrator, and
+/// the server checks what they may do whichever form they use.
+const FORM_PURPOSE: &str = "console";
+
+/// A form that carries nothing but its CSRF token (a confirmation); its token is the one every
+/// console form carries.
+#[derive(Deserialize)]
+pub struct Confirmation {}
+
+impl CsrfChecked for Confirmation {
+    const PURPOSE: &'static str = FORM_PURPOSE;
+}
+
+/// The signed-in administrator a console page is for. A browser without a session is shown the
+/// login page (for a `GET`; any other request is refused as unverified), and a user without a
+/// registry role gets a `403`.
+pub struct ConsoleAdmin {
+    pub user: Arc<User>,
+    /// The registry acting for them: it refuses what their roles do not allow, and audits
+    /// their changes under their name and address.
+    pub registry: Registry,
+    session: String,
+    flash: Option<Flash>,
+    /// Whether the request brought a flash cookie, which the answer then clears.
+    flash_cookie: bool,
+}
+
+impl FromRequestParts<AppState> for ConsoleAdmin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let session = cookie(state, &parts.headers, SESSION_COOKIE)
+            .unwrap_or_default()
+            .to_owned();
+        let found = state
+            .services
+            .sessions
+            .find(&session)
+            .await
+            .map_err(|error| PageError::from(error).into_response())?;
+        let Some((_, user)) = found else {
+            if parts.method != Method::GET {
+                return Err(PageError::Unverified.into_response());
+            }
+            let path = parts
+                .uri
+                .path_and_query()
+                .map_or("/admin", |p| p.as_str())
+                .to_owned();
+            let continuation = Continuation::Console { path };
+            return Err(login_page(
+                state,
+                &parts.headers,
+                None,
+                continuation,
+                "",
+                None,
+            ));
+        };
+        if !user.may(Permission::ReadRegistry) {
+            return Err(PageError::Forbidden(format!(
+                "The console is for users holding the {} role.",
+                REGISTRY_ADMIN_ROLES.join(", ")
+            ))
+            .into_response());
+        }
+        let Ok(ClientAddress(address)) = ClientAddress::from_request_parts(parts, state).await;
+        let actor = Actor {
+            name: user.user_name.clone(),
+            client_id: None,
+            address: address.map(|address| address.to_string()),
+        };
+        let user = Arc::new(user);
+        let registry = state.services.registry.acting_for(user.clone(), actor);
+        let sealed = cookie(state, &parts.headers, FLASH_COOKIE).map(str::to_owned);
+        // Only a page shows a flash: a form posted meanwhile leaves it for the page it leads to.
+        let flash = match &sealed {
+            Some(sealed) if parts.method == Method::GET => {
+                pages::redeem::<Flash>(state, sealed).await.ok()
+            }
+            _ => None,
+        };
+        Ok(ConsoleAdmin {
+            user,
+            registry,
+            session,
+            flash,
+            flash_cookie: sealed.is_some() && parts.method == Method::GET,
+        })
+    }
+}
+
+/// What the layout of every console page shows: navigation, who is signed in, the flash.
+pub struct Frame {
+    pub section: &'static str,
+    pub user_name: String,
+    pub roles: String,
+    /// The CSRF token of the console's forms.
+    pub csrf: String,
+    pub logout_csrf: String,
+    pub logout_form: String,
+    pub flash: Option<Flash>,
+}
+
+impl ConsoleAdmin {
+    /// The layout's data for a page of `section`.
+    pub fn frame(&self, state: &AppState, section: &'static str) -> Frame {
+        let roles: Vec<&str> = self
+            .user
+            .roles
+            .iter()
+            .map(String::as_str)
+            .filter(|role| REGISTRY_ADMIN_ROLES.contains(role))
+            .collect();
+        Frame {
+            section,
+            user_name: self.user.user_name.clone(),
+            roles: roles.join(", "),
+            csrf: CsrfForm::<Confirmation>::token(state, &self.session),
+            logout_csrf: CsrfForm::<LogoutParams>::token(state, &self.session),
+            logout_form: pages::seal(state, &SignOut),
+            flash: self.flash.clone(),
+        }
+    }
+
+    /// A rendered page, with the headers of every page, clearing the flash it showed.
+    pub fn page(
+        &self,
+        state: &AppState,
+        status: StatusCode,
+        html: askama::Result<String>,
+    ) -> Response {
+        let mut response = pages::page(status, html, None, None);
+        if self.flash_cookie {
+            response.headers_mut().append(
+                header::SET_COOKIE,
+                set_cookie(state, FLASH_COOKIE, "", Some(0)),
+            );
+        }
+        response
+    }
+}
+
+/// The `303` that ends every change, with how it went for the page it leads to.
+pub fn redirect_with(state: &AppState, location: &str, flash: &Flash) -> Response {
+    let mut response = pages::redirect(location);
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(
+            state,
+            FLASH_COOKIE,
+            &pages::seal(state, flash),
+            Some(FLASH_LIFETIME_SECONDS),
+        ),
+    );
+    response
+}
+
+/// A field name as a label: words, with the abbreviations people know spelled as they know
+/// them.
+pub fn label(name: &str) -> String {
+    let words: Vec<String> = name
+        .split('_')
+        .map(|word| match word {
+            "id" | "uri" | "url" | "pkce" | "jwks" | "alg" => word.to_uppercase(),
+            "uris" => "URIs".into(),
+            other => other.to_owned(),
+        })
+        .collect();
+    let joined = words.join(" ");
+    let mut chars = joined.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => joined,
+    }
+}

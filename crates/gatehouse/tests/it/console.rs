@@ -1,0 +1,453 @@
+//! The administrators' console over real HTTP with a cookie-keeping client: signing in through
+//! the login page, what each registry role may see and do (refused by the server, whatever the
+//! page offers), the headers of every page, and an application's life — created with its
+//! secret shown once, edited, its secret rotated, deleted.
+
+use crate::harness::{TestApp, TestServer, server_test};
+use crate::people::{Browser, PASSWORD, Page};
+
+/// A browser signed in to the console as `user`, through the login page `/admin` shows.
+async fn signed_in(server: &TestServer, user: &str) -> Browser {
+    let mut browser = Browser::new();
+    let login = browser.get(&server.url("/admin/applications")).await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    assert!(login.body.contains("Sign in"), "{}", login.body);
+    let signed = browser.login(server, &login, user, PASSWORD).await;
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    // Back to the page the login was for.
+    assert_eq!(signed.location().as_deref(), Some("/admin/applications"));
+    browser
+}
+
+/// The fields a browser would submit from the first form of `page` with `action`: text inputs
+/// and text areas with their values, checked boxes, selected options.
+fn form_fields(page: &Page, action: &str) -> Vec<(String, String)> {
+    let marker = format!("action=\"{action}\"");
+    let start = page
+        .body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no form for {action} in {}", page.body));
+    let end = start + page.body[start..].find("</form>").unwrap();
+    let form = &page.body[start..end];
+    let attribute = |tag: &str, name: &str| -> Option<String> {
+        let marker = format!(" {name}=\"");
+        let at = tag.find(&marker)? + marker.len();
+        Some(tag[at..at + tag[at..].find('"')?].to_owned())
+    };
+    let unescape = |text: &str| {
+        text.replace("&#10;", "\n")
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    };
+    let mut fields = Vec::new();
+    let mut rest = form;
+    while let Some(open) = rest.find('<') {
+        rest = &rest[open..];
+        let tag_end = rest.find('>').unwrap();
+        let tag = &rest[..tag_end];
+        if tag.starts_with("<input") {
+            let name = attribute(tag, "name");
+            let checkbox = attribute(tag, "type").as_deref() == Some("checkbox");
+            if let Some(name) = name {
+                if !checkbox {
+                    fields.push((name, unescape(&attribute(tag, "value").unwrap_or_default())));
+                } else if tag.contains(" checked") {
+                    fields.push((name, "on".into()));
+                }
+            }
+        } else if tag.starts_with("<textarea") {
+            let close = rest.find("</textarea>").unwrap();
+            let name = attribute(tag, "name").unwrap();
+            fields.push((name, unescape(&rest[tag_end + 1..close])));
+        } else if tag.starts_with("<select") {
+            let close = rest.find("</select>").unwrap();
+            let name = attribute(tag, "name").unwrap();
+            let options = &rest[tag_end..close];
+            let selected = options
+                .split("<option")
+                .find(|option| option.contains(" selected"))
+                .and_then(|option| attribute(option, "value"))
+                .unwrap_or_default();
+            fields.push((name, selected));
+        }
+        rest = &rest[tag_end..];
+    }
+    fields
+}
+
+/// Sets (or adds) a field of a form about to be submitted.
+fn set(fields: &mut Vec<(String, String)>, name: &str, value: &str) {
+    fields.retain(|(n, _)| n != name);
+    fields.push((name.to_owned(), value.to_owned()));
+}
+
+async fn submit(
+    browser: &mut Browser,
+    server: &TestServer,
+    path: &str,
+    fields: &[(String, String)],
+) -> Page {
+    let form: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    browser.post(&server.url(path), &form).await
+}
+
+/// The client secret shown on a page, if any.
+fn shown_secret(page: &Page) -> Option<String> {
+    let marker = "id=\"new-secret\" class=\"secret\" readonly value=\"";
+    let start = page.body.find(marker)? + marker.len();
+    let end = page.body[start..].find('"')?;
+    Some(page.body[start..start + end].to_owned())
+}
+
+fn assert_strict_headers(page: &Page, path: &str) {
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    for directive in [
+        "default-src 'none'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "form-action 'self';",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ] {
+        assert!(csp.contains(directive), "{path}: {csp}");
+    }
+    assert!(!csp.contains("unsafe"), "{path}: {csp}");
+    assert_eq!(page.headers["x-frame-options"], "DENY", "{path}");
+    assert_eq!(page.headers["cache-control"], "no-store", "{path}");
+}
+
+server_test!(each_role_gets_what_the_registry_allows_it, |server| {
+    for (user, roles) in [
+        ("ada", &["admin"][..]),
+        ("olga", &["oauth_admin"]),
+        ("mia", &["mi_admin"]),
+        ("pat", &[]),
+    ] {
+        server.user(user, roles).await;
+    }
+    let app = server
+        .app(
+            gatehouse_core::client::TokenFormat::Opaque,
+            &["useraccount"],
+            None,
+        )
+        .await;
+    let app_path = format!("/admin/applications/{}", app.client_id);
+
+    // Without a session: the login page for a page, a refusal for a form.
+    let mut stranger = Browser::new();
+    let refused = stranger
+        .post(&server.url("/admin/applications"), &[("name", "x")])
+        .await;
+    assert_eq!(refused.status, 403);
+
+    // A user without a registry role signs in and is refused every page.
+    let mut pat = signed_in(&server, "pat").await;
+    for path in ["/admin", "/admin/applications", app_path.as_str()] {
+        let page = pat.get(&server.url(path)).await;
+        assert_eq!(page.status, 403, "{path}");
+        assert_strict_headers(&page, path);
+    }
+
+    // Every role reads every page; the CSP is on each.
+    let pages = [
+        "/admin".to_owned(),
+        "/admin/applications".to_owned(),
+        "/admin/applications?q=nothing-like-it&page=7".to_owned(),
+        "/admin/applications/new".to_owned(),
+        app_path.clone(),
+        format!("{app_path}/edit"),
+        format!("{app_path}/rotate-secret"),
+        format!("{app_path}/delete"),
+    ];
+    for user in ["ada", "olga", "mia"] {
+        let mut browser = signed_in(&server, user).await;
+        for path in &pages {
+            let page = browser.get(&server.url(path)).await;
+            assert_eq!(page.status, 200, "{user} {path}: {}", page.body);
+            assert_strict_headers(&page, path);
+            assert!(page.body.contains(&format!(">{user} (")), "{path}");
+        }
+        let missing = browser
+            .get(&server.url("/admin/applications/no-such-app"))
+            .await;
+        assert_eq!(missing.status, 404);
+    }
+
+    // mi_admin manages outbound OAuth and tables, not applications: a forged form with a
+    // valid CSRF token is refused by the server.
+    let mut mia = signed_in(&server, "mia").await;
+    let new = mia.get(&server.url("/admin/applications/new")).await;
+    let mut fields = form_fields(&new, "/admin/applications");
+    set(&mut fields, "name", "Not for mi_admin");
+    let page = submit(&mut mia, &server, "/admin/applications", &fields).await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    let csrf = new.field("csrf");
+    for action in ["delete", "rotate-secret"] {
+        let page = mia
+            .post(
+                &server.url(&format!("{app_path}/{action}")),
+                &[("csrf", &csrf), ("grace", "0")],
+            )
+            .await;
+        assert_eq!(page.status, 403, "{action}");
+    }
+    let edit = mia.get(&server.url(&format!("{app_path}/edit"))).await;
+    let mut fields = form_fields(&edit, &app_path);
+    set(&mut fields, "name", "Renamed by mi_admin");
+    assert_eq!(
+        submit(&mut mia, &server, &app_path, &fields).await.status,
+        403
+    );
+    let names: Vec<String> = server
+        .services
+        .registry
+        .list_apps()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert!(!names.iter().any(|n| n.contains("mi_admin")), "{names:?}");
+
+    // oauth_admin manages applications.
+    let mut olga = signed_in(&server, "olga").await;
+    let new = olga.get(&server.url("/admin/applications/new")).await;
+    let mut fields = form_fields(&new, "/admin/applications");
+    set(&mut fields, "name", "Made by olga");
+    let created = submit(&mut olga, &server, "/admin/applications", &fields).await;
+    assert_eq!(created.status, 303, "{}", created.body);
+
+    // A form without its CSRF token, or with another session's, is refused.
+    let mut ada = signed_in(&server, "ada").await;
+    let new = ada.get(&server.url("/admin/applications/new")).await;
+    let mut fields = form_fields(&new, "/admin/applications");
+    set(&mut fields, "name", "Forged");
+    fields.retain(|(n, _)| n != "csrf");
+    let page = submit(&mut ada, &server, "/admin/applications", &fields).await;
+    assert_eq!(page.status, 403);
+    set(&mut fields, "csrf", &csrf);
+    let page = submit(&mut ada, &server, "/admin/applications", &fields).await;
+    assert_eq!(page.status, 403);
+    let page = ada
+        .post(&server.url(&format!("{app_path}/delete")), &[])
+        .await;
+    assert_eq!(page.status, 403);
+    assert!(
+        server
+            .services
+            .registry
+            .get_app(&app.client_id)
+            .await
+            .is_ok()
+    );
+});
+
+server_test!(
+    an_application_is_created_edited_rotated_and_deleted,
+    |server| {
+        server.user("ada", &["admin"]).await;
+        let mut ada = signed_in(&server, "ada").await;
+
+        // The form refuses what the registry refuses, next to the field concerned, and keeps
+        // what was typed.
+        let new = ada.get(&server.url("/admin/applications/new")).await;
+        let mut fields = form_fields(&new, "/admin/applications");
+        set(&mut fields, "name", "Billing");
+        set(&mut fields, "access_token_lifespan", "soon");
+        let refused = submit(&mut ada, &server, "/admin/applications", &fields).await;
+        assert_eq!(refused.status, 422);
+        assert!(
+            refused.body.contains(
+                "id=\"access_token_lifespan-error\" role=\"alert\">must be a whole number"
+            ),
+            "{}",
+            refused.body
+        );
+        assert!(refused.body.contains("value=\"Billing\""));
+        set(&mut fields, "access_token_lifespan", "0");
+        let refused = submit(&mut ada, &server, "/admin/applications", &fields).await;
+        assert_eq!(refused.status, 422);
+        assert!(
+            refused.body.contains(
+                "id=\"access_token_lifespan-error\" role=\"alert\">access_token_lifespan must be"
+            ),
+            "{}",
+            refused.body
+        );
+
+        // Created: the secret is on the page the form leads to, once.
+        set(&mut fields, "access_token_lifespan", "600");
+        set(&mut fields, "client_id", "billing-console");
+        set(&mut fields, "grant_types.client_credentials", "on");
+        let created = submit(&mut ada, &server, "/admin/applications", &fields).await;
+        assert_eq!(created.status, 303, "{}", created.body);
+        let location = created.location().unwrap();
+        assert_eq!(location, "/admin/applications/billing-console");
+        let shown = ada.get(&server.url(&location)).await;
+        assert_eq!(shown.status, 200);
+        assert!(shown.body.contains("Application Billing created."));
+        let secret = shown_secret(&shown).expect("the secret is shown");
+        let again = ada.get(&server.url(&location)).await;
+        assert_eq!(shown_secret(&again), None, "{}", again.body);
+        assert!(!again.body.contains("created."));
+        let app = TestApp {
+            client_id: "billing-console".into(),
+            secret: secret.clone(),
+        };
+        server.token(&app, None).await;
+        let stored = server
+            .services
+            .registry
+            .get_app("billing-console")
+            .await
+            .unwrap();
+        assert_eq!(stored.access_token_lifespan, 600);
+        // Defaults the form left alone are the registry's: scopes, PKCE.
+        assert_eq!(stored.allowed_scopes, vec!["useraccount".to_owned()]);
+        assert!(stored.require_pkce);
+
+        // Listed and found by name or client_id.
+        for query in ["bill", "BILLING-CON"] {
+            let list = ada
+                .get(&server.url(&format!("/admin/applications?q={query}")))
+                .await;
+            assert!(
+                list.body
+                    .contains("href=\"/admin/applications/billing-console\""),
+                "{query}"
+            );
+        }
+        let list = ada.get(&server.url("/admin/applications?q=zzz")).await;
+        assert!(!list.body.contains("billing-console"));
+
+        // Edited: only what changed changes.
+        let edit = ada.get(&server.url(&format!("{location}/edit"))).await;
+        let mut fields = form_fields(&edit, &location);
+        set(&mut fields, "name", "Billing service");
+        set(
+            &mut fields,
+            "redirect_uris",
+            "https://billing.example/cb\nhttps://billing.example/cb2",
+        );
+        set(&mut fields, "grant_types.authorization_code", "on");
+        set(&mut fields, "token_format", "jwt");
+        fields.retain(|(n, _)| n != "require_pkce");
+        let saved = submit(&mut ada, &server, &location, &fields).await;
+        assert_eq!(saved.status, 303, "{}", saved.body);
+        let page = ada.get(&server.url(&location)).await;
+        assert!(page.body.contains("Application Billing service saved."));
+        let stored = server
+            .services
+            .registry
+            .get_app("billing-console")
+            .await
+            .unwrap();
+        assert_eq!(stored.name, "Billing service");
+        assert_eq!(stored.redirect_uris.len(), 2);
+        assert!(!stored.require_pkce);
+        assert_eq!(stored.access_token_lifespan, 600);
+        assert_eq!(stored.allowed_scopes, vec!["useraccount".to_owned()]);
+        // The registry's own refusal, with nothing to point at, is shown above the form.
+        let edit = ada.get(&server.url(&format!("{location}/edit"))).await;
+        let mut fields = form_fields(&edit, &location);
+        set(&mut fields, "redirect_uris", "");
+        let refused = submit(&mut ada, &server, &location, &fields).await;
+        assert_eq!(refused.status, 422);
+        assert!(
+            refused.body.contains("id=\"form-errors\""),
+            "{}",
+            refused.body
+        );
+
+        // Rotated, ending the old secret at once: the new one is shown once and works.
+        let confirm = ada
+            .get(&server.url(&format!("{location}/rotate-secret")))
+            .await;
+        let mut fields = form_fields(&confirm, &format!("{location}/rotate-secret"));
+        set(&mut fields, "grace", "0");
+        let rotated = submit(
+            &mut ada,
+            &server,
+            &format!("{location}/rotate-secret"),
+            &fields,
+        )
+        .await;
+        assert_eq!(rotated.status, 303);
+        let page = ada.get(&server.url(&rotated.location().unwrap())).await;
+        let new_secret = shown_secret(&page).expect("the new secret is shown");
+        assert_ne!(new_secret, secret);
+        let old = server
+            .http
+            .post(server.url("/oauth/token"))
+            .basic_auth("billing-console", Some(&secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(old.status(), 401);
+        server
+            .token(
+                &TestApp {
+                    client_id: "billing-console".into(),
+                    secret: new_secret,
+                },
+                None,
+            )
+            .await;
+
+        // The dashboard counts what there is.
+        let dashboard = ada.get(&server.url("/admin")).await;
+        assert!(
+            dashboard.body.contains("id=\"count-applications\">1<"),
+            "{}",
+            dashboard.body
+        );
+        assert!(
+            dashboard.body.contains("id=\"count-access-tokens\">1<"),
+            "{}",
+            dashboard.body
+        );
+        assert!(
+            dashboard
+                .body
+                .contains("<strong class=\"ok\">answering</strong>")
+        );
+        assert!(
+            dashboard
+                .body
+                .contains("<strong class=\"ok\">signing</strong>")
+        );
+
+        // Deleted, after confirming.
+        let confirm = ada.get(&server.url(&format!("{location}/delete"))).await;
+        let fields = form_fields(&confirm, &format!("{location}/delete"));
+        let deleted = submit(&mut ada, &server, &format!("{location}/delete"), &fields).await;
+        assert_eq!(deleted.status, 303);
+        assert_eq!(deleted.location().as_deref(), Some("/admin/applications"));
+        let list = ada.get(&server.url("/admin/applications")).await;
+        assert!(list.body.contains("Application Billing service deleted."));
+        assert_eq!(ada.get(&server.url(&location)).await.status, 404);
+        // Each change is in the audit trail under the administrator's name.
+        let events = server
+            .services
+            .registry
+            .audit_events(gatehouse_core::store::AuditQuery {
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let by_ada = events
+            .iter()
+            .filter(|e| e.actor == "ada" && e.subject == "billing-console")
+            .count();
+        assert_eq!(by_ada, 4, "{events:?}");
+    }
+);
