@@ -61,7 +61,8 @@ impl Field {
         Field {
             name,
             label: label(name),
-            help: doc.trim().to_owned(),
+            // The registry's docs mark names up as code, which a page shows as they are.
+            help: doc.trim().replace('`', ""),
             kind,
             value: input.value,
             checked: input.checked,
@@ -89,9 +90,9 @@ impl Field {
         }
     }
 
-    /// The value as the application's page shows it.
+    /// The value as the application's page shows it; a dash for nothing.
     pub fn shown(&self) -> String {
-        match self.kind {
+        let shown = match self.kind {
             "checkbox" => if self.checked { "yes" } else { "no" }.into(),
             "checkboxes" | "select" => self
                 .options
@@ -101,6 +102,11 @@ impl Field {
                 .collect::<Vec<_>>()
                 .join(", "),
             _ => self.value.clone(),
+        };
+        if shown.is_empty() {
+            "—".into()
+        } else {
+            shown
         }
     }
 }

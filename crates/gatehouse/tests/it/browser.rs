@@ -6,6 +6,11 @@
 //! `tests/browser/outbound.mjs` drives outbound OAuth's "Get OAuth token" through a second
 //! Gatehouse standing for the external provider: login, denial, consent and the callback.
 //!
+//! `tests/browser/console.mjs` signs an administrator in to the console, opens its pages at a
+//! desktop's and a phone's size and creates an application through the form, checking the CSP
+//! and that nothing comes from another origin; with `GATEHOUSE_SCREENSHOTS` set (a directory),
+//! it saves the screenshots `docs/screenshots.sh` puts in the README.
+//!
 //! It needs Debian's `chromium` and `npm ci` in `tests/browser`; without them it prints why it
 //! was skipped — except under CI (`CI` set), where they must be there.
 
@@ -34,6 +39,10 @@ const FLOW: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/browser/flo
 const OUTBOUND_FLOW: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../tests/browser/outbound.mjs"
+);
+const CONSOLE_FLOW: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/browser/console.mjs"
 );
 const NODE_MODULES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -332,4 +341,61 @@ server_test!(outbound_tokens_are_obtained_in_a_real_browser, |server| {
     assert_ne!(first, refreshed);
     assert_eq!(token_requests(&provider, "refresh_token").await, 1);
     assert_eq!(token_requests(&provider, "authorization_code").await, 2);
+});
+
+server_test!(the_console_works_in_a_real_browser, |server| {
+    if let Some(why) = missing_browser() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the browser test must run under CI: {why}"
+        );
+        eprintln!("skipped: {why}");
+        return;
+    }
+    server.user("ada", &["admin"]).await;
+    // Something to list, as a registry in use would have.
+    for (name, grants, format) in [
+        (
+            "Photo Album",
+            vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+            TokenFormat::Opaque,
+        ),
+        (
+            "Billing service",
+            vec![GrantType::ClientCredentials],
+            TokenFormat::Jwt,
+        ),
+        (
+            "Warehouse scanner",
+            vec![GrantType::DeviceCode],
+            TokenFormat::Opaque,
+        ),
+    ] {
+        let public = grants == [GrantType::DeviceCode];
+        server
+            .app_with(AppChanges {
+                name: Some(name.into()),
+                client_type: Some(if public {
+                    ClientType::Public
+                } else {
+                    ClientType::Confidential
+                }),
+                redirect_uris: Some(vec![REDIRECT_URI.into()]),
+                grant_types: Some(grants),
+                token_format: Some(format),
+                ..AppChanges::default()
+            })
+            .await;
+    }
+    let mut command = Command::new("node");
+    command
+        .arg(CONSOLE_FLOW)
+        .env("GATEHOUSE_ISSUER", &server.base)
+        .env("GATEHOUSE_USERNAME", "ada")
+        .env("GATEHOUSE_PASSWORD", PASSWORD)
+        .env("CHROMIUM", CHROMIUM);
+    if let Some(dir) = std::env::var_os("GATEHOUSE_SCREENSHOTS") {
+        command.env("GATEHOUSE_SCREENSHOTS", dir);
+    }
+    run_node(command).await;
 });
