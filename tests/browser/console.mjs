@@ -207,6 +207,12 @@ async function main() {
     await page.reload();
     check(await page.locator('#new-secret').count() === 0, 'a reload shows the secret no more');
 
+    step = 'users';
+    await open(page, at('/admin/users'), 'users');
+    check(await page.locator('tbody tr').count() >= 1, 'the users are listed');
+    await screenshot(page, 'console-users');
+    await open(page, at('/admin/users/new'), 'new user');
+
     step = 'phone';
     await page.setViewportSize(PHONE);
     await open(page, at('/admin'), 'dashboard');

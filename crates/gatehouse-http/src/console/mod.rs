@@ -11,15 +11,18 @@
 
 mod apps;
 mod dashboard;
+mod form;
+mod users;
 
 use std::sync::Arc;
 
+use askama::Template;
 use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use gatehouse_core::audit::Actor;
 use gatehouse_core::registry::Registry;
 use gatehouse_core::user::{Permission, REGISTRY_ADMIN_ROLES, User};
@@ -50,6 +53,22 @@ pub fn routes() -> Router<AppState> {
             "/admin/applications/{client_id}/delete",
             get(apps::confirm_deletion).post(apps::delete),
         )
+        .route("/admin/users", get(users::list).post(users::create))
+        .route("/admin/users/new", get(users::new))
+        .route(
+            "/admin/users/{user_name}",
+            get(users::show).post(users::update),
+        )
+        .route("/admin/users/{user_name}/edit", get(users::edit))
+        .route("/admin/users/{user_name}/lock", post(users::lock))
+        .route(
+            "/admin/users/{user_name}/password",
+            get(users::password_form).post(users::set_password),
+        )
+        .route(
+            "/admin/users/{user_name}/delete",
+            get(users::confirm_deletion).post(users::delete),
+        )
 }
 
 /// The cookie that carries a [`Flash`] to the page a change redirects to.
@@ -78,6 +97,13 @@ impl Flash {
             error: false,
             text: text.into(),
             secret: None,
+        }
+    }
+
+    pub fn failure(text: impl Into<String>) -> Flash {
+        Flash {
+            error: true,
+            ..Flash::success(text)
         }
     }
 }
@@ -174,6 +200,20 @@ impl FromRequestParts<AppState> for ConsoleAdmin {
     }
 }
 
+/// The page that asks before a destructive change.
+#[derive(Template)]
+#[template(path = "console/confirm.html")]
+pub struct ConfirmPage<'a> {
+    pub frame: Frame,
+    pub title: String,
+    pub message: String,
+    pub action: String,
+    pub button: &'a str,
+    pub cancel: String,
+    /// Whether the form asks how long the replaced secret keeps working.
+    pub grace: Option<i64>,
+}
+
 /// What the layout of every console page shows: navigation, who is signed in, the flash.
 pub struct Frame {
     pub section: &'static str,
@@ -256,5 +296,70 @@ pub fn label(name: &str) -> String {
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
         None => joined,
+    }
+}
+
+/// Records on one page of a list.
+const PAGE_SIZE: usize = 25;
+
+/// A list page's query: a search and a page number.
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    page: String,
+}
+
+impl ListQuery {
+    pub fn read(raw: Option<String>) -> ListQuery {
+        pages::form(raw.unwrap_or_default().as_bytes()).unwrap_or_default()
+    }
+
+    /// What to search for, in lower case; empty for everything.
+    pub fn needle(&self) -> String {
+        self.q.trim().to_lowercase()
+    }
+}
+
+/// Where one page of a list is, and the links to its neighbours.
+pub struct Paged {
+    pub query: String,
+    pub total: usize,
+    pub page: usize,
+    pub pages: usize,
+    pub previous: Option<String>,
+    pub next: Option<String>,
+}
+
+impl Paged {
+    /// The page `query` asks for of `all` (kept in range), listed at `base`, and where it is.
+    pub fn of<T>(all: Vec<T>, query: &ListQuery, base: &str) -> (Vec<T>, Paged) {
+        let total = all.len();
+        let pages = total.div_ceil(PAGE_SIZE).max(1);
+        let page = query.page.parse::<usize>().unwrap_or(1).clamp(1, pages);
+        let search = query.q.trim().to_owned();
+        let url = |page: usize| {
+            let mut url = form_urlencoded::Serializer::new(String::new());
+            if !search.is_empty() {
+                url.append_pair("q", &search);
+            }
+            url.append_pair("page", &page.to_string());
+            format!("{base}?{}", url.finish())
+        };
+        let items = all
+            .into_iter()
+            .skip((page - 1) * PAGE_SIZE)
+            .take(PAGE_SIZE)
+            .collect();
+        let paged = Paged {
+            previous: (page > 1).then(|| url(page - 1)),
+            next: (page < pages).then(|| url(page + 1)),
+            query: search,
+            total,
+            page,
+            pages,
+        };
+        (items, paged)
     }
 }

@@ -1,7 +1,7 @@
 //! The administrators' console over real HTTP with a cookie-keeping client: signing in through
 //! the login page, what each registry role may see and do (refused by the server, whatever the
-//! page offers), the headers of every page, and an application's life — created with its
-//! secret shown once, edited, its secret rotated, deleted.
+//! page offers), the headers of every page, an application's life — created with its secret
+//! shown once, edited, its secret rotated, deleted — and a user's.
 
 use crate::harness::{TestApp, TestServer, server_test};
 use crate::people::{Browser, PASSWORD, Page};
@@ -165,6 +165,13 @@ server_test!(each_role_gets_what_the_registry_allows_it, |server| {
         format!("{app_path}/edit"),
         format!("{app_path}/rotate-secret"),
         format!("{app_path}/delete"),
+        "/admin/users".to_owned(),
+        "/admin/users?q=pat".to_owned(),
+        "/admin/users/new".to_owned(),
+        "/admin/users/pat".to_owned(),
+        "/admin/users/pat/edit".to_owned(),
+        "/admin/users/pat/password".to_owned(),
+        "/admin/users/pat/delete".to_owned(),
     ];
     for user in ["ada", "olga", "mia"] {
         let mut browser = signed_in(&server, user).await;
@@ -215,6 +222,31 @@ server_test!(each_role_gets_what_the_registry_allows_it, |server| {
         .map(|a| a.name)
         .collect();
     assert!(!names.iter().any(|n| n.contains("mi_admin")), "{names:?}");
+    // Nor users.
+    let new = mia.get(&server.url("/admin/users/new")).await;
+    let mut fields = form_fields(&new, "/admin/users");
+    set(&mut fields, "user_name", "made-by-mia");
+    let page = submit(&mut mia, &server, "/admin/users", &fields).await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    for (path, form) in [
+        (
+            "/admin/users/pat/lock",
+            &[("csrf", csrf.as_str()), ("locked", "yes")][..],
+        ),
+        (
+            "/admin/users/pat/password",
+            &[("csrf", &csrf), ("password", "another long password")],
+        ),
+        ("/admin/users/pat/delete", &[("csrf", &csrf)]),
+    ] {
+        assert_eq!(
+            mia.post(&server.url(path), form).await.status,
+            403,
+            "{path}"
+        );
+    }
+    let pat = server.services.registry.get_user("pat").await.unwrap();
+    assert!(!pat.locked_out);
 
     // oauth_admin manages applications.
     let mut olga = signed_in(&server, "olga").await;
@@ -223,6 +255,17 @@ server_test!(each_role_gets_what_the_registry_allows_it, |server| {
     set(&mut fields, "name", "Made by olga");
     let created = submit(&mut olga, &server, "/admin/applications", &fields).await;
     assert_eq!(created.status, 303, "{}", created.body);
+    // and users, but grants no registry role: only admin does.
+    let new = olga.get(&server.url("/admin/users/new")).await;
+    let mut fields = form_fields(&new, "/admin/users");
+    set(&mut fields, "user_name", "would-be-admin");
+    set(&mut fields, "roles", "admin");
+    let page = submit(&mut olga, &server, "/admin/users", &fields).await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page.body.contains("needs the admin role"), "{}", page.body);
+    set(&mut fields, "roles", "staff");
+    let page = submit(&mut olga, &server, "/admin/users", &fields).await;
+    assert_eq!(page.status, 303, "{}", page.body);
 
     // A form without its CSRF token, or with another session's, is refused.
     let mut ada = signed_in(&server, "ada").await;
@@ -451,3 +494,142 @@ server_test!(
         assert_eq!(by_ada, 4, "{events:?}");
     }
 );
+
+server_test!(a_user_is_created_edited_locked_and_deleted, |server| {
+    server.user("ada", &["admin"]).await;
+    let mut ada = signed_in(&server, "ada").await;
+
+    let new = ada.get(&server.url("/admin/users/new")).await;
+    let mut fields = form_fields(&new, "/admin/users");
+    set(&mut fields, "user_name", "bob");
+    set(&mut fields, "password", "short");
+    set(&mut fields, "roles", "staff\nwarehouse");
+    let refused = submit(&mut ada, &server, "/admin/users", &fields).await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused.body.contains("id=\"form-errors\""),
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains("value=\"bob\""));
+    set(&mut fields, "password", PASSWORD);
+    set(&mut fields, "email", "bob@example.org");
+    let created = submit(&mut ada, &server, "/admin/users", &fields).await;
+    assert_eq!(created.status, 303, "{}", created.body);
+    assert_eq!(created.location().as_deref(), Some("/admin/users/bob"));
+    let page = ada.get(&server.url("/admin/users/bob")).await;
+    assert!(page.body.contains("User bob created."));
+    let bob = server.services.registry.get_user("bob").await.unwrap();
+    assert_eq!(bob.roles, ["staff", "warehouse"]);
+    assert_eq!(bob.display_name, "bob");
+    assert!(bob.active && !bob.locked_out);
+    signed_in(&server, "bob").await;
+
+    // Listed and found.
+    let list = ada.get(&server.url("/admin/users?q=EXAMPLE.org")).await;
+    assert!(list.body.contains("href=\"/admin/users/bob\""));
+
+    // Edited: the name and the roles.
+    let edit = ada.get(&server.url("/admin/users/bob/edit")).await;
+    let mut fields = form_fields(&edit, "/admin/users/bob");
+    set(&mut fields, "display_name", "Bob Builder");
+    set(&mut fields, "roles", "staff");
+    let saved = submit(&mut ada, &server, "/admin/users/bob", &fields).await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let bob = server.services.registry.get_user("bob").await.unwrap();
+    assert_eq!(
+        (bob.display_name.as_str(), bob.roles.as_slice()),
+        ("Bob Builder", &["staff".to_owned()][..])
+    );
+
+    // Locked out, then let in again.
+    let page = ada.get(&server.url("/admin/users/bob")).await;
+    let lock = form_fields(&page, "/admin/users/bob/lock");
+    assert_eq!(
+        submit(&mut ada, &server, "/admin/users/bob/lock", &lock)
+            .await
+            .status,
+        303
+    );
+    let page = ada.get(&server.url("/admin/users/bob")).await;
+    assert!(page.body.contains("bob is locked out"), "{}", page.body);
+    assert!(
+        server
+            .services
+            .registry
+            .get_user("bob")
+            .await
+            .unwrap()
+            .locked_out
+    );
+    let unlock = form_fields(&page, "/admin/users/bob/lock");
+    assert_eq!(
+        submit(&mut ada, &server, "/admin/users/bob/lock", &unlock)
+            .await
+            .status,
+        303
+    );
+    assert!(
+        !server
+            .services
+            .registry
+            .get_user("bob")
+            .await
+            .unwrap()
+            .locked_out
+    );
+
+    // A new password, after one the policy refuses.
+    let page = ada.get(&server.url("/admin/users/bob/password")).await;
+    let mut fields = form_fields(&page, "/admin/users/bob/password");
+    set(&mut fields, "password", "short");
+    let refused = submit(&mut ada, &server, "/admin/users/bob/password", &fields).await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused.body.contains("id=\"password-error\""),
+        "{}",
+        refused.body
+    );
+    set(&mut fields, "password", "a different long password");
+    let set_password = submit(&mut ada, &server, "/admin/users/bob/password", &fields).await;
+    assert_eq!(set_password.status, 303);
+    let mut bob_browser = Browser::new();
+    let login = bob_browser.get(&server.url("/admin")).await;
+    let signed = bob_browser
+        .login(&server, &login, "bob", "a different long password")
+        .await;
+    assert_eq!(signed.status, 303);
+
+    // A user an application runs as stays: refused with the reason, nothing changed.
+    let app = server
+        .app(
+            gatehouse_core::client::TokenFormat::Opaque,
+            &["useraccount"],
+            Some("bob"),
+        )
+        .await;
+    let page = ada.get(&server.url("/admin/users/bob/delete")).await;
+    let fields = form_fields(&page, "/admin/users/bob/delete");
+    let refused = submit(&mut ada, &server, "/admin/users/bob/delete", &fields).await;
+    assert_eq!(refused.location().as_deref(), Some("/admin/users/bob"));
+    let page = ada.get(&server.url("/admin/users/bob")).await;
+    assert!(page.body.contains("is the run-as user of"), "{}", page.body);
+    assert!(
+        page.body.contains("class=\"flash flash-error\""),
+        "{}",
+        page.body
+    );
+    server
+        .services
+        .registry
+        .delete_app(&app.client_id)
+        .await
+        .unwrap();
+
+    // Deleted, after confirming.
+    let page = ada.get(&server.url("/admin/users/bob/delete")).await;
+    let fields = form_fields(&page, "/admin/users/bob/delete");
+    let deleted = submit(&mut ada, &server, "/admin/users/bob/delete", &fields).await;
+    assert_eq!(deleted.location().as_deref(), Some("/admin/users"));
+    assert_eq!(ada.get(&server.url("/admin/users/bob")).await.status, 404);
+});
