@@ -212,6 +212,7 @@ async function main() {
     check(await page.locator('tbody tr').count() >= 1, 'the users are listed');
     await screenshot(page, 'console-users');
     await open(page, at('/admin/users/new'), 'new user');
+    await open(page, at('/admin/scopes'), 'scopes');
 
     step = 'phone';
     await page.setViewportSize(PHONE);

@@ -12,6 +12,7 @@
 mod apps;
 mod dashboard;
 mod form;
+mod scopes;
 mod users;
 
 use std::sync::Arc;
@@ -68,6 +69,11 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/admin/users/{user_name}/delete",
             get(users::confirm_deletion).post(users::delete),
+        )
+        .route("/admin/scopes", get(scopes::list).post(scopes::create))
+        .route(
+            "/admin/scopes/{name}/delete",
+            get(scopes::confirm_deletion).post(scopes::delete),
         )
 }
 

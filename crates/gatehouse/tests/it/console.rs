@@ -172,6 +172,8 @@ server_test!(each_role_gets_what_the_registry_allows_it, |server| {
         "/admin/users/pat/edit".to_owned(),
         "/admin/users/pat/password".to_owned(),
         "/admin/users/pat/delete".to_owned(),
+        "/admin/scopes".to_owned(),
+        "/admin/scopes/useraccount/delete".to_owned(),
     ];
     for user in ["ada", "olga", "mia"] {
         let mut browser = signed_in(&server, user).await;
@@ -247,6 +249,14 @@ server_test!(each_role_gets_what_the_registry_allows_it, |server| {
     }
     let pat = server.services.registry.get_user("pat").await.unwrap();
     assert!(!pat.locked_out);
+    // Nor scopes.
+    let page = mia
+        .post(
+            &server.url("/admin/scopes"),
+            &[("csrf", csrf.as_str()), ("name", "by-mia")],
+        )
+        .await;
+    assert_eq!(page.status, 403, "{}", page.body);
 
     // oauth_admin manages applications.
     let mut olga = signed_in(&server, "olga").await;
@@ -632,4 +642,54 @@ server_test!(a_user_is_created_edited_locked_and_deleted, |server| {
     let deleted = submit(&mut ada, &server, "/admin/users/bob/delete", &fields).await;
     assert_eq!(deleted.location().as_deref(), Some("/admin/users"));
     assert_eq!(ada.get(&server.url("/admin/users/bob")).await.status, 404);
+});
+
+server_test!(scopes_are_created_and_deleted, |server| {
+    server.user("olga", &["oauth_admin"]).await;
+    let mut olga = signed_in(&server, "olga").await;
+    let page = olga.get(&server.url("/admin/scopes")).await;
+    assert!(page.body.contains("<code>useraccount</code>"));
+    let mut fields = form_fields(&page, "/admin/scopes");
+    set(&mut fields, "name", "inventory.read");
+    set(&mut fields, "description", "Read the stock");
+    let created = submit(&mut olga, &server, "/admin/scopes", &fields).await;
+    assert_eq!(created.status, 303, "{}", created.body);
+    let page = olga.get(&server.url("/admin/scopes")).await;
+    assert!(page.body.contains("Scope inventory.read created."));
+    assert!(page.body.contains("Read the stock"));
+    // Taken already: refused next to the name, with what was typed.
+    let refused = submit(&mut olga, &server, "/admin/scopes", &fields).await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused.body.contains("id=\"name-error\""),
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains("value=\"Read the stock\""));
+    // The built-in scope stays.
+    let page = olga
+        .get(&server.url("/admin/scopes/useraccount/delete"))
+        .await;
+    let fields = form_fields(&page, "/admin/scopes/useraccount/delete");
+    let refused = submit(
+        &mut olga,
+        &server,
+        "/admin/scopes/useraccount/delete",
+        &fields,
+    )
+    .await;
+    assert_eq!(refused.status, 303);
+    let page = olga.get(&server.url("/admin/scopes")).await;
+    assert!(page.body.contains("is built in"), "{}", page.body);
+    let deleted = submit(
+        &mut olga,
+        &server,
+        "/admin/scopes/inventory.read/delete",
+        &fields,
+    )
+    .await;
+    assert_eq!(deleted.status, 303);
+    let page = olga.get(&server.url("/admin/scopes")).await;
+    assert!(page.body.contains("Scope inventory.read deleted."));
+    assert!(!page.body.contains("<code>inventory.read</code>"));
 });
