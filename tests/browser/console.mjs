@@ -1,7 +1,8 @@
 // The administrators' console in a real headless Chromium: an administrator signs in through
 // the login page /admin leads to, opens the dashboard and the applications, creates an
 // application through its form (first refused, with the message next to the field), sees its
-// secret once, and opens the pages again at a phone's width. On the way it checks that every
+// secret once, opens the users, scopes and signing keys, and opens the pages again at a phone's
+// width. On the way it checks that every
 // page carries the strict CSP, that nothing is loaded from another origin, that the browser
 // reports no CSP violation or other error, and that the keyboard reaches the page with a
 // visible focus.
@@ -213,6 +214,7 @@ async function main() {
     await screenshot(page, 'console-users');
     await open(page, at('/admin/users/new'), 'new user');
     await open(page, at('/admin/scopes'), 'scopes');
+    await open(page, at('/admin/keys'), 'signing keys');
 
     step = 'phone';
     await page.setViewportSize(PHONE);

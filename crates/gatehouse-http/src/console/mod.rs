@@ -12,6 +12,7 @@
 mod apps;
 mod dashboard;
 mod form;
+mod keys;
 mod scopes;
 mod users;
 
@@ -71,6 +72,11 @@ pub fn routes() -> Router<AppState> {
             get(users::confirm_deletion).post(users::delete),
         )
         .route("/admin/scopes", get(scopes::list).post(scopes::create))
+        .route("/admin/keys", get(keys::list))
+        .route(
+            "/admin/keys/{kid}/retire",
+            get(keys::confirm_retirement).post(keys::retire),
+        )
         .route(
             "/admin/scopes/{name}/delete",
             get(scopes::confirm_deletion).post(scopes::delete),

@@ -174,6 +174,7 @@ server_test!(each_role_gets_what_the_registry_allows_it, |server| {
         "/admin/users/pat/delete".to_owned(),
         "/admin/scopes".to_owned(),
         "/admin/scopes/useraccount/delete".to_owned(),
+        "/admin/keys".to_owned(),
     ];
     for user in ["ada", "olga", "mia"] {
         let mut browser = signed_in(&server, user).await;
@@ -692,4 +693,44 @@ server_test!(scopes_are_created_and_deleted, |server| {
     let page = olga.get(&server.url("/admin/scopes")).await;
     assert!(page.body.contains("Scope inventory.read deleted."));
     assert!(!page.body.contains("<code>inventory.read</code>"));
+});
+
+server_test!(a_signing_key_is_retired_after_a_confirmation, |server| {
+    server.user("ada", &["admin"]).await;
+    server.user("mia", &["mi_admin"]).await;
+    let (_, jwks) = server.get_json("/oauth/jwks").await;
+    let kid = jwks["keys"][0]["kid"].as_str().unwrap().to_owned();
+    let retire = format!("/admin/keys/{kid}/retire");
+
+    // mi_admin sees the keys but may not retire one.
+    let mut mia = signed_in(&server, "mia").await;
+    let page = mia.get(&server.url(&retire)).await;
+    assert_eq!(page.status, 200);
+    let fields = form_fields(&page, &retire);
+    assert_eq!(
+        submit(&mut mia, &server, &retire, &fields).await.status,
+        403
+    );
+
+    let mut ada = signed_in(&server, "ada").await;
+    let page = ada.get(&server.url("/admin/keys")).await;
+    assert!(
+        page.body.contains(&format!("href=\"{retire}\"")),
+        "{}",
+        page.body
+    );
+    let page = ada.get(&server.url(&retire)).await;
+    assert!(page.body.contains("signs at once"), "{}", page.body);
+    let fields = form_fields(&page, &retire);
+    let retired = submit(&mut ada, &server, &retire, &fields).await;
+    assert_eq!(retired.location().as_deref(), Some("/admin/keys"));
+    let page = ada.get(&server.url("/admin/keys")).await;
+    assert!(
+        page.body.contains(&format!("Key {kid} retired; key ")),
+        "{}",
+        page.body
+    );
+    let (_, jwks) = server.get_json("/oauth/jwks").await;
+    assert!(!jwks.to_string().contains(&kid));
+    assert_eq!(ada.get(&server.url(&retire)).await.status, 404);
 });
