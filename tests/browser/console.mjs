@@ -1,7 +1,7 @@
 // The administrators' console in a real headless Chromium: an administrator signs in through
 // the login page /admin leads to, opens the dashboard and the applications, creates an
 // application through its form (first refused, with the message next to the field), sees its
-// secret once, opens the users, scopes and signing keys, and opens the pages again at a phone's
+// secret once, opens the users, scopes, signing keys and configuration entries, and opens the pages again at a phone's
 // width. On the way it checks that every
 // page carries the strict CSP, that nothing is loaded from another origin, that the browser
 // reports no CSP violation or other error, and that the keyboard reaches the page with a
@@ -215,6 +215,10 @@ async function main() {
     await open(page, at('/admin/users/new'), 'new user');
     await open(page, at('/admin/scopes'), 'scopes');
     await open(page, at('/admin/keys'), 'signing keys');
+    for (const section of ['scope-rules', 'routes', 'tables', 'profiles', 'aliases']) {
+      await open(page, at(`/admin/${section}`), section);
+      await open(page, at(`/admin/${section}/new`), `new ${section}`);
+    }
 
     step = 'phone';
     await page.setViewportSize(PHONE);

@@ -11,6 +11,7 @@
 
 mod apps;
 mod dashboard;
+mod entries;
 mod form;
 mod keys;
 mod scopes;
@@ -25,8 +26,12 @@ use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use gatehouse_core::access::ScopeRule;
 use gatehouse_core::audit::Actor;
+use gatehouse_core::gateway::Route;
+use gatehouse_core::outbound::{ConnectionAlias, OAuthProfile};
 use gatehouse_core::registry::Registry;
+use gatehouse_core::table::TableDef;
 use gatehouse_core::user::{Permission, REGISTRY_ADMIN_ROLES, User};
 use serde::{Deserialize, Serialize};
 
@@ -72,6 +77,7 @@ pub fn routes() -> Router<AppState> {
             get(users::confirm_deletion).post(users::delete),
         )
         .route("/admin/scopes", get(scopes::list).post(scopes::create))
+        .merge(entry_kinds!(routes))
         .route("/admin/keys", get(keys::list))
         .route(
             "/admin/keys/{kid}/retire",
@@ -80,6 +86,40 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/admin/scopes/{name}/delete",
             get(scopes::confirm_deletion).post(scopes::delete),
+        )
+}
+
+/// The kinds of configuration entry the console shows, in the navigation's order: `routes`
+/// for their pages, `sections` for the navigation's (path, title) of each.
+macro_rules! entry_kinds {
+    (routes) => {
+        entry_kinds!(@each routes ScopeRule, Route, TableDef, OAuthProfile, ConnectionAlias)
+    };
+    (sections) => {
+        entry_kinds!(@each sections ScopeRule, Route, TableDef, OAuthProfile, ConnectionAlias)
+    };
+    (@each routes $($kind:ty),*) => {
+        Router::new()$(.merge(entry_routes::<$kind>()))*
+    };
+    (@each sections $($kind:ty),*) => {
+        &[$((<$kind as entries::ConsoleEntry>::SECTION, <$kind as entries::ConsoleEntry>::TITLE)),*]
+    };
+}
+use entry_kinds;
+
+/// The pages of one kind of configuration entry.
+fn entry_routes<T: entries::ConsoleEntry>() -> Router<AppState> {
+    let base = format!("/admin/{}", T::SECTION);
+    Router::new()
+        .route(&base, get(entries::list::<T>).post(entries::create::<T>))
+        .route(&format!("{base}/new"), get(entries::new::<T>))
+        .route(
+            &format!("{base}/{{name}}"),
+            get(entries::edit::<T>).post(entries::update::<T>),
+        )
+        .route(
+            &format!("{base}/{{name}}/delete"),
+            get(entries::confirm_deletion::<T>).post(entries::delete::<T>),
         )
 }
 
@@ -236,6 +276,8 @@ pub struct Frame {
     pub logout_csrf: String,
     pub logout_form: String,
     pub flash: Option<Flash>,
+    /// The (path, title) of each kind of entry, for the navigation.
+    pub entry_sections: &'static [(&'static str, &'static str)],
 }
 
 impl ConsoleAdmin {
@@ -256,6 +298,7 @@ impl ConsoleAdmin {
             logout_csrf: CsrfForm::<LogoutParams>::token(state, &self.session),
             logout_form: pages::seal(state, &SignOut),
             flash: self.flash.clone(),
+            entry_sections: entry_kinds!(sections),
         }
     }
 

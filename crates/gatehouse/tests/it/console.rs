@@ -37,6 +37,7 @@ fn form_fields(page: &Page, action: &str) -> Vec<(String, String)> {
     let unescape = |text: &str| {
         text.replace("&#10;", "\n")
             .replace("&quot;", "\"")
+            .replace("&#34;", "\"")
             .replace("&#39;", "'")
             .replace("&lt;", "<")
             .replace("&gt;", ">")
@@ -175,6 +176,14 @@ server_test!(each_role_gets_what_the_registry_allows_it, |server| {
         "/admin/scopes".to_owned(),
         "/admin/scopes/useraccount/delete".to_owned(),
         "/admin/keys".to_owned(),
+        "/admin/scope-rules".to_owned(),
+        "/admin/scope-rules/new".to_owned(),
+        "/admin/routes".to_owned(),
+        "/admin/routes/new".to_owned(),
+        "/admin/tables".to_owned(),
+        "/admin/tables/new".to_owned(),
+        "/admin/profiles".to_owned(),
+        "/admin/aliases?q=x".to_owned(),
     ];
     for user in ["ada", "olga", "mia"] {
         let mut browser = signed_in(&server, user).await;
@@ -733,4 +742,106 @@ server_test!(a_signing_key_is_retired_after_a_confirmation, |server| {
     let (_, jwks) = server.get_json("/oauth/jwks").await;
     assert!(!jwks.to_string().contains(&kid));
     assert_eq!(ada.get(&server.url(&retire)).await.status, 404);
+});
+
+server_test!(entries_are_edited_as_their_documents, |server| {
+    server.user("mia", &["mi_admin"]).await;
+    server.user("olga", &["oauth_admin"]).await;
+    let mut mia = signed_in(&server, "mia").await;
+    let new = mia.get(&server.url("/admin/tables/new")).await;
+    let mut fields = form_fields(&new, "/admin/tables");
+    // The registry's refusal, with the document as typed.
+    set(
+        &mut fields,
+        "document",
+        "{\"name\": \"incidents\", \"read_roles\": 7}",
+    );
+    let refused = submit(&mut mia, &server, "/admin/tables", &fields).await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(
+        refused.body.contains("id=\"document-error\""),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("read_roles&#34;: 7"),
+        "{}",
+        refused.body
+    );
+    set(&mut fields, "document", "not json");
+    let refused = submit(&mut mia, &server, "/admin/tables", &fields).await;
+    assert!(
+        refused.body.contains("the document is not JSON"),
+        "{}",
+        refused.body
+    );
+    set(
+        &mut fields,
+        "document",
+        "{\"name\": \"incidents\", \"read_roles\": [\"staff\"]}",
+    );
+    let created = submit(&mut mia, &server, "/admin/tables", &fields).await;
+    assert_eq!(created.status, 303, "{}", created.body);
+    assert_eq!(
+        created.location().as_deref(),
+        Some("/admin/tables/incidents")
+    );
+    let page = mia.get(&server.url("/admin/tables/incidents")).await;
+    assert!(
+        page.body.contains("table incidents created."),
+        "{}",
+        page.body
+    );
+    let mut fields = form_fields(&page, "/admin/tables/incidents");
+    set(
+        &mut fields,
+        "document",
+        "{\"name\": \"incidents\", \"write_roles\": [\"oncall\"]}",
+    );
+    let saved = submit(&mut mia, &server, "/admin/tables/incidents", &fields).await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let table = server
+        .services
+        .registry
+        .get_entry::<gatehouse_core::table::TableDef>("incidents")
+        .await
+        .unwrap();
+    let document = serde_json::to_value(&table).unwrap();
+    // Left out of the document: back to its default.
+    assert_eq!(document["read_roles"], serde_json::json!([]), "{document}");
+    assert_eq!(document["write_roles"], serde_json::json!(["oncall"]));
+
+    // oauth_admin may not change tables.
+    let mut olga = signed_in(&server, "olga").await;
+    let page = olga.get(&server.url("/admin/tables/incidents")).await;
+    let fields = form_fields(&page, "/admin/tables/incidents");
+    assert_eq!(
+        submit(&mut olga, &server, "/admin/tables/incidents", &fields)
+            .await
+            .status,
+        403
+    );
+    let confirm = olga
+        .get(&server.url("/admin/tables/incidents/delete"))
+        .await;
+    let fields = form_fields(&confirm, "/admin/tables/incidents/delete");
+    assert_eq!(
+        submit(
+            &mut olga,
+            &server,
+            "/admin/tables/incidents/delete",
+            &fields
+        )
+        .await
+        .status,
+        403
+    );
+    let confirm = mia.get(&server.url("/admin/tables/incidents/delete")).await;
+    let fields = form_fields(&confirm, "/admin/tables/incidents/delete");
+    let deleted = submit(&mut mia, &server, "/admin/tables/incidents/delete", &fields).await;
+    assert_eq!(deleted.location().as_deref(), Some("/admin/tables"));
+    assert_eq!(
+        mia.get(&server.url("/admin/tables/incidents")).await.status,
+        404
+    );
 });
