@@ -169,7 +169,7 @@ async function main() {
     check(await page.locator('tbody tr').count() === 1, 'a search narrows the list');
 
     step = 'create: refused';
-    await Promise.all([page.waitForURL(at('/admin/applications/new')),
+    await Promise.all([page.waitForURL(at('/admin/new/applications')),
       page.click('#new-application')]);
     const unlabelled = await page.evaluate(() =>
       Array.from(document.querySelectorAll('main input:not([type=hidden]), main select, main textarea'))
@@ -212,12 +212,12 @@ async function main() {
     await open(page, at('/admin/users'), 'users');
     check(await page.locator('tbody tr').count() >= 1, 'the users are listed');
     await screenshot(page, 'console-users');
-    await open(page, at('/admin/users/new'), 'new user');
+    await open(page, at('/admin/new/users'), 'new user');
     await open(page, at('/admin/scopes'), 'scopes');
     await open(page, at('/admin/keys'), 'signing keys');
     for (const section of ['scope-rules', 'routes', 'tables', 'profiles', 'aliases']) {
       await open(page, at(`/admin/${section}`), section);
-      await open(page, at(`/admin/${section}/new`), `new ${section}`);
+      await open(page, at(`/admin/new/${section}`), `new ${section}`);
     }
 
     step = 'phone';

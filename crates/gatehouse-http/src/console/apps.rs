@@ -191,7 +191,7 @@ impl FormPage {
     }
 }
 
-/// `GET /admin/applications/new`
+/// `GET /admin/new/applications`
 pub async fn new(
     admin: ConsoleAdmin,
     State(state): State<AppState>,

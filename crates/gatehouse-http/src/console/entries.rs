@@ -137,7 +137,7 @@ impl FormPage {
     }
 }
 
-/// `GET /admin/{section}/new`
+/// `GET /admin/new/{section}`
 pub async fn new<T: ConsoleEntry>(
     admin: ConsoleAdmin,
     State(state): State<AppState>,

@@ -46,7 +46,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin", get(dashboard::show))
         .route("/admin/applications", get(apps::list).post(apps::create))
-        .route("/admin/applications/new", get(apps::new))
+        .route("/admin/new/applications", get(apps::new))
         .route(
             "/admin/applications/{client_id}",
             get(apps::show).post(apps::update),
@@ -61,7 +61,7 @@ pub fn routes() -> Router<AppState> {
             get(apps::confirm_deletion).post(apps::delete),
         )
         .route("/admin/users", get(users::list).post(users::create))
-        .route("/admin/users/new", get(users::new))
+        .route("/admin/new/users", get(users::new))
         .route(
             "/admin/users/{user_name}",
             get(users::show).post(users::update),
@@ -107,12 +107,17 @@ macro_rules! entry_kinds {
 }
 use entry_kinds;
 
-/// The pages of one kind of configuration entry.
+/// The pages of one kind of configuration entry. Like every kind's, its form for a new one is
+/// at `/admin/new/{section}`, where no record's name can reach: `/admin/{section}/{name}` is
+/// the record of that name, whatever the name is — `new` included.
 fn entry_routes<T: entries::ConsoleEntry>() -> Router<AppState> {
     let base = format!("/admin/{}", T::SECTION);
     Router::new()
         .route(&base, get(entries::list::<T>).post(entries::create::<T>))
-        .route(&format!("{base}/new"), get(entries::new::<T>))
+        .route(
+            &format!("/admin/new/{}", T::SECTION),
+            get(entries::new::<T>),
+        )
         .route(
             &format!("{base}/{{name}}"),
             get(entries::edit::<T>).post(entries::update::<T>),

@@ -195,7 +195,7 @@ impl FormPage {
     }
 }
 
-/// `GET /admin/users/new`
+/// `GET /admin/new/users`
 pub async fn new(
     admin: ConsoleAdmin,
     State(state): State<AppState>,

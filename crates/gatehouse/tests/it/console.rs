@@ -161,14 +161,14 @@ server_test!(each_role_gets_what_the_registry_allows_it, |server| {
         "/admin".to_owned(),
         "/admin/applications".to_owned(),
         "/admin/applications?q=nothing-like-it&page=7".to_owned(),
-        "/admin/applications/new".to_owned(),
+        "/admin/new/applications".to_owned(),
         app_path.clone(),
         format!("{app_path}/edit"),
         format!("{app_path}/rotate-secret"),
         format!("{app_path}/delete"),
         "/admin/users".to_owned(),
         "/admin/users?q=pat".to_owned(),
-        "/admin/users/new".to_owned(),
+        "/admin/new/users".to_owned(),
         "/admin/users/pat".to_owned(),
         "/admin/users/pat/edit".to_owned(),
         "/admin/users/pat/password".to_owned(),
@@ -177,11 +177,11 @@ server_test!(each_role_gets_what_the_registry_allows_it, |server| {
         "/admin/scopes/useraccount/delete".to_owned(),
         "/admin/keys".to_owned(),
         "/admin/scope-rules".to_owned(),
-        "/admin/scope-rules/new".to_owned(),
+        "/admin/new/scope-rules".to_owned(),
         "/admin/routes".to_owned(),
-        "/admin/routes/new".to_owned(),
+        "/admin/new/routes".to_owned(),
         "/admin/tables".to_owned(),
-        "/admin/tables/new".to_owned(),
+        "/admin/new/tables".to_owned(),
         "/admin/profiles".to_owned(),
         "/admin/aliases?q=x".to_owned(),
     ];
@@ -202,7 +202,7 @@ server_test!(each_role_gets_what_the_registry_allows_it, |server| {
     // mi_admin manages outbound OAuth and tables, not applications: a forged form with a
     // valid CSRF token is refused by the server.
     let mut mia = signed_in(&server, "mia").await;
-    let new = mia.get(&server.url("/admin/applications/new")).await;
+    let new = mia.get(&server.url("/admin/new/applications")).await;
     let mut fields = form_fields(&new, "/admin/applications");
     set(&mut fields, "name", "Not for mi_admin");
     let page = submit(&mut mia, &server, "/admin/applications", &fields).await;
@@ -235,7 +235,7 @@ server_test!(each_role_gets_what_the_registry_allows_it, |server| {
         .collect();
     assert!(!names.iter().any(|n| n.contains("mi_admin")), "{names:?}");
     // Nor users.
-    let new = mia.get(&server.url("/admin/users/new")).await;
+    let new = mia.get(&server.url("/admin/new/users")).await;
     let mut fields = form_fields(&new, "/admin/users");
     set(&mut fields, "user_name", "made-by-mia");
     let page = submit(&mut mia, &server, "/admin/users", &fields).await;
@@ -270,13 +270,13 @@ server_test!(each_role_gets_what_the_registry_allows_it, |server| {
 
     // oauth_admin manages applications.
     let mut olga = signed_in(&server, "olga").await;
-    let new = olga.get(&server.url("/admin/applications/new")).await;
+    let new = olga.get(&server.url("/admin/new/applications")).await;
     let mut fields = form_fields(&new, "/admin/applications");
     set(&mut fields, "name", "Made by olga");
     let created = submit(&mut olga, &server, "/admin/applications", &fields).await;
     assert_eq!(created.status, 303, "{}", created.body);
     // and users, but grants no registry role: only admin does.
-    let new = olga.get(&server.url("/admin/users/new")).await;
+    let new = olga.get(&server.url("/admin/new/users")).await;
     let mut fields = form_fields(&new, "/admin/users");
     set(&mut fields, "user_name", "would-be-admin");
     set(&mut fields, "roles", "admin");
@@ -289,7 +289,7 @@ server_test!(each_role_gets_what_the_registry_allows_it, |server| {
 
     // A form without its CSRF token, or with another session's, is refused.
     let mut ada = signed_in(&server, "ada").await;
-    let new = ada.get(&server.url("/admin/applications/new")).await;
+    let new = ada.get(&server.url("/admin/new/applications")).await;
     let mut fields = form_fields(&new, "/admin/applications");
     set(&mut fields, "name", "Forged");
     fields.retain(|(n, _)| n != "csrf");
@@ -320,7 +320,7 @@ server_test!(
 
         // The form refuses what the registry refuses, next to the field concerned, and keeps
         // what was typed.
-        let new = ada.get(&server.url("/admin/applications/new")).await;
+        let new = ada.get(&server.url("/admin/new/applications")).await;
         let mut fields = form_fields(&new, "/admin/applications");
         set(&mut fields, "name", "Billing");
         set(&mut fields, "access_token_lifespan", "soon");
@@ -519,7 +519,7 @@ server_test!(a_user_is_created_edited_locked_and_deleted, |server| {
     server.user("ada", &["admin"]).await;
     let mut ada = signed_in(&server, "ada").await;
 
-    let new = ada.get(&server.url("/admin/users/new")).await;
+    let new = ada.get(&server.url("/admin/new/users")).await;
     let mut fields = form_fields(&new, "/admin/users");
     set(&mut fields, "user_name", "bob");
     set(&mut fields, "password", "short");
@@ -748,7 +748,7 @@ server_test!(entries_are_edited_as_their_documents, |server| {
     server.user("mia", &["mi_admin"]).await;
     server.user("olga", &["oauth_admin"]).await;
     let mut mia = signed_in(&server, "mia").await;
-    let new = mia.get(&server.url("/admin/tables/new")).await;
+    let new = mia.get(&server.url("/admin/new/tables")).await;
     let mut fields = form_fields(&new, "/admin/tables");
     // The registry's refusal, with the document as typed.
     set(
@@ -843,5 +843,31 @@ server_test!(entries_are_edited_as_their_documents, |server| {
     assert_eq!(
         mia.get(&server.url("/admin/tables/incidents")).await.status,
         404
+    );
+});
+
+server_test!(a_record_named_new_opens, |server| {
+    server.user("mia", &["mi_admin"]).await;
+    server.user("new", &[]).await;
+    let mut mia = signed_in(&server, "mia").await;
+    let user = mia.get(&server.url("/admin/users/new")).await;
+    assert_eq!(user.status, 200, "{}", user.body);
+    assert!(
+        user.body.contains("href=\"/admin/users/new/edit\""),
+        "{}",
+        user.body
+    );
+
+    let form = mia.get(&server.url("/admin/new/tables")).await;
+    let mut fields = form_fields(&form, "/admin/tables");
+    set(&mut fields, "document", "{\"name\": \"new\"}");
+    let created = submit(&mut mia, &server, "/admin/tables", &fields).await;
+    assert_eq!(created.location().as_deref(), Some("/admin/tables/new"));
+    let table = mia.get(&server.url("/admin/tables/new")).await;
+    assert_eq!(table.status, 200, "{}", table.body);
+    assert!(
+        table.body.contains("href=\"/admin/tables/new/delete\""),
+        "{}",
+        table.body
     );
 });
