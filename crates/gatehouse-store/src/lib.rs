@@ -85,6 +85,8 @@ mod outbound;
 pub mod backup;
 mod postgres;
 mod rows;
+#[cfg(feature = "seed")]
+pub mod seed;
 mod sqlite;
 #[cfg(feature = "test-support")]
 pub mod test_support;

@@ -84,5 +84,6 @@ mod people;
 mod pushed;
 mod rate_limit;
 mod roles;
+mod seed;
 mod table;
 mod token_exchange;
