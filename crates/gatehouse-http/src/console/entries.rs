@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use gatehouse_core::Error;
 use gatehouse_core::access::ScopeRule;
+use gatehouse_core::client::GrantType;
 use gatehouse_core::entry::Entry;
 use gatehouse_core::gateway::Route;
 use gatehouse_core::outbound::{ConnectionAlias, OAuthProfile};
@@ -33,6 +34,12 @@ pub trait ConsoleEntry: Entry {
     const SECTION: &'static str;
     /// What a list of them is called.
     const TITLE: &'static str;
+
+    /// The OAuth provider this entry obtains tokens from, whose grant decides whether its page
+    /// leads to the page where people obtain one.
+    fn token_provider(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl ConsoleEntry for ScopeRule {
@@ -53,6 +60,10 @@ impl ConsoleEntry for TableDef {
 impl ConsoleEntry for OAuthProfile {
     const SECTION: &'static str = "profiles";
     const TITLE: &'static str = "OAuth profiles";
+
+    fn token_provider(&self) -> Option<&str> {
+        Some(&self.provider)
+    }
 }
 
 impl ConsoleEntry for ConnectionAlias {
@@ -126,6 +137,9 @@ struct FormPage {
     name: Option<String>,
     document: String,
     error: Option<String>,
+    /// Where a token is obtained for the entry through the authorization-code grant, for an
+    /// entry that obtains them so.
+    token_page: Option<String>,
 }
 
 impl FormPage {
@@ -149,6 +163,7 @@ pub async fn new<T: ConsoleEntry>(
         name: None,
         document: "{\n  \"name\": \"\"\n}".into(),
         error: None,
+        token_page: None,
     }
     .render();
     Ok(admin.page(&state, StatusCode::OK, html))
@@ -161,6 +176,23 @@ pub async fn edit<T: ConsoleEntry>(
     Path(name): Path<String>,
 ) -> Result<Response, PageError> {
     let entry = admin.registry.get_entry::<T>(&name).await?;
+    let token_page = match entry.token_provider() {
+        // A provider not (or no longer) registered obtains nothing: no link.
+        Some(provider) => match state
+            .services
+            .outbound
+            .registry()
+            .get_provider(provider)
+            .await
+        {
+            Ok(provider) if provider.grant == GrantType::AuthorizationCode => {
+                Some(format!("/outbound#get-token-{}", entry.name()))
+            }
+            Ok(_) | Err(Error::NotFound(_)) => None,
+            Err(error) => return Err(error.into()),
+        },
+        None => None,
+    };
     let html = FormPage {
         frame: admin.frame(&state, T::SECTION),
         title: T::TITLE,
@@ -168,6 +200,7 @@ pub async fn edit<T: ConsoleEntry>(
         name: Some(entry.name().to_owned()),
         document: document(&entry),
         error: None,
+        token_page,
     }
     .render();
     Ok(admin.page(&state, StatusCode::OK, html))
@@ -208,6 +241,7 @@ fn refused<T: ConsoleEntry>(
         name,
         document,
         error: Some(message),
+        token_page: None,
     }
     .render();
     admin.page(state, StatusCode::UNPROCESSABLE_ENTITY, html)

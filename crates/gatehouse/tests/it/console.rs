@@ -871,3 +871,60 @@ server_test!(a_record_named_new_opens, |server| {
         table.body
     );
 });
+
+server_test!(an_authorization_code_profile_leads_to_its_token, |server| {
+    server.user("olga", &["oauth_admin"]).await;
+    let outbound = server.services.outbound.registry();
+    for (name, grant, authorization_url) in [
+        (
+            "crm",
+            "authorization_code",
+            Some("https://crm.example.org/authorize"),
+        ),
+        ("backend", "client_credentials", None),
+    ] {
+        let spec = serde_json::from_value(serde_json::json!({
+            "name": name,
+            "token_url": format!("https://{name}.example.org/token"),
+            "authorization_url": authorization_url,
+            "client_id": "gatehouse",
+            "client_secret": "s3cret-of-the-provider",
+            "grant": grant,
+            "issuer": format!("https://{name}.example.org"),
+        }))
+        .unwrap();
+        outbound.save_provider(spec).await.unwrap();
+        server
+            .services
+            .registry
+            .save_entry::<gatehouse_core::outbound::OAuthProfile>(
+                serde_json::json!({"name": name, "provider": name}),
+            )
+            .await
+            .unwrap();
+    }
+    let mut olga = signed_in(&server, "olga").await;
+    let crm = olga.get(&server.url("/admin/profiles/crm")).await;
+    assert_eq!(crm.status, 200, "{}", crm.body);
+    assert!(
+        crm.body.contains("href=\"/outbound#get-token-crm\""),
+        "{}",
+        crm.body
+    );
+    let outbound_page = olga.get(&server.url("/outbound")).await;
+    assert!(
+        outbound_page.body.contains("id=\"get-token-crm\""),
+        "{}",
+        outbound_page.body
+    );
+    let backend = olga.get(&server.url("/admin/profiles/backend")).await;
+    assert_eq!(backend.status, 200, "{}", backend.body);
+    assert!(
+        !backend.body.contains("Get OAuth token"),
+        "{}",
+        backend.body
+    );
+    for page in [&crm, &backend] {
+        assert!(!page.body.contains("s3cret-of-the-provider"));
+    }
+});
