@@ -18,9 +18,10 @@ use crate::client::GrantType;
 use crate::clock::Clock;
 use crate::entry::Catalog;
 use crate::keys::{SigningAlgorithm, SigningKey};
-use crate::registry::conflict_naming;
+use crate::registry::{Registry, conflict_naming};
 use crate::secret::{Sealer, Secret};
 use crate::store::{Store, StoredSigningKey};
+use crate::user::Permission;
 
 /// A provider as an administrator describes it, with credentials in clear. On update, a
 /// credential left out keeps its stored value.
@@ -110,6 +111,14 @@ impl OutboundRegistry {
             work: Work::new(actor),
             ..self.clone()
         }
+    }
+
+    /// This registry changing providers for the administrator `registry` acts for, as the
+    /// audit trail names them: refused unless they may manage outbound OAuth, so every front
+    /// end that changes providers for someone gets the same answer.
+    pub fn managed_by(&self, registry: &Registry) -> Result<OutboundRegistry, Error> {
+        registry.require(Permission::ManageOutbound)?;
+        Ok(self.as_actor(registry.actor().clone()))
     }
 
     async fn begin(&self) -> Result<Transacted<OutboundRegistry>, Error> {

@@ -7,8 +7,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use gatehouse_core::outbound::ProviderSpec;
 
-use gatehouse_core::user::Permission;
-
 use super::RegistryAdmin;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
@@ -19,13 +17,12 @@ fn registry(state: &AppState) -> &gatehouse_core::outbound::OutboundRegistry {
     state.services.outbound.registry()
 }
 
-/// The outbound registry acting for the administrator, as the audit trail names them.
-fn changing(state: &AppState, admin: &RegistryAdmin) -> gatehouse_core::outbound::OutboundRegistry {
-    state
-        .services
-        .outbound
-        .registry()
-        .as_actor(admin.registry.actor().clone())
+/// The outbound registry acting for the administrator, if they may change providers.
+fn changing(
+    state: &AppState,
+    admin: &RegistryAdmin,
+) -> Result<gatehouse_core::outbound::OutboundRegistry, ApiError> {
+    Ok(registry(state).managed_by(&admin.registry)?)
 }
 
 /// Lists the OAuth providers.
@@ -49,8 +46,7 @@ pub async fn save_provider(
     State(state): State<AppState>,
     ApiJson(spec): ApiJson<ProviderSpec>,
 ) -> Result<Json<ProviderView>, ApiError> {
-    admin.registry.require(Permission::ManageOutbound)?;
-    let provider = changing(&state, &admin).save_provider(spec).await?;
+    let provider = changing(&state, &admin)?.save_provider(spec).await?;
     Ok(Json(ProviderView::from(&provider)))
 }
 
@@ -78,7 +74,6 @@ pub async fn delete_provider(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    admin.registry.require(Permission::ManageOutbound)?;
-    changing(&state, &admin).delete_provider(&name).await?;
+    changing(&state, &admin)?.delete_provider(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
