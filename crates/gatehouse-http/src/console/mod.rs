@@ -14,6 +14,7 @@ mod dashboard;
 mod entries;
 mod form;
 mod keys;
+mod providers;
 mod scopes;
 mod users;
 
@@ -78,6 +79,19 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/admin/scopes", get(scopes::list).post(scopes::create))
         .merge(entry_kinds!(routes))
+        .route(
+            "/admin/providers",
+            get(providers::list).post(providers::create),
+        )
+        .route("/admin/new/providers", get(providers::new))
+        .route(
+            "/admin/providers/{name}",
+            get(providers::show).post(providers::update),
+        )
+        .route(
+            "/admin/providers/{name}/delete",
+            get(providers::confirm_deletion).post(providers::delete),
+        )
         .route("/admin/keys", get(keys::list))
         .route(
             "/admin/keys/{kid}/retire",

@@ -184,6 +184,8 @@ server_test!(each_role_gets_what_the_registry_allows_it, |server| {
         "/admin/new/tables".to_owned(),
         "/admin/profiles".to_owned(),
         "/admin/aliases?q=x".to_owned(),
+        "/admin/providers".to_owned(),
+        "/admin/new/providers".to_owned(),
     ];
     for user in ["ada", "olga", "mia"] {
         let mut browser = signed_in(&server, user).await;
@@ -927,4 +929,135 @@ server_test!(an_authorization_code_profile_leads_to_its_token, |server| {
     for page in [&crm, &backend] {
         assert!(!page.body.contains("s3cret-of-the-provider"));
     }
+});
+
+server_test!(an_oauth_provider_is_created_edited_and_deleted, |server| {
+    use gatehouse_core::outbound::OAuthProfile;
+    const SECRET: &str = "provider-secret-never-shown";
+    server.user("mia", &["mi_admin"]).await;
+    server.user("olga", &["oauth_admin"]).await;
+    let mut mia = signed_in(&server, "mia").await;
+    let new = mia.get(&server.url("/admin/new/providers")).await;
+    assert_eq!(new.status, 200, "{}", new.body);
+    assert_strict_headers(&new, "/admin/new/providers");
+    let mut fields = form_fields(&new, "/admin/providers");
+    set(&mut fields, "name", "crm");
+    set(&mut fields, "token_url", "ftp://crm.example.org/token");
+    set(&mut fields, "client_id", "gatehouse");
+    set(&mut fields, "client_secret", SECRET);
+    let refused = submit(&mut mia, &server, "/admin/providers", &fields).await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .contains("value=\"ftp://crm.example.org/token\"")
+    );
+    assert!(!refused.body.contains(SECRET));
+    assert!(
+        server
+            .services
+            .outbound
+            .registry()
+            .list_providers()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    set(&mut fields, "token_url", "https://crm.example.org/token");
+    let created = submit(&mut mia, &server, "/admin/providers", &fields).await;
+    assert_eq!(created.status, 303, "{}", created.body);
+    assert_eq!(created.location().as_deref(), Some("/admin/providers/crm"));
+    let page = mia.get(&server.url("/admin/providers/crm")).await;
+    assert!(
+        page.body.contains("OAuth provider crm created."),
+        "{}",
+        page.body
+    );
+    let stored = server
+        .services
+        .outbound
+        .registry()
+        .get_provider("crm")
+        .await
+        .unwrap();
+    let sealed = stored.client_secret_sealed.clone().expect("a secret");
+    // The name is taken.
+    let again = submit(&mut mia, &server, "/admin/providers", &fields).await;
+    assert_eq!(again.status, 422, "{}", again.body);
+
+    // Edited: a blank secret keeps the stored one.
+    let mut fields = form_fields(&page, "/admin/providers/crm");
+    assert_eq!(
+        fields
+            .iter()
+            .find(|(name, _)| name == "client_secret")
+            .map(|(_, v)| v.as_str()),
+        Some("")
+    );
+    set(&mut fields, "client_id", "gatehouse-2");
+    let saved = submit(&mut mia, &server, "/admin/providers/crm", &fields).await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let stored = server
+        .services
+        .outbound
+        .registry()
+        .get_provider("crm")
+        .await
+        .unwrap();
+    assert_eq!(stored.client_id, "gatehouse-2");
+    assert_eq!(stored.client_secret_sealed, Some(sealed));
+
+    // Listed and found; no page shows the secret.
+    let list = mia.get(&server.url("/admin/providers?q=CRM")).await;
+    assert!(
+        list.body.contains("href=\"/admin/providers/crm\""),
+        "{}",
+        list.body
+    );
+    for path in [
+        "/admin/providers",
+        "/admin/providers/crm",
+        "/admin/providers/crm/delete",
+    ] {
+        let page = mia.get(&server.url(path)).await;
+        assert_eq!(page.status, 200, "{path}");
+        assert_strict_headers(&page, path);
+        assert!(!page.body.contains(SECRET), "{path}");
+    }
+
+    // oauth_admin reads the pages and may change nothing, whatever the form.
+    let mut olga = signed_in(&server, "olga").await;
+    let page = olga.get(&server.url("/admin/providers/crm")).await;
+    assert_eq!(page.status, 200);
+    let fields = form_fields(&page, "/admin/providers/crm");
+    let forged = submit(&mut olga, &server, "/admin/providers/crm", &fields).await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let confirm = olga.get(&server.url("/admin/providers/crm/delete")).await;
+    let fields = form_fields(&confirm, "/admin/providers/crm/delete");
+    let forged = submit(&mut olga, &server, "/admin/providers/crm/delete", &fields).await;
+    assert_eq!(forged.status, 403);
+
+    // A provider a profile names is kept, and the page says why.
+    let entries = &server.services.registry;
+    entries
+        .save_entry::<OAuthProfile>(serde_json::json!({"name": "crm-profile", "provider": "crm"}))
+        .await
+        .unwrap();
+    let confirm = mia.get(&server.url("/admin/providers/crm/delete")).await;
+    let fields = form_fields(&confirm, "/admin/providers/crm/delete");
+    let kept = submit(&mut mia, &server, "/admin/providers/crm/delete", &fields).await;
+    assert_eq!(kept.location().as_deref(), Some("/admin/providers/crm"));
+    let page = mia.get(&server.url("/admin/providers/crm")).await;
+    assert!(page.body.contains("crm-profile"), "{}", page.body);
+    entries
+        .delete_entry::<OAuthProfile>("crm-profile")
+        .await
+        .unwrap();
+    let deleted = submit(&mut mia, &server, "/admin/providers/crm/delete", &fields).await;
+    assert_eq!(deleted.location().as_deref(), Some("/admin/providers"));
+    assert_eq!(
+        mia.get(&server.url("/admin/providers/crm")).await.status,
+        404
+    );
 });
