@@ -64,8 +64,11 @@ struct Rowmaker {
     plan: Plan,
     hasher: SecretHasher,
     password_hash: String,
-    /// Random per run, so the secrets and tokens of one run say nothing about another's.
-    nonce: String,
+    /// Random per run, one for the secrets, one for the tokens and one for their identifiers
+    /// (`jti`, grant), so that none of them tells the others.
+    secret_nonce: String,
+    token_nonce: String,
+    id_nonce: String,
 }
 
 impl Rowmaker {
@@ -78,15 +81,15 @@ impl Rowmaker {
     }
 
     fn client_secret(&self, n: u64) -> String {
-        format!("{}{n}", self.nonce)
+        format!("{}{n}", self.secret_nonce)
     }
 
     fn access_token(&self, n: u64) -> String {
-        format!("{OPAQUE_ACCESS_TOKEN_PREFIX}{}{n}", self.nonce)
+        format!("{OPAQUE_ACCESS_TOKEN_PREFIX}{}{n}", self.token_nonce)
     }
 
     fn refresh_token(&self, n: u64) -> String {
-        format!("{REFRESH_TOKEN_PREFIX}{}{n}", self.nonce)
+        format!("{REFRESH_TOKEN_PREFIX}{}{n}", self.token_nonce)
     }
 
     /// Whether the `n`-th token has expired: spread evenly, so that any first `n` tokens hold
@@ -143,7 +146,7 @@ impl Rowmaker {
         let expires_at = self.expires_at(n);
         AccessTokenRecord {
             token_hash: self.hasher.hash(&self.access_token(n)),
-            jti: format!("{}-at-{n}-{}", self.plan.label, self.nonce),
+            jti: format!("{}-at-{n}-{}", self.plan.label, self.id_nonce),
             client_id: self.client_id(n % self.plan.applications),
             user_id: Some(self.user_id(n % self.plan.users)),
             scope: "useraccount".into(),
@@ -161,7 +164,7 @@ impl Rowmaker {
         let expires_at = self.expires_at(n);
         RefreshTokenRecord {
             token_hash: self.hasher.hash(&self.refresh_token(n)),
-            grant_id: format!("{}-grant-{n}-{}", self.plan.label, self.nonce),
+            grant_id: format!("{}-grant-{n}-{}", self.plan.label, self.id_nonce),
             client_id: self.client_id(n % self.plan.applications),
             user_id: self.user_id(n % self.plan.users),
             scope: "useraccount".into(),
@@ -211,7 +214,9 @@ pub async fn seed(
         plan,
         hasher,
         password_hash,
-        nonce: secret::generate(),
+        secret_nonce: secret::generate(),
+        token_nonce: secret::generate(),
+        id_nonce: secret::generate(),
     };
     for (rows, count) in [
         (Rows::Applications, maker.plan.applications),
