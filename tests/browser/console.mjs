@@ -215,7 +215,7 @@ async function main() {
     await open(page, at('/admin/new/users'), 'new user');
     await open(page, at('/admin/scopes'), 'scopes');
     await open(page, at('/admin/keys'), 'signing keys');
-    for (const section of ['scope-rules', 'routes', 'tables', 'profiles', 'aliases', 'providers']) {
+    for (const section of ['scope-rules', 'routes', 'tables', 'profiles', 'aliases', 'providers', 'jwt-providers']) {
       await open(page, at(`/admin/${section}`), section);
       await open(page, at(`/admin/new/${section}`), `new ${section}`);
     }

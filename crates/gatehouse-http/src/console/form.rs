@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use gatehouse_core::Error;
 use gatehouse_core::client::{ClientType, GrantType, TokenFormat};
+use gatehouse_core::federation::UserField;
+use gatehouse_core::federation::jose::JwsAlgorithm;
 use gatehouse_core::keys::SigningAlgorithm;
 use serde::de::DeserializeOwned;
 
@@ -38,7 +40,7 @@ impl Field {
     pub fn new(name: &'static str, doc: &str, input: Input) -> Field {
         // Free text that may run over lines: a key set, a description.
         let kind = match input.kind {
-            "text" if matches!(name, "description" | "jwks") => "textarea",
+            "text" if matches!(name, "description" | "jwks" | "static_key") => "textarea",
             kind => kind,
         };
         Field {
@@ -209,27 +211,48 @@ impl FormField for Vec<String> {
     }
 }
 
-impl FormField for Vec<GrantType> {
-    type Change = Vec<GrantType>;
+/// Values of which a field holds any number, one box each.
+pub trait Boxes: Sized + Copy + PartialEq + 'static {
+    const ALL: &'static [Self];
+    fn as_str(self) -> &'static str;
+}
+
+impl Boxes for GrantType {
+    const ALL: &'static [Self] = &GrantType::ALL;
+    fn as_str(self) -> &'static str {
+        GrantType::as_str(self)
+    }
+}
+
+impl Boxes for JwsAlgorithm {
+    const ALL: &'static [Self] = &JwsAlgorithm::ALL;
+    fn as_str(self) -> &'static str {
+        JwsAlgorithm::as_str(self)
+    }
+}
+
+impl<T: Boxes> FormField for Vec<T> {
+    type Change = Vec<T>;
     fn input(&self) -> Input {
         Input {
-            options: GrantType::ALL
+            options: T::ALL
                 .iter()
-                .map(|grant| Choice {
-                    value: grant.as_str().into(),
-                    selected: self.contains(grant),
+                .map(|value| Choice {
+                    value: value.as_str().into(),
+                    selected: self.contains(value),
                 })
                 .collect(),
             ..Input::text("checkboxes", String::new())
         }
     }
-    fn as_change(&self) -> Vec<GrantType> {
+    fn as_change(&self) -> Vec<T> {
         self.clone()
     }
-    fn read(name: &str, params: &Params) -> Result<Vec<GrantType>, String> {
-        Ok(GrantType::ALL
-            .into_iter()
-            .filter(|grant| params.contains_key(&box_name(name, grant.as_str())))
+    fn read(name: &str, params: &Params) -> Result<Vec<T>, String> {
+        Ok(T::ALL
+            .iter()
+            .copied()
+            .filter(|value| params.contains_key(&box_name(name, value.as_str())))
             .collect())
     }
 }
@@ -249,6 +272,10 @@ pub trait Choices:
 
 impl Choices for ClientType {
     const ALL: &'static [Self] = &[ClientType::Confidential, ClientType::Public];
+}
+
+impl Choices for UserField {
+    const ALL: &'static [Self] = &[UserField::UserName, UserField::Email];
 }
 
 impl Choices for TokenFormat {

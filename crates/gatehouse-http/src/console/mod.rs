@@ -13,6 +13,7 @@ mod apps;
 mod dashboard;
 mod entries;
 mod form;
+mod jwt_providers;
 mod keys;
 mod providers;
 mod scopes;
@@ -79,6 +80,19 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/admin/scopes", get(scopes::list).post(scopes::create))
         .merge(entry_kinds!(routes))
+        .route(
+            "/admin/jwt-providers",
+            get(jwt_providers::list).post(jwt_providers::create),
+        )
+        .route("/admin/new/jwt-providers", get(jwt_providers::new))
+        .route(
+            "/admin/jwt-providers/{name}",
+            get(jwt_providers::show).post(jwt_providers::update),
+        )
+        .route(
+            "/admin/jwt-providers/{name}/delete",
+            get(jwt_providers::confirm_deletion).post(jwt_providers::delete),
+        )
         .route(
             "/admin/providers",
             get(providers::list).post(providers::create),

@@ -186,6 +186,8 @@ server_test!(each_role_gets_what_the_registry_allows_it, |server| {
         "/admin/aliases?q=x".to_owned(),
         "/admin/providers".to_owned(),
         "/admin/new/providers".to_owned(),
+        "/admin/jwt-providers".to_owned(),
+        "/admin/new/jwt-providers".to_owned(),
     ];
     for user in ["ada", "olga", "mia"] {
         let mut browser = signed_in(&server, user).await;
@@ -1058,6 +1060,122 @@ server_test!(an_oauth_provider_is_created_edited_and_deleted, |server| {
     assert_eq!(deleted.location().as_deref(), Some("/admin/providers"));
     assert_eq!(
         mia.get(&server.url("/admin/providers/crm")).await.status,
+        404
+    );
+});
+
+server_test!(a_jwt_provider_is_created_edited_and_deleted, |server| {
+    server.user("olga", &["oauth_admin"]).await;
+    server.user("mia", &["mi_admin"]).await;
+    let mut olga = signed_in(&server, "olga").await;
+    let new = olga.get(&server.url("/admin/new/jwt-providers")).await;
+    assert_eq!(new.status, 200, "{}", new.body);
+    let mut fields = form_fields(&new, "/admin/jwt-providers");
+    set(&mut fields, "name", "partner");
+    set(&mut fields, "issuer", "https://idp.example.org");
+    set(&mut fields, "jwks_url", "https://idp.example.org/jwks");
+    set(&mut fields, "static_key", "not a key either");
+    let refused = submit(&mut olga, &server, "/admin/jwt-providers", &fields).await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(
+        refused.body.contains("id=\"jwks_url-error\""),
+        "{}",
+        refused.body
+    );
+    set(&mut fields, "static_key", "");
+    set(&mut fields, "max_age", "soon");
+    let refused = submit(&mut olga, &server, "/admin/jwt-providers", &fields).await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused.body.contains("id=\"max_age-error\""),
+        "{}",
+        refused.body
+    );
+    set(&mut fields, "max_age", "120");
+    let created = submit(&mut olga, &server, "/admin/jwt-providers", &fields).await;
+    assert_eq!(created.status, 303, "{}", created.body);
+    assert_eq!(
+        created.location().as_deref(),
+        Some("/admin/jwt-providers/partner")
+    );
+    let page = olga.get(&server.url("/admin/jwt-providers/partner")).await;
+    assert!(
+        page.body.contains("JWT provider partner created."),
+        "{}",
+        page.body
+    );
+    let stored = server
+        .services
+        .registry
+        .get_jwt_provider("partner")
+        .await
+        .unwrap();
+    assert_eq!(stored.max_age, 120);
+    assert_eq!(stored.user_claim, "sub");
+
+    // Edited: only what changed.
+    let mut fields = form_fields(&page, "/admin/jwt-providers/partner");
+    set(&mut fields, "user_claim", "email");
+    set(&mut fields, "user_field", "email");
+    fields.retain(|(name, _)| name != "algorithms.RS256");
+    let saved = submit(&mut olga, &server, "/admin/jwt-providers/partner", &fields).await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let stored = server
+        .services
+        .registry
+        .get_jwt_provider("partner")
+        .await
+        .unwrap();
+    assert_eq!(stored.user_claim, "email");
+    assert_eq!(stored.user_field.as_str(), "email");
+    assert_eq!(stored.algorithms.len(), 1, "{:?}", stored.algorithms);
+    assert_eq!(stored.max_age, 120);
+
+    let list = olga
+        .get(&server.url("/admin/jwt-providers?q=IDP.example"))
+        .await;
+    assert!(
+        list.body.contains("href=\"/admin/jwt-providers/partner\""),
+        "{}",
+        list.body
+    );
+
+    // mi_admin reads the pages and may change nothing, whatever the form.
+    let mut mia = signed_in(&server, "mia").await;
+    let page = mia.get(&server.url("/admin/jwt-providers/partner")).await;
+    assert_eq!(page.status, 200);
+    let fields = form_fields(&page, "/admin/jwt-providers/partner");
+    let forged = submit(&mut mia, &server, "/admin/jwt-providers/partner", &fields).await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let confirm = mia
+        .get(&server.url("/admin/jwt-providers/partner/delete"))
+        .await;
+    let fields = form_fields(&confirm, "/admin/jwt-providers/partner/delete");
+    let forged = submit(
+        &mut mia,
+        &server,
+        "/admin/jwt-providers/partner/delete",
+        &fields,
+    )
+    .await;
+    assert_eq!(forged.status, 403);
+
+    let confirm = olga
+        .get(&server.url("/admin/jwt-providers/partner/delete"))
+        .await;
+    let fields = form_fields(&confirm, "/admin/jwt-providers/partner/delete");
+    let deleted = submit(
+        &mut olga,
+        &server,
+        "/admin/jwt-providers/partner/delete",
+        &fields,
+    )
+    .await;
+    assert_eq!(deleted.location().as_deref(), Some("/admin/jwt-providers"));
+    assert_eq!(
+        olga.get(&server.url("/admin/jwt-providers/partner"))
+            .await
+            .status,
         404
     );
 });
