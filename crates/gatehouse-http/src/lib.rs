@@ -33,7 +33,7 @@ use tower_http::trace::TraceLayer;
 pub use admin::openapi_document;
 pub use extract::{MAX_BODY_BYTES, MAX_FORM_BYTES};
 pub use rate_limit::{AddressLimiter, RateLimit};
-pub use state::{AppState, HttpSettings, Services};
+pub use state::{AppParts, AppState, HttpSettings, Services};
 
 /// The whole route table: standard paths and their ServiceNow-style aliases side by side.
 pub fn router(state: AppState) -> Router {

@@ -64,9 +64,28 @@ pub struct Services {
     pub dpop: Dpop,
 }
 
-/// What every handler can reach: the services, and what only the HTTP surface keeps.
+/// What every handler can reach. axum clones the state for every request and every extractor
+/// that takes it, so it is one shared pointer: cloning the parts themselves (the registry's and
+/// the logout signer's keys among them) cost more than the work of a protected API call.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl AppState {
+    pub fn new(parts: AppParts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+/// The services, and what only the HTTP surface keeps.
+pub struct AppParts {
     pub services: Services,
     pub grants: Arc<GrantRegistry>,
     pub throttle: Arc<LoginThrottle>,

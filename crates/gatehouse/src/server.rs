@@ -28,7 +28,7 @@ use gatehouse_core::table::Tables;
 use gatehouse_core::throttle::{ClientThrottle, LoginThrottle};
 use gatehouse_core::token::TokenService;
 use gatehouse_http::metrics::Metrics;
-use gatehouse_http::{AddressLimiter, AppState, HttpSettings};
+use gatehouse_http::{AddressLimiter, AppParts, AppState, HttpSettings};
 use gatehouse_remote::backchannel::{DeliveryPolicy, LogoutQueue};
 use gatehouse_remote::fetch::{Fetcher, Limits};
 use gatehouse_remote::jwks::{KeyCache, KeyCachePolicy};
@@ -281,7 +281,7 @@ pub async fn serve_with(
         },
         settings.audit_retention,
     ));
-    let state = AppState {
+    let state = AppState::new(AppParts {
         services: services.clone(),
         grants: Arc::new(GrantRegistry::standard()),
         throttle: Arc::new(LoginThrottle::default()),
@@ -295,7 +295,7 @@ pub async fn serve_with(
         }),
         rate_limit,
         route_exchanges: Arc::new(RouteExchanges::new(Arc::new(SystemClock))),
-    };
+    });
     tracing::info!(
         address = %listener.local_addr()?,
         issuer = %settings.issuer,
