@@ -5,6 +5,7 @@ Subcommands:
   free-port                      print a free TCP port on 127.0.0.1
   secret                         print a random URL-safe secret
   wait URL PID SECONDS           poll URL until it answers 200 (fails early if PID dies)
+  wait-port PORT PID SECONDS     poll until 127.0.0.1:PORT accepts a connection
   client-json                    read `gatehouse app create --json` output on stdin,
                                  print "CLIENT_ID CLIENT_SECRET"
   basic ID SECRET                print an HTTP Basic Authorization header value
@@ -60,6 +61,20 @@ def pid_alive(pid):
         return True
     except OSError:
         return False
+
+
+def cmd_wait_port(args):
+    port, pid, seconds = int(args[0]), int(args[1]), float(args[2])
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if not pid_alive(pid):
+            die(f"process {pid} exited before listening on port {port}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    die(f"nothing listening on port {port} after {seconds:.0f} s")
 
 
 def cmd_wait(args):
@@ -357,7 +372,7 @@ SCENARIOS = [
     ("introspect_opaque", "introspection of an opaque token"),
     ("api_jwt", "protected API call, JWT bearer"),
 ]
-SYSTEMS = ["gatehouse", "peer"]
+SYSTEMS = ["gatehouse", "peer", "probe"]
 
 
 def fmt_num(v, digits=1):
@@ -387,12 +402,14 @@ def cmd_report(args):
             row = {"scenario": scen_id, "description": scen_name, "connections": conns}
             for system in SYSTEMS:
                 row[system] = by_key.get((scen_id, conns, system))
-            gh, peer = row["gatehouse"], row["peer"]
+            gh, peer, probe = row["gatehouse"], row["peer"], row["probe"]
             ok = gh and peer and gh["status"] == "ok" and peer["status"] == "ok"
+            near = gh and probe and gh["status"] == "ok" and probe["status"] == "ok"
             row["ratio"] = {
                 "requests_per_s_gatehouse_over_peer": ratio(gh["requests_per_s"], peer["requests_per_s"]) if ok else None,
                 "p50_peer_over_gatehouse": ratio(peer["latency_ms"]["p50"], gh["latency_ms"]["p50"]) if ok else None,
                 "p99_peer_over_gatehouse": ratio(peer["latency_ms"]["p99"], gh["latency_ms"]["p99"]) if ok else None,
+                "requests_per_s_gatehouse_over_probe": ratio(gh["requests_per_s"], probe["requests_per_s"]) if near else None,
             }
             for k, v in row["ratio"].items():
                 if v is not None:
@@ -416,7 +433,7 @@ def cmd_report(args):
     w("")
     header = (f"{'scenario':<34} {'conns':>5}  {'system':<9} {'req/s':>10} {'p50 ms':>8} "
               f"{'p99 ms':>8} {'errors':>7} {'CPU us/req':>10} | {'req/s GH/peer':>13} "
-              f"{'p50 peer/GH':>11} {'p99 peer/GH':>11}")
+              f"{'p50 peer/GH':>11} {'p99 peer/GH':>11} {'req/s GH/probe':>14}")
     w(header)
     w("-" * len(header))
     for row in rows:
@@ -425,6 +442,8 @@ def cmd_report(args):
             first = system == SYSTEMS[0]
             name = row["description"] if first else ""
             conns = str(row["connections"])
+            if r is None and system == "probe":
+                continue
             if r is None or r["status"] != "ok":
                 why = "not run" if r is None else f"{r['status']}: {r.get('reason', '')}"
                 w(f"{name:<34} {conns:>5}  {system:<9} {why[:70]}")
@@ -437,13 +456,18 @@ def cmd_report(args):
                 def x(v):
                     return "-" if v is None else f"{v:.2f}x"
                 line += (f" | {x(rt['requests_per_s_gatehouse_over_peer']):>13} "
-                         f"{x(rt['p50_peer_over_gatehouse']):>11} {x(rt['p99_peer_over_gatehouse']):>11}")
+                         f"{x(rt['p50_peer_over_gatehouse']):>11} {x(rt['p99_peer_over_gatehouse']):>11} "
+                         f"{x(rt['requests_per_s_gatehouse_over_probe']):>14}")
             else:
                 line += " |"
             w(line)
     w("")
     w("Ratios: req/s GH/peer = Gatehouse throughput / peer throughput; p50 and p99 peer/GH =")
     w("peer latency / Gatehouse latency. Above 1.00x, Gatehouse is better on that measure.")
+    if meta.get("probe"):
+        w("req/s GH/probe = Gatehouse throughput / the limit probe's (a minimal server doing only the")
+        w("path's unavoidable work: " + meta["probe"]["routes"] + "): the share of this")
+        w("machine's ceiling Gatehouse reaches.")
     w("errors = non-2xx responses + 2xx with an unexpected body + socket errors (connect, read, write, timeout).")
     w("CPU us/req = CPU time (user + system, all threads) of the server process during the run,")
     w("divided by the requests completed.")
@@ -452,7 +476,9 @@ def cmd_report(args):
     w("")
     w("Server memory (whole benchmark, kB):")
     for system in SYSTEMS:
-        m = meta["memory_kb"].get(system, {})
+        if system not in meta["memory_kb"]:
+            continue
+        m = meta["memory_kb"][system]
         w(f"  {system:<9} peak RSS (VmHWM) {m.get('peak_rss', 0):>9,}   RSS when idle before load "
           f"{m.get('idle_rss', 0):>9,}   process: {meta['processes'].get(system, '')}")
     if meta.get("idle_busy_percent") is not None:
@@ -491,6 +517,7 @@ COMMANDS = {
     "wrk-run": cmd_wrk_run,
     "secret": cmd_secret,
     "wait": cmd_wait,
+    "wait-port": cmd_wait_port,
     "client-json": cmd_client_json,
     "basic": cmd_basic,
     "urlencode": cmd_urlencode,
