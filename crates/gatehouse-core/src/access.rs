@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::entry::{Catalog, Entry};
+use crate::gateway::Route;
 use crate::path::CanonicalPath;
 use crate::scope::ScopeSet;
 use crate::token::AccessTokenInfo;
@@ -172,16 +173,42 @@ impl From<AccessTokenInfo> for Caller {
     }
 }
 
+/// What decides who may call a method on a path: for an administrator who asks, before any
+/// token is presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallPolicy<'a> {
+    /// The rule that decides; `None` when no rule covers the request.
+    pub rule: Option<&'a ScopeRule>,
+    /// The scopes a token needs, all of them (or `useraccount`): the rule's, or `useraccount`.
+    pub scopes: &'a [String],
+    /// The gateway route the request is forwarded by; `None` when Gatehouse serves the path
+    /// itself, or nothing does.
+    pub route: Option<&'a Route>,
+}
+
 impl Catalog {
-    /// The scopes a request needs: those of the most specific rule covering it, or
-    /// `useraccount`.
+    /// The rule that decides a request: the most specific one covering it (the catalog keeps
+    /// the rules in that order), or none.
+    pub fn rule_for(&self, method: &str, path: &[String]) -> Option<&ScopeRule> {
+        self.rules.iter().find(|rule| rule.covers(method, path))
+    }
+
+    /// The scopes a request needs: those of the rule that decides it, or `useraccount`.
     pub fn required_scopes(&self, method: &str, path: &[String]) -> &[String] {
         static DEFAULT: std::sync::LazyLock<Vec<String>> =
             std::sync::LazyLock::new(|| vec![USERACCOUNT.to_owned()]);
-        self.rules
-            .iter()
-            .find(|rule| rule.covers(method, path))
+        self.rule_for(method, path)
             .map_or(DEFAULT.as_slice(), |rule| rule.scopes.as_slice())
+    }
+
+    /// Who may call `method` on `path`, as the protected APIs decide it at request time: the
+    /// deciding rule and its scopes, and the gateway route the request would take.
+    pub fn who_may_call(&self, method: &str, path: &CanonicalPath) -> CallPolicy<'_> {
+        CallPolicy {
+            rule: self.rule_for(method, path.segments()),
+            scopes: self.required_scopes(method, path.segments()),
+            route: self.route_for(path),
+        }
     }
 
     /// The authorization step of every protected API: `insufficient_scope`, naming the scopes
@@ -311,6 +338,14 @@ mod tests {
         assert_eq!(
             catalog.required_scopes("GET", &path("/api/other")),
             [USERACCOUNT]
+        );
+        let policy = catalog.who_may_call("GET", &canonical("/api/now/table/incident/1"));
+        assert_eq!(policy.rule.map(|r| r.name.as_str()), Some("incident"));
+        assert_eq!(policy.scopes, ["incident_read"]);
+        let policy = catalog.who_may_call("GET", &canonical("/api/other"));
+        assert_eq!(
+            (policy.rule, policy.scopes),
+            (None, &[USERACCOUNT.to_owned()][..])
         );
         let path = canonical("/api/now/table/incident");
         assert!(catalog.authorize(&caller("a"), "POST", &path).is_err());

@@ -17,6 +17,7 @@ mod jwt_providers;
 mod keys;
 mod providers;
 mod scopes;
+mod tools;
 mod users;
 
 use std::sync::Arc;
@@ -115,6 +116,7 @@ pub fn routes() -> Router<AppState> {
             "/admin/scopes/{name}/delete",
             get(scopes::confirm_deletion).post(scopes::delete),
         )
+        .merge(tools::routes())
 }
 
 /// The kinds of configuration entry the console shows, in the navigation's order: `routes`

@@ -1179,3 +1179,93 @@ server_test!(a_jwt_provider_is_created_edited_and_deleted, |server| {
         404
     );
 });
+
+server_test!(who_may_call_a_path_is_answered_by_the_rules, |server| {
+    use gatehouse_core::access::ScopeRule;
+    use gatehouse_core::gateway::Route;
+    use serde_json::json;
+
+    server.user("mia", &["mi_admin"]).await;
+    server.register_scope("inventory_read").await;
+    let registry = &server.services.registry;
+    registry
+        .create_entry::<ScopeRule>(
+            json!({"name": "inventory-read", "methods": ["GET"],
+                   "path": "/api/x/inventory/**", "scopes": ["inventory_read"]}),
+            false,
+        )
+        .await
+        .unwrap();
+    registry
+        .create_entry::<Route>(
+            json!({"name": "inventory", "prefix": "/api/x/inventory",
+                   "upstream": "http://127.0.0.1:9/v1", "timeout_seconds": 5,
+                   "audience": "https://inventory.example",
+                   "exchange": {"client_id": "gateway-app",
+                                "audience": "https://inventory.example"}}),
+            false,
+        )
+        .await
+        .unwrap();
+    let mut mia = signed_in(&server, "mia").await;
+    let tools = mia.get(&server.url("/admin/tools")).await;
+    assert_eq!(tools.status, 200, "{}", tools.body);
+    assert!(tools.body.contains("href=\"/admin/tools/access\""));
+    let ask = |method: &str, path: &str| {
+        let query = [("method", method), ("path", path)];
+        let url = reqwest::Url::parse_with_params(&server.url("/admin/tools/access"), query);
+        url.unwrap().to_string()
+    };
+
+    // The rule, its scopes, the route with its upstream URL for this very path and its
+    // exchange; the method is read in any case, the path as the server reads it.
+    let page = mia.get(&ask("get", "/api/x/%69nventory/items/a%20b")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_strict_headers(&page, "/admin/tools/access");
+    for shown in [
+        "id=\"rule\"><a href=\"/admin/scope-rules/inventory-read\">inventory-read</a>",
+        "id=\"scopes\"><code>inventory_read</code>; <code>useraccount</code> does as well",
+        "id=\"audience\"><code>https://inventory.example</code>",
+        "id=\"route\"><a href=\"/admin/routes/inventory\">inventory</a>",
+        "<code>http://127.0.0.1:9/v1/items/a%20b</code>, answering within 5 s",
+        "exchanged by <a href=\"/admin/applications/gateway-app\">gateway-app</a>",
+        "the caller's scope, within what that application may have",
+    ] {
+        assert!(page.body.contains(shown), "{shown}: {}", page.body);
+    }
+
+    // Another method: no rule covers it, so the default decides; the route is the same.
+    let page = mia.get(&ask("DELETE", "/api/x/inventory/items/1")).await;
+    assert!(
+        page.body
+            .contains("No rule covers it: the default applies.")
+    );
+    assert!(
+        page.body
+            .contains("id=\"scopes\"><code>useraccount</code></dd>")
+    );
+    assert!(page.body.contains("href=\"/admin/routes/inventory\""));
+
+    // Gatehouse's own API: the issuer is the audience, no route.
+    let page = mia.get(&ask("GET", "/api/now/table/incident")).await;
+    assert!(
+        page.body
+            .contains(&format!("id=\"audience\"><code>{}</code>", server.base))
+    );
+    assert!(
+        page.body
+            .contains("id=\"route\">None: Gatehouse serves the path")
+    );
+
+    // A path the server refuses before any rule runs, and a method no request can have.
+    let page = mia.get(&ask("GET", "/api/x/inventory/%2e%2e/admin")).await;
+    assert!(page.body.contains("id=\"path-error\""), "{}", page.body);
+    assert!(page.body.contains("refuses this path before any rule runs"));
+    assert!(!page.body.contains("id=\"answer\""));
+    let page = mia.get(&ask("GE T", "/api/x/inventory")).await;
+    assert!(
+        page.body.contains("must be an HTTP method"),
+        "{}",
+        page.body
+    );
+});
