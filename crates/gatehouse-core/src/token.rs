@@ -16,6 +16,7 @@ use crate::audience;
 use crate::cache::{CacheStats, RecordCache, RegistryCache};
 use crate::client::{Client, ClientType, TokenFormat};
 use crate::clock::Clock;
+use crate::inspection::{Check, Checks, Halt, TokenFacts, TokenReport};
 use crate::keys::{KeyRing, KeyState, SharedKeyRing, SigningAlgorithm, SigningKey};
 use crate::logout::{LOGOUT_TOKEN_TYPE, LogoutClaims};
 use crate::scope::ScopeSet;
@@ -190,11 +191,32 @@ pub struct IdTokenHint {
     pub client_id: String,
 }
 
-/// A JWT verified with one of our keys: its claims, and the key, which must still be published
-/// whenever the token is used again.
-struct VerifiedJwt {
-    kid: String,
+/// A JWT with the claims of our access tokens, read before anything else is checked: the
+/// claims, and the key that verified its signature or why none did.
+struct ReadJwt {
     claims: AccessTokenClaims,
+    signature: Result<String, &'static str>,
+}
+
+/// A compact JWS taken apart, nothing verified yet.
+struct Jws<'a> {
+    header: JwsHeader,
+    signed: &'a str,
+    signature: &'a str,
+    claims: Vec<u8>,
+}
+
+impl<'a> Jws<'a> {
+    fn parse(token: &'a str) -> Option<Jws<'a>> {
+        let (signed, signature) = token.rsplit_once('.')?;
+        let (header, claims) = signed.split_once('.')?;
+        Some(Jws {
+            header: serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?,
+            signed,
+            signature,
+            claims: URL_SAFE_NO_PAD.decode(claims).ok()?,
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -302,10 +324,10 @@ pub struct TokenService {
     master_key: MasterKey,
     keys: SharedKeyRing,
     cache: Arc<RegistryCache>,
-    /// JWTs whose signature was recently verified, by hash: a client that calls an API many
+    /// JWTs whose signature was recently checked, by hash: a client that calls an API many
     /// times with one token pays for one verification. Expiry, revocation, that the key is still
     /// published, and the client's and user's state are still checked on every use.
-    verified: RecordCache<VerifiedJwt>,
+    verified: RecordCache<ReadJwt>,
     /// Revoked JWTs that have not expired yet (`jti` → expiry), so validating a JWT needs no
     /// database round trip. Added to by every revocation, here and on other instances' notices,
     /// and reloaded periodically.
@@ -962,35 +984,58 @@ impl TokenService {
     /// the type keeps an ID token from passing as an access token and the other way round) must
     /// be `typ` — compared case-insensitively, with or without `application/` —, its `kid` must
     /// name a key published at this moment and its `alg` that key's algorithm. Returns the key's
-    /// id and the decoded claims, whether or not they are still current.
-    fn verify_own_jws(&self, token: &str, typ: &str) -> Option<(String, Vec<u8>)> {
-        let (signed, signature) = token.rsplit_once('.')?;
-        let (header, claims) = signed.split_once('.')?;
-        let header: JwsHeader =
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
-        let declared = header.typ.as_deref()?.to_ascii_lowercase();
+    /// id, or what is wrong.
+    fn verify_own_jws(&self, jws: &Jws<'_>, typ: &str) -> Result<String, &'static str> {
+        let header = &jws.header;
+        let declared = header
+            .typ
+            .as_deref()
+            .ok_or("its header has no typ")?
+            .to_ascii_lowercase();
         let declared = declared.strip_prefix("application/").unwrap_or(&declared);
+        if declared != typ {
+            return Err("its typ is not that of this kind of token");
+        }
         // RFC 7515 §4.1.11: we understand no critical extension.
-        if declared != typ || header.crit.is_some() {
-            return None;
+        if header.crit.is_some() {
+            return Err("it has a crit header, which is not supported");
         }
+        let kid = header
+            .kid
+            .as_deref()
+            .ok_or("its header names no key (kid)")?;
         let ring = self.keys.get();
-        let key = ring.verifying_key(header.kid.as_deref()?, self.clock.now())?;
+        let key = ring
+            .verifying_key(kid, self.clock.now())
+            .ok_or("its kid names no key this server publishes: an unknown or retired key")?;
         if header.alg != key.alg.as_str() {
-            return None;
+            return Err("its alg is not the algorithm of the key its kid names");
         }
-        let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
-        if !key.verify(signed.as_bytes(), &signature) {
-            return None;
+        let verified = URL_SAFE_NO_PAD
+            .decode(jws.signature)
+            .is_ok_and(|signature| key.verify(jws.signed.as_bytes(), &signature));
+        if !verified {
+            return Err("its signature does not verify with the key its kid names");
         }
-        Some((key.kid.clone(), URL_SAFE_NO_PAD.decode(claims).ok()?))
+        Ok(key.kid.clone())
     }
 
-    /// An access token of ours, verified by [`Self::verify_own_jws`], with its claims.
-    fn verify_own_jwt(&self, token: &str) -> Option<VerifiedJwt> {
-        let (kid, claims) = self.verify_own_jws(token, "at+jwt")?;
-        let claims: AccessTokenClaims = serde_json::from_slice(&claims).ok()?;
-        (claims.iss == self.issuer).then_some(VerifiedJwt { kid, claims })
+    /// A JWT with the claims of our access tokens, and how its signature checked out; `None`
+    /// for anything else.
+    fn read_own_jwt(&self, token: &str) -> Option<ReadJwt> {
+        let jws = Jws::parse(token)?;
+        let claims = serde_json::from_slice(&jws.claims).ok()?;
+        Some(ReadJwt {
+            signature: self.verify_own_jws(&jws, "at+jwt"),
+            claims,
+        })
+    }
+
+    /// The claims of an access token of ours, verified by [`Self::verify_own_jws`].
+    fn verify_own_jwt(&self, token: &str) -> Option<AccessTokenClaims> {
+        let read = self.read_own_jwt(token)?;
+        read.signature.ok()?;
+        (read.claims.iss == self.issuer).then_some(read.claims)
     }
 
     /// Verifies an `id_token_hint`: an ID token this server signed with a key it publishes
@@ -998,8 +1043,9 @@ impl TokenService {
     /// §3.1.2.1: the hint tells who, not that they are signed in). `None` for anything else — a
     /// bad signature, an unknown or retired `kid`, another issuer, an access token, or no JWT.
     pub fn verify_id_token_hint(&self, token: &str) -> Option<IdTokenHint> {
-        let (_, claims) = self.verify_own_jws(token, "jwt")?;
-        let claims: IdTokenClaims = serde_json::from_slice(&claims).ok()?;
+        let jws = Jws::parse(token)?;
+        self.verify_own_jws(&jws, "jwt").ok()?;
+        let claims: IdTokenClaims = serde_json::from_slice(&jws.claims).ok()?;
         // Our ID tokens have exactly one audience, the client they were issued to.
         let [client_id] = <[String; 1]>::try_from(claims.aud).ok()?;
         (claims.iss == self.issuer && !claims.sub.is_empty()).then_some(IdTokenHint {
@@ -1011,12 +1057,44 @@ impl TokenService {
     /// Validates an access token presented to a protected API: signature or lookup, expiry,
     /// revocation, and that its client and user are still active.
     pub async fn validate(&self, token: &str) -> Result<AccessTokenInfo, Error> {
-        let invalid =
-            || Error::InvalidToken("the access token is invalid, expired or revoked".into());
+        match self.examine(token, &mut Checks::until_failure()).await {
+            Ok(info) => Ok(info),
+            Err(Halt::Failed(error)) => Err(error),
+            Err(Halt::Refused) => Err(Error::InvalidToken(
+                "the access token is invalid, expired or revoked".into(),
+            )),
+        }
+    }
+
+    /// Every check [`Self::validate`] makes of `token`, each with its outcome, and what the
+    /// token says about itself.
+    pub async fn inspect(&self, token: &str) -> Result<TokenReport, Error> {
+        let mut checks = Checks::every();
+        let info = match self.examine(token, &mut checks).await {
+            Ok(info) => Some(info),
+            Err(Halt::Refused) => None,
+            Err(Halt::Failed(error)) => return Err(error),
+        };
+        let kind = match info.as_ref().map(|info| info.format) {
+            Some(TokenFormat::Opaque) => "an opaque access token of this server",
+            Some(TokenFormat::Jwt) => "a JWT access token of this server",
+            None => "no access token of this server",
+        };
+        Ok(TokenReport {
+            kind: kind.into(),
+            facts: info.map(|info| TokenFacts::of(&info, &self.issuer)),
+            checks: checks.into_results(),
+        })
+    }
+
+    /// The checks of an access token, in order, through `checks`; what the token says when it
+    /// could be read, whether or not every check passed.
+    async fn examine(&self, token: &str, checks: &mut Checks) -> Result<AccessTokenInfo, Halt> {
         let now = self.clock.now();
+        let revoked = || "it was revoked".to_owned();
         // Opaque tokens end in the store when their user's credentials change; JWTs by epoch.
         let mut credential_epoch = None;
-        let info = if token.starts_with(OPAQUE_ACCESS_TOKEN_PREFIX) {
+        let mut info = if token.starts_with(OPAQUE_ACCESS_TOKEN_PREFIX) {
             let hash = self.hasher.hash(token);
             let record = self
                 .cache
@@ -1024,11 +1102,17 @@ impl TokenService {
                 .get(&hash, || async {
                     Ok(self.store.find_access_token(&hash).await?)
                 })
-                .await?
-                .ok_or_else(invalid)?;
-            if record.revoked {
-                return Err(invalid());
-            }
+                .await?;
+            checks.record(
+                Check::Known,
+                record.is_none().then(|| {
+                    "no access token of this server has this value: it was never issued, or it \
+                     expired and its record was purged"
+                        .to_owned()
+                }),
+            )?;
+            let record = record.ok_or(Halt::Refused)?;
+            checks.record(Check::Revocation, record.revoked.then(revoked))?;
             AccessTokenInfo {
                 jti: record.jti.clone(),
                 client_id: record.client_id.clone(),
@@ -1043,21 +1127,43 @@ impl TokenService {
                 dpop_jkt: record.dpop_jkt.clone(),
             }
         } else {
-            let verified = self
+            let read = self
                 .verified
                 .get(&self.hasher.hash(token), || async {
-                    Ok(self.verify_own_jwt(token))
+                    Ok(self.read_own_jwt(token))
                 })
-                .await?
-                .ok_or_else(invalid)?;
-            // A key retired since the verification was cached takes its tokens with it.
-            if self.keys.get().verifying_key(&verified.kid, now).is_none() {
-                return Err(invalid());
-            }
-            let claims = &verified.claims;
-            if claims.aud.is_empty() || self.is_revoked(&claims.jti) {
-                return Err(invalid());
-            }
+                .await?;
+            checks.record(
+                Check::Known,
+                read.is_none().then(|| {
+                    "it is neither an opaque access token of this server nor a JWT with the \
+                     claims of its access tokens"
+                        .to_owned()
+                }),
+            )?;
+            let read = read.ok_or(Halt::Refused)?;
+            let signature = match &read.signature {
+                // A key retired since the verification was cached takes its tokens with it.
+                Ok(kid) if self.keys.get().verifying_key(kid, now).is_none() => {
+                    Some("the key that signed it has been retired")
+                }
+                Ok(_) => None,
+                Err(why) => Some(*why),
+            };
+            checks.record(Check::Signature, signature.map(str::to_owned))?;
+            let claims = &read.claims;
+            checks.record(
+                Check::Issuer,
+                (claims.iss != self.issuer).then(|| "its iss is not this server's issuer".into()),
+            )?;
+            checks.record(
+                Check::Audience,
+                claims.aud.is_empty().then(|| "it names no audience".into()),
+            )?;
+            checks.record(
+                Check::Revocation,
+                self.is_revoked(&claims.jti).then(revoked),
+            )?;
             let user_id = (claims.sub != claims.client_id).then(|| claims.sub.clone());
             credential_epoch = Some(claims.credential_epoch.unwrap_or(0));
             AccessTokenInfo {
@@ -1074,25 +1180,37 @@ impl TokenService {
                 dpop_jkt: claims.cnf.as_ref().map(|cnf| cnf.jkt.clone()),
             }
         };
-        if info.expires_at <= now {
-            return Err(invalid());
-        }
+        checks.record(
+            Check::Expiry,
+            (info.expires_at <= now).then(|| format!("it expired {} s ago", now - info.expires_at)),
+        )?;
         let client_active = self
             .client(&info.client_id)
             .await?
             .is_some_and(|c| c.active);
-        if !client_active {
-            return Err(invalid());
-        }
-        let mut info = info;
+        checks.record(
+            Check::Application,
+            (!client_active).then(|| "its application no longer exists or is inactive".into()),
+        )?;
         if let Some(user_id) = &info.user_id {
-            let user = self
-                .user(user_id)
-                .await?
-                .filter(|u| u.can_authenticate())
-                .filter(|u| credential_epoch.is_none_or(|epoch| epoch >= u.credential_epoch))
-                .ok_or_else(invalid)?;
-            info.user_name = Some(user.user_name.clone());
+            let user = self.user(user_id).await?;
+            let failure = match &user {
+                None => Some("its user no longer exists"),
+                Some(user) if !user.can_authenticate() => {
+                    Some("its user is inactive or locked out")
+                }
+                Some(user)
+                    if credential_epoch.is_some_and(|epoch| epoch < user.credential_epoch) =>
+                {
+                    Some(
+                        "its user's password changed, or they were locked out or deactivated, \
+                         after it was issued",
+                    )
+                }
+                Some(_) => None,
+            };
+            info.user_name = user.map(|user| user.user_name.clone());
+            checks.record(Check::User, failure.map(str::to_owned))?;
         }
         Ok(info)
     }
@@ -1288,7 +1406,7 @@ impl TokenService {
             self.revoked(Revocation::Opaque(&hash)).await?;
             self.token_revoked(client, "access_token", &record.jti)
                 .await?;
-        } else if let Some(VerifiedJwt { claims, .. }) = self.verify_own_jwt(token) {
+        } else if let Some(claims) = self.verify_own_jwt(token) {
             if claims.client_id != client.client_id {
                 return Err(not_yours());
             }

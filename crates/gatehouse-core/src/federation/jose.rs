@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::Error;
+use crate::inspection::Check;
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
 pub const LEEWAY_SECONDS: i64 = 30;
@@ -523,28 +524,71 @@ pub fn verify_signature(
     Ok(alg)
 }
 
+/// A check of registered claims against what is expected of them.
+type ClaimCheck = fn(&Map<String, Value>, &Expectations<'_>) -> Result<(), JwtRejection>;
+
+/// The registered claims' checks, in the order they are made, each under the check a report
+/// names.
+const CLAIM_CHECKS: [(Check, ClaimCheck); 6] = [
+    (Check::Issuer, check_issuer),
+    (Check::Audience, check_audience),
+    (Check::Subject, check_subject),
+    (Check::Expiry, check_expiry),
+    (Check::NotBefore, check_not_before),
+    (Check::IssuedAt, check_issued_at),
+];
+
 /// Checks the registered claims; returns the `exp` it checked.
 fn check_claims(
     claims: &Map<String, Value>,
     expect: &Expectations<'_>,
 ) -> Result<i64, JwtRejection> {
-    let now = expect.now;
-    // Fractions, exponents, strings and out-of-range numbers are refused rather than rounded:
-    // two parsers reading one time two ways is how a token outlives its expiry somewhere.
-    let time = |name: &'static str| -> Result<Option<i64>, JwtRejection> {
-        match claims.get(name) {
-            None => Ok(None),
-            Some(value) => value
-                .as_i64()
-                .map(Some)
-                .ok_or(JwtRejection::NotAnInteger(name)),
-        }
-    };
-    match claims.get("iss").and_then(Value::as_str) {
-        None => return Err(JwtRejection::MissingClaim("iss")),
-        Some(iss) if iss != expect.issuer => return Err(JwtRejection::WrongIssuer(iss.to_owned())),
-        Some(_) => {}
+    for (_, check) in CLAIM_CHECKS {
+        check(claims, expect)?;
     }
+    time(claims, "exp")?.ok_or(JwtRejection::MissingClaim("exp"))
+}
+
+/// Every check of the registered claims with its outcome, rather than the first failure: for a
+/// report of all that is wrong with a token.
+pub fn claim_checks(
+    claims: &Map<String, Value>,
+    expect: &Expectations<'_>,
+) -> Vec<(Check, Result<(), JwtRejection>)> {
+    CLAIM_CHECKS
+        .iter()
+        .map(|(which, check)| (*which, check(claims, expect)))
+        .collect()
+}
+
+/// A time claim in whole seconds. Fractions, exponents, strings and out-of-range numbers are
+/// refused rather than rounded: two parsers reading one time two ways is how a token outlives
+/// its expiry somewhere.
+fn time(claims: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, JwtRejection> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(value) => value
+            .as_i64()
+            .map(Some)
+            .ok_or(JwtRejection::NotAnInteger(name)),
+    }
+}
+
+fn check_issuer(
+    claims: &Map<String, Value>,
+    expect: &Expectations<'_>,
+) -> Result<(), JwtRejection> {
+    match claims.get("iss").and_then(Value::as_str) {
+        None => Err(JwtRejection::MissingClaim("iss")),
+        Some(iss) if iss != expect.issuer => Err(JwtRejection::WrongIssuer(iss.to_owned())),
+        Some(_) => Ok(()),
+    }
+}
+
+fn check_audience(
+    claims: &Map<String, Value>,
+    expect: &Expectations<'_>,
+) -> Result<(), JwtRejection> {
     let audience_ok = match claims.get("aud") {
         Some(Value::String(aud)) => expect.audiences.contains(aud),
         Some(Value::Array(auds)) => auds
@@ -553,9 +597,17 @@ fn check_claims(
             .any(|aud| expect.audiences.iter().any(|a| a == aud)),
         _ => return Err(JwtRejection::MissingClaim("aud")),
     };
-    if !audience_ok {
-        return Err(JwtRejection::WrongAudience);
+    if audience_ok {
+        Ok(())
+    } else {
+        Err(JwtRejection::WrongAudience)
     }
+}
+
+fn check_subject(
+    claims: &Map<String, Value>,
+    expect: &Expectations<'_>,
+) -> Result<(), JwtRejection> {
     let subject = claims
         .get("sub")
         .and_then(Value::as_str)
@@ -564,15 +616,39 @@ fn check_claims(
     if expect.subject.is_some_and(|s| s != subject) {
         return Err(JwtRejection::WrongSubject);
     }
-    let exp = time("exp")?.ok_or(JwtRejection::MissingClaim("exp"))?;
-    if now >= exp + LEEWAY_SECONDS {
+    Ok(())
+}
+
+fn check_expiry(
+    claims: &Map<String, Value>,
+    expect: &Expectations<'_>,
+) -> Result<(), JwtRejection> {
+    let exp = time(claims, "exp")?.ok_or(JwtRejection::MissingClaim("exp"))?;
+    if expect.now >= exp + LEEWAY_SECONDS {
         return Err(JwtRejection::Expired);
     }
-    if time("nbf")?.is_some_and(|nbf| nbf > now + LEEWAY_SECONDS) {
+    Ok(())
+}
+
+fn check_not_before(
+    claims: &Map<String, Value>,
+    expect: &Expectations<'_>,
+) -> Result<(), JwtRejection> {
+    if time(claims, "nbf")?.is_some_and(|nbf| nbf > expect.now + LEEWAY_SECONDS) {
         return Err(JwtRejection::NotYetValid);
     }
-    let iat = time("iat")?;
-    if let Some(max_lifetime) = expect.max_lifetime {
+    Ok(())
+}
+
+/// When it was issued, and how long it lives from then and from now.
+fn check_issued_at(
+    claims: &Map<String, Value>,
+    expect: &Expectations<'_>,
+) -> Result<(), JwtRejection> {
+    let now = expect.now;
+    let iat = time(claims, "iat")?;
+    // Without a readable `exp` (the expiry check's failure) there is no lifetime to bound.
+    if let (Some(max_lifetime), Ok(Some(exp))) = (expect.max_lifetime, time(claims, "exp")) {
         // `exp - iat` is read on the issuer's own clock, so only `exp - now` gets the leeway.
         let lifetime_from_iat = iat.is_some_and(|iat| exp.saturating_sub(iat) > max_lifetime);
         if lifetime_from_iat || exp.saturating_sub(now) > max_lifetime + LEEWAY_SECONDS {
@@ -588,7 +664,7 @@ fn check_claims(
             return Err(JwtRejection::TooOld(max_age));
         }
     }
-    Ok(exp)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 use crate::cache::RegistryCache;
 use crate::client::{Client, TokenFormat};
+use crate::inspection::{Check, CheckResult, TokenFacts, TokenReport};
 use crate::scope::ScopeSet;
 use crate::secret;
 use crate::store::Store;
@@ -314,7 +315,7 @@ impl Federation {
         self.accept_once(&provider.issuer, &verified)
             .await
             .map_err(refuse)?;
-        self.map_user(provider, &verified, refuse).await
+        self.map_user(provider, &verified.claims, refuse).await
     }
 
     /// Authenticates a client by a signed assertion (`private_key_jwt`, RFC 7523 §2.2, OpenID
@@ -448,58 +449,30 @@ impl Federation {
     ) -> Result<Option<AccessTokenInfo>, Error> {
         let refuse = |why: String| Error::InvalidToken(format!("the token was refused: {why}"));
         let now = self.tokens.clock().now();
-        let audiences = if provider.audiences.is_empty() {
-            vec![self.tokens.issuer().to_owned()]
-        } else {
-            provider.audiences.clone()
-        };
+        let audiences = self.api_audiences(provider);
         let declared_type = unverified.token_type();
         let verified = self
             .verify(
                 token,
                 unverified,
                 &provider.anchor(),
-                &Expectations {
-                    issuer: &provider.issuer,
-                    audiences: &audiences,
-                    algorithms: &provider.algorithms,
-                    max_age: None,
-                    max_lifetime: None,
-                    subject: None,
-                    types: &["jwt", ACCESS_TOKEN_TYPE],
-                    now,
-                },
+                &api_expectations(provider, &audiences, now),
             )
             .await
             .map_err(refuse)?;
-        let kind = TokenKind::of(declared_type.as_deref(), &verified, &self.token_endpoints());
+        let kind = TokenKind::of(
+            declared_type.as_deref(),
+            &verified.claims,
+            &self.token_endpoints(),
+        );
         kind.accepted_by(provider).map_err(refuse)?;
-        let user = self.map_user(provider, &verified, refuse).await?;
-        let allowed = ScopeSet::from_list(&provider.api_scopes).unwrap_or_default();
-        let scope = match token_scopes(&verified) {
-            Some(carried) => {
-                let kept: Vec<&str> = carried.iter().filter(|s| allowed.contains(s)).collect();
-                ScopeSet::from_list(&kept).unwrap_or_default()
-            }
-            // An ID token carries no scopes: it stands for the user, within what the
-            // administrator allowed this provider.
-            None => allowed,
-        };
-        // The provider chooses its client identifiers; prefixed with its name they can never pass
-        // for one of this server's applications (whose client_ids cannot contain ':').
-        let client_id = match ["azp", "client_id", "cid"]
-            .iter()
-            .find_map(|c| verified.string(c))
-        {
-            Some(theirs) => format!("{}:{theirs}", provider.name),
-            None => provider.name.clone(),
-        };
+        let user = self.map_user(provider, &verified.claims, refuse).await?;
         Ok(Some(AccessTokenInfo {
             jti: verified.string("jti").unwrap_or_default().to_owned(),
-            client_id,
+            client_id: api_client_id(provider, &verified.claims),
             user_id: Some(user.id.clone()),
             user_name: Some(user.user_name.clone()),
-            scope,
+            scope: api_scope(provider, &verified.claims),
             issued_at: verified.number("iat").unwrap_or(now),
             expires_at: verified.expires_at,
             format: TokenFormat::Jwt,
@@ -508,6 +481,110 @@ impl Federation {
             act: None,
             dpop_jkt: None,
         }))
+    }
+
+    /// Every check the APIs make of `token`, each with its outcome, and what the token says
+    /// about itself: Gatehouse's own tokens through [`TokenService::inspect`], a JWT of another
+    /// issuer through the checks of [`Federation::validate_api_token`] — of whichever provider
+    /// trusts that issuer, active or not.
+    pub async fn inspect(&self, token: &str) -> Result<TokenReport, Error> {
+        let foreign = UnverifiedJwt::parse(token)
+            .ok()
+            .filter(|jwt| jwt.issuer().is_some_and(|iss| iss != self.tokens.issuer()));
+        let Some(unverified) = foreign else {
+            return self.tokens.inspect(token).await;
+        };
+        let claims = unverified.claims();
+        let issuer = unverified.issuer().unwrap_or_default().to_owned();
+        let providers = self.store.list_jwt_providers().await?;
+        let provider = providers.iter().find(|p| p.issuer == issuer);
+        let mut checks = Vec::new();
+        let mut note = |check, failure| checks.push(CheckResult { check, failure });
+        let mut facts = TokenFacts {
+            subject: unverified.subject().map(str::to_owned),
+            issuer: Some(issuer),
+            audience: match claims.get("aud") {
+                Some(serde_json::Value::String(aud)) => vec![aud.clone()],
+                Some(serde_json::Value::Array(auds)) => auds
+                    .iter()
+                    .filter_map(|aud| aud.as_str().map(str::to_owned))
+                    .collect(),
+                _ => Vec::new(),
+            },
+            issued_at: claims.get("iat").and_then(serde_json::Value::as_i64),
+            expires_at: claims.get("exp").and_then(serde_json::Value::as_i64),
+            ..TokenFacts::default()
+        };
+        note(
+            Check::Provider,
+            match provider {
+                None => Some("no JWT provider trusts its issuer".into()),
+                Some(p) if !p.active => Some(format!("JWT provider {:?} is disabled", p.name)),
+                Some(p) if !p.api_access => Some(format!(
+                    "JWT provider {:?} does not give its tokens API access (api_access)",
+                    p.name
+                )),
+                Some(_) => None,
+            },
+        );
+        let Some(provider) = provider else {
+            return Ok(TokenReport {
+                kind: "a JWT of an issuer this server does not trust".into(),
+                facts: Some(facts),
+                checks,
+            });
+        };
+        facts.client_id = Some(api_client_id(provider, claims));
+        facts.scope = api_scope(provider, claims).to_string();
+        let now = self.tokens.clock().now();
+        let audiences = self.api_audiences(provider);
+        let expect = api_expectations(provider, &audiences, now);
+        let signature = match self
+            .resolver
+            .keys(&provider.anchor(), unverified.kid())
+            .await
+        {
+            Ok(keys) => {
+                jose::verify_signature(token, &unverified, &keys, expect.algorithms, expect.types)
+                    .err()
+                    .map(|why| why.to_string())
+            }
+            Err(why) => Some(format!("the provider's keys cannot be had: {why}")),
+        };
+        note(Check::Signature, signature);
+        for (check, outcome) in jose::claim_checks(claims, &expect) {
+            note(check, outcome.err().map(|why| why.to_string()));
+        }
+        let kind = TokenKind::of(
+            unverified.token_type().as_deref(),
+            claims,
+            &self.token_endpoints(),
+        );
+        note(Check::TokenType, kind.accepted_by(provider).err());
+        match self.map_user(provider, claims, Error::InvalidToken).await {
+            Ok(user) => {
+                facts.user_name = Some(user.user_name.clone());
+                note(Check::User, None);
+            }
+            Err(Error::InvalidToken(why)) => {
+                note(Check::User, Some(why));
+            }
+            Err(other) => return Err(other),
+        }
+        Ok(TokenReport {
+            kind: format!("a JWT of the JWT provider {:?}", provider.name),
+            facts: Some(facts),
+            checks,
+        })
+    }
+
+    /// The `aud` values that name this server in a provider's tokens on the APIs.
+    fn api_audiences(&self, provider: &JwtProvider) -> Vec<String> {
+        if provider.audiences.is_empty() {
+            vec![self.tokens.issuer().to_owned()]
+        } else {
+            provider.audiences.clone()
+        }
     }
 
     /// This server's token endpoint under both its paths.
@@ -573,7 +650,7 @@ impl Federation {
     async fn map_user(
         &self,
         provider: &JwtProvider,
-        verified: &VerifiedJwt,
+        claims: &serde_json::Map<String, serde_json::Value>,
         refuse: impl Fn(String) -> Error,
     ) -> Result<Arc<User>, Error> {
         let not_a_user = || {
@@ -582,13 +659,14 @@ impl Federation {
                 provider.user_claim
             ))
         };
-        let value = verified
-            .string(&provider.user_claim)
+        let value = claims
+            .get(&provider.user_claim)
+            .and_then(serde_json::Value::as_str)
             .ok_or_else(not_a_user)?;
         let user = match provider.user_field {
             UserField::UserName => self.tokens.user_by_name(value).await?,
             UserField::Email => {
-                if verified.claims.get("email_verified") != Some(&serde_json::Value::Bool(true)) {
+                if claims.get("email_verified") != Some(&serde_json::Value::Bool(true)) {
                     return Err(refuse(
                         "users are mapped by email, and its email_verified is not true".into(),
                     ));
@@ -633,8 +711,12 @@ enum TokenKind {
 }
 
 impl TokenKind {
-    fn of(declared_type: Option<&str>, verified: &VerifiedJwt, token_endpoints: &[String]) -> Self {
-        let audiences: Vec<&str> = match verified.claims.get("aud") {
+    fn of(
+        declared_type: Option<&str>,
+        claims: &serde_json::Map<String, serde_json::Value>,
+        token_endpoints: &[String],
+    ) -> Self {
+        let audiences: Vec<&str> = match claims.get("aud") {
             Some(serde_json::Value::String(aud)) => vec![aud.as_str()],
             Some(serde_json::Value::Array(auds)) => {
                 auds.iter().filter_map(serde_json::Value::as_str).collect()
@@ -650,11 +732,10 @@ impl TokenKind {
         if declared_type == Some(ACCESS_TOKEN_TYPE) {
             return TokenKind::Access;
         }
-        let id_claims = ID_TOKEN_CLAIMS
-            .iter()
-            .any(|c| verified.claims.contains_key(*c));
-        let addressed_to_its_client = verified
-            .string("azp")
+        let id_claims = ID_TOKEN_CLAIMS.iter().any(|c| claims.contains_key(*c));
+        let addressed_to_its_client = claims
+            .get("azp")
+            .and_then(serde_json::Value::as_str)
             .is_some_and(|azp| audiences.contains(&azp));
         if id_claims || addressed_to_its_client {
             TokenKind::IdToken
@@ -688,12 +769,8 @@ impl TokenKind {
 
 /// The scopes a third-party token carries: `scp` (an array, as Okta, or a space-separated
 /// string, as Entra ID) or `scope`.
-fn token_scopes(verified: &VerifiedJwt) -> Option<ScopeSet> {
-    let words: Vec<String> = match verified
-        .claims
-        .get("scp")
-        .or(verified.claims.get("scope"))?
-    {
+fn token_scopes(claims: &serde_json::Map<String, serde_json::Value>) -> Option<ScopeSet> {
+    let words: Vec<String> = match claims.get("scp").or(claims.get("scope"))? {
         serde_json::Value::Array(items) => items
             .iter()
             .filter_map(|v| v.as_str().map(str::to_owned))
@@ -702,4 +779,55 @@ fn token_scopes(verified: &VerifiedJwt) -> Option<ScopeSet> {
         _ => return Some(ScopeSet::default()),
     };
     Some(ScopeSet::from_list(&words).unwrap_or_default())
+}
+
+/// What a provider's token on the APIs must satisfy besides its signature.
+fn api_expectations<'a>(
+    provider: &'a JwtProvider,
+    audiences: &'a [String],
+    now: i64,
+) -> Expectations<'a> {
+    Expectations {
+        issuer: &provider.issuer,
+        audiences,
+        algorithms: &provider.algorithms,
+        max_age: None,
+        max_lifetime: None,
+        subject: None,
+        types: &["jwt", ACCESS_TOKEN_TYPE],
+        now,
+    }
+}
+
+/// The scopes a provider's token has on the APIs: those it carries that the provider may give.
+fn api_scope(
+    provider: &JwtProvider,
+    claims: &serde_json::Map<String, serde_json::Value>,
+) -> ScopeSet {
+    let allowed = ScopeSet::from_list(&provider.api_scopes).unwrap_or_default();
+    match token_scopes(claims) {
+        Some(carried) => {
+            let kept: Vec<&str> = carried.iter().filter(|s| allowed.contains(s)).collect();
+            ScopeSet::from_list(&kept).unwrap_or_default()
+        }
+        // An ID token carries no scopes: it stands for the user, within what the
+        // administrator allowed this provider.
+        None => allowed,
+    }
+}
+
+/// The client a provider's token stands for. The provider chooses its client identifiers;
+/// prefixed with its name they can never pass for one of this server's applications (whose
+/// client_ids cannot contain ':').
+fn api_client_id(
+    provider: &JwtProvider,
+    claims: &serde_json::Map<String, serde_json::Value>,
+) -> String {
+    match ["azp", "client_id", "cid"]
+        .iter()
+        .find_map(|c| claims.get(*c).and_then(serde_json::Value::as_str))
+    {
+        Some(theirs) => format!("{}:{theirs}", provider.name),
+        None => provider.name.clone(),
+    }
 }

@@ -2,8 +2,11 @@
 //! decides them at request time rather than by a second reading of the configuration.
 //!
 //! *Who may call this?* asks the catalog's [`Catalog::who_may_call`], the rule choice every
-//! protected API authorizes with. Every registry role may use it: it shows what the registry's
-//! pages already show.
+//! protected API authorizes with. *Why was this token refused?* asks `Federation::inspect`,
+//! which runs the validation's checks to the end; the token comes in a form's body, never a
+//! URL, and goes nowhere else: the page shows neither it nor anything secret derived from it.
+//! Every registry role may use both: they show what the registry's pages and the token's own
+//! claims already tell.
 
 use askama::Template;
 use axum::Router;
@@ -15,18 +18,21 @@ use gatehouse_core::Error;
 use gatehouse_core::access::{ScopeRule, USERACCOUNT};
 use gatehouse_core::entry::Catalog;
 use gatehouse_core::gateway::Route;
+use gatehouse_core::inspection::{CheckResult, TokenReport};
 use gatehouse_core::path::CanonicalPath;
 use gatehouse_core::user::Permission;
 use serde::Deserialize;
 
 use super::{ConsoleAdmin, Frame};
 use crate::error::PageError;
+use crate::extract::{CsrfChecked, CsrfForm};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/tools", get(index))
         .route("/admin/tools/access", get(access))
+        .route("/admin/tools/token", get(token_form).post(inspect_token))
 }
 
 #[derive(Template)]
@@ -150,4 +156,115 @@ fn answer(
             .and_then(|route| route.upstream_url(&path, None)),
         route: policy.route.cloned(),
     })
+}
+
+/// A token inspected, as the page shows it: what it says, with times as people read them, and
+/// every check.
+struct ReportView {
+    valid: bool,
+    kind: String,
+    facts: Vec<(&'static str, String)>,
+    checks: Vec<CheckResult>,
+    failures: usize,
+}
+
+impl ReportView {
+    fn of(report: TokenReport, now: i64) -> ReportView {
+        let valid = report.valid();
+        let failures = report.failures().count();
+        let facts = report.facts.map_or_else(Vec::new, |facts| {
+            let or_dash = |value: Option<String>| value.unwrap_or_else(|| "-".into());
+            vec![
+                ("Subject", or_dash(facts.subject)),
+                ("User", or_dash(facts.user_name)),
+                ("Client", or_dash(facts.client_id)),
+                ("Issuer", or_dash(facts.issuer)),
+                ("Scopes", facts.scope),
+                ("Audience", facts.audience.join(" ")),
+                ("Issued", moment(facts.issued_at, now)),
+                ("Expires", moment(facts.expires_at, now)),
+            ]
+        });
+        ReportView {
+            valid,
+            failures,
+            kind: report.kind,
+            facts,
+            checks: report.checks,
+        }
+    }
+}
+
+/// A Unix time, and how far it is from now.
+fn moment(at: Option<i64>, now: i64) -> String {
+    match at {
+        None => "-".into(),
+        Some(at) if at > now => format!("{at} (in {} s)", at - now),
+        Some(at) => format!("{at} ({} s ago)", now - at),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/tools_token.html")]
+struct TokenPage {
+    frame: Frame,
+    report: Option<ReportView>,
+}
+
+/// `GET /admin/tools/token`
+pub async fn token_form(
+    admin: ConsoleAdmin,
+    State(state): State<AppState>,
+) -> Result<Response, PageError> {
+    admin.registry.require(Permission::ReadRegistry)?;
+    let html = TokenPage {
+        frame: admin.frame(&state, "tools"),
+        report: None,
+    }
+    .render();
+    Ok(admin.page(&state, StatusCode::OK, html))
+}
+
+#[derive(Deserialize)]
+pub struct TokenForm {
+    #[serde(default)]
+    token: String,
+}
+
+impl CsrfChecked for TokenForm {
+    const PURPOSE: &'static str = super::FORM_PURPOSE;
+}
+
+/// `POST /admin/tools/token`: the report on the posted token. It changes nothing, so it is
+/// the answer itself rather than a redirect, which would have to carry the token along.
+pub async fn inspect_token(
+    admin: ConsoleAdmin,
+    State(state): State<AppState>,
+    CsrfForm { form, .. }: CsrfForm<TokenForm>,
+) -> Result<Response, PageError> {
+    admin.registry.require(Permission::ReadRegistry)?;
+    // Pasted as an Authorization header's value, it still is the token.
+    let token = form.token.trim();
+    let token = ["Bearer ", "DPoP "]
+        .iter()
+        .find_map(|scheme| {
+            token
+                .get(..scheme.len())
+                .filter(|prefix| prefix.eq_ignore_ascii_case(scheme))
+                .map(|_| token[scheme.len()..].trim())
+        })
+        .unwrap_or(token);
+    let report = if token.is_empty() {
+        None
+    } else {
+        let now = state.services.tokens.clock().now();
+        let report = state.services.federation.inspect(token).await?;
+        Some(ReportView::of(report, now))
+    };
+    let html = TokenPage {
+        frame: admin.frame(&state, "tools"),
+        report,
+    }
+    .render();
+    Ok(admin.page(&state, StatusCode::OK, html))
 }

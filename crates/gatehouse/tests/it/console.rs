@@ -1269,3 +1269,177 @@ server_test!(who_may_call_a_path_is_answered_by_the_rules, |server| {
         page.body
     );
 });
+
+/// The report on `token` from the token tool.
+async fn inspect(browser: &mut Browser, server: &TestServer, csrf: &str, token: String) -> Page {
+    let form = [("csrf", csrf), ("token", token.as_str())];
+    browser.post(&server.url("/admin/tools/token"), &form).await
+}
+
+/// The checks a token report on `page` shows failed, by label.
+fn failed_checks(page: &Page) -> Vec<String> {
+    let Some(start) = page.body.find("<table id=\"checks\">") else {
+        return Vec::new();
+    };
+    let table = &page.body[start..start + page.body[start..].find("</table>").unwrap()];
+    table
+        .split("<tr>")
+        .filter(|row| row.contains("class=\"bad\">failed"))
+        .map(|row| {
+            let cell = &row[row.find("<td>").unwrap() + 4..];
+            cell[..cell.find("</td>").unwrap()].to_owned()
+        })
+        .collect()
+}
+
+server_test!(why_a_token_is_refused_is_told_check_by_check, |server| {
+    use crate::federation::{OKTA, api_provider, api_token};
+    use gatehouse_core::client::TokenFormat;
+    use gatehouse_core::federation::JwtProviderChanges;
+
+    server.user("olga", &["oauth_admin"]).await;
+    server.user("carol", &["oauth_admin"]).await;
+    let mut olga = signed_in(&server, "olga").await;
+    let form = olga.get(&server.url("/admin/tools/token")).await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    // The layout's sign-out form carries a token of its own: this form's is the one to send.
+    let csrf = form_fields(&form, "/admin/tools/token")
+        .into_iter()
+        .find(|(name, _)| name == "csrf")
+        .unwrap()
+        .1;
+    // A valid JWT: whose it is, every check passed, and the token nowhere on the page.
+    let jwt_app = server
+        .app(TokenFormat::Jwt, &["inventory_read"], None)
+        .await;
+    let jwt = server.token(&jwt_app, None).await;
+    let page = inspect(&mut olga, &server, &csrf, jwt.clone()).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_strict_headers(&page, "/admin/tools/token");
+    assert!(
+        page.body.contains("id=\"verdict\">Valid</span>"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("a JWT access token of this server"));
+    assert!(
+        page.body
+            .contains(&format!("<dd>{}</dd>", jwt_app.client_id))
+    );
+    assert!(page.body.contains("<dd>inventory_read</dd>"));
+    assert!(failed_checks(&page).is_empty());
+    assert!(!page.body.contains(&jwt));
+    // Pasted with its scheme, it is the same token.
+    let page = inspect(&mut olga, &server, &csrf, format!("Bearer {jwt}")).await;
+    assert!(page.body.contains("id=\"verdict\">Valid</span>"));
+
+    // Its signature altered: refused for that, its claims still shown as it states them.
+    let (signed, signature) = jwt.rsplit_once('.').unwrap();
+    let flipped = if signature.starts_with('A') { "B" } else { "A" };
+    let forged = format!("{signed}.{flipped}{}", &signature[1..]);
+    let page = inspect(&mut olga, &server, &csrf, forged.clone()).await;
+    assert!(page.body.contains("id=\"verdict\">Refused</span>"));
+    assert_eq!(failed_checks(&page), ["Signature"], "{}", page.body);
+    assert!(page.body.contains("its signature does not verify"));
+    assert!(!page.body.contains(&forged));
+
+    // Expired, and its application deactivated since: both failures, not only the first.
+    let short = server
+        .app_with(gatehouse_core::registry::AppChanges {
+            name: Some("short-lived".into()),
+            grant_types: Some(vec![gatehouse_core::client::GrantType::ClientCredentials]),
+            allowed_scopes: Some(vec!["inventory_read".into()]),
+            access_token_lifespan: Some(1),
+            token_format: Some(TokenFormat::Jwt),
+            ..Default::default()
+        })
+        .await;
+    let expiring = server.token(&short, None).await;
+    server
+        .update_app(
+            &short.client_id,
+            gatehouse_core::registry::AppChanges {
+                active: Some(false),
+                ..Default::default()
+            },
+        )
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let page = inspect(&mut olga, &server, &csrf, expiring).await;
+    assert_eq!(
+        failed_checks(&page),
+        ["Expiry", "Application"],
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("2 checks failed"));
+
+    // A revoked opaque token, and one never issued.
+    let opaque_app = server
+        .app(TokenFormat::Opaque, &["inventory_read"], None)
+        .await;
+    let opaque = server.token(&opaque_app, None).await;
+    let (status, _, _) = crate::harness::post_form(
+        &server,
+        "/oauth/revoke",
+        Some((&opaque_app.client_id, &opaque_app.secret)),
+        &[("token", &opaque)],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let page = inspect(&mut olga, &server, &csrf, opaque.clone()).await;
+    assert_eq!(failed_checks(&page), ["Revocation"], "{}", page.body);
+    assert!(page.body.contains("an opaque access token of this server"));
+    assert!(!page.body.contains(&opaque));
+    let page = inspect(&mut olga, &server, &csrf, "gh_at_never-issued".into()).await;
+    assert_eq!(failed_checks(&page), ["Known token"], "{}", page.body);
+    let page = inspect(&mut olga, &server, &csrf, "not a token at all".into()).await;
+    assert_eq!(failed_checks(&page), ["Known token"], "{}", page.body);
+
+    // A JWT provider's token: good while the provider is active, refused once it is disabled,
+    // for that reason alone.
+    let key = api_provider(&server, "okta", JwtProviderChanges::default()).await;
+    let theirs = api_token(&key, Some("at+jwt"), serde_json::json!({}));
+    let page = inspect(&mut olga, &server, &csrf, theirs.clone()).await;
+    assert!(
+        page.body.contains("id=\"verdict\">Valid</span>"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("<dd>okta:okta-app</dd>"));
+    assert!(page.body.contains(&format!("<dd>{OKTA}</dd>")));
+    server
+        .services
+        .registry
+        .update_jwt_provider(
+            "okta",
+            JwtProviderChanges {
+                active: Some(false),
+                ..JwtProviderChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+    let page = inspect(&mut olga, &server, &csrf, theirs).await;
+    assert_eq!(failed_checks(&page), ["JWT provider"], "{}", page.body);
+    assert!(page.body.contains("is disabled"));
+    // Expired and for another audience: each reported.
+    let stale = api_token(
+        &key,
+        Some("at+jwt"),
+        serde_json::json!({"exp": crate::federation::now() - 120, "aud": "api://other"}),
+    );
+    let page = inspect(&mut olga, &server, &csrf, stale).await;
+    assert_eq!(
+        failed_checks(&page),
+        ["JWT provider", "Audience", "Expiry"],
+        "{}",
+        page.body
+    );
+
+    // The form is a form: without its CSRF token the token is not looked at.
+    let page = olga
+        .post(&server.url("/admin/tools/token"), &[("token", "gh_at_x")])
+        .await;
+    assert_eq!(page.status, 403);
+});
