@@ -2,11 +2,13 @@
 //! every server (and every test server) counts for itself.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use gatehouse_core::client::GrantType;
 use gatehouse_core::token::TokenService;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -69,10 +71,68 @@ impl Collector for CacheCollector {
     }
 }
 
+/// The minutes the dashboard's figures cover.
+const WINDOW_MINUTES: u64 = 60;
+
+/// The label of token requests for no grant the server knows.
+pub const UNKNOWN_GRANT: &str = "unknown";
+
+/// One count per minute of the last [`WINDOW_MINUTES`]. Each slot packs the minute it counts
+/// (high half) with its count (low half) in one atomic, so a request costs one compare-and-swap
+/// and a slot moves on to a new minute without a lock and without losing a count.
+struct MinuteCounts([AtomicU64; WINDOW_MINUTES as usize]);
+
+impl MinuteCounts {
+    fn new() -> Self {
+        MinuteCounts(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+
+    fn add(&self, minute: u64) {
+        let slot = &self.0[(minute % WINDOW_MINUTES) as usize];
+        // The closure always answers, so the update cannot fail.
+        let _ = slot.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |packed| {
+            Some(if packed >> 32 == minute {
+                packed + 1
+            } else {
+                (minute << 32) | 1
+            })
+        });
+    }
+
+    /// The count of the window that ends with `minute`.
+    fn total(&self, minute: u64) -> u64 {
+        self.0
+            .iter()
+            .map(|slot| slot.load(Ordering::Relaxed))
+            .filter(|packed| minute.saturating_sub(packed >> 32) < WINDOW_MINUTES)
+            .map(|packed| packed & u64::from(u32::MAX))
+            .sum()
+    }
+}
+
+/// A grant's token requests over the last hour, and how many of them failed.
+struct RecentRequests {
+    requests: MinuteCounts,
+    errors: MinuteCounts,
+}
+
+/// A grant's token requests in the last hour, as the dashboard shows them.
+pub struct GrantFigures {
+    pub grant_type: &'static str,
+    pub requests: u64,
+    pub errors: u64,
+}
+
 pub struct Metrics {
     registry: Registry,
     tokens: Family<TokenLabels, Counter>,
     requests: Family<RequestLabels, Histogram>,
+    /// Beside `tokens`, which counts since the start: the last hour's, per grant type in the
+    /// order of `GrantType::ALL`, then requests for no known grant.
+    recent: [RecentRequests; GrantType::ALL.len() + 1],
+    /// Minutes are counted from here, on the monotonic clock: the figures are measured, not
+    /// dated.
+    started: Instant,
 }
 
 impl Metrics {
@@ -99,9 +159,16 @@ impl Metrics {
             registry,
             tokens,
             requests,
+            recent: std::array::from_fn(|_| RecentRequests {
+                requests: MinuteCounts::new(),
+                errors: MinuteCounts::new(),
+            }),
+            started: Instant::now(),
         }
     }
 
+    /// Counts a token request of `grant_type` (a grant type's name, or `unknown`) that ended
+    /// in `outcome`: `issued`, or the error code.
     pub fn token_request(&self, grant_type: &str, outcome: &str) {
         self.tokens
             .get_or_create(&TokenLabels {
@@ -109,6 +176,38 @@ impl Metrics {
                 outcome: outcome.to_owned(),
             })
             .inc();
+        let index = GrantType::ALL
+            .iter()
+            .position(|grant| grant.as_str() == grant_type)
+            .unwrap_or(GrantType::ALL.len());
+        let recent = &self.recent[index];
+        let minute = self.minute();
+        recent.requests.add(minute);
+        if outcome != "issued" {
+            recent.errors.add(minute);
+        }
+    }
+
+    /// The token requests of the last hour, per grant type that had any.
+    pub fn recent_token_requests(&self) -> Vec<GrantFigures> {
+        let minute = self.minute();
+        let names = GrantType::ALL
+            .iter()
+            .map(|grant| grant.as_str())
+            .chain([UNKNOWN_GRANT]);
+        names
+            .zip(&self.recent)
+            .map(|(grant_type, recent)| GrantFigures {
+                grant_type,
+                requests: recent.requests.total(minute),
+                errors: recent.errors.total(minute),
+            })
+            .filter(|figures| figures.requests > 0)
+            .collect()
+    }
+
+    fn minute(&self) -> u64 {
+        self.started.elapsed().as_secs() / 60
     }
 
     pub fn encode(&self) -> String {
@@ -144,4 +243,24 @@ pub async fn record_request(
         })
         .observe(started.elapsed().as_secs_f64());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minute_counts_keep_the_last_hour() {
+        let counts = MinuteCounts::new();
+        counts.add(0);
+        counts.add(0);
+        counts.add(59);
+        assert_eq!(counts.total(59), 3);
+        // Minute 0 leaves the window; minute 60 takes its slot over.
+        assert_eq!(counts.total(60), 1);
+        counts.add(60);
+        assert_eq!(counts.total(60), 2);
+        assert_eq!(counts.total(119), 1);
+        assert_eq!(counts.total(200), 0);
+    }
 }

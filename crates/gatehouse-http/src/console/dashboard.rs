@@ -1,4 +1,5 @@
-//! `/admin`: the dashboard — how many applications, users and tokens there are, and whether
+//! `/admin`: the dashboard — how many applications, users and tokens there are, the last
+//! hour's token requests and errors per grant (this instance's, from its metrics), and whether
 //! the database and the signing keys are in order.
 
 use askama::Template;
@@ -9,6 +10,7 @@ use gatehouse_core::store::ActiveTokens;
 
 use super::{ConsoleAdmin, Frame};
 use crate::error::PageError;
+use crate::metrics::GrantFigures;
 use crate::state::AppState;
 use crate::views::KeyView;
 
@@ -25,6 +27,8 @@ struct DashboardPage {
     frame: Frame,
     counts: Option<Counts>,
     keys: Vec<KeyView>,
+    /// The last hour's token requests per grant.
+    token_requests: Vec<GrantFigures>,
     /// Whether some key signs: without one, no token can be issued.
     keys_healthy: bool,
 }
@@ -61,6 +65,7 @@ pub async fn show(
         frame: admin.frame(&state, "dashboard"),
         counts,
         keys,
+        token_requests: state.metrics.recent_token_requests(),
         keys_healthy,
     }
     .render();

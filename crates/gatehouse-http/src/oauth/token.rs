@@ -26,7 +26,7 @@ pub async fn token(
         .grants
         .grant_for(&request)
         .map(|g| g.grant_type().as_str())
-        .unwrap_or("unknown");
+        .unwrap_or(crate::metrics::UNKNOWN_GRANT);
     let result = exchange(&state, address, &headers, uri.path(), &request).await;
     let outcome = match &result {
         Ok(_) => "issued",

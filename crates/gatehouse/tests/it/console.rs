@@ -1443,3 +1443,49 @@ server_test!(why_a_token_is_refused_is_told_check_by_check, |server| {
         .await;
     assert_eq!(page.status, 403);
 });
+
+server_test!(
+    the_dashboard_counts_the_last_hours_token_requests,
+    |server| {
+        use gatehouse_core::client::TokenFormat;
+
+        server.user("mia", &["mi_admin"]).await;
+        let mut mia = signed_in(&server, "mia").await;
+        let page = mia.get(&server.url("/admin")).await;
+        assert!(
+            page.body.contains("id=\"no-token-requests\""),
+            "{}",
+            page.body
+        );
+
+        let app = server
+            .app(TokenFormat::Opaque, &["inventory_read"], None)
+            .await;
+        server.token(&app, None).await;
+        server.token(&app, None).await;
+        let wrong_secret = Some((app.client_id.as_str(), "not the secret"));
+        let form = [("grant_type", "client_credentials")];
+        let (status, _, _) =
+            crate::harness::post_form(&server, "/oauth/token", wrong_secret, &form).await;
+        assert_eq!(status, 401);
+        let basic = Some((app.client_id.as_str(), app.secret.as_str()));
+        let (status, _, _) = crate::harness::post_form(
+            &server,
+            "/oauth/token",
+            basic,
+            &[("grant_type", "urn:example:made-up")],
+        )
+        .await;
+        assert_eq!(status, 400);
+
+        let page = mia.get(&server.url("/admin")).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        for row in [
+            "<tr id=\"grant-client_credentials\"><td>client_credentials</td><td>3</td><td>1</td></tr>",
+            "<tr id=\"grant-unknown\"><td>unknown</td><td>1</td><td>1</td></tr>",
+        ] {
+            assert!(page.body.contains(row), "{row}: {}", page.body);
+        }
+        assert!(!page.body.contains("id=\"grant-password\""));
+    }
+);
