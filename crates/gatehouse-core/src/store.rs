@@ -178,6 +178,16 @@ pub enum TokenFamily<'a> {
         user_id: &'a str,
         client_id: &'a str,
     },
+    /// Issued to a client, for anyone.
+    Client(&'a str),
+}
+
+/// Whose tokens an administrator lists: a user's (by id, from any application) or an
+/// application's (by client_id, for anyone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenHolder<'a> {
+    User(&'a str),
+    Client(&'a str),
 }
 
 /// The outcome of rotating a refresh token.
@@ -355,6 +365,14 @@ pub trait TokenStore: Send + Sync {
         family: TokenFamily<'_>,
         now: i64,
     ) -> Result<Vec<(String, i64)>, StoreError>;
+    /// The access tokens of `holder` in service at `now` — unexpired, unrevoked, and for JWTs
+    /// not among the revoked ones —, newest first, at most `limit`.
+    async fn list_held_access_tokens(
+        &self,
+        holder: TokenHolder<'_>,
+        now: i64,
+        limit: u64,
+    ) -> Result<Vec<AccessTokenRecord>, StoreError>;
     /// Deletes tokens, codes, sessions and revocation entries that expired before `now`;
     /// returns how many.
     async fn purge_expired(&self, now: i64) -> Result<u64, StoreError>;
@@ -425,6 +443,18 @@ pub trait GrantStore: Send + Sync {
         user_id: &str,
         client_id: &str,
     ) -> Result<(), StoreError>;
+    /// Revokes every access and refresh token issued to a client, and records its stored JWTs
+    /// as revoked. Unlike [`GrantStore::revoke_grant`] it records no grant, so a token being
+    /// issued at that moment may outlive it.
+    async fn revoke_client_grants(&self, client_id: &str) -> Result<(), StoreError>;
+    /// The refresh tokens of `holder` in service at `now` — unexpired, unrevoked, not rotated —,
+    /// newest first, at most `limit`.
+    async fn list_held_refresh_tokens(
+        &self,
+        holder: TokenHolder<'_>,
+        now: i64,
+        limit: u64,
+    ) -> Result<Vec<RefreshTokenRecord>, StoreError>;
 }
 
 #[async_trait]

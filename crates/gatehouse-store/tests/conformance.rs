@@ -14,7 +14,7 @@ use gatehouse_core::store::{
     AccessTokenRecord, ActiveTokens, AuditQuery, AuditRecord, AuthorizationCodeRecord,
     CodeRedemption, ConsentRecord, DeviceAuthorizationRecord, DeviceStatus, PushedRequestRecord,
     RefreshRotation, RefreshTokenRecord, SessionRecord, Store, StoreError, StoredSigningKey,
-    UserWrite,
+    TokenFamily, TokenHolder, UserWrite,
 };
 use gatehouse_core::token::Act;
 use gatehouse_core::user::User;
@@ -1398,6 +1398,131 @@ storage_test!(revoking_a_grant_revokes_its_tokens_and_jwts, |store| {
     store.purge_expired(301).await.unwrap();
     assert!(!store.is_grant_revoked("g").await.unwrap());
 });
+
+storage_test!(
+    held_tokens_are_listed_newest_first_and_revoked_by_client,
+    |store| {
+        let mut tokens = Vec::new();
+        for (hash, client_id, user_id, issued_at, expires_at) in [
+            ("a-old", "billing", Some("u1"), 10, 1000),
+            ("a-new", "billing", Some("u1"), 20, 1000),
+            ("a-expired", "billing", Some("u1"), 30, 100),
+            ("a-other-user", "billing", Some("u2"), 40, 1000),
+            ("a-other-app", "reports", Some("u1"), 50, 1000),
+            ("a-own", "billing", None, 60, 1000),
+            ("jwt:j-revoked", "billing", Some("u1"), 70, 1000),
+            ("jwt:j-live", "billing", Some("u1"), 80, 1000),
+        ] {
+            let mut token = token(hash, client_id, user_id, expires_at);
+            token.issued_at = issued_at;
+            tokens.push(token);
+        }
+        tokens[6].jti = "j-revoked".into();
+        tokens[7].jti = "j-live".into();
+        for token in &tokens {
+            store.insert_access_token(token).await.unwrap();
+        }
+        store.revoke_jwt("j-revoked", 1000).await.unwrap();
+        store.revoke_access_token("a-old").await.unwrap();
+        let hashes = |records: Vec<AccessTokenRecord>| -> Vec<String> {
+            records.into_iter().map(|r| r.token_hash).collect()
+        };
+        assert_eq!(
+            hashes(
+                store
+                    .list_held_access_tokens(TokenHolder::User("u1"), 200, 10)
+                    .await
+                    .unwrap()
+            ),
+            ["jwt:j-live", "a-other-app", "a-new"]
+        );
+        assert_eq!(
+            hashes(
+                store
+                    .list_held_access_tokens(TokenHolder::Client("billing"), 200, 2)
+                    .await
+                    .unwrap()
+            ),
+            ["jwt:j-live", "a-own"]
+        );
+
+        let mut refresh_tokens = Vec::new();
+        for (hash, client_id, issued_at) in [("r-old", "billing", 10), ("r-new", "billing", 20)] {
+            let mut token = refresh(hash, &format!("g-{hash}"));
+            token.client_id = client_id.into();
+            token.issued_at = issued_at;
+            refresh_tokens.push(token);
+        }
+        let mut other = refresh("r-reports", "g-reports");
+        other.client_id = "reports".into();
+        refresh_tokens.push(other);
+        for token in &refresh_tokens {
+            store.insert_refresh_token(token).await.unwrap();
+        }
+        let held = store
+            .list_held_refresh_tokens(TokenHolder::User("id-svc"), 200, 10)
+            .await
+            .unwrap();
+        assert_eq!(held.len(), 3);
+        assert_eq!(held[0].issued_at, 20);
+        let held = store
+            .list_held_refresh_tokens(TokenHolder::Client("billing"), 200, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            held.iter()
+                .map(|t| t.token_hash.as_str())
+                .collect::<Vec<_>>(),
+            ["r-new", "r-old"]
+        );
+
+        // Everything of an application: its stored JWTs join the revoked ones.
+        assert_eq!(
+            store
+                .list_family_jwts(TokenFamily::Client("billing"), 200)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        store.revoke_client_grants("billing").await.unwrap();
+        assert!(store.is_jwt_revoked("j-live").await.unwrap());
+        for holder in [TokenHolder::Client("billing"), TokenHolder::User("u2")] {
+            assert!(
+                store
+                    .list_held_access_tokens(holder, 200, 10)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+        assert!(
+            store
+                .list_held_refresh_tokens(TokenHolder::Client("billing"), 200, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Another application's tokens stay.
+        assert_eq!(
+            hashes(
+                store
+                    .list_held_access_tokens(TokenHolder::User("u1"), 200, 10)
+                    .await
+                    .unwrap()
+            ),
+            ["a-other-app"]
+        );
+        assert_eq!(
+            store
+                .list_held_refresh_tokens(TokenHolder::Client("reports"), 200, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+);
 
 storage_test!(sessions_and_consents, |store| {
     let session = SessionRecord {

@@ -14,13 +14,27 @@ macro_rules! refresh_columns {
     };
 }
 
+/// The refresh tokens in service of the holder `$column` names.
+macro_rules! held_refresh_tokens {
+    ($column:literal) => {
+        concat!(
+            "SELECT ",
+            refresh_columns!(),
+            " FROM refresh_tokens WHERE ",
+            $column,
+            " = $1 AND expires_at > $2 AND revoked = $3 AND rotated_at IS NULL \
+             ORDER BY issued_at DESC, token_hash LIMIT $4"
+        )
+    };
+}
+
 macro_rules! grant_store_impl {
     ($store:ty) => {
         mod grant_queries {
             use async_trait::async_trait;
             use gatehouse_core::store::{
                 AuthorizationCodeRecord, CodeRedemption, GrantStore, RefreshRotation, RefreshTokenRecord,
-                StoreError,
+                StoreError, TokenHolder,
             };
 
             use crate::rows::{AuthorizationCodeRow, RefreshTokenRow, json_list};
@@ -261,6 +275,49 @@ macro_rules! grant_store_impl {
                         Some(client_id),
                     )
                     .await
+                }
+
+                async fn revoke_client_grants(&self, client_id: &str) -> Result<(), StoreError> {
+                    self.revoke_grants_where(
+                        [
+                            "INSERT INTO revoked_jwts (jti, expires_at) SELECT jti, expires_at \
+                             FROM access_tokens WHERE client_id = $1 \
+                             AND token_hash LIKE 'jwt:%' ON CONFLICT (jti) DO NOTHING",
+                            "UPDATE access_tokens SET revoked = TRUE WHERE client_id = $1",
+                            "UPDATE refresh_tokens SET revoked = TRUE WHERE client_id = $1",
+                        ],
+                        client_id,
+                        None,
+                    )
+                    .await
+                }
+
+                async fn list_held_refresh_tokens(
+                    &self,
+                    holder: TokenHolder<'_>,
+                    now: i64,
+                    limit: u64,
+                ) -> Result<Vec<RefreshTokenRecord>, StoreError> {
+                    // Both go through an index of the holder's column.
+                    let (sql, holder) = match holder {
+                        TokenHolder::User(user_id) => {
+                            (held_refresh_tokens!("user_id"), user_id)
+                        }
+                        TokenHolder::Client(client_id) => {
+                            (held_refresh_tokens!("client_id"), client_id)
+                        }
+                    };
+                    sqlx::query_as::<_, RefreshTokenRow>(sql)
+                        .bind(holder)
+                        .bind(now)
+                        .bind(false)
+                        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                        .fetch_all(&mut *self.read().await?)
+                        .await
+                        .map_err(backend_error)?
+                        .into_iter()
+                        .map(RefreshTokenRecord::try_from)
+                        .collect()
                 }
             }
 

@@ -8,12 +8,28 @@ macro_rules! access_token_columns {
     };
 }
 
+/// The access tokens in service of the holder `$column` names: a JWT revoked by its client is
+/// in `revoked_jwts` only.
+macro_rules! held_access_tokens {
+    ($column:literal) => {
+        concat!(
+            "SELECT ",
+            access_token_columns!(),
+            " FROM access_tokens WHERE ",
+            $column,
+            " = $1 AND expires_at > $2 AND revoked = $3 AND NOT EXISTS \
+             (SELECT 1 FROM revoked_jwts WHERE revoked_jwts.jti = access_tokens.jti) \
+             ORDER BY issued_at DESC, token_hash LIMIT $4"
+        )
+    };
+}
+
 macro_rules! token_store_impl {
     ($store:ty) => {
         mod token_queries {
             use async_trait::async_trait;
             use gatehouse_core::store::{
-                AccessTokenRecord, ActiveTokens, StoreError, TokenFamily, TokenStore,
+                AccessTokenRecord, ActiveTokens, StoreError, TokenFamily, TokenHolder, TokenStore,
             };
 
             use crate::rows::{AccessTokenRow, act_value, json_list};
@@ -121,8 +137,42 @@ macro_rules! token_store_impl {
                             .bind(client_id)
                             .bind(now)
                         }
+                        TokenFamily::Client(client_id) => sqlx::query_as::<_, (String, i64)>(
+                            "SELECT jti, expires_at FROM access_tokens WHERE client_id = $1 \
+                             AND token_hash LIKE 'jwt:%' AND expires_at > $2",
+                        )
+                        .bind(client_id)
+                        .bind(now),
                     };
                     query.fetch_all(&mut *self.read().await?).await.map_err(backend_error)
+                }
+
+                async fn list_held_access_tokens(
+                    &self,
+                    holder: TokenHolder<'_>,
+                    now: i64,
+                    limit: u64,
+                ) -> Result<Vec<AccessTokenRecord>, StoreError> {
+                    // Both go through an index of the holder's column.
+                    let (sql, holder) = match holder {
+                        TokenHolder::User(user_id) => {
+                            (held_access_tokens!("user_id"), user_id)
+                        }
+                        TokenHolder::Client(client_id) => {
+                            (held_access_tokens!("client_id"), client_id)
+                        }
+                    };
+                    sqlx::query_as::<_, AccessTokenRow>(sql)
+                        .bind(holder)
+                        .bind(now)
+                        .bind(false)
+                        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                        .fetch_all(&mut *self.read().await?)
+                        .await
+                        .map_err(backend_error)?
+                        .into_iter()
+                        .map(AccessTokenRecord::try_from)
+                        .collect()
                 }
 
                 async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
