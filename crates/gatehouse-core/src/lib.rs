@@ -22,6 +22,7 @@ pub mod federation;
 pub mod forwarding;
 pub mod gateway;
 pub mod grant;
+pub mod held;
 pub mod inspection;
 pub mod keys;
 pub mod login;

@@ -418,7 +418,7 @@ impl Registry {
     }
 
     /// An application the administrator this registry acts for may change.
-    async fn get_app_to_change(&self, client_id: &str) -> Result<Client, Error> {
+    pub(crate) async fn get_app_to_change(&self, client_id: &str) -> Result<Client, Error> {
         self.require(Permission::ManageApplications)?;
         let client = self.get_app(client_id).await?;
         self.require_for_run_as(client.run_as.as_deref()).await?;
@@ -786,6 +786,31 @@ impl Registry {
             this.save_user(&before, &user, false).await?;
         }
         this.commit().await
+    }
+
+    /// A user the administrator this registry acts for may change.
+    pub(crate) async fn get_user_to_change(&self, user_name: &str) -> Result<User, Error> {
+        let user = self.get_user(user_name).await?;
+        self.require_for_user(Some(&user), None)?;
+        Ok(user)
+    }
+
+    /// Ends every session and token of a user, as a new password, a lock or a deactivation
+    /// does, and leaves them free to sign in again: their credential epoch goes up, which ends
+    /// even the JWTs issued for them that the store never kept.
+    pub async fn end_user_sessions(&self, user_name: &str) -> Result<(), Error> {
+        let this = self.begin().await?;
+        let mut user = this.get_user_to_change(user_name).await?;
+        let before = user.clone();
+        user.credential_epoch += 1;
+        user.updated_at = this.clock.now();
+        this.save_user(&before, &user, true).await?;
+        this.commit().await
+    }
+
+    /// What tells applications that a user's session ended, where anything listens.
+    pub(crate) fn backchannel_logout(&self) -> Option<&BackChannelLogout> {
+        self.logout.as_ref()
     }
 
     /// Sets a user's password, which ends every session and token their old one started.

@@ -353,6 +353,8 @@ enum Revocation<'a> {
         user_id: &'a str,
         client_id: &'a str,
     },
+    /// Every token issued to a client (an administrator revoked them all).
+    Client(&'a str),
 }
 
 /// The prefix of revocation notices.
@@ -369,6 +371,7 @@ impl<'a> Revocation<'a> {
             Revocation::Consent { user_id, client_id } => {
                 format!("{REVOCATION_NOTICE}consent:{user_id}:{client_id}")
             }
+            Revocation::Client(client_id) => format!("{REVOCATION_NOTICE}client:{client_id}"),
         }
     }
 
@@ -389,10 +392,15 @@ impl<'a> Revocation<'a> {
                 let (user_id, client_id) = rest.split_once(':')?;
                 Revocation::Consent { user_id, client_id }
             }
+            "client" => Revocation::Client(rest),
             _ => return None,
         })
     }
 }
+
+/// How the store keys the JWT access tokens it records (a person's grant's), which have no hash:
+/// by `jti`, under a prefix no hash has.
+pub(crate) const JWT_RECORD_PREFIX: &str = "jwt:";
 
 /// The change notice that tells other instances the signing keys changed.
 const KEYS_NOTICE: &str = "keys";
@@ -533,6 +541,12 @@ impl TokenService {
                 });
                 TokenFamily::Consent { user_id, client_id }
             }
+            Revocation::Client(client_id) => {
+                self.cache
+                    .opaque_tokens
+                    .invalidate_where(|t| t.client_id == client_id);
+                TokenFamily::Client(client_id)
+            }
         };
         let jwts = self.store.list_family_jwts(family, now).await?;
         self.remember_revoked(jwts, now);
@@ -569,6 +583,31 @@ impl TokenService {
         let remember_until = self.clock.now() + GRANT_REVOCATION_MEMORY;
         self.store.revoke_grant(grant_id, remember_until).await?;
         self.revoked(Revocation::Grant(grant_id)).await
+    }
+
+    /// Revokes every access and refresh token issued to a client. Its JWTs outside a person's
+    /// grant are stored nowhere, and stay valid until they expire.
+    pub(crate) async fn revoke_client(&self, client_id: &str) -> Result<(), Error> {
+        self.store.revoke_client_grants(client_id).await?;
+        self.revoked(Revocation::Client(client_id)).await
+    }
+
+    /// Takes one stored access token out of service: an opaque one in the store, a JWT by its
+    /// `jti` until it would have expired.
+    pub(crate) async fn revoke_access_token(
+        &self,
+        record: &AccessTokenRecord,
+    ) -> Result<(), Error> {
+        if record.token_hash.starts_with(JWT_RECORD_PREFIX) {
+            return self.revoke_jwt(&record.jti, record.expires_at).await;
+        }
+        self.store.revoke_access_token(&record.token_hash).await?;
+        self.revoked(Revocation::Opaque(&record.token_hash)).await
+    }
+
+    async fn revoke_jwt(&self, jti: &str, expires_at: i64) -> Result<(), Error> {
+        self.store.revoke_jwt(jti, expires_at).await?;
+        self.revoked(Revocation::Jwt { jti, expires_at }).await
     }
 
     /// Revokes every token a user's consent gave a client (the consent was withdrawn).
@@ -917,7 +956,7 @@ impl TokenService {
                 // replayed code, a reused refresh token) can revoke them too.
                 if let Some(link) = grant {
                     let record = AccessTokenRecord {
-                        token_hash: format!("jwt:{jti}"),
+                        token_hash: format!("{JWT_RECORD_PREFIX}{jti}"),
                         jti,
                         client_id: client.client_id.clone(),
                         user_id: user.map(|u| u.id.clone()),
@@ -1402,8 +1441,7 @@ impl TokenService {
             if record.client_id != client.client_id {
                 return Err(not_yours());
             }
-            self.store.revoke_access_token(&hash).await?;
-            self.revoked(Revocation::Opaque(&hash)).await?;
+            self.revoke_access_token(&record).await?;
             self.token_revoked(client, "access_token", &record.jti)
                 .await?;
         } else if let Some(claims) = self.verify_own_jwt(token) {
@@ -1411,12 +1449,7 @@ impl TokenService {
                 return Err(not_yours());
             }
             if claims.exp > self.clock.now() {
-                self.store.revoke_jwt(&claims.jti, claims.exp).await?;
-                self.revoked(Revocation::Jwt {
-                    jti: &claims.jti,
-                    expires_at: claims.exp,
-                })
-                .await?;
+                self.revoke_jwt(&claims.jti, claims.exp).await?;
                 self.token_revoked(client, "access_token", &claims.jti)
                     .await?;
             }
@@ -1476,6 +1509,7 @@ mod tests {
                 expires_at: 1_800_000_000,
             },
             Revocation::Grant("0192-grant"),
+            Revocation::Client("billing:v2"),
             Revocation::Consent {
                 user_id: "0192-user",
                 client_id: "billing:eu",
