@@ -17,6 +17,7 @@ mod jwt_providers;
 mod keys;
 mod providers;
 mod scopes;
+mod tokens;
 mod tools;
 mod users;
 
@@ -117,6 +118,7 @@ pub fn routes() -> Router<AppState> {
             get(scopes::confirm_deletion).post(scopes::delete),
         )
         .merge(tools::routes())
+        .merge(tokens::routes())
 }
 
 /// The kinds of configuration entry the console shows, in the navigation's order: `routes`

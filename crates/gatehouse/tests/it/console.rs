@@ -3,7 +3,7 @@
 //! page offers), the headers of every page, an application's life — created with its secret
 //! shown once, edited, its secret rotated, deleted — and a user's.
 
-use crate::harness::{TestApp, TestServer, server_test};
+use crate::harness::{TestApp, TestServer, post_form, server_test};
 use crate::people::{Browser, PASSWORD, Page};
 
 /// A browser signed in to the console as `user`, through the login page `/admin` shows.
@@ -1489,3 +1489,216 @@ server_test!(
         assert!(!page.body.contains("id=\"grant-password\""));
     }
 );
+
+/// Tokens from the password grant for `user`: (access token, refresh token).
+async fn password_tokens(server: &TestServer, app: &TestApp, user: &str) -> (String, String) {
+    let (status, _, body) = post_form(
+        server,
+        "/oauth/token",
+        Some((&app.client_id, &app.secret)),
+        &[
+            ("grant_type", "password"),
+            ("username", user),
+            ("password", PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    (
+        body["access_token"].as_str().unwrap().to_owned(),
+        body["refresh_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn introspected_active(server: &TestServer, app: &TestApp, token: &str) -> bool {
+    let (status, _, body) = post_form(
+        server,
+        "/oauth/introspect",
+        Some((&app.client_id, &app.secret)),
+        &[("token", token)],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["active"] == true
+}
+
+async fn refreshes(server: &TestServer, app: &TestApp, token: &str) -> bool {
+    let (status, _, _) = post_form(
+        server,
+        "/oauth/token",
+        Some((&app.client_id, &app.secret)),
+        &[("grant_type", "refresh_token"), ("refresh_token", token)],
+    )
+    .await;
+    status == 200
+}
+
+/// Confirms the revocation the page at `path` asks about: the confirmation's form, posted.
+async fn confirmed(browser: &mut Browser, server: &TestServer, path: &str) -> Page {
+    let confirm = browser.get(&server.url(path)).await;
+    assert_eq!(confirm.status, 200, "{path}: {}", confirm.body);
+    assert_strict_headers(&confirm, path);
+    let fields = form_fields(&confirm, path);
+    let done = submit(browser, server, path, &fields).await;
+    assert_eq!(done.status, 303, "{path}: {}", done.body);
+    done
+}
+
+server_test!(tokens_are_listed_and_revoked, |server| {
+    server.user("ada", &["admin"]).await;
+    server.user("olga", &["oauth_admin"]).await;
+    server.user("mia", &["mi_admin"]).await;
+    server.user("tess", &[]).await;
+    let app = server
+        .app_with(gatehouse_core::registry::AppChanges {
+            name: Some("Notes".into()),
+            grant_types: Some(vec![
+                gatehouse_core::client::GrantType::Password,
+                gatehouse_core::client::GrantType::RefreshToken,
+            ]),
+            allowed_scopes: Some(vec!["useraccount".into()]),
+            token_format: Some(gatehouse_core::client::TokenFormat::Opaque),
+            ..gatehouse_core::registry::AppChanges::default()
+        })
+        .await;
+    let (first, first_refresh) = password_tokens(&server, &app, "tess").await;
+    let (second, second_refresh) = password_tokens(&server, &app, "tess").await;
+    // tess signs in (the console then refuses her): a login session.
+    signed_in(&server, "tess").await;
+
+    // The user's tokens and session are listed, with no hash or token on the page.
+    let mut ada = signed_in(&server, "ada").await;
+    let user_page = ada.get(&server.url("/admin/users/tess")).await;
+    assert!(user_page.body.contains("href=\"/admin/users/tess/tokens\""));
+    let page = ada.get(&server.url("/admin/users/tess/tokens")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_strict_headers(&page, "tokens");
+    assert!(
+        page.body.contains("id=\"result-count\">5 in service"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("login session"));
+    assert!(page.body.contains(&format!(">{}</a>", app.client_id)));
+    for token in [&first, &second, &first_refresh, &second_refresh] {
+        assert!(!page.body.contains(token.as_str()));
+    }
+
+    // One revoked: introspection says so, the other stays active.
+    let hasher = server.services.tokens.hasher();
+    let handle = format!("access:{}", hasher.hash(&first));
+    let revoke = format!(
+        "/admin/users/tess/tokens/revoke?{}",
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("handle", &handle)
+            .finish()
+    );
+    assert!(page.body.contains(&revoke.replace('&', "&amp;")));
+    let done = confirmed(&mut ada, &server, &revoke).await;
+    assert_eq!(done.location().as_deref(), Some("/admin/users/tess/tokens"));
+    let page = ada.get(&server.url("/admin/users/tess/tokens")).await;
+    assert!(
+        page.body.contains("The access token was revoked."),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"result-count\">4 in service"));
+    assert!(!introspected_active(&server, &app, &first).await);
+    assert!(introspected_active(&server, &app, &second).await);
+
+    // Those who may not change the user see nothing of their tokens and revoke nothing, even
+    // with a valid CSRF token: mi_admin manages no users, oauth_admin no administrators.
+    let mut mia = signed_in(&server, "mia").await;
+    let user_page = mia.get(&server.url("/admin/users/tess")).await;
+    let csrf = form_fields(&user_page, "/admin/users/tess/lock")
+        .into_iter()
+        .find(|(name, _)| name == "csrf")
+        .unwrap()
+        .1;
+    for path in [
+        "/admin/users/tess/tokens",
+        "/admin/users/tess/tokens/revoke-all",
+        revoke.as_str(),
+        &format!("/admin/applications/{}/tokens", app.client_id),
+    ] {
+        assert_eq!(mia.get(&server.url(path)).await.status, 403, "{path}");
+    }
+    for path in [
+        "/admin/users/tess/tokens/revoke-all".to_owned(),
+        format!(
+            "/admin/users/tess/tokens/revoke?handle=access:{}",
+            hasher.hash(&second)
+        ),
+        format!("/admin/applications/{}/tokens/revoke-all", app.client_id),
+    ] {
+        let page = mia.post(&server.url(&path), &[("csrf", &csrf)]).await;
+        assert_eq!(page.status, 403, "{path}: {}", page.body);
+    }
+    let mut olga = signed_in(&server, "olga").await;
+    assert_eq!(
+        olga.get(&server.url("/admin/users/ada/tokens"))
+            .await
+            .status,
+        403
+    );
+    assert!(introspected_active(&server, &app, &second).await);
+    assert!(refreshes(&server, &app, &second_refresh).await);
+
+    // Everything of the user: tokens and sessions end.
+    let tess = server.services.registry.get_user("tess").await.unwrap();
+    let now = server.services.tokens.clock().now();
+    assert!(
+        !server
+            .services
+            .store
+            .list_user_sessions(&tess.id, now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    confirmed(&mut ada, &server, "/admin/users/tess/tokens/revoke-all").await;
+    let page = ada.get(&server.url("/admin/users/tess/tokens")).await;
+    assert!(
+        page.body.contains("Everything of tess was revoked."),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"result-count\">0 in service"));
+    assert!(!introspected_active(&server, &app, &second).await);
+    assert!(!refreshes(&server, &app, &first_refresh).await);
+    assert!(
+        server
+            .services
+            .store
+            .list_user_sessions(&tess.id, now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // An application's: listed with their users, and revoked all at once.
+    let (third, third_refresh) = password_tokens(&server, &app, "tess").await;
+    let app_tokens = format!("/admin/applications/{}/tokens", app.client_id);
+    let page = olga.get(&server.url(&app_tokens)).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("id=\"result-count\">2 in service"));
+    assert!(page.body.contains("href=\"/admin/users/tess\">tess</a>"));
+    confirmed(&mut olga, &server, &format!("{app_tokens}/revoke-all")).await;
+    let page = olga.get(&server.url(&app_tokens)).await;
+    assert!(page.body.contains("id=\"result-count\">0 in service"));
+    assert!(!introspected_active(&server, &app, &third).await);
+    assert!(!refreshes(&server, &app, &third_refresh).await);
+    let events = server
+        .services
+        .registry
+        .audit_events(gatehouse_core::store::AuditQuery {
+            kind: Some("token".into()),
+            actor: Some("olga".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].subject, app.client_id);
+});
