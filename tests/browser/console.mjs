@@ -1,11 +1,11 @@
 // The administrators' console in a real headless Chromium: an administrator signs in through
 // the login page /admin leads to, opens the dashboard and the applications, creates an
 // application through its form (first refused, with the message next to the field), sees its
-// secret once, opens the users, scopes, signing keys and configuration entries, and opens the pages again at a phone's
-// width. On the way it checks that every
-// page carries the strict CSP, that nothing is loaded from another origin, that the browser
-// reports no CSP violation or other error, and that the keyboard reaches the page with a
-// visible focus.
+// secret once, opens the users, their own tokens (a revocation, reached by keyboard, asking
+// first), scopes, signing keys and configuration entries, and opens the pages again at a phone's
+// width. On the way it checks that every page carries the strict CSP, that nothing is loaded
+// from another origin, that the browser reports no CSP violation or other error, and that the
+// keyboard reaches the page with a visible focus.
 //
 // Inputs (environment):
 //   GATEHOUSE_ISSUER                 the issuer, e.g. http://127.0.0.1:8080
@@ -213,6 +213,23 @@ async function main() {
     check(await page.locator('tbody tr').count() >= 1, 'the users are listed');
     await screenshot(page, 'console-users');
     await open(page, at('/admin/new/users'), 'new user');
+
+    step = 'tokens';
+    await open(page, at(`/admin/users/${encodeURIComponent(username)}`), 'user');
+    const [tokens] = await Promise.all([
+      page.waitForResponse((r) => new URL(r.url()).pathname.endsWith('/tokens')),
+      page.click('#tokens'),
+    ]);
+    check(tokens.status() === 200, 'a user\'s page leads to their tokens', tokens.status());
+    checkHeaders(tokens, 'tokens');
+    check(await page.locator('tbody tr').count() >= 1, 'the signed-in session is listed');
+    const revoke = page.locator('a.revoke').first();
+    check(((await revoke.getAttribute('aria-label')) ?? '').startsWith('Revoke the '),
+      'each revoke link says what it revokes');
+    await revoke.focus();
+    await Promise.all([page.waitForURL(/\/tokens\/revoke\?handle=/), page.keyboard.press('Enter')]);
+    check(await page.locator('#confirm').isVisible(), 'a revocation asks for a confirmation');
+    await Promise.all([page.waitForURL(/\/tokens$/), page.click('#cancel')]);
     await open(page, at('/admin/scopes'), 'scopes');
     await open(page, at('/admin/keys'), 'signing keys');
     for (const section of ['scope-rules', 'routes', 'tables', 'profiles', 'aliases', 'providers', 'jwt-providers']) {
