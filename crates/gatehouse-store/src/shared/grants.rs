@@ -298,26 +298,13 @@ macro_rules! grant_store_impl {
                     now: i64,
                     limit: u64,
                 ) -> Result<Vec<RefreshTokenRecord>, StoreError> {
-                    // Both go through an index of the holder's column.
-                    let (sql, holder) = match holder {
-                        TokenHolder::User(user_id) => {
-                            (held_refresh_tokens!("user_id"), user_id)
-                        }
-                        TokenHolder::Client(client_id) => {
-                            (held_refresh_tokens!("client_id"), client_id)
-                        }
-                    };
-                    sqlx::query_as::<_, RefreshTokenRow>(sql)
-                        .bind(holder)
-                        .bind(now)
-                        .bind(false)
-                        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                        .fetch_all(&mut *self.read().await?)
-                        .await
-                        .map_err(backend_error)?
-                        .into_iter()
-                        .map(RefreshTokenRecord::try_from)
-                        .collect()
+                    self.list_held::<RefreshTokenRow, _>(
+                        [held_refresh_tokens!("user_id"), held_refresh_tokens!("client_id")],
+                        holder,
+                        now,
+                        limit,
+                    )
+                    .await
                 }
             }
 

@@ -17,6 +17,8 @@ mod federation;
 #[macro_use]
 mod grants;
 #[macro_use]
+mod held;
+#[macro_use]
 mod keys;
 #[macro_use]
 mod pushed;
@@ -36,6 +38,7 @@ macro_rules! shared_store_impl {
         federation_store_impl!($store);
         token_store_impl!($store);
         grant_store_impl!($store);
+        held_store_impl!($store);
         pushed_request_store_impl!($store);
         device_store_impl!($store);
         session_store_impl!($store);
