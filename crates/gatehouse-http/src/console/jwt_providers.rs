@@ -4,27 +4,27 @@
 //! API. A saved form changes only the fields that differ from what it showed.
 
 use askama::Template;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use gatehouse_core::Error;
 use gatehouse_core::federation::jose::JwsAlgorithm;
 use gatehouse_core::federation::{
     DEFAULT_MAX_ASSERTION_AGE, DEFAULT_MAX_ASSERTION_LIFETIME, DEFAULT_STALE_KEYS_LIFETIME,
     JwtProvider, JwtProviderChanges, KeySource, NewJwtProvider, UserField,
 };
-use serde::Deserialize;
 
-use super::form::{Field, FormField, Params, changed, form_message, place_errors, submitted};
-use super::{Confirmation, ConsoleAdmin, Flash, Frame, ListQuery, Paged, redirect_with};
+use super::form::{Field, FormField, Params, changed, submitted};
+use super::record::{RecordKind, Refused};
+use super::{ConsoleAdmin, Frame, ListQuery, Paged};
 use crate::error::PageError;
-use crate::extract::{CsrfChecked, CsrfForm};
 use crate::state::AppState;
 
 const SECTION: &str = "jwt-providers";
 
 /// What the form showed: a provider's values, or a new one's. Its key source is the one of
 /// `jwks_url`, `discovery_url` and `static_key` that is set.
-struct Shown {
+pub struct Shown {
     issuer: String,
     audiences: Vec<String>,
     jwks_url: Option<String>,
@@ -244,17 +244,6 @@ impl Shown {
     }
 }
 
-/// A submitted JWT provider form.
-#[derive(Deserialize)]
-pub struct JwtProviderForm {
-    #[serde(flatten)]
-    params: Params,
-}
-
-impl CsrfChecked for JwtProviderForm {
-    const PURPOSE: &'static str = super::FORM_PURPOSE;
-}
-
 #[derive(Template)]
 #[template(path = "console/jwt_providers.html")]
 struct ListPage {
@@ -294,177 +283,79 @@ pub async fn list(
     Ok(admin.page(&state, StatusCode::OK, html))
 }
 
-#[derive(Template)]
-#[template(path = "console/jwt_provider_form.html")]
-struct FormPage {
-    frame: Frame,
-    /// The provider shown; `None` on the form of a new one.
-    name: Option<String>,
-    /// A new provider's name, as submitted.
-    new_name: String,
-    fields: Vec<Field>,
-    errors: Vec<String>,
-}
+/// JWT providers, in the console's record pages.
+pub struct JwtProviders;
 
-impl FormPage {
-    fn action(&self) -> String {
-        match &self.name {
-            Some(name) => format!("/admin/jwt-providers/{name}"),
-            None => "/admin/jwt-providers".into(),
+impl RecordKind for JwtProviders {
+    type Record = JwtProvider;
+    type Shown = Shown;
+
+    const SECTION: &'static str = SECTION;
+    const KIND: &'static str = "JWT provider";
+    const TITLE: &'static str = "JWT providers";
+    const NEW: &'static str = "New provider";
+    const CREATE: &'static str = "Create provider";
+    const KEY: (&'static str, &'static str, &'static str) =
+        ("name", "Name", "It cannot change later.");
+    const FORM_IS_PAGE: bool = true;
+    const DELETION: (&'static str, &'static str) = (
+        "Its tokens and assertions stop being accepted at once. This cannot be undone.",
+        "Delete provider",
+    );
+
+    async fn get(admin: &ConsoleAdmin, _: &AppState, name: &str) -> Result<JwtProvider, Error> {
+        admin.registry.get_jwt_provider(name).await
+    }
+
+    fn key(provider: &JwtProvider) -> &str {
+        &provider.name
+    }
+
+    fn shown(provider: Option<&JwtProvider>) -> Shown {
+        provider.map_or_else(Shown::new_provider, Shown::of)
+    }
+
+    fn fields(shown: &Shown) -> Vec<Field> {
+        shown.fields()
+    }
+
+    async fn save(
+        admin: &ConsoleAdmin,
+        _: &AppState,
+        existing: Option<&JwtProvider>,
+        shown: &Shown,
+        params: &Params,
+    ) -> Result<(JwtProvider, Option<String>), Refused> {
+        let mut errors = Vec::new();
+        let fields = shown.changes(params, &mut errors);
+        if !errors.is_empty() {
+            return Err(Refused::Fields(errors));
         }
-    }
-}
-
-/// `GET /admin/new/jwt-providers`
-pub async fn new(
-    admin: ConsoleAdmin,
-    State(state): State<AppState>,
-) -> Result<Response, PageError> {
-    let html = FormPage {
-        frame: admin.frame(&state, SECTION),
-        name: None,
-        new_name: String::new(),
-        fields: Shown::new_provider().fields(),
-        errors: vec![],
-    }
-    .render();
-    Ok(admin.page(&state, StatusCode::OK, html))
-}
-
-/// `GET /admin/jwt-providers/{name}`: the provider, in its form.
-pub async fn show(
-    admin: ConsoleAdmin,
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Response, PageError> {
-    let provider = admin.registry.get_jwt_provider(&name).await?;
-    let html = FormPage {
-        frame: admin.frame(&state, SECTION),
-        name: Some(provider.name.clone()),
-        new_name: String::new(),
-        fields: Shown::of(&provider).fields(),
-        errors: vec![],
-    }
-    .render();
-    Ok(admin.page(&state, StatusCode::OK, html))
-}
-
-/// `POST /admin/jwt-providers` and `POST /admin/jwt-providers/{name}`: the provider created or
-/// changed as submitted, or the form again with why not (`422`).
-async fn save(
-    admin: ConsoleAdmin,
-    state: AppState,
-    existing: Option<JwtProvider>,
-    params: Params,
-) -> Result<Response, PageError> {
-    let shown = existing
-        .as_ref()
-        .map_or_else(Shown::new_provider, Shown::of);
-    let mut errors = Vec::new();
-    let fields = shown.changes(&params, &mut errors);
-    let general = if errors.is_empty() {
-        let saved = match &existing {
+        let saved = match existing {
             Some(provider) => {
                 admin
                     .registry
                     .update_jwt_provider(&provider.name, fields)
-                    .await
+                    .await?
             }
             None => {
-                let name = submitted("name", &params).to_owned();
+                let name = submitted("name", params).to_owned();
                 let new = NewJwtProvider { name, fields };
-                admin.registry.create_jwt_provider(new, false).await
+                admin.registry.create_jwt_provider(new, false).await?
             }
         };
-        match saved {
-            Ok(provider) => {
-                let done = if existing.is_some() {
-                    "saved"
-                } else {
-                    "created"
-                };
-                return Ok(redirect_with(
-                    &state,
-                    &format!("/admin/jwt-providers/{}", provider.name),
-                    &Flash::success(format!("JWT provider {} {done}.", provider.name)),
-                ));
-            }
-            Err(error) => Some(form_message(error)?),
-        }
-    } else {
-        None
-    };
-    let mut fields = shown.fields();
-    let unplaced = place_errors(&mut fields, &params, errors, general);
-    let html = FormPage {
-        frame: admin.frame(&state, SECTION),
-        name: existing.map(|provider| provider.name),
-        new_name: params.get("name").cloned().unwrap_or_default(),
-        fields,
-        errors: unplaced,
+        Ok((saved, None))
     }
-    .render();
-    Ok(admin.page(&state, StatusCode::UNPROCESSABLE_ENTITY, html))
-}
 
-/// `POST /admin/jwt-providers`
-pub async fn create(
-    admin: ConsoleAdmin,
-    State(state): State<AppState>,
-    CsrfForm { form, .. }: CsrfForm<JwtProviderForm>,
-) -> Result<Response, PageError> {
-    save(admin, state, None, form.params).await
-}
-
-/// `POST /admin/jwt-providers/{name}`
-pub async fn update(
-    admin: ConsoleAdmin,
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-    CsrfForm { form, .. }: CsrfForm<JwtProviderForm>,
-) -> Result<Response, PageError> {
-    let provider = admin.registry.get_jwt_provider(&name).await?;
-    save(admin, state, Some(provider), form.params).await
-}
-
-/// `GET /admin/jwt-providers/{name}/delete`
-pub async fn confirm_deletion(
-    admin: ConsoleAdmin,
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Response, PageError> {
-    let provider = admin.registry.get_jwt_provider(&name).await?;
-    let html = super::ConfirmPage {
-        frame: admin.frame(&state, SECTION),
-        title: format!("Delete {}?", provider.name),
-        message: "Its tokens and assertions stop being accepted at once. This cannot be undone."
-            .into(),
-        action: format!("/admin/jwt-providers/{}/delete", provider.name),
-        button: "Delete provider",
-        cancel: format!("/admin/jwt-providers/{}", provider.name),
-        grace: None,
-    }
-    .render();
-    Ok(admin.page(&state, StatusCode::OK, html))
-}
-
-/// `POST /admin/jwt-providers/{name}/delete`
-pub async fn delete(
-    admin: ConsoleAdmin,
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-    _: CsrfForm<Confirmation>,
-) -> Result<Response, PageError> {
-    match admin.registry.delete_jwt_provider(&name).await {
-        Ok(()) => Ok(redirect_with(
-            &state,
-            "/admin/jwt-providers",
-            &Flash::success(format!("JWT provider {name} deleted.")),
-        )),
-        Err(error) => Ok(redirect_with(
-            &state,
-            &format!("/admin/jwt-providers/{name}"),
-            &Flash::failure(form_message(error)?),
-        )),
+    async fn delete(
+        admin: &ConsoleAdmin,
+        _: &AppState,
+        name: &str,
+    ) -> Result<Result<String, Error>, PageError> {
+        Ok(admin
+            .registry
+            .delete_jwt_provider(name)
+            .await
+            .map(|()| name.to_owned()))
     }
 }

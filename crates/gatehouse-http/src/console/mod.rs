@@ -16,6 +16,7 @@ mod form;
 mod jwt_providers;
 mod keys;
 mod providers;
+mod record;
 mod scopes;
 mod tokens;
 mod tools;
@@ -82,32 +83,10 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/admin/scopes", get(scopes::list).post(scopes::create))
         .merge(entry_kinds!(routes))
-        .route(
-            "/admin/jwt-providers",
-            get(jwt_providers::list).post(jwt_providers::create),
-        )
-        .route("/admin/new/jwt-providers", get(jwt_providers::new))
-        .route(
-            "/admin/jwt-providers/{name}",
-            get(jwt_providers::show).post(jwt_providers::update),
-        )
-        .route(
-            "/admin/jwt-providers/{name}/delete",
-            get(jwt_providers::confirm_deletion).post(jwt_providers::delete),
-        )
-        .route(
-            "/admin/providers",
-            get(providers::list).post(providers::create),
-        )
-        .route("/admin/new/providers", get(providers::new))
-        .route(
-            "/admin/providers/{name}",
-            get(providers::show).post(providers::update),
-        )
-        .route(
-            "/admin/providers/{name}/delete",
-            get(providers::confirm_deletion).post(providers::delete),
-        )
+        .route("/admin/jwt-providers", get(jwt_providers::list))
+        .merge(record_routes::<jwt_providers::JwtProviders>())
+        .route("/admin/providers", get(providers::list))
+        .merge(record_routes::<providers::Providers>())
         .route("/admin/keys", get(keys::list))
         .route(
             "/admin/keys/{kid}/retire",
@@ -158,6 +137,33 @@ fn entry_routes<T: entries::ConsoleEntry>() -> Router<AppState> {
             &format!("{base}/{{name}}/delete"),
             get(entries::confirm_deletion::<T>).post(entries::delete::<T>),
         )
+}
+
+/// The pages of one kind of record edited as a form of fields, besides its list: like every
+/// kind's, its form for a new one is at `/admin/new/{section}`; a record's form is at
+/// `/admin/{section}/{key}`, or at `…/edit` where another page shows the record there. The
+/// key's path parameter is named as its field, as the kind's other routes name it.
+fn record_routes<K: record::RecordKind>() -> Router<AppState> {
+    let base = format!("/admin/{}", K::SECTION);
+    let at = format!("{base}/{{{}}}", K::KEY.0);
+    let form = if K::FORM_IS_PAGE {
+        get(record::edit::<K>).post(record::update::<K>)
+    } else {
+        post(record::update::<K>)
+    };
+    let router = Router::new()
+        .route(&base, post(record::create::<K>))
+        .route(&format!("/admin/new/{}", K::SECTION), get(record::new::<K>))
+        .route(&at, form)
+        .route(
+            &format!("{at}/delete"),
+            get(record::confirm_deletion::<K>).post(record::delete::<K>),
+        );
+    if K::FORM_IS_PAGE {
+        router
+    } else {
+        router.route(&format!("{at}/edit"), get(record::edit::<K>))
+    }
 }
 
 /// The cookie that carries a [`Flash`] to the page a change redirects to.

@@ -7,20 +7,20 @@
 //! keeps the stored one, as a credential left out of the admin API's document does.
 
 use askama::Template;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use gatehouse_core::Error;
 use gatehouse_core::client::GrantType;
 use gatehouse_core::outbound::{
     ClientAuthMethod, OAuthProvider, OUTBOUND_GRANTS, OutboundRegistry, ProviderSpec,
 };
-use gatehouse_core::secret::Secret;
-use serde::Deserialize;
+use gatehouse_core::secret;
 
-use super::form::{Choices, Field, FormField, Params, form_message, place_errors, submitted};
-use super::{Confirmation, ConsoleAdmin, Flash, Frame, ListQuery, Paged, redirect_with};
+use super::form::{Choices, Field, FormField, Params, submitted};
+use super::record::{RecordKind, Refused, Secret};
+use super::{ConsoleAdmin, Frame, ListQuery, Paged};
 use crate::error::PageError;
-use crate::extract::{CsrfChecked, CsrfForm};
 use crate::state::AppState;
 
 const SECTION: &str = "providers";
@@ -73,7 +73,7 @@ impl<T: Choices> SpecValue for T {
 macro_rules! provider_fields {
     ($($field:ident: $type:ty = $default:expr, $help:literal;)*) => {
         /// What the form showed: a provider's values, or a new one's.
-        struct Shown {
+        pub struct Shown {
             $($field: $type,)*
         }
 
@@ -108,7 +108,7 @@ macro_rules! provider_fields {
                 let credential = |field| {
                     Some(submitted(field, params))
                         .filter(|value| !value.is_empty())
-                        .map(Secret::new)
+                        .map(secret::Secret::new)
                 };
                 match ($($field,)*) {
                     ($(Some($field),)*) if errors.is_empty() => Ok(ProviderSpec {
@@ -144,24 +144,13 @@ provider_fields! {
         "Its authorization responses always carry iss (from its metadata).";
 }
 
-/// A submitted provider form.
-#[derive(Deserialize)]
-pub struct ProviderForm {
-    #[serde(flatten)]
-    params: Params,
-}
-
-impl CsrfChecked for ProviderForm {
-    const PURPOSE: &'static str = super::FORM_PURPOSE;
-}
-
 /// The outbound registry changing providers for the administrator, if they may.
-fn managed(state: &AppState, admin: &ConsoleAdmin) -> Result<OutboundRegistry, PageError> {
-    Ok(state
+fn managed(state: &AppState, admin: &ConsoleAdmin) -> Result<OutboundRegistry, Error> {
+    state
         .services
         .outbound
         .registry()
-        .managed_by(&admin.registry)?)
+        .managed_by(&admin.registry)
 }
 
 #[derive(Template)]
@@ -205,210 +194,111 @@ pub async fn list(
     Ok(admin.page(&state, StatusCode::OK, html))
 }
 
-#[derive(Template)]
-#[template(path = "console/provider_form.html")]
-struct FormPage {
-    frame: Frame,
-    /// The provider shown; `None` on the form of a new one.
-    name: Option<String>,
-    /// A new provider's name, as submitted.
-    new_name: String,
-    fields: Vec<Field>,
-    errors: Vec<String>,
-    /// Whether the provider holds a client secret, and a password.
-    has_secret: bool,
-    has_password: bool,
-}
+/// OAuth providers, in the console's record pages. The form replaces the provider as
+/// submitted, its credentials kept where their fields are blank.
+pub struct Providers;
 
-impl FormPage {
-    fn action(&self) -> String {
-        match &self.name {
-            Some(name) => format!("/admin/providers/{name}"),
-            None => "/admin/providers".into(),
-        }
+impl RecordKind for Providers {
+    type Record = OAuthProvider;
+    type Shown = Shown;
+
+    const SECTION: &'static str = SECTION;
+    const KIND: &'static str = "OAuth provider";
+    const TITLE: &'static str = "OAuth providers";
+    const NEW: &'static str = "New provider";
+    const CREATE: &'static str = "Create provider";
+    const KEY: (&'static str, &'static str, &'static str) = (
+        "name",
+        "Name",
+        "What profiles call it; it cannot change later.",
+    );
+    const FORM_IS_PAGE: bool = true;
+    const DELETION: (&'static str, &'static str) = (
+        "The provider and its stored credentials are deleted; a provider a profile names is \
+         not. This cannot be undone.",
+        "Delete provider",
+    );
+
+    async fn get(_: &ConsoleAdmin, state: &AppState, name: &str) -> Result<OAuthProvider, Error> {
+        state.services.outbound.registry().get_provider(name).await
     }
-}
 
-/// `GET /admin/new/providers`
-pub async fn new(
-    admin: ConsoleAdmin,
-    State(state): State<AppState>,
-) -> Result<Response, PageError> {
-    let html = FormPage {
-        frame: admin.frame(&state, SECTION),
-        name: None,
-        new_name: String::new(),
-        fields: Shown::new_provider().fields(),
-        errors: vec![],
-        has_secret: false,
-        has_password: false,
+    fn key(provider: &OAuthProvider) -> &str {
+        &provider.name
     }
-    .render();
-    Ok(admin.page(&state, StatusCode::OK, html))
-}
 
-/// `GET /admin/providers/{name}`: the provider, in its form.
-pub async fn show(
-    admin: ConsoleAdmin,
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Response, PageError> {
-    let provider = state
-        .services
-        .outbound
-        .registry()
-        .get_provider(&name)
-        .await?;
-    let html = FormPage {
-        frame: admin.frame(&state, SECTION),
-        name: Some(provider.name.clone()),
-        new_name: String::new(),
-        fields: Shown::of(&provider).fields(),
-        errors: vec![],
-        has_secret: provider.client_secret_sealed.is_some(),
-        has_password: provider.password_sealed.is_some(),
+    fn shown(provider: Option<&OAuthProvider>) -> Shown {
+        provider.map_or_else(Shown::new_provider, Shown::of)
     }
-    .render();
-    Ok(admin.page(&state, StatusCode::OK, html))
-}
 
-/// `POST /admin/providers` and `POST /admin/providers/{name}`: the provider created or
-/// replaced as submitted, its credentials kept where their fields are blank; or the form again
-/// with why not (`422`).
-async fn save(
-    admin: ConsoleAdmin,
-    state: AppState,
-    existing: Option<OAuthProvider>,
-    params: Params,
-) -> Result<Response, PageError> {
-    let registry = managed(&state, &admin)?;
-    let name = match &existing {
-        Some(provider) => provider.name.clone(),
-        None => submitted("name", &params).to_owned(),
-    };
-    let (errors, general) = match Shown::spec(name, &params) {
-        Err(errors) => (errors, None),
-        // Saving replaces a provider of the same name: a new one must not take an existing one.
-        Ok(spec) if existing.is_none() && taken(&registry, &spec.name).await? => {
-            let message = format!("an OAuth provider named {:?} already exists", spec.name);
-            (vec![], Some(message))
-        }
-        Ok(spec) => match registry.save_provider(spec).await {
-            Ok(provider) => {
-                let done = if existing.is_some() {
-                    "saved"
-                } else {
-                    "created"
-                };
-                return Ok(redirect_with(
-                    &state,
-                    &format!("/admin/providers/{}", provider.name),
-                    &Flash::success(format!("OAuth provider {} {done}.", provider.name)),
-                ));
+    fn fields(shown: &Shown) -> Vec<Field> {
+        shown.fields()
+    }
+
+    fn secrets(provider: Option<&OAuthProvider>) -> Vec<Secret> {
+        let stored = |held: bool| {
+            if held {
+                "One is stored; leave blank to keep it."
+            } else {
+                "None is stored; leave blank for none."
             }
-            Err(error) => (vec![], Some(form_message(error)?)),
-        },
-    };
-    let shown = existing
-        .as_ref()
-        .map_or_else(Shown::new_provider, Shown::of);
-    let mut fields = shown.fields();
-    let unplaced = place_errors(&mut fields, &params, errors, general);
-    let html = FormPage {
-        frame: admin.frame(&state, SECTION),
-        name: existing.as_ref().map(|provider| provider.name.clone()),
-        new_name: params.get("name").cloned().unwrap_or_default(),
-        fields,
-        errors: unplaced,
-        has_secret: existing
-            .as_ref()
-            .is_some_and(|provider| provider.client_secret_sealed.is_some()),
-        has_password: existing
-            .as_ref()
-            .is_some_and(|provider| provider.password_sealed.is_some()),
+        };
+        vec![
+            Secret {
+                name: "client_secret",
+                label: "Client secret",
+                help: format!(
+                    "Never shown. {}",
+                    stored(provider.is_some_and(|p| p.client_secret_sealed.is_some()))
+                ),
+            },
+            Secret {
+                name: "password",
+                label: "Password",
+                help: format!(
+                    "The resource owner's, for the password grant; never shown. {}",
+                    stored(provider.is_some_and(|p| p.password_sealed.is_some()))
+                ),
+            },
+        ]
     }
-    .render();
-    Ok(admin.page(&state, StatusCode::UNPROCESSABLE_ENTITY, html))
+
+    async fn save(
+        admin: &ConsoleAdmin,
+        state: &AppState,
+        existing: Option<&OAuthProvider>,
+        _: &Shown,
+        params: &Params,
+    ) -> Result<(OAuthProvider, Option<String>), Refused> {
+        let registry = managed(state, admin)?;
+        let name = match existing {
+            Some(provider) => provider.name.clone(),
+            None => submitted("name", params).to_owned(),
+        };
+        let spec = Shown::spec(name, params).map_err(Refused::Fields)?;
+        // Saving replaces a provider of the same name: a new one must not take an existing one.
+        if existing.is_none() && taken(&registry, &spec.name).await? {
+            let message = format!("an OAuth provider named {:?} already exists", spec.name);
+            return Err(Refused::Registry(Error::Conflict(message)));
+        }
+        Ok((registry.save_provider(spec).await?, None))
+    }
+
+    async fn delete(
+        admin: &ConsoleAdmin,
+        state: &AppState,
+        name: &str,
+    ) -> Result<Result<String, Error>, PageError> {
+        let deleted = managed(state, admin)?.delete_provider(name).await;
+        Ok(deleted.map(|()| name.to_owned()))
+    }
 }
 
 /// Whether a provider is named `name`.
-async fn taken(registry: &OutboundRegistry, name: &str) -> Result<bool, PageError> {
+async fn taken(registry: &OutboundRegistry, name: &str) -> Result<bool, Error> {
     match registry.get_provider(name).await {
         Ok(_) => Ok(true),
-        Err(gatehouse_core::Error::NotFound(_)) => Ok(false),
-        Err(error) => Err(error.into()),
-    }
-}
-
-/// `POST /admin/providers`
-pub async fn create(
-    admin: ConsoleAdmin,
-    State(state): State<AppState>,
-    CsrfForm { form, .. }: CsrfForm<ProviderForm>,
-) -> Result<Response, PageError> {
-    save(admin, state, None, form.params).await
-}
-
-/// `POST /admin/providers/{name}`
-pub async fn update(
-    admin: ConsoleAdmin,
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-    CsrfForm { form, .. }: CsrfForm<ProviderForm>,
-) -> Result<Response, PageError> {
-    let provider = state
-        .services
-        .outbound
-        .registry()
-        .get_provider(&name)
-        .await?;
-    save(admin, state, Some(provider), form.params).await
-}
-
-/// `GET /admin/providers/{name}/delete`
-pub async fn confirm_deletion(
-    admin: ConsoleAdmin,
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Response, PageError> {
-    let provider = state
-        .services
-        .outbound
-        .registry()
-        .get_provider(&name)
-        .await?;
-    let html = super::ConfirmPage {
-        frame: admin.frame(&state, SECTION),
-        title: format!("Delete {}?", provider.name),
-        message: "The provider and its stored credentials are deleted; a provider a profile names \
-                  is not. This cannot be undone."
-            .into(),
-        action: format!("/admin/providers/{}/delete", provider.name),
-        button: "Delete provider",
-        cancel: format!("/admin/providers/{}", provider.name),
-        grace: None,
-    }
-    .render();
-    Ok(admin.page(&state, StatusCode::OK, html))
-}
-
-/// `POST /admin/providers/{name}/delete`
-pub async fn delete(
-    admin: ConsoleAdmin,
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-    _: CsrfForm<Confirmation>,
-) -> Result<Response, PageError> {
-    match managed(&state, &admin)?.delete_provider(&name).await {
-        Ok(()) => Ok(redirect_with(
-            &state,
-            "/admin/providers",
-            &Flash::success(format!("OAuth provider {name} deleted.")),
-        )),
-        Err(error) => Ok(redirect_with(
-            &state,
-            &format!("/admin/providers/{name}"),
-            &Flash::failure(form_message(error)?),
-        )),
+        Err(Error::NotFound(_)) => Ok(false),
+        Err(error) => Err(error),
     }
 }
