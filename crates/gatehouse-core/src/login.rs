@@ -10,7 +10,7 @@ use crate::user::{self, User};
 
 /// A password hash of nothing, checked for unknown users and locked attempts so that the time an
 /// answer takes does not reveal whether the user exists or is locked.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0Y1CqOIJmK1Zp9lCwVqkqRQm2WQ2xdk0b3TQ5aQwHkY";
+const DUMMY_HASH: &str = "$argon2id$v=19$m=9216,t=4,p=1$c29tZXNhbHRzb21lc2FsdA$0Y1CqOIJmK1Zp9lCwVqkqRQm2WQ2xdk0b3TQ5aQwHkY";
 
 /// The user, when the name and password are right and the user may log in. `None` says nothing
 /// more: not whether the user exists, is disabled or locked, or the attempt was throttled.
@@ -101,8 +101,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_dummy_hash_is_a_real_argon2id_hash() {
-        // A malformed dummy would be rejected at once, and the timing would tell.
-        assert!(argon2::PasswordHash::new(DUMMY_HASH).is_ok());
+    fn the_dummy_hash_is_a_real_argon2id_hash_with_the_written_parameters() {
+        // A malformed dummy would be rejected at once, and other parameters would take another
+        // time than the hashes of real users: either way the timing would tell.
+        let dummy = argon2::PasswordHash::new(DUMMY_HASH).unwrap();
+        let params = argon2::Params::try_from(&dummy).unwrap();
+        assert_eq!(
+            (params.m_cost(), params.t_cost(), params.p_cost()),
+            (
+                user::HASH_PARAMS.m_cost(),
+                user::HASH_PARAMS.t_cost(),
+                user::HASH_PARAMS.p_cost()
+            )
+        );
     }
 }

@@ -161,19 +161,30 @@ impl User {
     }
 }
 
-/// Argon2id with the default parameters (m = 19 MiB, t = 2, p = 1) costs about 20 ms of CPU and
-/// 19 MiB of memory per hash. At most one hash per core runs at a time, each in a buffer kept
-/// for the life of the process: a flood of password attempts queues here instead of exhausting
-/// the blocking pool, and memory stays at one buffer per permit. (Allocating the buffer for each
-/// hash made the allocator keep a 19 MiB arena per blocking thread: RSS grew by hundreds of MiB
-/// under sustained logins and was never returned.)
+/// Argon2id as Gatehouse writes it costs about 20 ms of CPU and 9 MiB of memory per hash (see
+/// [`HASH_PARAMS`]). At most one hash per core runs at a time, each in a pooled buffer: a flood
+/// of password attempts queues here instead of exhausting the blocking pool, and memory stays at
+/// one buffer per permit. (Allocating the buffer for each hash made the allocator keep an arena
+/// per blocking thread: RSS grew by hundreds of MiB under sustained logins and was never
+/// returned.)
 struct Argon2Pool {
     permits: Semaphore,
     buffers: Mutex<Vec<Vec<Block>>>,
 }
 
-/// The memory, in 1 KiB blocks, of a hash with the parameters Gatehouse writes; a stored hash
-/// that needs more is never verified, so the bound holds whatever the database says.
+/// The parameters of the hashes Gatehouse writes: m = 9 MiB, t = 4, p = 1, one of the
+/// configurations OWASP's password storage guidance rates equal to the crate's default
+/// (m = 19 MiB, t = 2) — the same CPU per guess, less than half the memory. Memory is what
+/// bounds a server's resident set during sign-ins (and at its first start, which hashes the
+/// administrator's password), so the memory-lean one is the one written.
+pub(crate) const HASH_PARAMS: Params = match Params::new(9 * 1024, 4, 1, None) {
+    Ok(params) => params,
+    Err(_) => panic!("valid Argon2 parameters"),
+};
+
+/// The most memory, in 1 KiB blocks, a stored hash may ask for: the crate's default, which
+/// hashes written before [`HASH_PARAMS`] (or by other tools) use. A stored hash that needs more
+/// is never verified, so the bound holds whatever the database says.
 const POOL_BLOCKS: usize = Params::DEFAULT_M_COST as usize;
 
 /// How many hashes run at once, and so how many buffers exist at most.
@@ -189,19 +200,29 @@ fn argon2_pool() -> &'static Argon2Pool {
     })
 }
 
-/// A buffer of [`POOL_BLOCKS`] blocks, in memory the process gives back when it is dropped.
+/// An empty buffer with room for [`POOL_BLOCKS`] blocks, in memory the process gives back when it
+/// is dropped; [`blocks`] grows it as far as a hash needs, so only that much is ever touched.
 ///
 /// glibc serves an allocation from its own pages (`mmap`), returned to the system when freed,
 /// only above a threshold that it raises to the size of each such block freed — up to 32 MiB.
 /// A 19 MiB buffer would come from a heap arena after the first one was freed, and arenas keep
 /// their memory. So the buffer reserves more than 32 MiB: that always gets pages of its own,
-/// and the part beyond the 19 MiB that Argon2 writes is never touched, so it costs address
-/// space, not memory.
+/// and the part beyond what Argon2 writes is never touched, so it costs address space, not
+/// memory.
 fn new_argon2_buffer() -> Vec<Block> {
     const RESERVED_BLOCKS: usize = 33 * 1024;
-    let mut buffer = Vec::with_capacity(RESERVED_BLOCKS.max(POOL_BLOCKS));
-    buffer.resize(POOL_BLOCKS, Block::default());
-    buffer
+    Vec::with_capacity(RESERVED_BLOCKS.max(POOL_BLOCKS))
+}
+
+/// The first `count` blocks of `buffer`, grown (never past [`POOL_BLOCKS`]) to hold them.
+fn blocks(buffer: &mut Vec<Block>, count: usize) -> Option<&mut [Block]> {
+    if count > POOL_BLOCKS {
+        return None;
+    }
+    if buffer.len() < count {
+        buffer.resize(count, Block::default());
+    }
+    Some(&mut buffer[..count])
 }
 
 /// Runs `work` on the blocking pool with one permit and one pooled buffer. The permit moves into
@@ -209,7 +230,7 @@ fn new_argon2_buffer() -> Vec<Block> {
 /// for it goes away; the buffer goes back to the pool afterwards while other hashes are under
 /// way, and to the operating system when none is.
 async fn with_argon2_memory<T: Send + 'static>(
-    work: impl FnOnce(&mut [Block]) -> T + Send + 'static,
+    work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
 ) -> Result<T, Error> {
     let pool = argon2_pool();
     let permit = pool
@@ -245,16 +266,13 @@ async fn with_argon2_memory<T: Send + 'static>(
 /// Hashes a person's password with Argon2id. This is the only slow hash in Gatehouse.
 pub async fn hash_password(password: String) -> Result<String, Error> {
     with_argon2_memory(move |memory| {
-        let params = Params::default();
+        let params = HASH_PARAMS;
         let salt = Salt::generate();
         let mut output = [0u8; Params::DEFAULT_OUTPUT_LEN];
+        let memory = blocks(memory, params.block_count())
+            .ok_or_else(|| Error::Internal("Argon2 parameters exceed the pool".into()))?;
         Argon2::from(params.clone())
-            .hash_password_into_with_memory(
-                password.as_bytes(),
-                &salt,
-                &mut output,
-                &mut memory[..params.block_count()],
-            )
+            .hash_password_into_with_memory(password.as_bytes(), &salt, &mut output, memory)
             .map_err(|e| Error::Internal(format!("password hashing failed: {e}")))?;
         let hash = PasswordHash {
             algorithm: Algorithm::Argon2id.ident(),
@@ -294,7 +312,7 @@ pub async fn verify_password(password: String, stored: String) -> Result<bool, E
             Some(Ok(version)) => version,
             Some(Err(_)) => return false,
         };
-        let Some(memory) = memory.get_mut(..params.block_count()) else {
+        let Some(memory) = blocks(memory, params.block_count()) else {
             tracing::warn!("a stored password hash needs more memory than Gatehouse allows");
             return false;
         };
@@ -354,7 +372,7 @@ mod tests {
     #[tokio::test]
     async fn password_hash_verifies_only_the_right_password() {
         let hash = hash_password("correct horse battery".into()).await.unwrap();
-        assert!(hash.starts_with("$argon2id$"));
+        assert!(hash.starts_with("$argon2id$v=19$m=9216,t=4,p=1$"), "{hash}");
         assert!(
             verify_password("correct horse battery".into(), hash.clone())
                 .await
