@@ -2,7 +2,8 @@
 // the login page /admin leads to, opens the dashboard and the applications, creates an
 // application through its form (first refused, with the message next to the field), sees its
 // secret once, opens the users, their own tokens (a revocation, reached by keyboard, asking
-// first), scopes, signing keys and configuration entries, and opens the pages again at a phone's
+// first), scopes, signing keys, configuration entries and the tools — testing the connection
+// alias crm, which the test set up, through its form —, and opens the pages again at a phone's
 // width. On the way it checks that every page carries the strict CSP, that nothing is loaded
 // from another origin, that the browser reports no CSP violation or other error, and that the
 // keyboard reaches the page with a visible focus.
@@ -223,6 +224,7 @@ async function main() {
     check(tokens.status() === 200, 'a user\'s page leads to their tokens', tokens.status());
     checkHeaders(tokens, 'tokens');
     check(await page.locator('tbody tr').count() >= 1, 'the signed-in session is listed');
+    await screenshot(page, 'console-tokens');
     const revoke = page.locator('a.revoke').first();
     check(((await revoke.getAttribute('aria-label')) ?? '').startsWith('Revoke the '),
       'each revoke link says what it revokes');
@@ -236,6 +238,34 @@ async function main() {
       await open(page, at(`/admin/${section}`), section);
       await open(page, at(`/admin/new/${section}`), `new ${section}`);
     }
+
+    step = 'tools';
+    await open(page, at('/admin/tools'), 'tools');
+    await screenshot(page, 'console-tools');
+    await open(page, at('/admin/tools/access'), 'who may call this');
+    await open(page, at('/admin/tools/token'), 'why was this token refused');
+    const [aliasTool] = await Promise.all([
+      page.waitForResponse((r) => new URL(r.url()).pathname === '/admin/tools/alias'),
+      page.goto(at('/admin/tools')).then(() => page.click('#tool-alias')),
+    ]);
+    check(aliasTool.status() === 200, 'the tools page leads to the alias test', aliasTool.status());
+    checkHeaders(aliasTool, 'alias test');
+    await page.selectOption('#alias', 'crm');
+    await page.fill('#path', '/whoami');
+    const [tested] = await Promise.all([
+      page.waitForResponse((r) => r.request().method() === 'POST'),
+      page.click('#test'),
+    ]);
+    check(tested.status() === 200, 'the alias test answers directly', tested.status());
+    checkHeaders(tested, 'alias test report');
+    check(await page.locator('#verdict').innerText() === 'Answered', 'the API behind the alias answered',
+      await page.locator('#verdict').innerText());
+    const steps = await page.locator('#steps tbody tr').allInnerTexts();
+    check(steps.length === 2 && steps[0].includes('newly obtained from the provider')
+      && steps[1].includes('answered HTTP 200'), 'the steps are the token obtained and the answer', steps);
+    check((await page.locator('#preview').innerText()).includes('integration-svc'),
+      'the start of the answer is shown');
+    await screenshot(page, 'console-tool-alias');
 
     step = 'phone';
     await page.setViewportSize(PHONE);

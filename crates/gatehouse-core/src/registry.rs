@@ -166,6 +166,11 @@ impl Registry {
         self.work.actor()
     }
 
+    /// The administrator this registry acts for; `None` for the operator.
+    pub fn administrator(&self) -> Option<&User> {
+        self.administrator.as_deref()
+    }
+
     /// Begins a unit of work whose writes and audit events commit together (see
     /// [`Transacted`]).
     pub async fn begin(&self) -> Result<Transacted<Registry>, Error> {

@@ -6,7 +6,9 @@
 //! which runs the validation's checks to the end; the token comes in a form's body, never a
 //! URL, and goes nowhere else: the page shows neither it nor anything secret derived from it.
 //! Every registry role may use both: they show what the registry's pages and the token's own
-//! claims already tell.
+//! claims already tell. *Test this alias* asks `OutboundClient::probe`, which makes a call
+//! through a connection alias as the outbound proxy does and reports its steps; it obtains and
+//! uses the alias' token, so it is for those who manage outbound OAuth.
 
 use askama::Template;
 use axum::Router;
@@ -21,6 +23,8 @@ use gatehouse_core::gateway::Route;
 use gatehouse_core::inspection::{CheckResult, TokenReport};
 use gatehouse_core::path::CanonicalPath;
 use gatehouse_core::user::Permission;
+use gatehouse_remote::outbound::probe::{Preview, Probe, Step};
+use gatehouse_remote::outbound::{OutboundError, TokenSource};
 use serde::Deserialize;
 
 use super::{ConsoleAdmin, Frame};
@@ -33,12 +37,15 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/tools", get(index))
         .route("/admin/tools/access", get(access))
         .route("/admin/tools/token", get(token_form).post(inspect_token))
+        .route("/admin/tools/alias", get(alias_form).post(test_alias))
 }
 
 #[derive(Template)]
 #[template(path = "console/tools.html")]
 struct ToolsPage {
     frame: Frame,
+    /// Whether the signed-in administrator may test aliases.
+    may_test_aliases: bool,
 }
 
 /// `GET /admin/tools`
@@ -48,6 +55,7 @@ pub async fn index(
 ) -> Result<Response, PageError> {
     let html = ToolsPage {
         frame: admin.frame(&state, "tools"),
+        may_test_aliases: admin.user.may(Permission::ManageOutbound),
     }
     .render();
     Ok(admin.page(&state, StatusCode::OK, html))
@@ -267,4 +275,181 @@ pub async fn inspect_token(
     }
     .render();
     Ok(admin.page(&state, StatusCode::OK, html))
+}
+
+/// One step of an alias test as the page shows it.
+struct StepView {
+    name: &'static str,
+    ok: bool,
+    text: String,
+    milliseconds: u128,
+}
+
+impl StepView {
+    fn of(step: &Step) -> StepView {
+        let (name, elapsed, outcome) = match step {
+            Step::Token { elapsed, outcome } => (
+                "Token",
+                elapsed,
+                outcome.as_ref().map(|source| {
+                    match source {
+                        TokenSource::Memory => "held in memory since an earlier call",
+                        TokenSource::Stored => "read from the database",
+                        TokenSource::Refreshed => "refreshed at the provider",
+                        TokenSource::Obtained => "newly obtained from the provider",
+                        TokenSource::StoredAfterFailedRenewal => {
+                            "read from the database: its renewal failed, and it has not expired"
+                        }
+                    }
+                    .to_owned()
+                }),
+            ),
+            Step::Upstream { elapsed, outcome } => (
+                "API",
+                elapsed,
+                outcome
+                    .as_ref()
+                    .map(|status| format!("answered HTTP {status}")),
+            ),
+        };
+        let (ok, text) = match outcome {
+            Ok(text) => (true, text),
+            Err(why) => (false, why.clone()),
+        };
+        StepView {
+            name,
+            ok,
+            text,
+            milliseconds: elapsed.as_millis(),
+        }
+    }
+}
+
+/// An alias test as the page shows it.
+struct ProbeView {
+    url: String,
+    steps: Vec<StepView>,
+    reached: bool,
+    /// The API's answer, with its body's size and preview in words.
+    answer: Vec<(&'static str, String)>,
+    preview: Option<String>,
+}
+
+impl ProbeView {
+    fn of(probe: &Probe) -> ProbeView {
+        let mut answer = Vec::new();
+        let mut preview = None;
+        if let Some(got) = &probe.answer {
+            answer.push(("Status", got.status.to_string()));
+            answer.push((
+                "Content type",
+                got.content_type.clone().unwrap_or_else(|| "-".into()),
+            ));
+            let size = if got.complete {
+                format!("{} bytes", got.size)
+            } else {
+                format!("more than {} bytes (not read further)", got.size)
+            };
+            answer.push(("Size", size));
+            answer.push(("Body read in", format!("{} ms", got.elapsed.as_millis())));
+            let shown = match &got.preview {
+                Preview::Empty => "(empty)".to_owned(),
+                Preview::Binary => "(not text: not shown)".to_owned(),
+                Preview::Text { text, cut } => {
+                    preview = Some(text.clone());
+                    if *cut { "the start, below" } else { "below" }.to_owned()
+                }
+            };
+            answer.push(("Body", shown));
+        }
+        ProbeView {
+            url: probe.url.clone(),
+            steps: probe.steps.iter().map(StepView::of).collect(),
+            reached: probe.reached(),
+            answer,
+            preview,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/tools_alias.html")]
+struct AliasPage {
+    frame: Frame,
+    /// Each alias: its name and base URL.
+    aliases: Vec<(String, String)>,
+    alias: String,
+    path: String,
+    /// Why the test could not start: a path that leaves the alias' base URL, say.
+    refused: Option<String>,
+    probe: Option<ProbeView>,
+}
+
+impl AliasPage {
+    async fn render_for(
+        admin: &ConsoleAdmin,
+        state: &AppState,
+        alias: String,
+        path: String,
+        refused: Option<String>,
+        probe: Option<ProbeView>,
+    ) -> Result<Response, PageError> {
+        let catalog = admin.registry.catalog().await?;
+        let html = AliasPage {
+            frame: admin.frame(state, "tools"),
+            aliases: catalog
+                .aliases
+                .iter()
+                .map(|a| (a.name.clone(), a.base_url.clone()))
+                .collect(),
+            alias,
+            path,
+            refused,
+            probe,
+        }
+        .render();
+        Ok(admin.page(state, StatusCode::OK, html))
+    }
+}
+
+/// `GET /admin/tools/alias`
+pub async fn alias_form(
+    admin: ConsoleAdmin,
+    State(state): State<AppState>,
+) -> Result<Response, PageError> {
+    admin.registry.require(Permission::ManageOutbound)?;
+    AliasPage::render_for(&admin, &state, String::new(), "/".into(), None, None).await
+}
+
+#[derive(Deserialize)]
+pub struct AliasForm {
+    #[serde(default)]
+    alias: String,
+    #[serde(default)]
+    path: String,
+}
+
+impl CsrfChecked for AliasForm {
+    const PURPOSE: &'static str = super::FORM_PURPOSE;
+}
+
+/// `POST /admin/tools/alias`: the test's report. A `POST`, as it obtains tokens and calls out;
+/// the report is the answer itself, since a redirect would have to call again to show it.
+pub async fn test_alias(
+    admin: ConsoleAdmin,
+    State(state): State<AppState>,
+    CsrfForm { form, .. }: CsrfForm<AliasForm>,
+) -> Result<Response, PageError> {
+    let path = form.path.trim().to_owned();
+    let (refused, probe) = match state
+        .services
+        .outbound
+        .probe(&admin.registry, &form.alias, &path)
+        .await
+    {
+        Ok(probe) => (None, Some(ProbeView::of(&probe))),
+        Err(OutboundError::Domain(error)) => return Err(error.into()),
+        Err(other) => (Some(other.to_string()), None),
+    };
+    AliasPage::render_for(&admin, &state, form.alias, path, refused, probe).await
 }

@@ -6,12 +6,16 @@
 //! or another instance does not ask the provider again. Each (profile, owner) has its own async
 //! mutex: while one caller obtains a token the others for the same key wait for it instead of
 //! asking too — one request however many callers — and callers of other keys are not held up.
+//!
+//! A call reports its steps — where its token came from, how the API answered, each timed — to
+//! whoever listens; [`probe`] listens, for the console's test of an alias.
 
 mod exchange;
+pub mod probe;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gatehouse_core::client::GrantType;
@@ -24,6 +28,7 @@ use reqwest::StatusCode;
 use url::Url;
 
 use crate::fetch::{FetchError, Fetcher, check_url};
+use probe::Step;
 
 /// A `Retry-After` longer than this is not waited for; the retry comes after this long.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
@@ -57,6 +62,21 @@ fn describe(description: &Option<String>) -> String {
         .as_deref()
         .map(|d| format!(": {d}"))
         .unwrap_or_default()
+}
+
+/// Where the token a call used came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    /// Held in memory since an earlier call.
+    Memory,
+    /// Read from the database: obtained by another instance, or before a restart.
+    Stored,
+    /// Renewed at the provider with the refresh token.
+    Refreshed,
+    /// Newly obtained from the provider with the profile's grant.
+    Obtained,
+    /// Read from the database after its renewal failed: it has not expired yet, so it serves.
+    StoredAfterFailedRenewal,
 }
 
 /// How long one exchange may take and how often a server error is retried.
@@ -254,7 +274,8 @@ impl OutboundClient {
         resolved: &ResolvedAlias,
         owner: &str,
     ) -> Result<Secret, OutboundError> {
-        self.current(Target::of(resolved), owner, None).await
+        let (token, _) = self.current(Target::of(resolved), owner, None).await?;
+        Ok(token)
     }
 
     /// Redeems the code of an outbound authorization (RFC 6749 §4.1.3, with the PKCE
@@ -287,13 +308,14 @@ impl OutboundClient {
         Ok(())
     }
 
-    /// The current token; with `rejected`, one different from the token an API just refused.
+    /// The current token and where it came from; with `rejected`, one different from the
+    /// token an API just refused.
     async fn current(
         &self,
         target: Target<'_>,
         owner: &str,
         rejected: Option<&Secret>,
-    ) -> Result<Secret, OutboundError> {
+    ) -> Result<(Secret, TokenSource), OutboundError> {
         let slot = self.slot(&target.profile.name, owner);
         // Held across the exchange with the provider on purpose: this is the single flight.
         let mut held = slot.lock().await;
@@ -306,7 +328,7 @@ impl OutboundClient {
             && current.provider == *target.provider
             && usable(&current.token)
         {
-            return Ok(current.token.access_token.clone());
+            return Ok((current.token.access_token.clone(), TokenSource::Memory));
         }
         // Memory is cold or stale; the database may hold a newer token (from another instance,
         // or from before a restart).
@@ -321,14 +343,14 @@ impl OutboundClient {
         if let Some(token) = stored.as_ref().filter(|t| usable(t)) {
             let access_token = token.access_token.clone();
             *held = Some(hold(target, token.clone()));
-            return Ok(access_token);
+            return Ok((access_token, TokenSource::Stored));
         }
         match self.renew(target, owner, stored.as_ref()).await {
-            Ok(fresh) => {
+            Ok((fresh, source)) => {
                 self.registry.store_token(&fresh).await?;
                 let access_token = fresh.access_token.clone();
                 *held = Some(hold(target, fresh));
-                Ok(access_token)
+                Ok((access_token, source))
             }
             // A renewal that fails before the old token has expired does not stop the callers.
             Err(error) => match stored.filter(|t| {
@@ -338,7 +360,7 @@ impl OutboundClient {
                     tracing::warn!(profile = %target.profile.name, %error, "token renewal failed; the current token is still valid");
                     let access_token = token.access_token.clone();
                     *held = Some(hold(target, token));
-                    Ok(access_token)
+                    Ok((access_token, TokenSource::StoredAfterFailedRenewal))
                 }
                 None => Err(error),
             },
@@ -352,7 +374,7 @@ impl OutboundClient {
         target: Target<'_>,
         owner: &str,
         previous: Option<&ObtainedToken>,
-    ) -> Result<ObtainedToken, OutboundError> {
+    ) -> Result<(ObtainedToken, TokenSource), OutboundError> {
         if let Some(refresh_token) = previous.and_then(|t| t.refresh_token.as_ref()) {
             let refreshed = exchange::request_token(
                 &self.registry,
@@ -366,17 +388,18 @@ impl OutboundClient {
                 Err(OutboundError::Refused { error, .. })
                     if error == "invalid_grant"
                         && target.provider.grant != GrantType::AuthorizationCode => {}
-                other => return other,
+                other => return other.map(|token| (token, TokenSource::Refreshed)),
             }
         }
-        exchange::request_token(
+        let token = exchange::request_token(
             &self.registry,
             &self.fetcher,
             target,
             owner,
             exchange::ProviderGrant::Configured,
         )
-        .await
+        .await?;
+        Ok((token, TokenSource::Obtained))
     }
 
     /// Calls the API behind the alias with the profile's token. A 401 answer leads to
@@ -387,6 +410,21 @@ impl OutboundClient {
         user_id: Option<&str>,
         request: &UpstreamRequest,
     ) -> Result<UpstreamResponse, OutboundError> {
+        let (response, _) = self
+            .traced_call(resolved, user_id, request, &mut |_| {})
+            .await?;
+        Ok(response)
+    }
+
+    /// [`call`](Self::call), telling `trace` each step as it ends. The answer comes with the
+    /// token it was sent with, so that what the API echoes of it can be hidden.
+    async fn traced_call(
+        &self,
+        resolved: &ResolvedAlias,
+        user_id: Option<&str>,
+        request: &UpstreamRequest,
+        trace: &mut (impl FnMut(Step) + Send),
+    ) -> Result<(UpstreamResponse, Secret), OutboundError> {
         let owner = Self::owner(resolved, user_id)?;
         let url = upstream_url(&resolved.alias, &request.path_and_query)?;
         check_url(&url).map_err(OutboundError::Upstream)?;
@@ -394,14 +432,60 @@ impl OutboundClient {
             gatehouse_core::Error::invalid_request(format!("{:?} is not a method", request.method))
         })?;
         let target = Target::of(resolved);
-        let token = self.current(target, &owner, None).await?;
-        let response = self.send(target, &url, &method, request, &token).await?;
+        let token = self.traced_current(target, &owner, None, trace).await?;
+        let response = self
+            .traced_send(target, &url, &method, request, &token, trace)
+            .await?;
         if response.status() != StatusCode::UNAUTHORIZED {
-            return Ok(UpstreamResponse::new(response));
+            return Ok((UpstreamResponse::new(response), token));
         }
-        let token = self.current(target, &owner, Some(&token)).await?;
-        let response = self.send(target, &url, &method, request, &token).await?;
-        Ok(UpstreamResponse::new(response))
+        let token = self
+            .traced_current(target, &owner, Some(&token), trace)
+            .await?;
+        let response = self
+            .traced_send(target, &url, &method, request, &token, trace)
+            .await?;
+        Ok((UpstreamResponse::new(response), token))
+    }
+
+    async fn traced_current(
+        &self,
+        target: Target<'_>,
+        owner: &str,
+        rejected: Option<&Secret>,
+        trace: &mut (impl FnMut(Step) + Send),
+    ) -> Result<Secret, OutboundError> {
+        let started = Instant::now();
+        let current = self.current(target, owner, rejected).await;
+        trace(Step::Token {
+            elapsed: started.elapsed(),
+            outcome: current
+                .as_ref()
+                .map(|(_, source)| *source)
+                .map_err(ToString::to_string),
+        });
+        Ok(current?.0)
+    }
+
+    async fn traced_send(
+        &self,
+        target: Target<'_>,
+        url: &Url,
+        method: &reqwest::Method,
+        request: &UpstreamRequest,
+        token: &Secret,
+        trace: &mut (impl FnMut(Step) + Send),
+    ) -> Result<reqwest::Response, OutboundError> {
+        let started = Instant::now();
+        let sent = self.send(target, url, method, request, token).await;
+        trace(Step::Upstream {
+            elapsed: started.elapsed(),
+            outcome: sent
+                .as_ref()
+                .map(|response| response.status().as_u16())
+                .map_err(ToString::to_string),
+        });
+        sent
     }
 
     async fn send(

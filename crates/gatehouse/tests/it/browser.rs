@@ -7,7 +7,8 @@
 //! Gatehouse standing for the external provider: login, denial, consent and the callback.
 //!
 //! `tests/browser/console.mjs` signs an administrator in to the console, opens its pages at a
-//! desktop's and a phone's size and creates an application through the form, checking the CSP
+//! desktop's and a phone's size, creates an application through the form and tests a
+//! connection alias in front of a second Gatehouse, checking the CSP
 //! and that nothing comes from another origin; with `GATEHOUSE_SCREENSHOTS` set (a directory),
 //! it saves the screenshots `docs/screenshots.sh` puts in the README.
 //!
@@ -387,6 +388,15 @@ server_test!(the_console_works_in_a_real_browser, |server| {
             })
             .await;
     }
+    // A connection alias to test, in front of a second Gatehouse's admin API.
+    let provider = crate::outbound::provider().await;
+    crate::outbound::connect(
+        &server,
+        "crm",
+        crate::outbound::provider_spec("crm", provider.server.url("/oauth/token"), &provider.app),
+        provider.server.url("/api/admin/v1"),
+    )
+    .await;
     let mut command = Command::new("node");
     command
         .arg(CONSOLE_FLOW)

@@ -1444,6 +1444,185 @@ server_test!(why_a_token_is_refused_is_told_check_by_check, |server| {
     assert_eq!(page.status, 403);
 });
 
+/// The report of the alias tool on `alias` and `path`.
+async fn test_alias(
+    browser: &mut Browser,
+    server: &TestServer,
+    csrf: &str,
+    alias: &str,
+    path: &str,
+) -> Page {
+    let form = [("csrf", csrf), ("alias", alias), ("path", path)];
+    browser.post(&server.url("/admin/tools/alias"), &form).await
+}
+
+/// The steps an alias test on `page` shows: (step, result).
+fn probe_steps(page: &Page) -> Vec<(String, String)> {
+    let start = page.body.find("<table id=\"steps\">").expect("steps");
+    let table = &page.body[start..start + page.body[start..].find("</table>").unwrap()];
+    let tbody = &table[table.find("<tbody>").unwrap()..];
+    tbody
+        .split("<tr>")
+        .skip(1)
+        .map(|row| {
+            let cells: Vec<&str> = row
+                .split("<td>")
+                .skip(1)
+                .map(|cell| &cell[..cell.find("</td>").unwrap()])
+                .collect();
+            let result = cells[1]
+                .replace("<strong class=\"ok\">", "")
+                .replace("<strong class=\"bad\">", "")
+                .replace("</strong>", "");
+            (cells[0].to_owned(), result)
+        })
+        .collect()
+}
+
+server_test!(an_alias_is_tested_step_by_step, |server| {
+    use crate::outbound::{connect, provider, provider_spec, token_requests};
+    use gatehouse_core::outbound::SYSTEM_OWNER;
+    use gatehouse_core::secret::Secret;
+
+    let provider = provider().await;
+    let spec = || provider_spec("crm", provider.server.url("/oauth/token"), &provider.app);
+    connect(&server, "crm", spec(), provider.server.url("/api/admin/v1")).await;
+    server.user("mia", &["mi_admin"]).await;
+    server.user("olga", &["oauth_admin"]).await;
+
+    let mut mia = signed_in(&server, "mia").await;
+    let tools = mia.get(&server.url("/admin/tools")).await;
+    assert!(tools.body.contains("href=\"/admin/tools/alias\""));
+    let form = mia.get(&server.url("/admin/tools/alias")).await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    assert_strict_headers(&form, "/admin/tools/alias");
+    assert!(form.body.contains("<option value=\"crm\""), "{}", form.body);
+    let csrf = form_fields(&form, "/admin/tools/alias")
+        .into_iter()
+        .find(|(name, _)| name == "csrf")
+        .unwrap()
+        .1;
+
+    // The first test obtains the token from the provider; the API behind the alias answers.
+    let page = test_alias(&mut mia, &server, &csrf, "crm", "/whoami").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_strict_headers(&page, "/admin/tools/alias");
+    let url = provider.server.url("/api/admin/v1/whoami");
+    assert!(
+        page.body.contains(&format!(
+            "id=\"verdict\">Answered</span>: GET <code>{url}</code>"
+        )),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        probe_steps(&page),
+        [
+            ("Token".into(), "newly obtained from the provider".into()),
+            ("API".into(), "answered HTTP 200".into()),
+        ]
+    );
+    assert!(page.body.contains("<dt>Status</dt><dd>200</dd>"));
+    assert!(
+        page.body
+            .contains("<dt>Content type</dt><dd>application/json</dd>")
+    );
+    // The start of the answer, as text: the provider's service user the token acts for.
+    let preview = &page.body[page.body.find("id=\"preview\">").expect("preview")..];
+    assert!(preview.contains("integration-svc"), "{preview}");
+    assert_eq!(
+        token_requests(&provider.server, "client_credentials").await,
+        1
+    );
+    // The token is nowhere on the page.
+    let registry = server.services.outbound.registry();
+    let record = registry
+        .find_token("crm", SYSTEM_OWNER)
+        .await
+        .unwrap()
+        .unwrap();
+    let token = registry.open_token(&record).unwrap().access_token;
+    assert!(!page.body.contains(token.expose()));
+
+    // The second uses the token held in memory: the provider is not asked again.
+    let page = test_alias(&mut mia, &server, &csrf, "crm", "whoami").await;
+    assert_eq!(
+        probe_steps(&page),
+        [
+            (
+                "Token".into(),
+                "held in memory since an earlier call".into()
+            ),
+            ("API".into(), "answered HTTP 200".into()),
+        ]
+    );
+    assert_eq!(
+        token_requests(&provider.server, "client_credentials").await,
+        1
+    );
+
+    // A path that leaves the base URL is refused before anything is sent.
+    let page = test_alias(&mut mia, &server, &csrf, "crm", "../../metrics").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("id=\"path-error\""), "{}", page.body);
+    assert!(
+        page.body.contains("leaves the alias&#39; base URL"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("id=\"steps\""));
+    // An alias that does not exist.
+    let page = test_alias(&mut mia, &server, &csrf, "nope", "/").await;
+    assert_eq!(page.status, 404, "{}", page.body);
+
+    // The provider refuses a wrong secret: the token step fails with its error code, and
+    // nothing is sent to the API.
+    let mut wrong = spec();
+    wrong.client_secret = Some(Secret::new("x".repeat(43)));
+    registry.save_provider(wrong).await.unwrap();
+    let page = test_alias(&mut mia, &server, &csrf, "crm", "/whoami").await;
+    assert!(
+        page.body.contains("id=\"verdict\">Failed</span>"),
+        "{}",
+        page.body
+    );
+    let steps = probe_steps(&page);
+    assert_eq!(steps.len(), 1, "{steps:?}");
+    assert_eq!(steps[0].0, "Token");
+    assert!(
+        steps[0]
+            .1
+            .starts_with("failed: the provider refused the token request: invalid_client"),
+        "{steps:?}"
+    );
+    assert!(!page.body.contains("id=\"answer\""));
+
+    // An OAuth administrator may not manage outbound OAuth: no link, and the server refuses
+    // the page and a forged form alike.
+    let mut olga = signed_in(&server, "olga").await;
+    let tools = olga.get(&server.url("/admin/tools")).await;
+    assert!(!tools.body.contains("/admin/tools/alias"));
+    let page = olga.get(&server.url("/admin/tools/alias")).await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    let form = olga.get(&server.url("/admin/tools/token")).await;
+    let olga_csrf = form_fields(&form, "/admin/tools/token")
+        .into_iter()
+        .find(|(name, _)| name == "csrf")
+        .unwrap()
+        .1;
+    let page = test_alias(&mut olga, &server, &olga_csrf, "crm", "/whoami").await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page.body.contains("mi_admin"), "{}", page.body);
+    // Without its CSRF token the form is refused before anything is called.
+    let page = mia
+        .post(
+            &server.url("/admin/tools/alias"),
+            &[("alias", "crm"), ("path", "/")],
+        )
+        .await;
+    assert_eq!(page.status, 403);
+});
+
 server_test!(
     the_dashboard_counts_the_last_hours_token_requests,
     |server| {

@@ -27,12 +27,12 @@ use crate::people::Browser;
 
 /// The external provider: another Gatehouse, with a service user whose tokens may call its
 /// admin API, and a client-credentials application acting as that user.
-struct Provider {
-    server: TestServer,
-    app: TestApp,
+pub(crate) struct Provider {
+    pub(crate) server: TestServer,
+    pub(crate) app: TestApp,
 }
 
-async fn provider() -> Provider {
+pub(crate) async fn provider() -> Provider {
     let server = TestServer::start(Backend::Sqlite)
         .await
         .expect("SQLite is always available");
@@ -66,7 +66,7 @@ pub async fn token_requests(provider: &TestServer, grant_type: &str) -> u64 {
         .sum()
 }
 
-fn provider_spec(name: &str, token_url: String, app: &TestApp) -> ProviderSpec {
+pub(crate) fn provider_spec(name: &str, token_url: String, app: &TestApp) -> ProviderSpec {
     ProviderSpec {
         name: name.into(),
         token_url,
@@ -87,7 +87,7 @@ fn provider_spec(name: &str, token_url: String, app: &TestApp) -> ProviderSpec {
 
 /// Registers provider, profile and alias `name` on `server`, the alias pointing at the
 /// provider's admin API and open to the `integration` role.
-async fn connect(
+pub(crate) async fn connect(
     server: &TestServer,
     name: &str,
     spec: ProviderSpec,
