@@ -205,13 +205,15 @@ impl Holdings {
         })
     }
 
-    /// The token or session `handle` names, if it is this holder's and still stored.
+    /// The token or session `handle` names, if it is this holder's and in service: one that
+    /// was revoked, rotated or has expired is as unknown as one never issued.
     pub async fn find(&self, handle: &str) -> Result<Held, Error> {
         Ok(self.found(handle).await?.0)
     }
 
     async fn found(&self, handle: &str) -> Result<(Held, Found), Error> {
         let store = &self.registry.store;
+        let now = self.registry.clock.now();
         let missing = || Error::NotFound("no such token or session of theirs".into());
         let (kind, hash) = handle.split_once(':').ok_or_else(missing)?;
         match kind {
@@ -219,7 +221,12 @@ impl Holdings {
                 let token = store
                     .find_access_token(hash)
                     .await?
-                    .filter(|t| self.holds(t.user_id.as_deref(), &t.client_id))
+                    .filter(|t| {
+                        self.holds(t.user_id.as_deref(), &t.client_id)
+                            && !t.revoked
+                            && t.expires_at > now
+                            && !self.tokens.is_revoked(&t.jti)
+                    })
                     .ok_or_else(missing)?;
                 Ok((
                     self.access_token(&token).await?,
@@ -230,7 +237,12 @@ impl Holdings {
                 let token = store
                     .find_refresh_token(hash)
                     .await?
-                    .filter(|t| self.holds(Some(&t.user_id), &t.client_id))
+                    .filter(|t| {
+                        self.holds(Some(&t.user_id), &t.client_id)
+                            && !t.revoked
+                            && t.rotated_at.is_none()
+                            && t.expires_at > now
+                    })
                     .ok_or_else(missing)?;
                 Ok((
                     self.refresh_token(&token).await?,
@@ -244,7 +256,7 @@ impl Holdings {
                 let session = store
                     .find_session(hash)
                     .await?
-                    .filter(|s| s.user_id == user.id)
+                    .filter(|s| s.user_id == user.id && s.expires_at > now)
                     .ok_or_else(missing)?;
                 Ok((
                     session_of(user, &session),

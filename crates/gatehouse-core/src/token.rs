@@ -502,7 +502,9 @@ impl TokenService {
         Ok(())
     }
 
-    fn is_revoked(&self, jti: &str) -> bool {
+    /// Whether the JWT `jti` is known here to be revoked (JWTs revoked by their client are
+    /// recorded by `jti` alone).
+    pub(crate) fn is_revoked(&self, jti: &str) -> bool {
         self.revoked_jwts
             .read()
             .unwrap_or_else(|p| p.into_inner())

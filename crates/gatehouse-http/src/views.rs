@@ -3,6 +3,7 @@
 
 use gatehouse_core::client::Client;
 use gatehouse_core::federation::{JwtProvider, KeySource};
+use gatehouse_core::held::{Held, HeldKind};
 use gatehouse_core::keys::KeyRing;
 use gatehouse_core::outbound::OAuthProvider;
 use gatehouse_core::store::AuditRecord;
@@ -302,4 +303,54 @@ impl From<AuditRecord> for AuditEventView {
             details: serde_json::from_str(&record.details).unwrap_or(serde_json::Value::Null),
         }
     }
+}
+
+/// A token or login session in service, as a listing of what a user or an application holds
+/// shows it: never the token, only the handle that names it for a revocation.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HeldView {
+    /// `access_token`, `jwt_access_token` (a JWT of a person's grant), `refresh_token` or
+    /// `session`.
+    pub kind: String,
+    /// What names it for a revocation: its kind and the keyed hash (or a JWT's `jti`) the store
+    /// keeps it by, from which no token can be recovered.
+    pub handle: String,
+    /// The application it was issued to; absent for a session.
+    pub client_id: Option<String>,
+    /// The user it acts for, by name (their id if they are gone); absent for an application's
+    /// own token.
+    pub user_name: Option<String>,
+    pub scope: String,
+    /// Unix seconds; for a session, when the user signed in.
+    pub issued_at: i64,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+impl From<&Held> for HeldView {
+    fn from(held: &Held) -> Self {
+        HeldView {
+            kind: match held.kind {
+                HeldKind::AccessToken => "access_token",
+                HeldKind::JwtAccessToken => "jwt_access_token",
+                HeldKind::RefreshToken => "refresh_token",
+                HeldKind::Session => "session",
+            }
+            .into(),
+            handle: held.handle.clone(),
+            client_id: held.client_id.clone(),
+            user_name: held.user_name.clone(),
+            scope: held.scope.clone(),
+            issued_at: held.issued_at,
+            expires_at: held.expires_at,
+        }
+    }
+}
+
+/// What a user or an application holds, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HoldingsView {
+    pub tokens: Vec<HeldView>,
+    /// Whether more of a kind were in service than the 500 listed.
+    pub truncated: bool,
 }

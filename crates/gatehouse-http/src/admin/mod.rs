@@ -7,13 +7,14 @@ mod entries;
 mod jwt_providers;
 mod keys;
 mod outbound;
+mod tokens;
 mod users;
 
 use axum::Json;
 use axum::Router;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use gatehouse_core::Error;
 use gatehouse_core::access::{ScopeEntry, ScopeRule};
 use gatehouse_core::audit::Actor;
@@ -32,7 +33,8 @@ use crate::error::ApiError;
 use crate::extract::{Authorized, Bearer, ClientAddress};
 use crate::state::AppState;
 use crate::views::{
-    AppView, AuditEventView, JwtProviderView, KeyView, ProviderView, RetiredKeyView, UserView,
+    AppView, AuditEventView, HeldView, HoldingsView, JwtProviderView, KeyView, ProviderView,
+    RetiredKeyView, UserView,
 };
 
 pub fn routes() -> Router<AppState> {
@@ -51,6 +53,22 @@ pub fn routes() -> Router<AppState> {
             get(users::show).patch(users::update).delete(users::delete),
         )
         .route("/users/{user_name}/password", put(users::set_password))
+        .route(
+            "/users/{user_name}/tokens",
+            get(tokens::list_of_user).delete(tokens::revoke_all_of_user),
+        )
+        .route(
+            "/users/{user_name}/tokens/{handle}",
+            delete(tokens::revoke_of_user),
+        )
+        .route(
+            "/apps/{client_id}/tokens",
+            get(tokens::list_of_application).delete(tokens::revoke_all_of_application),
+        )
+        .route(
+            "/apps/{client_id}/tokens/{handle}",
+            delete(tokens::revoke_of_application),
+        )
         .route(
             "/outbound/providers",
             get(outbound::list_providers).post(outbound::save_provider),
@@ -164,7 +182,8 @@ async fn whoami(Bearer(token): Bearer) -> Json<WhoAmI> {
         title = "Gatehouse admin API",
         description = "The Application Registry: applications (OAuth clients), users, the \
             providers, profiles and connection aliases of outbound OAuth, the scopes, REST \
-            API auth scope rules, gateway routes and Table API tables, and the signing keys. \
+            API auth scope rules, gateway routes and Table API tables, the signing keys, and \
+            the tokens and sessions users and applications hold. \
             Every operation except this document needs a bearer access token with the \
             `useraccount` scope (unless a scope rule asks for another) whose user holds \
             `admin`, `oauth_admin` or `mi_admin`. All three read the registry, only `admin` the \
@@ -181,6 +200,9 @@ async fn whoami(Bearer(token): Bearer) -> Json<WhoAmI> {
         apps::list, apps::create, apps::show, apps::update, apps::delete, apps::rotate_secret,
         users::list, users::create, users::show, users::update, users::delete,
         users::set_password,
+        tokens::list_of_user, tokens::revoke_all_of_user, tokens::revoke_of_user,
+        tokens::list_of_application, tokens::revoke_all_of_application,
+        tokens::revoke_of_application,
         outbound::list_providers, outbound::save_provider, outbound::show_provider,
         outbound::delete_provider,
         jwt_providers::list, jwt_providers::create, jwt_providers::show, jwt_providers::update,
@@ -189,7 +211,7 @@ async fn whoami(Bearer(token): Bearer) -> Json<WhoAmI> {
     components(schemas(AppView, UserView, WhoAmI, apps::AppInput, apps::RotateSecretInput, users::UserInput,
         users::PasswordInput, ErrorBody, ProviderView, JwtProviderView,
         jwt_providers::JwtProviderInput, KeyView, RetiredKeyView, AuditEventView,
-        audit::AuditPage)),
+        audit::AuditPage, HeldView, HoldingsView)),
     modifiers(&BearerAuth, &EntryPaths)
 )]
 struct AdminApi;

@@ -1,13 +1,17 @@
 //! `gatehouse app`: the applications (OAuth clients) of the registry.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use gatehouse_core::client::{Client, ClientType, GrantType, TokenFormat};
+use gatehouse_core::held::Holdings;
 use gatehouse_core::keys::SigningAlgorithm;
 use gatehouse_core::registry::{AppChanges, DEFAULT_SECRET_GRACE, NewApp, Registry};
+use gatehouse_core::token::TokenService;
 use gatehouse_http::views::AppView;
 
+use super::tokens::TokensCommand;
 use super::{print_json, read_text, secret_from_env};
 
 #[derive(Debug, Subcommand)]
@@ -74,6 +78,13 @@ pub enum AppCommand {
         /// Print JSON (for scripts) instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// The tokens issued to the application: list them, revoke one or everything.
+    Tokens {
+        /// The application's client_id.
+        client_id: String,
+        #[command(subcommand)]
+        command: TokensCommand,
     },
 }
 
@@ -166,7 +177,11 @@ fn print_app(view: &AppView, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(super) async fn run(registry: &Registry, command: AppCommand) -> anyhow::Result<()> {
+pub(super) async fn run(
+    registry: &Registry,
+    tokens: &Arc<TokenService>,
+    command: AppCommand,
+) -> anyhow::Result<()> {
     match command {
         AppCommand::Create {
             client_id,
@@ -232,6 +247,10 @@ pub(super) async fn run(registry: &Registry, command: AppCommand) -> anyhow::Res
             registry.delete_app(&client_id).await?;
             eprintln!("Deleted application {client_id}.");
             Ok(())
+        }
+        AppCommand::Tokens { client_id, command } => {
+            let holdings = Holdings::of_application(registry, tokens, &client_id).await?;
+            super::tokens::run(holdings, command).await
         }
         AppCommand::RotateSecret {
             client_id,

@@ -15,6 +15,7 @@ mod generate;
 mod jwt_provider;
 mod keys;
 mod outbound;
+mod tokens;
 mod user;
 
 use std::path::Path;
@@ -123,8 +124,8 @@ pub async fn run(mut global: GlobalArgs, command: Command) -> anyhow::Result<()>
         Command::Serve(_) | Command::Backup(_) | Command::Restore(_) | Command::Generate(_) => {
             unreachable!("run without the services")
         }
-        Command::App(command) => app::run(registry, command).await,
-        Command::User(command) => user::run(registry, command).await,
+        Command::App(command) => app::run(registry, &services.tokens, command).await,
+        Command::User(command) => user::run(registry, &services.tokens, command).await,
         Command::JwtProvider(command) => jwt_provider::run(registry, command).await,
         Command::Keys(command) => keys::run(&services, &settings, command).await,
         Command::Apply(args) => apply::run(&services, args).await,

@@ -1,13 +1,17 @@
 //! `gatehouse user`: the users, and their passwords, which never come from the command line.
 
 use std::io::Read;
+use std::sync::Arc;
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
+use gatehouse_core::held::Holdings;
 use gatehouse_core::registry::{NewUser, Registry, UserChanges};
 use gatehouse_core::secret::Secret;
+use gatehouse_core::token::TokenService;
 use gatehouse_http::views::UserView;
 
+use super::tokens::TokensCommand;
 use super::{print_json, secret_from_env};
 
 #[derive(Debug, Subcommand)]
@@ -59,6 +63,13 @@ pub enum UserCommand {
         user_name: String,
         #[command(flatten)]
         password: PasswordArgs,
+    },
+    /// The user's tokens and login sessions: list them, revoke one or everything.
+    Tokens {
+        /// The user's name, which they sign in with.
+        user_name: String,
+        #[command(subcommand)]
+        command: TokensCommand,
     },
 }
 
@@ -141,7 +152,11 @@ fn print_user(view: &UserView, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(super) async fn run(registry: &Registry, command: UserCommand) -> anyhow::Result<()> {
+pub(super) async fn run(
+    registry: &Registry,
+    tokens: &Arc<TokenService>,
+    command: UserCommand,
+) -> anyhow::Result<()> {
     match command {
         UserCommand::Create {
             user_name,
@@ -210,6 +225,10 @@ pub(super) async fn run(registry: &Registry, command: UserCommand) -> anyhow::Re
             registry.set_password(&user_name, password).await?;
             eprintln!("Password of {user_name} set.");
             Ok(())
+        }
+        UserCommand::Tokens { user_name, command } => {
+            let holdings = Holdings::of_user(registry, tokens, &user_name).await?;
+            super::tokens::run(holdings, command).await
         }
     }
 }

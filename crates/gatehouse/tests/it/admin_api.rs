@@ -528,3 +528,154 @@ server_test!(
         }
     }
 );
+
+server_test!(
+    tokens_are_listed_and_revoked_for_those_who_may_change_their_holder,
+    |server| {
+        use crate::console::{introspected_active, password_tokens, refreshes};
+        use gatehouse_core::client::GrantType;
+        use gatehouse_core::registry::AppChanges;
+        use reqwest::Method;
+
+        server.user("ada", &["admin"]).await;
+        server.user("tess", &[]).await;
+        let app = server
+            .app_with(AppChanges {
+                name: Some("Notes".into()),
+                grant_types: Some(vec![GrantType::Password, GrantType::RefreshToken]),
+                allowed_scopes: Some(vec!["useraccount".into()]),
+                token_format: Some(TokenFormat::Opaque),
+                ..AppChanges::default()
+            })
+            .await;
+        let (first, first_refresh) = password_tokens(&server, &app, "tess").await;
+        let (second, second_refresh) = password_tokens(&server, &app, "tess").await;
+        let admin = server.token_for_role("admin").await;
+        let olga = server.token_for_role("oauth_admin").await;
+        let mia = server.token_for_role("mi_admin").await;
+        let apps_tokens = format!("/apps/{}/tokens", app.client_id);
+
+        // The user's tokens, newest first, named by handles; no token in the answer.
+        let (status, body) = call(&server, Method::GET, "/users/tess/tokens", &olga, None).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["truncated"], false);
+        let listed = body["tokens"].as_array().unwrap();
+        let mut kinds: Vec<&str> = listed.iter().map(|t| t["kind"].as_str().unwrap()).collect();
+        kinds.sort();
+        assert_eq!(
+            kinds,
+            [
+                "access_token",
+                "access_token",
+                "refresh_token",
+                "refresh_token"
+            ]
+        );
+        for held in listed {
+            assert_eq!(held["client_id"], app.client_id.as_str());
+            assert_eq!(held["user_name"], "tess");
+            assert_eq!(held["scope"], "useraccount");
+            assert!(held["expires_at"].as_i64() > held["issued_at"].as_i64());
+        }
+        for token in [&first, &second, &first_refresh, &second_refresh] {
+            assert!(!body.to_string().contains(token.as_str()));
+        }
+
+        // One access token revoked by its handle: introspection says so, the other stays.
+        let hasher = server.services.tokens.hasher();
+        let handle = format!("access:{}", hasher.hash(&first));
+        let one = format!("/users/tess/tokens/{handle}");
+        let (status, body) = call(&server, Method::DELETE, &one, &olga, None).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["kind"], "access_token");
+        assert_eq!(body["handle"], handle.as_str());
+        assert!(!introspected_active(&server, &app, &first).await);
+        assert!(introspected_active(&server, &app, &second).await);
+        // Gone now, and never there: 404.
+        for path in [one.as_str(), "/users/tess/tokens/access:nothing"] {
+            let (status, body) = call(&server, Method::DELETE, path, &olga, None).await;
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (404, Some("not_found")),
+                "{path}"
+            );
+        }
+
+        // Unknown users and applications.
+        for path in ["/users/nobody/tokens", "/apps/nothing-here/tokens"] {
+            for method in [Method::GET, Method::DELETE] {
+                let (status, body) = call(&server, method.clone(), path, &admin, None).await;
+                assert_eq!(status, 404, "{method} {path}: {body}");
+            }
+        }
+
+        // Roles that may not change the holder: mi_admin manages no users or applications,
+        // oauth_admin no administrators. Nothing is revoked for them.
+        let second_handle = format!("access:{}", hasher.hash(&second));
+        for (token, method, path) in [
+            (&mia, Method::GET, "/users/tess/tokens".to_owned()),
+            (&mia, Method::DELETE, "/users/tess/tokens".to_owned()),
+            (
+                &mia,
+                Method::DELETE,
+                format!("/users/tess/tokens/{second_handle}"),
+            ),
+            (&mia, Method::GET, apps_tokens.clone()),
+            (&mia, Method::DELETE, apps_tokens.clone()),
+            (
+                &mia,
+                Method::DELETE,
+                format!("{apps_tokens}/{second_handle}"),
+            ),
+            (&olga, Method::GET, "/users/ada/tokens".to_owned()),
+            (&olga, Method::DELETE, "/users/ada/tokens".to_owned()),
+        ] {
+            let (status, body) = call(&server, method.clone(), &path, token, None).await;
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (403, Some("access_denied")),
+                "{method} {path}: {body}"
+            );
+        }
+        assert!(introspected_active(&server, &app, &second).await);
+
+        // The application's: what is left of both grants. A refresh token revoked through it
+        // takes its grant's access token along.
+        let (status, body) = call(&server, Method::GET, &apps_tokens, &olga, None).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["tokens"].as_array().unwrap().len(), 3, "{body}");
+        let refresh_handle = format!("refresh:{}", hasher.hash(&second_refresh));
+        let (status, body) = call(
+            &server,
+            Method::DELETE,
+            &format!("{apps_tokens}/{refresh_handle}"),
+            &olga,
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["kind"], "refresh_token");
+        assert!(!introspected_active(&server, &app, &second).await);
+        assert!(!refreshes(&server, &app, &second_refresh).await);
+
+        // Everything of the user, then nothing left for the application either.
+        let (status, _) = call(&server, Method::DELETE, "/users/tess/tokens", &olga, None).await;
+        assert_eq!(status, 204);
+        assert!(!refreshes(&server, &app, &first_refresh).await);
+        let (status, body) = call(&server, Method::GET, &apps_tokens, &admin, None).await;
+        assert_eq!((status, body["tokens"].as_array().unwrap().len()), (200, 0));
+        let (status, _) = call(&server, Method::DELETE, &apps_tokens, &admin, None).await;
+        assert_eq!(status, 204);
+
+        // The OpenAPI document describes the paths.
+        let (_, document) = call(&server, Method::GET, "/openapi.json", &admin, None).await;
+        for path in [
+            "/users/{user_name}/tokens",
+            "/users/{user_name}/tokens/{handle}",
+            "/apps/{client_id}/tokens",
+            "/apps/{client_id}/tokens/{handle}",
+        ] {
+            assert!(document["paths"][path].is_object(), "{path}");
+        }
+    }
+);

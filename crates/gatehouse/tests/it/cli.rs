@@ -616,3 +616,49 @@ async fn the_example_configuration_applies_and_serves() {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
+
+server_test!(token_commands_list_and_revoke_what_is_held, |server| {
+    use crate::console::password_tokens;
+    use gatehouse_core::client::{GrantType, TokenFormat};
+    use gatehouse_core::registry::AppChanges;
+
+    server.user("tess", &[]).await;
+    let app = server
+        .app_with(AppChanges {
+            name: Some("Notes".into()),
+            grant_types: Some(vec![GrantType::Password, GrantType::RefreshToken]),
+            allowed_scopes: Some(vec!["useraccount".into()]),
+            token_format: Some(TokenFormat::Opaque),
+            ..AppChanges::default()
+        })
+        .await;
+    let (first, _) = password_tokens(&server, &app, "tess").await;
+    password_tokens(&server, &app, "tess").await;
+    let list = |args: &'static [&'static str]| gatehouse(&server, args, &[]);
+
+    let listed = json(&list(&["user", "tokens", "tess", "list", "--json"]).await);
+    assert_eq!(listed["tokens"].as_array().unwrap().len(), 4, "{listed}");
+    assert!(!listed.to_string().contains(&first));
+    let handle = format!("access:{}", server.services.tokens.hasher().hash(&first));
+    let output = gatehouse(&server, &["user", "tokens", "tess", "revoke", &handle], &[]).await;
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("Revoked the access token."));
+    let listed = json(&list(&["user", "tokens", "tess", "list", "--json"]).await);
+    assert_eq!(listed["tokens"].as_array().unwrap().len(), 3, "{listed}");
+    // The same handle again names nothing.
+    let output = gatehouse(&server, &["user", "tokens", "tess", "revoke", &handle], &[]).await;
+    assert!(!output.status.success());
+
+    let app_tokens = ["app", "tokens", app.client_id.as_str()];
+    let output = gatehouse(&server, &[&app_tokens[..], &["list"]].concat(), &[]).await;
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.starts_with("KIND"), "{text}");
+    assert_eq!(text.lines().count(), 4, "{text}");
+    let output = gatehouse(&server, &[&app_tokens[..], &["revoke-all"]].concat(), &[]).await;
+    assert!(output.status.success(), "{output:?}");
+    let listed = json(&list(&["user", "tokens", "tess", "list", "--json"]).await);
+    assert_eq!(listed["tokens"].as_array().unwrap().len(), 0, "{listed}");
+
+    let output = gatehouse(&server, &["user", "tokens", "nobody", "list"], &[]).await;
+    assert!(!output.status.success());
+});

@@ -1670,7 +1670,11 @@ server_test!(
 );
 
 /// Tokens from the password grant for `user`: (access token, refresh token).
-async fn password_tokens(server: &TestServer, app: &TestApp, user: &str) -> (String, String) {
+pub(crate) async fn password_tokens(
+    server: &TestServer,
+    app: &TestApp,
+    user: &str,
+) -> (String, String) {
     let (status, _, body) = post_form(
         server,
         "/oauth/token",
@@ -1689,7 +1693,7 @@ async fn password_tokens(server: &TestServer, app: &TestApp, user: &str) -> (Str
     )
 }
 
-async fn introspected_active(server: &TestServer, app: &TestApp, token: &str) -> bool {
+pub(crate) async fn introspected_active(server: &TestServer, app: &TestApp, token: &str) -> bool {
     let (status, _, body) = post_form(
         server,
         "/oauth/introspect",
@@ -1701,7 +1705,7 @@ async fn introspected_active(server: &TestServer, app: &TestApp, token: &str) ->
     body["active"] == true
 }
 
-async fn refreshes(server: &TestServer, app: &TestApp, token: &str) -> bool {
+pub(crate) async fn refreshes(server: &TestServer, app: &TestApp, token: &str) -> bool {
     let (status, _, _) = post_form(
         server,
         "/oauth/token",
