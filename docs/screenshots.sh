@@ -1,7 +1,9 @@
 #!/bin/sh
 # Regenerates the console's screenshots in this directory (shown in the README) from the
 # browser test that checks the console: it signs an administrator in, opens the pages at
-# 1280x800 and at a phone's 390x844, and creates an application through the form. Needs
+# 1280x800 and at a phone's 390x844, creates an application through the form, lists the
+# administrator's tokens, asks the tools (who may call a path, why a token is refused) and
+# tests a connection alias in front of a second Gatehouse. Needs
 # Debian's chromium and `npm ci` in tests/browser.
 set -eu
 docs=$(cd "$(dirname "$0")" && pwd)

@@ -242,8 +242,21 @@ async function main() {
     step = 'tools';
     await open(page, at('/admin/tools'), 'tools');
     await screenshot(page, 'console-tools');
-    await open(page, at('/admin/tools/access'), 'who may call this');
+    await open(page, at('/admin/tools/access?method=GET&path=%2Fapi%2Fnow%2Ftable%2Fincident'),
+      'who may call this');
+    check(await page.locator('#answer').isVisible(), 'who may call a path is answered');
+    await screenshot(page, 'console-tool-access');
     await open(page, at('/admin/tools/token'), 'why was this token refused');
+    await page.fill('#token', 'gh_at_never-issued');
+    const [inspected] = await Promise.all([
+      page.waitForResponse((r) => r.request().method() === 'POST'),
+      page.click('#inspect'),
+    ]);
+    check(inspected.status() === 200, 'a token is checked', inspected.status());
+    check(await page.locator('#verdict').innerText() === 'Refused', 'an unknown token is refused',
+      await page.locator('#verdict').innerText());
+    await page.locator('#report').scrollIntoViewIfNeeded();
+    await screenshot(page, 'console-tool-token');
     const [aliasTool] = await Promise.all([
       page.waitForResponse((r) => new URL(r.url()).pathname === '/admin/tools/alias'),
       page.goto(at('/admin/tools')).then(() => page.click('#tool-alias')),
@@ -265,6 +278,7 @@ async function main() {
       && steps[1].includes('answered HTTP 200'), 'the steps are the token obtained and the answer', steps);
     check((await page.locator('#preview').innerText()).includes('integration-svc'),
       'the start of the answer is shown');
+    await page.locator('#probe').scrollIntoViewIfNeeded();
     await screenshot(page, 'console-tool-alias');
 
     step = 'phone';

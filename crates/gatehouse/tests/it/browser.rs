@@ -388,6 +388,19 @@ server_test!(the_console_works_in_a_real_browser, |server| {
             })
             .await;
     }
+    // Tokens the administrator holds, for their tokens page to list.
+    let notes = server
+        .app_with(AppChanges {
+            name: Some("Notes".into()),
+            grant_types: Some(vec![GrantType::Password, GrantType::RefreshToken]),
+            allowed_scopes: Some(vec!["useraccount".into()]),
+            token_format: Some(TokenFormat::Opaque),
+            ..AppChanges::default()
+        })
+        .await;
+    for _ in 0..2 {
+        crate::console::password_tokens(&server, &notes, "ada").await;
+    }
     // A connection alias to test, in front of a second Gatehouse's admin API.
     let provider = crate::outbound::provider().await;
     crate::outbound::connect(
