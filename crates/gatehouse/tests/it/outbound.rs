@@ -16,7 +16,8 @@ use gatehouse_core::outbound::{
 use gatehouse_core::registry::{AppChanges, NewApp};
 use gatehouse_core::secret::Secret;
 use gatehouse_remote::fetch::{Fetcher, Limits};
-use gatehouse_remote::outbound::{OutboundClient, OutboundError};
+use gatehouse_remote::outbound::probe::Step;
+use gatehouse_remote::outbound::{OutboundClient, OutboundError, TokenSource};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -208,6 +209,39 @@ server_test!(
             .await
             .unwrap();
         assert_eq!(token, clear.access_token);
+        assert_eq!(
+            token_requests(&provider.server, "client_credentials").await,
+            1
+        );
+
+        // A test of the alias after another restart says where the token came from: the
+        // database, then memory.
+        let probing = OutboundClient::new(
+            OutboundRegistry::new(
+                server.services.store.clone(),
+                server.services.sealer.clone(),
+                Arc::new(gatehouse_core::clock::SystemClock),
+            ),
+            Fetcher::new(Limits::default()).unwrap(),
+        );
+        let mut sources = Vec::new();
+        for _ in 0..2 {
+            let probe = probing
+                .probe(&server.services.registry, "crm", "whoami")
+                .await
+                .unwrap();
+            assert!(probe.reached(), "{probe:?}");
+            match &probe.steps[..] {
+                [
+                    Step::Token { outcome, .. },
+                    Step::Upstream {
+                        outcome: Ok(200), ..
+                    },
+                ] => sources.push(outcome.clone().unwrap()),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(sources, [TokenSource::Stored, TokenSource::Memory]);
         assert_eq!(
             token_requests(&provider.server, "client_credentials").await,
             1
