@@ -65,21 +65,13 @@ pub fn routes() -> Router<AppState> {
             "/admin/applications/{client_id}/delete",
             get(apps::confirm_deletion).post(apps::delete),
         )
-        .route("/admin/users", get(users::list).post(users::create))
-        .route("/admin/new/users", get(users::new))
-        .route(
-            "/admin/users/{user_name}",
-            get(users::show).post(users::update),
-        )
-        .route("/admin/users/{user_name}/edit", get(users::edit))
+        .route("/admin/users", get(users::list))
+        .route("/admin/users/{user_name}", get(users::show))
+        .merge(record_routes::<users::Users>())
         .route("/admin/users/{user_name}/lock", post(users::lock))
         .route(
             "/admin/users/{user_name}/password",
             get(users::password_form).post(users::set_password),
-        )
-        .route(
-            "/admin/users/{user_name}/delete",
-            get(users::confirm_deletion).post(users::delete),
         )
         .route("/admin/scopes", get(scopes::list).post(scopes::create))
         .merge(entry_kinds!(routes))

@@ -6,20 +6,22 @@ use askama::Template;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use gatehouse_core::Error;
 use gatehouse_core::registry::{NewUser, UserChanges};
 use gatehouse_core::secret::Secret;
 use gatehouse_core::user::User;
 use serde::Deserialize;
 
-use super::form::{Field, FormField, Params, changed, form_message, place_errors, submitted};
-use super::{Confirmation, ConsoleAdmin, Flash, Frame, ListQuery, Paged, redirect_with};
+use super::form::{Field, FormField, Params, changed, form_message, submitted};
+use super::record::{self, RecordKind, Refused};
+use super::{ConsoleAdmin, Flash, Frame, ListQuery, Paged, redirect_with};
 use crate::error::PageError;
 use crate::extract::{CsrfChecked, CsrfForm};
 use crate::state::AppState;
 
 /// What the form showed: a user's values, or a new one's.
 #[derive(Default)]
-struct Shown {
+pub struct Shown {
     display_name: String,
     given_name: Option<String>,
     family_name: Option<String>,
@@ -95,17 +97,6 @@ impl Shown {
     }
 }
 
-/// A submitted user form.
-#[derive(Deserialize)]
-pub struct UserForm {
-    #[serde(flatten)]
-    params: Params,
-}
-
-impl CsrfChecked for UserForm {
-    const PURPOSE: &'static str = super::FORM_PURPOSE;
-}
-
 #[derive(Template)]
 #[template(path = "console/users.html")]
 struct ListPage {
@@ -174,174 +165,95 @@ pub async fn show(
     Ok(admin.page(&state, StatusCode::OK, html))
 }
 
-#[derive(Template)]
-#[template(path = "console/user_form.html")]
-struct FormPage {
-    frame: Frame,
-    /// The user edited; `None` on the form of a new one.
-    user_name: Option<String>,
-    /// A new user's name, as submitted.
-    new_user_name: String,
-    fields: Vec<Field>,
-    errors: Vec<String>,
-}
+/// Users, in the console's record pages; their page is `show`, their form at `…/edit`.
+pub struct Users;
 
-impl FormPage {
-    fn action(&self) -> String {
-        match &self.user_name {
-            Some(user_name) => format!("/admin/users/{user_name}"),
-            None => "/admin/users".into(),
+impl RecordKind for Users {
+    type Record = User;
+    type Shown = Shown;
+
+    const SECTION: &'static str = "users";
+    const KIND: &'static str = "User";
+    const TITLE: &'static str = "Users";
+    const NEW: &'static str = "New user";
+    const CREATE: &'static str = "Create user";
+    const KEY: (&'static str, &'static str, &'static str) = (
+        "user_name",
+        "User name",
+        "Letters, digits or . _ - @ ~; it cannot change later.",
+    );
+    const FORM_IS_PAGE: bool = false;
+    const DELETION: (&'static str, &'static str) = (
+        "The user, their sessions and every token issued for them are deleted. This cannot be \
+         undone.",
+        "Delete user",
+    );
+
+    async fn get(admin: &ConsoleAdmin, _: &AppState, user_name: &str) -> Result<User, Error> {
+        admin.registry.get_user(user_name).await
+    }
+
+    fn key(user: &User) -> &str {
+        &user.user_name
+    }
+
+    fn shown(user: Option<&User>) -> Shown {
+        user.map_or_else(Shown::new_user, Shown::of)
+    }
+
+    fn fields(shown: &Shown) -> Vec<Field> {
+        shown.fields()
+    }
+
+    /// A new user's password; an existing one's is set on a page of its own.
+    fn secrets(user: Option<&User>) -> Vec<record::Secret> {
+        match user {
+            Some(_) => vec![],
+            None => vec![record::Secret {
+                name: "password",
+                label: "Password",
+                help: "Optional: without one the user signs in only through a trusted provider."
+                    .into(),
+            }],
         }
     }
-}
 
-/// `GET /admin/new/users`
-pub async fn new(
-    admin: ConsoleAdmin,
-    State(state): State<AppState>,
-) -> Result<Response, PageError> {
-    let html = FormPage {
-        frame: admin.frame(&state, "users"),
-        user_name: None,
-        new_user_name: String::new(),
-        fields: Shown::new_user().fields(),
-        errors: vec![],
-    }
-    .render();
-    Ok(admin.page(&state, StatusCode::OK, html))
-}
-
-/// `GET /admin/users/{user_name}/edit`
-pub async fn edit(
-    admin: ConsoleAdmin,
-    State(state): State<AppState>,
-    Path(user_name): Path<String>,
-) -> Result<Response, PageError> {
-    let user = admin.registry.get_user(&user_name).await?;
-    let html = FormPage {
-        frame: admin.frame(&state, "users"),
-        user_name: Some(user.user_name.clone()),
-        new_user_name: String::new(),
-        fields: Shown::of(&user).fields(),
-        errors: vec![],
-    }
-    .render();
-    Ok(admin.page(&state, StatusCode::OK, html))
-}
-
-/// The form again, with what was submitted and why it was not accepted (`422`).
-fn refused_form(
-    admin: &ConsoleAdmin,
-    state: &AppState,
-    user_name: Option<String>,
-    shown: &Shown,
-    params: &Params,
-    errors: Vec<(&'static str, String)>,
-    general: Option<String>,
-) -> Response {
-    let mut fields = shown.fields();
-    let unplaced = place_errors(&mut fields, params, errors, general);
-    let html = FormPage {
-        frame: admin.frame(state, "users"),
-        user_name,
-        new_user_name: params.get("user_name").cloned().unwrap_or_default(),
-        fields,
-        errors: unplaced,
-    }
-    .render();
-    admin.page(state, StatusCode::UNPROCESSABLE_ENTITY, html)
-}
-
-/// `POST /admin/users`
-pub async fn create(
-    admin: ConsoleAdmin,
-    State(state): State<AppState>,
-    CsrfForm { form, .. }: CsrfForm<UserForm>,
-) -> Result<Response, PageError> {
-    let shown = Shown::new_user();
-    let mut errors = Vec::new();
-    let fields = shown.changes(&form.params, &mut errors);
-    if !errors.is_empty() {
-        return Ok(refused_form(
-            &admin,
-            &state,
-            None,
-            &shown,
-            &form.params,
-            errors,
-            None,
-        ));
-    }
-    let password = Some(submitted("password", &form.params))
-        .filter(|p| !p.is_empty())
-        .map(Secret::new);
-    let new = NewUser {
-        user_name: submitted("user_name", &form.params).to_owned(),
-        password,
-        fields,
-    };
-    match admin.registry.create_user(new, false).await {
-        Ok(user) => Ok(redirect_with(
-            &state,
-            &format!("/admin/users/{}", user.user_name),
-            &Flash::success(format!("User {} created.", user.user_name)),
-        )),
-        Err(error) => {
-            let message = form_message(error)?;
-            Ok(refused_form(
-                &admin,
-                &state,
-                None,
-                &shown,
-                &form.params,
-                errors,
-                Some(message),
-            ))
+    async fn save(
+        admin: &ConsoleAdmin,
+        _: &AppState,
+        existing: Option<&User>,
+        shown: &Shown,
+        params: &Params,
+    ) -> Result<(User, Option<String>), Refused> {
+        let mut errors = Vec::new();
+        let fields = shown.changes(params, &mut errors);
+        if !errors.is_empty() {
+            return Err(Refused::Fields(errors));
         }
+        let saved = match existing {
+            Some(user) => admin.registry.update_user(&user.user_name, fields).await?,
+            None => {
+                let password = Some(submitted("password", params))
+                    .filter(|p| !p.is_empty())
+                    .map(Secret::new);
+                let new = NewUser {
+                    user_name: submitted("user_name", params).to_owned(),
+                    password,
+                    fields,
+                };
+                admin.registry.create_user(new, false).await?
+            }
+        };
+        Ok((saved, None))
     }
-}
 
-/// `POST /admin/users/{user_name}`
-pub async fn update(
-    admin: ConsoleAdmin,
-    State(state): State<AppState>,
-    Path(user_name): Path<String>,
-    CsrfForm { form, .. }: CsrfForm<UserForm>,
-) -> Result<Response, PageError> {
-    let user = admin.registry.get_user(&user_name).await?;
-    let shown = Shown::of(&user);
-    let mut errors = Vec::new();
-    let changes = shown.changes(&form.params, &mut errors);
-    let name = Some(user.user_name.clone());
-    if !errors.is_empty() {
-        return Ok(refused_form(
-            &admin,
-            &state,
-            name,
-            &shown,
-            &form.params,
-            errors,
-            None,
-        ));
-    }
-    match admin.registry.update_user(&user_name, changes).await {
-        Ok(user) => Ok(redirect_with(
-            &state,
-            &format!("/admin/users/{}", user.user_name),
-            &Flash::success(format!("User {} saved.", user.user_name)),
-        )),
-        Err(error) => {
-            let message = form_message(error)?;
-            Ok(refused_form(
-                &admin,
-                &state,
-                name,
-                &shown,
-                &form.params,
-                errors,
-                Some(message),
-            ))
-        }
+    async fn delete(
+        admin: &ConsoleAdmin,
+        _: &AppState,
+        user_name: &str,
+    ) -> Result<Result<String, Error>, PageError> {
+        let deleted = admin.registry.delete_user(user_name).await;
+        Ok(deleted.map(|()| user_name.to_owned()))
     }
 }
 
@@ -442,48 +354,5 @@ pub async fn set_password(
             .render();
             Ok(admin.page(&state, StatusCode::UNPROCESSABLE_ENTITY, html))
         }
-    }
-}
-
-/// `GET /admin/users/{user_name}/delete`
-pub async fn confirm_deletion(
-    admin: ConsoleAdmin,
-    State(state): State<AppState>,
-    Path(user_name): Path<String>,
-) -> Result<Response, PageError> {
-    let user = admin.registry.get_user(&user_name).await?;
-    let html = super::ConfirmPage {
-        frame: admin.frame(&state, "users"),
-        title: format!("Delete {}?", user.user_name),
-        message: "The user, their sessions and every token issued for them are deleted. This \
-                  cannot be undone."
-            .into(),
-        action: format!("/admin/users/{}/delete", user.user_name),
-        button: "Delete user",
-        cancel: format!("/admin/users/{}", user.user_name),
-        grace: None,
-    }
-    .render();
-    Ok(admin.page(&state, StatusCode::OK, html))
-}
-
-/// `POST /admin/users/{user_name}/delete`
-pub async fn delete(
-    admin: ConsoleAdmin,
-    State(state): State<AppState>,
-    Path(user_name): Path<String>,
-    _: CsrfForm<Confirmation>,
-) -> Result<Response, PageError> {
-    match admin.registry.delete_user(&user_name).await {
-        Ok(()) => Ok(redirect_with(
-            &state,
-            "/admin/users",
-            &Flash::success(format!("User {user_name} deleted.")),
-        )),
-        Err(error) => Ok(redirect_with(
-            &state,
-            &format!("/admin/users/{user_name}"),
-            &Flash::failure(form_message(error)?),
-        )),
     }
 }
