@@ -16,10 +16,9 @@ use gatehouse_core::client::{Client, ClientType};
 use gatehouse_core::registry::{AppChanges, DEFAULT_SECRET_GRACE, NewApp};
 use serde::Deserialize;
 
-use super::form::{
-    Choices, Field, FormField, Params, changed, form_message, place_errors, submitted,
-};
-use super::{Confirmation, ConsoleAdmin, Flash, Frame, ListQuery, Paged, redirect_with};
+use super::form::{Choices, Field, FormField, Params, changed, submitted};
+use super::record::{RecordKind, Refused};
+use super::{ConsoleAdmin, Flash, Frame, ListQuery, Paged, redirect_with};
 use crate::error::PageError;
 use crate::extract::{CsrfChecked, CsrfForm};
 use crate::state::AppState;
@@ -33,7 +32,7 @@ macro_rules! app_form {
     )*) => {
         /// What the form showed for each field: an application's values, or a new one's
         /// defaults.
-        struct Shown {
+        pub struct Shown {
             $($field: $ty,)*
         }
 
@@ -70,17 +69,6 @@ macro_rules! app_form {
 }
 
 gatehouse_core::with_app_fields!(app_form);
-
-/// A submitted application form.
-#[derive(Deserialize)]
-pub struct AppForm {
-    #[serde(flatten)]
-    params: Params,
-}
-
-impl CsrfChecked for AppForm {
-    const PURPOSE: &'static str = super::FORM_PURPOSE;
-}
 
 pub struct Row {
     pub client_id: String,
@@ -169,181 +157,92 @@ pub async fn show(
     Ok(admin.page(&state, StatusCode::OK, html))
 }
 
-#[derive(Template)]
-#[template(path = "console/app_form.html")]
-struct FormPage {
-    frame: Frame,
-    /// The application edited; `None` on the form of a new one.
-    client_id: Option<String>,
-    /// A new application's chosen client_id, as submitted.
-    new_client_id: String,
-    fields: Vec<Field>,
-    /// Messages that concern no one field.
-    errors: Vec<String>,
-}
+/// Applications, in the console's record pages; their page is `show`, their form at
+/// `…/edit`.
+pub struct Apps;
 
-impl FormPage {
-    fn action(&self) -> String {
-        match &self.client_id {
-            Some(client_id) => format!("/admin/applications/{client_id}"),
-            None => "/admin/applications".into(),
+impl RecordKind for Apps {
+    type Record = Client;
+    type Shown = Shown;
+
+    const SECTION: &'static str = "applications";
+    const KIND: &'static str = "Application";
+    const TITLE: &'static str = "Applications";
+    const NEW: &'static str = "New application";
+    const CREATE: &'static str = "Create application";
+    const KEY: (&'static str, &'static str, &'static str) = (
+        "client_id",
+        "client_id",
+        "Leave empty to have one generated. Letters, digits or . _ - @ ~; it cannot change later.",
+    );
+    const FORM_IS_PAGE: bool = false;
+    const DELETION: (&'static str, &'static str) = (
+        "The application and every token issued to it are deleted. This cannot be undone.",
+        "Delete application",
+    );
+
+    async fn get(admin: &ConsoleAdmin, _: &AppState, client_id: &str) -> Result<Client, Error> {
+        admin.registry.get_app(client_id).await
+    }
+
+    fn key(app: &Client) -> &str {
+        &app.client_id
+    }
+
+    fn name(app: &Client) -> &str {
+        &app.name
+    }
+
+    fn shown(app: Option<&Client>) -> Shown {
+        app.map_or_else(Shown::defaults, Shown::of)
+    }
+
+    fn fields(shown: &Shown) -> Vec<Field> {
+        shown.fields()
+    }
+
+    /// A new application's secret is shown once, on the page the form leads to.
+    async fn save(
+        admin: &ConsoleAdmin,
+        _: &AppState,
+        existing: Option<&Client>,
+        shown: &Shown,
+        params: &Params,
+    ) -> Result<(Client, Option<String>), Refused> {
+        let mut errors = Vec::new();
+        let fields = shown.changes(params, &mut errors);
+        if !errors.is_empty() {
+            return Err(Refused::Fields(errors));
         }
-    }
-}
-
-/// `GET /admin/new/applications`
-pub async fn new(
-    admin: ConsoleAdmin,
-    State(state): State<AppState>,
-) -> Result<Response, PageError> {
-    let html = FormPage {
-        frame: admin.frame(&state, "applications"),
-        client_id: None,
-        new_client_id: String::new(),
-        fields: Shown::defaults().fields(),
-        errors: vec![],
-    }
-    .render();
-    Ok(admin.page(&state, StatusCode::OK, html))
-}
-
-/// `GET /admin/applications/{client_id}/edit`
-pub async fn edit(
-    admin: ConsoleAdmin,
-    State(state): State<AppState>,
-    Path(client_id): Path<String>,
-) -> Result<Response, PageError> {
-    let app = admin.registry.get_app(&client_id).await?;
-    let html = FormPage {
-        frame: admin.frame(&state, "applications"),
-        client_id: Some(app.client_id.clone()),
-        new_client_id: String::new(),
-        fields: Shown::of(&app).fields(),
-        errors: vec![],
-    }
-    .render();
-    Ok(admin.page(&state, StatusCode::OK, html))
-}
-
-/// The form shown again with what was submitted and why it was not accepted (`422`): nothing
-/// changed, so there is nothing to redirect to.
-fn refused_form(
-    admin: &ConsoleAdmin,
-    state: &AppState,
-    client_id: Option<String>,
-    shown: &Shown,
-    params: &Params,
-    errors: Vec<(&'static str, String)>,
-    general: Option<String>,
-) -> Response {
-    let mut fields = shown.fields();
-    let unplaced = place_errors(&mut fields, params, errors, general);
-    let html = FormPage {
-        frame: admin.frame(state, "applications"),
-        client_id,
-        new_client_id: params.get("client_id").cloned().unwrap_or_default(),
-        fields,
-        errors: unplaced,
-    }
-    .render();
-    admin.page(state, StatusCode::UNPROCESSABLE_ENTITY, html)
-}
-
-/// `POST /admin/applications`: creates the application and shows its secret once.
-pub async fn create(
-    admin: ConsoleAdmin,
-    State(state): State<AppState>,
-    CsrfForm { form, .. }: CsrfForm<AppForm>,
-) -> Result<Response, PageError> {
-    let shown = Shown::defaults();
-    let mut errors = Vec::new();
-    let fields = shown.changes(&form.params, &mut errors);
-    if !errors.is_empty() {
-        return Ok(refused_form(
-            &admin,
-            &state,
-            None,
-            &shown,
-            &form.params,
-            errors,
-            None,
-        ));
-    }
-    let client_id = Some(submitted("client_id", &form.params))
-        .filter(|id| !id.is_empty())
-        .map(str::to_owned);
-    let new = NewApp {
-        client_id,
-        client_secret: None,
-        fields,
-    };
-    let (app, secret) = match admin.registry.create_app(new, false).await {
-        Ok(created) => created,
-        Err(error) => {
-            let message = form_message(error)?;
-            return Ok(refused_form(
-                &admin,
-                &state,
+        match existing {
+            Some(app) => Ok((
+                admin.registry.update_app(&app.client_id, fields).await?,
                 None,
-                &shown,
-                &form.params,
-                errors,
-                Some(message),
-            ));
+            )),
+            None => {
+                let client_id = Some(submitted("client_id", params))
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_owned);
+                let new = NewApp {
+                    client_id,
+                    client_secret: None,
+                    fields,
+                };
+                let (app, secret) = admin.registry.create_app(new, false).await?;
+                Ok((app, secret.map(|s| s.expose().to_owned())))
+            }
         }
-    };
-    let flash = Flash {
-        secret: secret.map(|s| s.expose().to_owned()),
-        ..Flash::success(format!("Application {} created.", app.name))
-    };
-    Ok(redirect_with(
-        &state,
-        &format!("/admin/applications/{}", app.client_id),
-        &flash,
-    ))
-}
-
-/// `POST /admin/applications/{client_id}`: changes what the form changed.
-pub async fn update(
-    admin: ConsoleAdmin,
-    State(state): State<AppState>,
-    Path(client_id): Path<String>,
-    CsrfForm { form, .. }: CsrfForm<AppForm>,
-) -> Result<Response, PageError> {
-    let app = admin.registry.get_app(&client_id).await?;
-    let shown = Shown::of(&app);
-    let mut errors = Vec::new();
-    let changes = shown.changes(&form.params, &mut errors);
-    let id = Some(app.client_id.clone());
-    if !errors.is_empty() {
-        return Ok(refused_form(
-            &admin,
-            &state,
-            id,
-            &shown,
-            &form.params,
-            errors,
-            None,
-        ));
     }
-    match admin.registry.update_app(&client_id, changes).await {
-        Ok(app) => Ok(redirect_with(
-            &state,
-            &format!("/admin/applications/{}", app.client_id),
-            &Flash::success(format!("Application {} saved.", app.name)),
-        )),
-        Err(error) => {
-            let message = form_message(error)?;
-            Ok(refused_form(
-                &admin,
-                &state,
-                id,
-                &shown,
-                &form.params,
-                errors,
-                Some(message),
-            ))
-        }
+
+    /// Any refusal is the error page's.
+    async fn delete(
+        admin: &ConsoleAdmin,
+        _: &AppState,
+        client_id: &str,
+    ) -> Result<Result<String, Error>, PageError> {
+        let app = admin.registry.get_app(client_id).await?;
+        admin.registry.delete_app(client_id).await?;
+        Ok(Ok(app.name))
     }
 }
 
@@ -402,43 +301,5 @@ pub async fn rotate_secret(
         &state,
         &format!("/admin/applications/{}", app.client_id),
         &flash,
-    ))
-}
-
-/// `GET /admin/applications/{client_id}/delete`
-pub async fn confirm_deletion(
-    admin: ConsoleAdmin,
-    State(state): State<AppState>,
-    Path(client_id): Path<String>,
-) -> Result<Response, PageError> {
-    let app = admin.registry.get_app(&client_id).await?;
-    let html = super::ConfirmPage {
-        frame: admin.frame(&state, "applications"),
-        title: format!("Delete {}?", app.name),
-        message: "The application and every token issued to it are deleted. This cannot be \
-                  undone."
-            .into(),
-        action: format!("/admin/applications/{}/delete", app.client_id),
-        button: "Delete application",
-        cancel: format!("/admin/applications/{}", app.client_id),
-        grace: None,
-    }
-    .render();
-    Ok(admin.page(&state, StatusCode::OK, html))
-}
-
-/// `POST /admin/applications/{client_id}/delete`
-pub async fn delete(
-    admin: ConsoleAdmin,
-    State(state): State<AppState>,
-    Path(client_id): Path<String>,
-    _: CsrfForm<Confirmation>,
-) -> Result<Response, PageError> {
-    let app = admin.registry.get_app(&client_id).await?;
-    admin.registry.delete_app(&client_id).await?;
-    Ok(redirect_with(
-        &state,
-        "/admin/applications",
-        &Flash::success(format!("Application {} deleted.", app.name)),
     ))
 }

@@ -50,20 +50,12 @@ use crate::state::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin", get(dashboard::show))
-        .route("/admin/applications", get(apps::list).post(apps::create))
-        .route("/admin/new/applications", get(apps::new))
-        .route(
-            "/admin/applications/{client_id}",
-            get(apps::show).post(apps::update),
-        )
-        .route("/admin/applications/{client_id}/edit", get(apps::edit))
+        .route("/admin/applications", get(apps::list))
+        .route("/admin/applications/{client_id}", get(apps::show))
+        .merge(record_routes::<apps::Apps>())
         .route(
             "/admin/applications/{client_id}/rotate-secret",
             get(apps::confirm_rotation).post(apps::rotate_secret),
-        )
-        .route(
-            "/admin/applications/{client_id}/delete",
-            get(apps::confirm_deletion).post(apps::delete),
         )
         .route("/admin/users", get(users::list))
         .route("/admin/users/{user_name}", get(users::show))
