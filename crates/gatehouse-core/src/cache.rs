@@ -6,12 +6,17 @@
 //! process's `Registry` invalidate at once, and on PostgreSQL every instance also hears about
 //! every change (LISTEN/NOTIFY) and invalidates at once.
 //!
+//! When an entry's time runs out, the next request reloads it while the requests that come
+//! meanwhile are still answered from the expired entry, for at most [`RELOAD_GRACE_SECONDS`]:
+//! a database that is slow for a moment (a checkpoint, a connection being opened) then holds up
+//! one request per record, not every request that needs it.
+//!
 //! The lock is a plain `RwLock` held only to read or write the map, never across an await.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::Error;
@@ -25,16 +30,44 @@ use crate::user::User;
 
 /// How long a cached record is trusted without asking the database.
 pub const RECORD_TTL_SECONDS: i64 = 5;
+/// How long past its time to live a record may still answer, and only while one request is
+/// reloading it (or when that reload failed): a change that reaches this process by no
+/// invalidation is seen within `RECORD_TTL_SECONDS` plus the reload's time, and never later
+/// than `RECORD_TTL_SECONDS + RELOAD_GRACE_SECONDS`.
+pub const RELOAD_GRACE_SECONDS: i64 = 5;
 /// At most this many entries: when full, expired entries go first, then an arbitrary one.
 const MAX_ENTRIES: usize = 10_000;
 /// Invalidations count per stripe of keys, so one key's invalidation only keeps loads of keys
 /// in its stripe (1/64 of them) from being cached.
 const STRIPES: usize = 64;
 
-/// A record held in memory, and when it was loaded from the store.
+/// A record held in memory, when it was loaded from the store, and whether a request is
+/// reloading it now that it has expired.
 struct CachedRecord<T> {
     record: Arc<T>,
     loaded_at: i64,
+    reloading: Arc<AtomicBool>,
+}
+
+/// Marks a record as being reloaded for as long as it lives, so a reload whose request went
+/// away (or failed) lets the next request try again.
+struct Reloading(Arc<AtomicBool>);
+
+impl Drop for Reloading {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// What the map says about a key.
+enum Lookup<T> {
+    Fresh(Arc<T>),
+    /// Expired but within the grace: another request is reloading it, so this one uses it.
+    Stale(Arc<T>),
+    /// Expired but within the grace, and this request reloads it; the record answers if the
+    /// reload fails.
+    Reload(Arc<T>, Reloading),
+    Missing,
 }
 
 /// How a cache has answered since the start.
@@ -86,24 +119,38 @@ impl<T> RecordCache<T> {
         Fut: Future<Output = Result<Option<T>, Error>>,
     {
         let now = self.clock.now();
-        {
-            let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(entry) = entries.get(key)
-                && now - entry.loaded_at < RECORD_TTL_SECONDS
-            {
+        let fallback = match self.lookup(key, now) {
+            Lookup::Fresh(record) | Lookup::Stale(record) => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(Some(entry.record.clone()));
+                return Ok(Some(record));
             }
-        }
+            Lookup::Reload(record, reloading) => Some((record, reloading)),
+            Lookup::Missing => None,
+        };
         // Read before the load starts: an invalidation from here on keeps its result out.
         let stripe = &self.generations[Self::stripe(key)];
         let generation = stripe.load(Ordering::SeqCst);
-        let Some(record) = load().await?.map(Arc::new) else {
+        let loaded = match load().await {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                return match fallback {
+                    Some((record, _reloading)) => {
+                        tracing::warn!(%error, "reloading a cached record failed; the record loaded before answers");
+                        Ok(Some(record))
+                    }
+                    None => Err(error),
+                };
+            }
+        };
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        let Some(record) = loaded.map(Arc::new) else {
             self.absent.fetch_add(1, Ordering::Relaxed);
+            if fallback.is_some() {
+                entries.remove(key);
+            }
             return Ok(None);
         };
         self.loaded.fetch_add(1, Ordering::Relaxed);
-        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         if stripe.load(Ordering::SeqCst) != generation {
             return Ok(Some(record));
         }
@@ -120,9 +167,33 @@ impl<T> RecordCache<T> {
             CachedRecord {
                 record: record.clone(),
                 loaded_at: now,
+                reloading: Arc::default(),
             },
         );
         Ok(Some(record))
+    }
+
+    fn lookup(&self, key: &str, now: i64) -> Lookup<T> {
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        let Some(entry) = entries.get(key) else {
+            return Lookup::Missing;
+        };
+        let age = now - entry.loaded_at;
+        if age < RECORD_TTL_SECONDS {
+            return Lookup::Fresh(entry.record.clone());
+        }
+        if age >= RECORD_TTL_SECONDS + RELOAD_GRACE_SECONDS {
+            return Lookup::Missing;
+        }
+        let won = entry
+            .reloading
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if won {
+            Lookup::Reload(entry.record.clone(), Reloading(entry.reloading.clone()))
+        } else {
+            Lookup::Stale(entry.record.clone())
+        }
     }
 
     pub fn invalidate(&self, key: &str) {
@@ -283,6 +354,95 @@ mod tests {
                 loaded: 3,
                 absent: 1
             }
+        );
+    }
+
+    #[tokio::test]
+    async fn an_expired_record_answers_while_one_request_reloads_it() {
+        let clock = Arc::new(TestClock::at(0));
+        let cache = RecordCache::<String>::new(clock.clone());
+        let loads = AtomicUsize::new(0);
+        let counted = |value: &'static str| {
+            loads.fetch_add(1, Ordering::SeqCst);
+            async move { Ok(Some(value.to_owned())) }
+        };
+        cache.get("k", || counted("old")).await.unwrap();
+        clock.set(RECORD_TTL_SECONDS);
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        // The first request reloads, and waits on the database; the second comes meanwhile.
+        let (reloaded, meanwhile) = tokio::join!(
+            cache.get("k", || async {
+                released.await.unwrap();
+                counted("new").await
+            }),
+            async {
+                let answer = cache.get("k", || counted("another")).await;
+                release.send(()).unwrap();
+                answer
+            },
+        );
+        assert_eq!(*meanwhile.unwrap().unwrap(), "old");
+        assert_eq!(*reloaded.unwrap().unwrap(), "new");
+        assert_eq!(loads.load(Ordering::SeqCst), 2, "one reload");
+        assert_eq!(
+            *cache.get("k", || counted("x")).await.unwrap().unwrap(),
+            "new"
+        );
+        assert_eq!(loads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_or_abandoned_reload_leaves_the_next_request_to_try_again() {
+        let clock = Arc::new(TestClock::at(0));
+        let cache = RecordCache::<String>::new(clock.clone());
+        cache
+            .get("k", || async { Ok(Some("old".to_owned())) })
+            .await
+            .unwrap();
+        clock.set(RECORD_TTL_SECONDS + 1);
+        // The database fails: the record loaded before answers, within the grace.
+        let failed = cache
+            .get("k", || async {
+                Err(Error::Internal("database away".into()))
+            })
+            .await;
+        assert_eq!(*failed.unwrap().unwrap(), "old");
+        // A reload whose request goes away before the database answers.
+        let abandoned = cache.get("k", std::future::pending);
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(20), abandoned).await;
+        assert!(waited.is_err());
+        let reloaded = cache
+            .get("k", || async { Ok(Some("new".to_owned())) })
+            .await;
+        assert_eq!(*reloaded.unwrap().unwrap(), "new");
+        // Past the grace, an expired record never answers: every request waits for the store.
+        clock.set(2 * RECORD_TTL_SECONDS + 1 + RELOAD_GRACE_SECONDS);
+        let failed = cache
+            .get("k", || async {
+                Err(Error::Internal("database away".into()))
+            })
+            .await;
+        assert!(failed.is_err());
+        // A record deleted meanwhile is gone once a reload finds nothing.
+        cache
+            .get("k", || async { Ok(Some("new".to_owned())) })
+            .await
+            .unwrap();
+        clock.set(3 * RECORD_TTL_SECONDS + 1 + RELOAD_GRACE_SECONDS);
+        assert!(
+            cache
+                .get("k", || async { Ok(None) })
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            cache
+                .get("k", || async {
+                    Err(Error::Internal("database away".into()))
+                })
+                .await
+                .is_err()
         );
     }
 
