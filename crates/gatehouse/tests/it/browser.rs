@@ -8,9 +8,9 @@
 //!
 //! `tests/browser/console.mjs` signs an administrator in to the console, opens its pages at a
 //! desktop's and a phone's size, creates an application through the form and tests a
-//! connection alias in front of a second Gatehouse, checking the CSP
-//! and that nothing comes from another origin; with `GATEHOUSE_SCREENSHOTS` set (a directory),
-//! it saves the screenshots `docs/screenshots.sh` puts in the README.
+//! connection alias in front of a second Gatehouse, checking the CSP, that nothing comes from
+//! another origin and, with axe-core in each page, WCAG AA; with `GATEHOUSE_SCREENSHOTS` set (a
+//! directory), it saves the screenshots `docs/screenshots.sh` puts in the README.
 //!
 //! It needs Debian's `chromium` and `npm ci` in `tests/browser`; without them it prints why it
 //! was skipped — except under CI (`CI` set), where they must be there.
@@ -61,7 +61,10 @@ fn missing_browser() -> Option<String> {
             "{CHROMIUM} is not installed (Debian package chromium)"
         ));
     }
-    if !Path::new(NODE_MODULES).join("playwright-core").is_dir() {
+    if !["playwright-core", "axe-core"]
+        .iter()
+        .all(|package| Path::new(NODE_MODULES).join(package).is_dir())
+    {
         return Some("run `npm ci` in tests/browser".into());
     }
     missing_node()
