@@ -6,7 +6,8 @@
 //   2. "Get OAuth token" leads to the provider's login and consent pages; denying there brings
 //      the provider's access_denied back to Gatehouse's /oauth_redirect.do, shown and not
 //      stored;
-//   3. a second "Get OAuth token", allowed this time, ends on "Token stored";
+//   3. a second "Get OAuth token", started this time from the profile's page in the console
+//      (/admin/profiles/NAME leads to the tokens page) and allowed, ends on "Token stored";
 //   4. replaying that callback URL is refused: the authorization was used up;
 //   5. a per-user profile gets the signed-in user's own token the same way.
 //
@@ -125,8 +126,14 @@ async function main() {
     check(denial.includes('access_denied') && denial.includes('No token was stored'),
       "the provider's access_denied is shown and nothing is stored", denial);
 
-    step = 'allow at the provider';
-    await page.goto(new URL('/outbound', consumer).href);
+    step = 'allow at the provider, from the console';
+    await page.goto(new URL(`/admin/profiles/${profile}`, consumer).href);
+    await Promise.all([
+      page.waitForURL((url) => url.pathname === '/outbound'),
+      page.click('#get-token'),
+    ]);
+    check(new URL(page.url()).hash === `#get-token-${profile}`,
+      "the console's Get OAuth token leads to the profile's button", page.url());
     check(await page.locator(status).textContent() === 'no token',
       'after the denial the profile still has no token');
     await Promise.all([
