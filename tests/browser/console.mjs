@@ -19,29 +19,15 @@
 //
 // Prints a JSON summary on stdout; exits 1 with the failed step on stderr otherwise.
 
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
 import { chromium } from 'playwright-core';
 
+import { audit } from './axe.mjs';
+
 const TIMEOUT_MS = 20_000;
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
-
-// axe-core runs inside the page. It is evaluated through the DevTools protocol, which the page's
-// CSP (no script at all) does not govern, so the pages are audited as they are served.
-const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'),
-  'utf8');
-const AXE_OPTIONS = {
-  runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
-  // Not tagged WCAG in axe any more, yet a duplicate id breaks a label's `for`.
-  rules: { 'duplicate-id': { enabled: true }, 'duplicate-id-aria': { enabled: true } },
-  resultTypes: ['violations'],
-};
-// The rules every audit must have run, so a renamed or retired rule cannot pass silently.
-const AXE_REQUIRED = ['color-contrast', 'label', 'button-name', 'link-name', 'document-title',
-  'html-has-lang', 'image-alt', 'duplicate-id'];
 
 function env(name, fallback) {
   const value = process.env[name] ?? fallback;
@@ -90,42 +76,11 @@ function checkHeaders(response, what) {
     headers['cache-control']);
 }
 
-/** Audits the page as it stands with axe-core; fails on any violation, saying where and why. */
-async function audit(page, what) {
-  if (!await page.evaluate(() => typeof window.axe === 'object')) {
-    await page.evaluate(AXE_SOURCE);
-  }
-  const results = await page.evaluate((options) => window.axe.run(document, options)
-    .then((r) => ({
-      ran: [...r.violations, ...r.passes, ...r.incomplete, ...r.inapplicable].map((x) => x.id),
-      violations: r.violations.map((v) => ({
-        rule: v.id,
-        help: v.help,
-        nodes: v.nodes.map((n) => {
-          const data = n.any.concat(n.all, n.none).map((c) => c.data).find((d) => d?.fgColor);
-          return {
-            target: n.target.join(' '),
-            html: n.html,
-            ...(data ? { fg: data.fgColor, bg: data.bgColor, ratio: data.contrastRatio,
-              needed: data.expectedContrastRatio } : {}),
-            why: n.failureSummary,
-          };
-        }),
-      })),
-    })), AXE_OPTIONS);
-  const missing = AXE_REQUIRED.filter((rule) => !results.ran.includes(rule));
-  check(missing.length === 0, `axe ran every required rule on the ${what} page`, missing);
-  const size = page.viewportSize();
-  check(results.violations.length === 0,
-    `axe finds no WCAG A/AA violation on the ${what} page at ${size.width}×${size.height}`,
-    results.violations);
-}
-
 async function open(page, url, what) {
   const response = await page.goto(url);
   check(response.status() === 200, `the ${what} page loads`, response.status());
   checkHeaders(response, what);
-  await audit(page, what);
+  await audit(page, what, check);
   return response;
 }
 
@@ -172,7 +127,7 @@ async function main() {
     check(login.status() === 200, 'without a session, /admin shows the login page', login.status());
     check((await page.title()).startsWith('Sign in'), 'the login page is titled Sign in',
       await page.title());
-    await audit(page, 'login');
+    await audit(page, 'login', check);
     await page.fill('#username', username);
     await page.fill('#password', password);
     const [dashboard] = await Promise.all([
@@ -182,7 +137,7 @@ async function main() {
     await page.waitForURL(at('/admin'));
     check(dashboard.status() === 200, 'signing in leads back to the dashboard', dashboard.status());
     checkHeaders(dashboard, 'dashboard');
-    await audit(page, 'dashboard');
+    await audit(page, 'dashboard', check);
 
     step = 'dashboard';
     check(await page.locator('h1').innerText() === 'Dashboard', 'the dashboard is shown');
@@ -243,7 +198,7 @@ async function main() {
       'the message is next to the lifespan');
     check(await page.locator('#name').inputValue() === 'Inventory API',
       'what was typed is kept');
-    await audit(page, 'refused application');
+    await audit(page, 'refused application', check);
     await page.locator('#access_token_lifespan').scrollIntoViewIfNeeded();
     await screenshot(page, 'console-application-refused');
 
@@ -259,7 +214,7 @@ async function main() {
     check(secret.length >= 32, 'the new secret is shown', secret.length);
     check((await page.locator('#flash').innerText()).includes('Inventory API created'),
       'the page says the application was created');
-    await audit(page, 'new application');
+    await audit(page, 'new application', check);
     await screenshot(page, 'console-application');
     await page.reload();
     check(await page.locator('#new-secret').count() === 0, 'a reload shows the secret no more');
@@ -278,7 +233,7 @@ async function main() {
     ]);
     check(tokens.status() === 200, 'a user\'s page leads to their tokens', tokens.status());
     checkHeaders(tokens, 'tokens');
-    await audit(page, 'tokens');
+    await audit(page, 'tokens', check);
     check(await page.locator('tbody tr').count() >= 1, 'the signed-in session is listed');
     await screenshot(page, 'console-tokens');
     const revoke = page.locator('a.revoke').first();
@@ -287,7 +242,7 @@ async function main() {
     await revoke.focus();
     await Promise.all([page.waitForURL(/\/tokens\/revoke\?handle=/), page.keyboard.press('Enter')]);
     check(await page.locator('#confirm').isVisible(), 'a revocation asks for a confirmation');
-    await audit(page, 'revocation');
+    await audit(page, 'revocation', check);
     await Promise.all([page.waitForURL(/\/tokens$/), page.click('#cancel')]);
     await open(page, at('/admin/scopes'), 'scopes');
     await open(page, at('/admin/keys'), 'signing keys');
@@ -312,7 +267,7 @@ async function main() {
     check(inspected.status() === 200, 'a token is checked', inspected.status());
     check(await page.locator('#verdict').innerText() === 'Refused', 'an unknown token is refused',
       await page.locator('#verdict').innerText());
-    await audit(page, 'token report');
+    await audit(page, 'token report', check);
     await page.locator('#report').scrollIntoViewIfNeeded();
     await screenshot(page, 'console-tool-token');
     const [aliasTool] = await Promise.all([
@@ -321,7 +276,7 @@ async function main() {
     ]);
     check(aliasTool.status() === 200, 'the tools page leads to the alias test', aliasTool.status());
     checkHeaders(aliasTool, 'alias test');
-    await audit(page, 'alias test');
+    await audit(page, 'alias test', check);
     await page.selectOption('#alias', 'crm');
     await page.fill('#path', '/whoami');
     const [tested] = await Promise.all([
@@ -337,7 +292,7 @@ async function main() {
       && steps[1].includes('answered HTTP 200'), 'the steps are the token obtained and the answer', steps);
     check((await page.locator('#preview').innerText()).includes('integration-svc'),
       'the start of the answer is shown');
-    await audit(page, 'alias report');
+    await audit(page, 'alias report', check);
     await page.locator('#probe').scrollIntoViewIfNeeded();
     await screenshot(page, 'console-tool-alias');
 

@@ -10,6 +10,8 @@
 //      (/admin/profiles/NAME leads to the tokens page) and allowed, ends on "Token stored";
 //   4. replaying that callback URL is refused: the authorization was used up;
 //   5. a per-user profile gets the signed-in user's own token the same way.
+// axe-core audits the pages on the way (the tokens page, the provider's login and consent, the
+// answers) against WCAG 2.1 A and AA.
 //
 // The provider is reached as `localhost` and Gatehouse as `127.0.0.1`, so the two servers'
 // cookies (which ignore ports) stay apart.
@@ -26,6 +28,8 @@
 // Prints a JSON summary on stdout; exits 1 with the failed step on stderr otherwise.
 
 import { chromium } from 'playwright-core';
+
+import { audit } from './axe.mjs';
 
 const TIMEOUT_MS = 20_000;
 
@@ -101,6 +105,7 @@ async function main() {
     const csp = (await listing.allHeaders())['content-security-policy'] ?? '';
     check(csp.includes(`form-action 'self' ${providerOrigin}`),
       "the page's form-action allows the provider's authorization endpoint", csp);
+    await audit(page, 'tokens', check);
 
     step = 'deny at the provider';
     await Promise.all([
@@ -112,12 +117,15 @@ async function main() {
       && authorizeUrl.searchParams.get('state')?.length >= 43,
       'Gatehouse sends the browser to the provider with PKCE S256 and a state',
       authorizeUrl.search);
+    await audit(page, "provider's login", check);
     await page.fill('#username', env('GATEHOUSE_PROVIDER_USERNAME'));
     await page.fill('#password', env('GATEHOUSE_PROVIDER_PASSWORD'));
     await Promise.all([
       page.waitForResponse((r) => r.url().endsWith('/oauth/authorize/login')),
       page.click('#sign-in'),
     ]);
+    await page.locator('#deny').waitFor();
+    await audit(page, "provider's consent", check);
     await Promise.all([
       page.waitForURL((url) => url.pathname === '/oauth_redirect.do'),
       page.click('#deny'),
@@ -125,6 +133,7 @@ async function main() {
     const denial = await page.locator('[role=alert]').textContent();
     check(denial.includes('access_denied') && denial.includes('No token was stored'),
       "the provider's access_denied is shown and nothing is stored", denial);
+    await audit(page, 'denial', check);
 
     step = 'allow at the provider, from the console';
     await page.goto(new URL(`/admin/profiles/${profile}`, consumer).href);
@@ -148,6 +157,7 @@ async function main() {
     const callbackUrl = page.url();
     check(await page.locator('h1').textContent() === 'Token stored',
       'the code is redeemed and the token stored', await page.locator('main').textContent());
+    await audit(page, 'token stored', check);
     await page.goto(new URL('/outbound', consumer).href);
     check(await page.locator(status).textContent() === 'token held',
       'the tokens page shows the token held');

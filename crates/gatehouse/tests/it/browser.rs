@@ -5,7 +5,7 @@
 //!
 //! `tests/browser/outbound.mjs` drives outbound OAuth's "Get OAuth token" through a second
 //! Gatehouse standing for the external provider: login, denial, consent and the callback — the
-//! consent started from the profile's page in the console.
+//! consent started from the profile's page in the console, each page audited by axe-core.
 //!
 //! `tests/browser/console.mjs` signs an administrator in to the console, opens its pages at a
 //! desktop's and a phone's size, creates an application through the form and tests a
