@@ -110,6 +110,24 @@ pub fn seal<T: FormPayload>(state: &AppState, payload: &T) -> String {
 /// Opens a sealed form and uses up its ticket, so of several submissions of one form (a double
 /// click, a replay, concurrent posts to several instances) exactly one goes on.
 pub async fn redeem<T: FormPayload>(state: &AppState, sealed: &str) -> Result<T, PageError> {
+    redeem_ticket(state, sealed, None).await
+}
+
+/// Like [`redeem`], but uses the ticket up for one `content` of the form only: the same form
+/// sent again as it was goes no further, while one corrected after a refusal does.
+pub async fn redeem_for<T: FormPayload>(
+    state: &AppState,
+    sealed: &str,
+    content: &str,
+) -> Result<T, PageError> {
+    redeem_ticket(state, sealed, Some(content)).await
+}
+
+async fn redeem_ticket<T: FormPayload>(
+    state: &AppState,
+    sealed: &str,
+    content: Option<&str>,
+) -> Result<T, PageError> {
     let Some(form) = URL_SAFE_NO_PAD
         .decode(sealed)
         .ok()
@@ -119,7 +137,14 @@ pub async fn redeem<T: FormPayload>(state: &AppState, sealed: &str) -> Result<T,
     else {
         return Err(PageError::Expired);
     };
-    let key = format!("form:{}", form.ticket);
+    let key = match content {
+        None => format!("form:{}", form.ticket),
+        Some(content) => format!(
+            "form:{}:{}",
+            form.ticket,
+            gatehouse_core::secret::sha256_base64(content)
+        ),
+    };
     let first = state
         .services
         .store

@@ -11,12 +11,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use gatehouse_core::Error;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::form::{Field, Params, form_message, place_errors};
 use super::{ConfirmPage, Confirmation, ConsoleAdmin, Flash, Frame, redirect_with};
 use crate::error::PageError;
 use crate::extract::{CsrfChecked, CsrfForm};
+use crate::pages::{self, FormPayload};
 use crate::state::AppState;
 
 /// A kind of record the console edits as a form of fields.
@@ -101,6 +102,17 @@ impl CsrfChecked for RecordForm {
     const PURPOSE: &'static str = super::FORM_PURPOSE;
 }
 
+/// What the form of a new record carries, sealed with a ticket good for one submission of
+/// what it holds: the form sent again as it was (a double click, a reload after a lost answer)
+/// creates nothing more, on any instance, since the ticket is used up in the store. Refused
+/// and corrected, it is another submission.
+#[derive(Serialize, Deserialize)]
+struct CreationTicket;
+
+impl FormPayload for CreationTicket {
+    const PURPOSE: &'static str = "console-create";
+}
+
 /// The input naming a new record, with its value as submitted.
 struct KeyField {
     name: &'static str,
@@ -129,6 +141,8 @@ struct FormPage {
     key: Option<String>,
     /// The input naming a new one.
     key_field: KeyField,
+    /// A new one's form's sealed [`CreationTicket`].
+    ticket: Option<String>,
     fields: Vec<Field>,
     secrets: Vec<Secret>,
     /// Messages that concern no one field.
@@ -171,6 +185,9 @@ fn form_page<K: RecordKind>(
                 .cloned()
                 .unwrap_or_default(),
         },
+        ticket: record
+            .is_none()
+            .then(|| pages::seal(state, &CreationTicket)),
         fields,
         secrets: K::secrets(record),
         errors,
@@ -241,12 +258,32 @@ async fn save<K: RecordKind>(
     Ok(admin.page(&state, StatusCode::UNPROCESSABLE_ENTITY, html))
 }
 
-/// `POST /admin/{section}`
+/// `POST /admin/{section}`: a form sent again as it was goes to the list, creating nothing. A
+/// form without a usable ticket (none, or expired) is still the signed-in administrator's,
+/// checked like any other, only not guarded against being sent twice.
 pub async fn create<K: RecordKind>(
     admin: ConsoleAdmin,
     State(state): State<AppState>,
-    CsrfForm { form, .. }: CsrfForm<RecordForm>,
+    CsrfForm { mut form, .. }: CsrfForm<RecordForm>,
 ) -> Result<Response, PageError> {
+    if let Some(ticket) = form.params.remove("ticket") {
+        let content = serde_json::to_string(&form.params).unwrap_or_default();
+        match pages::redeem_for::<CreationTicket>(&state, &ticket, &content).await {
+            Err(PageError::AlreadySubmitted) => {
+                let flash = Flash::failure(
+                    "This form was sent already as it is, and is not carried out twice: what it \
+                     created is listed here.",
+                );
+                return Ok(redirect_with(
+                    &state,
+                    &format!("/admin/{}", K::SECTION),
+                    &flash,
+                ));
+            }
+            Ok(CreationTicket) | Err(PageError::Expired) => {}
+            Err(error) => return Err(error),
+        }
+    }
     save::<K>(admin, state, None, form.params).await
 }
 

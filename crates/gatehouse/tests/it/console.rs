@@ -287,9 +287,14 @@ server_test!(each_role_gets_what_the_registry_allows_it, |server| {
     let page = submit(&mut olga, &server, "/admin/users", &fields).await;
     assert_eq!(page.status, 403, "{}", page.body);
     assert!(page.body.contains("needs the admin role"), "{}", page.body);
+    // The form corrected after the refusal is another submission of it.
     set(&mut fields, "roles", "staff");
     let page = submit(&mut olga, &server, "/admin/users", &fields).await;
     assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(
+        page.location().as_deref(),
+        Some("/admin/users/would-be-admin")
+    );
 
     // A form without its CSRF token, or with another session's, is refused.
     let mut ada = signed_in(&server, "ada").await;
@@ -984,7 +989,10 @@ server_test!(an_oauth_provider_is_created_edited_and_deleted, |server| {
         .await
         .unwrap();
     let sealed = stored.client_secret_sealed.clone().expect("a secret");
-    // The name is taken.
+    // The name is taken, for another new provider's form (the same form sent again creates
+    // nothing at all).
+    let other = mia.get(&server.url("/admin/new/providers")).await;
+    set(&mut fields, "ticket", &other.field("ticket"));
     let again = submit(&mut mia, &server, "/admin/providers", &fields).await;
     assert_eq!(again.status, 422, "{}", again.body);
 
@@ -1884,4 +1892,57 @@ server_test!(tokens_are_listed_and_revoked, |server| {
         .unwrap();
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].subject, app.client_id);
+});
+
+async fn applications_named(server: &TestServer, name: &str) -> usize {
+    server
+        .services
+        .registry
+        .list_apps()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|app| app.name == name)
+        .count()
+}
+
+server_test!(a_create_form_sent_twice_creates_once, |server| {
+    server.user("ada", &["admin"]).await;
+    let mut ada = signed_in(&server, "ada").await;
+    // The same form twice, as a double click or a reload would send it: one application.
+    let new = ada.get(&server.url("/admin/new/applications")).await;
+    let mut fields = form_fields(&new, "/admin/applications");
+    assert!(fields.iter().any(|(name, _)| name == "ticket"));
+    set(&mut fields, "name", "Sent twice");
+    let first = submit(&mut ada, &server, "/admin/applications", &fields).await;
+    assert_eq!(first.status, 303, "{}", first.body);
+    assert!(
+        first
+            .location()
+            .unwrap()
+            .starts_with("/admin/applications/")
+    );
+    let second = submit(&mut ada, &server, "/admin/applications", &fields).await;
+    assert_eq!(second.status, 303, "{}", second.body);
+    assert_eq!(second.location().as_deref(), Some("/admin/applications"));
+    let list = ada.get(&server.url("/admin/applications")).await;
+    assert!(
+        list.body.contains("This form was sent already"),
+        "{}",
+        list.body
+    );
+    assert_eq!(applications_named(&server, "Sent twice").await, 1);
+
+    // A refused form is shown again with a new ticket; corrected, it creates the application.
+    let new = ada.get(&server.url("/admin/new/applications")).await;
+    let mut fields = form_fields(&new, "/admin/applications");
+    set(&mut fields, "name", "Refused once");
+    set(&mut fields, "access_token_lifespan", "soon");
+    let refused = submit(&mut ada, &server, "/admin/applications", &fields).await;
+    assert_eq!(refused.status, 422);
+    let mut again = form_fields(&refused, "/admin/applications");
+    set(&mut again, "access_token_lifespan", "600");
+    let created = submit(&mut ada, &server, "/admin/applications", &again).await;
+    assert_eq!(created.status, 303, "{}", created.body);
+    assert_eq!(applications_named(&server, "Refused once").await, 1);
 });
