@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use aws_lc_rs::encoding::AsDer;
@@ -362,19 +363,41 @@ impl KeyRing {
 /// A key ring that can be swapped while requests read it. Readers clone the inner `Arc` and
 /// release the lock at once, so the lock is never held across an await.
 #[derive(Debug, Clone, Default)]
-pub struct SharedKeyRing(Arc<RwLock<Arc<KeyRing>>>);
+pub struct SharedKeyRing(Arc<KeyRingSlot>);
+
+#[derive(Debug, Default)]
+struct KeyRingSlot {
+    /// The ring, and the ticket of the load it came from.
+    current: RwLock<(u64, Arc<KeyRing>)>,
+    tickets: AtomicU64,
+}
+
+/// Taken before a load reads the stored keys: loads overlap (the periodic reload, a rotation,
+/// another instance's notice), and the one that read last must win, whichever ends last.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadTicket(u64);
 
 impl SharedKeyRing {
-    pub fn new(ring: KeyRing) -> Self {
-        SharedKeyRing(Arc::new(RwLock::new(Arc::new(ring))))
-    }
-
     pub fn get(&self) -> Arc<KeyRing> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.0
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .clone()
     }
 
-    pub fn replace(&self, ring: KeyRing) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(ring);
+    pub fn ticket(&self) -> LoadTicket {
+        LoadTicket(self.0.tickets.fetch_add(1, Ordering::SeqCst) + 1)
+    }
+
+    /// Installs `ring`, unless a load that began later has installed its own already: a reload
+    /// that read the keys before a retirement must not bring the retired key back.
+    pub fn replace(&self, ticket: LoadTicket, ring: KeyRing) {
+        let mut current = self.0.current.write().unwrap_or_else(|p| p.into_inner());
+        if ticket.0 > current.0 {
+            *current = (ticket.0, Arc::new(ring));
+        }
     }
 }
 
@@ -388,6 +411,25 @@ mod tests {
         SigningKey::generate(alg, 0, activates_at, &sealer)
             .unwrap()
             .1
+    }
+
+    #[test]
+    fn a_load_that_read_the_keys_earlier_never_replaces_a_later_one() {
+        let ring = |count: usize| {
+            let keys = (0..count)
+                .map(|_| key(SigningAlgorithm::Es256, 0))
+                .collect();
+            KeyRing::new(keys, 3600)
+        };
+        let shared = SharedKeyRing::default();
+        let before_retirement = shared.ticket();
+        let after_retirement = shared.ticket();
+        shared.replace(after_retirement, ring(1));
+        // The periodic reload read both keys before the retirement and ends after it.
+        shared.replace(before_retirement, ring(2));
+        assert_eq!(shared.get().keys().len(), 1);
+        shared.replace(shared.ticket(), ring(3));
+        assert_eq!(shared.get().keys().len(), 3);
     }
 
     #[test]

@@ -625,6 +625,7 @@ impl TokenService {
     /// notices of a key change, and periodically (which also covers a change made by the CLI
     /// next to a server on SQLite, where there are no notices).
     pub async fn reload_keys(&self) -> Result<(), Error> {
+        let ticket = self.keys.ticket();
         let sealer = self.master_key.sealer();
         let stored = self.store.list_signing_keys().await?;
         let keys = stored
@@ -640,7 +641,7 @@ impl TokenService {
             .max()
             .unwrap_or(crate::client::DEFAULT_ACCESS_TOKEN_LIFESPAN)
             .max(crate::client::DEFAULT_ACCESS_TOKEN_LIFESPAN);
-        self.keys.replace(KeyRing::new(keys, max_lifetime));
+        self.keys.replace(ticket, KeyRing::new(keys, max_lifetime));
         Ok(())
     }
 
