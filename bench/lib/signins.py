@@ -19,18 +19,8 @@ import sys
 import time
 import urllib.parse
 
-
-def read_status(pid):
-    values = {}
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                key, _, rest = line.partition(":")
-                if key in ("VmHWM", "VmRSS"):
-                    values[key] = int(rest.split()[0])
-    except OSError:
-        pass
-    return values
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import read_memory  # noqa: E402
 
 
 async def send(reader, writer, host, body, auth):
@@ -78,7 +68,7 @@ async def main():
     async def sample():
         nonlocal peak_sampled
         while running:
-            peak_sampled = max(peak_sampled, read_status(pid).get("VmRSS", 0))
+            peak_sampled = max(peak_sampled, read_memory(pid)[1])
             await asyncio.sleep(0.1)
 
     async def one(i, due, conn):
@@ -119,7 +109,7 @@ async def main():
             conn[1].close()
 
     await asyncio.sleep(2)
-    at_rest = read_status(pid)
+    peak, at_rest = read_memory(pid)
     latencies.sort()
 
     def pct(p):
@@ -139,8 +129,8 @@ async def main():
         "p99_ms": pct(0.99),
         "max_ms": pct(1.0),
         "peak_rss_sampled_kb": peak_sampled,
-        "peak_rss_kb": at_rest.get("VmHWM", 0),
-        "rss_at_rest_kb": at_rest.get("VmRSS", 0),
+        "peak_rss_kb": peak,
+        "rss_at_rest_kb": at_rest,
     }
     with open(out, "w") as f:
         json.dump(result, f, indent=2)
