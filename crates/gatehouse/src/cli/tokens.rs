@@ -18,7 +18,10 @@ pub enum TokensCommand {
     },
     /// Revoke one token or end one session, by the handle the list shows. A refresh token
     /// takes its grant with it.
-    Revoke { handle: String },
+    Revoke {
+        /// The handle `list` shows beside the token or session.
+        handle: String,
+    },
     /// Revoke everything: a user's sessions and tokens (JWTs included, as a new password
     /// does), or every access and refresh token issued to an application.
     RevokeAll,
