@@ -533,22 +533,12 @@ server_test!(
 server_test!(
     tokens_are_listed_and_revoked_for_those_who_may_change_their_holder,
     |server| {
-        use crate::console::{introspected_active, password_tokens, refreshes};
-        use gatehouse_core::client::GrantType;
-        use gatehouse_core::registry::AppChanges;
+        use crate::console::{introspected_active, password_app, password_tokens, refreshes};
         use reqwest::Method;
 
         server.user("ada", &["admin"]).await;
         server.user("tess", &[]).await;
-        let app = server
-            .app_with(AppChanges {
-                name: Some("Notes".into()),
-                grant_types: Some(vec![GrantType::Password, GrantType::RefreshToken]),
-                allowed_scopes: Some(vec!["useraccount".into()]),
-                token_format: Some(TokenFormat::Opaque),
-                ..AppChanges::default()
-            })
-            .await;
+        let app = password_app(&server).await;
         let (first, first_refresh) = password_tokens(&server, &app, "tess").await;
         let (second, second_refresh) = password_tokens(&server, &app, "tess").await;
         let admin = server.token_for_role("admin").await;

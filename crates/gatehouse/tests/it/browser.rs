@@ -393,15 +393,7 @@ server_test!(the_console_works_in_a_real_browser, |server| {
             .await;
     }
     // Tokens the administrator holds, for their tokens page to list.
-    let notes = server
-        .app_with(AppChanges {
-            name: Some("Notes".into()),
-            grant_types: Some(vec![GrantType::Password, GrantType::RefreshToken]),
-            allowed_scopes: Some(vec!["useraccount".into()]),
-            token_format: Some(TokenFormat::Opaque),
-            ..AppChanges::default()
-        })
-        .await;
+    let notes = crate::console::password_app(&server).await;
     for _ in 0..2 {
         crate::console::password_tokens(&server, &notes, "ada").await;
     }

@@ -618,20 +618,10 @@ async fn the_example_configuration_applies_and_serves() {
 }
 
 server_test!(token_commands_list_and_revoke_what_is_held, |server| {
-    use crate::console::password_tokens;
-    use gatehouse_core::client::{GrantType, TokenFormat};
-    use gatehouse_core::registry::AppChanges;
+    use crate::console::{password_app, password_tokens};
 
     server.user("tess", &[]).await;
-    let app = server
-        .app_with(AppChanges {
-            name: Some("Notes".into()),
-            grant_types: Some(vec![GrantType::Password, GrantType::RefreshToken]),
-            allowed_scopes: Some(vec!["useraccount".into()]),
-            token_format: Some(TokenFormat::Opaque),
-            ..AppChanges::default()
-        })
-        .await;
+    let app = password_app(&server).await;
     let (first, _) = password_tokens(&server, &app, "tess").await;
     password_tokens(&server, &app, "tess").await;
     let list = |args: &'static [&'static str]| gatehouse(&server, args, &[]);

@@ -1677,6 +1677,21 @@ server_test!(
     }
 );
 
+/// An application for people's password grant, with refresh tokens and opaque access tokens:
+/// what a user's or an application's token listing has to show.
+pub(crate) async fn password_app(server: &TestServer) -> TestApp {
+    use gatehouse_core::client::{GrantType, TokenFormat};
+    server
+        .app_with(gatehouse_core::registry::AppChanges {
+            name: Some("Notes".into()),
+            grant_types: Some(vec![GrantType::Password, GrantType::RefreshToken]),
+            allowed_scopes: Some(vec!["useraccount".into()]),
+            token_format: Some(TokenFormat::Opaque),
+            ..gatehouse_core::registry::AppChanges::default()
+        })
+        .await
+}
+
 /// Tokens from the password grant for `user`: (access token, refresh token).
 pub(crate) async fn password_tokens(
     server: &TestServer,
@@ -1740,18 +1755,7 @@ server_test!(tokens_are_listed_and_revoked, |server| {
     server.user("olga", &["oauth_admin"]).await;
     server.user("mia", &["mi_admin"]).await;
     server.user("tess", &[]).await;
-    let app = server
-        .app_with(gatehouse_core::registry::AppChanges {
-            name: Some("Notes".into()),
-            grant_types: Some(vec![
-                gatehouse_core::client::GrantType::Password,
-                gatehouse_core::client::GrantType::RefreshToken,
-            ]),
-            allowed_scopes: Some(vec!["useraccount".into()]),
-            token_format: Some(gatehouse_core::client::TokenFormat::Opaque),
-            ..gatehouse_core::registry::AppChanges::default()
-        })
-        .await;
+    let app = password_app(&server).await;
     let (first, first_refresh) = password_tokens(&server, &app, "tess").await;
     let (second, second_refresh) = password_tokens(&server, &app, "tess").await;
     // tess signs in (the console then refuses her): a login session.
