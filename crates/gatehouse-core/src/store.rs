@@ -374,7 +374,8 @@ pub trait TokenStore: Send + Sync {
         limit: u64,
     ) -> Result<Vec<AccessTokenRecord>, StoreError>;
     /// Deletes tokens, codes, sessions and revocation entries that expired before `now`;
-    /// returns how many.
+    /// returns how many. It deletes in short slices, each its own transaction, so a large
+    /// backlog never holds the writer long enough to stall issuance.
     async fn purge_expired(&self, now: i64) -> Result<u64, StoreError>;
     /// How many stored tokens are in service at `now`: not expired, not revoked and, for
     /// refresh tokens, not rotated. JWTs outside a person's grant are never stored, so they are

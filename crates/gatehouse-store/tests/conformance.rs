@@ -777,6 +777,33 @@ storage_test!(opaque_tokens_revoke_and_purge, |store| {
     assert!(store.find_access_token("h2").await.unwrap().is_some());
 });
 
+storage_test!(
+    a_purge_larger_than_a_slice_deletes_every_expired_row,
+    |store| {
+        // More than two of the purge's slices, so the slicing has to go round until none is left.
+        let expired = 2_100;
+        let mut inserts = tokio::task::JoinSet::new();
+        for index in 0..expired {
+            let (store, record) = (
+                store.clone(),
+                token(&format!("old-{index}"), "billing", None, 100),
+            );
+            inserts.spawn(async move { store.insert_access_token(&record).await });
+        }
+        for inserted in inserts.join_all().await {
+            inserted.unwrap();
+        }
+        store
+            .insert_access_token(&token("live", "billing", None, 300))
+            .await
+            .unwrap();
+        assert_eq!(store.purge_expired(200).await.unwrap(), expired);
+        assert_eq!(store.find_access_token("old-0").await.unwrap(), None);
+        assert!(store.find_access_token("live").await.unwrap().is_some());
+        assert_eq!(store.purge_expired(200).await.unwrap(), 0);
+    }
+);
+
 storage_test!(active_tokens_are_counted_by_kind, |store| {
     for (hash, expires_at) in [("live", 300), ("ended", 100), ("revoked", 300)] {
         store

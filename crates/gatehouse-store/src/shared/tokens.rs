@@ -24,6 +24,23 @@ macro_rules! held_access_tokens {
     };
 }
 
+/// Deletes one slice of `$table`'s expired rows, found by their primary key `$key`.
+macro_rules! purge_slice {
+    ($table:literal, $key:literal) => {
+        concat!(
+            "DELETE FROM ",
+            $table,
+            " WHERE ",
+            $key,
+            " IN (SELECT ",
+            $key,
+            " FROM ",
+            $table,
+            " WHERE expires_at < $1 LIMIT $2)"
+        )
+    };
+}
+
 macro_rules! token_store_impl {
     ($store:ty) => {
         mod token_queries {
@@ -163,30 +180,24 @@ macro_rules! token_store_impl {
                 }
 
                 async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
-                    let mut connection = self.write().await?;
-                    let mut transaction = connection.begin().await?;
                     let mut purged = 0;
-                    for query in [
-                        "DELETE FROM access_tokens WHERE expires_at < $1",
-                        "DELETE FROM revoked_jwts WHERE expires_at < $1",
-                        "DELETE FROM authorization_codes WHERE expires_at < $1",
-                        "DELETE FROM refresh_tokens WHERE expires_at < $1",
-                        "UPDATE refresh_tokens SET successor = NULL, successor_until = NULL \
-                         WHERE successor_until < $1",
-                        "DELETE FROM sessions WHERE expires_at < $1",
-                        "DELETE FROM used_assertions WHERE expires_at < $1",
-                        "DELETE FROM revoked_grants WHERE expires_at < $1",
-                        "DELETE FROM pushed_requests WHERE expires_at < $1",
-                        "DELETE FROM device_authorizations WHERE expires_at < $1",
-                    ] {
-                        purged += sqlx::query(query)
-                            .bind(now)
-                            .execute(&mut *transaction)
-                            .await
-                            .map_err(backend_error)?
-                            .rows_affected();
+                    for statement in PURGE_STATEMENTS {
+                        loop {
+                            // One slice a statement, each its own transaction: the writer is
+                            // free between slices, so issuance waits for a slice, not the purge.
+                            let slice = sqlx::query(statement)
+                                .bind(now)
+                                .bind(PURGE_SLICE)
+                                .execute(&mut *self.write().await?)
+                                .await
+                                .map_err(backend_error)?
+                                .rows_affected();
+                            purged += slice;
+                            if slice < PURGE_SLICE as u64 {
+                                break;
+                            }
+                        }
                     }
-                    transaction.commit().await.map_err(backend_error)?;
                     Ok(purged)
                 }
 
@@ -208,6 +219,27 @@ macro_rules! token_store_impl {
                     })
                 }
             }
+
+            /// Rows one purge statement touches at most: a slice takes milliseconds, where a
+            /// million expired rows in one transaction would hold the writer for seconds.
+            const PURGE_SLICE: i64 = 1_000;
+
+            /// The purge, one statement a table, each touching at most `PURGE_SLICE` rows by
+            /// primary key (`$1` the time, `$2` the slice); the `expires_at` indexes find them.
+            const PURGE_STATEMENTS: [&str; 10] = [
+                purge_slice!("access_tokens", "token_hash"),
+                purge_slice!("revoked_jwts", "jti"),
+                purge_slice!("authorization_codes", "code_hash"),
+                purge_slice!("refresh_tokens", "token_hash"),
+                "UPDATE refresh_tokens SET successor = NULL, successor_until = NULL \
+                 WHERE token_hash IN (SELECT token_hash FROM refresh_tokens \
+                 WHERE successor_until < $1 LIMIT $2)",
+                purge_slice!("sessions", "session_hash"),
+                purge_slice!("used_assertions", "assertion_key"),
+                purge_slice!("revoked_grants", "grant_id"),
+                purge_slice!("pushed_requests", "request_hash"),
+                purge_slice!("device_authorizations", "device_code_hash"),
+            ];
 
             /// The bound values of one access token row.
             const ACCESS_TOKEN_COLUMNS: usize = 12;
