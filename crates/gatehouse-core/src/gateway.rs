@@ -22,8 +22,11 @@ use crate::user::Permission;
 /// answers every request, so a slow upstream is a 504 from the gateway.
 pub const MAX_ROUTE_TIMEOUT_SECONDS: u64 = 25;
 
+/// Seconds a route's upstream has to answer unless the route says otherwise.
+pub const DEFAULT_ROUTE_TIMEOUT_SECONDS: u64 = 10;
+
 fn default_timeout() -> u64 {
-    10
+    DEFAULT_ROUTE_TIMEOUT_SECONDS
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

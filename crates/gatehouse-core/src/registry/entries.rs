@@ -58,7 +58,7 @@ impl Registry {
         let this = self.begin().await?;
         this.require(T::MANAGED_WITH)?;
         let entry: T = from_fields(fields)?;
-        check_identifier(T::KIND, entry.name(), 128)?;
+        check_identifier(&format!("a {}'s name", T::KIND), entry.name(), 128)?;
         this.check_entry(&entry).await?;
         let now = this.clock.now();
         this.store

@@ -162,20 +162,27 @@ impl FormField for Option<String> {
     }
 }
 
-impl FormField for i64 {
-    type Change = i64;
-    fn input(&self) -> Input {
-        Input::text("number", self.to_string())
-    }
-    fn as_change(&self) -> i64 {
-        *self
-    }
-    fn read(name: &str, params: &Params) -> Result<i64, String> {
-        submitted(name, params)
-            .parse()
-            .map_err(|_| "must be a whole number".into())
-    }
+/// Whole numbers, of whichever width the record holds.
+macro_rules! whole_numbers {
+    ($($type:ty),*) => {$(
+        impl FormField for $type {
+            type Change = $type;
+            fn input(&self) -> Input {
+                Input::text("number", self.to_string())
+            }
+            fn as_change(&self) -> $type {
+                *self
+            }
+            fn read(name: &str, params: &Params) -> Result<$type, String> {
+                submitted(name, params)
+                    .parse()
+                    .map_err(|_| "must be a whole number".into())
+            }
+        }
+    )*};
 }
+
+whole_numbers!(i64, u64);
 
 impl FormField for bool {
     type Change = bool;
@@ -315,6 +322,38 @@ impl<T: Choices> FormField for T {
     }
 }
 
+/// A field's value as the record holds it, made from what the form read: for the kinds saved
+/// whole from their fields rather than as changes.
+pub trait FieldValue: FormField {
+    fn from_change(change: Self::Change) -> Self;
+}
+
+/// The types whose change is the value itself.
+macro_rules! held_as_read {
+    ($($type:ty),*) => {$(
+        impl FieldValue for $type {
+            fn from_change(change: $type) -> $type {
+                change
+            }
+        }
+    )*};
+}
+
+held_as_read!(String, bool, i64, u64, Vec<String>);
+
+/// Empty is none.
+impl FieldValue for Option<String> {
+    fn from_change(change: String) -> Option<String> {
+        Some(change).filter(|value| !value.is_empty())
+    }
+}
+
+impl<T: Choices> FieldValue for T {
+    fn from_change(change: T) -> T {
+        change
+    }
+}
+
 /// A field's change: the submitted value when it differs from what the form showed.
 pub fn changed<T: FormField>(
     name: &'static str,
@@ -359,11 +398,12 @@ pub fn place_errors(
     unplaced
 }
 
-/// Whether `message` names the field `name` as a word of its own.
+/// Whether `message` names the field `name` as a word of its own, or names one item of a
+/// list field (`method "get"` concerns `methods`).
 pub fn names_field(message: &str, name: &str) -> bool {
     message
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .any(|word| word == name)
+        .any(|word| word == name || name.strip_suffix('s') == Some(word))
 }
 
 /// A refusal the form answers next to its fields; anything else is the error page's.

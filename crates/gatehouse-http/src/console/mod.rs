@@ -102,25 +102,11 @@ macro_rules! entry_kinds {
 }
 use entry_kinds;
 
-/// The pages of one kind of configuration entry. Like every kind's, its form for a new one is
-/// at `/admin/new/{section}`, where no record's name can reach: `/admin/{section}/{name}` is
-/// the record of that name, whatever the name is — `new` included.
+/// The pages of one kind of configuration entry: its list, and the record pages of its forms.
 fn entry_routes<T: entries::ConsoleEntry>() -> Router<AppState> {
-    let base = format!("/admin/{}", T::SECTION);
     Router::new()
-        .route(&base, get(entries::list::<T>).post(entries::create::<T>))
-        .route(
-            &format!("/admin/new/{}", T::SECTION),
-            get(entries::new::<T>),
-        )
-        .route(
-            &format!("{base}/{{name}}"),
-            get(entries::edit::<T>).post(entries::update::<T>),
-        )
-        .route(
-            &format!("{base}/{{name}}/delete"),
-            get(entries::confirm_deletion::<T>).post(entries::delete::<T>),
-        )
+        .route(&format!("/admin/{}", T::SECTION), get(entries::list::<T>))
+        .merge(record_routes::<entries::Entries<T>>())
 }
 
 /// The pages of one kind of record edited as a form of fields, besides its list: like every

@@ -17,7 +17,7 @@ use gatehouse_core::outbound::{
 };
 use gatehouse_core::secret;
 
-use super::form::{Choices, Field, FormField, Params, submitted};
+use super::form::{Choices, Field, FieldValue, FormField, Params, submitted};
 use super::record::{RecordKind, Refused, Secret};
 use super::{ConsoleAdmin, Frame, ListQuery, Paged};
 use crate::error::PageError;
@@ -36,36 +36,6 @@ impl Choices for ClientAuthMethod {
 /// The grant a provider is asked for: only those Gatehouse can use there.
 impl Choices for GrantType {
     const ALL: &'static [Self] = &OUTBOUND_GRANTS;
-}
-
-/// A field's value as a provider's specification holds it.
-trait SpecValue: FormField {
-    fn from_change(change: Self::Change) -> Self;
-}
-
-impl SpecValue for String {
-    fn from_change(change: String) -> String {
-        change
-    }
-}
-
-/// Empty is none.
-impl SpecValue for Option<String> {
-    fn from_change(change: String) -> Option<String> {
-        Some(change).filter(|value| !value.is_empty())
-    }
-}
-
-impl SpecValue for bool {
-    fn from_change(change: bool) -> bool {
-        change
-    }
-}
-
-impl<T: Choices> SpecValue for T {
-    fn from_change(change: T) -> T {
-        change
-    }
 }
 
 /// The fields of a provider other than its name and its write-only credentials, as the form
@@ -102,7 +72,7 @@ macro_rules! provider_fields {
             ) -> Result<ProviderSpec, Vec<(&'static str, String)>> {
                 let mut errors = Vec::new();
                 $(let $field = <$type as FormField>::read(stringify!($field), params)
-                    .map(<$type as SpecValue>::from_change)
+                    .map(<$type as FieldValue>::from_change)
                     .map_err(|why| errors.push((stringify!($field), why)))
                     .ok();)*
                 let credential = |field| {

@@ -13,7 +13,7 @@ use axum::response::Response;
 use gatehouse_core::Error;
 use serde::{Deserialize, Serialize};
 
-use super::form::{Field, Params, form_message, place_errors};
+use super::form::{Field, Params, form_message, names_field, place_errors};
 use super::{ConfirmPage, Confirmation, ConsoleAdmin, Flash, Frame, redirect_with};
 use crate::error::PageError;
 use crate::extract::{CsrfChecked, CsrfForm};
@@ -60,6 +60,14 @@ pub trait RecordKind: 'static {
     /// Write-only inputs after the fields (passwords, secrets), never filled in.
     fn secrets(_record: Option<&Self::Record>) -> Vec<Secret> {
         vec![]
+    }
+    /// Pages the record's page leads to beside its form.
+    fn links(
+        state: &AppState,
+        record: &Self::Record,
+    ) -> impl Future<Output = Result<Vec<Link>, Error>> + Send {
+        let _ = (state, record);
+        async { Ok(vec![]) }
     }
     /// Creates (`existing` is `None`) or changes the record as submitted: the saved record and
     /// a secret shown once, or why not.
@@ -113,12 +121,20 @@ impl FormPayload for CreationTicket {
     const PURPOSE: &'static str = "console-create";
 }
 
-/// The input naming a new record, with its value as submitted.
+/// The input naming a new record, with its value as submitted and why it was refused.
 struct KeyField {
     name: &'static str,
     label: &'static str,
     help: &'static str,
     value: String,
+    error: Option<String>,
+}
+
+/// A link among the record's page's actions.
+pub struct Link {
+    pub id: &'static str,
+    pub text: &'static str,
+    pub href: String,
 }
 
 /// A write-only input.
@@ -145,6 +161,7 @@ struct FormPage {
     ticket: Option<String>,
     fields: Vec<Field>,
     secrets: Vec<Secret>,
+    links: Vec<Link>,
     /// Messages that concern no one field.
     errors: Vec<String>,
 }
@@ -184,12 +201,14 @@ fn form_page<K: RecordKind>(
                 .and_then(|p| p.get(name))
                 .cloned()
                 .unwrap_or_default(),
+            error: None,
         },
         ticket: record
             .is_none()
             .then(|| pages::seal(state, &CreationTicket)),
         fields,
         secrets: K::secrets(record),
+        links: vec![],
         errors,
     }
 }
@@ -212,8 +231,9 @@ pub async fn edit<K: RecordKind>(
 ) -> Result<Response, PageError> {
     let record = K::get(&admin, &state, &key).await?;
     let fields = K::fields(&K::shown(Some(&record)));
-    let html = form_page::<K>(&admin, &state, Some(&record), fields, None, vec![]).render();
-    Ok(admin.page(&state, StatusCode::OK, html))
+    let mut page = form_page::<K>(&admin, &state, Some(&record), fields, None, vec![]);
+    page.links = K::links(&state, &record).await?;
+    Ok(admin.page(&state, StatusCode::OK, page.render()))
 }
 
 /// The record created or changed as submitted, and a `303` to it; or the form again with what
@@ -245,17 +265,23 @@ async fn save<K: RecordKind>(
         Err(Refused::Registry(error)) => (vec![], Some(form_message(error)?)),
     };
     let mut fields = K::fields(&shown);
-    let unplaced = place_errors(&mut fields, &params, errors, general);
-    let html = form_page::<K>(
+    let mut unplaced = place_errors(&mut fields, &params, errors, general);
+    // The name of a new record is an input of its own, next to which what names it goes.
+    let key_error = existing
+        .is_none()
+        .then(|| unplaced.iter().position(|m| names_field(m, K::KEY.0)))
+        .flatten()
+        .map(|at| unplaced.remove(at));
+    let mut page = form_page::<K>(
         &admin,
         &state,
         existing.as_ref(),
         fields,
         Some(&params),
         unplaced,
-    )
-    .render();
-    Ok(admin.page(&state, StatusCode::UNPROCESSABLE_ENTITY, html))
+    );
+    page.key_field.error = key_error;
+    Ok(admin.page(&state, StatusCode::UNPROCESSABLE_ENTITY, page.render()))
 }
 
 /// `POST /admin/{section}`: a form sent again as it was goes to the list, creating nothing. A

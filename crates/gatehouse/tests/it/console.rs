@@ -7,7 +7,7 @@ use crate::harness::{TestApp, TestServer, post_form, server_test};
 use crate::people::{Browser, PASSWORD, Page};
 
 /// A browser signed in to the console as `user`, through the login page `/admin` shows.
-async fn signed_in(server: &TestServer, user: &str) -> Browser {
+pub(crate) async fn signed_in(server: &TestServer, user: &str) -> Browser {
     let mut browser = Browser::new();
     let login = browser.get(&server.url("/admin/applications")).await;
     assert_eq!(login.status, 200, "{}", login.body);
@@ -21,7 +21,7 @@ async fn signed_in(server: &TestServer, user: &str) -> Browser {
 
 /// The fields a browser would submit from the first form of `page` with `action`: text inputs
 /// and text areas with their values, checked boxes, selected options.
-fn form_fields(page: &Page, action: &str) -> Vec<(String, String)> {
+pub(crate) fn form_fields(page: &Page, action: &str) -> Vec<(String, String)> {
     let marker = format!("action=\"{action}\"");
     let start = page
         .body
@@ -80,12 +80,12 @@ fn form_fields(page: &Page, action: &str) -> Vec<(String, String)> {
 }
 
 /// Sets (or adds) a field of a form about to be submitted.
-fn set(fields: &mut Vec<(String, String)>, name: &str, value: &str) {
+pub(crate) fn set(fields: &mut Vec<(String, String)>, name: &str, value: &str) {
     fields.retain(|(n, _)| n != name);
     fields.push((name.to_owned(), value.to_owned()));
 }
 
-async fn submit(
+pub(crate) async fn submit(
     browser: &mut Browser,
     server: &TestServer,
     path: &str,
@@ -753,108 +753,6 @@ server_test!(a_signing_key_is_retired_after_a_confirmation, |server| {
     assert_eq!(ada.get(&server.url(&retire)).await.status, 404);
 });
 
-server_test!(entries_are_edited_as_their_documents, |server| {
-    server.user("mia", &["mi_admin"]).await;
-    server.user("olga", &["oauth_admin"]).await;
-    let mut mia = signed_in(&server, "mia").await;
-    let new = mia.get(&server.url("/admin/new/tables")).await;
-    let mut fields = form_fields(&new, "/admin/tables");
-    // The registry's refusal, with the document as typed.
-    set(
-        &mut fields,
-        "document",
-        "{\"name\": \"incidents\", \"read_roles\": 7}",
-    );
-    let refused = submit(&mut mia, &server, "/admin/tables", &fields).await;
-    assert_eq!(refused.status, 422, "{}", refused.body);
-    assert!(
-        refused.body.contains("id=\"document-error\""),
-        "{}",
-        refused.body
-    );
-    assert!(
-        refused.body.contains("read_roles&#34;: 7"),
-        "{}",
-        refused.body
-    );
-    set(&mut fields, "document", "not json");
-    let refused = submit(&mut mia, &server, "/admin/tables", &fields).await;
-    assert!(
-        refused.body.contains("the document is not JSON"),
-        "{}",
-        refused.body
-    );
-    set(
-        &mut fields,
-        "document",
-        "{\"name\": \"incidents\", \"read_roles\": [\"staff\"]}",
-    );
-    let created = submit(&mut mia, &server, "/admin/tables", &fields).await;
-    assert_eq!(created.status, 303, "{}", created.body);
-    assert_eq!(
-        created.location().as_deref(),
-        Some("/admin/tables/incidents")
-    );
-    let page = mia.get(&server.url("/admin/tables/incidents")).await;
-    assert!(
-        page.body.contains("table incidents created."),
-        "{}",
-        page.body
-    );
-    let mut fields = form_fields(&page, "/admin/tables/incidents");
-    set(
-        &mut fields,
-        "document",
-        "{\"name\": \"incidents\", \"write_roles\": [\"oncall\"]}",
-    );
-    let saved = submit(&mut mia, &server, "/admin/tables/incidents", &fields).await;
-    assert_eq!(saved.status, 303, "{}", saved.body);
-    let table = server
-        .services
-        .registry
-        .get_entry::<gatehouse_core::table::TableDef>("incidents")
-        .await
-        .unwrap();
-    let document = serde_json::to_value(&table).unwrap();
-    // Left out of the document: back to its default.
-    assert_eq!(document["read_roles"], serde_json::json!([]), "{document}");
-    assert_eq!(document["write_roles"], serde_json::json!(["oncall"]));
-
-    // oauth_admin may not change tables.
-    let mut olga = signed_in(&server, "olga").await;
-    let page = olga.get(&server.url("/admin/tables/incidents")).await;
-    let fields = form_fields(&page, "/admin/tables/incidents");
-    assert_eq!(
-        submit(&mut olga, &server, "/admin/tables/incidents", &fields)
-            .await
-            .status,
-        403
-    );
-    let confirm = olga
-        .get(&server.url("/admin/tables/incidents/delete"))
-        .await;
-    let fields = form_fields(&confirm, "/admin/tables/incidents/delete");
-    assert_eq!(
-        submit(
-            &mut olga,
-            &server,
-            "/admin/tables/incidents/delete",
-            &fields
-        )
-        .await
-        .status,
-        403
-    );
-    let confirm = mia.get(&server.url("/admin/tables/incidents/delete")).await;
-    let fields = form_fields(&confirm, "/admin/tables/incidents/delete");
-    let deleted = submit(&mut mia, &server, "/admin/tables/incidents/delete", &fields).await;
-    assert_eq!(deleted.location().as_deref(), Some("/admin/tables"));
-    assert_eq!(
-        mia.get(&server.url("/admin/tables/incidents")).await.status,
-        404
-    );
-});
-
 server_test!(a_record_named_new_opens, |server| {
     server.user("mia", &["mi_admin"]).await;
     server.user("new", &[]).await;
@@ -869,7 +767,7 @@ server_test!(a_record_named_new_opens, |server| {
 
     let form = mia.get(&server.url("/admin/new/tables")).await;
     let mut fields = form_fields(&form, "/admin/tables");
-    set(&mut fields, "document", "{\"name\": \"new\"}");
+    set(&mut fields, "name", "new");
     let created = submit(&mut mia, &server, "/admin/tables", &fields).await;
     assert_eq!(created.location().as_deref(), Some("/admin/tables/new"));
     let table = mia.get(&server.url("/admin/tables/new")).await;

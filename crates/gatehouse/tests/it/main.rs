@@ -19,6 +19,7 @@
 //! - `admin_api`: the admin REST API and its authorisation;
 //! - `console`: the administrators' console at `/admin`: sign-in, each role's pages and
 //!   refusals, an application's life through its forms;
+//! - `console_entries`: the console's forms of each kind of configuration entry, field by field;
 //! - `roles`: what each registry role may change, and the last administrator;
 //! - `credentials`: what a password change, a lock or a deactivation ends, and the declarative
 //!   file's respect for them;
@@ -63,6 +64,7 @@ mod caches;
 mod cli;
 mod client_credentials;
 mod console;
+mod console_entries;
 mod cookies;
 mod credentials;
 mod device;
