@@ -117,7 +117,7 @@ async function main() {
       const source = message.location().url || page.url();
       // The browser asks for a favicon on its own; the 422 of a refused form is expected.
       const expected = message.text().includes('status of 4')
-        && (source.endsWith('/favicon.ico') || source.endsWith('/admin/applications'));
+        && (source.endsWith('/favicon.ico') || /\/admin\/(applications|routes)$/.test(source));
       if (!expected) problems.push(`${source}: ${message.text()}`);
     });
     page.on('pageerror', (error) => problems.push(`${page.url()}: ${error.message}`));
@@ -250,6 +250,26 @@ async function main() {
       await open(page, at(`/admin/${section}`), section);
       await open(page, at(`/admin/new/${section}`), `new ${section}`);
     }
+
+    step = 'entry';
+    // A configuration entry's form is one input per field, refused next to the field too.
+    await open(page, at('/admin/new/routes'), 'new route');
+    await page.fill('#name', 'stock');
+    await page.fill('#prefix', '/api/stock');
+    await page.fill('#upstream', 'ftp://stock.example.org');
+    const [refusedRoute] = await Promise.all([
+      page.waitForResponse((r) => r.request().method() === 'POST'),
+      page.click('#save'),
+    ]);
+    check(refusedRoute.status() === 422, 'the registry refuses an ftp upstream', refusedRoute.status());
+    check(await page.locator('#upstream-error').isVisible(), 'the message is next to the upstream');
+    await audit(page, 'refused route', check);
+    await page.fill('#upstream', 'https://stock.example.org');
+    await Promise.all([page.waitForURL(at('/admin/routes/stock')), page.click('#save')]);
+    await page.fill('#timeout_seconds', '20');
+    await Promise.all([page.waitForURL(at('/admin/routes/stock')), page.click('#save')]);
+    check((await page.locator('#flash').innerText()).includes('stock saved'),
+      'the page says the route was saved');
 
     step = 'tools';
     await open(page, at('/admin/tools'), 'tools');

@@ -8,8 +8,8 @@
 //! consent started from the profile's page in the console, each page audited by axe-core.
 //!
 //! `tests/browser/console.mjs` signs an administrator in to the console, opens its pages at a
-//! desktop's and a phone's size, creates an application through the form and tests a
-//! connection alias in front of a second Gatehouse, checking the CSP, that nothing comes from
+//! desktop's and a phone's size, creates an application and a gateway route through their forms
+//! (each refused first, next to the field) and tests a connection alias in front of a second Gatehouse, checking the CSP, that nothing comes from
 //! another origin and, with axe-core in each page, WCAG AA; with `GATEHOUSE_SCREENSHOTS` set (a
 //! directory), it saves the screenshots `docs/screenshots.sh` puts in the README.
 //!
