@@ -121,7 +121,8 @@ impl ConsoleEntry for Route {
 
     entry_form! {
         prefix: String = String::new(),
-            "Requests whose path is this prefix or lies under it take the route; it starts with /api/.";
+            "Requests whose path is this prefix or lies under it take the route; it starts \
+             with /api/.";
         upstream: String = String::new(),
             "The upstream base URL; the path after the prefix is appended to it.";
         timeout_seconds: u64 = DEFAULT_ROUTE_TIMEOUT_SECONDS,
@@ -180,7 +181,8 @@ impl ConsoleEntry for TableDef {
         read_roles: Vec<String> = vec![],
             "Users holding one of these roles (or a write role, or admin) may read its records.";
         write_roles: Vec<String> = vec![],
-            "Users holding one of these roles (or admin) may create, change and delete its records.";
+            "Users holding one of these roles (or admin) may create, change and delete its \
+             records.";
     }
 }
 
