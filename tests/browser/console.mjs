@@ -245,6 +245,8 @@ async function main() {
     await audit(page, 'revocation', check);
     await Promise.all([page.waitForURL(/\/tokens$/), page.click('#cancel')]);
     await open(page, at('/admin/scopes'), 'scopes');
+    await open(page, at('/admin/new/scopes'), 'new scope');
+    await open(page, at('/admin/scopes/useraccount'), 'scope');
     await open(page, at('/admin/keys'), 'signing keys');
     for (const section of ['scope-rules', 'routes', 'tables', 'profiles', 'aliases', 'providers', 'jwt-providers']) {
       await open(page, at(`/admin/${section}`), section);

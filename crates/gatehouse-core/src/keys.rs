@@ -354,6 +354,17 @@ impl KeyRing {
         json!({ "keys": keys })
     }
 
+    /// When the rotation every `interval` seconds is due for `alg`: `interval` after the newest
+    /// key of that algorithm (signing, or published to sign next) activates. `None` without a
+    /// key of that algorithm: the server's start creates the first one.
+    pub fn rotation_due(&self, alg: SigningAlgorithm, interval: i64) -> Option<i64> {
+        self.keys
+            .iter()
+            .rev()
+            .find(|k| k.alg == alg)
+            .map(|k| k.activates_at.saturating_add(interval))
+    }
+
     /// Every key, oldest activation first.
     pub fn keys(&self) -> &[Arc<SigningKey>] {
         &self.keys

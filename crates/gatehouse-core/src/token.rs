@@ -772,13 +772,7 @@ impl TokenService {
         let sealer = self.master_key.sealer();
         let mut rotated = Vec::new();
         for alg in self.signing_algorithms() {
-            let newest = ring
-                .keys()
-                .iter()
-                .filter(|k| k.alg == alg)
-                .map(|k| k.activates_at)
-                .max();
-            if newest.is_none_or(|activated| activated > now - interval) {
+            if ring.rotation_due(alg, interval).is_none_or(|due| due > now) {
                 continue;
             }
             let (stored, _) = SigningKey::generate(alg, now, now + delay, &sealer)?;

@@ -34,6 +34,9 @@ pub struct HttpSettings {
     pub require_pushed_authorization_requests: bool,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: TrustedProxies,
+    /// Seconds between scheduled rotations of the signing keys; `None` rotates them only when
+    /// told to.
+    pub key_rotation_interval: Option<i64>,
 }
 
 /// The parts of a running Gatehouse, opened once by the binary and shared by the HTTP surface,

@@ -270,13 +270,16 @@ pub async fn serve_with(
     let rate_limit = settings
         .rate_limit
         .map(|limit| Arc::new(AddressLimiter::new(limit)));
+    let rotation_interval = settings
+        .key_rotation_interval
+        .map(|interval| i64::try_from(interval.as_secs()).unwrap_or(i64::MAX));
     background.spawn(maintain(
         services.store.clone(),
         services.tokens.clone(),
         rate_limit.clone(),
         KeySchedule {
             reload_interval: settings.key_reload_interval,
-            rotation_interval: settings.key_rotation_interval,
+            rotation_interval,
             activation_delay: i64::try_from(settings.jwks_max_age).unwrap_or(i64::MAX),
         },
         settings.audit_retention,
@@ -292,6 +295,7 @@ pub async fn serve_with(
             refresh_token_grace: settings.refresh_token_grace,
             require_pushed_authorization_requests: settings.require_pushed_authorization_requests,
             trusted_proxies: settings.trusted_proxies.clone(),
+            key_rotation_interval: rotation_interval,
         }),
         rate_limit,
         route_exchanges: Arc::new(RouteExchanges::new(Arc::new(SystemClock))),
@@ -384,7 +388,8 @@ pub fn report_changes(changes: &[Change]) {
 /// When the upkeep task looks at the signing keys, and whether it rotates them.
 struct KeySchedule {
     reload_interval: Duration,
-    rotation_interval: Option<Duration>,
+    /// Seconds between rotations; `None` rotates only when told to.
+    rotation_interval: Option<i64>,
     /// Seconds a scheduled key is published before it signs (relying parties' JWKS cache).
     activation_delay: i64,
 }
@@ -421,14 +426,12 @@ async fn maintain(
         if let Err(error) = tokens.reload_keys().await {
             tracing::warn!(%error, "reloading signing keys failed");
         }
-        if let Some(interval) = keys.rotation_interval {
-            let interval = i64::try_from(interval.as_secs()).unwrap_or(i64::MAX);
-            if let Err(error) = tokens
+        if let Some(interval) = keys.rotation_interval
+            && let Err(error) = tokens
                 .rotate_due_keys(interval, keys.activation_delay)
                 .await
-            {
-                tracing::warn!(%error, "rotating signing keys on schedule failed");
-            }
+        {
+            tracing::warn!(%error, "rotating signing keys on schedule failed");
         }
         if let Err(error) = tokens.reload_revocations().await {
             tracing::warn!(%error, "reloading revoked tokens failed");

@@ -93,17 +93,12 @@ pub async fn list(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
     let query = ListQuery::read(raw);
-    let needle = query.needle();
     let mut apps: Vec<Client> = admin
         .registry
         .list_apps()
         .await?
         .into_iter()
-        .filter(|app| {
-            needle.is_empty()
-                || app.name.to_lowercase().contains(&needle)
-                || app.client_id.to_lowercase().contains(&needle)
-        })
+        .filter(|app| query.finds([&app.name, &app.client_id]))
         .collect();
     apps.sort_by(|a, b| {
         (a.name.to_lowercase(), &a.client_id).cmp(&(b.name.to_lowercase(), &b.client_id))

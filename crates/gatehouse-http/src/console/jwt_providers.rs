@@ -259,18 +259,12 @@ pub async fn list(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
     let query = ListQuery::read(raw);
-    let needle = query.needle();
     let mut providers: Vec<JwtProvider> = admin
         .registry
         .list_jwt_providers()
         .await?
         .into_iter()
-        .filter(|provider| {
-            needle.is_empty()
-                || [&provider.name, &provider.issuer]
-                    .into_iter()
-                    .any(|text| text.to_lowercase().contains(&needle))
-        })
+        .filter(|provider| query.finds([&provider.name, &provider.issuer]))
         .collect();
     providers.sort_by(|a, b| a.name.cmp(&b.name));
     let (providers, paged) = Paged::of(providers, &query, "/admin/jwt-providers");

@@ -65,7 +65,8 @@ pub fn routes() -> Router<AppState> {
             "/admin/users/{user_name}/password",
             get(users::password_form).post(users::set_password),
         )
-        .route("/admin/scopes", get(scopes::list).post(scopes::create))
+        .route("/admin/scopes", get(scopes::list))
+        .merge(record_routes::<scopes::Scopes>())
         .merge(entry_kinds!(routes))
         .route("/admin/jwt-providers", get(jwt_providers::list))
         .merge(record_routes::<jwt_providers::JwtProviders>())
@@ -75,10 +76,6 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/admin/keys/{kid}/retire",
             get(keys::confirm_retirement).post(keys::retire),
-        )
-        .route(
-            "/admin/scopes/{name}/delete",
-            get(scopes::confirm_deletion).post(scopes::delete),
         )
         .merge(tools::routes())
         .merge(tokens::routes())
@@ -387,6 +384,16 @@ impl ListQuery {
     /// What to search for, in lower case; empty for everything.
     pub fn needle(&self) -> String {
         self.q.trim().to_lowercase()
+    }
+
+    /// Whether the search finds a record by `texts`: one of them contains it, in any case. An
+    /// empty search finds everything.
+    pub fn finds<'t>(&self, texts: impl IntoIterator<Item = &'t String>) -> bool {
+        let needle = self.needle();
+        needle.is_empty()
+            || texts
+                .into_iter()
+                .any(|text| text.to_lowercase().contains(&needle))
     }
 }
 

@@ -138,7 +138,6 @@ pub async fn list(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
     let query = ListQuery::read(raw);
-    let needle = query.needle();
     let mut providers: Vec<OAuthProvider> = state
         .services
         .outbound
@@ -146,12 +145,7 @@ pub async fn list(
         .list_providers()
         .await?
         .into_iter()
-        .filter(|provider| {
-            needle.is_empty()
-                || [&provider.name, &provider.token_url, &provider.client_id]
-                    .into_iter()
-                    .any(|text| text.to_lowercase().contains(&needle))
-        })
+        .filter(|provider| query.finds([&provider.name, &provider.token_url, &provider.client_id]))
         .collect();
     providers.sort_by(|a, b| a.name.cmp(&b.name));
     let (providers, paged) = Paged::of(providers, &query, "/admin/providers");

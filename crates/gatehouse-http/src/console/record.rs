@@ -264,14 +264,21 @@ async fn save<K: RecordKind>(
         Err(Refused::Fields(errors)) => (errors, None),
         Err(Refused::Registry(error)) => (vec![], Some(form_message(error)?)),
     };
+    // The name of a new record is an input of its own, next to which what names it goes: a
+    // refusal the kind placed there, or one that names it.
+    let placed_on_key = errors
+        .iter()
+        .find(|(name, _)| *name == K::KEY.0)
+        .map(|(_, message)| message.clone());
     let mut fields = K::fields(&shown);
     let mut unplaced = place_errors(&mut fields, &params, errors, general);
-    // The name of a new record is an input of its own, next to which what names it goes.
-    let key_error = existing
-        .is_none()
-        .then(|| unplaced.iter().position(|m| names_field(m, K::KEY.0)))
-        .flatten()
-        .map(|at| unplaced.remove(at));
+    let key_error = placed_on_key.or_else(|| {
+        existing
+            .is_none()
+            .then(|| unplaced.iter().position(|m| names_field(m, K::KEY.0)))
+            .flatten()
+            .map(|at| unplaced.remove(at))
+    });
     let mut page = form_page::<K>(
         &admin,
         &state,

@@ -1,146 +1,160 @@
-//! `/admin/scopes`: the scope registry — listed, created and deleted (after a confirmation) on
-//! one page, through the registry's entry use cases.
+//! `/admin/scopes`: the scope registry — listed (searched by name or description, paged),
+//! shown in their form, created, their description and default changed, and deleted after a
+//! confirmation, through the registry's entry use cases.
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use gatehouse_core::Error;
 use gatehouse_core::access::ScopeEntry;
-use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Map, Value, json};
 
-use super::form::{Params, form_message, submitted};
-use super::{ConfirmPage, Confirmation, ConsoleAdmin, Flash, Frame, redirect_with};
+use super::form::{Field, FormField, Params, changed, submitted};
+use super::record::{RecordKind, Refused};
+use super::{ConsoleAdmin, Frame, ListQuery, Paged};
 use crate::error::PageError;
-use crate::extract::{CsrfChecked, CsrfForm};
 use crate::state::AppState;
+
+const SECTION: &str = "scopes";
 
 #[derive(Template)]
 #[template(path = "console/scopes.html")]
-struct ScopesPage {
+struct ListPage {
     frame: Frame,
     /// Each scope, and whether the declarative file manages it.
-    scopes: Vec<(ScopeEntry, bool)>,
-    /// The new scope's form as submitted, when it was refused.
-    name: String,
-    description: String,
-    default: bool,
-    /// The refusal, shown next to the name: a scope's other fields cannot be wrong.
-    name_error: Option<String>,
+    rows: Vec<(ScopeEntry, bool)>,
+    paged: Paged,
 }
 
-async fn page(
-    admin: &ConsoleAdmin,
-    state: &AppState,
-    submitted: Option<(&Params, String)>,
-) -> Result<Response, PageError> {
-    let mut scopes = admin.registry.list_entries::<ScopeEntry>().await?;
-    scopes.sort_by(|a, b| a.0.name.cmp(&b.0.name));
-    let (params, message) = match submitted {
-        Some((params, message)) => (Some(params), Some(message)),
-        None => (None, None),
-    };
-    let field = |name: &str| {
-        params
-            .and_then(|p| p.get(name))
-            .cloned()
-            .unwrap_or_default()
-    };
-    let html = ScopesPage {
-        frame: admin.frame(state, "scopes"),
-        scopes,
-        name: field("name"),
-        description: field("description"),
-        default: params.is_some_and(|p| p.contains_key("default")),
-        name_error: message,
-    }
-    .render();
-    let status = if params.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
-    Ok(admin.page(state, status, html))
-}
-
-/// `GET /admin/scopes`
+/// `GET /admin/scopes?q=…&page=…`
 pub async fn list(
     admin: ConsoleAdmin,
     State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
-    page(&admin, &state, None).await
-}
-
-#[derive(Deserialize)]
-pub struct ScopeForm {
-    #[serde(flatten)]
-    params: Params,
-}
-
-impl CsrfChecked for ScopeForm {
-    const PURPOSE: &'static str = super::FORM_PURPOSE;
-}
-
-/// `POST /admin/scopes`
-pub async fn create(
-    admin: ConsoleAdmin,
-    State(state): State<AppState>,
-    CsrfForm { form, .. }: CsrfForm<ScopeForm>,
-) -> Result<Response, PageError> {
-    let fields = json!({
-        "name": submitted("name", &form.params),
-        "description": submitted("description", &form.params),
-        "default": form.params.contains_key("default"),
-    });
-    match admin
+    let query = ListQuery::read(raw);
+    let mut scopes: Vec<(ScopeEntry, bool)> = admin
         .registry
-        .create_entry::<ScopeEntry>(fields, false)
-        .await
-    {
-        Ok(scope) => Ok(redirect_with(
-            &state,
-            "/admin/scopes",
-            &Flash::success(format!("Scope {} created.", scope.name)),
-        )),
-        Err(error) => {
-            let message = form_message(error)?;
-            page(&admin, &state, Some((&form.params, message))).await
-        }
-    }
-}
-
-/// `GET /admin/scopes/{name}/delete`
-pub async fn confirm_deletion(
-    admin: ConsoleAdmin,
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Response, PageError> {
-    let scope = admin.registry.get_entry::<ScopeEntry>(&name).await?;
-    let html = ConfirmPage {
-        frame: admin.frame(&state, "scopes"),
-        title: format!("Delete the scope {}?", scope.name),
-        message: "Scope rules and routes that name it stop matching it; applications must not \
-                  be allowed it any more."
-            .into(),
-        action: format!("/admin/scopes/{}/delete", scope.name),
-        button: "Delete scope",
-        cancel: "/admin/scopes".into(),
-        grace: None,
+        .list_entries::<ScopeEntry>()
+        .await?
+        .into_iter()
+        .filter(|(scope, _)| query.finds([&scope.name, &scope.description]))
+        .collect();
+    scopes.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    let (rows, paged) = Paged::of(scopes, &query, "/admin/scopes");
+    let html = ListPage {
+        frame: admin.frame(&state, SECTION),
+        rows,
+        paged,
     }
     .render();
     Ok(admin.page(&state, StatusCode::OK, html))
 }
 
-/// `POST /admin/scopes/{name}/delete`
-pub async fn delete(
-    admin: ConsoleAdmin,
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-    _: CsrfForm<Confirmation>,
-) -> Result<Response, PageError> {
-    let flash = match admin.registry.delete_entry::<ScopeEntry>(&name).await {
-        Ok(()) => Flash::success(format!("Scope {name} deleted.")),
-        Err(error) => Flash::failure(form_message(error)?),
-    };
-    Ok(redirect_with(&state, "/admin/scopes", &flash))
+/// Scopes, in the console's record pages.
+pub struct Scopes;
+
+impl RecordKind for Scopes {
+    type Record = ScopeEntry;
+    /// A new scope's form shows the defaults of one with no name.
+    type Shown = ScopeEntry;
+
+    const SECTION: &'static str = SECTION;
+    const KIND: &'static str = "Scope";
+    const TITLE: &'static str = "Scopes";
+    const NEW: &'static str = "New scope";
+    const CREATE: &'static str = "Create scope";
+    const KEY: (&'static str, &'static str, &'static str) = (
+        "name",
+        "Name",
+        "As applications ask for it, e.g. inventory.read. It cannot change later.",
+    );
+    const FORM_IS_PAGE: bool = true;
+    const DELETION: (&'static str, &'static str) = (
+        "Scope rules and routes that name it stop matching it; applications must not be allowed \
+         it any more.",
+        "Delete scope",
+    );
+
+    async fn get(admin: &ConsoleAdmin, _: &AppState, name: &str) -> Result<ScopeEntry, Error> {
+        admin.registry.get_entry::<ScopeEntry>(name).await
+    }
+
+    fn key(scope: &ScopeEntry) -> &str {
+        &scope.name
+    }
+
+    fn shown(scope: Option<&ScopeEntry>) -> ScopeEntry {
+        scope.cloned().unwrap_or(ScopeEntry {
+            name: String::new(),
+            description: String::new(),
+            default: false,
+        })
+    }
+
+    fn fields(shown: &ScopeEntry) -> Vec<Field> {
+        vec![
+            Field::new(
+                "description",
+                "What the consent page tells people it allows.",
+                shown.description.input(),
+            ),
+            Field::new(
+                "default",
+                "Given to new applications registered without a scope list.",
+                shown.default.input(),
+            ),
+        ]
+    }
+
+    async fn save(
+        admin: &ConsoleAdmin,
+        _: &AppState,
+        existing: Option<&ScopeEntry>,
+        shown: &ScopeEntry,
+        params: &Params,
+    ) -> Result<(ScopeEntry, Option<String>), Refused> {
+        let mut errors = Vec::new();
+        let mut changes = Map::new();
+        if let Some(description) = changed("description", &shown.description, params, &mut errors) {
+            changes.insert("description".into(), Value::String(description));
+        }
+        if let Some(default) = changed("default", &shown.default, params, &mut errors) {
+            changes.insert("default".into(), Value::Bool(default));
+        }
+        if !errors.is_empty() {
+            return Err(Refused::Fields(errors));
+        }
+        let saved = match existing {
+            Some(scope) => admin.registry.update_entry(&scope.name, changes).await?,
+            None => {
+                changes.insert("name".into(), json!(submitted("name", params)));
+                // What a new scope can be refused for is its name: malformed, or taken.
+                admin
+                    .registry
+                    .create_entry(Value::Object(changes), false)
+                    .await
+                    .map_err(|error| match error {
+                        Error::Validation(message) | Error::Conflict(message) => {
+                            Refused::Fields(vec![("name", message)])
+                        }
+                        other => Refused::Registry(other),
+                    })?
+            }
+        };
+        Ok((saved, None))
+    }
+
+    async fn delete(
+        admin: &ConsoleAdmin,
+        _: &AppState,
+        name: &str,
+    ) -> Result<Result<String, Error>, PageError> {
+        Ok(admin
+            .registry
+            .delete_entry::<ScopeEntry>(name)
+            .await
+            .map(|()| name.to_owned()))
+    }
 }

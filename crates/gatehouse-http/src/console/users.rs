@@ -112,22 +112,21 @@ pub async fn list(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
     let query = ListQuery::read(raw);
-    let needle = query.needle();
     let mut users: Vec<User> = admin
         .registry
         .list_users()
         .await?
         .into_iter()
         .filter(|user| {
-            needle.is_empty()
-                || [
+            query.finds(
+                [
                     Some(&user.user_name),
                     Some(&user.display_name),
                     user.email.as_ref(),
                 ]
                 .into_iter()
-                .flatten()
-                .any(|text| text.to_lowercase().contains(&needle))
+                .flatten(),
+            )
         })
         .collect();
     users.sort_by(|a, b| a.user_name.cmp(&b.user_name));

@@ -3,7 +3,14 @@
 //! page offers), the headers of every page, an application's life — created with its secret
 //! shown once, edited, its secret rotated, deleted — and a user's.
 
+use gatehouse_core::clock::{Clock, SystemClock};
+use gatehouse_core::keys::SigningAlgorithm;
+use gatehouse_core::outbound::{ObtainedToken, SYSTEM_OWNER};
+use gatehouse_core::secret::Secret;
+use gatehouse_http::views::utc;
+
 use crate::harness::{TestApp, TestServer, post_form, server_test};
+use crate::outbound::{connect, password_provider, provider, provider_spec, token_requests};
 use crate::people::{Browser, PASSWORD, Page};
 
 /// A browser signed in to the console as `user`, through the login page `/admin` shows.
@@ -79,6 +86,16 @@ pub(crate) fn form_fields(page: &Page, action: &str) -> Vec<(String, String)> {
     fields
 }
 
+/// The CSRF token of the form of `page` with `action` (the layout's sign-out form carries a
+/// token of its own).
+fn form_csrf(page: &Page, action: &str) -> String {
+    form_fields(page, action)
+        .into_iter()
+        .find(|(name, _)| name == "csrf")
+        .map(|(_, token)| token)
+        .unwrap_or_else(|| panic!("no CSRF token in the form for {action}"))
+}
+
 /// Sets (or adds) a field of a form about to be submitted.
 pub(crate) fn set(fields: &mut Vec<(String, String)>, name: &str, value: &str) {
     fields.retain(|(n, _)| n != name);
@@ -121,6 +138,22 @@ fn assert_strict_headers(page: &Page, path: &str) {
     assert!(!csp.contains("unsafe"), "{path}: {csp}");
     assert_eq!(page.headers["x-frame-options"], "DENY", "{path}");
     assert_eq!(page.headers["cache-control"], "no-store", "{path}");
+}
+
+/// Every scrolling table's container, focusable so the keyboard can scroll it, is a region
+/// named by its table's caption, so a screen reader says what it entered.
+fn assert_scroll_regions_named(page: &Page, path: &str) {
+    for container in page.body.split("<div class=\"scroll\"").skip(1) {
+        let tag = &container[..container.find('>').unwrap()];
+        assert!(tag.contains("role=\"region\""), "{path}: {tag}");
+        let marker = "aria-labelledby=\"";
+        let at = tag.find(marker).unwrap_or_else(|| panic!("{path}: {tag}")) + marker.len();
+        let id = &tag[at..at + tag[at..].find('"').unwrap()];
+        assert!(
+            container.contains(&format!("<caption id=\"{id}\"")),
+            "{path}: {id} names no caption of its table"
+        );
+    }
 }
 
 server_test!(each_role_gets_what_the_registry_allows_it, |server| {
@@ -174,6 +207,9 @@ server_test!(each_role_gets_what_the_registry_allows_it, |server| {
         "/admin/users/pat/password".to_owned(),
         "/admin/users/pat/delete".to_owned(),
         "/admin/scopes".to_owned(),
+        "/admin/scopes?q=user".to_owned(),
+        "/admin/new/scopes".to_owned(),
+        "/admin/scopes/useraccount".to_owned(),
         "/admin/scopes/useraccount/delete".to_owned(),
         "/admin/keys".to_owned(),
         "/admin/scope-rules".to_owned(),
@@ -195,6 +231,7 @@ server_test!(each_role_gets_what_the_registry_allows_it, |server| {
             let page = browser.get(&server.url(path)).await;
             assert_eq!(page.status, 200, "{user} {path}: {}", page.body);
             assert_strict_headers(&page, path);
+            assert_scroll_regions_named(&page, path);
             assert!(page.body.contains(&format!(">{user} (")), "{path}");
         }
         let missing = browser
@@ -211,7 +248,7 @@ server_test!(each_role_gets_what_the_registry_allows_it, |server| {
     set(&mut fields, "name", "Not for mi_admin");
     let page = submit(&mut mia, &server, "/admin/applications", &fields).await;
     assert_eq!(page.status, 403, "{}", page.body);
-    let csrf = new.field("csrf");
+    let csrf = form_csrf(&new, "/admin/applications");
     for action in ["delete", "rotate-secret"] {
         let page = mia
             .post(
@@ -663,28 +700,86 @@ server_test!(a_user_is_created_edited_locked_and_deleted, |server| {
     assert_eq!(ada.get(&server.url("/admin/users/bob")).await.status, 404);
 });
 
-server_test!(scopes_are_created_and_deleted, |server| {
+server_test!(scopes_are_created_edited_and_deleted, |server| {
     server.user("olga", &["oauth_admin"]).await;
+    server.user("mia", &["mi_admin"]).await;
     let mut olga = signed_in(&server, "olga").await;
     let page = olga.get(&server.url("/admin/scopes")).await;
     assert!(page.body.contains("<code>useraccount</code>"));
-    let mut fields = form_fields(&page, "/admin/scopes");
+    let new = olga.get(&server.url("/admin/new/scopes")).await;
+    let mut fields = form_fields(&new, "/admin/scopes");
     set(&mut fields, "name", "inventory.read");
     set(&mut fields, "description", "Read the stock");
     let created = submit(&mut olga, &server, "/admin/scopes", &fields).await;
     assert_eq!(created.status, 303, "{}", created.body);
-    let page = olga.get(&server.url("/admin/scopes")).await;
+    assert_eq!(
+        created.location().as_deref(),
+        Some("/admin/scopes/inventory.read")
+    );
+    let page = olga.get(&server.url("/admin/scopes/inventory.read")).await;
     assert!(page.body.contains("Scope inventory.read created."));
     assert!(page.body.contains("Read the stock"));
-    // Taken already: refused next to the name, with what was typed.
-    let refused = submit(&mut olga, &server, "/admin/scopes", &fields).await;
-    assert_eq!(refused.status, 422);
+    // Sent again as it was (a double click), it creates nothing more and says so.
+    let again = submit(&mut olga, &server, "/admin/scopes", &fields).await;
+    assert_eq!(again.location().as_deref(), Some("/admin/scopes"));
+    let list = olga.get(&server.url("/admin/scopes?q=inventory")).await;
     assert!(
-        refused.body.contains("id=\"name-error\""),
+        list.body.contains("This form was sent already"),
         "{}",
-        refused.body
+        list.body
     );
-    assert!(refused.body.contains("value=\"Read the stock\""));
+    assert!(list.body.contains("1 scope matching"), "{}", list.body);
+    // A new form with a name taken already, or malformed: refused next to the name, with what
+    // was typed.
+    for name in ["inventory.read", "two words"] {
+        let new = olga.get(&server.url("/admin/new/scopes")).await;
+        let mut fields = form_fields(&new, "/admin/scopes");
+        set(&mut fields, "name", name);
+        set(&mut fields, "description", "Read the stock");
+        let refused = submit(&mut olga, &server, "/admin/scopes", &fields).await;
+        assert_eq!(refused.status, 422, "{name}");
+        assert!(
+            refused.body.contains("id=\"name-error\""),
+            "{name}: {}",
+            refused.body
+        );
+        assert!(refused.body.contains("Read the stock"), "{name}");
+    }
+
+    // Its description and default edited on its page; the name stays.
+    let at = "/admin/scopes/inventory.read";
+    let page = olga.get(&server.url(at)).await;
+    let mut fields = form_fields(&page, at);
+    assert!(
+        !fields
+            .iter()
+            .any(|(name, _)| name == "name" || name == "ticket")
+    );
+    set(&mut fields, "description", "Read the stock levels");
+    set(&mut fields, "default", "on");
+    let saved = submit(&mut olga, &server, at, &fields).await;
+    assert_eq!(saved.location().as_deref(), Some(at), "{}", saved.body);
+    let page = olga.get(&server.url(at)).await;
+    assert!(
+        page.body.contains("Scope inventory.read saved."),
+        "{}",
+        page.body
+    );
+    let scope = server
+        .services
+        .registry
+        .get_entry::<gatehouse_core::access::ScopeEntry>("inventory.read")
+        .await
+        .unwrap();
+    assert_eq!(scope.description, "Read the stock levels");
+    assert!(scope.default);
+    // mi_admin may read it, not change it: the server refuses the forged form.
+    let mut mia = signed_in(&server, "mia").await;
+    let page = mia.get(&server.url(at)).await;
+    let mut fields = form_fields(&page, at);
+    set(&mut fields, "description", "Changed by mi_admin");
+    assert_eq!(submit(&mut mia, &server, at, &fields).await.status, 403);
+
     // The built-in scope stays.
     let page = olga
         .get(&server.url("/admin/scopes/useraccount/delete"))
@@ -697,8 +792,11 @@ server_test!(scopes_are_created_and_deleted, |server| {
         &fields,
     )
     .await;
-    assert_eq!(refused.status, 303);
-    let page = olga.get(&server.url("/admin/scopes")).await;
+    assert_eq!(
+        refused.location().as_deref(),
+        Some("/admin/scopes/useraccount")
+    );
+    let page = olga.get(&server.url("/admin/scopes/useraccount")).await;
     assert!(page.body.contains("is built in"), "{}", page.body);
     let deleted = submit(
         &mut olga,
@@ -707,7 +805,7 @@ server_test!(scopes_are_created_and_deleted, |server| {
         &fields,
     )
     .await;
-    assert_eq!(deleted.status, 303);
+    assert_eq!(deleted.location().as_deref(), Some("/admin/scopes"));
     let page = olga.get(&server.url("/admin/scopes")).await;
     assert!(page.body.contains("Scope inventory.read deleted."));
     assert!(!page.body.contains("<code>inventory.read</code>"));
@@ -752,6 +850,48 @@ server_test!(a_signing_key_is_retired_after_a_confirmation, |server| {
     assert!(!jwks.to_string().contains(&kid));
     assert_eq!(ada.get(&server.url(&retire)).await.status, 404);
 });
+
+/// The signing-keys page's rotation schedule as the server runs it: each algorithm's signing
+/// key and since when, and when it next rotates — `interval` seconds after its newest key began
+/// signing, or never on its own.
+async fn assert_schedule_shown(server: &TestServer, interval: Option<i64>) {
+    server.user("ada", &["admin"]).await;
+    let mut ada = signed_in(server, "ada").await;
+    let page = ada.get(&server.url("/admin/keys")).await;
+    let start = page.body.find("id=\"rotation-schedule\"").unwrap();
+    let schedule = &page.body[start..start + page.body[start..].find("</table>").unwrap()];
+    let now = server.services.tokens.clock().now();
+    let ring = server.services.tokens.key_ring();
+    for alg in [SigningAlgorithm::Es256, SigningAlgorithm::Rs256] {
+        let key = ring.signing_key(alg, now).unwrap();
+        let row = schedule
+            .split("<tr>")
+            .find(|row| row.contains(&format!("<td>{}</td>", alg.as_str())))
+            .unwrap_or_else(|| panic!("no line for {alg:?}: {schedule}"));
+        let due = interval.map_or("manual only".into(), |interval| {
+            utc(key.activates_at + interval)
+        });
+        for shown in [key.kid.clone(), utc(key.activates_at), due] {
+            assert!(row.contains(&shown), "{alg:?}: {shown} not in {row}");
+        }
+    }
+    let interval = interval.map_or("Manual only".into(), |_| "Every 30 days".to_owned());
+    assert!(page.body.contains(&interval), "{}", page.body);
+}
+
+server_test!(signing_keys_rotated_by_hand_say_so, |server| {
+    assert_schedule_shown(&server, None).await;
+});
+
+server_test!(
+    signing_keys_show_when_the_schedule_rotates_them,
+    configured(|settings| {
+        settings.key_rotation_interval = Some(std::time::Duration::from_secs(30 * 86_400));
+    }),
+    |server| {
+        assert_schedule_shown(&server, Some(30 * 86_400)).await;
+    }
+);
 
 server_test!(a_record_named_new_opens, |server| {
     server.user("mia", &["mi_admin"]).await;
@@ -1208,12 +1348,7 @@ server_test!(why_a_token_is_refused_is_told_check_by_check, |server| {
     let mut olga = signed_in(&server, "olga").await;
     let form = olga.get(&server.url("/admin/tools/token")).await;
     assert_eq!(form.status, 200, "{}", form.body);
-    // The layout's sign-out form carries a token of its own: this form's is the one to send.
-    let csrf = form_fields(&form, "/admin/tools/token")
-        .into_iter()
-        .find(|(name, _)| name == "csrf")
-        .unwrap()
-        .1;
+    let csrf = form_csrf(&form, "/admin/tools/token");
     // A valid JWT: whose it is, every check passed, and the token nowhere on the page.
     let jwt_app = server
         .app(TokenFormat::Jwt, &["inventory_read"], None)
@@ -1386,10 +1521,6 @@ fn probe_steps(page: &Page) -> Vec<(String, String)> {
 }
 
 server_test!(an_alias_is_tested_step_by_step, |server| {
-    use crate::outbound::{connect, provider, provider_spec, token_requests};
-    use gatehouse_core::outbound::SYSTEM_OWNER;
-    use gatehouse_core::secret::Secret;
-
     let provider = provider().await;
     let spec = || provider_spec("crm", provider.server.url("/oauth/token"), &provider.app);
     connect(&server, "crm", spec(), provider.server.url("/api/admin/v1")).await;
@@ -1403,11 +1534,7 @@ server_test!(an_alias_is_tested_step_by_step, |server| {
     assert_eq!(form.status, 200, "{}", form.body);
     assert_strict_headers(&form, "/admin/tools/alias");
     assert!(form.body.contains("<option value=\"crm\""), "{}", form.body);
-    let csrf = form_fields(&form, "/admin/tools/alias")
-        .into_iter()
-        .find(|(name, _)| name == "csrf")
-        .unwrap()
-        .1;
+    let csrf = form_csrf(&form, "/admin/tools/alias");
 
     // The first test obtains the token from the provider; the API behind the alias answers.
     let page = test_alias(&mut mia, &server, &csrf, "crm", "/whoami").await;
@@ -1511,11 +1638,7 @@ server_test!(an_alias_is_tested_step_by_step, |server| {
     let page = olga.get(&server.url("/admin/tools/alias")).await;
     assert_eq!(page.status, 403, "{}", page.body);
     let form = olga.get(&server.url("/admin/tools/token")).await;
-    let olga_csrf = form_fields(&form, "/admin/tools/token")
-        .into_iter()
-        .find(|(name, _)| name == "csrf")
-        .unwrap()
-        .1;
+    let olga_csrf = form_csrf(&form, "/admin/tools/token");
     let page = test_alias(&mut olga, &server, &olga_csrf, "crm", "/whoami").await;
     assert_eq!(page.status, 403, "{}", page.body);
     assert!(page.body.contains("mi_admin"), "{}", page.body);
@@ -1528,6 +1651,109 @@ server_test!(an_alias_is_tested_step_by_step, |server| {
         .await;
     assert_eq!(page.status, 403);
 });
+
+/// The alias tool's token step when the alias' token is `stored` in the database and nothing
+/// is held in memory, the provider answering as it is set up for.
+async fn token_step_with_stored(server: &TestServer, stored: ObtainedToken) -> String {
+    server
+        .services
+        .outbound
+        .registry()
+        .store_token(&stored)
+        .await
+        .unwrap();
+    server.user("mia", &["mi_admin"]).await;
+    let mut mia = signed_in(server, "mia").await;
+    let form = mia.get(&server.url("/admin/tools/alias")).await;
+    let csrf = form_csrf(&form, "/admin/tools/alias");
+    let page = test_alias(&mut mia, server, &csrf, &stored.profile, "/whoami").await;
+    let steps = probe_steps(&page);
+    assert_eq!(
+        steps[1..],
+        [("API".to_owned(), "answered HTTP 200".to_owned())],
+        "{}",
+        page.body
+    );
+    steps[0].1.clone()
+}
+
+/// Tokens the provider's `/oauth/token` answers `app` with for `form`: access and refresh.
+async fn provider_tokens(
+    provider: &TestServer,
+    app: &TestApp,
+    form: &[(&str, &str)],
+) -> (Secret, Option<Secret>) {
+    let (status, _, body) = post_form(
+        provider,
+        "/oauth/token",
+        Some((&app.client_id, &app.secret)),
+        form,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let secret = |name: &str| body[name].as_str().map(Secret::new);
+    (secret("access_token").unwrap(), secret("refresh_token"))
+}
+
+server_test!(an_expired_token_is_refreshed_for_the_alias_tool, |server| {
+    let provider = provider().await;
+    let (app, spec) = password_provider(&provider, "files").await;
+    connect(&server, "files", spec, provider.server.url("/api/admin/v1")).await;
+    let form = [
+        ("grant_type", "password"),
+        ("username", "integration-svc"),
+        ("password", PASSWORD),
+        ("scope", "useraccount"),
+    ];
+    let (_, refresh_token) = provider_tokens(&provider.server, &app, &form).await;
+    // Stored ten minutes ago, expired since.
+    let now = SystemClock.now();
+    let expired = ObtainedToken {
+        profile: "files".into(),
+        owner: SYSTEM_OWNER.into(),
+        access_token: Secret::new("gh_at_expired"),
+        refresh_token: Some(refresh_token.expect("a refresh token")),
+        obtained_at: now - 900,
+        expires_at: Some(now - 300),
+    };
+    assert_eq!(
+        token_step_with_stored(&server, expired).await,
+        "refreshed at the provider"
+    );
+    assert_eq!(token_requests(&provider.server, "refresh_token").await, 1);
+    assert_eq!(token_requests(&provider.server, "password").await, 1);
+});
+
+server_test!(
+    a_valid_token_is_kept_when_its_renewal_fails_in_the_alias_tool,
+    |server| {
+        let provider = provider().await;
+        let mut spec = provider_spec("crm", provider.server.url("/oauth/token"), &provider.app);
+        let form = [("grant_type", "client_credentials")];
+        let (access_token, _) = provider_tokens(&provider.server, &provider.app, &form).await;
+        // The provider now refuses the client: renewing fails.
+        spec.client_secret = Some(Secret::new("x".repeat(43)));
+        connect(&server, "crm", spec, provider.server.url("/api/admin/v1")).await;
+        // In the last minute of its life: due for renewal, not expired.
+        let now = SystemClock.now();
+        let ending = ObtainedToken {
+            profile: "crm".into(),
+            owner: SYSTEM_OWNER.into(),
+            access_token,
+            refresh_token: None,
+            obtained_at: now - 570,
+            expires_at: Some(now + 30),
+        };
+        assert_eq!(
+            token_step_with_stored(&server, ending).await,
+            "read from the database: its renewal failed, and it has not expired"
+        );
+        assert_eq!(
+            token_requests(&provider.server, "client_credentials").await,
+            2
+        );
+    }
+);
 
 server_test!(
     the_dashboard_counts_the_last_hours_token_requests,
@@ -1703,11 +1929,7 @@ server_test!(tokens_are_listed_and_revoked, |server| {
     // with a valid CSRF token: mi_admin manages no users, oauth_admin no administrators.
     let mut mia = signed_in(&server, "mia").await;
     let user_page = mia.get(&server.url("/admin/users/tess")).await;
-    let csrf = form_fields(&user_page, "/admin/users/tess/lock")
-        .into_iter()
-        .find(|(name, _)| name == "csrf")
-        .unwrap()
-        .1;
+    let csrf = form_csrf(&user_page, "/admin/users/tess/lock");
     for path in [
         "/admin/users/tess/tokens",
         "/admin/users/tess/tokens/revoke-all",

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use crate::admin_api::call;
 use crate::cli::gatehouse;
 use crate::harness::{Backend, TestApp, TestServer, post_form, server_test, uuid_like};
-use crate::people::Browser;
+use crate::people::{Browser, PASSWORD};
 
 /// The external provider: another Gatehouse, with a service user whose tokens may call its
 /// admin API, and a client-credentials application acting as that user.
@@ -84,6 +84,27 @@ pub(crate) fn provider_spec(name: &str, token_url: String, app: &TestApp) -> Pro
         issuer: None,
         authorization_response_iss_parameter_supported: false,
     }
+}
+
+/// An application at the provider for the password grant with refresh tokens, its access
+/// tokens living ten minutes, and provider `name` obtaining them as the service user.
+pub(crate) async fn password_provider(provider: &Provider, name: &str) -> (TestApp, ProviderSpec) {
+    let app = provider
+        .server
+        .app_with(AppChanges {
+            name: Some("password app".into()),
+            grant_types: Some(vec![GrantType::Password, GrantType::RefreshToken]),
+            allowed_scopes: Some(vec!["useraccount".into()]),
+            access_token_lifespan: Some(600),
+            ..AppChanges::default()
+        })
+        .await;
+    let mut spec = provider_spec(name, provider.server.url("/oauth/token"), &app);
+    spec.grant = GrantType::Password;
+    spec.auth_method = ClientAuthMethod::ClientSecretPost;
+    spec.username = Some("integration-svc".into());
+    spec.password = Some(Secret::new(PASSWORD));
+    (app, spec)
 }
 
 /// Registers provider, profile and alias `name` on `server`, the alias pointing at the
@@ -345,21 +366,7 @@ server_test!(
     password_grant_tokens_are_refreshed_and_re_requested_when_refresh_fails,
     |server| {
         let provider = provider().await;
-        let app = provider
-            .server
-            .app_with(AppChanges {
-                name: Some("password app".into()),
-                grant_types: Some(vec![GrantType::Password, GrantType::RefreshToken]),
-                allowed_scopes: Some(vec!["useraccount".into()]),
-                access_token_lifespan: Some(600),
-                ..AppChanges::default()
-            })
-            .await;
-        let mut spec = provider_spec("files", provider.server.url("/oauth/token"), &app);
-        spec.grant = GrantType::Password;
-        spec.auth_method = ClientAuthMethod::ClientSecretPost;
-        spec.username = Some("integration-svc".into());
-        spec.password = Some(Secret::new("a long enough password"));
+        let (app, spec) = password_provider(&provider, "files").await;
         let resolved = connect(&server, "files", spec, provider.server.url("/api/admin/v1")).await;
 
         let now = gatehouse_core::clock::SystemClock.now();
