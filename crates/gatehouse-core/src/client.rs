@@ -332,6 +332,11 @@ macro_rules! client_record {
             pub applied: Option<String>,
             pub created_at: i64,
             pub updated_at: i64,
+            /// Every token issued to it up to this second (Unix seconds) is revoked: the cutoff
+            /// of its last "revoke everything", 0 for never. Only that revocation sets it, so an
+            /// edit of the application can neither undo it nor report it as a change.
+            #[serde(skip)]
+            pub tokens_revoked_at: i64,
         }
 
         impl Client {
@@ -350,6 +355,7 @@ macro_rules! client_record {
                     applied: None,
                     created_at: now,
                     updated_at: now,
+                    tokens_revoked_at: 0,
                 }
             }
 

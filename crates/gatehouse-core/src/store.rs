@@ -444,10 +444,11 @@ pub trait GrantStore: Send + Sync {
         user_id: &str,
         client_id: &str,
     ) -> Result<(), StoreError>;
-    /// Revokes every access and refresh token issued to a client, and records its stored JWTs
-    /// as revoked. Unlike [`GrantStore::revoke_grant`] it records no grant, so a token being
-    /// issued at that moment may outlive it.
-    async fn revoke_client_grants(&self, client_id: &str) -> Result<(), StoreError>;
+    /// Revokes every access and refresh token issued to a client, records its stored JWTs as
+    /// revoked and, in the same transaction, raises its `tokens_revoked_at` to `cutoff` (never
+    /// lowers it). Tokens being issued meanwhile may escape the first two; the cutoff is what
+    /// refuses them, and the JWTs stored nowhere, when they are presented.
+    async fn revoke_client_grants(&self, client_id: &str, cutoff: i64) -> Result<(), StoreError>;
     /// The refresh tokens of `holder` in service at `now` — unexpired, unrevoked, not rotated —,
     /// newest first, at most `limit`.
     async fn list_held_refresh_tokens(

@@ -544,6 +544,8 @@ impl TokenService {
                 TokenFamily::Consent { user_id, client_id }
             }
             Revocation::Client(client_id) => {
+                // The cached client holds its cutoff.
+                self.cache.clients.invalidate(client_id);
                 self.cache
                     .opaque_tokens
                     .invalidate_where(|t| t.client_id == client_id);
@@ -587,10 +589,22 @@ impl TokenService {
         self.revoked(Revocation::Grant(grant_id)).await
     }
 
-    /// Revokes every access and refresh token issued to a client. Its JWTs outside a person's
-    /// grant are stored nowhere, and stay valid until they expire.
+    /// Revokes every access and refresh token issued to a client, those being issued at this
+    /// moment and its JWTs stored nowhere included: the client's cutoff refuses every token
+    /// issued up to the second the revocation committed in. Issue times are whole seconds, so
+    /// the cutoff is that second itself: the revocation is written again should the clock have
+    /// passed into the next one before it committed (a token issued later in that second is
+    /// refused too; the application asks again).
     pub(crate) async fn revoke_client(&self, client_id: &str) -> Result<(), Error> {
-        self.store.revoke_client_grants(client_id).await?;
+        let mut cutoff = self.clock.now();
+        loop {
+            self.store.revoke_client_grants(client_id, cutoff).await?;
+            let committed_by = self.clock.now();
+            if committed_by <= cutoff {
+                break;
+            }
+            cutoff = committed_by;
+        }
         self.revoked(Revocation::Client(client_id)).await
     }
 
@@ -1220,14 +1234,16 @@ impl TokenService {
             Check::Expiry,
             (info.expires_at <= now).then(|| format!("it expired {} s ago", now - info.expires_at)),
         )?;
-        let client_active = self
-            .client(&info.client_id)
-            .await?
-            .is_some_and(|c| c.active);
-        checks.record(
-            Check::Application,
-            (!client_active).then(|| "its application no longer exists or is inactive".into()),
-        )?;
+        let client = self.client(&info.client_id).await?;
+        let failure = match client {
+            Some(client) if !client.active => Some("its application is inactive"),
+            Some(client) if info.issued_at <= client.tokens_revoked_at => {
+                Some("everything of its application was revoked after it was issued")
+            }
+            Some(_) => None,
+            None => Some("its application no longer exists"),
+        };
+        checks.record(Check::Application, failure.map(str::to_owned))?;
         if let Some(user_id) = &info.user_id {
             let user = self.user(user_id).await?;
             let failure = match &user {
@@ -1335,6 +1351,7 @@ impl TokenService {
             && record.rotated_at.is_none()
             && record.expires_at > self.clock.now()
             && record.client_id == caller.client_id
+            && record.issued_at > caller.tokens_revoked_at
             && caller.active;
         if !current {
             return Ok(Introspection::default());

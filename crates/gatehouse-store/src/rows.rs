@@ -47,6 +47,7 @@ pub(crate) struct ClientRow {
     backchannel_logout_session_required: bool,
     exchange_audiences: String,
     dpop_bound_access_tokens: bool,
+    tokens_revoked_at: i64,
 }
 
 /// The column values of a client, in the order of [`CLIENT_COLUMNS`](crate::shared).
@@ -140,6 +141,7 @@ impl TryFrom<ClientRow> for Client {
             applied: row.applied,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            tokens_revoked_at: row.tokens_revoked_at,
         })
     }
 }

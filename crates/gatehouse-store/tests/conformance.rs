@@ -97,6 +97,7 @@ fn client(client_id: &str) -> Client {
         applied: Some(r#"{"active":true}"#.into()),
         created_at: 1,
         updated_at: 2,
+        tokens_revoked_at: 0,
     }
 }
 
@@ -1512,8 +1513,17 @@ storage_test!(
                 .len(),
             2
         );
-        store.revoke_client_grants("billing").await.unwrap();
+        store.insert_client(&client("billing")).await.unwrap();
+        store.revoke_client_grants("billing", 150).await.unwrap();
         assert!(store.is_jwt_revoked("j-live").await.unwrap());
+        // The cutoff is recorded, and never lowered by a revocation that ends later.
+        let cutoff = async || {
+            let client = store.find_client("billing").await.unwrap().unwrap();
+            client.tokens_revoked_at
+        };
+        assert_eq!(cutoff().await, 150);
+        store.revoke_client_grants("billing", 120).await.unwrap();
+        assert_eq!(cutoff().await, 150);
         for holder in [TokenHolder::Client("billing"), TokenHolder::User("u2")] {
             assert!(
                 store

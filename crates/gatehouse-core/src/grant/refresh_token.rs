@@ -158,6 +158,9 @@ impl TokenGrant for RefreshTokenGrant {
         if record.client_id != client.client_id {
             return Err(invalid("the refresh token was issued to another client"));
         }
+        if record.issued_at <= client.tokens_revoked_at {
+            return Err(invalid("the refresh token is invalid, expired or revoked"));
+        }
         context.require_key(record.dpop_jkt.as_deref(), "refresh token")?;
         // §6: the new scope may narrow, never widen, the original grant.
         let granted = ScopeSet::parse(&record.scope)?;

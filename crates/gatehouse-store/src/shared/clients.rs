@@ -1,6 +1,7 @@
 //! `ClientStore`: applications, with the index that gives each audience one application.
 
-/// The columns of `clients`, as a literal so queries stay `&'static str`.
+/// The columns of `clients` a client is written with, as a literal so queries stay
+/// `&'static str`.
 macro_rules! client_columns {
     () => {
         "id, client_id, name, client_type, secret_hash, redirect_uris, grant_types, \
@@ -10,6 +11,14 @@ macro_rules! client_columns {
          introspect_any, applied, previous_secret_hash, previous_secret_expires_at, description, \
          require_pushed_authorization_requests, backchannel_logout_uri, \
          backchannel_logout_session_required, exchange_audiences, dpop_bound_access_tokens"
+    };
+}
+
+/// The columns a client is read from: those it is written with, and the revocation cutoff only
+/// `revoke_client_grants` writes.
+macro_rules! client_read_columns {
+    () => {
+        concat!(client_columns!(), ", tokens_revoked_at")
     };
 }
 
@@ -148,7 +157,7 @@ macro_rules! client_store_impl {
                 ) -> Result<Option<Client>, StoreError> {
                     sqlx::query_as::<_, ClientRow>(concat!(
                         "SELECT ",
-                        client_columns!(),
+                        client_read_columns!(),
                         " FROM clients WHERE client_id = \
                          (SELECT client_id FROM client_audiences WHERE audience = $1)"
                     ))
@@ -163,7 +172,7 @@ macro_rules! client_store_impl {
                 async fn find_client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
                     sqlx::query_as::<_, ClientRow>(concat!(
                         "SELECT ",
-                        client_columns!(),
+                        client_read_columns!(),
                         " FROM clients WHERE client_id = $1"
                     ))
                     .bind(client_id)
@@ -177,7 +186,7 @@ macro_rules! client_store_impl {
                 async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
                     sqlx::query_as::<_, ClientRow>(concat!(
                         "SELECT ",
-                        client_columns!(),
+                        client_read_columns!(),
                         " FROM clients ORDER BY name, client_id"
                     ))
                     .fetch_all(&mut *self.read().await?)

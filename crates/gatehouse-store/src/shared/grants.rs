@@ -277,8 +277,25 @@ macro_rules! grant_store_impl {
                     .await
                 }
 
-                async fn revoke_client_grants(&self, client_id: &str) -> Result<(), StoreError> {
-                    self.revoke_grants_where(
+                async fn revoke_client_grants(
+                    &self,
+                    client_id: &str,
+                    cutoff: i64,
+                ) -> Result<(), StoreError> {
+                    let mut connection = self.write().await?;
+                    let mut transaction = connection.begin().await?;
+                    // Never lowered: revocations of the same application may end out of order.
+                    sqlx::query(
+                        "UPDATE clients SET tokens_revoked_at = $2 \
+                         WHERE client_id = $1 AND tokens_revoked_at < $2",
+                    )
+                    .bind(client_id)
+                    .bind(cutoff)
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(backend_error)?;
+                    Self::revoke_grants_in(
+                        &mut transaction,
                         [
                             "INSERT INTO revoked_jwts (jti, expires_at) SELECT jti, expires_at \
                              FROM access_tokens WHERE client_id = $1 \
@@ -289,7 +306,9 @@ macro_rules! grant_store_impl {
                         client_id,
                         None,
                     )
-                    .await
+                    .await?;
+                    transaction.commit().await.map_err(backend_error)?;
+                    Ok(())
                 }
 
                 async fn list_held_refresh_tokens(
@@ -318,17 +337,28 @@ macro_rules! grant_store_impl {
                 ) -> Result<(), StoreError> {
                     let mut connection = self.write().await?;
                     let mut transaction = connection.begin().await?;
+                    Self::revoke_grants_in(&mut transaction, queries, first, second).await?;
+                    transaction.commit().await.map_err(backend_error)?;
+                    Ok(())
+                }
+
+                /// Runs the statements of a revocation in `transaction`.
+                async fn revoke_grants_in(
+                    transaction: &mut sqlx::Transaction<'_, <$store as StoreDatabase>::Database>,
+                    queries: [&'static str; 3],
+                    first: &str,
+                    second: Option<&str>,
+                ) -> Result<(), StoreError> {
                     for query in queries {
                         let mut statement = sqlx::query(query).bind(first);
                         if let Some(second) = second {
                             statement = statement.bind(second);
                         }
                         statement
-                            .execute(&mut *transaction)
+                            .execute(&mut **transaction)
                             .await
                             .map_err(backend_error)?;
                     }
-                    transaction.commit().await.map_err(backend_error)?;
                     Ok(())
                 }
             }

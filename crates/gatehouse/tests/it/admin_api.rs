@@ -3,7 +3,7 @@
 use gatehouse_core::client::TokenFormat;
 use serde_json::{Value, json};
 
-use crate::harness::{TestServer, server_test};
+use crate::harness::{TestApp, TestServer, introspect, server_test};
 
 /// Calls the admin API with a bearer token; returns the status and the JSON body.
 pub(crate) async fn call(
@@ -667,6 +667,154 @@ server_test!(
             "/apps/{client_id}/tokens/{handle}",
         ] {
             assert!(document["paths"][path].is_object(), "{path}");
+        }
+    }
+);
+
+/// Tokens one of the race's requests obtained, and when the answer came.
+struct Obtained {
+    answered: std::time::Instant,
+    access_token: String,
+    refresh_token: Option<String>,
+}
+
+/// Asks `/oauth/token` for tokens with `form` until `stop`, as fast as the server answers.
+async fn obtain_until(
+    http: reqwest::Client,
+    url: String,
+    app: TestApp,
+    form: Vec<(&'static str, &'static str)>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<Obtained> {
+    let mut obtained = Vec::new();
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        let response = http
+            .post(&url)
+            .basic_auth(&app.client_id, Some(&app.secret))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        obtained.push(Obtained {
+            answered: std::time::Instant::now(),
+            access_token: body["access_token"].as_str().unwrap().to_owned(),
+            refresh_token: body["refresh_token"].as_str().map(str::to_owned),
+        });
+    }
+    obtained
+}
+
+server_test!(
+    an_application_wide_revocation_refuses_every_token_issued_before_it_commits,
+    |server| {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::time::Duration;
+
+        use gatehouse_core::client::GrantType;
+        use gatehouse_core::clock::{Clock, SystemClock};
+        use gatehouse_core::registry::AppChanges;
+
+        use crate::people::PASSWORD;
+
+        server.user("tess", &[]).await;
+        let admin = server.token_for_role("admin").await;
+        // Opaque tokens are stored, as are JWTs of a person's grant; JWTs an application
+        // obtains for itself are stored nowhere. Tokens of each kind are obtained side by side
+        // with the revocation.
+        for format in [TokenFormat::Opaque, TokenFormat::Jwt] {
+            let app = server
+                .app_with(AppChanges {
+                    name: Some(format!("{format:?} racer")),
+                    grant_types: Some(vec![
+                        GrantType::Password,
+                        GrantType::RefreshToken,
+                        GrantType::ClientCredentials,
+                    ]),
+                    allowed_scopes: Some(vec!["useraccount".into()]),
+                    token_format: Some(format),
+                    ..AppChanges::default()
+                })
+                .await;
+            let stop = Arc::new(AtomicBool::new(false));
+            let password = vec![
+                ("grant_type", "password"),
+                ("username", "tess"),
+                ("password", PASSWORD),
+            ];
+            let workers: Vec<_> = (0..6)
+                .map(|n| {
+                    let form = if n == 0 {
+                        password.clone()
+                    } else {
+                        vec![("grant_type", "client_credentials")]
+                    };
+                    tokio::spawn(obtain_until(
+                        server.http.clone(),
+                        server.url("/oauth/token"),
+                        app.clone(),
+                        form,
+                        stop.clone(),
+                    ))
+                })
+                .collect();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let revoke_sent = std::time::Instant::now();
+            let asked_at = SystemClock.now();
+            let (status, body) = call(
+                &server,
+                reqwest::Method::DELETE,
+                &format!("/apps/{}/tokens", app.client_id),
+                &admin,
+                None,
+            )
+            .await;
+            assert_eq!(status, 204, "{body}");
+            let done_at = SystemClock.now();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            stop.store(true, Ordering::SeqCst);
+            let mut obtained = Vec::new();
+            for worker in workers {
+                obtained.extend(worker.await.unwrap());
+            }
+            // The cutoff is the second the revocation committed in.
+            let cutoff = server
+                .services
+                .store
+                .find_client(&app.client_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .tokens_revoked_at;
+            assert!((asked_at..=done_at).contains(&cutoff), "{cutoff}");
+            let before = obtained.iter().filter(|o| o.answered < revoke_sent).count();
+            assert!(before > 0 && before < obtained.len(), "{format:?}: no race");
+            // Obtained before the revocation was asked for: refused. Still valid: issued after
+            // the second the revocation committed in. Refresh tokens alike.
+            for token in &obtained {
+                let presented = std::iter::once(&token.access_token).chain(&token.refresh_token);
+                for presented in presented {
+                    let introspected = introspect(&server, &app, presented).await;
+                    let active = introspected["active"] == true;
+                    if token.answered < revoke_sent {
+                        assert!(!active, "{format:?}: {introspected}");
+                    }
+                    if active {
+                        assert!(
+                            introspected["iat"].as_i64().unwrap() > cutoff,
+                            "{format:?}: {introspected}, cutoff {cutoff}"
+                        );
+                    }
+                }
+            }
+            // Issued once that second has passed, a token serves again.
+            while SystemClock.now() <= cutoff {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let fresh = server.token(&app, None).await;
+            assert_eq!(introspect(&server, &app, &fresh).await["active"], true);
         }
     }
 );

@@ -9,7 +9,7 @@ use gatehouse_core::outbound::{ObtainedToken, SYSTEM_OWNER};
 use gatehouse_core::secret::Secret;
 use gatehouse_http::views::utc;
 
-use crate::harness::{TestApp, TestServer, post_form, server_test};
+use crate::harness::{TestApp, TestServer, introspect, post_form, server_test};
 use crate::outbound::{connect, password_provider, provider, provider_spec, token_requests};
 use crate::people::{Browser, PASSWORD, Page};
 
@@ -1841,15 +1841,7 @@ pub(crate) async fn password_tokens(
 }
 
 pub(crate) async fn introspected_active(server: &TestServer, app: &TestApp, token: &str) -> bool {
-    let (status, _, body) = post_form(
-        server,
-        "/oauth/introspect",
-        Some((&app.client_id, &app.secret)),
-        &[("token", token)],
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body["active"] == true
+    introspect(server, app, token).await["active"] == true
 }
 
 pub(crate) async fn refreshes(server: &TestServer, app: &TestApp, token: &str) -> bool {

@@ -473,6 +473,19 @@ pub fn uuid_like() -> String {
         .to_lowercase()
 }
 
+/// What `/oauth/introspect` tells `caller` of `token`.
+pub async fn introspect(server: &TestServer, caller: &TestApp, token: &str) -> Value {
+    let (status, _, body) = post_form(
+        server,
+        "/oauth/introspect",
+        Some((&caller.client_id, &caller.secret)),
+        &[("token", token)],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
 /// POSTs a form with optional Basic credentials; returns the status, headers and JSON body.
 pub async fn post_form(
     server: &TestServer,

@@ -12,7 +12,7 @@ use gatehouse_core::registry::{AppChanges, NewApp};
 use gatehouse_core::store::AuditQuery;
 use serde_json::{Value, json};
 
-use crate::harness::{TestApp, TestServer, post_form, server_test};
+use crate::harness::{TestApp, TestServer, introspect, post_form, server_test};
 
 const GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -129,18 +129,6 @@ async fn exchanged(
     assert_eq!(body["issued_token_type"], ACCESS_TOKEN);
     assert_eq!(body["token_type"], "Bearer");
     assert!(body.get("refresh_token").is_none(), "{body}");
-    body
-}
-
-async fn introspect(server: &TestServer, caller: &TestApp, token: &str) -> Value {
-    let (status, _, body) = post_form(
-        server,
-        "/oauth/introspect",
-        Some((&caller.client_id, &caller.secret)),
-        &[("token", token)],
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
     body
 }
 
