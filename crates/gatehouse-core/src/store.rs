@@ -12,12 +12,17 @@ use crate::federation::JwtProvider;
 use crate::outbound::{OAuthProvider, OutboundTokenRecord};
 use crate::user::User;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// A unique key (client_id, user name, key id) is taken.
     #[error("{0} already exists")]
     Conflict(String),
-    /// The database failed or is unreachable; the text is for logs only.
+    /// The database cannot be reached for now — unreachable, refusing connections, shutting
+    /// down, or held by another writer past the busy timeout — so the same request may succeed
+    /// later; the text is for logs only.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The database failed; the text is for logs only.
     #[error("database error: {0}")]
     Backend(String),
 }

@@ -13,7 +13,10 @@
 //!   its status chosen here by what went wrong, never a redirect to an application that could
 //!   not be trusted;
 //! - `/readyz`: a `503` while the database does not answer;
-//! - all: internal failures are logged here once and answered with a bare `server_error` (on
+//! - all: a database that cannot be reached for now (`StoreError::Unavailable`) is a `503` with
+//!   `Retry-After` (RFC 9110 §15.6.4), logged here once as a warning: on the OAuth endpoints and
+//!   the APIs with `error: temporarily_unavailable`, the code RFC 6749 §4.1.2.1 gives this very
+//!   case, on the pages a page that says so; internal failures are logged here once and answered with a bare `server_error` (on
 //!   the pages, a page that says only that something went wrong, or a bare `500` when the page
 //!   itself cannot be rendered); too many attempts are a bare
 //!   `429` with `Retry-After` (RFC 6585 §4), since no OAuth error code means "slow down"
@@ -34,6 +37,11 @@ use gatehouse_remote::outbound::OutboundError;
 use serde_json::json;
 
 use crate::state::AppState;
+
+/// The seconds a `503` for an unavailable database asks clients to wait before retrying: long
+/// enough that clients do not hammer a database coming back, short enough that a restart or
+/// failover (seconds) costs a client one retry.
+const UNAVAILABLE_RETRY_AFTER: u64 = 5;
 
 /// The realm named in every challenge.
 pub const REALM: &str = "gatehouse";
@@ -161,7 +169,8 @@ pub enum PageError {
         title: &'static str,
         message: String,
     },
-    /// `500`: our own failure, logged here; the page says nothing about it.
+    /// `500`: our own failure, logged here; the page says nothing about it. A database that
+    /// cannot be reached for now is a `503` page instead, with `Retry-After`.
     Internal(Error),
 }
 
@@ -206,6 +215,14 @@ impl IntoResponse for PageError {
             PageError::Forbidden(why) => (S::FORBIDDEN, "Not allowed", why.as_str()),
             PageError::NotFound(what) => (S::NOT_FOUND, "Not found", what.as_str()),
             PageError::BadGateway { title, message } => (S::BAD_GATEWAY, *title, message.as_str()),
+            PageError::Internal(error) if unavailable(error) => {
+                tracing::warn!(%error, "page failed: database unavailable");
+                (
+                    S::SERVICE_UNAVAILABLE,
+                    "Temporarily unavailable",
+                    "The service is temporarily unavailable. Please try again in a few moments.",
+                )
+            }
             PageError::Internal(error) => {
                 tracing::error!(%error, "page failed");
                 (
@@ -215,8 +232,20 @@ impl IntoResponse for PageError {
                 )
             }
         };
-        crate::pages::message(status, title, message)
+        let mut response = crate::pages::message(status, title, message);
+        if status == S::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(UNAVAILABLE_RETRY_AFTER),
+            );
+        }
+        response
     }
+}
+
+/// Whether `error` is the database being unreachable for now, which a retry may get past.
+fn unavailable(error: &Error) -> bool {
+    matches!(error, Error::Store(StoreError::Unavailable(_)))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -275,6 +304,9 @@ fn classify(error: &Error, surface: Surface) -> (StatusCode, &'static str, Optio
             Some("the upstream service did not answer in time"),
         ),
         Error::Throttled { .. } => (S::TOO_MANY_REQUESTS, "", None),
+        Error::Store(StoreError::Unavailable(_)) => {
+            (S::SERVICE_UNAVAILABLE, "temporarily_unavailable", None)
+        }
         Error::Store(_) | Error::Internal(_) => (S::INTERNAL_SERVER_ERROR, "server_error", None),
     }
 }
@@ -283,6 +315,8 @@ fn error_response(error: &Error, surface: Surface) -> Response {
     let (status, code, description) = classify(error, surface);
     if status == StatusCode::INTERNAL_SERVER_ERROR {
         tracing::error!(error = %error, "request failed");
+    } else if unavailable(error) {
+        tracing::warn!(error = %error, "request failed: database unavailable");
     } else if let Error::UpstreamUnreachable(_) = error {
         tracing::warn!(error = %error, "gateway request failed");
     }
@@ -336,11 +370,13 @@ fn error_response(error: &Error, surface: Surface) -> Response {
     {
         headers.insert(DPOP_NONCE, value);
     }
-    if let Error::Throttled { retry_after } = error {
-        headers.insert(
-            header::RETRY_AFTER,
-            HeaderValue::from((*retry_after).max(1)),
-        );
+    let retry_after = match error {
+        Error::Throttled { retry_after } => Some((*retry_after).max(1)),
+        _ if unavailable(error) => Some(UNAVAILABLE_RETRY_AFTER),
+        _ => None,
+    };
+    if let Some(seconds) = retry_after {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
 }
@@ -447,6 +483,27 @@ mod tests {
                 "{body}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_database_is_a_503_to_retry_on_every_surface() {
+        let down = || Error::Store(StoreError::Unavailable("pool timed out".into()));
+        for response in [
+            OAuthError(down()).into_response(),
+            ApiError(down()).into_response(),
+        ] {
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers()[header::RETRY_AFTER], "5");
+            assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(&body[..], br#"{"error":"temporarily_unavailable"}"#);
+        }
+        let response = PageError::from(down()).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "5");
+        let (_, body) = shown(down().into()).await;
+        assert!(body.contains("temporarily unavailable"), "{body}");
+        assert!(!body.contains("pool"), "{body}");
     }
 
     #[tokio::test]

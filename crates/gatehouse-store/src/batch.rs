@@ -44,11 +44,7 @@ impl TokenWriter {
                     batch.iter().map(|(token, _)| token.clone()).collect();
                 let result = writer.insert_batch(&tokens).await;
                 for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(match &result {
-                        Ok(()) => Ok(()),
-                        Err(StoreError::Conflict(what)) => Err(StoreError::Conflict(what.clone())),
-                        Err(StoreError::Backend(what)) => Err(StoreError::Backend(what.clone())),
-                    });
+                    let _ = reply.send(result.clone());
                 }
             }
         });

@@ -275,9 +275,43 @@ fn backend_error(error: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             StoreError::Conflict(db.table().unwrap_or("record").to_owned())
         }
+        _ if unavailable(&error) => StoreError::Unavailable(error.to_string()),
         _ => StoreError::Backend(error.to_string()),
     }
 }
+
+/// Whether `error` says the database cannot be reached for now, rather than that the query or
+/// its data is wrong: the connection could not be made or was lost (refused, reset, TLS), no
+/// pooled connection came within the pool's acquire timeout, the pool is closing, PostgreSQL is
+/// shutting down, starting up or out of connection slots, or SQLite's file stayed locked by
+/// another writer past the busy timeout. A retry of the same request may then succeed.
+fn unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => {
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                // Class 08 is "connection exception"; 57P01–57P03 are the server shutting down,
+                // crashed, or not accepting connections yet; 53300 is too_many_connections.
+                let code = pg.code();
+                code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+            } else if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // SQLITE_BUSY and its extended codes, which carry it in their low byte.
+                db.code()
+                    .and_then(|code| code.parse::<i32>().ok())
+                    .is_some_and(|code| code & 0xff == SQLITE_BUSY)
+            } else {
+                false
+            }
+        }
+        _ => false,
+    }
+}
+
+/// SQLite's primary result code for a database file another connection holds locked.
+const SQLITE_BUSY: i32 = 5;
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
+use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, SqliteConnection};
 
 /// The environment variable naming the PostgreSQL server for tests.
 pub const POSTGRES_URL_VAR: &str = "GATEHOUSE_TEST_POSTGRES";
@@ -102,5 +102,28 @@ impl Drop for TestDatabase {
                 .join();
             }
         }
+    }
+}
+
+/// The write lock of a SQLite database, held by a connection of its own as a long write of
+/// another process would hold it: the server's writes wait out their busy timeout, then fail.
+pub struct SqliteWriteLock(SqliteConnection);
+
+impl SqliteWriteLock {
+    /// Takes the write lock of the database at `url`.
+    pub async fn hold(url: &str) -> SqliteWriteLock {
+        let mut connection = SqliteConnection::connect(url)
+            .await
+            .expect("open the SQLite database");
+        connection
+            .execute("BEGIN IMMEDIATE")
+            .await
+            .expect("take the write lock");
+        SqliteWriteLock(connection)
+    }
+
+    /// Lets the lock go: closing the connection rolls its transaction back.
+    pub async fn release(self) {
+        self.0.close().await.expect("close the locking connection");
     }
 }

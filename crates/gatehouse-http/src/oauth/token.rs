@@ -7,6 +7,7 @@ use axum::response::Response;
 use gatehouse_core::Error;
 use gatehouse_core::dpop::Target;
 use gatehouse_core::grant::{GrantContext, TokenRequest};
+use gatehouse_core::store::StoreError;
 
 use super::{authenticate, no_store};
 use crate::error::{DPOP_NONCE, OAuthError};
@@ -41,6 +42,7 @@ pub async fn token(
         Err(Error::UnsupportedGrantType(_)) => "unsupported_grant_type",
         Err(Error::Throttled { .. }) => "throttled",
         Err(Error::AuthorizationRefused { error, .. }) => error,
+        Err(Error::Store(StoreError::Unavailable(_))) => "temporarily_unavailable",
         Err(_) => "server_error",
     };
     state.metrics.token_request(grant_label, outcome);

@@ -89,3 +89,4 @@ mod roles;
 mod seed;
 mod table;
 mod token_exchange;
+mod unavailable;

@@ -34,7 +34,11 @@ pub(crate) fn request<'a>(
 }
 
 /// Pushes a request for a confidential client (Basic authentication).
-async fn push(server: &TestServer, app: &TestApp, form: &[(&str, &str)]) -> (u16, Value) {
+pub(crate) async fn push(
+    server: &TestServer,
+    app: &TestApp,
+    form: &[(&str, &str)],
+) -> (u16, Value) {
     let (status, headers, body) = post_form(
         server,
         "/oauth/par",
