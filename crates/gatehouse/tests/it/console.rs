@@ -96,6 +96,44 @@ fn form_csrf(page: &Page, action: &str) -> String {
         .unwrap_or_else(|| panic!("no CSRF token in the form for {action}"))
 }
 
+/// Opens `path` and submits its form with `action` as a browser would, with `changes` made to
+/// its fields (set, or added).
+async fn fill(
+    browser: &mut Browser,
+    server: &TestServer,
+    path: &str,
+    action: &str,
+    changes: &[(&str, &str)],
+) -> Page {
+    let page = browser.get(&server.url(path)).await;
+    let mut fields = form_fields(&page, action);
+    for (name, value) in changes {
+        set(&mut fields, name, value);
+    }
+    submit(browser, server, action, &fields).await
+}
+
+/// Opens the confirmation at `path` and posts its form, as a browser would.
+async fn confirm(browser: &mut Browser, server: &TestServer, path: &str) -> Page {
+    fill(browser, server, path, path, &[]).await
+}
+
+/// Asserts that `browser`'s administrator reads the record at `path` but that the server
+/// refuses its form, sent as shown, and its deletion.
+async fn assert_read_only(browser: &mut Browser, server: &TestServer, path: &str) {
+    let page = browser.get(&server.url(path)).await;
+    assert_eq!(page.status, 200, "{path}");
+    let fields = form_fields(&page, path);
+    let forged = submit(browser, server, path, &fields).await;
+    assert_eq!(forged.status, 403, "{path}: {}", forged.body);
+    let delete = format!("{path}/delete");
+    assert_eq!(
+        confirm(browser, server, &delete).await.status,
+        403,
+        "{delete}"
+    );
+}
+
 /// Sets (or adds) a field of a form about to be submitted.
 pub(crate) fn set(fields: &mut Vec<(String, String)>, name: &str, value: &str) {
     fields.retain(|(n, _)| n != name);
@@ -276,10 +314,14 @@ server_test!(each_role_gets_what_the_registry_allows_it, |server| {
         .collect();
     assert!(!names.iter().any(|n| n.contains("mi_admin")), "{names:?}");
     // Nor users.
-    let new = mia.get(&server.url("/admin/new/users")).await;
-    let mut fields = form_fields(&new, "/admin/users");
-    set(&mut fields, "user_name", "made-by-mia");
-    let page = submit(&mut mia, &server, "/admin/users", &fields).await;
+    let page = fill(
+        &mut mia,
+        &server,
+        "/admin/new/users",
+        "/admin/users",
+        &[("user_name", "made-by-mia")],
+    )
+    .await;
     assert_eq!(page.status, 403, "{}", page.body);
     for (path, form) in [
         (
@@ -311,10 +353,14 @@ server_test!(each_role_gets_what_the_registry_allows_it, |server| {
 
     // oauth_admin manages applications.
     let mut olga = signed_in(&server, "olga").await;
-    let new = olga.get(&server.url("/admin/new/applications")).await;
-    let mut fields = form_fields(&new, "/admin/applications");
-    set(&mut fields, "name", "Made by olga");
-    let created = submit(&mut olga, &server, "/admin/applications", &fields).await;
+    let created = fill(
+        &mut olga,
+        &server,
+        "/admin/new/applications",
+        "/admin/applications",
+        &[("name", "Made by olga")],
+    )
+    .await;
     assert_eq!(created.status, 303, "{}", created.body);
     // and users, but grants no registry role: only admin does.
     let new = olga.get(&server.url("/admin/new/users")).await;
@@ -464,10 +510,14 @@ server_test!(
         assert_eq!(stored.access_token_lifespan, 600);
         assert_eq!(stored.allowed_scopes, vec!["useraccount".to_owned()]);
         // The registry's own refusal, with nothing to point at, is shown above the form.
-        let edit = ada.get(&server.url(&format!("{location}/edit"))).await;
-        let mut fields = form_fields(&edit, &location);
-        set(&mut fields, "redirect_uris", "");
-        let refused = submit(&mut ada, &server, &location, &fields).await;
+        let refused = fill(
+            &mut ada,
+            &server,
+            &format!("{location}/edit"),
+            &location,
+            &[("redirect_uris", "")],
+        )
+        .await;
         assert_eq!(refused.status, 422);
         assert!(
             refused.body.contains("id=\"form-errors\""),
@@ -476,18 +526,8 @@ server_test!(
         );
 
         // Rotated, ending the old secret at once: the new one is shown once and works.
-        let confirm = ada
-            .get(&server.url(&format!("{location}/rotate-secret")))
-            .await;
-        let mut fields = form_fields(&confirm, &format!("{location}/rotate-secret"));
-        set(&mut fields, "grace", "0");
-        let rotated = submit(
-            &mut ada,
-            &server,
-            &format!("{location}/rotate-secret"),
-            &fields,
-        )
-        .await;
+        let rotation = format!("{location}/rotate-secret");
+        let rotated = fill(&mut ada, &server, &rotation, &rotation, &[("grace", "0")]).await;
         assert_eq!(rotated.status, 303);
         let page = ada.get(&server.url(&rotated.location().unwrap())).await;
         let new_secret = shown_secret(&page).expect("the new secret is shown");
@@ -535,9 +575,7 @@ server_test!(
         );
 
         // Deleted, after confirming.
-        let confirm = ada.get(&server.url(&format!("{location}/delete"))).await;
-        let fields = form_fields(&confirm, &format!("{location}/delete"));
-        let deleted = submit(&mut ada, &server, &format!("{location}/delete"), &fields).await;
+        let deleted = confirm(&mut ada, &server, &format!("{location}/delete")).await;
         assert_eq!(deleted.status, 303);
         assert_eq!(deleted.location().as_deref(), Some("/admin/applications"));
         let list = ada.get(&server.url("/admin/applications")).await;
@@ -596,11 +634,14 @@ server_test!(a_user_is_created_edited_locked_and_deleted, |server| {
     assert!(list.body.contains("href=\"/admin/users/bob\""));
 
     // Edited: the name and the roles.
-    let edit = ada.get(&server.url("/admin/users/bob/edit")).await;
-    let mut fields = form_fields(&edit, "/admin/users/bob");
-    set(&mut fields, "display_name", "Bob Builder");
-    set(&mut fields, "roles", "staff");
-    let saved = submit(&mut ada, &server, "/admin/users/bob", &fields).await;
+    let saved = fill(
+        &mut ada,
+        &server,
+        "/admin/users/bob/edit",
+        "/admin/users/bob",
+        &[("display_name", "Bob Builder"), ("roles", "staff")],
+    )
+    .await;
     assert_eq!(saved.status, 303, "{}", saved.body);
     let bob = server.services.registry.get_user("bob").await.unwrap();
     assert_eq!(
@@ -674,9 +715,7 @@ server_test!(a_user_is_created_edited_locked_and_deleted, |server| {
             Some("bob"),
         )
         .await;
-    let page = ada.get(&server.url("/admin/users/bob/delete")).await;
-    let fields = form_fields(&page, "/admin/users/bob/delete");
-    let refused = submit(&mut ada, &server, "/admin/users/bob/delete", &fields).await;
+    let refused = confirm(&mut ada, &server, "/admin/users/bob/delete").await;
     assert_eq!(refused.location().as_deref(), Some("/admin/users/bob"));
     let page = ada.get(&server.url("/admin/users/bob")).await;
     assert!(page.body.contains("is the run-as user of"), "{}", page.body);
@@ -693,9 +732,7 @@ server_test!(a_user_is_created_edited_locked_and_deleted, |server| {
         .unwrap();
 
     // Deleted, after confirming.
-    let page = ada.get(&server.url("/admin/users/bob/delete")).await;
-    let fields = form_fields(&page, "/admin/users/bob/delete");
-    let deleted = submit(&mut ada, &server, "/admin/users/bob/delete", &fields).await;
+    let deleted = confirm(&mut ada, &server, "/admin/users/bob/delete").await;
     assert_eq!(deleted.location().as_deref(), Some("/admin/users"));
     assert_eq!(ada.get(&server.url("/admin/users/bob")).await.status, 404);
 });
@@ -732,11 +769,14 @@ server_test!(scopes_are_created_edited_and_deleted, |server| {
     // A new form with a name taken already, or malformed: refused next to the name, with what
     // was typed.
     for name in ["inventory.read", "two words"] {
-        let new = olga.get(&server.url("/admin/new/scopes")).await;
-        let mut fields = form_fields(&new, "/admin/scopes");
-        set(&mut fields, "name", name);
-        set(&mut fields, "description", "Read the stock");
-        let refused = submit(&mut olga, &server, "/admin/scopes", &fields).await;
+        let refused = fill(
+            &mut olga,
+            &server,
+            "/admin/new/scopes",
+            "/admin/scopes",
+            &[("name", name), ("description", "Read the stock")],
+        )
+        .await;
         assert_eq!(refused.status, 422, "{name}");
         assert!(
             refused.body.contains("id=\"name-error\""),
@@ -905,10 +945,14 @@ server_test!(a_record_named_new_opens, |server| {
         user.body
     );
 
-    let form = mia.get(&server.url("/admin/new/tables")).await;
-    let mut fields = form_fields(&form, "/admin/tables");
-    set(&mut fields, "name", "new");
-    let created = submit(&mut mia, &server, "/admin/tables", &fields).await;
+    let created = fill(
+        &mut mia,
+        &server,
+        "/admin/new/tables",
+        "/admin/tables",
+        &[("name", "new")],
+    )
+    .await;
     assert_eq!(created.location().as_deref(), Some("/admin/tables/new"));
     let table = mia.get(&server.url("/admin/tables/new")).await;
     assert_eq!(table.status, 200, "{}", table.body);
@@ -1076,15 +1120,7 @@ server_test!(an_oauth_provider_is_created_edited_and_deleted, |server| {
 
     // oauth_admin reads the pages and may change nothing, whatever the form.
     let mut olga = signed_in(&server, "olga").await;
-    let page = olga.get(&server.url("/admin/providers/crm")).await;
-    assert_eq!(page.status, 200);
-    let fields = form_fields(&page, "/admin/providers/crm");
-    let forged = submit(&mut olga, &server, "/admin/providers/crm", &fields).await;
-    assert_eq!(forged.status, 403, "{}", forged.body);
-    let confirm = olga.get(&server.url("/admin/providers/crm/delete")).await;
-    let fields = form_fields(&confirm, "/admin/providers/crm/delete");
-    let forged = submit(&mut olga, &server, "/admin/providers/crm/delete", &fields).await;
-    assert_eq!(forged.status, 403);
+    assert_read_only(&mut olga, &server, "/admin/providers/crm").await;
 
     // A provider a profile names is kept, and the page says why.
     let entries = &server.services.registry;
@@ -1092,9 +1128,7 @@ server_test!(an_oauth_provider_is_created_edited_and_deleted, |server| {
         .save_entry::<OAuthProfile>(serde_json::json!({"name": "crm-profile", "provider": "crm"}))
         .await
         .unwrap();
-    let confirm = mia.get(&server.url("/admin/providers/crm/delete")).await;
-    let fields = form_fields(&confirm, "/admin/providers/crm/delete");
-    let kept = submit(&mut mia, &server, "/admin/providers/crm/delete", &fields).await;
+    let kept = confirm(&mut mia, &server, "/admin/providers/crm/delete").await;
     assert_eq!(kept.location().as_deref(), Some("/admin/providers/crm"));
     let page = mia.get(&server.url("/admin/providers/crm")).await;
     assert!(page.body.contains("crm-profile"), "{}", page.body);
@@ -1188,35 +1222,9 @@ server_test!(a_jwt_provider_is_created_edited_and_deleted, |server| {
 
     // mi_admin reads the pages and may change nothing, whatever the form.
     let mut mia = signed_in(&server, "mia").await;
-    let page = mia.get(&server.url("/admin/jwt-providers/partner")).await;
-    assert_eq!(page.status, 200);
-    let fields = form_fields(&page, "/admin/jwt-providers/partner");
-    let forged = submit(&mut mia, &server, "/admin/jwt-providers/partner", &fields).await;
-    assert_eq!(forged.status, 403, "{}", forged.body);
-    let confirm = mia
-        .get(&server.url("/admin/jwt-providers/partner/delete"))
-        .await;
-    let fields = form_fields(&confirm, "/admin/jwt-providers/partner/delete");
-    let forged = submit(
-        &mut mia,
-        &server,
-        "/admin/jwt-providers/partner/delete",
-        &fields,
-    )
-    .await;
-    assert_eq!(forged.status, 403);
+    assert_read_only(&mut mia, &server, "/admin/jwt-providers/partner").await;
 
-    let confirm = olga
-        .get(&server.url("/admin/jwt-providers/partner/delete"))
-        .await;
-    let fields = form_fields(&confirm, "/admin/jwt-providers/partner/delete");
-    let deleted = submit(
-        &mut olga,
-        &server,
-        "/admin/jwt-providers/partner/delete",
-        &fields,
-    )
-    .await;
+    let deleted = confirm(&mut olga, &server, "/admin/jwt-providers/partner/delete").await;
     assert_eq!(deleted.location().as_deref(), Some("/admin/jwt-providers"));
     assert_eq!(
         olga.get(&server.url("/admin/jwt-providers/partner"))
@@ -1857,10 +1865,10 @@ pub(crate) async fn refreshes(server: &TestServer, app: &TestApp, token: &str) -
 
 /// Confirms the revocation the page at `path` asks about: the confirmation's form, posted.
 async fn confirmed(browser: &mut Browser, server: &TestServer, path: &str) -> Page {
-    let confirm = browser.get(&server.url(path)).await;
-    assert_eq!(confirm.status, 200, "{path}: {}", confirm.body);
-    assert_strict_headers(&confirm, path);
-    let fields = form_fields(&confirm, path);
+    let page = browser.get(&server.url(path)).await;
+    assert_eq!(page.status, 200, "{path}: {}", page.body);
+    assert_strict_headers(&page, path);
+    let fields = form_fields(&page, path);
     let done = submit(browser, server, path, &fields).await;
     assert_eq!(done.status, 303, "{path}: {}", done.body);
     done
@@ -2050,11 +2058,14 @@ server_test!(a_create_form_sent_twice_creates_once, |server| {
     assert_eq!(applications_named(&server, "Sent twice").await, 1);
 
     // A refused form is shown again with a new ticket; corrected, it creates the application.
-    let new = ada.get(&server.url("/admin/new/applications")).await;
-    let mut fields = form_fields(&new, "/admin/applications");
-    set(&mut fields, "name", "Refused once");
-    set(&mut fields, "access_token_lifespan", "soon");
-    let refused = submit(&mut ada, &server, "/admin/applications", &fields).await;
+    let refused = fill(
+        &mut ada,
+        &server,
+        "/admin/new/applications",
+        "/admin/applications",
+        &[("name", "Refused once"), ("access_token_lifespan", "soon")],
+    )
+    .await;
     assert_eq!(refused.status, 422);
     let mut again = form_fields(&refused, "/admin/applications");
     set(&mut again, "access_token_lifespan", "600");
