@@ -17,7 +17,7 @@ use gatehouse_core::registry::{AppChanges, DEFAULT_SECRET_GRACE, NewApp};
 use serde::Deserialize;
 
 use super::form::{Choices, Field, FormField, Params, changed, submitted};
-use super::record::{RecordKind, Refused};
+use super::record::{self, RecordKind, Refused};
 use super::{ConsoleAdmin, Flash, Frame, ListQuery, Paged, redirect_with};
 use crate::error::PageError;
 use crate::extract::{CsrfChecked, CsrfForm};
@@ -142,13 +142,8 @@ pub async fn show(
     State(state): State<AppState>,
     Path(client_id): Path<String>,
 ) -> Result<Response, PageError> {
-    let app = admin.registry.get_app(&client_id).await?;
-    let html = AppPage {
-        frame: admin.frame(&state, "applications"),
-        fields: Shown::of(&app).fields(),
-        app,
-    }
-    .render();
+    let (frame, app, fields) = record::page_of::<Apps>(&admin, &state, &client_id).await?;
+    let html = AppPage { frame, app, fields }.render();
     Ok(admin.page(&state, StatusCode::OK, html))
 }
 
@@ -204,11 +199,7 @@ impl RecordKind for Apps {
         shown: &Shown,
         params: &Params,
     ) -> Result<(Client, Option<String>), Refused> {
-        let mut errors = Vec::new();
-        let fields = shown.changes(params, &mut errors);
-        if !errors.is_empty() {
-            return Err(Refused::Fields(errors));
-        }
+        let fields = Refused::unless_read(|errors| shown.changes(params, errors))?;
         match existing {
             Some(app) => Ok((
                 admin.registry.update_app(&app.client_id, fields).await?,

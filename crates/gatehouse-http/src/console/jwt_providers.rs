@@ -320,11 +320,7 @@ impl RecordKind for JwtProviders {
         shown: &Shown,
         params: &Params,
     ) -> Result<(JwtProvider, Option<String>), Refused> {
-        let mut errors = Vec::new();
-        let fields = shown.changes(params, &mut errors);
-        if !errors.is_empty() {
-            return Err(Refused::Fields(errors));
-        }
+        let fields = Refused::unless_read(|errors| shown.changes(params, errors))?;
         let saved = match existing {
             Some(provider) => {
                 admin

@@ -93,6 +93,21 @@ pub enum Refused {
     Registry(Error),
 }
 
+impl Refused {
+    /// What `read` reads from a form, or the fields it could not read.
+    pub fn unless_read<T>(
+        read: impl FnOnce(&mut Vec<(&'static str, String)>) -> T,
+    ) -> Result<T, Refused> {
+        let mut errors = Vec::new();
+        let read = read(&mut errors);
+        if errors.is_empty() {
+            Ok(read)
+        } else {
+            Err(Refused::Fields(errors))
+        }
+    }
+}
+
 impl From<Error> for Refused {
     fn from(error: Error) -> Refused {
         Refused::Registry(error)
@@ -221,6 +236,18 @@ pub async fn new<K: RecordKind>(
     let fields = K::fields(&K::shown(None));
     let html = form_page::<K>(&admin, &state, None, fields, None, vec![]).render();
     Ok(admin.page(&state, StatusCode::OK, html))
+}
+
+/// What the page of a record shows where its form is elsewhere (`FORM_IS_PAGE` false): the
+/// layout, the record, and its fields as its form shows them.
+pub async fn page_of<K: RecordKind>(
+    admin: &ConsoleAdmin,
+    state: &AppState,
+    key: &str,
+) -> Result<(Frame, K::Record, Vec<Field>), PageError> {
+    let record = K::get(admin, state, key).await?;
+    let fields = K::fields(&K::shown(Some(&record)));
+    Ok((admin.frame(state, K::SECTION), record, fields))
 }
 
 /// `GET /admin/{section}/{key}` (or `…/edit`): the record, in its form.

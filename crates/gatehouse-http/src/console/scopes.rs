@@ -115,17 +115,16 @@ impl RecordKind for Scopes {
         shown: &ScopeEntry,
         params: &Params,
     ) -> Result<(ScopeEntry, Option<String>), Refused> {
-        let mut errors = Vec::new();
-        let mut changes = Map::new();
-        if let Some(description) = changed("description", &shown.description, params, &mut errors) {
-            changes.insert("description".into(), Value::String(description));
-        }
-        if let Some(default) = changed("default", &shown.default, params, &mut errors) {
-            changes.insert("default".into(), Value::Bool(default));
-        }
-        if !errors.is_empty() {
-            return Err(Refused::Fields(errors));
-        }
+        let mut changes = Refused::unless_read(|errors| {
+            let mut changes = Map::new();
+            if let Some(description) = changed("description", &shown.description, params, errors) {
+                changes.insert("description".into(), Value::String(description));
+            }
+            if let Some(default) = changed("default", &shown.default, params, errors) {
+                changes.insert("default".into(), Value::Bool(default));
+            }
+            changes
+        })?;
         let saved = match existing {
             Some(scope) => admin.registry.update_entry(&scope.name, changes).await?,
             None => {

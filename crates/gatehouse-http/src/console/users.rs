@@ -154,11 +154,11 @@ pub async fn show(
     State(state): State<AppState>,
     Path(user_name): Path<String>,
 ) -> Result<Response, PageError> {
-    let user = admin.registry.get_user(&user_name).await?;
+    let (frame, user, fields) = record::page_of::<Users>(&admin, &state, &user_name).await?;
     let html = UserPage {
-        frame: admin.frame(&state, "users"),
-        fields: Shown::of(&user).fields(),
+        frame,
         user,
+        fields,
     }
     .render();
     Ok(admin.page(&state, StatusCode::OK, html))
@@ -224,11 +224,7 @@ impl RecordKind for Users {
         shown: &Shown,
         params: &Params,
     ) -> Result<(User, Option<String>), Refused> {
-        let mut errors = Vec::new();
-        let fields = shown.changes(params, &mut errors);
-        if !errors.is_empty() {
-            return Err(Refused::Fields(errors));
-        }
+        let fields = Refused::unless_read(|errors| shown.changes(params, errors))?;
         let saved = match existing {
             Some(user) => admin.registry.update_user(&user.user_name, fields).await?,
             None => {
