@@ -25,14 +25,35 @@ pub(crate) async fn call(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// [`call`] with each method: the answer to the holder of `token`.
+async fn get(server: &TestServer, token: &str, path: &str) -> (u16, Value) {
+    call(server, reqwest::Method::GET, path, token, None).await
+}
+
+async fn delete(server: &TestServer, token: &str, path: &str) -> (u16, Value) {
+    call(server, reqwest::Method::DELETE, path, token, None).await
+}
+
+async fn post(server: &TestServer, token: &str, path: &str, body: Value) -> (u16, Value) {
+    call(server, reqwest::Method::POST, path, token, Some(body)).await
+}
+
+async fn put(server: &TestServer, token: &str, path: &str, body: Value) -> (u16, Value) {
+    call(server, reqwest::Method::PUT, path, token, Some(body)).await
+}
+
+async fn patch(server: &TestServer, token: &str, path: &str, body: Value) -> (u16, Value) {
+    call(server, reqwest::Method::PATCH, path, token, Some(body)).await
+}
+
 server_test!(each_registry_role_may_manage_and_others_may_not, |server| {
     for role in ["admin", "oauth_admin", "mi_admin"] {
         let token = server.token_for_role(role).await;
-        let (status, _) = call(&server, reqwest::Method::GET, "/apps", &token, None).await;
+        let (status, _) = get(&server, &token, "/apps").await;
         assert_eq!(status, 200, "{role}");
     }
     let token = server.token_for_role("itil").await;
-    let (status, body) = call(&server, reqwest::Method::GET, "/apps", &token, None).await;
+    let (status, body) = get(&server, &token, "/apps").await;
     assert_eq!(
         (status, body["error"].as_str()),
         (403, Some("access_denied"))
@@ -40,7 +61,7 @@ server_test!(each_registry_role_may_manage_and_others_may_not, |server| {
     // A token without a user (no run-as) manages nothing.
     let app = server.app(TokenFormat::Jwt, &["useraccount"], None).await;
     let token = server.token(&app, None).await;
-    let (status, _) = call(&server, reqwest::Method::GET, "/users", &token, None).await;
+    let (status, _) = get(&server, &token, "/users").await;
     assert_eq!(status, 403);
 });
 
@@ -53,7 +74,7 @@ server_test!(applications_lifecycle_over_json, |server| {
         "allowed_scopes": ["useraccount", "read"],
     });
     // A scope nobody registered is refused, with the ones that are.
-    let (status, refused) = call(&server, reqwest::Method::POST, "/apps", &token, Some(app)).await;
+    let (status, refused) = post(&server, &token, "/apps", app).await;
     assert_eq!(
         (status, &refused["error"]),
         (400, &json!("invalid_request"))
@@ -63,21 +84,19 @@ server_test!(applications_lifecycle_over_json, |server| {
         message.contains("unknown scope read") && message.contains("useraccount"),
         "{message}"
     );
-    let (status, _) = call(
+    let (status, _) = post(
         &server,
-        reqwest::Method::POST,
-        "/scopes",
         &token,
-        Some(json!({"name": "read", "description": "read billing data"})),
+        "/scopes",
+        json!({"name": "read", "description": "read billing data"}),
     )
     .await;
     assert_eq!(status, 201);
-    let (status, created) = call(
+    let (status, created) = post(
         &server,
-        reqwest::Method::POST,
-        "/apps",
         &token,
-        Some(json!({
+        "/apps",
+        json!({
             "name": "billing",
             "client_id": "billing",
             "grant_types": ["client_credentials"],
@@ -85,7 +104,7 @@ server_test!(applications_lifecycle_over_json, |server| {
             "default_scopes": ["read"],
             "token_format": "jwt",
             "access_token_lifespan": 600
-        })),
+        }),
     )
     .await;
     assert_eq!(status, 201, "{created}");
@@ -100,17 +119,16 @@ server_test!(applications_lifecycle_over_json, |server| {
         secret: secret.clone(),
     };
     server.token(&app, None).await;
-    let (status, shown) = call(&server, reqwest::Method::GET, "/apps/billing", &token, None).await;
+    let (status, shown) = get(&server, &token, "/apps/billing").await;
     assert_eq!(status, 200);
     assert!(shown.get("client_secret").is_none());
     assert!(!shown.to_string().contains(&secret));
 
-    let (status, updated) = call(
+    let (status, updated) = patch(
         &server,
-        reqwest::Method::PATCH,
-        "/apps/billing",
         &token,
-        Some(json!({"name": "Billing", "access_token_lifespan": 60})),
+        "/apps/billing",
+        json!({"name": "Billing", "access_token_lifespan": 60}),
     )
     .await;
     assert_eq!(
@@ -122,12 +140,11 @@ server_test!(applications_lifecycle_over_json, |server| {
         (200, Some("Billing"), Some(60))
     );
 
-    let (status, rotated) = call(
+    let (status, rotated) = post(
         &server,
-        reqwest::Method::POST,
-        "/apps/billing/rotate-secret",
         &token,
-        Some(json!({"grace": 0})),
+        "/apps/billing/rotate-secret",
+        json!({"grace": 0}),
     )
     .await;
     assert_eq!(status, 200);
@@ -146,45 +163,35 @@ server_test!(applications_lifecycle_over_json, |server| {
     );
 
     // Bad input: exact errors, nothing written.
-    let (status, body) = call(
+    let (status, body) = post(
         &server,
-        reqwest::Method::POST,
-        "/apps",
         &token,
-        Some(json!({"name": "x", "client_secret": "short"})),
+        "/apps",
+        json!({"name": "x", "client_secret": "short"}),
     )
     .await;
     assert_eq!(
         (status, body["error"].as_str()),
         (400, Some("invalid_request"))
     );
-    let (status, body) = call(
+    let (status, body) = post(
         &server,
-        reqwest::Method::POST,
-        "/apps",
         &token,
-        Some(json!({"name": "x", "grant_types": ["teleport"]})),
+        "/apps",
+        json!({"name": "x", "grant_types": ["teleport"]}),
     )
     .await;
     assert_eq!(
         (status, body["error"].as_str()),
         (400, Some("invalid_request"))
     );
-    let (status, _) = call(
-        &server,
-        reqwest::Method::POST,
-        "/apps",
-        &token,
-        Some(json!({"nme": "typo"})),
-    )
-    .await;
+    let (status, _) = post(&server, &token, "/apps", json!({"nme": "typo"})).await;
     assert_eq!(status, 400);
-    let (status, body) = call(
+    let (status, body) = post(
         &server,
-        reqwest::Method::POST,
-        "/apps",
         &token,
-        Some(json!({"name": "dup", "client_id": "billing"})),
+        "/apps",
+        json!({"name": "dup", "client_id": "billing"}),
     )
     .await;
     assert_eq!(
@@ -199,12 +206,11 @@ server_test!(applications_lifecycle_over_json, |server| {
             Some(r#"an application with client_id "billing" already exists"#)
         )
     );
-    let (status, body) = call(
+    let (status, body) = post(
         &server,
-        reqwest::Method::POST,
-        "/apps",
         &token,
-        Some(json!({"name": "x", "grant_types": ["client_credential"]})),
+        "/apps",
+        json!({"name": "x", "grant_types": ["client_credential"]}),
     )
     .await;
     assert_eq!(status, 400);
@@ -214,18 +220,15 @@ server_test!(applications_lifecycle_over_json, |server| {
         ),
         "{body}"
     );
-    let (status, _) = call(
+    let (status, _) = post(
         &server,
-        reqwest::Method::POST,
-        "/apps",
         &token,
-        Some(
-            json!({"name": "spa", "client_type": "public", "grant_types": ["client_credentials"]}),
-        ),
+        "/apps",
+        json!({"name": "spa", "client_type": "public", "grant_types": ["client_credentials"]}),
     )
     .await;
     assert_eq!(status, 400);
-    let (_, list) = call(&server, reqwest::Method::GET, "/apps", &token, None).await;
+    let (_, list) = get(&server, &token, "/apps").await;
     assert!(
         list.as_array()
             .unwrap()
@@ -233,54 +236,32 @@ server_test!(applications_lifecycle_over_json, |server| {
             .all(|a| a["name"] != "x" && a["name"] != "dup")
     );
 
-    let (status, _) = call(
-        &server,
-        reqwest::Method::DELETE,
-        "/apps/billing",
-        &token,
-        None,
-    )
-    .await;
+    let (status, _) = delete(&server, &token, "/apps/billing").await;
     assert_eq!(status, 204);
-    let (status, body) = call(&server, reqwest::Method::GET, "/apps/billing", &token, None).await;
+    let (status, body) = get(&server, &token, "/apps/billing").await;
     assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
 });
 
 server_test!(
     an_application_description_shows_in_the_api_the_cli_and_the_file,
     |server| {
-        use reqwest::Method;
         let token = server.token_for_role("oauth_admin").await;
 
         // The admin API: given, shown, changed, removed with "".
         let body = json!({"name": "billing", "client_id": "billing",
         "grant_types": ["client_credentials"], "description": "Invoices and payments"});
-        let (status, created) = call(&server, Method::POST, "/apps", &token, Some(body)).await;
+        let (status, created) = post(&server, &token, "/apps", body).await;
         assert_eq!(status, 201, "{created}");
         assert_eq!(created["description"], "Invoices and payments");
-        let (_, shown) = call(&server, Method::GET, "/apps/billing", &token, None).await;
+        let (_, shown) = get(&server, &token, "/apps/billing").await;
         assert_eq!(shown["description"], "Invoices and payments");
         let change = json!({"description": "Invoices"});
-        let (status, changed) = call(
-            &server,
-            Method::PATCH,
-            "/apps/billing",
-            &token,
-            Some(change),
-        )
-        .await;
+        let (status, changed) = patch(&server, &token, "/apps/billing", change).await;
         assert_eq!((status, &changed["description"]), (200, &json!("Invoices")));
         let change = json!({"description": ""});
-        let (_, removed) = call(
-            &server,
-            Method::PATCH,
-            "/apps/billing",
-            &token,
-            Some(change),
-        )
-        .await;
+        let (_, removed) = patch(&server, &token, "/apps/billing", change).await;
         assert_eq!(removed["description"], Value::Null);
-        let (_, document) = call(&server, Method::GET, "/openapi.json", &token, None).await;
+        let (_, document) = get(&server, &token, "/openapi.json").await;
         for schema in ["AppInput", "AppView"] {
             let properties = &document["components"]["schemas"][schema]["properties"];
             assert!(properties.get("description").is_some(), "{schema}");
@@ -345,57 +326,41 @@ grant_types = ["client_credentials"]
 
 server_test!(users_lifecycle_over_json, |server| {
     let token = server.token_for_role("admin").await;
-    let (status, created) = call(
-        &server,
-        reqwest::Method::POST,
-        "/users",
-        &token,
-        Some(json!({"user_name": "alice", "display_name": "Alice", "email": "alice@example.com", "roles": ["itil"], "password": "correct horse battery"})),
-    )
+    let (status, created) = post(&server, &token, "/users", json!({"user_name": "alice", "display_name": "Alice", "email": "alice@example.com", "roles": ["itil"], "password": "correct horse battery"}))
     .await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["has_password"], true);
     assert!(!created.to_string().contains("correct horse"));
-    let (status, updated) = call(
+    let (status, updated) = patch(
         &server,
-        reqwest::Method::PATCH,
-        "/users/alice",
         &token,
-        Some(json!({"roles": ["mi_admin"], "email": ""})),
+        "/users/alice",
+        json!({"roles": ["mi_admin"], "email": ""}),
     )
     .await;
     assert_eq!(
         (status, updated["roles"].clone(), updated["email"].clone()),
         (200, json!(["mi_admin"]), Value::Null)
     );
-    let (status, _) = call(
+    let (status, _) = put(
         &server,
-        reqwest::Method::PUT,
-        "/users/alice/password",
         &token,
-        Some(json!({"password": "short"})),
+        "/users/alice/password",
+        json!({"password": "short"}),
     )
     .await;
     assert_eq!(status, 400);
-    let (status, _) = call(
+    let (status, _) = put(
         &server,
-        reqwest::Method::PUT,
+        &token,
         "/users/alice/password",
-        &token,
-        Some(json!({"password": "another long password"})),
+        json!({"password": "another long password"}),
     )
     .await;
     assert_eq!(status, 204);
-    let (status, _) = call(
-        &server,
-        reqwest::Method::DELETE,
-        "/users/alice",
-        &token,
-        None,
-    )
-    .await;
+    let (status, _) = delete(&server, &token, "/users/alice").await;
     assert_eq!(status, 204);
-    let (status, _) = call(&server, reqwest::Method::GET, "/users/alice", &token, None).await;
+    let (status, _) = get(&server, &token, "/users/alice").await;
     assert_eq!(status, 404);
 });
 
@@ -471,14 +436,7 @@ server_test!(
         );
         assert!(works(first.clone()).await && works(second.clone()).await);
         // The view shows when it ends, and never a secret.
-        let (_, shown) = call(
-            &server,
-            reqwest::Method::GET,
-            &format!("/apps/{}", app.client_id),
-            &admin,
-            None,
-        )
-        .await;
+        let (_, shown) = get(&server, &admin, &format!("/apps/{}", app.client_id)).await;
         assert_eq!(shown["previous_secret_expires_at"], expires_at);
         assert!(shown.get("client_secret").is_none());
         // A second rotation: never more than two secrets live, so the first one ends.
@@ -513,12 +471,11 @@ server_test!(
             json!({"grace": "soon"}),
             json!({"unknown": true}),
         ] {
-            let (status, error) = call(
+            let (status, error) = post(
                 &server,
-                reqwest::Method::POST,
-                &format!("/apps/{}/rotate-secret", app.client_id),
                 &admin,
-                Some(body.clone()),
+                &format!("/apps/{}/rotate-secret", app.client_id),
+                body.clone(),
             )
             .await;
             assert_eq!(
@@ -547,7 +504,7 @@ server_test!(
         let apps_tokens = format!("/apps/{}/tokens", app.client_id);
 
         // The user's tokens, newest first, named by handles; no token in the answer.
-        let (status, body) = call(&server, Method::GET, "/users/tess/tokens", &olga, None).await;
+        let (status, body) = get(&server, &olga, "/users/tess/tokens").await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["truncated"], false);
         let listed = body["tokens"].as_array().unwrap();
@@ -576,7 +533,7 @@ server_test!(
         let hasher = server.services.tokens.hasher();
         let handle = format!("access:{}", hasher.hash(&first));
         let one = format!("/users/tess/tokens/{handle}");
-        let (status, body) = call(&server, Method::DELETE, &one, &olga, None).await;
+        let (status, body) = delete(&server, &olga, &one).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["kind"], "access_token");
         assert_eq!(body["handle"], handle.as_str());
@@ -584,7 +541,7 @@ server_test!(
         assert!(introspected_active(&server, &app, &second).await);
         // Gone now, and never there: 404.
         for path in [one.as_str(), "/users/tess/tokens/access:nothing"] {
-            let (status, body) = call(&server, Method::DELETE, path, &olga, None).await;
+            let (status, body) = delete(&server, &olga, path).await;
             assert_eq!(
                 (status, body["error"].as_str()),
                 (404, Some("not_found")),
@@ -632,34 +589,28 @@ server_test!(
 
         // The application's: what is left of both grants. A refresh token revoked through it
         // takes its grant's access token along.
-        let (status, body) = call(&server, Method::GET, &apps_tokens, &olga, None).await;
+        let (status, body) = get(&server, &olga, &apps_tokens).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["tokens"].as_array().unwrap().len(), 3, "{body}");
         let refresh_handle = format!("refresh:{}", hasher.hash(&second_refresh));
-        let (status, body) = call(
-            &server,
-            Method::DELETE,
-            &format!("{apps_tokens}/{refresh_handle}"),
-            &olga,
-            None,
-        )
-        .await;
+        let (status, body) =
+            delete(&server, &olga, &format!("{apps_tokens}/{refresh_handle}")).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["kind"], "refresh_token");
         assert!(!introspected_active(&server, &app, &second).await);
         assert!(!refreshes(&server, &app, &second_refresh).await);
 
         // Everything of the user, then nothing left for the application either.
-        let (status, _) = call(&server, Method::DELETE, "/users/tess/tokens", &olga, None).await;
+        let (status, _) = delete(&server, &olga, "/users/tess/tokens").await;
         assert_eq!(status, 204);
         assert!(!refreshes(&server, &app, &first_refresh).await);
-        let (status, body) = call(&server, Method::GET, &apps_tokens, &admin, None).await;
+        let (status, body) = get(&server, &admin, &apps_tokens).await;
         assert_eq!((status, body["tokens"].as_array().unwrap().len()), (200, 0));
-        let (status, _) = call(&server, Method::DELETE, &apps_tokens, &admin, None).await;
+        let (status, _) = delete(&server, &admin, &apps_tokens).await;
         assert_eq!(status, 204);
 
         // The OpenAPI document describes the paths.
-        let (_, document) = call(&server, Method::GET, "/openapi.json", &admin, None).await;
+        let (_, document) = get(&server, &admin, "/openapi.json").await;
         for path in [
             "/users/{user_name}/tokens",
             "/users/{user_name}/tokens/{handle}",
@@ -763,14 +714,8 @@ server_test!(
             tokio::time::sleep(Duration::from_millis(300)).await;
             let revoke_sent = std::time::Instant::now();
             let asked_at = SystemClock.now();
-            let (status, body) = call(
-                &server,
-                reqwest::Method::DELETE,
-                &format!("/apps/{}/tokens", app.client_id),
-                &admin,
-                None,
-            )
-            .await;
+            let (status, body) =
+                delete(&server, &admin, &format!("/apps/{}/tokens", app.client_id)).await;
             assert_eq!(status, 204, "{body}");
             let done_at = SystemClock.now();
             tokio::time::sleep(Duration::from_millis(300)).await;
