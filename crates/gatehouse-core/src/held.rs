@@ -149,10 +149,14 @@ impl Holdings {
         refresh.truncate(HELD_LIMIT);
         let mut held = Vec::with_capacity(access.len() + refresh.len());
         for token in &access {
-            held.push(self.access_token(token).await?);
+            if !self.cut_off(&token.client_id, token.issued_at).await? {
+                held.push(self.access_token(token).await?);
+            }
         }
         for token in &refresh {
-            held.push(self.refresh_token(token).await?);
+            if !self.cut_off(&token.client_id, token.issued_at).await? {
+                held.push(self.refresh_token(token).await?);
+            }
         }
         if let Holder::User(user) = &self.holder {
             for session in store.list_user_sessions(&user.id, now).await? {
@@ -161,6 +165,17 @@ impl Holdings {
         }
         held.sort_by_key(|held| std::cmp::Reverse(held.issued_at));
         Ok(Listing { held, truncated })
+    }
+
+    /// Whether a token of `client_id` issued at `issued_at` is out of service by its
+    /// application's cutoff: stored while everything of the application was being revoked, it
+    /// escaped the store's revocation, but no check lets it through.
+    async fn cut_off(&self, client_id: &str, issued_at: i64) -> Result<bool, Error> {
+        Ok(self
+            .tokens
+            .client(client_id)
+            .await?
+            .is_some_and(|client| issued_at <= client.tokens_revoked_at))
     }
 
     /// The name of the user a token acts for: this holder's, or another from the cache.
