@@ -113,6 +113,16 @@ async fn fill(
     submit(browser, server, action, &fields).await
 }
 
+/// Asserts that `page` is its form again, refused (`422`) with a message next to `field`.
+fn assert_refused_at(page: &Page, field: &str) {
+    assert_eq!(page.status, 422, "{}", page.body);
+    assert!(
+        page.body.contains(&format!("id=\"{field}-error\"")),
+        "no message next to {field}: {}",
+        page.body
+    );
+}
+
 /// Opens the confirmation at `path` and posts its form, as a browser would.
 async fn confirm(browser: &mut Browser, server: &TestServer, path: &str) -> Page {
     fill(browser, server, path, path, &[]).await
@@ -691,12 +701,7 @@ server_test!(a_user_is_created_edited_locked_and_deleted, |server| {
     let mut fields = form_fields(&page, "/admin/users/bob/password");
     set(&mut fields, "password", "short");
     let refused = submit(&mut ada, &server, "/admin/users/bob/password", &fields).await;
-    assert_eq!(refused.status, 422);
-    assert!(
-        refused.body.contains("id=\"password-error\""),
-        "{}",
-        refused.body
-    );
+    assert_refused_at(&refused, "password");
     set(&mut fields, "password", "a different long password");
     let set_password = submit(&mut ada, &server, "/admin/users/bob/password", &fields).await;
     assert_eq!(set_password.status, 303);
@@ -777,12 +782,7 @@ server_test!(scopes_are_created_edited_and_deleted, |server| {
             &[("name", name), ("description", "Read the stock")],
         )
         .await;
-        assert_eq!(refused.status, 422, "{name}");
-        assert!(
-            refused.body.contains("id=\"name-error\""),
-            "{name}: {}",
-            refused.body
-        );
+        assert_refused_at(&refused, "name");
         assert!(refused.body.contains("Read the stock"), "{name}");
     }
 
@@ -1156,21 +1156,11 @@ server_test!(a_jwt_provider_is_created_edited_and_deleted, |server| {
     set(&mut fields, "jwks_url", "https://idp.example.org/jwks");
     set(&mut fields, "static_key", "not a key either");
     let refused = submit(&mut olga, &server, "/admin/jwt-providers", &fields).await;
-    assert_eq!(refused.status, 422, "{}", refused.body);
-    assert!(
-        refused.body.contains("id=\"jwks_url-error\""),
-        "{}",
-        refused.body
-    );
+    assert_refused_at(&refused, "jwks_url");
     set(&mut fields, "static_key", "");
     set(&mut fields, "max_age", "soon");
     let refused = submit(&mut olga, &server, "/admin/jwt-providers", &fields).await;
-    assert_eq!(refused.status, 422);
-    assert!(
-        refused.body.contains("id=\"max_age-error\""),
-        "{}",
-        refused.body
-    );
+    assert_refused_at(&refused, "max_age");
     set(&mut fields, "max_age", "120");
     let created = submit(&mut olga, &server, "/admin/jwt-providers", &fields).await;
     assert_eq!(created.status, 303, "{}", created.body);
