@@ -25,9 +25,7 @@
 use std::any::Any;
 
 use axum::Json;
-use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::Error;
 use gatehouse_core::error::description_text;
@@ -385,13 +383,10 @@ fn error_response(error: &Error, surface: Surface) -> Response {
 /// for (a gateway route's, or Gatehouse's own), so a client that meets it learns where to get a
 /// token and with which scopes. Only answers that carry a challenge pay for the lookup.
 pub async fn name_resource_metadata(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
+    state: &AppState,
+    path: &str,
+    mut response: Response,
 ) -> Response {
-    // A `Uri` shares its bytes when cloned: every request passes here, the token endpoint's too.
-    let uri = request.uri().clone();
-    let mut response = next.run(request).await;
     let bearer = response
         .headers()
         .get(header::WWW_AUTHENTICATE)
@@ -406,7 +401,7 @@ pub async fn name_resource_metadata(
     let Ok(catalog) = state.services.registry.catalog().await else {
         return response;
     };
-    let url = catalog.resource_metadata_url(state.services.tokens.issuer(), uri.path());
+    let url = catalog.resource_metadata_url(state.services.tokens.issuer(), path);
     let mut named = challenge.as_bytes().to_vec();
     named.extend_from_slice(format!(", resource_metadata=\"{url}\"").as_bytes());
     if let Ok(value) = HeaderValue::from_bytes(&named) {

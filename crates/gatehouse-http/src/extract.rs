@@ -584,16 +584,6 @@ impl FromRequestParts<AppState> for ClientAddress {
     }
 }
 
-/// Makes the request's client address known to the audit events its handling records (see
-/// `audit::within_request`), however deep in the domain they are.
-pub async fn audit_address(
-    ClientAddress(address): ClientAddress,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    gatehouse_core::audit::within_request(address, next.run(request)).await
-}
-
 /// The TCP peer of the request's connection.
 pub fn peer_address(parts: &Parts) -> Option<IpAddr> {
     parts

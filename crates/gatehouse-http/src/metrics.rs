@@ -5,9 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::{MatchedPath, Request};
+use axum::http::StatusCode;
 use gatehouse_core::client::GrantType;
 use gatehouse_core::token::TokenService;
 use prometheus_client::collector::Collector;
@@ -16,8 +15,6 @@ use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-
-use crate::state::AppState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TokenLabels {
@@ -218,31 +215,37 @@ impl Metrics {
     }
 }
 
-/// Middleware: observes the latency of every request under its route template (never the raw
-/// path, which would make label values unbounded).
-pub async fn record_request(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let method = request.method().as_str().to_owned();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".into());
-    let response = next.run(request).await;
-    state
-        .metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            method,
-            route,
-            status: response.status().as_u16(),
-        })
-        .observe(started.elapsed().as_secs_f64());
-    response
+/// The latency of one request, observed under its route template (never the raw path, which
+/// would make label values unbounded).
+pub(crate) struct RequestTimer {
+    started: Instant,
+    method: String,
+    route: String,
+}
+
+impl RequestTimer {
+    pub(crate) fn start(request: &Request) -> Self {
+        RequestTimer {
+            started: Instant::now(),
+            method: request.method().as_str().to_owned(),
+            route: request
+                .extensions()
+                .get::<MatchedPath>()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_else(|| "unmatched".into()),
+        }
+    }
+
+    pub(crate) fn finish(self, metrics: &Metrics, status: StatusCode) {
+        metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                method: self.method,
+                route: self.route,
+                status: status.as_u16(),
+            })
+            .observe(self.started.elapsed().as_secs_f64());
+    }
 }
 
 #[cfg(test)]

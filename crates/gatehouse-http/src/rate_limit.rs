@@ -90,7 +90,9 @@ pub async fn limit(
     {
         return OAuthError(Error::Throttled { retry_after }).into_response();
     }
-    next.run(request).await
+    // The body's limit in the same layer: each layer costs every request a boxed future and a
+    // clone of the route behind it, and these are the token endpoint's.
+    crate::extract::limit_body(request, next).await
 }
 
 #[cfg(test)]
