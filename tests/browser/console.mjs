@@ -2,7 +2,9 @@
 // the login page /admin leads to, opens the dashboard and the applications, creates an
 // application through its form (first refused, with the message next to the field), sees its
 // secret once, opens the users, their own tokens (a revocation, reached by keyboard, asking
-// first), scopes, signing keys, configuration entries and the tools — testing the connection
+// first), scopes, signing keys, configuration entries — a route, a scope rule, a table, an
+// OAuth profile and a connection alias created through their forms, the route edited, the
+// table deleted after its confirmation — and the tools — testing the connection
 // alias crm, which the test set up, through its form —, and opens the pages again at a phone's
 // width. On the way it checks that every page carries the strict CSP, that nothing is loaded
 // from another origin, that the browser reports no CSP violation or other error, and that the
@@ -272,6 +274,36 @@ async function main() {
     await Promise.all([page.waitForURL(at('/admin/routes/stock')), page.click('#save')]);
     check((await page.locator('#flash').innerText()).includes('stock saved'),
       'the page says the route was saved');
+    // The other kinds through their forms too, each shown as saved after the redirect; the
+    // profile obtains its tokens from the provider crm the test set up, and the alias sends
+    // the profile's.
+    for (const [section, one, name, fields] of [
+      ['scope-rules', 'Scope rule', 'stock-read',
+        { methods: 'GET\nHEAD', path: '/api/stock/**', scopes: 'useraccount' }],
+      ['tables', 'Table', 'incidents', { read_roles: 'staff', write_roles: 'oncall' }],
+      ['profiles', 'OAuth profile', 'stock', { provider: 'crm', scopes: 'useraccount' }],
+      ['aliases', 'Connection alias', 'stock',
+        { base_url: 'https://stock.example.org/api', profile: 'stock', allowed_roles: 'integration' }],
+    ]) {
+      await open(page, at(`/admin/new/${section}`), `new ${section}`);
+      await page.fill('#name', name);
+      for (const [field, value] of Object.entries(fields)) await page.fill(`#${field}`, value);
+      await Promise.all([page.waitForURL(at(`/admin/${section}/${name}`)), page.click('#save')]);
+      check((await page.locator('#flash').innerText()).includes(`${one} ${name} created`),
+        `the page says the ${section} entry was created`);
+      const saved = {};
+      for (const field of Object.keys(fields)) saved[field] = await page.locator(`#${field}`).inputValue();
+      check(JSON.stringify(saved) === JSON.stringify(fields), `the ${section} entry shows what was sent`,
+        saved);
+    }
+    await open(page, at('/admin/tables/incidents'), 'table');
+    await Promise.all([page.waitForURL(at('/admin/tables/incidents/delete')), page.click('#delete')]);
+    await audit(page, 'deletion', check);
+    await Promise.all([page.waitForURL(at('/admin/tables')), page.click('#confirm')]);
+    check((await page.locator('#flash').innerText()).includes('Table incidents deleted'),
+      'the list says the table was deleted');
+    check(await page.locator('a[href="/admin/tables/incidents"]').count() === 0,
+      'the deleted table is listed no more');
 
     step = 'tools';
     await open(page, at('/admin/tools'), 'tools');
