@@ -429,6 +429,12 @@ impl Changed<String> for Option<String> {
 }
 
 impl Client {
+    /// Whether something issued to it at `issued_at` (Unix seconds) went with its last
+    /// "revoke everything": a token, or a code or device code not yet redeemed for one.
+    pub fn revoked_since(&self, issued_at: i64) -> bool {
+        issued_at <= self.tokens_revoked_at
+    }
+
     /// Sorts and deduplicates the fields that are sets, so that two equal sets compare equal.
     fn normalize(&mut self) {
         self.grant_types.sort();

@@ -175,7 +175,7 @@ impl Holdings {
             .tokens
             .client(client_id)
             .await?
-            .is_some_and(|client| issued_at <= client.tokens_revoked_at))
+            .is_some_and(|client| client.revoked_since(issued_at)))
     }
 
     /// The name of the user a token acts for: this holder's, or another from the cache.

@@ -1237,7 +1237,7 @@ impl TokenService {
         let client = self.client(&info.client_id).await?;
         let failure = match client {
             Some(client) if !client.active => Some("its application is inactive"),
-            Some(client) if info.issued_at <= client.tokens_revoked_at => {
+            Some(client) if client.revoked_since(info.issued_at) => {
                 Some("everything of its application was revoked after it was issued")
             }
             Some(_) => None,
@@ -1351,7 +1351,7 @@ impl TokenService {
             && record.rotated_at.is_none()
             && record.expires_at > self.clock.now()
             && record.client_id == caller.client_id
-            && record.issued_at > caller.tokens_revoked_at
+            && !caller.revoked_since(record.issued_at)
             && caller.active;
         if !current {
             return Ok(Introspection::default());

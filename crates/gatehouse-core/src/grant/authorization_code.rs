@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use super::{GrantContext, TokenGrant, TokenRequest, issue_for_person};
 use crate::Error;
 use crate::audience;
+use crate::authorize::CODE_LIFETIME;
 use crate::client::GrantType;
 use crate::pkce::{self, ChallengeMethod};
 use crate::scope::ScopeSet;
@@ -57,7 +58,9 @@ impl TokenGrant for AuthorizationCodeGrant {
             }
             CodeRedemption::Unknown => return Err(invalid("the code is invalid or expired")),
         };
-        if record.expires_at <= context.tokens.clock().now() {
+        // A code issued before everything of its application was revoked went with it.
+        let issued_at = record.expires_at - CODE_LIFETIME;
+        if record.expires_at <= context.tokens.clock().now() || client.revoked_since(issued_at) {
             return Err(invalid("the code is invalid or expired"));
         }
         // §4.1.3: the same redirect_uri as in the authorization request, when one was sent.

@@ -7,7 +7,7 @@ use super::{GrantContext, TokenGrant, TokenRequest, issue_for_person};
 use crate::Error;
 use crate::audience;
 use crate::client::GrantType;
-use crate::device::Poll;
+use crate::device::{DEVICE_CODE_LIFETIME, Poll};
 use crate::scope::ScopeSet;
 use crate::token::{GrantLink, TokenResponse};
 
@@ -45,6 +45,10 @@ impl TokenGrant for DeviceCodeGrant {
             .filter(|record| record.client_id == client.client_id)
             .ok_or_else(|| invalid("the device code is invalid"))?;
         let now = context.tokens.clock().now();
+        // A device code issued before everything of its application was revoked went with it.
+        if client.revoked_since(record.expires_at - DEVICE_CODE_LIFETIME) {
+            return Err(polled("expired_token", "the device code expired"));
+        }
         match Poll::of(&record, now) {
             Poll::Pending { interval } => {
                 context

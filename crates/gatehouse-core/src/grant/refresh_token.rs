@@ -158,7 +158,7 @@ impl TokenGrant for RefreshTokenGrant {
         if record.client_id != client.client_id {
             return Err(invalid("the refresh token was issued to another client"));
         }
-        if record.issued_at <= client.tokens_revoked_at {
+        if client.revoked_since(record.issued_at) {
             return Err(invalid("the refresh token is invalid, expired or revoked"));
         }
         context.require_key(record.dpop_jkt.as_deref(), "refresh token")?;

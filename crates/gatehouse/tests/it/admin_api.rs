@@ -765,6 +765,52 @@ server_test!(
 );
 
 server_test!(
+    a_code_issued_before_an_application_wide_revocation_is_refused,
+    |server| {
+        use gatehouse_core::client::ClientType;
+        use gatehouse_core::clock::{Clock, SystemClock};
+
+        use crate::people::{Browser, VERIFIER, code_flow, people_app, redeem};
+
+        server.user("alice", &[]).await;
+        let admin = server.token_for_role("admin").await;
+        let app = people_app(&server, ClientType::Confidential).await;
+        let waiting = code_flow(&server, &mut Browser::new(), &app, "alice", &[]).await;
+        let (status, body) =
+            delete(&server, &admin, &format!("/apps/{}/tokens", app.client_id)).await;
+        assert_eq!(status, 204, "{body}");
+        // Not yet redeemed, the code went with everything else of its application.
+        let (status, body) = redeem(&server, &app, &waiting["code"], Some(VERIFIER)).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"], "invalid_grant");
+        // One issued once the revocation's second has passed is redeemed.
+        let cutoff = server
+            .services
+            .store
+            .find_client(&app.client_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .tokens_revoked_at;
+        while SystemClock.now() <= cutoff {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        // Its consent outlives the revocation: a scope not consented to yet shows the consent
+        // page again.
+        let fresh = code_flow(
+            &server,
+            &mut Browser::new(),
+            &app,
+            "alice",
+            &[("scope", "openid email")],
+        )
+        .await;
+        let (status, body) = redeem(&server, &app, &fresh["code"], Some(VERIFIER)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+);
+
+server_test!(
     a_token_stored_while_its_application_was_revoked_is_out_of_service,
     |server| {
         use gatehouse_core::store::AccessTokenRecord;

@@ -259,3 +259,29 @@ server_test!(a_device_hears_no_and_other_mistakes, |server| {
         .await;
     assert_eq!(page.status, 400, "{}", page.body);
 });
+
+server_test!(
+    a_device_code_issued_before_an_application_wide_revocation_expires_with_it,
+    |server| {
+        server.user("alice", &[]).await;
+        let admin = server.token_for_role("admin").await;
+        let app = device_app(&server).await;
+        let (_, started) = start(&server, &app, "openid").await;
+        let device_code = started["device_code"].as_str().unwrap();
+        let user_code = started["user_code"].as_str().unwrap();
+        answer_at_device_page(&server, &mut Browser::new(), user_code, "alice", "allow").await;
+        let response = server
+            .http
+            .delete(server.url(&format!("/api/admin/v1/apps/{}/tokens", app.client_id)))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204);
+        // Allowed but not yet redeemed, it went with everything else of its application.
+        assert_eq!(
+            error(&poll(&server, &app, device_code).await),
+            (400, Some("expired_token"))
+        );
+    }
+);
