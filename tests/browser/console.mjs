@@ -3,7 +3,8 @@
 // application through its form (first refused, with the message next to the field), sees its
 // secret once, opens the users, their own tokens (a revocation, reached by keyboard, asking
 // first), scopes, signing keys, configuration entries — a route, a scope rule, a table, an
-// OAuth profile and a connection alias created through their forms, the route edited, the
+// OAuth profile, a connection alias, a JWT provider and an OAuth provider created through
+// their forms, the route edited, the
 // table deleted after its confirmation — and the tools — testing the connection
 // alias crm, which the test set up, through its form —, and opens the pages again at a phone's
 // width. On the way it checks that every page carries the strict CSP, that nothing is loaded
@@ -277,17 +278,25 @@ async function main() {
     // The other kinds through their forms too, each shown as saved after the redirect; the
     // profile obtains its tokens from the provider crm the test set up, and the alias sends
     // the profile's.
-    for (const [section, one, name, fields] of [
+    for (const [section, one, name, fields, secrets = {}] of [
       ['scope-rules', 'Scope rule', 'stock-read',
         { methods: 'GET\nHEAD', path: '/api/stock/**', scopes: 'useraccount' }],
       ['tables', 'Table', 'incidents', { read_roles: 'staff', write_roles: 'oncall' }],
       ['profiles', 'OAuth profile', 'stock', { provider: 'crm', scopes: 'useraccount' }],
       ['aliases', 'Connection alias', 'stock',
         { base_url: 'https://stock.example.org/api', profile: 'stock', allowed_roles: 'integration' }],
+      ['jwt-providers', 'JWT provider', 'partner',
+        { issuer: 'https://idp.example.org', jwks_url: 'https://idp.example.org/jwks' }],
+      // A secret is sent but never shown again.
+      ['providers', 'OAuth provider', 'stock-idp',
+        { token_url: 'https://stock.example.org/token', client_id: 'gatehouse' },
+        { client_secret: 'stock-idp-secret' }],
     ]) {
       await open(page, at(`/admin/new/${section}`), `new ${section}`);
       await page.fill('#name', name);
-      for (const [field, value] of Object.entries(fields)) await page.fill(`#${field}`, value);
+      for (const [field, value] of Object.entries({ ...fields, ...secrets })) {
+        await page.fill(`#${field}`, value);
+      }
       await Promise.all([page.waitForURL(at(`/admin/${section}/${name}`)), page.click('#save')]);
       check((await page.locator('#flash').innerText()).includes(`${one} ${name} created`),
         `the page says the ${section} entry was created`);
@@ -295,6 +304,9 @@ async function main() {
       for (const field of Object.keys(fields)) saved[field] = await page.locator(`#${field}`).inputValue();
       check(JSON.stringify(saved) === JSON.stringify(fields), `the ${section} entry shows what was sent`,
         saved);
+      for (const secret of Object.values(secrets)) {
+        check(!(await page.content()).includes(secret), `the ${section} entry does not show its secret`);
+      }
     }
     await open(page, at('/admin/tables/incidents'), 'table');
     await Promise.all([page.waitForURL(at('/admin/tables/incidents/delete')), page.click('#delete')]);
