@@ -657,6 +657,18 @@ async fn obtain_until(
     obtained
 }
 
+/// The cutoff of the application's last "revoke everything": the second it committed in.
+async fn revocation_cutoff(server: &TestServer, client_id: &str) -> i64 {
+    server
+        .services
+        .store
+        .find_client(client_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .tokens_revoked_at
+}
+
 server_test!(
     an_application_wide_revocation_refuses_every_token_issued_before_it_commits,
     |server| {
@@ -725,14 +737,7 @@ server_test!(
                 obtained.extend(worker.await.unwrap());
             }
             // The cutoff is the second the revocation committed in.
-            let cutoff = server
-                .services
-                .store
-                .find_client(&app.client_id)
-                .await
-                .unwrap()
-                .unwrap()
-                .tokens_revoked_at;
+            let cutoff = revocation_cutoff(&server, &app.client_id).await;
             assert!((asked_at..=done_at).contains(&cutoff), "{cutoff}");
             let before = obtained.iter().filter(|o| o.answered < revoke_sent).count();
             assert!(before > 0 && before < obtained.len(), "{format:?}: no race");
@@ -784,14 +789,7 @@ server_test!(
         assert_eq!(status, 400, "{body}");
         assert_eq!(body["error"], "invalid_grant");
         // One issued once the revocation's second has passed is redeemed.
-        let cutoff = server
-            .services
-            .store
-            .find_client(&app.client_id)
-            .await
-            .unwrap()
-            .unwrap()
-            .tokens_revoked_at;
+        let cutoff = revocation_cutoff(&server, &app.client_id).await;
         while SystemClock.now() <= cutoff {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
@@ -820,14 +818,7 @@ server_test!(
         let tokens = format!("/apps/{}/tokens", app.client_id);
         let (status, _) = delete(&server, &admin, &tokens).await;
         assert_eq!(status, 204);
-        let cutoff = server
-            .services
-            .tokens
-            .client(&app.client_id)
-            .await
-            .unwrap()
-            .unwrap()
-            .tokens_revoked_at;
+        let cutoff = revocation_cutoff(&server, &app.client_id).await;
         // Stored by a request that was issuing it while the revocation ran: the store's
         // revocation did not see it.
         let escaped = "gh_at_stored-while-everything-was-revoked";
