@@ -130,3 +130,29 @@ server_test!(
         }
     }
 );
+
+server_test!(
+    everything_of_an_application_revoked_on_one_instance_is_refused_on_the_other,
+    |server| {
+        let servers = server.with_peer().await;
+        let admin = servers[0].token_for_role("admin").await;
+        for format in [TokenFormat::Opaque, TokenFormat::Jwt] {
+            let app = servers[0].app(format, &["useraccount"], None).await;
+            let token = servers[0].token(&app, None).await;
+            // Cached on both instances before the revocation.
+            for server in &servers {
+                assert_eq!(whoami(server, &token).await, 200, "{format:?}");
+            }
+            let response = servers[0]
+                .http
+                .delete(servers[0].url(&format!("/api/admin/v1/apps/{}/tokens", app.client_id)))
+                .bearer_auth(&admin)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 204);
+            assert_eq!(whoami(&servers[0], &token).await, 401, "{format:?}");
+            assert!(refused_soon(&servers[1], &token).await, "{format:?}");
+        }
+    }
+);
