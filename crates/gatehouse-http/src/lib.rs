@@ -28,6 +28,7 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{any, get, post};
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -104,21 +105,26 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn(extract::limit_body))
         .merge(credential_routes(state.clone()))
         .fallback(gateway::dispatch)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            around_request,
-        ))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
-        ))
-        .layer(TraceLayer::new_for_http().make_span_with(ops::request_span))
-        .layer(SetSensitiveHeadersLayer::new([
-            header::AUTHORIZATION,
-            header::COOKIE,
-            header::SET_COOKIE,
-        ]))
-        .layer(CatchPanicLayer::custom(error::panic_response))
+        // One stack in one `layer` call: the router boxes each layer it is given, and every box
+        // is cloned — allocated anew — for every request, once for each box around it.
+        .layer(
+            ServiceBuilder::new()
+                .layer(CatchPanicLayer::custom(error::panic_response))
+                .layer(SetSensitiveHeadersLayer::new([
+                    header::AUTHORIZATION,
+                    header::COOKIE,
+                    header::SET_COOKIE,
+                ]))
+                .layer(TraceLayer::new_for_http().make_span_with(ops::request_span))
+                .layer(TimeoutLayer::with_status_code(
+                    axum::http::StatusCode::REQUEST_TIMEOUT,
+                    Duration::from_secs(30),
+                ))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    around_request,
+                )),
+        )
         .with_state(state)
 }
 
