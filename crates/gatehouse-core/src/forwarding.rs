@@ -67,6 +67,10 @@ impl TrustedProxies {
     /// all that is known, and it is the answer.
     pub fn client_address<S: AsRef<str>>(&self, peer: IpAddr, forwarded_for: &[S]) -> IpAddr {
         let mut client = peer.to_canonical();
+        // The common case, asked several times a request: no chain to build.
+        if !self.trusts(client) {
+            return client;
+        }
         for hop in self.chain(peer, forwarded_for).into_iter().rev() {
             let Some(hop) = hop else { break };
             client = hop;

@@ -218,14 +218,30 @@ impl SigningKey {
 
     /// Signs `claims` as a compact JWS whose header names this key and the type `typ`.
     pub fn sign_jws<T: serde::Serialize>(&self, typ: &str, claims: &T) -> Result<String, Error> {
-        let header = json!({"alg": self.alg.as_str(), "typ": typ, "kid": self.kid});
-        let mut jws = URL_SAFE_NO_PAD.encode(header.to_string());
+        #[derive(serde::Serialize)]
+        struct Header<'a> {
+            alg: &'a str,
+            kid: &'a str,
+            typ: &'a str,
+        }
+        let header = Header {
+            alg: self.alg.as_str(),
+            kid: &self.kid,
+            typ,
+        };
+        // Every token is signed on the token endpoint's path: each part is written once into a
+        // buffer sized for it, not grown step by step.
+        let mut json = Vec::with_capacity(512);
+        serde_json::to_writer(&mut json, &header).map_err(|e| Error::Internal(e.to_string()))?;
+        let header_end = json.len();
+        serde_json::to_writer(&mut json, claims).map_err(|e| Error::Internal(e.to_string()))?;
+        let mut jws = String::with_capacity(json.len() * 4 / 3 + 350);
+        URL_SAFE_NO_PAD.encode_string(&json[..header_end], &mut jws);
         jws.push('.');
-        let claims = serde_json::to_vec(claims).map_err(|e| Error::Internal(e.to_string()))?;
-        jws.push_str(&URL_SAFE_NO_PAD.encode(claims));
+        URL_SAFE_NO_PAD.encode_string(&json[header_end..], &mut jws);
         let signature = self.sign(jws.as_bytes())?;
         jws.push('.');
-        jws.push_str(&URL_SAFE_NO_PAD.encode(signature));
+        URL_SAFE_NO_PAD.encode_string(signature, &mut jws);
         Ok(jws)
     }
 

@@ -33,7 +33,6 @@ pub fn request_span(request: &Request) -> tracing::Span {
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".into());
+        .map_or("unmatched", MatchedPath::as_str);
     tracing::info_span!("request", method = %request.method(), route = %route)
 }
