@@ -427,14 +427,23 @@ pub fn body_too_large(limit: usize) -> Response {
 }
 
 /// `/readyz` when the database does not answer: a `503` that load balancers read as "send
-/// nothing here", with the reason logged rather than shown (it can name the database's host).
+/// nothing here", with when to ask again, and the reason logged rather than shown (it can name
+/// the database's host).
 #[derive(Debug)]
 pub struct NotReady(pub StoreError);
 
 impl IntoResponse for NotReady {
     fn into_response(self) -> Response {
         tracing::warn!(error = %self.0, "database not ready");
-        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(
+                header::RETRY_AFTER,
+                HeaderValue::from(UNAVAILABLE_RETRY_AFTER),
+            )],
+            "database unavailable",
+        )
+            .into_response()
     }
 }
 

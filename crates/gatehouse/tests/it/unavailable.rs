@@ -1,5 +1,6 @@
 //! A database that cannot be reached for now is answered `503` with `Retry-After` on every
-//! surface — the OAuth endpoints, the admin API, the pages — and served again once it is back.
+//! surface — the OAuth endpoints, the admin API, the pages, readiness — and served again once it
+//! is back.
 //! PostgreSQL is reached through a relay the test cuts (nothing listens, every connection is
 //! closed), so the pool's connections fail and new ones are refused until its acquire timeout;
 //! SQLite is held locked by another writer, so writes fail after the busy timeout.
@@ -139,7 +140,7 @@ async fn run(backend: Backend) {
     // Each request below writes (the token, the scope, the use of the pushed request), so each
     // needs the database on both backends; sent together, they wait out one timeout.
     let scope = json!({"name": "reports", "description": "read reports"});
-    let ((status, headers, body), (api_status, api_body), page) = tokio::join!(
+    let ((status, headers, body), (api_status, api_body), page, ready) = tokio::join!(
         issue(&server, &app),
         call(
             &server,
@@ -149,6 +150,7 @@ async fn run(backend: Backend) {
             Some(scope.clone())
         ),
         server.http.get(&authorize).send(),
+        server.http.get(server.url("/readyz")).send(),
     );
     assert_eq!(status, 503, "{body}");
     assert_eq!(body, json!({"error": "temporarily_unavailable"}));
@@ -162,6 +164,16 @@ async fn run(backend: Backend) {
     assert!(page.headers().get("location").is_none());
     let text = page.text().await.unwrap();
     assert!(text.contains("temporarily unavailable"), "{text}");
+    // Readiness asks for a read: PostgreSQL out of reach is not ready, and says when to ask
+    // again; SQLite with its writer busy still reads, so it stays ready.
+    let ready = ready.unwrap();
+    match backend {
+        Backend::Postgres => {
+            assert_eq!(ready.status(), 503);
+            assert_eq!(ready.headers()["retry-after"], "5");
+        }
+        Backend::Sqlite => assert_eq!(ready.status(), 200),
+    }
 
     // A temporary outage: once the database is back, the same requests are served.
     outage.end().await;
