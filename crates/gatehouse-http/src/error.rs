@@ -230,14 +230,12 @@ impl IntoResponse for PageError {
                 )
             }
         };
-        let mut response = crate::pages::message(status, title, message);
+        let response = crate::pages::message(status, title, message);
         if status == S::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(UNAVAILABLE_RETRY_AFTER),
-            );
+            ask_again_later(response)
+        } else {
+            response
         }
-        response
     }
 }
 
@@ -435,16 +433,17 @@ pub struct NotReady(pub StoreError);
 impl IntoResponse for NotReady {
     fn into_response(self) -> Response {
         tracing::warn!(error = %self.0, "database not ready");
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(
-                header::RETRY_AFTER,
-                HeaderValue::from(UNAVAILABLE_RETRY_AFTER),
-            )],
-            "database unavailable",
-        )
-            .into_response()
+        ask_again_later((StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response())
     }
+}
+
+/// A `503` for a database out of reach says when to try again (RFC 9110 §10.2.3).
+fn ask_again_later(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(UNAVAILABLE_RETRY_AFTER),
+    );
+    response
 }
 
 /// A page whose template failed to render: a bare `500`, since there is no page left to show

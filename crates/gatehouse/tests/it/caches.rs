@@ -143,14 +143,12 @@ server_test!(
             for server in &servers {
                 assert_eq!(whoami(server, &token).await, 200, "{format:?}");
             }
-            let response = servers[0]
-                .http
-                .delete(servers[0].url(&format!("/api/admin/v1/apps/{}/tokens", app.client_id)))
-                .bearer_auth(&admin)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 204);
+            assert_eq!(
+                servers[0]
+                    .revoke_everything_of(&admin, &app.client_id)
+                    .await,
+                204
+            );
             assert_eq!(whoami(&servers[0], &token).await, 401, "{format:?}");
             assert!(refused_soon(&servers[1], &token).await, "{format:?}");
         }

@@ -270,14 +270,10 @@ server_test!(
         let device_code = started["device_code"].as_str().unwrap();
         let user_code = started["user_code"].as_str().unwrap();
         answer_at_device_page(&server, &mut Browser::new(), user_code, "alice", "allow").await;
-        let response = server
-            .http
-            .delete(server.url(&format!("/api/admin/v1/apps/{}/tokens", app.client_id)))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 204);
+        assert_eq!(
+            server.revoke_everything_of(&admin, &app.client_id).await,
+            204
+        );
         // Allowed but not yet redeemed, it went with everything else of its application.
         assert_eq!(
             error(&poll(&server, &app, device_code).await),

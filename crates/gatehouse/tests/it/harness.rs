@@ -342,6 +342,19 @@ impl TestServer {
         self.token_for_user(&user_name).await
     }
 
+    /// "Revoke everything" of the application `client_id` over the admin API, as the holder of
+    /// `admin`: the answer's status.
+    pub async fn revoke_everything_of(&self, admin: &str, client_id: &str) -> u16 {
+        self.http
+            .delete(self.url(&format!("/api/admin/v1/apps/{client_id}/tokens")))
+            .bearer_auth(admin)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     /// A `useraccount` token acting for an existing user, from an application running as them.
     pub async fn token_for_user(&self, user_name: &str) -> String {
         let app = self
