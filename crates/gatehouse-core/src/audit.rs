@@ -44,22 +44,24 @@ impl Actor {
         Actor {
             name: name.to_owned(),
             client_id: client_id.map(str::to_owned),
-            address: REQUEST_ADDRESS.try_with(Clone::clone).ok().flatten(),
+            address: REQUEST_ADDRESS
+                .try_with(|address| address.map(|address| address.to_string()))
+                .ok()
+                .flatten(),
         }
     }
 }
 
 tokio::task_local! {
-    /// The client address of the request being served, for the events it causes.
-    static REQUEST_ADDRESS: Option<String>;
+    /// The client address of the request being served, for the events it causes; written out
+    /// only when one is recorded, since most requests cause none.
+    static REQUEST_ADDRESS: Option<std::net::IpAddr>;
 }
 
 /// Runs `work` (a request's handling) with its client address known to the audit trail, so the
 /// security events deep in the domain name it without every function passing it on.
 pub async fn within_request<F: Future>(address: Option<std::net::IpAddr>, work: F) -> F::Output {
-    REQUEST_ADDRESS
-        .scope(address.map(|address| address.to_string()), work)
-        .await
+    REQUEST_ADDRESS.scope(address, work).await
 }
 
 /// What happened, before it is stamped with its actor and time.

@@ -257,6 +257,10 @@ fn client_assertion(params: &BTreeMap<String, String>) -> Result<Option<String>,
 
 /// Undoes the `application/x-www-form-urlencoded` encoding RFC 6749 §2.3.1 applies inside Basic.
 fn form_decode(text: &str) -> String {
+    // Most credentials hold nothing to decode.
+    if !text.bytes().any(|b| b == b'%' || b == b'+') {
+        return text.to_owned();
+    }
     form_urlencoded::parse(format!("v={text}").as_bytes())
         .next()
         .map(|(_, v)| v.into_owned())

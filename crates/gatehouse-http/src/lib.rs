@@ -32,7 +32,7 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tracing::Instrument;
 
 use crate::extract::ClientAddress;
 
@@ -107,44 +107,50 @@ pub fn router(state: AppState) -> Router {
         .fallback(gateway::dispatch)
         // One stack in one `layer` call: the router boxes each layer it is given, and every box
         // is cloned — allocated anew — for every request, once for each box around it.
+        // `around_request` is outermost, so that its span and metric cover a panic's 500 and a
+        // timeout's 408 too.
         .layer(
             ServiceBuilder::new()
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    around_request,
+                ))
                 .layer(CatchPanicLayer::custom(error::panic_response))
                 .layer(SetSensitiveHeadersLayer::new([
                     header::AUTHORIZATION,
                     header::COOKIE,
                     header::SET_COOKIE,
                 ]))
-                .layer(TraceLayer::new_for_http().make_span_with(ops::request_span))
                 .layer(TimeoutLayer::with_status_code(
                     axum::http::StatusCode::REQUEST_TIMEOUT,
                     Duration::from_secs(30),
-                ))
-                .layer(axum::middleware::from_fn_with_state(
-                    state.clone(),
-                    around_request,
                 )),
         )
         .with_state(state)
 }
 
 /// What every request goes through, in one layer because each `from_fn` layer costs every
-/// request a boxed future and a clone of the route behind it: the latency metric, the client
-/// address its audit events carry (`audit::within_request`, however deep in the domain they are
-/// recorded), and the resource metadata its bearer challenge names.
+/// request a boxed future and a clone of the route behind it: the span its log lines carry, the
+/// latency metric, the client address its audit events carry (`audit::within_request`, however
+/// deep in the domain they are recorded), and the resource metadata its bearer challenge names.
 async fn around_request(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
     request: Request,
     next: Next,
 ) -> Response {
+    let span = ops::request_span(&request);
     let timer = metrics::RequestTimer::start(&request);
     // A `Uri` shares its bytes when cloned.
     let uri = request.uri().clone();
-    let response = gatehouse_core::audit::within_request(address, next.run(request)).await;
-    let response = error::name_resource_metadata(&state, uri.path(), response).await;
-    timer.finish(&state.metrics, response.status());
-    response
+    async move {
+        let response = gatehouse_core::audit::within_request(address, next.run(request)).await;
+        let response = error::name_resource_metadata(&state, uri.path(), response).await;
+        timer.finish(&state.metrics, response.status());
+        response
+    }
+    .instrument(span)
+    .await
 }
 
 /// The endpoints that check passwords and client secrets. Each client address may call them at

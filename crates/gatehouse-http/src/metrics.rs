@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use gatehouse_core::client::GrantType;
 use gatehouse_core::token::TokenService;
 use prometheus_client::collector::Collector;
@@ -18,13 +18,13 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TokenLabels {
-    pub grant_type: String,
-    pub outcome: String,
+    pub grant_type: &'static str,
+    pub outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub method: String,
+    pub method: &'static str,
     pub route: String,
     pub status: u16,
 }
@@ -166,11 +166,11 @@ impl Metrics {
 
     /// Counts a token request of `grant_type` (a grant type's name, or `unknown`) that ended
     /// in `outcome`: `issued`, or the error code.
-    pub fn token_request(&self, grant_type: &str, outcome: &str) {
+    pub fn token_request(&self, grant_type: &'static str, outcome: &'static str) {
         self.tokens
             .get_or_create(&TokenLabels {
-                grant_type: grant_type.to_owned(),
-                outcome: outcome.to_owned(),
+                grant_type,
+                outcome,
             })
             .inc();
         let index = GrantType::ALL
@@ -219,15 +219,32 @@ impl Metrics {
 /// would make label values unbounded).
 pub(crate) struct RequestTimer {
     started: Instant,
-    method: String,
+    method: &'static str,
     route: String,
+}
+
+/// A method's label: the standard ones by name, any other as `other`, since a client may send
+/// any token as a method and each label value holds a histogram for good.
+fn method_label(method: &Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "other",
+    }
 }
 
 impl RequestTimer {
     pub(crate) fn start(request: &Request) -> Self {
         RequestTimer {
             started: Instant::now(),
-            method: request.method().as_str().to_owned(),
+            method: method_label(request.method()),
             route: request
                 .extensions()
                 .get::<MatchedPath>()
@@ -251,6 +268,16 @@ impl RequestTimer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_method_outside_the_standard_ones_is_labelled_other() {
+        assert_eq!(method_label(&Method::POST), "POST");
+        assert_eq!(method_label(&Method::TRACE), "TRACE");
+        for invented in ["FOO", "post", "BREW"] {
+            let method = Method::from_bytes(invented.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), "other");
+        }
+    }
 
     #[test]
     fn minute_counts_keep_the_last_hour() {

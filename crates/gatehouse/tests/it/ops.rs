@@ -94,6 +94,17 @@ server_test!(health_readiness_and_metrics, |server| {
         &[("grant_type", "client_credentials")],
     )
     .await;
+    // A client may send any token as a method: each one is not a metric series of its own.
+    for invented in ["BREW", "PROPFIND", "XYZZY"] {
+        let method = reqwest::Method::from_bytes(invented.as_bytes()).unwrap();
+        let response = server
+            .http
+            .request(method, server.url("/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405);
+    }
     let metrics = server
         .http
         .get(server.url("/metrics"))
@@ -112,6 +123,8 @@ server_test!(health_readiness_and_metrics, |server| {
     assert!(metrics.contains("gatehouse_token_requests_total{grant_type=\"client_credentials\",outcome=\"invalid_client\"} 1"));
     assert!(metrics.contains("gatehouse_http_request_duration_seconds_bucket{"));
     assert!(metrics.contains("route=\"/oauth/token\""));
+    assert!(metrics.contains("method=\"other\""), "{metrics}");
+    assert!(!metrics.contains("BREW"), "{metrics}");
     let response = server
         .http
         .get(server.url("/no/such/page"))
