@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
@@ -129,6 +129,10 @@ fn is_form(headers: &HeaderMap) -> bool {
 /// `413` hold for every handler, and a body that declares (`Content-Length`) or streams (chunked)
 /// more is refused at once, not when a handler would have finished waiting for it.
 pub async fn limit_body(request: Request, next: Next) -> Response {
+    // No body at all, as with most GETs: nothing to read or to limit.
+    if request.body().is_end_stream() {
+        return next.run(request).await;
+    }
     let (parts, body) = request.into_parts();
     let limit = if is_form(&parts.headers) {
         MAX_FORM_BYTES

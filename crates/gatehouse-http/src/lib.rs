@@ -30,7 +30,6 @@ use axum::response::Response;
 use axum::routing::{any, get, post};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tracing::Instrument;
 
@@ -116,11 +115,6 @@ pub fn router(state: AppState) -> Router {
                     around_request,
                 ))
                 .layer(CatchPanicLayer::custom(error::panic_response))
-                .layer(SetSensitiveHeadersLayer::new([
-                    header::AUTHORIZATION,
-                    header::COOKIE,
-                    header::SET_COOKIE,
-                ]))
                 .layer(TimeoutLayer::with_status_code(
                     axum::http::StatusCode::REQUEST_TIMEOUT,
                     Duration::from_secs(30),
@@ -136,21 +130,34 @@ pub fn router(state: AppState) -> Router {
 async fn around_request(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
+    mark_credentials_sensitive(request.headers_mut());
     let span = ops::request_span(&request);
     let timer = metrics::RequestTimer::start(&request);
     // A `Uri` shares its bytes when cloned.
     let uri = request.uri().clone();
     async move {
         let response = gatehouse_core::audit::within_request(address, next.run(request)).await;
-        let response = error::name_resource_metadata(&state, uri.path(), response).await;
+        let mut response = error::name_resource_metadata(&state, uri.path(), response).await;
+        mark_credentials_sensitive(response.headers_mut());
         timer.finish(&state.metrics, response.status());
         response
     }
     .instrument(span)
     .await
+}
+
+/// Marks the headers that carry credentials, so that a `Debug` of them shows no value. In one
+/// pass over the headers: looking each name up through the map's entry API, as a layer would,
+/// costs every request more than the rest of this function.
+fn mark_credentials_sensitive(headers: &mut header::HeaderMap) {
+    for (name, value) in headers.iter_mut() {
+        if name == header::AUTHORIZATION || name == header::COOKIE || name == header::SET_COOKIE {
+            value.set_sensitive(true);
+        }
+    }
 }
 
 /// The endpoints that check passwords and client secrets. Each client address may call them at
@@ -173,4 +180,29 @@ fn credential_routes(state: AppState) -> Router<AppState> {
             state,
             rate_limit::limit,
         ))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    #[test]
+    fn every_value_of_a_credential_header_is_marked_sensitive_and_no_other() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic YTpi"),
+        );
+        headers.append(header::COOKIE, HeaderValue::from_static("a=1"));
+        headers.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        headers.insert(header::SET_COOKIE, HeaderValue::from_static("c=3"));
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        super::mark_credentials_sensitive(&mut headers);
+        for (name, value) in &headers {
+            assert_eq!(value.is_sensitive(), name != header::ACCEPT, "{name}");
+        }
+        let shown = format!("{headers:?}");
+        assert!(!shown.contains("YTpi") && !shown.contains("a=1") && !shown.contains("b=2"));
+        assert!(shown.contains("application/json"));
+    }
 }
