@@ -107,7 +107,7 @@ pub fn router(state: AppState) -> Router {
         // One stack in one `layer` call: the router boxes each layer it is given, and every box
         // is cloned — allocated anew — for every request, once for each box around it.
         // `around_request` is outermost, so that its span and metric cover a panic's 500 and a
-        // timeout's 408 too.
+        // timeout's 408 too; being outside catch-panic, it must never panic itself.
         .layer(
             ServiceBuilder::new()
                 .layer(axum::middleware::from_fn_with_state(
