@@ -9,7 +9,7 @@
 use gatehouse_core::store::{AccessTokenRecord, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
-/// The most tokens written in one statement (10 bound values each).
+/// The most tokens written in one statement (twelve bound values each).
 const MAX_BATCH: usize = 128;
 
 pub(crate) trait BatchInsert: Send + Sync + 'static {

@@ -269,6 +269,8 @@ storage_test!(concurrent_claims_of_one_audience_leave_one_owner, |store| {
             store.insert_client(&claimant).await
         })
     });
+    // Every attempt is spawned before any is awaited, so they race.
+    let attempts: Vec<_> = attempts.collect();
     let mut created = 0;
     for attempt in attempts {
         match attempt.await.unwrap() {
@@ -1142,6 +1144,8 @@ storage_test!(codes_are_redeemed_once_even_concurrently, |store| {
                 .unwrap()
         })
     });
+    // Every attempt is spawned before any is awaited, so they race.
+    let attempts: Vec<_> = attempts.collect();
     let mut redeemed = 0;
     for attempt in attempts {
         match attempt.await.unwrap() {
@@ -1228,6 +1232,8 @@ storage_test!(refresh_tokens_rotate_once_even_concurrently, |store| {
                 .unwrap()
         })
     });
+    // Every attempt is spawned before any is awaited, so they race.
+    let attempts: Vec<_> = attempts.collect();
     let mut rotated = 0;
     for attempt in attempts {
         match attempt.await.unwrap() {
@@ -1618,24 +1624,22 @@ storage_test!(sessions_and_consents, |store| {
 storage_test!(
     concurrent_token_inserts_are_grouped_and_all_committed,
     |store| {
-        let inserts = (0..200).map(|i| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                store
-                    .insert_access_token(&token(&format!("h{i}"), "billing", None, 500))
-                    .await
+        // Every insert is spawned before any is awaited, so the writer finds many queued.
+        let inserts: Vec<_> = (0..200)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let record = token(&format!("h{i}"), "billing", None, 500);
+                    store.insert_access_token(&record).await.map(|()| record)
+                })
             })
-        });
+            .collect();
         for insert in inserts {
-            insert.await.unwrap().unwrap();
-        }
-        for i in 0..200 {
-            assert!(
-                store
-                    .find_access_token(&format!("h{i}"))
-                    .await
-                    .unwrap()
-                    .is_some()
+            let record = insert.await.unwrap().unwrap();
+            // Each row reads back whole: a value bound to the wrong placeholder would show.
+            assert_eq!(
+                store.find_access_token(&record.token_hash).await.unwrap(),
+                Some(record)
             );
         }
         // A duplicate hash is refused (a batch fails as one; random 256-bit tokens never collide).

@@ -241,10 +241,10 @@ macro_rules! token_store_impl {
                 purge_slice!("device_authorizations", "device_code_hash"),
             ];
 
-            /// The bound values of one access token row.
-            const ACCESS_TOKEN_COLUMNS: usize = 12;
-
             /// Inserts access tokens, many in one statement: the writer task's unit of work.
+            /// The builder writes each backend's own placeholders: numbered ones (`$1`) are
+            /// named parameters to SQLite, and binding a statement with a name for each of its
+            /// values costs time that grows with the square of their number.
             pub(super) async fn insert_access_tokens<'e, E>(
                 executor: E,
                 tokens: &[AccessTokenRecord],
@@ -252,43 +252,30 @@ macro_rules! token_store_impl {
             where
                 E: sqlx::Executor<'e, Database = <$store as StoreDatabase>::Database>,
             {
-                let mut sql = String::from(concat!(
+                let mut insert = sqlx::QueryBuilder::new(concat!(
                     "INSERT INTO access_tokens (",
                     access_token_columns!(),
-                    ") VALUES "
+                    ") "
                 ));
-                for index in 0..tokens.len() {
-                    let first = index * ACCESS_TOKEN_COLUMNS;
-                    if index > 0 {
-                        sql.push_str(", ");
-                    }
-                    sql.push('(');
-                    for column in 1..=ACCESS_TOKEN_COLUMNS {
-                        if column > 1 {
-                            sql.push_str(", ");
-                        }
-                        sql.push_str(&format!("${}", first + column));
-                    }
-                    sql.push(')');
-                }
-                // Only placeholders are spliced into the statement; every value is bound.
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for token in tokens {
-                    query = query
-                        .bind(&token.token_hash)
-                        .bind(&token.jti)
-                        .bind(&token.client_id)
-                        .bind(&token.user_id)
-                        .bind(&token.scope)
-                        .bind(token.issued_at)
-                        .bind(token.expires_at)
-                        .bind(token.revoked)
-                        .bind(&token.grant_id)
-                        .bind(json_list(&token.audience))
-                        .bind(act_value(token.act.as_ref()))
-                        .bind(&token.dpop_jkt);
-                }
-                query.execute(executor).await.map_err(backend_error)?;
+                insert.push_values(tokens, |mut row, token| {
+                    row.push_bind(&token.token_hash)
+                        .push_bind(&token.jti)
+                        .push_bind(&token.client_id)
+                        .push_bind(&token.user_id)
+                        .push_bind(&token.scope)
+                        .push_bind(token.issued_at)
+                        .push_bind(token.expires_at)
+                        .push_bind(token.revoked)
+                        .push_bind(&token.grant_id)
+                        .push_bind(json_list(&token.audience))
+                        .push_bind(act_value(token.act.as_ref()))
+                        .push_bind(&token.dpop_jkt);
+                });
+                insert
+                    .build()
+                    .execute(executor)
+                    .await
+                    .map_err(backend_error)?;
                 Ok(())
             }
         }
