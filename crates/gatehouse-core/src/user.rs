@@ -208,7 +208,8 @@ fn argon2_pool() -> &'static Argon2Pool {
 /// A 19 MiB buffer would come from a heap arena after the first one was freed, and arenas keep
 /// their memory. So the buffer reserves more than 32 MiB: that always gets pages of its own,
 /// and the part beyond what Argon2 writes is never touched, so it costs address space, not
-/// memory.
+/// memory. (The server binary allocates with jemalloc, which gives any block above 8 MiB pages
+/// of its own; the reservation keeps the bound wherever this runs on glibc's allocator.)
 fn new_argon2_buffer() -> Vec<Block> {
     const RESERVED_BLOCKS: usize = 33 * 1024;
     Vec::with_capacity(RESERVED_BLOCKS.max(POOL_BLOCKS))
