@@ -108,11 +108,17 @@ impl PostgresStore {
 }
 
 impl crate::batch::BatchInsert for Pool<Postgres> {
+    type Connection = sqlx::pool::PoolConnection<Postgres>;
+
+    async fn connect(&self) -> Result<Self::Connection, StoreError> {
+        self.acquire().await.map_err(backend_error)
+    }
+
     async fn insert_batch(
-        &self,
+        connection: &mut Self::Connection,
         tokens: &[gatehouse_core::store::AccessTokenRecord],
     ) -> Result<(), StoreError> {
-        token_queries::insert_access_tokens(self, tokens).await
+        token_queries::insert_access_tokens(&mut **connection, tokens).await
     }
 }
 

@@ -60,6 +60,10 @@ impl SqliteStore {
         .map_err(|e| StoreError::Backend(format!("cannot lock for migrations: {e}")))?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            // A connection to a file in this process cannot have been dropped by a server while
+            // it sat idle: the ping sqlx sends before handing one out would be a round trip to
+            // the connection's thread on every query, for nothing.
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await
             .map_err(backend_error)?;
@@ -69,6 +73,7 @@ impl SqliteStore {
             // Two readers: the hot paths read from memory caches, and each SQLite connection is a
             // thread with its own page cache.
             .max_connections(2)
+            .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await
             .map_err(backend_error)?;
@@ -114,11 +119,17 @@ impl SqliteStore {
 }
 
 impl crate::batch::BatchInsert for Pool<Sqlite> {
+    type Connection = sqlx::pool::PoolConnection<Sqlite>;
+
+    async fn connect(&self) -> Result<Self::Connection, StoreError> {
+        self.acquire().await.map_err(backend_error)
+    }
+
     async fn insert_batch(
-        &self,
+        connection: &mut Self::Connection,
         tokens: &[gatehouse_core::store::AccessTokenRecord],
     ) -> Result<(), StoreError> {
-        token_queries::insert_access_tokens(self, tokens).await
+        token_queries::insert_access_tokens(&mut **connection, tokens).await
     }
 }
 
