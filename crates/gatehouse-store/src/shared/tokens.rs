@@ -271,7 +271,7 @@ macro_rules! token_store_impl {
             }
 
             /// The statement inserting `count` access tokens, written once for each count and
-            /// kept: writing its text anew cost each token as much as binding its values.
+            /// kept rather than formatted anew for every batch.
             fn insert_access_tokens_statement(count: usize) -> Result<&'static str, StoreError> {
                 use std::fmt::Write as _;
                 use std::sync::OnceLock;
