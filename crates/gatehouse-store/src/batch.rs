@@ -10,7 +10,7 @@ use gatehouse_core::store::{AccessTokenRecord, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 /// The most tokens written in one statement (twelve bound values each).
-pub(crate) const MAX_BATCH: usize = 128;
+const MAX_BATCH: usize = 128;
 
 /// How many batches in a row the writer writes on one connection before it gives the connection
 /// back to the pool, where the store's other writes wait for it.

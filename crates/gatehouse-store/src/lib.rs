@@ -167,35 +167,27 @@ trait StoreDatabase {
     type Database: sqlx::Database;
     /// What a `SELECT` ends with to lock the rows it reads until the transaction ends.
     const LOCK_ROWS: &'static str;
-    /// Whether statements number their placeholders (`$1`) rather than write `?`: SQLite reads
-    /// a numbered one as a named parameter, and binding by name costs time that grows with the
-    /// square of the number of values.
-    const NUMBERED_PLACEHOLDERS: bool;
 }
 
 impl StoreDatabase for SqliteStore {
     type Database = sqlx::Sqlite;
     // The one writer connection runs write transactions one at a time: nothing to lock.
     const LOCK_ROWS: &'static str = "";
-    const NUMBERED_PLACEHOLDERS: bool = false;
 }
 
 impl StoreDatabase for PostgresStore {
     type Database = sqlx::Postgres;
     const LOCK_ROWS: &'static str = " FOR UPDATE";
-    const NUMBERED_PLACEHOLDERS: bool = true;
 }
 
 impl StoreDatabase for sqlite::SqliteTransaction {
     type Database = sqlx::Sqlite;
     const LOCK_ROWS: &'static str = "";
-    const NUMBERED_PLACEHOLDERS: bool = false;
 }
 
 impl StoreDatabase for postgres::PostgresTransaction {
     type Database = sqlx::Postgres;
     const LOCK_ROWS: &'static str = " FOR UPDATE";
-    const NUMBERED_PLACEHOLDERS: bool = true;
 }
 
 /// The connection a query runs on: taken from a pool for the one call, or the one an open

@@ -241,8 +241,10 @@ macro_rules! token_store_impl {
                 purge_slice!("device_authorizations", "device_code_hash"),
             ];
 
-            /// Inserts access tokens, at most [`crate::batch::MAX_BATCH`] of them, in one
-            /// statement: the writer task's unit of work.
+            /// Inserts access tokens, many in one statement: the writer task's unit of work.
+            /// The builder writes each backend's own placeholders: numbered ones (`$1`) are
+            /// named parameters to SQLite, and binding a statement with a name for each of its
+            /// values costs time that grows with the square of their number.
             pub(super) async fn insert_access_tokens<'e, E>(
                 executor: E,
                 tokens: &[AccessTokenRecord],
@@ -250,65 +252,31 @@ macro_rules! token_store_impl {
             where
                 E: sqlx::Executor<'e, Database = <$store as StoreDatabase>::Database>,
             {
-                let mut insert = sqlx::query(insert_access_tokens_statement(tokens.len())?);
-                for token in tokens {
-                    insert = insert
-                        .bind(&token.token_hash)
-                        .bind(&token.jti)
-                        .bind(&token.client_id)
-                        .bind(&token.user_id)
-                        .bind(&token.scope)
-                        .bind(token.issued_at)
-                        .bind(token.expires_at)
-                        .bind(token.revoked)
-                        .bind(&token.grant_id)
-                        .bind(json_list(&token.audience))
-                        .bind(act_value(token.act.as_ref()))
-                        .bind(&token.dpop_jkt);
-                }
-                insert.execute(executor).await.map_err(backend_error)?;
+                let mut insert = sqlx::QueryBuilder::new(concat!(
+                    "INSERT INTO access_tokens (",
+                    access_token_columns!(),
+                    ") "
+                ));
+                insert.push_values(tokens, |mut row, token| {
+                    row.push_bind(&token.token_hash)
+                        .push_bind(&token.jti)
+                        .push_bind(&token.client_id)
+                        .push_bind(&token.user_id)
+                        .push_bind(&token.scope)
+                        .push_bind(token.issued_at)
+                        .push_bind(token.expires_at)
+                        .push_bind(token.revoked)
+                        .push_bind(&token.grant_id)
+                        .push_bind(json_list(&token.audience))
+                        .push_bind(act_value(token.act.as_ref()))
+                        .push_bind(&token.dpop_jkt);
+                });
+                insert
+                    .build()
+                    .execute(executor)
+                    .await
+                    .map_err(backend_error)?;
                 Ok(())
-            }
-
-            /// The statement inserting `count` access tokens, written once for each count and
-            /// kept rather than formatted anew for every batch.
-            fn insert_access_tokens_statement(count: usize) -> Result<&'static str, StoreError> {
-                use std::fmt::Write as _;
-                use std::sync::OnceLock;
-                const MAX_BATCH: usize = crate::batch::MAX_BATCH;
-                static STATEMENTS: [OnceLock<String>; MAX_BATCH] =
-                    [const { OnceLock::new() }; MAX_BATCH];
-                let statement = count
-                    .checked_sub(1)
-                    .and_then(|index| STATEMENTS.get(index))
-                    .ok_or_else(|| {
-                        StoreError::Backend(format!(
-                            "{count} access tokens cannot be inserted in one statement"
-                        ))
-                    })?;
-                Ok(statement.get_or_init(|| {
-                    let columns = access_token_columns!().split(',').count();
-                    let mut sql = String::from(concat!(
-                        "INSERT INTO access_tokens (",
-                        access_token_columns!(),
-                        ") VALUES "
-                    ));
-                    for row in 0..count {
-                        sql.push_str(if row == 0 { "(" } else { ", (" });
-                        for column in 0..columns {
-                            if column > 0 {
-                                sql.push_str(", ");
-                            }
-                            if <$store as StoreDatabase>::NUMBERED_PLACEHOLDERS {
-                                let _ = write!(sql, "${}", row * columns + column + 1);
-                            } else {
-                                sql.push('?');
-                            }
-                        }
-                        sql.push(')');
-                    }
-                    sql
-                }))
             }
         }
     };
