@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{HeaderMap, HeaderName, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -26,29 +26,47 @@ use serde::de::DeserializeOwned;
 use crate::error::{ApiError, OAuthError, PageError};
 use crate::state::AppState;
 
+/// RFC 9449 §4.1: the header carrying a DPoP proof. Named once: looking a header up by a
+/// string parses the name on every request.
+pub const DPOP: HeaderName = HeaderName::from_static("dpop");
+
+/// The header a trusted proxy names the client's address in.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
 /// The largest form body any endpoint reads: OAuth requests and the pages' forms are small.
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
 
 /// An `application/x-www-form-urlencoded` body as OAuth requires it: the right content type, at
 /// most [`MAX_FORM_BYTES`], no parameter twice (RFC 6749 §3.1, §3.2) except `resource`
 /// (RFC 8707 §2), whose values come second; empty values dropped.
-pub struct OAuthForm(pub BTreeMap<String, String>, pub Vec<String>);
+pub struct OAuthForm {
+    pub params: BTreeMap<String, String>,
+    pub resources: Vec<String>,
+    /// The request's headers, which client authentication and DPoP read: moved out of the
+    /// request, where axum's `HeaderMap` extractor would copy them.
+    pub headers: HeaderMap,
+}
 
 impl<S: Send + Sync> FromRequest<S> for OAuthForm {
     type Rejection = Response;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Response> {
-        if !is_form(request.headers()) {
+        let (parts, body) = request.into_parts();
+        if !is_form(&parts.headers) {
             return Err(OAuthError::from(Error::invalid_request(
                 "the body must be application/x-www-form-urlencoded",
             ))
             .into_response());
         }
-        let body = read_body(request.into_body(), MAX_FORM_BYTES).await?;
+        let body = read_body(body, MAX_FORM_BYTES).await?;
         let (mut params, resources) = crate::pages::oauth_params(&body)
             .map_err(|error| OAuthError::from(error).into_response())?;
         params.retain(|_, value| !value.is_empty());
-        Ok(OAuthForm(params, resources))
+        Ok(OAuthForm {
+            params,
+            resources,
+            headers: parts.headers,
+        })
     }
 }
 
@@ -273,7 +291,7 @@ fn form_decode(text: &str) -> String {
 
 /// The request's `DPoP` header, if it has one (RFC 9449 §4.3: never more than one).
 pub fn dpop_proof(headers: &HeaderMap) -> Result<Option<&str>, Error> {
-    let mut values = headers.get_all("dpop").iter();
+    let mut values = headers.get_all(DPOP).iter();
     match (values.next(), values.next()) {
         (None, _) => Ok(None),
         (Some(_), Some(_)) => Err(Error::InvalidDpopProof(
@@ -603,7 +621,7 @@ pub fn peer_address(parts: &Parts) -> Option<IpAddr> {
 /// Every `X-Forwarded-For` value, in order; values that are not text are left out.
 pub fn forwarded_for(headers: &HeaderMap) -> Vec<&str> {
     headers
-        .get_all("x-forwarded-for")
+        .get_all(X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect()

@@ -3,7 +3,6 @@
 //! then polls the token endpoint (`DeviceCodeGrant`).
 
 use askama::Template;
-use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -13,7 +12,7 @@ use gatehouse_core::user::User;
 use serde::{Deserialize, Serialize};
 
 use super::authorize::{current_session, login_page};
-use super::{authenticate, no_store};
+use super::{authenticate, no_store_json};
 use crate::error::{OAuthError, PageError};
 use crate::extract::{CsrfChecked, CsrfForm, OAuthForm};
 use crate::pages::{self, Continuation, FormPayload, SESSION_COOKIE, cookie, page};
@@ -23,8 +22,11 @@ use crate::state::AppState;
 /// public client names itself) and gets a device code and a user code.
 pub async fn start(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    OAuthForm(params, resources): OAuthForm,
+    OAuthForm {
+        params,
+        resources,
+        headers,
+    }: OAuthForm,
 ) -> Result<Response, OAuthError> {
     let client = authenticate(&state, &headers, &params).await?;
     let started = device::start(
@@ -36,7 +38,7 @@ pub async fn start(
         state.services.tokens.clock().now(),
     )
     .await?;
-    Ok(no_store(Json(started)))
+    no_store_json(StatusCode::OK, &started)
 }
 
 #[derive(Template)]

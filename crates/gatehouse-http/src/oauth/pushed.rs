@@ -1,14 +1,13 @@
 //! `POST /oauth/par`: pushed authorization requests (RFC 9126 §2), which may bind the code to a
 //! DPoP key by a proof (RFC 9449 §10.1).
 
-use axum::Json;
 use axum::extract::{OriginalUri, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use gatehouse_core::dpop::Target;
 use gatehouse_core::pushed;
 
-use super::{authenticate, no_store};
+use super::{authenticate, no_store_json};
 use crate::error::OAuthError;
 use crate::extract::{OAuthForm, dpop_proof};
 use crate::state::AppState;
@@ -18,8 +17,11 @@ use crate::state::AppState;
 pub async fn push(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    OAuthForm(mut params, resources): OAuthForm,
+    OAuthForm {
+        mut params,
+        resources,
+        headers,
+    }: OAuthForm,
 ) -> Result<Response, OAuthError> {
     let client = authenticate(&state, &headers, &params).await?;
     if let Some(proof) = dpop_proof(&headers)? {
@@ -40,5 +42,5 @@ pub async fn push(
         state.services.tokens.clock().now(),
     )
     .await?;
-    Ok(no_store((StatusCode::CREATED, Json(pushed))))
+    no_store_json(StatusCode::CREATED, &pushed)
 }

@@ -3,7 +3,7 @@
 //! nothing about tokens the caller does not hold.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use gatehouse_core::Error;
 
@@ -14,8 +14,9 @@ use crate::state::AppState;
 
 pub async fn revoke(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    OAuthForm(params, _): OAuthForm,
+    OAuthForm {
+        params, headers, ..
+    }: OAuthForm,
 ) -> Result<Response, OAuthError> {
     let client = authenticate(&state, &headers, &params).await?;
     let token = params

@@ -1,25 +1,27 @@
 //! `POST /oauth/token` (and `/oauth_token.do`): RFC 6749 §3.2, with DPoP proofs (RFC 9449 §5).
 
-use axum::Json;
 use axum::extract::{OriginalUri, State};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use gatehouse_core::Error;
 use gatehouse_core::dpop::Target;
 use gatehouse_core::grant::{GrantContext, TokenRequest};
 use gatehouse_core::store::StoreError;
 
-use super::{authenticate, no_store};
+use super::{authenticate, no_store_json};
 use crate::error::{DPOP_NONCE, OAuthError};
-use crate::extract::{ClientAddress, OAuthForm, dpop_proof};
+use crate::extract::{ClientAddress, DPOP, OAuthForm, dpop_proof};
 use crate::state::AppState;
 
 pub async fn token(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
     OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    OAuthForm(params, resources): OAuthForm,
+    OAuthForm {
+        params,
+        resources,
+        headers,
+    }: OAuthForm,
 ) -> Result<Response, OAuthError> {
     let request = TokenRequest::new(params, resources);
     // The metric label is the grant the server knows, never the raw (unbounded) parameter.
@@ -46,11 +48,11 @@ pub async fn token(
         Err(_) => "server_error",
     };
     state.metrics.token_request(grant_label, outcome);
-    let mut response = no_store(Json(result?));
+    let mut response = no_store_json(StatusCode::OK, &result?)?;
     // RFC 9449 §8.2: a client that proves its key with nonces gets the one to use next.
     let dpop = &state.services.dpop;
     if dpop.requires_nonce()
-        && headers.contains_key("dpop")
+        && headers.contains_key(DPOP)
         && let Ok(nonce) = HeaderValue::from_str(&dpop.nonce())
     {
         response.headers_mut().insert(DPOP_NONCE, nonce);
