@@ -31,12 +31,12 @@ use axum::routing::{any, get, post};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
-use tracing::Instrument;
 
 use crate::extract::ClientAddress;
 
 pub use admin::openapi_document;
 pub use extract::{MAX_BODY_BYTES, MAX_FORM_BYTES};
+pub use ops::write_log_line;
 pub use rate_limit::{AddressLimiter, RateLimit};
 pub use state::{AppParts, AppState, HttpSettings, Services};
 
@@ -106,8 +106,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(gateway::dispatch)
         // One stack in one `layer` call: the router boxes each layer it is given, and every box
         // is cloned — allocated anew — for every request, once for each box around it.
-        // `around_request` is outermost, so that its span and metric cover a panic's 500 and a
-        // timeout's 408 too; being outside catch-panic, it must never panic itself.
+        // `around_request` is outermost, so that its log context and metric cover a panic's 500
+        // and a timeout's 408 too; being outside catch-panic, it must never panic itself.
         .layer(
             ServiceBuilder::new()
                 .layer(axum::middleware::from_fn_with_state(
@@ -124,7 +124,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// What every request goes through, in one layer because each `from_fn` layer costs every
-/// request a boxed future and a clone of the route behind it: the span its log lines carry, the
+/// request a boxed future and a clone of the route behind it: what its log lines say of it, the
 /// latency metric, the client address its audit events carry (`audit::within_request`, however
 /// deep in the domain they are recorded), and the resource metadata its bearer challenge names.
 async fn around_request(
@@ -134,19 +134,19 @@ async fn around_request(
     next: Next,
 ) -> Response {
     mark_credentials_sensitive(request.headers_mut());
-    let span = ops::request_span(&request);
     let timer = metrics::RequestTimer::start(&request);
     // A `Uri` shares its bytes when cloned.
     let uri = request.uri().clone();
-    async move {
-        let response = gatehouse_core::audit::within_request(address, next.run(request)).await;
-        let mut response = error::name_resource_metadata(&state, uri.path(), response).await;
-        mark_credentials_sensitive(response.headers_mut());
-        timer.finish(&state.metrics, response.status());
-        response
-    }
-    .instrument(span)
-    .await
+    let serving = ops::Serving::of(&request);
+    serving
+        .scope(async move {
+            let response = gatehouse_core::audit::within_request(address, next.run(request)).await;
+            let mut response = error::name_resource_metadata(&state, uri.path(), response).await;
+            mark_credentials_sensitive(response.headers_mut());
+            timer.finish(&state.metrics, response.status());
+            response
+        })
+        .await
 }
 
 /// Marks the headers that carry credentials, so that a `Debug` of them shows no value. In one

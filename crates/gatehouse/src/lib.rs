@@ -42,20 +42,38 @@ pub async fn main_entry() -> anyhow::Result<()> {
 
 fn init_tracing(format: LogFormat, filter: &str) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = format == LogFormat::Json;
     // Colours only on a terminal: redirected logs stay plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(move || LogLine { json });
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.fmt_fields(plain_fields()).init(),
     }
 }
 
+/// Standard error, where each line also names the request it was written for, if any
+/// (`gatehouse_http::write_log_line`).
+struct LogLine {
+    json: bool,
+}
+
+impl std::io::Write for LogLine {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        // The formatter hands each line over whole, in one call.
+        gatehouse_http::write_log_line(&mut std::io::stderr().lock(), line, self.json)?;
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 /// Fields as `name=value`, the message bare: what the default formatter writes without colour,
-/// at half its cost. Every request's span is formatted when it opens, whether or not anything
-/// is logged in it, so this is paid on every request.
+/// at half its cost.
 fn plain_fields() -> impl for<'writer> FormatFields<'writer> {
     format::debug_fn(|writer, field, value| match field.name() {
         "message" => write!(writer, "{value:?}"),
