@@ -2206,3 +2206,45 @@ async fn sqlite_has_no_other_instances_to_hear() {
     let store = open(&database.url, Durability::Process).await.unwrap();
     assert!(store.subscribe_changes().await.unwrap().is_none());
 }
+
+/// Committed pages reach the database file while writes go on, long before the log is long
+/// enough for a commit to copy it there itself (1,000 pages; these writes make about 500).
+#[tokio::test]
+async fn sqlite_copies_the_log_into_the_file_beside_the_writer() {
+    let Some(database) = TestDatabase::create(Backend::Sqlite).await else {
+        return;
+    };
+    let store = open(&database.url, Durability::Process).await.unwrap();
+    let path = database.url.strip_prefix("sqlite://").unwrap().to_owned();
+    let file_length = || std::fs::metadata(&path).unwrap().len();
+    let grows_within = |before: u64, seconds: u64| {
+        let file_length = &file_length;
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+            while std::time::Instant::now() < deadline {
+                if file_length() > before {
+                    return true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            false
+        }
+    };
+    // What the migrations wrote is copied first; then the file stays as it is.
+    let mut settled = file_length();
+    while grows_within(settled, 1).await {
+        settled = file_length();
+    }
+
+    store.insert_client(&client("billing")).await.unwrap();
+    for n in 0..100 {
+        store
+            .insert_access_token(&token(&format!("copied-{n}"), "billing", None, 100))
+            .await
+            .unwrap();
+    }
+    assert!(
+        grows_within(settled, 5).await,
+        "the file is still {settled} bytes: the log was not copied into it"
+    );
+}
