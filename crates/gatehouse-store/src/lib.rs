@@ -42,7 +42,6 @@ macro_rules! store_transaction_impl {
 }
 
 mod batch;
-mod checkpoint;
 /// Runs a database's migrations on `$pool`, first refusing an upgrade that would have to choose
 /// between users sharing an email. Emails became unique (migration 0007) because a federated
 /// token naming an email must name one person; which of two people keeps an address is an

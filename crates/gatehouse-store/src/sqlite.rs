@@ -16,7 +16,6 @@ pub struct SqliteStore {
     reader: Pool<Sqlite>,
     writer: Pool<Sqlite>,
     token_writer: crate::batch::TokenWriter,
-    _checkpointer: crate::checkpoint::Checkpointer,
     /// The shared lock on the file beside the database that keeps a restore from replacing it
     /// while this store has it open.
     _open: std::fs::File,
@@ -75,16 +74,14 @@ impl SqliteStore {
             // thread with its own page cache.
             .max_connections(2)
             .test_before_acquire(false)
-            .connect_with(options.clone().read_only(true))
+            .connect_with(options.read_only(true))
             .await
             .map_err(backend_error)?;
         let token_writer = crate::batch::TokenWriter::start(writer.clone());
-        let checkpointer = crate::checkpoint::Checkpointer::start(options).await?;
         Ok(SqliteStore {
             reader,
             writer,
             token_writer,
-            _checkpointer: checkpointer,
             _open: open,
         })
     }
