@@ -24,6 +24,32 @@ pub fn generate() -> String {
     URL_SAFE_NO_PAD.encode(random_bytes::<SECRET_BYTES>())
 }
 
+/// Hex digits of the issue time that opens an ordered token: milliseconds since the epoch fit
+/// in 11 until the year 2527.
+const ORDER_DIGITS: usize = 11;
+
+/// A token for the store: its issue time in milliseconds (`ORDER_DIGITS` hex digits), then
+/// `SECRET_BYTES` random bytes as [`generate`] gives them.
+///
+/// Stored under [`SecretHasher::token_key`], which keeps the time in front, tokens issued one
+/// after another land side by side in the store's index on that key, as they do in its indexes
+/// on issue and expiry time, instead of on a random page each: a commit of many new tokens
+/// rewrites a few pages rather than one a token. The time the token shows is its `iat`, which
+/// its holder knows and introspection tells anyway.
+pub fn generate_ordered(now_millis: i64) -> String {
+    use std::fmt::Write;
+    let mut token = String::with_capacity(ORDER_DIGITS + 43);
+    // Writing to a String cannot fail.
+    let _ = write!(
+        token,
+        "{:0width$x}",
+        now_millis.max(0),
+        width = ORDER_DIGITS
+    );
+    URL_SAFE_NO_PAD.encode_string(random_bytes::<SECRET_BYTES>(), &mut token);
+    token
+}
+
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     // The OS random source failing is not a condition a server can continue from.
@@ -147,12 +173,35 @@ impl SecretHasher {
         URL_SAFE_NO_PAD.encode(hmac::sign(&self.key, secret.as_bytes()).as_ref())
     }
 
+    /// The stored form of a token of the kind that starts with `prefix`: for one made by
+    /// [`generate_ordered`], its time followed by its hash, so the store's index keeps it in
+    /// issue order; for any other, its hash alone. The hash covers the whole token, time
+    /// included, so neither part can be chosen to reach another token's record.
+    pub fn token_key(&self, token: &str, prefix: &str) -> String {
+        let hash = self.hash(token);
+        match token.strip_prefix(prefix).and_then(issue_time) {
+            Some(time) => time.to_owned() + &hash,
+            None => hash,
+        }
+    }
+
     /// Compares a presented secret with a stored hash without leaking, through timing, how much
     /// of it matched.
     pub fn verify(&self, secret: &str, stored_hash: &str) -> bool {
         let presented = self.hash(secret);
         constant_time::verify_slices_are_equal(presented.as_bytes(), stored_hash.as_bytes()).is_ok()
     }
+}
+
+/// The issue time that opens the body of a token made by [`generate_ordered`]. Tokens made
+/// before it existed are [`generate`]'s 43 characters and have none.
+fn issue_time(body: &str) -> Option<&str> {
+    let time = body.get(..ORDER_DIGITS)?;
+    (body.len() == ORDER_DIGITS + 43
+        && time
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    .then_some(time)
 }
 
 /// Authenticated encryption of data at rest (private signing keys, outbound credentials and
@@ -208,6 +257,43 @@ mod tests {
         let a = generate();
         assert_eq!(URL_SAFE_NO_PAD.decode(&a).unwrap().len(), 32);
         assert_ne!(a, generate());
+    }
+
+    #[test]
+    fn ordered_tokens_sort_by_issue_time_in_token_and_key() {
+        let hasher = MasterKey::generate().secret_hasher();
+        let earlier = format!("gh_at_{}", generate_ordered(1_795_000_000_123));
+        let later = format!("gh_at_{}", generate_ordered(1_795_000_000_124));
+        assert_eq!(earlier.len(), "gh_at_".len() + 11 + 43);
+        assert!(earlier.starts_with("gh_at_1a1ee565e7b"), "{earlier}");
+        let (early_key, late_key) = (
+            hasher.token_key(&earlier, "gh_at_"),
+            hasher.token_key(&later, "gh_at_"),
+        );
+        assert!(early_key < late_key);
+        assert_eq!(early_key, format!("1a1ee565e7b{}", hasher.hash(&earlier)));
+        // Randomness is all after the time.
+        let twin = format!("gh_at_{}", generate_ordered(1_795_000_000_123));
+        assert_eq!(twin[..17], earlier[..17]);
+        assert_ne!(twin, earlier);
+    }
+
+    #[test]
+    fn tokens_without_an_issue_time_are_keyed_by_their_hash_alone() {
+        let hasher = MasterKey::generate().secret_hasher();
+        // A token made before ordered ones, or under another prefix, or with a time that is not
+        // lowercase hex: its key is the hash of the whole of it.
+        let old = format!("gh_at_{}", generate());
+        let uppercase = format!("gh_at_1A1EE565E7B{}", generate());
+        let other_kind = format!("gh_rt_{}", generate_ordered(1));
+        for token in [&old, &uppercase, &other_kind] {
+            assert_eq!(hasher.token_key(token, "gh_at_"), hasher.hash(token));
+        }
+        assert_eq!(hasher.token_key("gh_at_", "gh_at_"), hasher.hash("gh_at_"));
+        assert_eq!(
+            hasher.token_key("gh_at_é", "gh_at_"),
+            hasher.hash("gh_at_é")
+        );
     }
 
     #[test]

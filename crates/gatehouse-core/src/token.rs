@@ -444,6 +444,16 @@ impl TokenService {
         &self.hasher
     }
 
+    /// The key the store holds an opaque access token under.
+    pub fn access_token_key(&self, token: &str) -> String {
+        self.hasher.token_key(token, OPAQUE_ACCESS_TOKEN_PREFIX)
+    }
+
+    /// The key the store holds a refresh token under.
+    pub fn refresh_token_key(&self, token: &str) -> String {
+        self.hasher.token_key(token, REFRESH_TOKEN_PREFIX)
+    }
+
     /// Encryption at rest under the master key.
     pub fn sealer(&self) -> Sealer {
         self.master_key.sealer()
@@ -826,9 +836,12 @@ impl TokenService {
         dpop_jkt: Option<&str>,
     ) -> (String, RefreshTokenRecord) {
         let now = self.clock.now();
-        let token = format!("{REFRESH_TOKEN_PREFIX}{}", secret::generate());
+        let token = format!(
+            "{REFRESH_TOKEN_PREFIX}{}",
+            secret::generate_ordered(self.clock.now_millis())
+        );
         let record = RefreshTokenRecord {
-            token_hash: self.hasher.hash(&token),
+            token_hash: self.refresh_token_key(&token),
             grant_id: link.grant_id.to_owned(),
             client_id: client.client_id.clone(),
             user_id: user.id.clone(),
@@ -985,9 +998,12 @@ impl TokenService {
                 token
             }
             TokenFormat::Opaque => {
-                let token = format!("{OPAQUE_ACCESS_TOKEN_PREFIX}{}", secret::generate());
+                let token = format!(
+                    "{OPAQUE_ACCESS_TOKEN_PREFIX}{}",
+                    secret::generate_ordered(self.clock.now_millis())
+                );
                 let record = AccessTokenRecord {
-                    token_hash: self.hasher.hash(&token),
+                    token_hash: self.access_token_key(&token),
                     jti,
                     client_id: client.client_id.clone(),
                     user_id: user.map(|u| u.id.clone()),
@@ -1145,7 +1161,7 @@ impl TokenService {
         // Opaque tokens end in the store when their user's credentials change; JWTs by epoch.
         let mut credential_epoch = None;
         let mut info = if token.starts_with(OPAQUE_ACCESS_TOKEN_PREFIX) {
-            let hash = self.hasher.hash(token);
+            let hash = self.access_token_key(token);
             let record = self
                 .cache
                 .opaque_tokens
@@ -1342,7 +1358,7 @@ impl TokenService {
     ) -> Result<Introspection, Error> {
         let Some(record) = self
             .store
-            .find_refresh_token(&self.hasher.hash(token))
+            .find_refresh_token(&self.refresh_token_key(token))
             .await?
         else {
             return Ok(Introspection::default());
@@ -1436,7 +1452,7 @@ impl TokenService {
             // §2.1: revoking a refresh token revokes the access tokens of the same grant too.
             let Some(record) = self
                 .store
-                .find_refresh_token(&self.hasher.hash(token))
+                .find_refresh_token(&self.refresh_token_key(token))
                 .await?
             else {
                 return Ok(());
@@ -1448,7 +1464,7 @@ impl TokenService {
             self.token_revoked(client, "refresh_token", &record.grant_id)
                 .await?;
         } else if token.starts_with(OPAQUE_ACCESS_TOKEN_PREFIX) {
-            let hash = self.hasher.hash(token);
+            let hash = self.access_token_key(token);
             let Some(record) = self.store.find_access_token(&hash).await? else {
                 return Ok(());
             };

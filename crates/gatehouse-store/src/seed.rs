@@ -145,7 +145,9 @@ impl Rowmaker {
     fn access(&self, n: u64) -> AccessTokenRecord {
         let expires_at = self.expires_at(n);
         AccessTokenRecord {
-            token_hash: self.hasher.hash(&self.access_token(n)),
+            token_hash: self
+                .hasher
+                .token_key(&self.access_token(n), OPAQUE_ACCESS_TOKEN_PREFIX),
             jti: format!("{}-at-{n}-{}", self.plan.label, self.id_nonce),
             client_id: self.client_id(n % self.plan.applications),
             user_id: Some(self.user_id(n % self.plan.users)),
@@ -163,7 +165,9 @@ impl Rowmaker {
     fn refresh(&self, n: u64) -> RefreshTokenRecord {
         let expires_at = self.expires_at(n);
         RefreshTokenRecord {
-            token_hash: self.hasher.hash(&self.refresh_token(n)),
+            token_hash: self
+                .hasher
+                .token_key(&self.refresh_token(n), REFRESH_TOKEN_PREFIX),
             grant_id: format!("{}-grant-{n}-{}", self.plan.label, self.id_nonce),
             client_id: self.client_id(n % self.plan.applications),
             user_id: self.user_id(n % self.plan.users),

@@ -104,7 +104,7 @@ impl Refresh<'_, '_> {
         let successor = self
             .context
             .store
-            .find_refresh_token(&tokens.hasher().hash(&kept.refresh_token))
+            .find_refresh_token(&tokens.refresh_token_key(&kept.refresh_token))
             .await?;
         if !successor.is_some_and(|s| s.rotated_at.is_none() && !s.revoked) {
             return self.reused().await;
@@ -149,7 +149,7 @@ impl TokenGrant for RefreshTokenGrant {
         let tokens = context.tokens;
         let invalid = |why: &str| Error::InvalidGrant(why.to_owned());
         let presented = request.require("refresh_token")?;
-        let old_hash = tokens.hasher().hash(presented);
+        let old_hash = tokens.refresh_token_key(presented);
         let record = context
             .store
             .find_refresh_token(&old_hash)

@@ -530,8 +530,7 @@ server_test!(
         }
 
         // One access token revoked by its handle: introspection says so, the other stays.
-        let hasher = server.services.tokens.hasher();
-        let handle = format!("access:{}", hasher.hash(&first));
+        let handle = format!("access:{}", server.services.tokens.access_token_key(&first));
         let one = format!("/users/tess/tokens/{handle}");
         let (status, body) = delete(&server, &olga, &one).await;
         assert_eq!(status, 200, "{body}");
@@ -559,7 +558,10 @@ server_test!(
 
         // Roles that may not change the holder: mi_admin manages no users or applications,
         // oauth_admin no administrators. Nothing is revoked for them.
-        let second_handle = format!("access:{}", hasher.hash(&second));
+        let second_handle = format!(
+            "access:{}",
+            server.services.tokens.access_token_key(&second)
+        );
         for (token, method, path) in [
             (&mia, Method::GET, "/users/tess/tokens".to_owned()),
             (&mia, Method::DELETE, "/users/tess/tokens".to_owned()),
@@ -592,7 +594,10 @@ server_test!(
         let (status, body) = get(&server, &olga, &apps_tokens).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["tokens"].as_array().unwrap().len(), 3, "{body}");
-        let refresh_handle = format!("refresh:{}", hasher.hash(&second_refresh));
+        let refresh_handle = format!(
+            "refresh:{}",
+            server.services.tokens.refresh_token_key(&second_refresh)
+        );
         let (status, body) =
             delete(&server, &olga, &format!("{apps_tokens}/{refresh_handle}")).await;
         assert_eq!(status, 200, "{body}");
@@ -822,7 +827,7 @@ server_test!(
         // Stored by a request that was issuing it while the revocation ran: the store's
         // revocation did not see it.
         let escaped = "gh_at_stored-while-everything-was-revoked";
-        let hash = server.services.tokens.hasher().hash(escaped);
+        let hash = server.services.tokens.access_token_key(escaped);
         server
             .services
             .store

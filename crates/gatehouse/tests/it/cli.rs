@@ -629,7 +629,7 @@ server_test!(token_commands_list_and_revoke_what_is_held, |server| {
     let listed = json(&list(&["user", "tokens", "tess", "list", "--json"]).await);
     assert_eq!(listed["tokens"].as_array().unwrap().len(), 4, "{listed}");
     assert!(!listed.to_string().contains(&first));
-    let handle = format!("access:{}", server.services.tokens.hasher().hash(&first));
+    let handle = format!("access:{}", server.services.tokens.access_token_key(&first));
     let output = gatehouse(&server, &["user", "tokens", "tess", "revoke", &handle], &[]).await;
     assert!(output.status.success(), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stderr).contains("Revoked the access token."));

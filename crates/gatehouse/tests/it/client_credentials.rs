@@ -8,7 +8,7 @@ use oauth2::{
     TokenResponse, TokenUrl,
 };
 
-use crate::harness::server_test;
+use crate::harness::{introspect, server_test};
 
 /// The `oauth2` crate's HTTP seam, served by reqwest.
 async fn send(request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, reqwest::Error> {
@@ -217,3 +217,95 @@ async fn a_change_on_one_instance_reaches_the_others_cache() {
         "the disabled application still obtained tokens after 2 s"
     );
 }
+
+server_test!(
+    opaque_tokens_are_keyed_in_issue_order_and_older_tokens_still_work,
+    |server| {
+        use gatehouse_core::secret;
+        use gatehouse_core::store::AccessTokenRecord;
+
+        let app = server.app(TokenFormat::Opaque, &[], None).await;
+        let tokens = &server.services.tokens;
+        let first = server.token(&app, None).await;
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        let second = server.token(&app, None).await;
+        // The prefix, the issue time in milliseconds, then 256 random bits.
+        let millis = |token: &str| i64::from_str_radix(&token["gh_at_".len()..][..11], 16).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        for token in [&first, &second] {
+            assert_eq!(token.len(), "gh_at_".len() + 11 + 43, "{token}");
+            assert!((now - 60_000..=now).contains(&millis(token)), "{token}");
+        }
+        assert!(millis(&first) < millis(&second));
+        let (first_key, second_key) = (
+            tokens.access_token_key(&first),
+            tokens.access_token_key(&second),
+        );
+        assert!(first_key < second_key, "stored in the order issued");
+        for key in [&first_key, &second_key] {
+            assert!(
+                server
+                    .services
+                    .store
+                    .find_access_token(key)
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+        }
+
+        // Neither part of an issued token can be changed and still name a token: not the time
+        // (the hash covers it), not the random part.
+        let flip = |token: &str, at: usize| {
+            let mut bytes = token.as_bytes().to_vec();
+            bytes[at] = if bytes[at] == b'a' { b'b' } else { b'a' };
+            String::from_utf8(bytes).unwrap()
+        };
+        for forged in [
+            flip(&first, "gh_at_".len() + 10),
+            flip(&first, first.len() - 1),
+            first.to_uppercase(),
+            format!("{first}A"),
+        ] {
+            assert_eq!(introspect(&server, &app, &forged).await["active"], false);
+        }
+
+        // A token issued before tokens carried their time has its hash as its key: it is
+        // introspected and revoked as it was.
+        let older = format!("gh_at_{}", secret::generate());
+        let now = now / 1000;
+        server
+            .services
+            .store
+            .insert_access_token(&AccessTokenRecord {
+                token_hash: tokens.hasher().hash(&older),
+                jti: "issued-before".into(),
+                client_id: app.client_id.clone(),
+                user_id: None,
+                scope: String::new(),
+                issued_at: now,
+                expires_at: now + 600,
+                revoked: false,
+                grant_id: None,
+                audience: vec![],
+                act: None,
+                dpop_jkt: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(introspect(&server, &app, &older).await["active"], true);
+        let (status, _, _) = crate::harness::post_form(
+            &server,
+            "/oauth/revoke",
+            Some((&app.client_id, &app.secret)),
+            &[("token", &older)],
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(introspect(&server, &app, &older).await["active"], false);
+        assert_eq!(introspect(&server, &app, &second).await["active"], true);
+    }
+);
