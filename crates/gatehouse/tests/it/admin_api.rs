@@ -816,8 +816,6 @@ server_test!(
 server_test!(
     a_token_stored_while_its_application_was_revoked_is_out_of_service,
     |server| {
-        use gatehouse_core::store::AccessTokenRecord;
-
         let app = server.app(TokenFormat::Opaque, &[], None).await;
         let admin = server.token_for_role("admin").await;
         let tokens = format!("/apps/{}/tokens", app.client_id);
@@ -828,25 +826,7 @@ server_test!(
         // revocation did not see it.
         let escaped = "gh_at_stored-while-everything-was-revoked";
         let hash = server.services.tokens.access_token_key(escaped);
-        server
-            .services
-            .store
-            .insert_access_token(&AccessTokenRecord {
-                token_hash: hash.clone(),
-                jti: "escaped".into(),
-                client_id: app.client_id.clone(),
-                user_id: None,
-                scope: String::new(),
-                issued_at: cutoff,
-                expires_at: cutoff + 600,
-                revoked: false,
-                grant_id: None,
-                audience: vec![],
-                act: None,
-                dpop_jkt: None,
-            })
-            .await
-            .unwrap();
+        server.store_app_token(&app, &hash, cutoff).await;
         assert_eq!(introspect(&server, &app, escaped).await["active"], false);
         let (status, body) = get(&server, &admin, &tokens).await;
         assert_eq!(status, 200, "{body}");

@@ -222,7 +222,6 @@ server_test!(
     opaque_tokens_are_keyed_in_issue_order_and_older_tokens_still_work,
     |server| {
         use gatehouse_core::secret;
-        use gatehouse_core::store::AccessTokenRecord;
 
         let app = server.app(TokenFormat::Opaque, &[], None).await;
         let tokens = &server.services.tokens;
@@ -276,26 +275,9 @@ server_test!(
         // A token issued before tokens carried their time has its hash as its key: it is
         // introspected and revoked as it was.
         let older = format!("gh_at_{}", secret::generate());
-        let now = now / 1000;
         server
-            .services
-            .store
-            .insert_access_token(&AccessTokenRecord {
-                token_hash: tokens.hasher().hash(&older),
-                jti: "issued-before".into(),
-                client_id: app.client_id.clone(),
-                user_id: None,
-                scope: String::new(),
-                issued_at: now,
-                expires_at: now + 600,
-                revoked: false,
-                grant_id: None,
-                audience: vec![],
-                act: None,
-                dpop_jkt: None,
-            })
-            .await
-            .unwrap();
+            .store_app_token(&app, &tokens.hasher().hash(&older), now / 1000)
+            .await;
         assert_eq!(introspect(&server, &app, &older).await["active"], true);
         let (status, _, _) = crate::harness::post_form(
             &server,

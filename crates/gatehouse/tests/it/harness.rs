@@ -247,6 +247,29 @@ impl TestServer {
         .await
     }
 
+    /// Stores an opaque access token of `app`'s own, issued at `issued_at` for ten minutes,
+    /// straight into the store under `key`: one no request of this server issued.
+    pub async fn store_app_token(&self, app: &TestApp, key: &str, issued_at: i64) {
+        self.services
+            .store
+            .insert_access_token(&gatehouse_core::store::AccessTokenRecord {
+                token_hash: key.to_owned(),
+                jti: format!("stored-{}", uuid_like()),
+                client_id: app.client_id.clone(),
+                user_id: None,
+                scope: String::new(),
+                issued_at,
+                expires_at: issued_at + 600,
+                revoked: false,
+                grant_id: None,
+                audience: vec![],
+                act: None,
+                dpop_jkt: None,
+            })
+            .await
+            .expect("store an access token");
+    }
+
     /// Registers an application, and first each scope it names that is not registered yet,
     /// as an administrator must before giving a scope to an application.
     pub async fn app_with(&self, fields: AppChanges) -> TestApp {
