@@ -18,6 +18,9 @@ use crate::Error;
 /// Bytes of randomness in every generated secret and token (256 bits).
 pub const SECRET_BYTES: usize = 32;
 
+/// Characters of [`generate`]'s output, and of a hash: 32 bytes in unpadded base64.
+const ENCODED_LEN: usize = (SECRET_BYTES * 4).div_ceil(3);
+
 /// Returns `SECRET_BYTES` random bytes from the operating system, URL-safe base64 encoded
 /// (43 characters).
 pub fn generate() -> String {
@@ -38,7 +41,7 @@ const ORDER_DIGITS: usize = 11;
 /// its holder knows and introspection tells anyway.
 pub fn generate_ordered(now_millis: i64) -> String {
     use std::fmt::Write;
-    let mut token = String::with_capacity(ORDER_DIGITS + 43);
+    let mut token = String::with_capacity(ORDER_DIGITS + ENCODED_LEN);
     // Writing to a String cannot fail.
     let _ = write!(
         token,
@@ -170,7 +173,15 @@ pub struct SecretHasher {
 impl SecretHasher {
     /// The stored form of a secret or token: base64url of its HMAC.
     pub fn hash(&self, secret: &str) -> String {
-        URL_SAFE_NO_PAD.encode(hmac::sign(&self.key, secret.as_bytes()).as_ref())
+        self.hash_after("", secret)
+    }
+
+    /// `head` followed by the hash of `secret`, in one allocation.
+    fn hash_after(&self, head: &str, secret: &str) -> String {
+        let mut out = String::with_capacity(head.len() + ENCODED_LEN);
+        out.push_str(head);
+        URL_SAFE_NO_PAD.encode_string(hmac::sign(&self.key, secret.as_bytes()), &mut out);
+        out
     }
 
     /// The stored form of a token of the kind that starts with `prefix`: for one made by
@@ -178,11 +189,8 @@ impl SecretHasher {
     /// issue order; for any other, its hash alone. The hash covers the whole token, time
     /// included, so neither part can be chosen to reach another token's record.
     pub fn token_key(&self, token: &str, prefix: &str) -> String {
-        let hash = self.hash(token);
-        match token.strip_prefix(prefix).and_then(issue_time) {
-            Some(time) => time.to_owned() + &hash,
-            None => hash,
-        }
+        let time = token.strip_prefix(prefix).and_then(issue_time);
+        self.hash_after(time.unwrap_or_default(), token)
     }
 
     /// Compares a presented secret with a stored hash without leaking, through timing, how much
@@ -194,10 +202,10 @@ impl SecretHasher {
 }
 
 /// The issue time that opens the body of a token made by [`generate_ordered`]. Tokens made
-/// before it existed are [`generate`]'s 43 characters and have none.
+/// before it existed are [`generate`]'s `ENCODED_LEN` characters and have none.
 fn issue_time(body: &str) -> Option<&str> {
     let time = body.get(..ORDER_DIGITS)?;
-    (body.len() == ORDER_DIGITS + 43
+    (body.len() == ORDER_DIGITS + ENCODED_LEN
         && time
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
